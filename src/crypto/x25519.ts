@@ -1,0 +1,71 @@
+// Curve25519 key agreement (@noble/curves) and the key encodings `wg` uses.
+import { x25519 } from "@noble/curves/ed25519.js";
+
+export const KEY_LENGTH = 32;
+
+export interface KeyPair {
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+/** A new clamped private key, as `wg genkey` makes. `random` lets tests be deterministic. */
+export function generatePrivateKey(random: (n: number) => Uint8Array = randomBytes): Uint8Array {
+  const k = random(KEY_LENGTH);
+  // Clamp like wg genkey so the printed key is byte-identical to what wg would store.
+  k[0]! &= 248;
+  k[31]! = (k[31]! & 127) | 64;
+  return k;
+}
+
+export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
+  return x25519.getPublicKey(privateKey);
+}
+
+export function generateKeyPair(random?: (n: number) => Uint8Array): KeyPair {
+  const privateKey = generatePrivateKey(random);
+  return { privateKey, publicKey: publicKeyOf(privateKey) };
+}
+
+/**
+ * X25519(priv, pub). Returns undefined for a low-order public key (all-zero shared secret), which
+ * the whitepaper requires us to reject rather than derive keys from.
+ */
+export function sharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | undefined {
+  try {
+    const s = x25519.getSharedSecret(privateKey, publicKey);
+    let acc = 0;
+    for (let i = 0; i < s.length; i++) acc |= s[i]!;
+    return acc === 0 ? undefined : s;
+  } catch {
+    // noble throws on an all-zero result itself; either way it is a low-order point.
+    return undefined;
+  }
+}
+
+export function randomBytes(n: number): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(n));
+}
+
+/** Base64 as `wg` prints keys. */
+export function encodeKey(key: Uint8Array): string {
+  return Buffer.from(key).toString("base64");
+}
+
+/** Parses a base64 WireGuard key; the error names what was wrong so config errors can quote it. */
+export function decodeKey(text: string): Uint8Array {
+  const trimmed = text.trim();
+  if (!/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$/.test(trimmed)) {
+    throw new Error(`"${trimmed}" is not a WireGuard key (44 base64 characters encoding 32 bytes)`);
+  }
+  return new Uint8Array(Buffer.from(trimmed, "base64"));
+}
+
+/**
+ * A public key as an unsigned 256-bit decimal (bytes read little-endian) — the form used for
+ * Sentry grouping: one stable, opaque, numeric token per key.
+ */
+export function keyToU256Decimal(key: Uint8Array): string {
+  let n = 0n;
+  for (let i = key.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(key[i]!);
+  return n.toString(10);
+}
