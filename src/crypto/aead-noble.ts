@@ -1,6 +1,6 @@
 // The reference AEAD backend: @noble/ciphers, pure TypeScript, always available.
 import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { TAG_LENGTH, type Aead } from "./aead.ts";
+import { EMPTY, TAG_LENGTH, type Aead } from "./aead.ts";
 
 type Cipher = typeof chacha20poly1305;
 
@@ -28,4 +28,10 @@ export const nobleAead: Aead = {
   open: (k, n, s, a, o) => open(chacha20poly1305, k, n, s, a, o),
   xseal: (k, n, p, a, o) => seal(xchacha20poly1305, k, n, p, a, o),
   xopen: (k, n, s, a, o) => open(xchacha20poly1305, k, n, s, a, o),
+  // The reference backend makes views here; noble allocates per call internally anyway.
+  sealInPlace(k, n, buf, offset, length) {
+    const plain = buf.slice(offset, offset + length);
+    return seal(chacha20poly1305, k, n, plain, EMPTY, buf.subarray(offset));
+  },
+  openFrom: (k, n, src, off, len, dst) => open(chacha20poly1305, k, n, src.subarray(off, off + len), EMPTY, dst),
 };

@@ -1,6 +1,6 @@
 // The fast AEAD backend: libsodium (Debian libsodium23) called through bun:ffi. Typed arrays are
 // passed straight through as pointers, so a call allocates nothing on the JS side.
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, ptr } from "bun:ffi";
 import { TAG_LENGTH, type Aead } from "./aead.ts";
 
 const LIBRARY_NAMES = ["libsodium.so.23", "libsodium.so", "libsodium.dylib"];
@@ -71,6 +71,18 @@ export function loadSodiumAead(): Aead {
       const len = c.length - TAG_LENGTH;
       if (len < 0 || o.length < len) return -1;
       return decX(len === 0 ? c : o, null, null, c, c.length, adPtr(a), a.length, n, k) === 0 ? len : -1;
+    },
+    sealInPlace(k, n, buf, offset, length) {
+      if (offset + length + TAG_LENGTH > buf.length) throw new RangeError("sealInPlace: no room for the tag");
+      // libsodium allows c == m (in-place); ptr(arr, offset) is a plain number, nothing allocated.
+      const at = ptr(buf, offset);
+      encC(at, null, at, length, null, 0, null, n, k);
+      return length + TAG_LENGTH;
+    },
+    openFrom(k, n, src, off, sealedLength, dst) {
+      const len = sealedLength - TAG_LENGTH;
+      if (len < 0 || dst.length < len || off + sealedLength > src.length) return -1;
+      return decC(len === 0 ? ptr(src, off) : dst, null, null, ptr(src, off), sealedLength, null, 0, n, k) === 0 ? len : -1;
     },
   };
 }

@@ -1,0 +1,59 @@
+// WireGuard protocol constants. Source: the WireGuard whitepaper §5.4 and §6, cross-checked with
+// wireguard-go device/constants.go and device/noise-protocol.go. Times are milliseconds.
+
+export const CONSTRUCTION = new TextEncoder().encode("Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s");
+export const IDENTIFIER = new TextEncoder().encode("WireGuard v1 zx2c4 Jason@zx2c4.com");
+export const LABEL_MAC1 = new TextEncoder().encode("mac1----");
+export const LABEL_COOKIE = new TextEncoder().encode("cookie--");
+
+// Message types: the first 4 bytes, little-endian (type byte + 3 reserved zero bytes).
+export const MESSAGE_INITIATION = 1;
+export const MESSAGE_RESPONSE = 2;
+export const MESSAGE_COOKIE_REPLY = 3;
+export const MESSAGE_TRANSPORT = 4;
+
+// Sizes in bytes (whitepaper §5.4.2–§5.4.7).
+export const INITIATION_SIZE = 148;
+export const RESPONSE_SIZE = 92;
+export const COOKIE_REPLY_SIZE = 64;
+export const TRANSPORT_HEADER_SIZE = 16;
+export const TRANSPORT_MIN_SIZE = TRANSPORT_HEADER_SIZE + 16; // header + tag (a keepalive)
+/** Largest datagram we accept at all: the largest UDP payload (wireguard-go MaxMessageSize). */
+export const MAX_DATAGRAM_SIZE = 65535;
+export const PADDING_MULTIPLE = 16;
+
+// Timers (whitepaper §6.1, wireguard-go constants.go).
+export const REKEY_AFTER_MESSAGES = 2 ** 60;
+/** 2^64 − 2^13 − 1. Not exactly representable as a double; see REJECT_COUNTER below. */
+export const REJECT_AFTER_MESSAGES = 2 ** 64 - 2 ** 13 - 1;
+/**
+ * Counters are JS numbers on the hot path (no BigInt per packet), exact up to 2^53. A counter
+ * at or beyond that is treated as past the reject limit: no honest peer gets there (2^53 packets
+ * at 10 Mpps is 28 years), and REKEY_AFTER_MESSAGES is far below the real limit anyway.
+ */
+export const REJECT_COUNTER = Number.MAX_SAFE_INTEGER;
+export const REKEY_AFTER_TIME = 120_000;
+export const REJECT_AFTER_TIME = 180_000;
+export const REKEY_ATTEMPT_TIME = 90_000;
+export const REKEY_TIMEOUT = 5_000;
+/** Upper bound of the random jitter added to each handshake retransmission (wireguard-go: 334 ms). */
+export const REKEY_TIMEOUT_JITTER_MAX = 334;
+export const KEEPALIVE_TIMEOUT = 10_000;
+export const COOKIE_REFRESH_TIME = 120_000;
+/** Attempts before giving up: REKEY_ATTEMPT_TIME / REKEY_TIMEOUT. */
+export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIMEOUT;
+/** A responder accepts at most one initiation per peer per this interval (wireguard-go HandshakeInitationRate). */
+export const HANDSHAKE_INITIATION_RATE = 20;
+/** TAI64N timestamps are truncated to this many nanoseconds (2^24 ns) so they do not leak fine timing. */
+export const TIMESTAMP_WHITENING_NS = 0x1000000;
+
+/** Receive window: counters this far behind the newest still decrypt once (≥ 2000 required). */
+export const REPLAY_WINDOW_BLOCKS = 128; // 128 × 32-bit words = 4096 bits
+export const REPLAY_WINDOW_SIZE = (REPLAY_WINDOW_BLOCKS - 1) * 32; // 4064
+
+/** Packets held while a handshake is in flight (wireguard-go QueueStagedSize is 128). */
+export const MAX_STAGED_PACKETS = 128;
+/** More handshake messages than this per second puts the interface "under load": cookies required. */
+export const UNDER_LOAD_HANDSHAKES_PER_SECOND = 128;
+/** Once under load, stay so for this long (wireguard-go UnderLoadAfterTime). */
+export const UNDER_LOAD_AFTER_TIME = 1_000;

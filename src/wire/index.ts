@@ -1,0 +1,18 @@
+// WireGuard, sans-IO: the public face of src/wire.
+export * from "./constants.ts";
+export { CookieChecker, CookieJar, formatEndpoint, sameEndpoint, type Endpoint } from "./cookie.ts";
+export { DROP_REASONS, DropCounters, type DropReason } from "./drops.ts";
+export { consumeInitiation, type ConsumedInitiation } from "./handshake.ts";
+export { LocalIdentity } from "./identity.ts";
+export { messageType } from "./messages.ts";
+export { DECAP_NONE, WirePeer, type PeerStats, type Transmit, type WireEvent, type WirePeerOptions } from "./peer.ts";
+export { ReplayWindow } from "./replay-window.ts";
+export {
+  ConnectionIdAllocator,
+  connectionIdOf,
+  formatIndex,
+  makeIndex,
+  sessionField,
+  slotOf,
+  type SessionIndex,
+} from "./session-index.ts";

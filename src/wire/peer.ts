@@ -1,0 +1,574 @@
+// One WireGuard peer's protocol state, sans-IO: handshakes (both roles), cookies, transport
+// encryption, the replay window and every timer of whitepaper §6. No sockets and no clocks: the
+// caller passes `now` (Unix milliseconds, from a monotonic source) and moves the bytes.
+//
+// Two speeds, as DESIGN.md §2 describes:
+// - control path: handleInput / handleTimeout / pollTransmit / pollEvent / pollTimeout;
+// - data path: encapsulate(plaintext, out, now) and decapsulate(datagram, from, out, now) work on
+//   caller-owned buffers and return lengths, allocating nothing per packet.
+import type { Aead } from "../crypto/aead.ts";
+import { TAG_LENGTH } from "../crypto/aead.ts";
+import {
+  COOKIE_REPLY_SIZE,
+  HANDSHAKE_INITIATION_RATE,
+  INITIATION_SIZE,
+  KEEPALIVE_TIMEOUT,
+  MAX_DATAGRAM_SIZE,
+  MAX_STAGED_PACKETS,
+  MAX_TIMER_HANDSHAKES,
+  MESSAGE_COOKIE_REPLY,
+  MESSAGE_INITIATION,
+  MESSAGE_RESPONSE,
+  MESSAGE_TRANSPORT,
+  PADDING_MULTIPLE,
+  REJECT_AFTER_TIME,
+  REJECT_COUNTER,
+  REKEY_AFTER_TIME,
+  REKEY_TIMEOUT,
+  REKEY_TIMEOUT_JITTER_MAX,
+  RESPONSE_SIZE,
+  TRANSPORT_HEADER_SIZE,
+  TRANSPORT_MIN_SIZE,
+} from "./constants.ts";
+import { CookieJar, sameEndpoint, type Endpoint } from "./cookie.ts";
+import { DropCounters, type DropReason } from "./drops.ts";
+import {
+  consumeInitiation,
+  consumeResponse,
+  createInitiation,
+  createResponse,
+  type ConsumedInitiation,
+  type InitiatorState,
+} from "./handshake.ts";
+import type { LocalIdentity } from "./identity.ts";
+import { Keypair, Keypairs } from "./keypair.ts";
+import { CookieReply, Initiation, Response, Transport, messageType, readCounter, readU32, writeCounter, writeU32 } from "./messages.ts";
+import { SlotCounter, type SessionIndex } from "./session-index.ts";
+import { isAfter } from "./tai64n.ts";
+import { staticSharedSecret } from "./handshake.ts";
+import { constantTimeEqual } from "../crypto/hash.ts";
+
+export interface Transmit {
+  data: Uint8Array;
+  to: Endpoint;
+}
+
+export type WireEvent =
+  | { type: "handshake_initiated"; session: SessionIndex; attempt: number; to: Endpoint }
+  | { type: "handshake_completed"; session: SessionIndex; role: "initiator" | "responder"; remote: Endpoint; rttMs?: number }
+  /** A responder's new session carried its first packet and became current. */
+  | { type: "session_confirmed"; session: SessionIndex }
+  /** No response after REKEY_ATTEMPT_TIME: staged packets were dropped. */
+  | { type: "handshake_failed"; attempts: number }
+  /** 3 × REJECT_AFTER_TIME without a new handshake: all session keys erased. */
+  | { type: "keys_zeroed" }
+  | { type: "endpoint_changed"; from: Endpoint | undefined; to: Endpoint }
+  | { type: "cookie_received" }
+  /** Control-path delivery (handleInput): a decrypted inner packet. */
+  | { type: "data"; packet: Uint8Array };
+
+export interface WirePeerOptions {
+  aead: Aead;
+  local: LocalIdentity;
+  remoteStatic: Uint8Array;
+  presharedKey?: Uint8Array;
+  /** The upper 24 bits of every session index this peer allocates. */
+  connectionId: number;
+  endpoint?: Endpoint;
+  /** Seconds; 0 or undefined disables it. */
+  persistentKeepalive?: number;
+  /** Inner MTU: plaintext is padded to a multiple of 16 but never beyond this. */
+  mtu?: number;
+  random: (n: number) => Uint8Array;
+  /** Overrides REKEY_AFTER_TIME (tests, and Firezone's shorter schedules). */
+  rekeyAfterTime?: number;
+}
+
+export interface PeerStats {
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+  handshakesInitiated: number;
+  handshakesCompleted: number;
+  handshakesFailed: number;
+  cookiesSent: number;
+  /** Unix ms of the last completed handshake, 0 if none. */
+  lastHandshakeAt: number;
+}
+
+/** decapsulate() results below zero: nothing for the caller to deliver. */
+export const DECAP_NONE = -1;
+
+export class WirePeer {
+  readonly remoteStatic: Uint8Array;
+  readonly connectionId: number;
+  readonly drops = new DropCounters();
+  readonly stats: PeerStats = {
+    rxBytes: 0,
+    txBytes: 0,
+    rxPackets: 0,
+    txPackets: 0,
+    handshakesInitiated: 0,
+    handshakesCompleted: 0,
+    handshakesFailed: 0,
+    cookiesSent: 0,
+    lastHandshakeAt: 0,
+  };
+
+  readonly #aead: Aead;
+  readonly #local: LocalIdentity;
+  readonly #presharedKey: Uint8Array | undefined;
+  readonly #staticShared: Uint8Array;
+  readonly #cookies: CookieJar;
+  readonly #slots: SlotCounter;
+  readonly #random: (n: number) => Uint8Array;
+  readonly #mtu: number;
+  readonly #rekeyAfterTime: number;
+  #persistentKeepalive: number;
+  #endpoint: Endpoint | undefined;
+
+  readonly keypairs = new Keypairs();
+  #handshake: (InitiatorState & { sentAt: number }) | undefined;
+  #lastSentInitiationAt = -Infinity;
+  #lastConsumedInitiationAt = -Infinity;
+  #lastTimestamp: Uint8Array | undefined;
+  #sentLastMinuteHandshake = false;
+
+  // Timers: absolute deadlines, undefined = not armed (wireguard-go timers.go).
+  #retransmitAt: number | undefined;
+  #sendKeepaliveAt: number | undefined;
+  #newHandshakeAt: number | undefined;
+  #zeroKeysAt: number | undefined;
+  #persistentKeepaliveAt: number | undefined;
+  #handshakeAttempts = 0;
+  #needAnotherKeepalive = false;
+
+  #staged: Uint8Array[] = [];
+  #transmits: Transmit[] = [];
+  #events: WireEvent[] = [];
+
+  constructor(opts: WirePeerOptions) {
+    this.#aead = opts.aead;
+    this.#local = opts.local;
+    this.remoteStatic = opts.remoteStatic;
+    this.#presharedKey = opts.presharedKey;
+    const ss = staticSharedSecret(opts.local, opts.remoteStatic);
+    if (!ss) throw new Error("peer public key is a low-order point (no usable shared secret)");
+    this.#staticShared = ss;
+    this.#cookies = new CookieJar(opts.remoteStatic);
+    this.connectionId = opts.connectionId;
+    this.#slots = new SlotCounter(opts.connectionId);
+    this.#random = opts.random;
+    this.#mtu = opts.mtu ?? 1420;
+    this.#rekeyAfterTime = opts.rekeyAfterTime ?? REKEY_AFTER_TIME;
+    this.#persistentKeepalive = (opts.persistentKeepalive ?? 0) * 1000;
+    this.#endpoint = opts.endpoint;
+  }
+
+  get endpoint(): Endpoint | undefined {
+    return this.#endpoint;
+  }
+
+  /** Sets where to send (config, or the portal telling us); authenticated packets also move it. */
+  setEndpoint(endpoint: Endpoint): void {
+    this.#endpoint = { address: endpoint.address, port: endpoint.port };
+  }
+
+  // ───────────────────────────── control path ─────────────────────────────
+
+  /** Feeds one datagram. Decrypted data is emitted as a `data` event (copied). */
+  handleInput(datagram: Uint8Array, from: Endpoint, now: number): void {
+    const n = this.decapsulate(datagram, from, RECV_SCRATCH, now);
+    if (n > 0) this.#events.push({ type: "data", packet: RECV_SCRATCH.slice(0, n) });
+  }
+
+  /** Encrypts and queues one inner packet (control-path twin of `encapsulate`). */
+  send(packet: Uint8Array, now: number): void {
+    const n = this.encapsulate(packet, SEND_SCRATCH, now);
+    if (n > 0 && this.#endpoint) this.#transmits.push({ data: SEND_SCRATCH.slice(0, n), to: this.#endpoint });
+  }
+
+  /** Starts a handshake now (e.g. a new connection), unless one was sent in the last REKEY_TIMEOUT. */
+  connect(now: number): void {
+    this.#sendInitiation(now, false);
+  }
+
+  pollTransmit(): Transmit | undefined {
+    return this.#transmits.shift();
+  }
+
+  pollEvent(): WireEvent | undefined {
+    return this.#events.shift();
+  }
+
+  pollTimeout(): number | undefined {
+    let t: number | undefined;
+    for (const d of [this.#retransmitAt, this.#sendKeepaliveAt, this.#newHandshakeAt, this.#zeroKeysAt, this.#persistentKeepaliveAt]) {
+      if (d !== undefined && (t === undefined || d < t)) t = d;
+    }
+    return t;
+  }
+
+  handleTimeout(now: number): void {
+    if (this.#retransmitAt !== undefined && now >= this.#retransmitAt) {
+      this.#retransmitAt = undefined;
+      this.#onRetransmitHandshake(now);
+    }
+    if (this.#sendKeepaliveAt !== undefined && now >= this.#sendKeepaliveAt) {
+      this.#sendKeepaliveAt = undefined;
+      this.#sendKeepalive(now);
+      if (this.#needAnotherKeepalive) {
+        this.#needAnotherKeepalive = false;
+        this.#sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
+      }
+    }
+    if (this.#newHandshakeAt !== undefined && now >= this.#newHandshakeAt) {
+      // We sent data and heard nothing back for KEEPALIVE + REKEY_TIMEOUT: the session may be dead.
+      this.#newHandshakeAt = undefined;
+      this.#sendInitiation(now, false);
+    }
+    if (this.#zeroKeysAt !== undefined && now >= this.#zeroKeysAt) {
+      this.#zeroKeysAt = undefined;
+      this.keypairs.clear();
+      this.#clearHandshake();
+      this.#events.push({ type: "keys_zeroed" });
+    }
+    if (this.#persistentKeepaliveAt !== undefined && now >= this.#persistentKeepaliveAt) {
+      this.#persistentKeepaliveAt = undefined;
+      if (this.#persistentKeepalive > 0) this.#sendKeepalive(now);
+    }
+  }
+
+  /** Erases every key this peer holds (shutdown). */
+  zeroize(): void {
+    this.keypairs.clear();
+    this.#clearHandshake();
+    this.#staticShared.fill(0);
+    this.#staged = [];
+  }
+
+  // ───────────────────────────── data path ─────────────────────────────
+
+  /**
+   * Encrypts `plaintext` (an IP packet, or empty for a keepalive) into `out` as a transport
+   * message for `this.endpoint`. Returns its length, or 0 when there is no usable session: the
+   * packet is then staged (copied) and a handshake started; it goes out once the session is up.
+   */
+  encapsulate(plaintext: Uint8Array, out: Uint8Array, now: number): number {
+    const kp = this.keypairs.current;
+    if (kp === undefined || !kp.canSend(now) || this.#endpoint === undefined) {
+      this.#stage(plaintext);
+      this.#sendInitiation(now, false);
+      return 0;
+    }
+    const len = plaintext.length;
+    let padded = len === 0 ? 0 : Math.ceil(len / PADDING_MULTIPLE) * PADDING_MULTIPLE;
+    if (padded > this.#mtu) padded = Math.max(len, this.#mtu);
+    const total = TRANSPORT_HEADER_SIZE + padded + TAG_LENGTH;
+    if (out.length < total) throw new RangeError(`encapsulate: output buffer of ${out.length} B is smaller than ${total} B`);
+
+    const counter = kp.sendCounter++;
+    out[0] = MESSAGE_TRANSPORT;
+    out[1] = out[2] = out[3] = 0;
+    writeU32(out, Transport.receiver, kp.remoteIndex);
+    writeCounter(out, Transport.counter, counter);
+    writeCounter(kp.sendNonce, 4, counter);
+    out.set(plaintext, Transport.payload);
+    out.fill(0, Transport.payload + len, Transport.payload + padded);
+    this.#aead.sealInPlace(kp.sendKey, kp.sendNonce, out, Transport.payload, padded);
+
+    this.stats.txPackets++;
+    this.stats.txBytes += total;
+    if (len > 0) this.#timerDataSent(now);
+    this.#timerAnyAuthenticatedPacketSent();
+    this.#timerAnyAuthenticatedPacketTraversal(now);
+    if (kp.wantsRekeyOnSend(now, this.#rekeyAfterTime)) this.#sendInitiation(now, false);
+    return total;
+  }
+
+  /**
+   * Consumes any datagram for this peer. Returns the length of the inner IP packet written to
+   * `out` (0 for a keepalive) or DECAP_NONE when there is nothing to deliver: a handshake or
+   * cookie message was handled (replies are queued for pollTransmit), or the datagram was
+   * dropped with a counted reason. Never throws on bad input; never answers what fails to
+   * authenticate.
+   */
+  decapsulate(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number): number {
+    const len = datagram.length;
+    if (len < 4) return this.#drop("truncated");
+    if (len > MAX_DATAGRAM_SIZE) return this.#drop("oversized");
+    switch (messageType(datagram)) {
+      case MESSAGE_TRANSPORT:
+        return this.#decapsulateTransport(datagram, from, out, now);
+      case MESSAGE_INITIATION:
+        if (len !== INITIATION_SIZE) return this.#drop(len < INITIATION_SIZE ? "truncated" : "wrong_size");
+        this.#handleInitiation(datagram, from, now);
+        return DECAP_NONE;
+      case MESSAGE_RESPONSE:
+        if (len !== RESPONSE_SIZE) return this.#drop(len < RESPONSE_SIZE ? "truncated" : "wrong_size");
+        this.#handleResponse(datagram, from, now);
+        return DECAP_NONE;
+      case MESSAGE_COOKIE_REPLY:
+        if (len !== COOKIE_REPLY_SIZE) return this.#drop(len < COOKIE_REPLY_SIZE ? "truncated" : "wrong_size");
+        this.#handleCookieReply(datagram, now);
+        return DECAP_NONE;
+      default:
+        return this.#drop("unknown_type");
+    }
+  }
+
+  #decapsulateTransport(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number): number {
+    const len = datagram.length;
+    if (len < TRANSPORT_MIN_SIZE) return this.#drop("truncated");
+    const kp = this.keypairs.find(readU32(datagram, Transport.receiver));
+    if (kp === undefined) return this.#drop("unknown_session");
+    if (!kp.canReceive(now)) return this.#drop("expired_session");
+    const counter = readCounter(datagram, Transport.counter);
+    if (counter >= REJECT_COUNTER) return this.#drop("counter_limit");
+    if (!kp.replay.check(counter)) return this.#drop("replay");
+    const sealedLength = len - TRANSPORT_HEADER_SIZE;
+    if (out.length < sealedLength - TAG_LENGTH) return this.#drop("oversized");
+    writeCounter(kp.recvNonce, 4, counter);
+    const n = this.#aead.openFrom(kp.recvKey, kp.recvNonce, datagram, Transport.payload, sealedLength, out);
+    if (n < 0) return this.#drop("decrypt");
+    // Only now, authenticated, may the packet move the window, confirm a session or roam us.
+    if (!kp.replay.accept(counter)) return this.#drop("replay");
+
+    if (this.keypairs.confirm(kp)) {
+      this.#timerHandshakeComplete();
+      this.#events.push({ type: "session_confirmed", session: kp.localIndex });
+      this.#flushStaged(now, false);
+    }
+    if (!sameEndpoint(this.#endpoint, from)) this.#roam(from);
+    this.stats.rxPackets++;
+    this.stats.rxBytes += len;
+    this.#timerAnyAuthenticatedPacketReceived();
+    this.#timerAnyAuthenticatedPacketTraversal(now);
+    if (kp === this.keypairs.current && kp.isInitiator && !this.#sentLastMinuteHandshake &&
+        now - kp.createdAt > REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
+      // Our session is about to be rejected and the peer (responder) cannot rekey it: do it now.
+      this.#sentLastMinuteHandshake = true;
+      this.#sendInitiation(now, false);
+    }
+    if (n === 0) return 0; // keepalive
+
+    const inner = innerPacketLength(out, n);
+    if (inner < 0) return this.#drop("inner_length");
+    this.#timerDataReceived(now);
+    return inner;
+  }
+
+  #handleInitiation(msg: Uint8Array, from: Endpoint, now: number): void {
+    if (!this.#screen(msg, from, Initiation.sender, now)) return;
+    const init = consumeInitiation(this.#aead, this.#local, msg);
+    if (init === undefined) return void this.#drop("handshake_decrypt");
+    if (!constantTimeEqual(init.remoteStatic, this.remoteStatic)) return void this.#drop("unknown_peer");
+    this.acceptInitiation(init, from, now);
+  }
+
+  /**
+   * Responder: answers an initiation already decrypted and matched to this peer (a tunnel that
+   * serves many peers decrypts once, looks the peer up by `remoteStatic`, then calls this).
+   */
+  acceptInitiation(init: ConsumedInitiation, from: Endpoint, now: number): void {
+    if (this.#lastTimestamp && !isAfter(init.timestamp, this.#lastTimestamp)) return void this.#drop("replayed_initiation");
+    if (now - this.#lastConsumedInitiationAt < HANDSHAKE_INITIATION_RATE) return void this.#drop("initiation_flood");
+    const localIndex = this.#slots.next();
+    const resp = createResponse(this.#aead, init, this.#presharedKey, localIndex, this.#random);
+    if (resp === undefined) return void this.#drop("handshake_decrypt");
+    this.#lastTimestamp = init.timestamp;
+    this.#lastConsumedInitiationAt = now;
+    this.#cookies.stamp(resp.message, now);
+
+    this.keypairs.install(new Keypair(resp.keys, localIndex, init.remoteIndex, now, false));
+    if (!sameEndpoint(this.#endpoint, from)) this.#roam(from);
+    this.#transmits.push({ data: resp.message, to: this.#endpoint! });
+    this.stats.handshakesCompleted++;
+    this.stats.lastHandshakeAt = now;
+    this.#events.push({ type: "handshake_completed", session: localIndex, role: "responder", remote: this.#endpoint! });
+    this.#timerAnyAuthenticatedPacketReceived();
+    this.#timerAnyAuthenticatedPacketTraversal(now);
+    this.#timerSessionDerived(now);
+    this.#timerAnyAuthenticatedPacketSent();
+  }
+
+  #handleResponse(msg: Uint8Array, from: Endpoint, now: number): void {
+    if (!this.#screen(msg, from, Response.sender, now)) return;
+    const hs = this.#handshake;
+    if (hs === undefined || readU32(msg, Response.receiver) !== hs.localIndex) return void this.#drop("unknown_session");
+    const done = consumeResponse(this.#aead, this.#local, hs, this.#presharedKey, msg);
+    if (done === undefined) return void this.#drop("handshake_decrypt");
+    this.#clearHandshake();
+
+    this.keypairs.install(new Keypair(done.keys, hs.localIndex, done.remoteIndex, now, true));
+    if (!sameEndpoint(this.#endpoint, from)) this.#roam(from);
+    this.stats.handshakesCompleted++;
+    this.stats.lastHandshakeAt = now;
+    this.#sentLastMinuteHandshake = false;
+    this.#events.push({ type: "handshake_completed", session: hs.localIndex, role: "initiator", remote: from, rttMs: now - hs.sentAt });
+    this.#timerAnyAuthenticatedPacketReceived();
+    this.#timerAnyAuthenticatedPacketTraversal(now);
+    this.#timerSessionDerived(now);
+    this.#timerHandshakeComplete();
+    // Confirm the session to the responder right away: staged packets, or a keepalive.
+    this.#flushStaged(now, true);
+  }
+
+  #handleCookieReply(msg: Uint8Array, now: number): void {
+    const hs = this.#handshake;
+    if (hs === undefined || readU32(msg, CookieReply.receiver) !== hs.localIndex) return void this.#drop("unknown_session");
+    if (!this.#cookies.consumeReply(this.#aead, msg, now)) return void this.#drop("cookie_decrypt");
+    // The retransmit timer resends the initiation, now with mac2.
+    this.#events.push({ type: "cookie_received" });
+  }
+
+  /** mac1, then (under load) mac2 — answering with a cookie instead of doing DH work. */
+  #screen(msg: Uint8Array, from: Endpoint, senderAt: number, now: number): boolean {
+    const checker = this.#local.cookies;
+    if (!checker.checkMac1(msg)) return void this.#drop("mac1"), false;
+    if (checker.noteHandshake(now) && !checker.checkMac2(msg, from, now)) {
+      this.#transmits.push({ data: checker.createReply(this.#aead, msg, readU32(msg, senderAt), from, now), to: from });
+      this.stats.cookiesSent++;
+      this.#drop("under_load");
+      return false;
+    }
+    return true;
+  }
+
+  // ───────────────────────────── internals ─────────────────────────────
+
+  #sendInitiation(now: number, isRetry: boolean): void {
+    if (!isRetry) this.#handshakeAttempts = 0;
+    if (now - this.#lastSentInitiationAt < REKEY_TIMEOUT) return;
+    if (this.#endpoint === undefined) return void this.#drop("no_endpoint");
+    const localIndex = this.#slots.next();
+    const built = createInitiation(this.#aead, this.#local, this.remoteStatic, this.#staticShared, localIndex, now, this.#random);
+    if (built === undefined) return void this.#drop("handshake_decrypt");
+    this.#cookies.stamp(built.message, now);
+    this.#handshake = { ...built.state, sentAt: now };
+    this.#lastSentInitiationAt = now;
+    this.stats.handshakesInitiated++;
+    this.#transmits.push({ data: built.message, to: this.#endpoint });
+    this.#events.push({ type: "handshake_initiated", session: localIndex, attempt: this.#handshakeAttempts + 1, to: this.#endpoint });
+    this.#retransmitAt = now + REKEY_TIMEOUT + this.#jitter(REKEY_TIMEOUT_JITTER_MAX);
+    this.#timerAnyAuthenticatedPacketTraversal(now);
+    this.#timerAnyAuthenticatedPacketSent();
+  }
+
+  #onRetransmitHandshake(now: number): void {
+    if (this.#handshakeAttempts > MAX_TIMER_HANDSHAKES) {
+      // Gave up after REKEY_ATTEMPT_TIME: drop what waited and let the keys age out.
+      this.stats.handshakesFailed++;
+      this.#events.push({ type: "handshake_failed", attempts: this.#handshakeAttempts + 1 });
+      for (const _ of this.#staged) this.drops.count("handshake_timeout");
+      this.#staged = [];
+      this.#sendKeepaliveAt = undefined;
+      this.#clearHandshake();
+      if (this.#zeroKeysAt === undefined) this.#zeroKeysAt = now + 3 * REJECT_AFTER_TIME;
+      return;
+    }
+    this.#handshakeAttempts++;
+    this.#sendInitiation(now, true);
+  }
+
+  #sendKeepalive(now: number): void {
+    if (this.#staged.length === 0) this.#stage(EMPTY_PACKET);
+    this.#flushStaged(now, false);
+  }
+
+  /** Sends staged packets if a session allows; with `keepaliveIfEmpty`, confirms the session. */
+  #flushStaged(now: number, keepaliveIfEmpty: boolean): void {
+    if (keepaliveIfEmpty && this.#staged.length === 0) this.#staged.push(EMPTY_PACKET);
+    const kp = this.keypairs.current;
+    if (kp === undefined || !kp.canSend(now) || this.#endpoint === undefined) {
+      this.#sendInitiation(now, false);
+      return;
+    }
+    const staged = this.#staged;
+    this.#staged = [];
+    for (const p of staged) this.send(p, now);
+  }
+
+  #stage(packet: Uint8Array): void {
+    if (this.#staged.length >= MAX_STAGED_PACKETS) {
+      this.#staged.shift();
+      this.drops.count("staged_overflow");
+    }
+    this.#staged.push(packet.length === 0 ? EMPTY_PACKET : packet.slice());
+  }
+
+  #roam(to: Endpoint): void {
+    const from = this.#endpoint;
+    this.#endpoint = { address: to.address, port: to.port };
+    this.#events.push({ type: "endpoint_changed", from, to: this.#endpoint });
+  }
+
+  #clearHandshake(): void {
+    if (this.#handshake) this.#handshake.ephemeralPrivate.fill(0);
+    this.#handshake = undefined;
+    this.#retransmitAt = undefined;
+  }
+
+  #drop(reason: DropReason): number {
+    this.drops.count(reason);
+    return DECAP_NONE;
+  }
+
+  #jitter(max: number): number {
+    const b = this.#random(2);
+    return ((b[0]! << 8) | b[1]!) % max;
+  }
+
+  // Timer hooks, named after the events of whitepaper §6 / wireguard-go timers.go.
+  #timerDataSent(now: number): void {
+    this.#newHandshakeAt ??= now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.#jitter(REKEY_TIMEOUT_JITTER_MAX);
+  }
+  #timerDataReceived(now: number): void {
+    if (this.#sendKeepaliveAt === undefined) this.#sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
+    else this.#needAnotherKeepalive = true;
+  }
+  #timerAnyAuthenticatedPacketSent(): void {
+    this.#sendKeepaliveAt = undefined;
+  }
+  #timerAnyAuthenticatedPacketReceived(): void {
+    this.#newHandshakeAt = undefined;
+  }
+  #timerAnyAuthenticatedPacketTraversal(now: number): void {
+    if (this.#persistentKeepalive > 0) this.#persistentKeepaliveAt = now + this.#persistentKeepalive;
+  }
+  #timerHandshakeComplete(): void {
+    this.#retransmitAt = undefined;
+    this.#handshakeAttempts = 0;
+  }
+  #timerSessionDerived(now: number): void {
+    this.#zeroKeysAt = now + 3 * REJECT_AFTER_TIME;
+  }
+}
+
+const EMPTY_PACKET = new Uint8Array(0);
+// Control-path scratch, shared by all peers (cores run on one thread, calls never interleave).
+// Separate buffers because a received packet can trigger sends (staged flush) mid-decapsulate.
+const SEND_SCRATCH = new Uint8Array(MAX_DATAGRAM_SIZE + TRANSPORT_MIN_SIZE);
+const RECV_SCRATCH = new Uint8Array(MAX_DATAGRAM_SIZE);
+
+/**
+ * The real length of the IP packet at the start of a decrypted, zero-padded payload, from its
+ * own header (IPv4 total length, IPv6 payload length + 40), or -1 when the header is not a
+ * complete IP header or claims more than was received.
+ */
+function innerPacketLength(buf: Uint8Array, n: number): number {
+  const version = buf[0]! >> 4;
+  let len: number;
+  if (version === 4) {
+    if (n < 20) return -1;
+    len = (buf[2]! << 8) | buf[3]!;
+    if (len < 20) return -1;
+  } else if (version === 6) {
+    if (n < 40) return -1;
+    len = 40 + ((buf[4]! << 8) | buf[5]!);
+  } else {
+    return -1;
+  }
+  return len > n ? -1 : len;
+}
