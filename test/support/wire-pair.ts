@@ -62,7 +62,7 @@ export class WirePair {
   #seq = 0;
   #rng: () => number;
 
-  constructor(opts: { seed?: number; faults?: LinkFaults; psk?: boolean; aead?: Aead; persistentKeepalive?: number; startAt?: number } = {}) {
+  constructor(opts: { seed?: number; faults?: LinkFaults; psk?: boolean; aead?: Aead; /** a's only */ persistentKeepalive?: number; startAt?: number } = {}) {
     const random = seededRandom(opts.seed ?? 1);
     this.random = random;
     this.now = opts.startAt ?? 1_750_000_000_000;
@@ -75,9 +75,9 @@ export class WirePair {
     const ida = new LocalIdentity(generatePrivateKey(random), random);
     const idb = new LocalIdentity(generatePrivateKey(random), random);
     const psk = opts.psk ? random(32) : undefined;
-    const mk = (local: LocalIdentity, remote: LocalIdentity, cid: number, endpoint: Endpoint) =>
-      new WirePeer({ aead, local, remoteStatic: remote.publicKey, presharedKey: psk, connectionId: cid, endpoint, random, persistentKeepalive: opts.persistentKeepalive });
-    this.a = { name: "a", identity: ida, peer: mk(ida, idb, 0x123456, B_ADDR), addr: A_ADDR, events: [], received: [] };
+    const mk = (local: LocalIdentity, remote: LocalIdentity, cid: number, endpoint: Endpoint, persistentKeepalive?: number) =>
+      new WirePeer({ aead, local, remoteStatic: remote.publicKey, presharedKey: psk, connectionId: cid, endpoint, random, persistentKeepalive });
+    this.a = { name: "a", identity: ida, peer: mk(ida, idb, 0x123456, B_ADDR, opts.persistentKeepalive), addr: A_ADDR, events: [], received: [] };
     this.b = { name: "b", identity: idb, peer: mk(idb, ida, 0x654321, A_ADDR), addr: B_ADDR, events: [], received: [] };
   }
 
