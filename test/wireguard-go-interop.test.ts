@@ -25,7 +25,7 @@ class UdpDriver {
   #timer: ReturnType<typeof setInterval> | undefined;
   onPacket: ((packet: Uint8Array) => void) | undefined;
 
-  private constructor(readonly peer: WirePeer, readonly socket: Awaited<ReturnType<typeof Bun.udpSocket>>) {}
+  private constructor(readonly peer: WirePeer, readonly socket: Bun.udp.Socket<"buffer">) {}
 
   static async open(hostname: string, makePeer: () => WirePeer): Promise<UdpDriver> {
     const peer = makePeer();

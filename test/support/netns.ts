@@ -33,7 +33,7 @@ export function uniqueTag(): string {
 }
 
 export class Netns {
-  readonly #processes: Subprocess[] = [];
+  readonly #processes: Subprocess<"ignore", "pipe", "pipe">[] = [];
   #alive = true;
 
   constructor(readonly name: string) {
@@ -46,8 +46,8 @@ export class Netns {
   }
 
   /** Starts a long-running process inside the namespace; `ip netns exec` execs, so the PID is the process's. */
-  start(cmd: string[], env: Record<string, string> = {}): Subprocess {
-    const p = spawn(["ip", "netns", "exec", this.name, ...cmd], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  start(cmd: string[], env: Record<string, string> = {}): Subprocess<"ignore", "pipe", "pipe"> {
+    const p = spawn(["ip", "netns", "exec", this.name, ...cmd], { env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     this.#processes.push(p);
     return p;
   }
