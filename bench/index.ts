@@ -1,0 +1,4 @@
+// `bun run bench`: every benchmark, each printing ratios against a reference measured in the same run.
+import { runCryptoBench } from "./crypto.ts";
+
+runCryptoBench();
