@@ -1,0 +1,81 @@
+import { describe, expect, test } from "bun:test";
+import { encodeKey, generatePrivateKey, publicKeyOf } from "../crypto/x25519.ts";
+import { formatCidr } from "../ip/address.ts";
+import { ConfigError, DEFAULT_LISTEN_PORT, parseConfig } from "./index.ts";
+
+const priv = encodeKey(generatePrivateKey());
+const pub1 = encodeKey(publicKeyOf(generatePrivateKey()));
+const pub2 = encodeKey(publicKeyOf(generatePrivateKey()));
+const psk = encodeKey(generatePrivateKey());
+
+const good = `
+# glassgate example
+[Interface]
+PrivateKey = ${priv}
+Address = 10.99.0.1/24, fd00:99::1/64
+ListenPort = 51820
+MTU = 1380
+PostUp = iptables -A FORWARD -i %i -j ACCEPT
+
+[Peer]   ; laptop
+PublicKey = ${pub1}
+PresharedKey = ${psk}
+AllowedIPs = 10.99.0.2/32, fd00:99::2/128
+Endpoint = 192.0.2.7:51820
+PersistentKeepalive = 25
+
+[Peer]
+PublicKey = ${pub2}
+AllowedIPs = 10.99.0.3/32
+AllowedIPs = 10.50.0.0/16
+Endpoint = [2001:db8::1]:4500
+`;
+
+test("a wg-quick file with two peers parses into typed values", () => {
+  const c = parseConfig(good, "gw.conf");
+  expect(encodeKey(c.interface.privateKey)).toBe(priv);
+  expect(c.interface.listenPort).toBe(51820);
+  expect(c.interface.mtu).toBe(1380);
+  expect(c.interface.addresses.map(formatCidr)).toEqual(["10.99.0.1/24", "fd00:99::1/64"]);
+  expect(c.peers).toHaveLength(2);
+  expect(encodeKey(c.peers[0]!.presharedKey!)).toBe(psk);
+  expect(c.peers[0]!.allowedIPs.map(formatCidr)).toEqual(["10.99.0.2/32", "fd00:99::2/128"]);
+  expect(c.peers[0]!.endpoint).toEqual({ host: "192.0.2.7", port: 51820 });
+  expect(c.peers[0]!.persistentKeepalive).toBe(25);
+  expect(c.peers[1]!.allowedIPs.map(formatCidr)).toEqual(["10.99.0.3/32", "10.50.0.0/16"]);
+  expect(c.peers[1]!.endpoint).toEqual({ host: "2001:db8::1", port: 4500 });
+});
+
+test("ListenPort defaults to Firezone's 52625", () => {
+  expect(parseConfig(`[Interface]\nPrivateKey = ${priv}\n`, "x").interface.listenPort).toBe(DEFAULT_LISTEN_PORT);
+  expect(DEFAULT_LISTEN_PORT).toBe(52625);
+});
+
+describe("every error names file, line, key and the bad value", () => {
+  const cases: [string, string, string][] = [
+    ["port too big", `[Interface]\nPrivateKey = ${priv}\nListenPort = 99999`, 'gw.conf:3: ListenPort: "99999" is not a port (0–65535)'],
+    ["port not a number", `[Interface]\nPrivateKey = ${priv}\nListenPort = http`, 'gw.conf:3: ListenPort: "http" is not a number'],
+    ["bad key", `[Interface]\nPrivateKey = abc`, 'gw.conf:2: PrivateKey: "abc" is not a WireGuard key'],
+    ["bad CIDR", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\nAllowedIPs = 10.0.0.0/40`, 'gw.conf:5: AllowedIPs: "10.0.0.0/40" has prefix length "40"'],
+    ["bad endpoint", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\nEndpoint = host-without-port`, 'gw.conf:5: Endpoint: "host-without-port" is not "host:port"'],
+    ["unknown key (typo)", `[Interface]\nPrivateKey = ${priv}\nListenPrt = 1`, "gw.conf:3: ListenPrt: unknown key in [Interface]"],
+    ["unknown section", `[Interfaces]\n`, 'gw.conf:1: unknown section "[Interfaces]"'],
+    ["missing private key", `[Interface]\nListenPort = 1`, "gw.conf:1: PrivateKey: missing in [Interface]"],
+    ["no interface", `[Peer]\nPublicKey = ${pub1}`, "gw.conf: no [Interface] section"],
+    ["duplicate peer", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\n[Peer]\nPublicKey = ${pub1}`, `gw.conf:5: PublicKey: "${pub1}" is already the peer at line 3`],
+    ["garbage line", `[Interface]\nPrivateKey = ${priv}\nwhat`, 'gw.conf:3: "what" is not "Key = Value"'],
+    ["MTU out of range", `[Interface]\nPrivateKey = ${priv}\nMTU = 100`, 'gw.conf:3: MTU: "100" is not an MTU (1280–9000)'],
+  ];
+  for (const [name, text, message] of cases) {
+    test(name, () => {
+      let err: unknown;
+      try {
+        parseConfig(text, "gw.conf");
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toStartWith(message);
+    });
+  }
+});

@@ -1,0 +1,3 @@
+// Configuration: wg-quick style files + environment overrides → one validated config.
+export { ConfigError } from "./wg-quick.ts";
+export { DEFAULT_LISTEN_PORT, DEFAULT_MTU, parseConfig, type InterfaceConfig, type PeerConfig, type WireguardConfig } from "./schema.ts";

@@ -1,0 +1,141 @@
+// The validated shape of a glassgate config: wg-quick [Interface]/[Peer] keys, checked with zod,
+// each failure reported as "file:line: Key: value … why".
+import { z } from "zod";
+import { decodeKey } from "../crypto/x25519.ts";
+import { parseCidr, type Cidr } from "../ip/address.ts";
+import { ConfigError, readSections, type Entry, type Section } from "./wg-quick.ts";
+
+export const DEFAULT_LISTEN_PORT = 52625; // Firezone's gateway port: 49152 + 3473 ("FIRE")
+export const DEFAULT_MTU = 1420;
+
+const key = z.string().transform((v, ctx) => {
+  try {
+    return decodeKey(v);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+const port = z.string().regex(/^[0-9]+$/, "is not a number").transform(Number).refine((n) => n <= 65535, "is not a port (0–65535)");
+const cidrList = (clearHostBits: boolean) =>
+  z.string().transform((v, ctx) => {
+    const out: Cidr[] = [];
+    for (const item of v.split(",").map((s) => s.trim()).filter(Boolean)) {
+      try {
+        out.push(parseCidr(item, { clearHostBits }));
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    }
+    return out;
+  });
+const endpoint = z.string().transform((v, ctx) => {
+  const m = /^\[([^\]]+)\]:([0-9]+)$/.exec(v) ?? /^([^:]+):([0-9]+)$/.exec(v);
+  if (!m || Number(m[2]) > 65535 || Number(m[2]) === 0) {
+    ctx.addIssue({ code: "custom", message: 'is not "host:port" or "[v6]:port"' });
+    return z.NEVER;
+  }
+  return { host: m[1]!, port: Number(m[2]) };
+});
+
+export interface PeerConfig {
+  publicKey: Uint8Array;
+  presharedKey?: Uint8Array;
+  allowedIPs: Cidr[];
+  endpoint?: { host: string; port: number };
+  persistentKeepalive?: number;
+  /** The line of its [Peer] header, for messages. */
+  line: number;
+}
+
+export interface InterfaceConfig {
+  privateKey: Uint8Array;
+  listenPort: number;
+  addresses: Cidr[];
+  mtu: number;
+  dns: string[];
+}
+
+export interface WireguardConfig {
+  file: string;
+  interface: InterfaceConfig;
+  peers: PeerConfig[];
+}
+
+type Field = { schema: z.ZodType; prop: string; list?: boolean };
+
+const INTERFACE_KEYS: Record<string, Field> = {
+  PrivateKey: { schema: key, prop: "privateKey" },
+  ListenPort: { schema: port, prop: "listenPort" },
+  Address: { schema: cidrList(false), prop: "addresses", list: true },
+  MTU: { schema: z.string().regex(/^[0-9]+$/, "is not a number").transform(Number).refine((n) => n >= 1280 && n <= 9000, "is not an MTU (1280–9000)"), prop: "mtu" },
+  DNS: { schema: z.string().transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean)), prop: "dns", list: true },
+};
+const PEER_KEYS: Record<string, Field> = {
+  PublicKey: { schema: key, prop: "publicKey" },
+  PresharedKey: { schema: key, prop: "presharedKey" },
+  AllowedIPs: { schema: cidrList(true), prop: "allowedIPs", list: true },
+  Endpoint: { schema: endpoint, prop: "endpoint" },
+  PersistentKeepalive: {
+    schema: z.string().transform((v) => (v === "off" ? "0" : v)).pipe(port),
+    prop: "persistentKeepalive",
+  },
+};
+/** wg-quick keys that configure the host, not the tunnel: accepted and left to the operator. */
+const IGNORED_KEYS = new Set(["Table", "PreUp", "PostUp", "PreDown", "PostDown", "SaveConfig", "FwMark"]);
+
+function applyEntries(section: Section, fields: Record<string, Field>, file: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const seen = new Set<string>();
+  for (const e of section.entries) {
+    const field = fields[e.key];
+    if (!field) {
+      if (IGNORED_KEYS.has(e.key)) continue;
+      throw new ConfigError(file, e.line, e.key, `unknown key in [${section.name}] (known: ${Object.keys(fields).join(", ")})`);
+    }
+    if (seen.has(e.key) && !field.list) throw new ConfigError(file, e.line, e.key, "set twice in one section");
+    seen.add(e.key);
+    const parsed = field.schema.safeParse(e.value);
+    if (!parsed.success) throw fieldError(file, e, parsed.error.issues[0]?.message ?? "is invalid");
+    out[field.prop] = field.list ? [...((out[field.prop] as unknown[]) ?? []), ...(parsed.data as unknown[])] : parsed.data;
+  }
+  return out;
+}
+
+function fieldError(file: string, e: Entry, message: string): ConfigError {
+  // Messages from our own parsers already quote the value; zod's built-ins need it prepended.
+  return new ConfigError(file, e.line, e.key, message.startsWith('"') ? message : `"${e.value}" ${message}`);
+}
+
+export function parseConfig(text: string, file: string): WireguardConfig {
+  const sections = readSections(text, file);
+  const ifaces = sections.filter((s) => s.name === "Interface");
+  if (ifaces.length !== 1) {
+    throw new ConfigError(file, ifaces[1]?.line, undefined, ifaces.length === 0 ? "no [Interface] section" : "more than one [Interface] section");
+  }
+  const iface = applyEntries(ifaces[0]!, INTERFACE_KEYS, file);
+  if (!iface.privateKey) throw new ConfigError(file, ifaces[0]!.line, "PrivateKey", "missing in [Interface]");
+
+  const peers: PeerConfig[] = [];
+  const seenKeys = new Map<string, number>();
+  for (const s of sections.filter((s) => s.name === "Peer")) {
+    const p = applyEntries(s, PEER_KEYS, file) as Partial<PeerConfig>;
+    if (!p.publicKey) throw new ConfigError(file, s.line, "PublicKey", "missing in [Peer]");
+    const k = Buffer.from(p.publicKey).toString("base64");
+    if (seenKeys.has(k)) throw new ConfigError(file, s.line, "PublicKey", `"${k}" is already the peer at line ${seenKeys.get(k)}`);
+    seenKeys.set(k, s.line);
+    peers.push({ allowedIPs: [], ...p, publicKey: p.publicKey, line: s.line });
+  }
+  return {
+    file,
+    interface: {
+      privateKey: iface.privateKey as Uint8Array,
+      listenPort: (iface.listenPort as number | undefined) ?? DEFAULT_LISTEN_PORT,
+      addresses: (iface.addresses as Cidr[] | undefined) ?? [],
+      mtu: (iface.mtu as number | undefined) ?? DEFAULT_MTU,
+      dns: (iface.dns as string[] | undefined) ?? [],
+    },
+    peers,
+  };
+}
