@@ -162,3 +162,18 @@ export class CookieJar {
     return this.#cookie !== undefined;
   }
 }
+
+export type ScreenResult = { ok: true } | { ok: false; reason: "mac1" } | { ok: false; reason: "under_load"; cookieReply: Uint8Array };
+
+/**
+ * The cheap checks every handshake message passes before any Diffie-Hellman work: mac1, then,
+ * under load, mac2 — answering with a cookie reply instead of processing when it is missing.
+ */
+export function screenHandshake(checker: CookieChecker, aead: Aead, msg: Uint8Array, senderIndex: number, from: Endpoint, now: number): ScreenResult {
+  if (!checker.checkMac1(msg)) return { ok: false, reason: "mac1" };
+  if (checker.noteHandshake(now) && !checker.checkMac2(msg, from, now)) {
+    return { ok: false, reason: "under_load", cookieReply: checker.createReply(aead, msg, senderIndex, from, now) };
+  }
+  return SCREEN_OK;
+}
+const SCREEN_OK: ScreenResult = { ok: true };

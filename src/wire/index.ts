@@ -1,10 +1,10 @@
 // WireGuard, sans-IO: the public face of src/wire.
 export * from "./constants.ts";
-export { CookieChecker, CookieJar, formatEndpoint, sameEndpoint, type Endpoint } from "./cookie.ts";
+export { CookieChecker, CookieJar, formatEndpoint, sameEndpoint, screenHandshake, type Endpoint, type ScreenResult } from "./cookie.ts";
 export { DROP_REASONS, DropCounters, type DropReason } from "./drops.ts";
 export { consumeInitiation, type ConsumedInitiation } from "./handshake.ts";
 export { LocalIdentity } from "./identity.ts";
-export { messageType } from "./messages.ts";
+export { Initiation, messageType, readU32 } from "./messages.ts";
 export { DECAP_NONE, WirePeer, type PeerStats, type Transmit, type WireEvent, type WirePeerOptions } from "./peer.ts";
 export { ReplayWindow } from "./replay-window.ts";
 export {

@@ -30,7 +30,7 @@ import {
   TRANSPORT_HEADER_SIZE,
   TRANSPORT_MIN_SIZE,
 } from "./constants.ts";
-import { CookieJar, sameEndpoint, type Endpoint } from "./cookie.ts";
+import { CookieJar, sameEndpoint, screenHandshake, type Endpoint } from "./cookie.ts";
 import { DropCounters, type DropReason } from "./drops.ts";
 import {
   consumeInitiation,
@@ -425,15 +425,14 @@ export class WirePeer {
 
   /** mac1, then (under load) mac2 — answering with a cookie instead of doing DH work. */
   #screen(msg: Uint8Array, from: Endpoint, senderAt: number, now: number): boolean {
-    const checker = this.#local.cookies;
-    if (!checker.checkMac1(msg)) return void this.#drop("mac1"), false;
-    if (checker.noteHandshake(now) && !checker.checkMac2(msg, from, now)) {
-      this.#transmits.push({ data: checker.createReply(this.#aead, msg, readU32(msg, senderAt), from, now), to: from });
+    const r = screenHandshake(this.#local.cookies, this.#aead, msg, readU32(msg, senderAt), from, now);
+    if (r.ok) return true;
+    if (r.reason === "under_load") {
+      this.#transmits.push({ data: r.cookieReply, to: from });
       this.stats.cookiesSent++;
-      this.#drop("under_load");
-      return false;
     }
-    return true;
+    this.#drop(r.reason);
+    return false;
   }
 
   // ───────────────────────────── internals ─────────────────────────────
