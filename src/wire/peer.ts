@@ -166,6 +166,16 @@ export class WirePeer {
     this.#endpoint = opts.endpoint;
   }
 
+  get presharedKey(): Uint8Array | undefined {
+    return this.#presharedKey;
+  }
+
+  /** Seconds; 0 disables. Takes effect from the next authenticated packet. */
+  setPersistentKeepalive(seconds: number): void {
+    this.#persistentKeepalive = seconds * 1000;
+    if (seconds === 0) this.#persistentKeepaliveAt = undefined;
+  }
+
   get endpoint(): Endpoint | undefined {
     return this.#endpoint;
   }

@@ -1,0 +1,3 @@
+// The connection manager: many peers behind one key and port, demuxed by session index.
+export { AllowedIps } from "./allowed-ips.ts";
+export { Tunnel, type Connection, type PeerSpec, type TunnelDropReason, type TunnelEvent, type TunnelOptions } from "./tunnel.ts";

@@ -1,0 +1,126 @@
+// Many clients behind one gateway Tunnel: demux by session index, AllowedIPs routing both ways.
+import { expect, test } from "bun:test";
+import { nobleAead } from "../crypto/aead-noble.ts";
+import { generatePrivateKey } from "../crypto/x25519.ts";
+import { parseCidr } from "../ip/address.ts";
+import { LocalIdentity, WirePeer, connectionIdOf, type Endpoint } from "../wire/index.ts";
+import { seededRandom } from "../../test/support/wire-pair.ts";
+import { icmpEcho, parseEcho } from "../../test/support/icmp.ts";
+import { Tunnel } from "./tunnel.ts";
+
+const GW: Endpoint = { address: "192.0.2.1", port: 52625 };
+
+function setup(clients = 3) {
+  const random = seededRandom(42);
+  let now = 1_760_000_000_000;
+  const gw = new Tunnel({ aead: nobleAead, privateKey: generatePrivateKey(random), random });
+  const cs = Array.from({ length: clients }, (_, i) => {
+    const local = new LocalIdentity(generatePrivateKey(random), random);
+    const addr: Endpoint = { address: `198.51.100.${i + 1}`, port: 40000 + i };
+    const ip = `10.99.0.${i + 2}`;
+    const peer = new WirePeer({ aead: nobleAead, local, remoteStatic: gw.identity.publicKey, connectionId: 100 + i, endpoint: GW, random });
+    const conn = gw.upsertPeer({ publicKey: local.publicKey, allowedIPs: [parseCidr(`${ip}/32`)] });
+    return { local, addr, ip, peer, conn, inbox: [] as Uint8Array[] };
+  });
+  const toGw: Uint8Array[] = [];
+  const out = new Uint8Array(70000);
+  /** Delivers everything in flight until quiet; returns inner packets the gateway decrypted. */
+  const settle = () => {
+    const atGw: { packet: Uint8Array; cid: number }[] = [];
+    for (let round = 0; round < 20; round++) {
+      let moved = false;
+      for (const c of cs) {
+        for (let t = c.peer.pollTransmit(); t; t = c.peer.pollTransmit()) {
+          moved = true;
+          const n = gw.decapsulate(t.data, c.addr, out, now);
+          if (n > 0) atGw.push({ packet: out.slice(0, n), cid: gw.lastConnection!.cid });
+        }
+      }
+      for (let t = gw.pollTransmit(); t; t = gw.pollTransmit()) {
+        moved = true;
+        const c = cs.find((c) => c.addr.address === t.to.address && c.addr.port === t.to.port)!;
+        c.peer.handleInput(t.data, GW, now);
+      }
+      for (const c of cs) for (let e = c.peer.pollEvent(); e; e = c.peer.pollEvent()) if (e.type === "data") c.inbox.push(e.packet);
+      if (!moved) break;
+    }
+    while (gw.pollEvent());
+    return atGw;
+  };
+  return { gw, cs, settle, out, now: () => now, advance: (ms: number) => (now += ms) };
+}
+
+const echo = (src: string, dst: string, seq: number, type: 0 | 8 = 8) => icmpEcho({ src, dst, type, id: 1, seq, payload: Uint8Array.of(seq) });
+
+test("three clients connect; each packet is demuxed to its own connection by session index", () => {
+  const { gw, cs, settle, out, now } = setup(3);
+  for (const [i, c] of cs.entries()) c.peer.send(echo(c.ip, "10.50.0.9", i), now());
+  const got = settle();
+  expect(got).toHaveLength(3);
+  for (const [i, c] of cs.entries()) {
+    const g = got.find((x) => parseEcho(x.packet)!.seq === i)!;
+    expect(g.cid).toBe(c.conn.cid);
+    expect(parseEcho(g.packet)!.src).toBe(c.ip);
+    // The client's session index names the gateway's connection in its top 24 bits.
+    expect(c.conn.peer.keypairs.current ?? c.conn.peer.keypairs.next).toBeDefined();
+    const idx = (c.conn.peer.keypairs.current ?? c.conn.peer.keypairs.next)!.localIndex;
+    expect(connectionIdOf(idx)).toBe(c.conn.cid);
+  }
+  // Replies route by destination (AllowedIPs) to the right client.
+  for (const [i, c] of cs.entries()) {
+    const n = gw.encapsulate(echo("10.50.0.9", c.ip, i, 0), out, now());
+    expect(n).toBeGreaterThan(0);
+    expect(gw.lastConnection!.cid).toBe(c.conn.cid);
+    c.peer.handleInput(out.slice(0, n), GW, now());
+    const e = c.peer.pollEvent();
+    expect(e?.type).toBe("data");
+    expect(parseEcho((e as { packet: Uint8Array }).packet)!.seq).toBe(i);
+  }
+});
+
+test("a client sending from an address it does not own is dropped as allowed_ips", () => {
+  const { gw, cs, settle, now } = setup(2);
+  cs[0]!.peer.send(echo(cs[0]!.ip, "10.50.0.9", 1), now());
+  expect(settle()).toHaveLength(1);
+  cs[0]!.peer.send(echo(cs[1]!.ip, "10.50.0.9", 2), now()); // spoofs client 1's address
+  expect(settle()).toHaveLength(0);
+  expect(gw.tunnelDrops().allowed_ips).toBe(1);
+});
+
+test("a destination no peer owns is no_route; an unknown index is unknown_session", () => {
+  const { gw, out, now } = setup(1);
+  expect(gw.encapsulate(echo("10.50.0.9", "10.123.0.1", 1, 0), out, now())).toBe(-1);
+  expect(gw.tunnelDrops().no_route).toBe(1);
+  const fake = new Uint8Array(48);
+  fake[0] = 4;
+  fake.set([1, 2, 3, 4], 4);
+  expect(gw.decapsulate(fake, { address: "203.0.113.5", port: 1 }, out, now())).toBe(-1);
+  expect(gw.tunnelDrops().unknown_session).toBe(1);
+  expect(gw.pollTransmit()).toBeUndefined();
+});
+
+test("an initiation from a key the gateway does not know is dropped, unanswered", () => {
+  const { gw, out, now } = setup(0);
+  const random = seededRandom(9);
+  const stranger = new WirePeer({ aead: nobleAead, local: new LocalIdentity(generatePrivateKey(random), random), remoteStatic: gw.identity.publicKey, connectionId: 1, endpoint: GW, random });
+  stranger.connect(now());
+  expect(gw.decapsulate(stranger.pollTransmit()!.data, { address: "203.0.113.5", port: 1 }, out, now())).toBe(-1);
+  expect(gw.tunnelDrops().unknown_peer).toBe(1);
+  expect(gw.pollTransmit()).toBeUndefined();
+});
+
+test("upsert with the same keys keeps the session; a new preshared key replaces the connection", () => {
+  const { gw, cs, settle, now } = setup(1);
+  const c = cs[0]!;
+  c.peer.send(echo(c.ip, "10.50.0.9", 1), now());
+  settle();
+  const same = gw.upsertPeer({ publicKey: c.local.publicKey, allowedIPs: [parseCidr(`${c.ip}/32`), parseCidr("10.77.0.0/16")] });
+  expect(same).toBe(c.conn);
+  expect(same.peer.keypairs.indices().length).toBeGreaterThan(0);
+  const replaced = gw.upsertPeer({ publicKey: c.local.publicKey, presharedKey: new Uint8Array(32).fill(1), allowedIPs: [] });
+  expect(replaced).not.toBe(c.conn);
+  expect(replaced.cid).not.toBe(c.conn.cid);
+  expect(gw.connection(c.conn.cid)).toBeUndefined();
+  expect(gw.removePeer(c.local.publicKey)).toBe(true);
+  expect([...gw.connections()]).toHaveLength(0);
+});
