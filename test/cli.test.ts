@@ -55,3 +55,9 @@ test("an unknown command is a usage error", () => {
   expect(r.code).toBe(2);
   expect(r.stderr).toContain('unknown command "frobnicate"');
 });
+
+test("the README's example config is valid", () => {
+  const r = glassgate(["check-config", "examples/gw.conf"]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("examples/gw.conf: ok");
+});

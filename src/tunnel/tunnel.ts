@@ -27,7 +27,7 @@ import {
 import { AllowedIps } from "./allowed-ips.ts";
 
 /** Drops decided here, before or after a peer's own checks (those are counted on the peer). */
-export type TunnelDropReason = "truncated" | "oversized" | "unknown_type" | "mac1" | "under_load" | "handshake_decrypt" | "unknown_peer" | "unknown_session" | "allowed_ips" | "no_route";
+export type TunnelDropReason = "truncated" | "oversized" | "wrong_size" | "unknown_type" | "mac1" | "under_load" | "handshake_decrypt" | "unknown_peer" | "unknown_session" | "allowed_ips" | "no_route";
 
 export interface PeerSpec {
   publicKey: Uint8Array;
@@ -175,7 +175,7 @@ export class Tunnel {
   }
 
   #handleInitiation(msg: Uint8Array, from: Endpoint, now: number): number {
-    if (msg.length !== INITIATION_SIZE) return this.#drop(msg.length < INITIATION_SIZE ? "truncated" : "oversized");
+    if (msg.length !== INITIATION_SIZE) return this.#drop(msg.length < INITIATION_SIZE ? "truncated" : "wrong_size");
     const screen = screenHandshake(this.identity.cookies, this.#aead, msg, readU32(msg, Initiation.sender), from, now);
     if (!screen.ok) {
       if (screen.reason === "under_load") this.#cookieTransmits.push({ data: screen.cookieReply, to: from });
