@@ -7,6 +7,7 @@ import { LocalIdentity, WirePeer, connectionIdOf, type Endpoint } from "../wire/
 import { seededRandom } from "../../test/support/wire-pair.ts";
 import { icmpEcho, parseEcho } from "../../test/support/icmp.ts";
 import { Tunnel } from "./tunnel.ts";
+import { GOODBYE_EVENT, controlEventOf } from "./goodbye.ts";
 
 const GW: Endpoint = { address: "192.0.2.1", port: 52625 };
 
@@ -123,4 +124,19 @@ test("upsert with the same keys keeps the session; a new preshared key replaces 
   expect(gw.connection(c.conn.cid)).toBeUndefined();
   expect(gw.removePeer(c.local.publicKey)).toBe(true);
   expect([...gw.connections()]).toHaveLength(0);
+});
+
+test("on shutdown every connected peer gets a goodbye, then keys are erased", () => {
+  const { gw, cs, settle, now } = setup(2);
+  cs[0]!.peer.send(echo(cs[0]!.ip, "10.50.0.9", 1), now());
+  settle();
+  expect(gw.goodbye(now())).toBe(1); // only the peer with a session
+  const t = gw.pollTransmit()!;
+  expect(t.to).toEqual(cs[0]!.addr);
+  cs[0]!.peer.handleInput(t.data, GW, now());
+  const e = cs[0]!.peer.pollEvent();
+  expect(e?.type).toBe("data");
+  expect(controlEventOf((e as { packet: Uint8Array }).packet)).toBe(GOODBYE_EVENT);
+  gw.zeroize();
+  expect(gw.identity.privateKey.every((b) => b === 0)).toBe(true);
 });

@@ -25,6 +25,7 @@ import {
   type WireEvent,
 } from "../wire/index.ts";
 import { AllowedIps } from "./allowed-ips.ts";
+import { goodbyePacket } from "./goodbye.ts";
 
 /** Drops decided here, before or after a peer's own checks (those are counted on the peer). */
 export type TunnelDropReason = "truncated" | "oversized" | "wrong_size" | "unknown_type" | "mac1" | "under_load" | "handshake_decrypt" | "unknown_peer" | "unknown_session" | "allowed_ips" | "no_route";
@@ -232,6 +233,28 @@ export class Tunnel {
       if (e) return { ...e, cid: c.cid };
     }
     return undefined;
+  }
+
+  /**
+   * Shutdown: queues a goodbye to every peer with a live session (for pollTransmit), then erases
+   * every key. Returns how many peers were told.
+   */
+  goodbye(now: number): number {
+    const bye = goodbyePacket();
+    let told = 0;
+    for (const c of this.#byCid.values()) {
+      if (c.peer.keypairs.current?.canSend(now)) {
+        c.peer.send(bye, now);
+        told++;
+      }
+    }
+    return told;
+  }
+
+  /** Erases every key: peers' sessions and our static private key. */
+  zeroize(): void {
+    for (const c of this.#byCid.values()) c.peer.zeroize();
+    this.identity.zeroize();
   }
 
   #drop(reason: TunnelDropReason): number {

@@ -1,0 +1,176 @@
+// The standalone gateway's event loop: the only place where the tunnel core meets real IO.
+// Each turn drains every ready source in bounded batches — UDP datagrams, TUN packets, due
+// timers — then polls the core's outputs (transmits, events), so no busy source starves another.
+// Per-packet failures are collected into one report per turn instead of stopping at the first.
+import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
+import type { Endpoint } from "../wire/index.ts";
+import type { TunDevice } from "./tun.ts";
+import type { TunReader } from "./tun-reader.ts";
+import type { UdpSockets } from "./udp.ts";
+
+/** Per-source work per turn: big enough to amortise a turn, small enough to interleave sources. */
+export const BATCH = 256;
+
+export interface LoopStats {
+  turns: number;
+  udpIn: number;
+  tunIn: number;
+  tunOut: number;
+  udpOut: number;
+  batchErrors: number;
+  /** Largest UDP / TUN batch seen in one turn. */
+  maxUdpBatch: number;
+  maxTunBatch: number;
+}
+
+export interface EventLoopOptions {
+  tunnel: Tunnel;
+  tun: TunDevice;
+  clock: () => number;
+  onEvent: (e: TunnelEvent) => void;
+  onBatchErrors: (errors: unknown[], turn: number) => void;
+}
+
+export class EventLoop {
+  readonly stats: LoopStats = { turns: 0, udpIn: 0, tunIn: 0, tunOut: 0, udpOut: 0, batchErrors: 0, maxUdpBatch: 0, maxTunBatch: 0 };
+  readonly #tunnel: Tunnel;
+  readonly #tun: TunDevice;
+  readonly #clock: () => number;
+  readonly #opts: EventLoopOptions;
+  #udp: UdpSockets | undefined;
+  #reader: TunReader | undefined;
+  #udpQueue: { data: Uint8Array; from: Endpoint }[] = [];
+  #scheduled = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #stopped = false;
+  readonly #inner = new Uint8Array(65536);
+  readonly #wire = new Uint8Array(65536 + 64);
+
+  constructor(opts: EventLoopOptions) {
+    this.#opts = opts;
+    this.#tunnel = opts.tunnel;
+    this.#tun = opts.tun;
+    this.#clock = opts.clock;
+  }
+
+  attach(udp: UdpSockets, reader: TunReader): void {
+    this.#udp = udp;
+    this.#reader = reader;
+    this.wake();
+  }
+
+  /** UDP socket callback: queue, and make sure a turn is coming. */
+  onDatagram = (data: Uint8Array, from: Endpoint): void => {
+    if (this.#stopped) return;
+    this.#udpQueue.push({ data, from });
+    this.wake();
+  };
+
+  /** Something changed (TUN readable, config applied): run a turn soon. */
+  wake = (): void => {
+    if (this.#scheduled || this.#stopped) return;
+    this.#scheduled = true;
+    setImmediate(this.#turn);
+  };
+
+  /** Queue depths, sampled for gauges. */
+  depths(): { udp: number; tun: number } {
+    return { udp: this.#udpQueue.length, tun: this.#reader?.ring.pending ?? 0 };
+  }
+
+  #turn = (): void => {
+    this.#scheduled = false;
+    if (this.#stopped) return;
+    const now = this.#clock();
+    const errors: unknown[] = [];
+    this.stats.turns++;
+
+    // 1. UDP → tunnel → TUN
+    const udpBatch = Math.min(this.#udpQueue.length, BATCH);
+    const batch = this.#udpQueue.splice(0, udpBatch);
+    for (const d of batch) {
+      try {
+        const n = this.#tunnel.decapsulate(d.data, d.from, this.#inner, now);
+        if (n > 0) {
+          this.#tun.write(this.#inner, n);
+          this.stats.tunOut++;
+        }
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    this.stats.udpIn += udpBatch;
+    if (udpBatch > this.stats.maxUdpBatch) this.stats.maxUdpBatch = udpBatch;
+
+    // 2. TUN → tunnel → UDP
+    const tunBatch = this.#reader
+      ? this.#reader.ring.drain(BATCH, (data, offset, length) => {
+          try {
+            const n = this.#tunnel.encapsulate(data.subarray(offset, offset + length), this.#wire, now);
+            if (n > 0) this.#send(this.#wire.slice(0, n), this.#tunnel.lastConnection!.peer.endpoint!);
+          } catch (err) {
+            errors.push(err);
+          }
+        })
+      : 0;
+    this.stats.tunIn += tunBatch;
+    if (tunBatch > this.stats.maxTunBatch) this.stats.maxTunBatch = tunBatch;
+
+    // 3. timers
+    const due = this.#tunnel.pollTimeout();
+    if (due !== undefined && due <= now) {
+      try {
+        this.#tunnel.handleTimeout(now);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+
+    // 4. outputs
+    for (let t = this.#tunnel.pollTransmit(); t; t = this.#tunnel.pollTransmit()) this.#send(t.data, t.to);
+    for (let e = this.#tunnel.pollEvent(); e; e = this.#tunnel.pollEvent()) this.#opts.onEvent(e);
+
+    if (errors.length > 0) {
+      this.stats.batchErrors++;
+      this.#opts.onBatchErrors(errors, this.stats.turns);
+    }
+
+    // More work waiting? Another turn right away (after other callbacks had their chance).
+    if (this.#udpQueue.length > 0 || (this.#reader && this.#reader.ring.pending > 0)) {
+      this.wake();
+    } else if (this.#reader && !this.#reader.ring.sleep()) {
+      this.wake();
+    }
+    this.#armTimer();
+  };
+
+  #send(data: Uint8Array, to: Endpoint): void {
+    this.#udp?.send(data, to);
+    this.stats.udpOut++;
+  }
+
+  #armTimer(): void {
+    const at = this.#tunnel.pollTimeout() ?? Infinity;
+    if (at === this.#timerAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = at;
+    if (at === Infinity) return;
+    this.#timer = setTimeout(() => {
+      this.#timerAt = Infinity;
+      this.#timer = undefined;
+      this.wake();
+    }, Math.max(0, at - this.#clock()));
+  }
+
+  /** Stops turning: pending datagrams are dropped, timers cancelled. Outputs still queued are flushed. */
+  stop(): void {
+    if (this.#stopped) return;
+    for (let t = this.#tunnel.pollTransmit(); t; t = this.#tunnel.pollTransmit()) this.#send(t.data, t.to);
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#udpQueue = [];
+  }
+}
+

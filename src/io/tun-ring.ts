@@ -1,0 +1,74 @@
+// A single-producer/single-consumer ring of packets in a SharedArrayBuffer: the TUN reader worker
+// writes, the event loop reads. Packets cross without postMessage per packet; a message is sent
+// only to wake a consumer that said it was going to sleep (no lost wake-ups: see `sleep()`).
+
+export const CTL_WRITE = 0;
+export const CTL_READ = 1;
+export const CTL_SLEEPING = 2;
+export const CTL_STOP = 3;
+const CTL_WORDS = 4;
+
+export interface RingLayout {
+  slots: number;
+  slotSize: number;
+}
+
+export class PacketRing {
+  readonly ctl: Int32Array;
+  readonly lengths: Int32Array;
+  readonly data: Uint8Array;
+
+  constructor(readonly sab: SharedArrayBuffer, readonly layout: RingLayout) {
+    this.ctl = new Int32Array(sab, 0, CTL_WORDS);
+    this.lengths = new Int32Array(sab, CTL_WORDS * 4, layout.slots);
+    this.data = new Uint8Array(sab, (CTL_WORDS + layout.slots) * 4, layout.slots * layout.slotSize);
+  }
+
+  static create(layout: RingLayout): PacketRing {
+    return new PacketRing(new SharedArrayBuffer((CTL_WORDS + layout.slots) * 4 + layout.slots * layout.slotSize), layout);
+  }
+
+  /** Offset of slot `i` (a sequence number) in `data`. */
+  slotOffset(seq: number): number {
+    return (seq % this.layout.slots) * this.layout.slotSize;
+  }
+
+  get pending(): number {
+    return (Atomics.load(this.ctl, CTL_WRITE) - Atomics.load(this.ctl, CTL_READ)) | 0;
+  }
+
+  /**
+   * Consumer: calls `fn(data, offset, length)` for up to `budget` packets, in order. The view is
+   * only valid during the call (the slot is reused afterwards). Returns how many were consumed.
+   */
+  drain(budget: number, fn: (data: Uint8Array, offset: number, length: number) => void): number {
+    const w = Atomics.load(this.ctl, CTL_WRITE);
+    let r = Atomics.load(this.ctl, CTL_READ);
+    let n = 0;
+    while (r !== w && n < budget) {
+      try {
+        fn(this.data, this.slotOffset(r), this.lengths[r % this.layout.slots]!);
+      } finally {
+        r = (r + 1) | 0;
+        n++;
+        Atomics.store(this.ctl, CTL_READ, r);
+      }
+    }
+    if (n > 0) Atomics.notify(this.ctl, CTL_READ); // a producer waiting on a full ring
+    return n;
+  }
+
+  /**
+   * Consumer: announces it will wait for a wake-up message. Returns false (and stays awake) if
+   * packets arrived meanwhile — the producer checks the flag after publishing, so one side always
+   * sees the other.
+   */
+  sleep(): boolean {
+    Atomics.store(this.ctl, CTL_SLEEPING, 1);
+    if (this.pending !== 0) {
+      Atomics.store(this.ctl, CTL_SLEEPING, 0);
+      return false;
+    }
+    return true;
+  }
+}

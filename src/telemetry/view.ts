@@ -1,0 +1,49 @@
+// The narrow window the admin server looks through: plain snapshots built from the tunnel and
+// event loop on request. The admin never touches protocol objects, and building a snapshot costs
+// the data plane nothing between requests. Field names match the log fields (cid, session, …).
+import { formatCidr } from "../ip/address.ts";
+import type { Tunnel } from "../tunnel/index.ts";
+import { formatEndpoint, sessionField } from "../wire/index.ts";
+
+export interface ConnectionView {
+  cid: number;
+  public_key: string;
+  endpoint: string | null;
+  /** Live sessions, newest first, as "connection|slot". */
+  sessions: string[];
+  last_handshake: string | null;
+  rx_bytes: number;
+  tx_bytes: number;
+  rx_packets: number;
+  tx_packets: number;
+  handshakes: { initiated: number; completed: number; failed: number };
+  allowed_ips: string[];
+  drops: Record<string, number>;
+  state: "connected" | "handshaking" | "idle";
+}
+
+export function connectionViews(tunnel: Tunnel, now: number): ConnectionView[] {
+  const out: ConnectionView[] = [];
+  for (const c of tunnel.connections()) {
+    const p = c.peer;
+    const s = p.stats;
+    const current = p.keypairs.current;
+    out.push({
+      cid: c.cid,
+      public_key: c.publicKey,
+      endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+      sessions: p.keypairs.indices().map(sessionField),
+      last_handshake: s.lastHandshakeAt ? new Date(s.lastHandshakeAt).toISOString() : null,
+      rx_bytes: s.rxBytes,
+      tx_bytes: s.txBytes,
+      rx_packets: s.rxPackets,
+      tx_packets: s.txPackets,
+      handshakes: { initiated: s.handshakesInitiated, completed: s.handshakesCompleted, failed: s.handshakesFailed },
+      allowed_ips: c.allowedIPs.map(formatCidr),
+      drops: p.drops.snapshot() as Record<string, number>,
+      state: current?.canReceive(now) ? "connected" : s.handshakesInitiated > s.handshakesCompleted + s.handshakesFailed ? "handshaking" : "idle",
+    });
+  }
+  return out;
+}
+
