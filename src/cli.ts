@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 // glassgate command line. Exit codes (DESIGN.md §3): 0 ok, 1 runtime failure, 2 bad config/usage.
-import { ConfigError, parseConfig } from "./config/index.ts";
+import { ConfigError, createPeer, newGatewayConfigText, nextFreeAddress, parseConfig } from "./config/index.ts";
+import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
 import { formatCidr } from "./ip/address.ts";
 import { parseArgs } from "node:util";
@@ -9,8 +10,11 @@ import { Logger, errorChain, parseLogFilter } from "./telemetry/log.ts";
 
 const USAGE = `usage: glassgate <command>
 
-  up --config FILE [--interface NAME] [--listen-port N] [--admin HOST:PORT] [--data DIR]
-                         run the standalone gateway (needs root or CAP_NET_ADMIN for the TUN device)
+  up --config FILE [--init] [--interface NAME] [--listen-port N] [--admin HOST:PORT] [--data DIR]
+                         run the standalone gateway (needs root or CAP_NET_ADMIN for the TUN device);
+                         --init creates FILE with a new key when it does not exist
+  peers add --config FILE --endpoint HOST[:PORT] [--name NAME] [--address IP] [--dns IP] [--out FILE]
+                         add a peer to the gateway config and print its client config
   keygen                 print a new private key (like \`wg genkey\`)
   pubkey                 read a private key on stdin, print its public key (like \`wg pubkey\`)
   check-config FILE      validate a wg-quick style config and summarise it
@@ -42,6 +46,9 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       }
       case "up":
         return await up(rest);
+      case "peers":
+        if (rest[0] !== "add") throw new UsageError(`peers: unknown subcommand "${rest[0] ?? ""}" (try: peers add)`);
+        return await peersAdd(rest.slice(1), out);
       case "check-config": {
         const file = rest[0];
         if (!file) throw new UsageError("check-config: missing FILE");
@@ -99,6 +106,7 @@ async function up(args: string[]): Promise<number> {
       args,
       options: {
         config: { type: "string" },
+        init: { type: "boolean" },
         interface: { type: "string" },
         "listen-port": { type: "string" },
         admin: { type: "string" },
@@ -113,6 +121,11 @@ async function up(args: string[]): Promise<number> {
   const env = process.env;
   const configFile = values.config ?? env.GLASSGATE_CONFIG;
   if (!configFile) throw new UsageError("up: missing --config FILE (or GLASSGATE_CONFIG)");
+  if (values.init && !existsSync(configFile)) {
+    // First start: a fresh key, readable by the owner only.
+    writeFileSync(configFile, newGatewayConfigText(), { mode: 0o600 });
+    process.stderr.write(`glassgate: created ${configFile} with a new key; add clients with: bun run glassgate peers add --config ${configFile} --endpoint <this host's address>\n`);
+  }
   const f = Bun.file(configFile);
   if (!(await f.exists())) throw new UsageError(`up: ${configFile}: no such file`);
   const config = parseConfig(await f.text(), configFile);
@@ -155,6 +168,55 @@ async function up(args: string[]): Promise<number> {
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+/** `glassgate peers add`: appends a [Peer] to the gateway config, prints the client's config. */
+async function peersAdd(args: string[], out: (s: string) => void): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        config: { type: "string" },
+        endpoint: { type: "string" },
+        name: { type: "string" },
+        address: { type: "string" },
+        dns: { type: "string" },
+        out: { type: "string" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new UsageError(`peers add: ${(err as Error).message}`);
+  }
+  if (!values.config) throw new UsageError("peers add: missing --config FILE (the gateway's)");
+  if (!values.endpoint) throw new UsageError("peers add: missing --endpoint HOST[:PORT] (how clients reach this gateway)");
+  const f = Bun.file(values.config);
+  if (!(await f.exists())) throw new UsageError(`peers add: ${values.config}: no such file`);
+  const cfg = parseConfig(await f.text(), values.config);
+  const hasPort = /^\[.+\]:\d+$/.test(values.endpoint) || /^[^:]+:\d+$/.test(values.endpoint);
+  const bare = values.endpoint.includes(":") && !values.endpoint.startsWith("[") ? `[${values.endpoint}]` : values.endpoint;
+  const endpoint = hasPort ? values.endpoint : `${bare}:${cfg.interface.listenPort}`;
+  const address = values.address ?? nextFreeAddress(cfg);
+  const name = values.name ?? `peer ${address}`;
+  let created;
+  try {
+    created = createPeer(cfg, { name, address, endpoint, dns: values.dns });
+  } catch (err) {
+    throw new UsageError(`peers add: --address: ${(err as Error).message}`);
+  }
+  // Validate the result before touching the file: a bad edit must change nothing.
+  parseConfig((await f.text()) + created.gatewaySection, values.config);
+  appendFileSync(values.config, created.gatewaySection);
+  if (values.out) {
+    writeFileSync(values.out, created.clientConfig, { mode: 0o600 });
+    process.stderr.write(`glassgate: added ${name} (${created.publicKey}, ${address}); client config in ${values.out}\n`);
+  } else {
+    process.stderr.write(`glassgate: added ${name} (${created.publicKey}, ${address}); restart the gateway to apply\n`);
+    out(created.clientConfig);
+  }
+  return 0;
 }
 
 if (import.meta.main) process.exit(await main(process.argv.slice(2)));

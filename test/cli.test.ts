@@ -1,10 +1,12 @@
 // The CLI as a user runs it: a real `bun run glassgate …` process.
 import { expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { missingCommands } from "./support/netns.ts";
+import { parseConfig } from "../src/config/index.ts";
+import { encodeKey, publicKeyOf } from "../src/crypto/x25519.ts";
+import { isRoot, missingCommands } from "./support/netns.ts";
 
 const ROOT = join(import.meta.dir, "..");
 function glassgate(args: string[], stdin?: string) {
@@ -60,4 +62,43 @@ test("the README's example config is valid", () => {
   const r = glassgate(["check-config", "examples/gw.conf"]);
   expect(r.code).toBe(0);
   expect(r.stdout).toContain("examples/gw.conf: ok");
+});
+
+test("peers add appends a peer and prints a client config whose keys match the gateway's", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-peers-"));
+  const gwFile = join(dir, "gw.conf");
+  const gwKey = glassgate(["keygen"]).stdout.trim();
+  writeFileSync(gwFile, `[Interface]\nPrivateKey = ${gwKey}\nAddress = 10.99.0.1/24\n`);
+  const r = glassgate(["peers", "add", "--config", gwFile, "--endpoint", "vpn.example.net", "--name", "laptop"]);
+  expect(r.code).toBe(0);
+  const gw = parseConfig(readFileSync(gwFile, "utf8"), gwFile);
+  const client = parseConfig(r.stdout, "client.conf");
+  expect(gw.peers).toHaveLength(1);
+  expect(encodeKey(gw.peers[0]!.publicKey)).toBe(encodeKey(publicKeyOf(client.interface.privateKey)));
+  expect(encodeKey(client.peers[0]!.publicKey)).toBe(glassgate(["pubkey"], gwKey).stdout.trim());
+  expect(encodeKey(client.peers[0]!.presharedKey!)).toBe(encodeKey(gw.peers[0]!.presharedKey!));
+  expect(client.peers[0]!.endpoint).toEqual({ host: "vpn.example.net", port: 52625 });
+  expect(client.interface.addresses.map((a) => `${a.bytes.join(".")}/${a.prefix}`)).toEqual(["10.99.0.2/32"]);
+  // A second peer gets the next free address; a bad --address changes nothing.
+  const second = glassgate(["peers", "add", "--config", gwFile, "--endpoint", "192.0.2.1:51820", "--out", join(dir, "phone.conf")]);
+  expect(second.code).toBe(0);
+  expect(readFileSync(join(dir, "phone.conf"), "utf8")).toContain("Address = 10.99.0.3/32");
+  const before = readFileSync(gwFile, "utf8");
+  const bad = glassgate(["peers", "add", "--config", gwFile, "--endpoint", "x", "--address", "10.99.0.300"]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain('"10.99.0.300" is not an IP address');
+  expect(readFileSync(gwFile, "utf8")).toBe(before);
+  if (missingCommands(["wg-quick"]).length === 0) {
+    expect(spawnSync(["wg-quick", "strip", join(dir, "phone.conf")]).exitCode).toBe(0);
+  }
+});
+
+test.skipIf(!isRoot() || missingCommands(["setpriv"]).length > 0)("up without CAP_NET_ADMIN fails with a clear message (exit 1)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-nocap-"));
+  const file = join(dir, "gw.conf");
+  writeFileSync(file, `[Interface]\nPrivateKey = ${glassgate(["keygen"]).stdout.trim()}\n`);
+  // Same user, but every capability dropped: what an unprivileged user or container gets.
+  const r = spawnSync(["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", "bun", "run", "src/cli.ts", "up", "--config", file, "--interface", "ggnocap0", "--admin", "127.0.0.1:0", "--data", join(dir, "data")], { cwd: ROOT });
+  expect(r.exitCode).toBe(1);
+  expect(r.stderr.toString()).toContain("needs root or CAP_NET_ADMIN");
 });
