@@ -1,4 +1,6 @@
 // `bun run bench`: every benchmark, each printing ratios against a reference measured in the same run.
 import { runCryptoBench } from "./crypto.ts";
+import { runTunnelBench } from "./tunnel.ts";
 
 runCryptoBench();
+await runTunnelBench();
