@@ -110,7 +110,7 @@ export class TargetLogger {
   error(msg: string, fields?: LogFields) { this.root.log("error", this.name, msg, fields); }
 }
 
-function stderrSink(line: LogLine): void {
+export function stderrSink(line: LogLine): void {
   process.stderr.write(JSON.stringify(line) + "\n");
 }
 
