@@ -1,0 +1,96 @@
+// The audit trail: who changed what (with before/after), connections established and closed,
+// admin logins and failures. Append-only but for retention pruning.
+import { and, count, desc, eq, gte, lt, lte, type SQL } from "drizzle-orm";
+import type { Db } from "./database.ts";
+import { auditEvents } from "./schema.ts";
+
+export type AuditAction =
+  | "peer.created" | "peer.updated" | "peer.deleted"
+  | "resource.created" | "resource.updated" | "resource.deleted"
+  | "connection.established" | "connection.closed"
+  | "admin.login" | "admin.login_failed" | "admin.created" | "token.created";
+
+export interface AuditInput {
+  actor: string;
+  action: AuditAction;
+  subject?: string;
+  cid?: number;
+  before?: unknown;
+  after?: unknown;
+  reason?: string;
+}
+
+export interface AuditRow {
+  id: number;
+  ts: number;
+  actor: string;
+  action: string;
+  subject: string | null;
+  cid: number | null;
+  before: string | null;
+  after: string | null;
+  reason: string | null;
+}
+
+export interface AuditFilter {
+  action?: string;
+  actor?: string;
+  subject?: string;
+  cid?: number;
+  since?: number;
+  until?: number;
+}
+
+export class AuditLog {
+  constructor(private readonly db: Db) {}
+
+  record(e: AuditInput, ts = Date.now()): void {
+    this.db.insert(auditEvents).values({
+      ts,
+      actor: e.actor,
+      action: e.action,
+      subject: e.subject ?? null,
+      cid: e.cid ?? null,
+      before: e.before === undefined ? null : JSON.stringify(e.before),
+      after: e.after === undefined ? null : JSON.stringify(e.after),
+      reason: e.reason ?? null,
+    }).run();
+  }
+
+  #where(f: AuditFilter): SQL | undefined {
+    const c: SQL[] = [];
+    if (f.action) c.push(eq(auditEvents.action, f.action));
+    if (f.actor) c.push(eq(auditEvents.actor, f.actor));
+    if (f.subject) c.push(eq(auditEvents.subject, f.subject));
+    if (f.cid !== undefined) c.push(eq(auditEvents.cid, f.cid));
+    if (f.since !== undefined) c.push(gte(auditEvents.ts, f.since));
+    if (f.until !== undefined) c.push(lte(auditEvents.ts, f.until));
+    return c.length ? and(...c) : undefined;
+  }
+
+  /** Newest first, paginated. */
+  query(f: AuditFilter, page: { limit: number; offset: number } = { limit: 50, offset: 0 }): { rows: AuditRow[]; total: number } {
+    const where = this.#where(f);
+    const rows = this.db.select().from(auditEvents).where(where).orderBy(desc(auditEvents.id)).limit(page.limit).offset(page.offset).all();
+    const total = this.db.select({ n: count() }).from(auditEvents).where(where).get()?.n ?? 0;
+    return { rows, total };
+  }
+
+  /** Retention: deletes events older than `before` (Unix ms). Returns how many went. */
+  prune(before: number): number {
+    return this.db.delete(auditEvents).where(lt(auditEvents.ts, before)).returning({ id: auditEvents.id }).all().length;
+  }
+}
+
+/** CSV with a header row; fields quoted as RFC 4180 wants. */
+export function auditCsv(rows: AuditRow[]): string {
+  const cols = ["id", "ts", "actor", "action", "subject", "cid", "before", "after", "reason"] as const;
+  const q = (v: unknown) => {
+    if (v === null || v === undefined) return "";
+    const s = String(v);
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  const lines = [cols.join(",")];
+  for (const r of rows) lines.push(cols.map((c) => (c === "ts" ? new Date(r.ts).toISOString() : q(r[c]))).join(","));
+  return lines.join("\r\n") + "\r\n";
+}

@@ -1,0 +1,36 @@
+// Persistent state: SQLite (WAL) under the data dir, schema and migrations from drizzle.
+import type { Database } from "bun:sqlite";
+import { AuditLog } from "./audit.ts";
+import { AdminAuth } from "./auth.ts";
+import { openDatabase, type Db } from "./database.ts";
+import { PeerRepository } from "./peers.ts";
+import { TrafficHistory } from "./traffic.ts";
+
+export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRow } from "./audit.ts";
+export { AdminAuth, SESSION_TTL, type Session } from "./auth.ts";
+export { DB_FILE, type Db } from "./database.ts";
+export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, type PeerRow } from "./peers.ts";
+export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
+
+export class Store {
+  readonly audit: AuditLog;
+  readonly peers: PeerRepository;
+  readonly auth: AdminAuth;
+  readonly traffic: TrafficHistory;
+
+  private constructor(readonly sqlite: Database, readonly db: Db) {
+    this.audit = new AuditLog(db);
+    this.peers = new PeerRepository(db);
+    this.auth = new AdminAuth(db);
+    this.traffic = new TrafficHistory(db);
+  }
+
+  static open(dataDir: string): Store {
+    const { sqlite, db } = openDatabase(dataDir);
+    return new Store(sqlite, db);
+  }
+
+  close(): void {
+    this.sqlite.close();
+  }
+}

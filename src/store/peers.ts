@@ -1,0 +1,166 @@
+// Peers managed from the admin UI and API: validated input (each error names its field), and
+// every change written together with its audit event in one transaction.
+import { eq } from "drizzle-orm";
+import { z } from "zod";
+import { decodeKey } from "../crypto/x25519.ts";
+import { formatCidr, parseCidr } from "../ip/address.ts";
+import { AuditLog } from "./audit.ts";
+import type { Db } from "./database.ts";
+import { peers } from "./schema.ts";
+
+export type PeerRow = typeof peers.$inferSelect;
+
+const keyText = z.string().trim().refine((v) => {
+  try {
+    decodeKey(v);
+    return true;
+  } catch {
+    return false;
+  }
+}, { message: "is not a WireGuard key (44 base64 characters)" });
+
+/** What a form or JSON body may set. Strings in, normalised values out. */
+export const PeerInput = z.object({
+  name: z.string().trim().min(1, "is required").max(64, "is longer than 64 characters"),
+  publicKey: keyText,
+  presharedKey: z.string().trim().transform((v, ctx) => {
+    if (v === "") return undefined;
+    if (!keyText.safeParse(v).success) {
+      ctx.addIssue({ code: "custom", message: `"${v}" is not a WireGuard key (44 base64 characters)` });
+      return z.NEVER;
+    }
+    return v;
+  }).optional(),
+  allowedIps: z.string().trim().min(1, "needs at least one CIDR").transform((v, ctx) => {
+    const out: string[] = [];
+    for (const item of v.split(",").map((s) => s.trim()).filter(Boolean)) {
+      try {
+        out.push(formatCidr(parseCidr(item)));
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    }
+    return out.join(", ");
+  }),
+  endpoint: z.string().trim().transform((v, ctx) => {
+    if (v === "") return undefined;
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(v)) {
+      ctx.addIssue({ code: "custom", message: `"${v}" is not host:port` });
+      return z.NEVER;
+    }
+    return v;
+  }).optional(),
+  persistentKeepalive: z.coerce.number().int("is not a whole number").min(0, "is negative").max(65535, "is above 65535").default(0),
+  enabled: z.union([z.boolean(), z.enum(["on", "true", "1"]).transform(() => true), z.enum(["off", "false", "0", ""]).transform(() => false)]).default(true),
+  /** ISO date or date-time (or Unix ms); empty = never. */
+  expiresAt: z.union([z.number(), z.string()]).transform((v, ctx) => {
+    if (typeof v === "number") return v;
+    if (v.trim() === "") return undefined;
+    const t = Date.parse(v.trim());
+    if (Number.isNaN(t)) {
+      ctx.addIssue({ code: "custom", message: `"${v}" is not a date` });
+      return z.NEVER;
+    }
+    return t;
+  }).optional(),
+});
+export type PeerInput = z.output<typeof PeerInput>;
+
+export class PeerValidationError extends Error {
+  constructor(readonly fields: Record<string, string>) {
+    super(Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join("; "));
+    this.name = "PeerValidationError";
+  }
+}
+
+/** Parses raw input; throws PeerValidationError naming every bad field (and its value). */
+export function parsePeerInput(raw: Record<string, unknown>, partial = false): Partial<PeerInput> {
+  const schema = partial ? PeerInput.partial() : PeerInput;
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const fields: Record<string, string> = {};
+  for (const issue of r.error.issues) {
+    const field = String(issue.path[0] ?? "form");
+    const value = raw[field];
+    const msg = issue.message.startsWith('"') || value === undefined || value === "" ? issue.message : `"${String(value)}" ${issue.message}`;
+    fields[field] ??= value === undefined && issue.code === "invalid_type" ? "is required" : msg;
+  }
+  throw new PeerValidationError(fields);
+}
+
+function snapshot(p: PeerRow | undefined) {
+  if (!p) return undefined;
+  // Never put secrets into the audit trail.
+  const { clientPrivateKey: _c, presharedKey, ...rest } = p;
+  return { ...rest, presharedKey: presharedKey ? "(set)" : null };
+}
+
+export class PeerRepository {
+  constructor(private readonly db: Db) {}
+
+  list(): PeerRow[] {
+    return this.db.select().from(peers).orderBy(peers.name).all();
+  }
+
+  get(id: string): PeerRow | undefined {
+    return this.db.select().from(peers).where(eq(peers.id, id)).get();
+  }
+
+  byPublicKey(key: string): PeerRow | undefined {
+    return this.db.select().from(peers).where(eq(peers.publicKey, key)).get();
+  }
+
+  create(input: PeerInput & { clientPrivateKey?: string }, actor: string): PeerRow {
+    if (this.byPublicKey(input.publicKey)) throw new PeerValidationError({ publicKey: `"${input.publicKey}" is already a peer` });
+    return this.db.transaction((tx) => {
+      const row = tx.insert(peers).values({
+        id: crypto.randomUUID(),
+        name: input.name,
+        publicKey: input.publicKey,
+        presharedKey: input.presharedKey ?? null,
+        clientPrivateKey: input.clientPrivateKey ?? null,
+        allowedIps: input.allowedIps,
+        endpoint: input.endpoint ?? null,
+        persistentKeepalive: input.persistentKeepalive,
+        enabled: input.enabled,
+        expiresAt: input.expiresAt ?? null,
+      }).returning().get();
+      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.created", subject: row.id, after: snapshot(row) });
+      return row;
+    });
+  }
+
+  update(id: string, patch: Partial<PeerInput>, actor: string): PeerRow {
+    const before = this.get(id);
+    if (!before) throw new PeerValidationError({ id: `"${id}" is not a peer` });
+    if (patch.publicKey && patch.publicKey !== before.publicKey && this.byPublicKey(patch.publicKey)) {
+      throw new PeerValidationError({ publicKey: `"${patch.publicKey}" is already a peer` });
+    }
+    return this.db.transaction((tx) => {
+      const row = tx.update(peers).set({
+        ...(patch.name !== undefined && { name: patch.name }),
+        ...(patch.publicKey !== undefined && { publicKey: patch.publicKey }),
+        ...("presharedKey" in patch && { presharedKey: patch.presharedKey ?? null }),
+        ...(patch.allowedIps !== undefined && { allowedIps: patch.allowedIps }),
+        ...("endpoint" in patch && { endpoint: patch.endpoint ?? null }),
+        ...(patch.persistentKeepalive !== undefined && { persistentKeepalive: patch.persistentKeepalive }),
+        ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+        ...("expiresAt" in patch && { expiresAt: patch.expiresAt ?? null }),
+        updatedAt: Date.now(),
+      }).where(eq(peers.id, id)).returning().get();
+      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.updated", subject: id, before: snapshot(before), after: snapshot(row) });
+      return row;
+    });
+  }
+
+  delete(id: string, actor: string): boolean {
+    const before = this.get(id);
+    if (!before) return false;
+    this.db.transaction((tx) => {
+      tx.delete(peers).where(eq(peers.id, id)).run();
+      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.deleted", subject: id, before: snapshot(before) });
+    });
+    return true;
+  }
+}

@@ -1,0 +1,90 @@
+// The SQLite schema (drizzle-orm). Migrations in migrations/ are generated from this file with
+// `bunx drizzle-kit generate` and applied at start. Times are Unix milliseconds.
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+const now = sql`(unixepoch('subsec') * 1000)`;
+
+/** Peers managed in the admin UI (config-file peers stay in the file and are not stored here). */
+export const peers = sqliteTable("peers", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  publicKey: text("public_key").notNull().unique(),
+  presharedKey: text("preshared_key"),
+  /** Only for peers created here, so the UI can show their config and QR code again. */
+  clientPrivateKey: text("client_private_key"),
+  /** Comma-separated CIDRs, as in wg-quick. */
+  allowedIps: text("allowed_ips").notNull(),
+  endpoint: text("endpoint"),
+  persistentKeepalive: integer("persistent_keepalive").notNull().default(0),
+  enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+  expiresAt: integer("expires_at"),
+  createdAt: integer("created_at").notNull().default(now),
+  updatedAt: integer("updated_at").notNull().default(now),
+});
+
+export const resources = sqliteTable("resources", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  type: text("type", { enum: ["cidr", "dns", "internet"] }).notNull(),
+  address: text("address"),
+  /** JSON: [{protocol, port_range_start, port_range_end}] as in Firezone. */
+  filters: text("filters").notNull().default("[]"),
+  createdAt: integer("created_at").notNull().default(now),
+  updatedAt: integer("updated_at").notNull().default(now),
+});
+
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    ts: integer("ts").notNull().default(now),
+    /** "admin:alice", "token:ci", "gateway" (data-plane events), "cli". */
+    actor: text("actor").notNull(),
+    /** peer.created | peer.updated | peer.deleted | resource.* | connection.established | connection.closed | admin.login | admin.login_failed */
+    action: text("action").notNull(),
+    subject: text("subject"),
+    cid: integer("cid"),
+    before: text("before"),
+    after: text("after"),
+    reason: text("reason"),
+  },
+  (t) => [index("audit_ts").on(t.ts), index("audit_action").on(t.action)],
+);
+
+/** Per-peer traffic per sampling interval (deltas), so history survives restarts. */
+export const trafficSamples = sqliteTable(
+  "traffic_samples",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    ts: integer("ts").notNull(),
+    publicKey: text("public_key").notNull(),
+    rxBytes: integer("rx_bytes").notNull(),
+    txBytes: integer("tx_bytes").notNull(),
+  },
+  (t) => [index("traffic_key_ts").on(t.publicKey, t.ts)],
+);
+
+export const adminUsers = sqliteTable("admin_users", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  username: text("username").notNull().unique(),
+  passwordHash: text("password_hash").notNull(),
+  createdAt: integer("created_at").notNull().default(now),
+});
+
+export const apiTokens = sqliteTable("api_tokens", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  name: text("name").notNull().unique(),
+  /** SHA-256 of the token; the token itself is shown once. */
+  tokenHash: text("token_hash").notNull().unique(),
+  createdAt: integer("created_at").notNull().default(now),
+  lastUsedAt: integer("last_used_at"),
+});
+
+/** Browser sessions: the cookie carries `id`; the CSRF token is bound to the session. */
+export const adminSessions = sqliteTable("admin_sessions", {
+  id: text("id").primaryKey(),
+  userId: integer("user_id").notNull().references(() => adminUsers.id, { onDelete: "cascade" }),
+  csrfToken: text("csrf_token").notNull(),
+  expiresAt: integer("expires_at").notNull(),
+});
