@@ -1,47 +1,273 @@
-// The admin HTTP server (Hono). This first cut serves the JSON API and Prometheus metrics with a
-// bearer token; the browser UI (login, htmx pages) comes with the observability work.
-import { Hono } from "hono";
-import { timingSafeEqual } from "node:crypto";
+// The admin server (Hono): server-rendered pages with htmx for live parts, and a JSON API that
+// mirrors them. It reads the gateway only through `AdminGateway` (snapshots, never protocol
+// objects) and writes only through the store, then asks the gateway to apply peer changes.
+import { Hono, type Context } from "hono";
+import { deleteCookie, setCookie } from "hono/cookie";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import QRCode from "qrcode";
+import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
+import { auditCsv, parsePeerInput, PeerValidationError, type PeerInput, type PeerRow, type Store } from "../src/store/index.ts";
+import type { LogQuery, LogRing } from "../src/telemetry/log-ring.ts";
+import { LEVELS } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
+import { LoginRateLimit, SESSION_COOKIE, requireAuth, type AdminEnv, type Principal } from "./auth.ts";
+import * as v from "./views.ts";
 
-/** Everything the admin may ask of the gateway: snapshots only, never protocol objects. */
-export interface AdminQuery {
+/** Everything the admin may ask of the gateway. */
+export interface AdminGateway {
   connections(): ConnectionView[];
   metrics(): string;
+  /** Re-apply the store's peers to the data plane (after a change in the UI or API). */
+  peersChanged(): void;
+  /** A free tunnel address for a new peer. */
+  nextAddress(): string;
+  /** A wg-quick config for a peer created here, or undefined if we do not hold its private key. */
+  clientConfig(peer: PeerRow, requestHost: string): string | undefined;
 }
 
 export interface AdminOptions {
-  query: AdminQuery;
-  /** GLASSGATE_ADMIN_TOKEN. Without it every authenticated route refuses. */
-  token: string | undefined;
+  gateway: AdminGateway;
+  store?: Store;
+  logs?: LogRing;
+  /** GLASSGATE_ADMIN_TOKEN: a bearer token for the JSON API and /metrics. */
+  envToken?: string;
+  /** Mark the session cookie Secure (when served over HTTPS). */
+  secureCookie?: boolean;
 }
 
-function tokenMatches(given: string | undefined, expected: string | undefined): boolean {
-  if (!given || !expected) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+const HTMX = readFileSync(createRequire(import.meta.url).resolve("htmx.org/dist/htmx.min.js"), "utf8");
+
+function principal(c: Context<AdminEnv>): Principal {
+  return c.get("principal");
 }
 
-export function createAdminApp(opts: AdminOptions): Hono {
-  const app = new Hono();
+function session(c: Context<AdminEnv>) {
+  const p = principal(c);
+  return p.kind === "session" ? p.session : undefined;
+}
+
+function page(c: Context<AdminEnv>, title: string, body: ReturnType<typeof v.layout>, status: 200 | 400 | 404 = 200) {
+  const s = session(c);
+  return c.html(v.layout({ title, path: c.req.path, user: s?.username ?? principal(c).actor, csrf: s?.csrfToken }, body), status);
+}
+
+function remoteOf(c: Context): string {
+  // Bun.serve passes the socket address through Hono's env; fall back to a constant for tests.
+  const env = c.env as { requestIP?: (r: Request) => { address: string } | null } | undefined;
+  return env?.requestIP?.(c.req.raw)?.address ?? "local";
+}
+
+function logQuery(q: Record<string, string | undefined>): LogQuery {
+  const out: LogQuery = { limit: Math.min(Number(q.limit ?? 200) || 200, 2000) };
+  if (q.cid && /^\d+$/.test(q.cid)) out.cid = Number(q.cid);
+  if (q.gid) out.gid = q.gid;
+  if (q.rid) out.rid = q.rid;
+  if (q.level && (LEVELS as readonly string[]).includes(q.level) && q.level !== "off") out.level = q.level as LogQuery["level"];
+  if (q.target) out.target = q.target;
+  if (q.since) out.since = q.since;
+  return out;
+}
+
+export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
+  const app = new Hono<AdminEnv>();
+  const { gateway, store, logs } = opts;
+  const limiter = new LoginRateLimit();
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/static/htmx.min.js", (c) => c.body(HTMX, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=86400" }));
 
-  // Every route below requires the bearer token.
-  app.use("*", async (c, next) => {
-    if (c.req.path === "/healthz") return next();
-    const header = c.req.header("authorization") ?? "";
-    const given = header.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
-    if (!tokenMatches(given, opts.token)) {
-      const why = opts.token ? "missing or wrong bearer token" : "set GLASSGATE_ADMIN_TOKEN to use the admin API";
-      return c.json({ error: "unauthorized", message: why }, 401, { "www-authenticate": 'Bearer realm="glassgate"' });
+  // ── login ──
+  app.get("/login", (c) => c.html(v.loginPage({ next: c.req.query("next") })));
+  app.post("/login", async (c) => {
+    const remote = remoteOf(c);
+    if (limiter.blocked(remote)) return c.html(v.loginPage({ error: "Too many failed logins; try again in a minute." }), 429);
+    const form = await c.req.parseBody();
+    const username = String(form.username ?? "");
+    const password = String(form.password ?? "");
+    const next = String(form.next ?? "/");
+    const s = store ? await store.auth.login(username, password, remote) : undefined;
+    if (!s) {
+      limiter.fail(remote);
+      return c.html(v.loginPage({ error: "Wrong username or password.", next }), 401);
     }
-    return next();
+    limiter.clear(remote);
+    setCookie(c, SESSION_COOKIE, s.id, { httpOnly: true, sameSite: "Strict", path: "/", secure: opts.secureCookie ?? false, maxAge: 12 * 3600 });
+    return c.redirect(next.startsWith("/") && !next.startsWith("//") ? next : "/");
   });
 
-  app.get("/api/connections", (c) => c.json({ connections: opts.query.connections() }));
-  app.get("/metrics", (c) => c.text(opts.query.metrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+  app.use("*", requireAuth({ auth: store?.auth, envToken: opts.envToken }));
+
+  app.post("/logout", (c) => {
+    const s = session(c);
+    if (s) store?.auth.logout(s.id);
+    deleteCookie(c, SESSION_COOKIE, { path: "/" });
+    return c.redirect("/login");
+  });
+
+  // ── pages ──
+  const now = () => Date.now();
+  app.get("/", (c) => page(c, "Overview", v.overview(gateway.connections(), store?.peers.list().length ?? 0, logs?.query({ level: "warn", limit: 1000 }).length ?? 0, now())));
+  app.get("/connections", (c) => page(c, "Connections", v.connectionsPage(gateway.connections(), now())));
+  app.get("/connections/rows", (c) => c.html(v.connectionRows(gateway.connections(), now())));
+  app.get("/connections/:cid", (c) => {
+    const cid = Number(c.req.param("cid"));
+    const conn = gateway.connections().find((x) => x.cid === cid);
+    if (!conn) return c.text(`no connection ${c.req.param("cid")}`, 404);
+    const traffic = store?.traffic.series(conn.public_key, now() - 24 * 3600_000) ?? [];
+    return page(c, `Connection ${cid}`, v.connectionDetail(conn, logs?.query({ cid, limit: 500 }) ?? [], traffic, now()));
+  });
+  app.get("/logs", (c) => {
+    const q = c.req.query();
+    return page(c, "Logs", v.logsPage(q, logs?.query(logQuery(q)) ?? []));
+  });
+  app.get("/logs/rows", (c) => c.html(v.logRows(logs?.query(logQuery(c.req.query())) ?? [])));
+  app.get("/errors", (c) => page(c, "Errors", v.errorsPage(logs?.query({ level: "warn", limit: 200 }) ?? [])));
+
+  const auditFilter = (q: Record<string, string>) => ({
+    ...(q.action && { action: q.action }),
+    ...(q.actor && { actor: q.actor }),
+    ...(q.subject && { subject: q.subject }),
+    ...(q.cid && /^\d+$/.test(q.cid) && { cid: Number(q.cid) }),
+  });
+  app.get("/audit", (c) => {
+    const q = c.req.query();
+    const pageNo = Math.max(1, Number(q.page ?? 1) || 1);
+    const size = 50;
+    const r = store?.audit.query(auditFilter(q), { limit: size, offset: (pageNo - 1) * size }) ?? { rows: [], total: 0 };
+    const keep = Object.fromEntries(Object.entries(q).filter(([k, val]) => k !== "page" && val)) as Record<string, string>;
+    return page(c, "Audit", v.auditPage(r.rows, r.total, pageNo, size, keep));
+  });
+  app.get("/audit.csv", (c) => {
+    const rows = store?.audit.query(auditFilter(c.req.query()), { limit: 100_000, offset: 0 }).rows ?? [];
+    return c.body(auditCsv(rows), 200, { "content-type": "text/csv; charset=utf-8", "content-disposition": 'attachment; filename="glassgate-audit.csv"' });
+  });
+
+  // ── peers ──
+  const requireStore = () => {
+    if (!store) throw new Error("peers need the data dir's database");
+    return store;
+  };
+  const formValues = (f: Record<string, unknown>): v.PeerFormValues => ({
+    name: String(f.name ?? ""), publicKey: String(f.publicKey ?? ""), allowedIps: String(f.allowedIps ?? ""), endpoint: String(f.endpoint ?? ""),
+    persistentKeepalive: String(f.persistentKeepalive ?? "0"), expiresAt: String(f.expiresAt ?? ""), enabled: f.enabled === "on",
+  });
+  const peersView = (c: Context<AdminEnv>, values: v.PeerFormValues, errors: Record<string, string>, status: 200 | 400, notice?: ReturnType<typeof v.layout>) =>
+    page(c, "Peers", v.peersPage(requireStore().peers.list(), session(c)?.csrfToken ?? "",
+      v.peerForm({ action: "/peers", csrf: session(c)?.csrfToken ?? "", values, errors, submit: "Add peer", keyHint: "empty: generate keys" }), notice), status);
+
+  app.get("/peers", (c) => peersView(c, { allowedIps: `${gateway.nextAddress()}/32`, enabled: true }, {}, 200));
+
+  /** Creates a peer from form fields; generates keys when no public key was given. */
+  const createPeer = (raw: Record<string, unknown>, actor: string): PeerRow => {
+    const s = requireStore();
+    let clientPrivateKey: string | undefined;
+    let presharedKey: string | undefined;
+    const input = { ...raw, enabled: raw.enabled ?? "off" } as Record<string, unknown>;
+    if (!String(raw.publicKey ?? "").trim()) {
+      const k = generatePrivateKey();
+      clientPrivateKey = encodeKey(k);
+      input.publicKey = encodeKey(publicKeyOf(k));
+      presharedKey = encodeKey(generatePrivateKey());
+      input.presharedKey = presharedKey;
+    }
+    const parsed = parsePeerInput(input) as PeerInput;
+    const row = s.peers.create({ ...parsed, clientPrivateKey }, actor);
+    gateway.peersChanged();
+    return row;
+  };
+
+  app.post("/peers", async (c) => {
+    const form = await c.req.parseBody();
+    try {
+      const row = createPeer(form, principal(c).actor);
+      return c.redirect(row.clientPrivateKey ? `/peers/${row.id}/config` : "/peers");
+    } catch (err) {
+      if (err instanceof PeerValidationError) return peersView(c, formValues(form), err.fields, 400);
+      throw err;
+    }
+  });
+
+  app.get("/peers/:id", (c) => {
+    const p = requireStore().peers.get(c.req.param("id"));
+    if (!p) return c.text("no such peer", 404);
+    const values: v.PeerFormValues = { name: p.name, publicKey: p.publicKey, allowedIps: p.allowedIps, endpoint: p.endpoint ?? "", persistentKeepalive: String(p.persistentKeepalive),
+      expiresAt: p.expiresAt ? new Date(p.expiresAt).toISOString().slice(0, 10) : "", enabled: p.enabled };
+    return page(c, `Peer ${p.name}`, v.peerForm({ action: `/peers/${p.id}`, csrf: session(c)?.csrfToken ?? "", values, errors: {}, submit: "Save" }));
+  });
+
+  app.post("/peers/:id", async (c) => {
+    const id = c.req.param("id");
+    const form = await c.req.parseBody();
+    try {
+      const patch = parsePeerInput({ ...form, enabled: form.enabled ?? "off" });
+      requireStore().peers.update(id, patch, principal(c).actor);
+      gateway.peersChanged();
+      return c.redirect("/peers");
+    } catch (err) {
+      if (err instanceof PeerValidationError) {
+        return page(c, "Edit peer", v.peerForm({ action: `/peers/${id}`, csrf: session(c)?.csrfToken ?? "", values: formValues(form), errors: err.fields, submit: "Save" }), 400);
+      }
+      throw err;
+    }
+  });
+
+  app.post("/peers/:id/delete", (c) => {
+    requireStore().peers.delete(c.req.param("id"), principal(c).actor);
+    gateway.peersChanged();
+    return c.redirect("/peers");
+  });
+
+  const configFor = (c: Context<AdminEnv>) => {
+    const p = requireStore().peers.get(c.req.param("id") ?? "");
+    const text = p && gateway.clientConfig(p, new URL(c.req.url).hostname);
+    return p && text ? { p, text } : undefined;
+  };
+  app.get("/peers/:id/config", async (c) => {
+    const r = configFor(c);
+    if (!r) return c.text("no client config for this peer (its keys were not generated here)", 404);
+    const svg = await QRCode.toString(r.text, { type: "svg", errorCorrectionLevel: "M", margin: 1, width: 280 });
+    return page(c, `Config ${r.p.name}`, v.clientConfigPage(r.p.name, r.text, svg));
+  });
+  app.get("/peers/:id/wg.conf", (c) => {
+    const r = configFor(c);
+    if (!r) return c.text("no client config for this peer", 404);
+    return c.body(r.text, 200, { "content-type": "text/plain; charset=utf-8", "content-disposition": `attachment; filename="${r.p.name.replace(/[^A-Za-z0-9_-]/g, "_")}.conf"` });
+  });
+
+  // ── JSON API (same field names as logs) ──
+  app.get("/api/connections", (c) => c.json({ connections: gateway.connections() }));
+  app.get("/api/sessions", (c) => c.json({ sessions: gateway.connections().flatMap((x) => x.sessions.map((session) => ({ cid: x.cid, session, public_key: x.public_key }))) }));
+  app.get("/api/logs", (c) => c.json({ logs: logs?.query(logQuery(c.req.query())) ?? [] }));
+  app.get("/api/audit", (c) => {
+    const q = c.req.query();
+    const limit = Math.min(Number(q.limit ?? 50) || 50, 1000);
+    return c.json(store?.audit.query(auditFilter(q), { limit, offset: Number(q.offset ?? 0) || 0 }) ?? { rows: [], total: 0 });
+  });
+  app.get("/api/peers", (c) => c.json({ peers: (store?.peers.list() ?? []).map(({ clientPrivateKey: _k, presharedKey, ...p }) => ({ ...p, presharedKey: presharedKey ? "(set)" : null })) }));
+  app.post("/api/peers", async (c) => {
+    let body: Record<string, unknown>;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ error: "bad_request", message: "body is not JSON" }, 400);
+    }
+    try {
+      const row = createPeer(body, principal(c).actor);
+      return c.json({ id: row.id, public_key: row.publicKey }, 201);
+    } catch (err) {
+      if (err instanceof PeerValidationError) return c.json({ error: "invalid", fields: err.fields }, 400);
+      throw err;
+    }
+  });
+  app.delete("/api/peers/:id", (c) => {
+    const ok = requireStore().peers.delete(c.req.param("id"), principal(c).actor);
+    if (ok) gateway.peersChanged();
+    return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
+  });
+  app.get("/metrics", (c) => c.text(gateway.metrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+
   app.notFound((c) => c.json({ error: "not_found", path: c.req.path }, 404));
   return app;
 }
+

@@ -5,14 +5,19 @@ import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
 import { formatCidr } from "./ip/address.ts";
 import { parseArgs } from "node:util";
-import { runStandalone } from "./standalone.ts";
-import { Logger, errorChain, parseLogFilter } from "./telemetry/log.ts";
+import { runStandalone } from "./standalone/run.ts";
+import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
+import { LogRing, fanOut } from "./telemetry/log-ring.ts";
+import { Store } from "./store/index.ts";
 
 const USAGE = `usage: glassgate <command>
 
   up --config FILE [--init] [--interface NAME] [--listen-port N] [--admin HOST:PORT] [--data DIR]
                          run the standalone gateway (needs root or CAP_NET_ADMIN for the TUN device);
                          --init creates FILE with a new key when it does not exist
+  admin create --data DIR --username NAME   (password read from stdin)
+                         create an admin user for the web UI
+  admin token --data DIR --name NAME       print a new API token (shown once)
   peers add --config FILE --endpoint HOST[:PORT] [--name NAME] [--address IP] [--dns IP] [--out FILE]
                          add a peer to the gateway config and print its client config
   keygen                 print a new private key (like \`wg genkey\`)
@@ -46,6 +51,8 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       }
       case "up":
         return await up(rest);
+      case "admin":
+        return await adminCommand(rest, out);
       case "peers":
         if (rest[0] !== "add") throw new UsageError(`peers: unknown subcommand "${rest[0] ?? ""}" (try: peers add)`);
         return await peersAdd(rest.slice(1), out);
@@ -133,8 +140,9 @@ async function up(args: string[]): Promise<number> {
   const interfaceName = values.interface ?? env.GLASSGATE_INTERFACE ?? "glassgate0";
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(interfaceName)) throw new UsageError(`--interface: "${interfaceName}" is not an interface name (1–15 of A-Z a-z 0-9 _ . -)`);
   let logger: Logger;
+  const logs = new LogRing(10_000);
   try {
-    logger = new Logger(parseLogFilter(env.GLASSGATE_LOG));
+    logger = new Logger(parseLogFilter(env.GLASSGATE_LOG), fanOut(stderrSink, logs.sink));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -148,6 +156,10 @@ async function up(args: string[]): Promise<number> {
     dataDir: values.data ?? env.GLASSGATE_DATA_DIR ?? "./data",
     keepDefaultBuffers: env.FIREZONE_NO_INC_BUF !== undefined,
     logger,
+    logs,
+    firstAdmin: env.GLASSGATE_ADMIN_USER && env.GLASSGATE_ADMIN_PASSWORD ? { username: env.GLASSGATE_ADMIN_USER, password: env.GLASSGATE_ADMIN_PASSWORD } : undefined,
+    publicEndpoint: env.GLASSGATE_ENDPOINT || undefined,
+    trafficSampleSeconds: env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS ? Number(env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS) : undefined,
   });
 
   return await new Promise<number>((resolve) => {
@@ -168,6 +180,39 @@ async function up(args: string[]): Promise<number> {
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+/** `glassgate admin create|token`: identities for the admin server, stored in the data dir. */
+async function adminCommand(args: string[], out: (s: string) => void): Promise<number> {
+  const [sub, ...rest] = args;
+  let values;
+  try {
+    ({ values } = parseArgs({ args: rest, options: { data: { type: "string" }, username: { type: "string" }, name: { type: "string" } }, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError(`admin: ${(err as Error).message}`);
+  }
+  const store = Store.open(values.data ?? process.env.GLASSGATE_DATA_DIR ?? "./data");
+  try {
+    if (sub === "create") {
+      if (!values.username) throw new UsageError("admin create: missing --username NAME");
+      const password = (await readStdin()).replace(/\r?\n$/, "");
+      try {
+        await store.auth.createUser(values.username, password, "cli");
+      } catch (err) {
+        throw new UsageError(`admin create: ${(err as Error).message}`);
+      }
+      out(`admin ${values.username} created\n`);
+      return 0;
+    }
+    if (sub === "token") {
+      if (!values.name) throw new UsageError("admin token: missing --name NAME");
+      out(store.auth.createToken(values.name, "cli") + "\n");
+      return 0;
+    }
+    throw new UsageError(`admin: unknown subcommand "${sub ?? ""}" (create or token)`);
+  } finally {
+    store.close();
+  }
 }
 
 /** `glassgate peers add`: appends a [Peer] to the gateway config, prints the client's config. */

@@ -27,11 +27,11 @@ function intToV4(n: number): Uint8Array {
 }
 
 /** The lowest host address in the gateway's IPv4 subnet that neither it nor any peer uses. */
-export function nextFreeAddress(cfg: WireguardConfig): string {
+export function nextFreeAddress(cfg: WireguardConfig, alsoUsed: Cidr[] = []): string {
   const own = cfg.interface.addresses.find((a) => a.family === 4);
   if (!own) throw new Error(`${cfg.file}: [Interface] has no IPv4 Address to allocate peer addresses from`);
   const used = new Set<number>([v4ToInt(own.bytes)]);
-  for (const p of cfg.peers) for (const c of p.allowedIPs) if (c.family === 4 && c.prefix === 32) used.add(v4ToInt(c.bytes));
+  for (const c of [...cfg.peers.flatMap((p) => p.allowedIPs), ...alsoUsed]) if (c.family === 4 && c.prefix === 32) used.add(v4ToInt(c.bytes));
   const size = 2 ** (32 - own.prefix);
   const net = (v4ToInt(own.bytes) & (own.prefix === 0 ? 0 : (~0 << (32 - own.prefix)))) >>> 0;
   for (let host = 1; host < size - 1; host++) {
@@ -73,21 +73,46 @@ export function createPeer(cfg: WireguardConfig, spec: NewPeer): CreatedPeer {
   ].join("\n");
   // By default the client routes the gateway's tunnel subnets (host bits cleared) through it.
   const routes = spec.clientAllowedIPs ?? cfg.interface.addresses.map((a) => formatCidr(parseCidr(formatCidr(a))));
-  const clientConfig = [
-    `# ${spec.name}: import into any WireGuard client (wg-quick, the desktop and mobile apps)`,
+  const clientConfig = clientConfigText({
+    name: spec.name,
+    privateKey: encodeKey(clientKey),
+    address: `${formatIp(addr.bytes)}/${addr.family === 4 ? 32 : 128}`,
+    dns: spec.dns,
+    gatewayPublicKey: encodeKey(publicKeyOf(cfg.interface.privateKey)),
+    presharedKey: encodeKey(psk),
+    allowedIPs: routes,
+    endpoint: spec.endpoint,
+  });
+  clientKey.fill(0);
+  return { gatewaySection, clientConfig, publicKey: clientPub };
+}
+
+export interface ClientConfigSpec {
+  name: string;
+  privateKey: string;
+  address: string;
+  dns?: string;
+  gatewayPublicKey: string;
+  presharedKey?: string;
+  allowedIPs: string[];
+  endpoint: string;
+}
+
+/** The wg-quick config a stock WireGuard client imports. */
+export function clientConfigText(c: ClientConfigSpec): string {
+  return [
+    `# ${c.name.replace(/[\r\n]/g, " ")}: import into any WireGuard client (wg-quick, the desktop and mobile apps)`,
     "[Interface]",
-    `PrivateKey = ${encodeKey(clientKey)}`,
-    `Address = ${formatIp(addr.bytes)}/${addr.family === 4 ? 32 : 128}`,
-    ...(spec.dns ? [`DNS = ${spec.dns}`] : []),
+    `PrivateKey = ${c.privateKey}`,
+    `Address = ${c.address}`,
+    ...(c.dns ? [`DNS = ${c.dns}`] : []),
     "",
     "[Peer]",
-    `PublicKey = ${encodeKey(publicKeyOf(cfg.interface.privateKey))}`,
-    `PresharedKey = ${encodeKey(psk)}`,
-    `AllowedIPs = ${routes.join(", ")}`,
-    `Endpoint = ${spec.endpoint}`,
+    `PublicKey = ${c.gatewayPublicKey}`,
+    ...(c.presharedKey ? [`PresharedKey = ${c.presharedKey}`] : []),
+    `AllowedIPs = ${c.allowedIPs.join(", ")}`,
+    `Endpoint = ${c.endpoint}`,
     "PersistentKeepalive = 25",
     "",
   ].join("\n");
-  clientKey.fill(0);
-  return { gatewaySection, clientConfig, publicKey: clientPub };
 }

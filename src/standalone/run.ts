@@ -3,23 +3,35 @@
 import { lookup } from "node:dns/promises";
 import { mkdirSync } from "node:fs";
 import { spawnSync } from "bun";
-import { createAdminApp } from "../admin/app.ts";
-import type { WireguardConfig } from "./config/index.ts";
-import { selectAead } from "./crypto/select.ts";
-import { encodeKey, publicKeyOf, randomBytes } from "./crypto/x25519.ts";
-import { formatCidr } from "./ip/address.ts";
-import { EventLoop } from "./io/event-loop.ts";
-import { TunReader } from "./io/tun-reader.ts";
-import { TunDevice } from "./io/tun.ts";
-import { UdpSockets } from "./io/udp.ts";
-import { renderMetrics } from "./telemetry/prometheus.ts";
-import { connectionViews } from "./telemetry/view.ts";
-import { Logger, type TargetLogger } from "./telemetry/log.ts";
-import { Tunnel, type TunnelEvent } from "./tunnel/index.ts";
-import { formatEndpoint, sessionField, type Endpoint } from "./wire/index.ts";
+import { createAdminApp } from "../../admin/app.ts";
+import type { WireguardConfig } from "../config/index.ts";
+import { selectAead } from "../crypto/select.ts";
+import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
+import { formatCidr, parseCidr, type Cidr } from "../ip/address.ts";
+import { EventLoop } from "../io/event-loop.ts";
+import { TunReader } from "../io/tun-reader.ts";
+import { TunDevice } from "../io/tun.ts";
+import { UdpSockets } from "../io/udp.ts";
+import { renderMetrics } from "../telemetry/prometheus.ts";
+import { connectionViews } from "../telemetry/view.ts";
+import { Logger, type TargetLogger } from "../telemetry/log.ts";
+import type { LogRing } from "../telemetry/log-ring.ts";
+import { clientConfigText, nextFreeAddress } from "../config/index.ts";
+import { Store } from "../store/index.ts";
+import { PeerSync } from "./peer-sync.ts";
+import { ConnectionAudit } from "./connection-audit.ts";
+import { Tunnel, type TunnelEvent } from "../tunnel/index.ts";
+import { formatEndpoint, sessionField, type Endpoint } from "../wire/index.ts";
 
 export interface StandaloneOptions {
   config: WireguardConfig;
+  /** The in-memory log ring the logger also writes to (the admin's log viewer reads it). */
+  logs: LogRing;
+  /** First admin, created when the store has none (GLASSGATE_ADMIN_USER / _PASSWORD). */
+  firstAdmin?: { username: string; password: string };
+  /** What clients should dial, for generated configs (GLASSGATE_ENDPOINT); else the admin request's host. */
+  publicEndpoint?: string;
+  trafficSampleSeconds?: number;
   interfaceName: string;
   listenPort: number;
   admin: { hostname: string; port: number };
@@ -78,6 +90,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const log = opts.logger.target("gateway");
   const cfg = opts.config;
   mkdirSync(opts.dataDir, { recursive: true });
+  const store = Store.open(opts.dataDir);
+  if (opts.firstAdmin && store.auth.userCount() === 0) {
+    await store.auth.createUser(opts.firstAdmin.username, opts.firstAdmin.password, "env");
+    log.info("first admin created", { username: opts.firstAdmin.username });
+  }
 
   const aead = selectAead(opts.logger.target("crypto"));
   const tunnel = new Tunnel({ aead, privateKey: cfg.interface.privateKey, random: randomBytes, mtu: cfg.interface.mtu });
@@ -87,15 +104,23 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     log.info("peer configured", { cid: conn.cid, public_key: conn.publicKey, allowed_ips: p.allowedIPs.map(formatCidr).join(","), remote: endpoint ? formatEndpoint(endpoint) : undefined });
   }
 
+  const filePeers = new Set(cfg.peers.map((p) => encodeKey(p.publicKey)));
+  const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("gateway"));
+  const storePeers = sync.apply(clock());
+
   const tun = TunDevice.open(opts.interfaceName);
   try {
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
-    for (const p of cfg.peers) {
+    const routed = [
+      ...cfg.peers.map((p) => ({ publicKey: encodeKey(p.publicKey), allowedIPs: p.allowedIPs })),
+      ...store.peers.list().map((r) => ({ publicKey: r.publicKey, allowedIPs: PeerSync.allowedIps(r) })),
+    ];
+    for (const p of routed) {
       for (const c of p.allowedIPs) {
         // A default route through the tunnel would take over the host's own traffic: leave it out.
         if (c.prefix === 0) {
-          log.warn("not routing a default route to a peer", { public_key: encodeKey(p.publicKey), allowed_ips: formatCidr(c) });
+          log.warn("not routing a default route to a peer", { public_key: p.publicKey, allowed_ips: formatCidr(c) });
           continue;
         }
         ip(["route", "replace", formatCidr(c), "dev", tun.name]);
@@ -106,11 +131,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     throw new Error(`configuring ${tun.name}`, { cause: err });
   }
 
+  const audit = new ConnectionAudit(store, tunnel);
   const loop = new EventLoop({
     tunnel,
     tun,
     clock,
-    onEvent: (e) => logEvent(opts.logger.target("tunnel"), e),
+    onEvent: (e) => {
+      logEvent(opts.logger.target("tunnel"), e);
+      audit.onEvent(e);
+    },
     onBatchErrors: (errors, turn) => opts.logger.target("io").warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0] }),
   });
   const udp = await UdpSockets.open({
@@ -122,32 +151,69 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const reader = new TunReader(tun.fd, cfg.interface.mtu, loop.wake);
   loop.attach(udp, reader);
 
+  const routeTunnel = (cidrs: Cidr[]) => {
+    for (const c of cidrs) if (c.prefix > 0) ip(["route", "replace", formatCidr(c), "dev", tun.name]);
+  };
+  const applyPeers = () => {
+    const r = sync.apply(clock());
+    for (const p of store.peers.list()) routeTunnel(PeerSync.allowedIps(p));
+    audit.sweep();
+    loop.wake();
+    return r;
+  };
+  const gatewayPublicKey = encodeKey(publicKeyOf(cfg.interface.privateKey));
   const app = createAdminApp({
-    token: opts.adminToken,
-    query: {
+    envToken: opts.adminToken,
+    store,
+    logs: opts.logs,
+    gateway: {
       connections: () => connectionViews(tunnel, clock()),
       metrics: () => renderMetrics({ tunnel, loop, now: clock() }),
+      peersChanged: () => void applyPeers(),
+      nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIps(p))),
+      clientConfig: (p, host) =>
+        p.clientPrivateKey
+          ? clientConfigText({
+              name: p.name,
+              privateKey: p.clientPrivateKey,
+              address: PeerSync.allowedIps(p).map(formatCidr)[0] ?? "",
+              gatewayPublicKey,
+              presharedKey: p.presharedKey ?? undefined,
+              allowedIPs: cfg.interface.addresses.map((a) => formatCidr(parseCidr(formatCidr(a)))),
+              endpoint: opts.publicEndpoint ?? `${host.includes(":") ? `[${host}]` : host}:${udp.port}`,
+            })
+          : undefined,
     },
   });
-  const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, fetch: app.fetch });
+  // Expiry is checked every 10 s; traffic history is sampled every trafficSampleSeconds.
+  const expiryTimer = setInterval(applyPeers, 10_000);
+  const trafficTimer = setInterval(() => {
+    store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
+  }, (opts.trafficSampleSeconds ?? 60) * 1000);
+  const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, fetch: (req, srv) => app.fetch(req, srv) });
   const adminUrl = `http://${opts.admin.hostname.includes(":") ? `[${opts.admin.hostname}]` : opts.admin.hostname}:${server.port}`;
-  const publicKey = encodeKey(publicKeyOf(cfg.interface.privateKey));
+  const publicKey = gatewayPublicKey;
   log.info("gateway up", {
     interface: tun.name,
     listen_port: udp.port,
     public_key: publicKey,
     peers: cfg.peers.length,
+    store_peers: storePeers.upserted,
     admin: adminUrl,
     aead: aead.name,
     udp_recv_buffer: udp.buffers.recv,
     udp_send_buffer: udp.buffers.send,
   });
-  if (!opts.adminToken) log.warn("GLASSGATE_ADMIN_TOKEN is not set: the admin API answers only /healthz");
+  if (!opts.adminToken && store.auth.userCount() === 0) {
+    log.warn("no admin user yet: set GLASSGATE_ADMIN_USER and GLASSGATE_ADMIN_PASSWORD, or run `glassgate admin create`");
+  }
 
   let down: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> =>
     (down ??= (async () => {
       log.info("shutting down", { reason });
+      clearInterval(expiryTimer);
+      clearInterval(trafficTimer);
       const told = tunnel.goodbye(clock());
       loop.stop(); // flushes the goodbyes, then accepts nothing more
       await Bun.sleep(50); // let the sends complete before the sockets close
@@ -156,6 +222,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       await reader.stop();
       tun.close();
       server.stop(true);
+      audit.shutdown();
+      store.close();
       log.info("gateway down", { goodbyes_sent: told });
     })());
 

@@ -1,0 +1,199 @@
+// The admin server in-process (app.request), with a real store on disk and a stub gateway.
+import { beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
+import { Store, type PeerRow } from "../src/store/index.ts";
+import { LogRing } from "../src/telemetry/log-ring.ts";
+import { Logger, parseLogFilter } from "../src/telemetry/log.ts";
+import type { ConnectionView } from "../src/telemetry/view.ts";
+import { createAdminApp, type AdminGateway } from "./app.ts";
+import { SESSION_COOKIE } from "./auth.ts";
+
+const ENV_TOKEN = "env-token-xyz";
+
+function setup() {
+  const store = Store.open(mkdtempSync(join(tmpdir(), "gg-admin-")));
+  const logs = new LogRing(100);
+  const log = new Logger(parseLogFilter("trace"), logs.sink);
+  let applied = 0;
+  const conns: ConnectionView[] = [{
+    cid: 3428714, public_key: encodeKey(publicKeyOf(generatePrivateKey())), endpoint: "192.0.2.7:51820", sessions: ["3428714|1"],
+    last_handshake: new Date().toISOString(), rx_bytes: 2048, tx_bytes: 1024, rx_packets: 4, tx_packets: 2,
+    handshakes: { initiated: 0, completed: 1, failed: 0 }, allowed_ips: ["10.99.0.2/32"], drops: { replay: 2 }, state: "connected",
+  }];
+  const gateway: AdminGateway = {
+    connections: () => conns,
+    metrics: () => "glassgate_connections 1\n",
+    peersChanged: () => void applied++,
+    nextAddress: () => "10.99.0.9",
+    clientConfig: (p: PeerRow) => (p.clientPrivateKey ? `[Interface]\nPrivateKey = ${p.clientPrivateKey}\n` : undefined),
+  };
+  const app = createAdminApp({ gateway, store, logs, envToken: ENV_TOKEN });
+  return { app, store, logs, log, conns, applied: () => applied };
+}
+
+async function login(app: ReturnType<typeof setup>["app"], store: Store): Promise<{ cookie: string; csrf: string }> {
+  if (store.auth.userCount() === 0) await store.auth.createUser("alice", "correct horse", "test");
+  const r = await app.request("/login", { method: "POST", body: new URLSearchParams({ username: "alice", password: "correct horse" }) });
+  expect(r.status).toBe(302);
+  const setCookie = r.headers.get("set-cookie")!;
+  expect(setCookie).toContain("HttpOnly");
+  expect(setCookie).toContain("SameSite=Strict");
+  const cookie = setCookie.split(";")[0]!;
+  const html = await (await app.request("/peers", { headers: { cookie } })).text();
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+  return { cookie, csrf };
+}
+
+describe("authentication", () => {
+  test("every registered route but /healthz, /login and htmx refuses unauthenticated access", async () => {
+    const { app } = setup();
+    const open = new Set(["/healthz", "/login", "/static/htmx.min.js"]);
+    const routes = app.routes.filter((r) => r.method !== "ALL" && !open.has(r.path));
+    expect(routes.length).toBeGreaterThan(20);
+    for (const r of routes) {
+      const path = r.path.replace(":cid", "1").replace(":id", "x");
+      for (const headers of [{}, { accept: "application/json" }, { authorization: "Bearer wrong" }] as Record<string, string>[]) {
+        const res = await app.request(path, { method: r.method, headers });
+        // A browser GET is sent to the login page; everything else is refused outright.
+        expect([302, 401]).toContain(res.status);
+        if (res.status === 302) expect(res.headers.get("location")).toStartWith("/login");
+      }
+    }
+    expect((await app.request("/healthz")).status).toBe(200);
+  });
+
+  test("the env bearer token and API tokens from the store open the JSON API", async () => {
+    const { app, store } = setup();
+    expect((await app.request("/api/connections", { headers: { authorization: `Bearer ${ENV_TOKEN}` } })).status).toBe(200);
+    const token = store.auth.createToken("ci", "test");
+    const r = await app.request("/api/connections", { headers: { authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(200);
+    expect((await r.json()).connections[0].sessions).toEqual(["3428714|1"]);
+    expect((await app.request("/metrics", { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+  });
+
+  test("logins are rate limited per address and failures audited", async () => {
+    const { app, store } = setup();
+    await store.auth.createUser("alice", "correct horse", "test");
+    const attempt = (password: string) => app.request("/login", { method: "POST", body: new URLSearchParams({ username: "alice", password }) });
+    for (let i = 0; i < 5; i++) expect((await attempt("nope")).status).toBe(401);
+    expect((await attempt("correct horse")).status).toBe(429);
+    expect(store.audit.query({ action: "admin.login_failed" }).total).toBe(5);
+  });
+
+  test("a mutation without the CSRF token is refused and changes nothing", async () => {
+    const { app, store } = setup();
+    const { cookie, csrf } = await login(app, store);
+    const body = { name: "x", publicKey: encodeKey(publicKeyOf(generatePrivateKey())), allowedIps: "10.99.0.5/32" };
+    const noToken = await app.request("/peers", { method: "POST", headers: { cookie }, body: new URLSearchParams(body) });
+    expect(noToken.status).toBe(403);
+    const wrong = await app.request("/peers", { method: "POST", headers: { cookie }, body: new URLSearchParams({ ...body, _csrf: "forged" }) });
+    expect(wrong.status).toBe(403);
+    expect(store.peers.list()).toHaveLength(0);
+    const ok = await app.request("/peers", { method: "POST", headers: { cookie }, body: new URLSearchParams({ ...body, _csrf: csrf, enabled: "on" }) });
+    expect(ok.status).toBe(302);
+    expect(store.peers.list()).toHaveLength(1);
+  });
+});
+
+describe("pages", () => {
+  let ctx: ReturnType<typeof setup>;
+  let auth: { cookie: string; csrf: string };
+  beforeEach(async () => {
+    ctx = setup();
+    auth = await login(ctx.app, ctx.store);
+  });
+  const get = (path: string) => ctx.app.request(path, { headers: { cookie: auth.cookie, accept: "text/html" } });
+  const post = (path: string, fields: Record<string, string>) =>
+    ctx.app.request(path, { method: "POST", headers: { cookie: auth.cookie }, body: new URLSearchParams({ ...fields, _csrf: auth.csrf }) });
+
+  test("connections page shows cid, session indices and traffic; rows refresh via htmx", async () => {
+    const html = await (await get("/connections")).text();
+    expect(html).toContain('hx-get="/connections/rows"');
+    expect(html).toContain("(3428714|1)");
+    expect(html).toContain("2.0 KiB");
+    const rows = await (await get("/connections/rows")).text();
+    expect(rows).toContain('data-cid="3428714"');
+    expect(rows).not.toContain("<html");
+  });
+
+  test("connection detail shows drops by reason and this cid's logs", async () => {
+    ctx.log.log("info", "tunnel", "handshake completed", { cid: 3428714, session: "3428714|1" });
+    ctx.log.log("info", "tunnel", "handshake completed", { cid: 99, session: "99|0" });
+    const html = await (await get("/connections/3428714")).text();
+    expect(html).toContain("replay");
+    expect(html).toContain("session=3428714|1");
+    expect(html).not.toContain("session=99|0");
+  });
+
+  test("logs filter by cid and level", async () => {
+    ctx.log.log("warn", "tunnel", "bad thing", { cid: 7 });
+    ctx.log.log("info", "tunnel", "fine thing", { cid: 7 });
+    ctx.log.log("warn", "tunnel", "other", { cid: 8 });
+    const html = await (await get("/logs?cid=7&level=warn")).text();
+    expect(html).toContain("bad thing");
+    expect(html).not.toContain("fine thing");
+    expect(html).not.toContain(">other");
+    const api = await ctx.app.request("/api/logs?cid=7", { headers: { authorization: `Bearer ${ENV_TOKEN}` } });
+    expect((await api.json()).logs.map((l: { msg: string }) => l.msg)).toEqual(["fine thing", "bad thing"]);
+  });
+
+  test("adding a peer without a key generates its config and QR code, applies it, and audits it", async () => {
+    const r = await post("/peers", { name: "phone", publicKey: "", allowedIps: "10.99.0.9/32", persistentKeepalive: "25", enabled: "on" });
+    expect(r.status).toBe(302);
+    expect(ctx.applied()).toBe(1);
+    const [peer] = ctx.store.peers.list();
+    expect(r.headers.get("location")).toBe(`/peers/${peer!.id}/config`);
+    const html = await (await get(`/peers/${peer!.id}/config`)).text();
+    expect(html).toContain("<svg");
+    expect(html).toContain(`PrivateKey = ${peer!.clientPrivateKey}`);
+    const audit = ctx.store.audit.query({ action: "peer.created" }).rows[0]!;
+    expect(audit.actor).toBe("admin:alice");
+    expect(audit.after).not.toContain(peer!.clientPrivateKey!);
+    const edit = await post(`/peers/${peer!.id}`, { name: "phone 2", publicKey: peer!.publicKey, allowedIps: "10.99.0.9/32", persistentKeepalive: "0" });
+    expect(edit.status).toBe(302);
+    expect(ctx.store.peers.get(peer!.id)).toMatchObject({ name: "phone 2", enabled: false });
+    expect((await post(`/peers/${peer!.id}/delete`, {})).status).toBe(302);
+    expect(ctx.store.peers.list()).toHaveLength(0);
+    expect(ctx.applied()).toBe(3);
+  });
+
+  test("bad form input gets a message naming the field and stores nothing", async () => {
+    const r = await post("/peers", { name: "", publicKey: "not-a-key", allowedIps: "10.0.0.0/40", persistentKeepalive: "-1", enabled: "on" });
+    expect(r.status).toBe(400);
+    const html = await r.text();
+    expect(html).toContain('data-field="publicKey"');
+    expect(html).toContain("publicKey: &quot;not-a-key&quot; is not a WireGuard key");
+    expect(html).toContain("allowedIps: &quot;10.0.0.0/40&quot; has prefix length");
+    expect(html).toContain("name: is required");
+    expect(html).toContain("persistentKeepalive: &quot;-1&quot; is negative");
+    expect(ctx.store.peers.list()).toHaveLength(0);
+    expect(ctx.store.audit.query({ action: "peer.created" }).total).toBe(0);
+    expect(ctx.applied()).toBe(0);
+  });
+
+  test("audit page filters, paginates and exports CSV", async () => {
+    for (let i = 0; i < 60; i++) ctx.store.audit.record({ actor: "gateway", action: "connection.established", cid: i });
+    const html = await (await get("/audit?action=connection.established")).text();
+    expect(html).toContain("Page 1 of 2 (60 events)");
+    expect((await (await get("/audit?action=connection.established&page=2")).text()).match(/data-action=/g)).toHaveLength(10);
+    const csv = await (await get("/audit.csv?action=connection.established")).text();
+    expect(csv.trim().split("\r\n")).toHaveLength(61);
+  });
+
+  test("logout ends the session", async () => {
+    await post("/logout", {});
+    expect(ctx.store.auth.session(auth.cookie.slice(SESSION_COOKIE.length + 1))).toBeUndefined();
+    expect((await get("/connections")).status).toBe(302);
+  });
+
+  test("htmx is served from the package, not a CDN", async () => {
+    const r = await ctx.app.request("/static/htmx.min.js");
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain("htmx");
+    expect(await (await get("/")).text()).toContain('src="/static/htmx.min.js"');
+  });
+});
