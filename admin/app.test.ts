@@ -71,7 +71,7 @@ describe("authentication", () => {
     const token = store.auth.createToken("ci", "test");
     const r = await app.request("/api/connections", { headers: { authorization: `Bearer ${token}` } });
     expect(r.status).toBe(200);
-    expect((await r.json()).connections[0].sessions).toEqual(["3428714|1"]);
+    expect(((await r.json()) as { connections: ConnectionView[] }).connections[0]!.sessions).toEqual(["3428714|1"]);
     expect((await app.request("/metrics", { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   });
 
@@ -138,7 +138,7 @@ describe("pages", () => {
     expect(html).not.toContain("fine thing");
     expect(html).not.toContain(">other");
     const api = await ctx.app.request("/api/logs?cid=7", { headers: { authorization: `Bearer ${ENV_TOKEN}` } });
-    expect((await api.json()).logs.map((l: { msg: string }) => l.msg)).toEqual(["fine thing", "bad thing"]);
+    expect(((await api.json()) as { logs: { msg: string }[] }).logs.map((l) => l.msg)).toEqual(["fine thing", "bad thing"]);
   });
 
   test("adding a peer without a key generates its config and QR code, applies it, and audits it", async () => {
