@@ -93,10 +93,10 @@ export class Topology {
     });
   }
 
-  /** Writes the gateway's wg-quick config: every client as a peer, endpoints learnt on handshake. */
-  writeGatewayConfig(): string {
+  /** Writes the gateway's wg-quick config: the first `fileClients` clients as peers (endpoints learnt on handshake). */
+  writeGatewayConfig(fileClients = this.clients.length): string {
     const lines = ["[Interface]", `PrivateKey = ${encodeKey(this.gwKey)}`, `Address = ${this.gwTunnelIp}/24`, "ListenPort = 52625", ""];
-    for (const c of this.clients) lines.push("[Peer]", `PublicKey = ${c.publicKey}`, `AllowedIPs = ${c.tunnelIp}/32`, "");
+    for (const c of this.clients.slice(0, fileClients)) lines.push("[Peer]", `PublicKey = ${c.publicKey}`, `AllowedIPs = ${c.tunnelIp}/32`, "");
     const file = join(this.dir, "gw.conf");
     writeFileSync(file, lines.join("\n"));
     return file;
@@ -116,9 +116,28 @@ export class Topology {
     c.ns.exec(["ip", "route", "add", `10.202.${this.net}.0/24`, "dev", c.wgIf]);
   }
 
+  /**
+   * Configures client `c` from a wg-quick file a user would import (e.g. one the admin UI made):
+   * `wg-quick strip` gives wg its part; Address and the routes come from the file like wg-quick does.
+   */
+  async configureClientFromFile(c: Client, text: string): Promise<void> {
+    await waitFor(`${c.wgIf} to exist`, () => c.ns.exec(["ip", "link", "show", c.wgIf], { allowFail: true }).includes(c.wgIf));
+    const file = join(this.dir, `client${c.index}.conf`);
+    writeFileSync(file, text, { mode: 0o600 });
+    const stripped = join(this.dir, `client${c.index}.wg`);
+    writeFileSync(stripped, sh(["wg-quick", "strip", file]));
+    c.ns.exec(["wg", "setconf", c.wgIf, stripped]);
+    const address = /^Address\s*=\s*(.+)$/m.exec(text)![1]!.trim();
+    c.ns.exec(["ip", "addr", "add", address, "dev", c.wgIf]);
+    c.ns.exec(["ip", "link", "set", c.wgIf, "mtu", "1420", "up"]);
+    for (const cidr of /^AllowedIPs\s*=\s*(.+)$/m.exec(text)![1]!.split(",").map((x) => x.trim())) {
+      c.ns.exec(["ip", "route", "replace", cidr, "dev", c.wgIf]);
+    }
+  }
+
   /** Starts `glassgate up` inside the gateway namespace and waits for its admin API. */
-  async startGateway(extraEnv: Record<string, string> = {}): Promise<void> {
-    const config = this.writeGatewayConfig();
+  async startGateway(extraEnv: Record<string, string> = {}, fileClients = this.clients.length): Promise<void> {
+    const config = this.writeGatewayConfig(fileClients);
     const p = spawn(
       ["ip", "netns", "exec", this.gw.name, "bun", "run", join(ROOT, "src/cli.ts"), "up", "--config", config,
         "--interface", `ggt${this.tag}`, "--admin", "127.0.0.1:8080", "--data", join(this.dir, "data")],
