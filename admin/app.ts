@@ -17,7 +17,8 @@ import * as v from "./views.ts";
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
   connections(): ConnectionView[];
-  metrics(): string;
+  /** Prometheus text exposition. */
+  metrics(): string | Promise<string>;
   /** Re-apply the store's peers to the data plane (after a change in the UI or API). */
   peersChanged(): void;
   /** A free tunnel address for a new peer. */
@@ -265,7 +266,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
     if (ok) gateway.peersChanged();
     return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
   });
-  app.get("/metrics", (c) => c.text(gateway.metrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+  app.get("/metrics", async (c) => c.text(await gateway.metrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
 
   app.notFound((c) => c.json({ error: "not_found", path: c.req.path }, 404));
   return app;

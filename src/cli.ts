@@ -160,6 +160,11 @@ async function up(args: string[]): Promise<number> {
     firstAdmin: env.GLASSGATE_ADMIN_USER && env.GLASSGATE_ADMIN_PASSWORD ? { username: env.GLASSGATE_ADMIN_USER, password: env.GLASSGATE_ADMIN_PASSWORD } : undefined,
     publicEndpoint: env.GLASSGATE_ENDPOINT || undefined,
     trafficSampleSeconds: env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS ? Number(env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS) : undefined,
+    metrics: {
+      otlpEndpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.replace(/\/v1\/metrics\/?$/, "") || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
+      otlpIntervalMs: env.OTEL_METRIC_EXPORT_INTERVAL ? Number(env.OTEL_METRIC_EXPORT_INTERVAL) : undefined,
+      perPeer: { enabled: env.GLASSGATE_METRICS_PER_PEER === "1", cap: Number(env.GLASSGATE_METRICS_PER_PEER_CAP ?? 100) },
+    },
   });
 
   return await new Promise<number>((resolve) => {

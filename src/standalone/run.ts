@@ -12,7 +12,7 @@ import { EventLoop } from "../io/event-loop.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { TunDevice } from "../io/tun.ts";
 import { UdpSockets } from "../io/udp.ts";
-import { renderMetrics } from "../telemetry/prometheus.ts";
+import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { connectionViews } from "../telemetry/view.ts";
 import { Logger, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
@@ -32,6 +32,8 @@ export interface StandaloneOptions {
   /** What clients should dial, for generated configs (GLASSGATE_ENDPOINT); else the admin request's host. */
   publicEndpoint?: string;
   trafficSampleSeconds?: number;
+  /** OTLP export and per-peer series (see telemetry/metrics.ts). */
+  metrics?: { otlpEndpoint?: string; otlpIntervalMs?: number; perPeer?: { enabled: boolean; cap: number } };
   interfaceName: string;
   listenPort: number;
   admin: { hostname: string; port: number };
@@ -132,6 +134,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
 
   const audit = new ConnectionAudit(store, tunnel);
+  let metrics: GatewayMetrics | undefined;
   const loop = new EventLoop({
     tunnel,
     tun,
@@ -139,6 +142,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     onEvent: (e) => {
       logEvent(opts.logger.target("tunnel"), e);
       audit.onEvent(e);
+      metrics?.onEvent(e);
     },
     onBatchErrors: (errors, turn) => opts.logger.target("io").warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0] }),
   });
@@ -150,6 +154,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   });
   const reader = new TunReader(tun.fd, cfg.interface.mtu, loop.wake);
   loop.attach(udp, reader);
+  metrics = new GatewayMetrics({ tunnel, loop, clock, ...opts.metrics });
 
   const routeTunnel = (cidrs: Cidr[]) => {
     for (const c of cidrs) if (c.prefix > 0) ip(["route", "replace", formatCidr(c), "dev", tun.name]);
@@ -168,7 +173,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     logs: opts.logs,
     gateway: {
       connections: () => connectionViews(tunnel, clock()),
-      metrics: () => renderMetrics({ tunnel, loop, now: clock() }),
+      metrics: () => metrics!.prometheusText(),
       peersChanged: () => void applyPeers(),
       nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIps(p))),
       clientConfig: (p, host) =>
@@ -223,6 +228,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       tun.close();
       server.stop(true);
       audit.shutdown();
+      await metrics?.shutdown().catch(() => undefined);
       store.close();
       log.info("gateway down", { goodbyes_sent: told });
     })());

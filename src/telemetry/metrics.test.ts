@@ -1,0 +1,84 @@
+import { afterEach, expect, test } from "bun:test";
+import { nobleAead } from "../crypto/aead-noble.ts";
+import { generatePrivateKey } from "../crypto/x25519.ts";
+import { parseCidr } from "../ip/address.ts";
+import { Tunnel } from "../tunnel/index.ts";
+import { seededRandom } from "../../test/support/wire-pair.ts";
+import { GatewayMetrics } from "./metrics.ts";
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+function tunnelWithPeer() {
+  const random = seededRandom(5);
+  const tunnel = new Tunnel({ aead: nobleAead, privateKey: generatePrivateKey(random), random });
+  const conn = tunnel.upsertPeer({ publicKey: new Tunnel({ aead: nobleAead, privateKey: generatePrivateKey(random), random }).identity.publicKey, allowedIPs: [parseCidr("10.99.0.2/32")] });
+  // Two drops the metrics must report by reason.
+  tunnel.decapsulate(new Uint8Array(3), { address: "192.0.2.1", port: 1 }, new Uint8Array(100), 0);
+  tunnel.encapsulate(Uint8Array.of(0x45, ...new Uint8Array(19)), new Uint8Array(100), 0);
+  return { tunnel, conn };
+}
+
+test("Prometheus names follow conventions: _total counters, base units, reasons as labels", async () => {
+  const { tunnel, conn } = tunnelWithPeer();
+  const m = new GatewayMetrics({ tunnel, clock: () => 0, perPeer: { enabled: true, cap: 10 } });
+  cleanup.push(() => m.shutdown());
+  m.onEvent({ type: "handshake_completed", cid: conn.cid, session: 1, role: "initiator", remote: { address: "192.0.2.1", port: 1 }, rttMs: 42 });
+  const text = await m.prometheusText();
+  for (const line of [
+    "# TYPE glassgate_received_bytes_total counter",
+    "# TYPE glassgate_sent_packets_total counter",
+    "# TYPE glassgate_handshakes_completed_total counter",
+    "# TYPE glassgate_connections gauge",
+    "glassgate_peers 1",
+    'glassgate_packets_dropped_total{reason="truncated"} 1',
+    'glassgate_packets_dropped_total{reason="no_route"} 1',
+    "# TYPE glassgate_handshake_duration_seconds histogram",
+    'glassgate_handshake_duration_seconds_bucket{le="0.05"} 1',
+    'glassgate_handshake_duration_seconds_bucket{le="0.025"} 0',
+    `glassgate_peer_received_bytes_total{cid="${conn.cid}",public_key="${conn.publicKey}"} 0`,
+  ]) expect(text).toContain(line);
+  expect(text).not.toContain("# UNIT"); // plain Prometheus 0.0.4 text, which promtool accepts
+});
+
+test("per-peer series are off by default and capped when on", async () => {
+  const { tunnel } = tunnelWithPeer();
+  const off = new GatewayMetrics({ tunnel, clock: () => 0 });
+  const capped = new GatewayMetrics({ tunnel, clock: () => 0, perPeer: { enabled: true, cap: 0 } });
+  cleanup.push(() => off.shutdown(), () => capped.shutdown());
+  expect(await off.prometheusText()).not.toContain("glassgate_peer_");
+  expect(await capped.prometheusText()).not.toContain("glassgate_peer_received_bytes_total{");
+});
+
+test("OTLP/HTTP: the real exporter delivers the same metrics to a local receiver", async () => {
+  const bodies: { type: string; body: Uint8Array }[] = [];
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      if (new URL(req.url).pathname === "/v1/metrics") bodies.push({ type: req.headers.get("content-type") ?? "", body: new Uint8Array(await req.arrayBuffer()) });
+      return new Response("{}", { headers: { "content-type": "application/json" } });
+    },
+  });
+  cleanup.push(() => server.stop(true));
+  const { tunnel } = tunnelWithPeer();
+  const m = new GatewayMetrics({ tunnel, clock: () => 0, otlpEndpoint: `http://127.0.0.1:${server.port}`, otlpIntervalMs: 100 });
+  cleanup.push(() => m.shutdown());
+  const deadline = Date.now() + 10_000;
+  while (bodies.length === 0 && Date.now() < deadline) await Bun.sleep(50);
+  expect(bodies.length).toBeGreaterThan(0);
+  expect(bodies[0]!.type).toContain("application/json");
+  // Decode the OTLP/JSON ExportMetricsServiceRequest and find our series in it.
+  const req = JSON.parse(new TextDecoder().decode(bodies[0]!.body)) as {
+    resourceMetrics: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeMetrics: { scope: { name: string }; metrics: { name: string; sum?: { dataPoints: { asInt?: string | number; asDouble?: number; attributes: { key: string; value: { stringValue?: string } }[] }[] } }[] }[] }[];
+  };
+  const rm = req.resourceMetrics[0]!;
+  expect(rm.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue).toBe("glassgate");
+  const metrics = rm.scopeMetrics.flatMap((s) => s.metrics);
+  expect(metrics.map((x) => x.name)).toContain("glassgate.received.bytes");
+  const dropped = metrics.find((x) => x.name === "glassgate.packets.dropped")!;
+  const truncated = dropped.sum!.dataPoints.find((p) => p.attributes.some((a) => a.key === "reason" && a.value.stringValue === "truncated"))!;
+  expect(Number(truncated.asInt ?? truncated.asDouble)).toBe(1);
+});
