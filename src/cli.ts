@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { runStandalone } from "./standalone/run.ts";
 import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
+import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
 import { Store } from "./store/index.ts";
 
 const USAGE = `usage: glassgate <command>
@@ -141,8 +142,9 @@ async function up(args: string[]): Promise<number> {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(interfaceName)) throw new UsageError(`--interface: "${interfaceName}" is not an interface name (1–15 of A-Z a-z 0-9 _ . -)`);
   let logger: Logger;
   const logs = new LogRing(10_000);
+  const sentry = env.SENTRY_DSN ? new SentryReporter({ dsn: env.SENTRY_DSN, environment: env.SENTRY_ENVIRONMENT }) : undefined;
   try {
-    logger = new Logger(parseLogFilter(env.GLASSGATE_LOG), fanOut(stderrSink, logs.sink));
+    logger = new Logger(parseLogFilter(env.GLASSGATE_LOG), reportingSink(sentry, fanOut(stderrSink, logs.sink)));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -157,6 +159,7 @@ async function up(args: string[]): Promise<number> {
     keepDefaultBuffers: env.FIREZONE_NO_INC_BUF !== undefined,
     logger,
     logs,
+    sentry,
     firstAdmin: env.GLASSGATE_ADMIN_USER && env.GLASSGATE_ADMIN_PASSWORD ? { username: env.GLASSGATE_ADMIN_USER, password: env.GLASSGATE_ADMIN_PASSWORD } : undefined,
     publicEndpoint: env.GLASSGATE_ENDPOINT || undefined,
     trafficSampleSeconds: env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS ? Number(env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS) : undefined,

@@ -16,6 +16,7 @@ import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { connectionViews } from "../telemetry/view.ts";
 import { Logger, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
+import type { SentryReporter } from "../telemetry/sentry.ts";
 import { clientConfigText, nextFreeAddress } from "../config/index.ts";
 import { Store } from "../store/index.ts";
 import { PeerSync } from "./peer-sync.ts";
@@ -27,6 +28,8 @@ export interface StandaloneOptions {
   config: WireguardConfig;
   /** The in-memory log ring the logger also writes to (the admin's log viewer reads it). */
   logs: LogRing;
+  /** When SENTRY_DSN is set: gets the connection lookup and admin URL once they exist. */
+  sentry?: SentryReporter;
   /** First admin, created when the store has none (GLASSGATE_ADMIN_USER / _PASSWORD). */
   firstAdmin?: { username: string; password: string };
   /** What clients should dial, for generated configs (GLASSGATE_ENDPOINT); else the admin request's host. */
@@ -198,6 +201,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, fetch: (req, srv) => app.fetch(req, srv) });
   const adminUrl = `http://${opts.admin.hostname.includes(":") ? `[${opts.admin.hostname}]` : opts.admin.hostname}:${server.port}`;
   const publicKey = gatewayPublicKey;
+  if (opts.sentry) {
+    opts.sentry.adminUrl = adminUrl;
+    opts.sentry.connection = (cid) => connectionViews(tunnel, clock()).find((c) => c.cid === cid);
+  }
   log.info("gateway up", {
     interface: tun.name,
     listen_port: udp.port,
@@ -229,6 +236,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       server.stop(true);
       audit.shutdown();
       await metrics?.shutdown().catch(() => undefined);
+      await opts.sentry?.close().catch(() => undefined);
       store.close();
       log.info("gateway down", { goodbyes_sent: told });
     })());

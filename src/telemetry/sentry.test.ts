@@ -1,0 +1,55 @@
+// Sentry for real: @sentry/bun sends envelopes to a DSN that points at a local Bun.serve, which
+// parses them the way Sentry's ingest would.
+import { afterAll, expect, test } from "bun:test";
+import { encodeKey, generatePrivateKey, keyToU256Decimal, publicKeyOf } from "../crypto/x25519.ts";
+import { LogRing } from "./log-ring.ts";
+import { Logger, parseLogFilter } from "./log.ts";
+import { reportingSink, SentryReporter } from "./sentry.ts";
+import type { ConnectionView } from "./view.ts";
+
+const envelopes: { items: { header: Record<string, unknown>; payload: Record<string, unknown> }[] }[] = [];
+const server = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  async fetch(req) {
+    const url = new URL(req.url);
+    if (url.pathname === "/api/4242/envelope/") {
+      const lines = (await req.text()).split("\n").filter(Boolean);
+      const items = [];
+      for (let i = 1; i + 1 < lines.length; i += 2) items.push({ header: JSON.parse(lines[i]!), payload: JSON.parse(lines[i + 1]!) });
+      envelopes.push({ items });
+    }
+    return Response.json({});
+  },
+});
+afterAll(() => server.stop(true));
+
+test("an error log line reaches Sentry with cid tags, the connection context and a per-key fingerprint", async () => {
+  const publicKey = encodeKey(publicKeyOf(generatePrivateKey()));
+  const conn: ConnectionView = {
+    cid: 3428714, public_key: publicKey, endpoint: "192.0.2.7:51820", sessions: ["3428714|1"], last_handshake: "2026-11-28T00:00:00.000Z",
+    rx_bytes: 0, tx_bytes: 0, rx_packets: 0, tx_packets: 0, handshakes: { initiated: 0, completed: 1, failed: 0 }, allowed_ips: [], drops: {}, state: "connected",
+  };
+  const reporter = new SentryReporter({
+    dsn: `http://abc123@127.0.0.1:${server.port}/4242`,
+    adminUrl: "http://127.0.0.1:8080",
+    connection: (cid) => (cid === conn.cid ? conn : undefined),
+  });
+  const ring = new LogRing(10);
+  const log = new Logger(parseLogFilter("info"), reportingSink(reporter, ring.sink)).target("tunnel");
+  log.info("not an error", { cid: conn.cid });
+  log.error("decrypt failed repeatedly", { cid: conn.cid, rid: "res-1", err: new Error("outer", { cause: new Error("inner") }) });
+  expect(await reporter.flush()).toBe(true);
+
+  const line = ring.query({ level: "error" })[0]!;
+  expect(line.sentry_event_id).toMatch(/^[0-9a-f]{32}$/);
+  const events = envelopes.flatMap((e) => e.items).filter((i) => i.header.type === "event").map((i) => i.payload);
+  expect(events).toHaveLength(1);
+  const ev = events[0] as { event_id: string; tags: Record<string, string>; contexts: Record<string, Record<string, unknown>>; fingerprint: string[]; exception: { values: { value: string }[] } };
+  expect(ev.event_id).toBe(line.sentry_event_id as string);
+  expect(ev.tags).toMatchObject({ cid: "3428714", rid: "res-1", target: "tunnel", public_key: keyToU256Decimal(Buffer.from(publicKey, "base64")) });
+  expect(ev.contexts.connection).toMatchObject({ cid: 3428714, session: "3428714|1", endpoint: "192.0.2.7:51820", state: "connected", admin: "http://127.0.0.1:8080/connections/3428714" });
+  expect(ev.fingerprint).toEqual(["{{ default }}", keyToU256Decimal(Buffer.from(publicKey, "base64"))]);
+  expect(ev.exception.values[0]!.value).toBe("decrypt failed repeatedly: outer: inner");
+  await reporter.close();
+});

@@ -1,0 +1,100 @@
+// Error reporting to Sentry (@sentry/bun) when SENTRY_DSN is set. Every error-level log line
+// becomes an event tagged with cid/gid/rid, carrying a `connection` context (session index,
+// endpoint, last handshake, state, a link to /connections/:cid), and — when a peer key is known —
+// fingerprinted by the key as an unsigned 256-bit decimal, so events group per peer. The event
+// id is written back onto the log line, so the admin's Errors page can show it.
+import * as Sentry from "@sentry/bun";
+import { decodeKey, keyToU256Decimal } from "../crypto/x25519.ts";
+import type { LogLine, LogSink } from "./log.ts";
+import type { ConnectionView } from "./view.ts";
+
+export interface SentryOptions {
+  dsn: string;
+  release?: string;
+  environment?: string;
+  /** The admin server's public URL, for links from events back to the connection. */
+  adminUrl?: string;
+  /** Looks a connection up by cid for the `connection` context. */
+  connection?: (cid: number) => ConnectionView | undefined;
+}
+
+export class SentryReporter {
+  constructor(private readonly opts: SentryOptions) {
+    this.connection = opts.connection;
+    Sentry.init({
+      dsn: opts.dsn,
+      release: opts.release ?? "glassgate@0.1.0",
+      environment: opts.environment ?? "production",
+      // We report explicitly from logs; no automatic global handlers reporting twice.
+      defaultIntegrations: false,
+    });
+  }
+
+  /** Set once the data plane exists (the logger, and so the reporter, are made before it). */
+  connection: ((cid: number) => ConnectionView | undefined) | undefined;
+  adminUrl: string | undefined;
+
+  /** Reports one log line; returns the Sentry event id. */
+  report(line: LogLine): string {
+    const cid = typeof line.cid === "number" ? line.cid : undefined;
+    const conn = cid !== undefined ? this.connection?.(cid) : undefined;
+    const publicKey = typeof line.public_key === "string" ? line.public_key : conn?.public_key;
+    return Sentry.withScope((scope) => {
+      scope.setLevel("error");
+      scope.setTag("target", line.target);
+      if (cid !== undefined) scope.setTag("cid", String(cid));
+      if (typeof line.gid === "string") scope.setTag("gid", line.gid);
+      if (typeof line.rid === "string") scope.setTag("rid", line.rid);
+      if (conn || cid !== undefined) {
+        scope.setContext("connection", {
+          cid,
+          session: line.session ?? conn?.sessions[0],
+          endpoint: conn?.endpoint ?? line.remote,
+          last_handshake: conn?.last_handshake,
+          state: conn?.state,
+          admin: (this.adminUrl ?? this.opts.adminUrl) && cid !== undefined ? `${this.adminUrl ?? this.opts.adminUrl}/connections/${cid}` : undefined,
+        });
+      }
+      if (publicKey) {
+        let u256: string | undefined;
+        try {
+          u256 = keyToU256Decimal(decodeKey(publicKey));
+        } catch {
+          u256 = undefined;
+        }
+        if (u256) {
+          scope.setTag("public_key", u256);
+          scope.setFingerprint(["{{ default }}", u256]);
+        }
+      }
+      const { ts: _ts, level: _l, target: _t, msg, err, ...extra } = line;
+      scope.setExtras(extra);
+      const error = new Error(typeof err === "string" ? `${msg}: ${err}` : msg);
+      error.name = line.target;
+      return Sentry.captureException(error);
+    });
+  }
+
+  async flush(timeoutMs = 2000): Promise<boolean> {
+    return Sentry.flush(timeoutMs);
+  }
+
+  async close(timeoutMs = 2000): Promise<void> {
+    await Sentry.close(timeoutMs);
+  }
+}
+
+/** A sink that reports error lines (attaching `sentry_event_id`) before passing every line on. */
+export function reportingSink(reporter: SentryReporter | undefined, next: LogSink): LogSink {
+  if (!reporter) return next;
+  return (line) => {
+    if (line.level === "error") {
+      try {
+        line.sentry_event_id = reporter.report(line);
+      } catch {
+        // Reporting must never take logging down with it.
+      }
+    }
+    next(line);
+  };
+}
