@@ -163,6 +163,7 @@ async function up(args: string[]): Promise<number> {
     firstAdmin: env.GLASSGATE_ADMIN_USER && env.GLASSGATE_ADMIN_PASSWORD ? { username: env.GLASSGATE_ADMIN_USER, password: env.GLASSGATE_ADMIN_PASSWORD } : undefined,
     publicEndpoint: env.GLASSGATE_ENDPOINT || undefined,
     trafficSampleSeconds: env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS ? Number(env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS) : undefined,
+    retentionDays: env.GLASSGATE_RETENTION_DAYS ? Number(env.GLASSGATE_RETENTION_DAYS) : undefined,
     metrics: {
       otlpEndpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.replace(/\/v1\/metrics\/?$/, "") || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
       otlpIntervalMs: env.OTEL_METRIC_EXPORT_INTERVAL ? Number(env.OTEL_METRIC_EXPORT_INTERVAL) : undefined,

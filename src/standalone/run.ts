@@ -35,6 +35,8 @@ export interface StandaloneOptions {
   /** What clients should dial, for generated configs (GLASSGATE_ENDPOINT); else the admin request's host. */
   publicEndpoint?: string;
   trafficSampleSeconds?: number;
+  /** Audit events and traffic samples older than this are deleted (GLASSGATE_RETENTION_DAYS, default 90). */
+  retentionDays?: number;
   /** OTLP export and per-peer series (see telemetry/metrics.ts). */
   metrics?: { otlpEndpoint?: string; otlpIntervalMs?: number; perPeer?: { enabled: boolean; cap: number } };
   interfaceName: string;
@@ -84,7 +86,8 @@ function logEvent(log: TargetLogger, e: TunnelEvent): void {
       if (log.enabled("debug")) log.debug("handshake initiated", { cid: e.cid, session: sessionField(e.session), attempt: e.attempt, remote: formatEndpoint(e.to) });
       break;
     case "session_confirmed":
-      if (log.enabled("debug")) log.debug("session confirmed", { cid: e.cid, session: sessionField(e.session) });
+      // A responder's new session carried its first packet: the rollover every rekey ends with.
+      log.info("session rolled over", { cid: e.cid, session: sessionField(e.session) });
       break;
     default:
       break;
@@ -193,6 +196,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
           : undefined,
     },
   });
+  const retentionMs = (opts.retentionDays ?? 90) * 24 * 3600_000;
+  const prune = () => {
+    const cutoff = Date.now() - retentionMs;
+    const n = store.audit.prune(cutoff);
+    store.traffic.prune(cutoff);
+    if (n > 0) log.info("audit retention applied", { deleted: n, retention_days: opts.retentionDays ?? 90 });
+  };
+  prune();
+  const retentionTimer = setInterval(prune, 3600_000);
   // Expiry is checked every 10 s; traffic history is sampled every trafficSampleSeconds.
   const expiryTimer = setInterval(applyPeers, 10_000);
   const trafficTimer = setInterval(() => {
@@ -226,6 +238,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       log.info("shutting down", { reason });
       clearInterval(expiryTimer);
       clearInterval(trafficTimer);
+      clearInterval(retentionTimer);
       const told = tunnel.goodbye(clock());
       loop.stop(); // flushes the goodbyes, then accepts nothing more
       await Bun.sleep(50); // let the sends complete before the sockets close
