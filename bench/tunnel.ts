@@ -58,6 +58,19 @@ async function setupWgGo(tag: string): Promise<Setup> {
   return { a, b, target: "10.204.0.2", cleanup: async () => { await a.destroy(); await b.destroy(); } };
 }
 
+const ADMIN_TOKEN = "bench-token";
+
+/**
+ * What an open Connections page costs: the live rows every second (as htmx does), plus the JSON
+ * API and a Prometheus scrape, inside the gateway's namespace while iperf3 runs.
+ */
+function startAdminLoad(b: Netns): Subprocess {
+  const script = `const h = { authorization: "Bearer ${ADMIN_TOKEN}" }; let n = 0;
+    for (;;) { for (const p of ["/connections/rows", "/api/connections", "/metrics"]) { await (await fetch("http://127.0.0.1:18080" + p, { headers: h })).text(); n++; }
+      await Bun.sleep(1000); }`;
+  return b.start(["bun", "-e", script]);
+}
+
 async function setupGlassgate(tag: string): Promise<Setup> {
   const { a, b } = underlay(tag);
   const ka = generatePrivateKey();
@@ -67,8 +80,8 @@ async function setupGlassgate(tag: string): Promise<Setup> {
   const conf = join(dir, "gw.conf");
   writeFileSync(conf, `[Interface]\nPrivateKey = ${encodeKey(kb)}\nAddress = 10.204.0.2/24\nListenPort = 51820\n\n[Peer]\nPublicKey = ${encodeKey(publicKeyOf(ka))}\nAllowedIPs = 10.204.0.1/32\n`);
   const gw: Subprocess<"ignore", "pipe", "pipe"> = spawn(
-    ["ip", "netns", "exec", b.name, "bun", "run", join(ROOT, "src/cli.ts"), "up", "--config", conf, "--interface", `gbb${tag}`, "--admin", "127.0.0.1:0", "--data", join(dir, "data")],
-    { cwd: ROOT, env: { ...process.env, GLASSGATE_LOG: "warn" }, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+    ["ip", "netns", "exec", b.name, "bun", "run", join(ROOT, "src/cli.ts"), "up", "--config", conf, "--interface", `gbb${tag}`, "--admin", "127.0.0.1:18080", "--data", join(dir, "data")],
+    { cwd: ROOT, env: { ...process.env, GLASSGATE_LOG: "warn", GLASSGATE_ADMIN_TOKEN: ADMIN_TOKEN }, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );
   await waitFor("glassgate TUN", () => b.exec(["ip", "link", "show", `gbb${tag}`], { allowFail: true }).includes("UP"), 20_000);
   return {
@@ -105,22 +118,33 @@ export async function runTunnelBench(): Promise<void> {
   }
   console.log(`\nTCP through the tunnel, iperf3 ${SECONDS}s, same two-namespace topology`);
   const results: Record<string, Record<number, number>> = {};
-  for (const [name, make] of [["veth (ceiling)", setupVeth], ["wireguard-go ↔ wireguard-go", setupWgGo], ["wireguard-go ↔ glassgate", setupGlassgate]] as const) {
+  const cases = [
+    ["veth (ceiling)", setupVeth, false],
+    ["wireguard-go ↔ wireguard-go", setupWgGo, false],
+    ["wireguard-go ↔ glassgate", setupGlassgate, false],
+    ["… with the admin UI polled", setupGlassgate, true],
+  ] as const;
+  for (const [name, make, adminLoad] of cases) {
     const s = await make(uniqueTag());
+    let load: Subprocess | undefined;
     try {
       await waitFor("path up", () => s.a.exec(["ping", "-c", "1", "-W", "1", s.target], { allowFail: true }).includes("1 received"), 20_000, 200);
+      if (adminLoad) load = startAdminLoad(s.b);
       results[name] = {};
       for (const streams of [1, 4]) {
         results[name]![streams] = await iperf(s, streams);
         console.log(`${name.padEnd(30)} -P ${streams}  ${results[name]![streams]!.toFixed(3).padStart(7)} Gbit/s`);
       }
     } finally {
+      load?.kill();
       await s.cleanup();
     }
   }
   const b = results["wireguard-go ↔ wireguard-go"]!;
   const c = results["wireguard-go ↔ glassgate"]!;
+  const d = results["… with the admin UI polled"]!;
   console.log(`ratio glassgate/wireguard-go (c/b): -P 1 ${(c[1]! / b[1]!).toFixed(2)}×, -P 4 ${(c[4]! / b[4]!).toFixed(2)}×`);
+  console.log(`throughput change with the admin UI polled (d/c − 1): -P 1 ${((d[1]! / c[1]! - 1) * 100).toFixed(1)} %, -P 4 ${((d[4]! / c[4]! - 1) * 100).toFixed(1)} % (target: a drop of at most 3 %)`);
 }
 
 if (import.meta.main) await runTunnelBench();
