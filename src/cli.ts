@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 // glassgate command line. Exit codes (DESIGN.md §3): 0 ok, 1 runtime failure, 2 bad config/usage.
 import { ConfigError, createPeer, newGatewayConfigText, nextFreeAddress, parseConfig } from "./config/index.ts";
-import { appendFileSync, existsSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
 import { formatCidr } from "./ip/address.ts";
 import { parseArgs } from "node:util";
@@ -106,6 +106,18 @@ function parseHostPort(flag: string, value: string): { hostname: string; port: n
   return { hostname: m[1] || "0.0.0.0", port: parsePort(flag, m[2]!) };
 }
 
+function firstAdmin(env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {
+  const password = env.GLASSGATE_ADMIN_PASSWORD || readSecretFile("GLASSGATE_ADMIN_PASSWORD_FILE", env.GLASSGATE_ADMIN_PASSWORD_FILE);
+  return env.GLASSGATE_ADMIN_USER && password ? { username: env.GLASSGATE_ADMIN_USER, password } : undefined;
+}
+
+/** Docker-secret style `*_FILE` variables: the value is the file's content, trimmed. */
+function readSecretFile(name: string, file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  if (!existsSync(file)) throw new UsageError(`${name}: "${file}" does not exist`);
+  return readFileSync(file, "utf8").trim() || undefined;
+}
+
 /** `glassgate up`: flags beat environment, which beats the config file, which beats defaults. */
 async function up(args: string[]): Promise<number> {
   let values;
@@ -154,13 +166,13 @@ async function up(args: string[]): Promise<number> {
     interfaceName,
     listenPort: portText !== undefined ? parsePort("--listen-port", portText) : config.interface.listenPort,
     admin: parseHostPort("--admin", values.admin ?? env.GLASSGATE_ADMIN ?? "127.0.0.1:8080"),
-    adminToken: env.GLASSGATE_ADMIN_TOKEN || undefined,
+    adminToken: env.GLASSGATE_ADMIN_TOKEN || readSecretFile("GLASSGATE_ADMIN_TOKEN_FILE", env.GLASSGATE_ADMIN_TOKEN_FILE),
     dataDir: values.data ?? env.GLASSGATE_DATA_DIR ?? "./data",
     keepDefaultBuffers: env.FIREZONE_NO_INC_BUF !== undefined,
     logger,
     logs,
     sentry,
-    firstAdmin: env.GLASSGATE_ADMIN_USER && env.GLASSGATE_ADMIN_PASSWORD ? { username: env.GLASSGATE_ADMIN_USER, password: env.GLASSGATE_ADMIN_PASSWORD } : undefined,
+    firstAdmin: firstAdmin(env),
     publicEndpoint: env.GLASSGATE_ENDPOINT || undefined,
     trafficSampleSeconds: env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS ? Number(env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS) : undefined,
     retentionDays: env.GLASSGATE_RETENTION_DAYS ? Number(env.GLASSGATE_RETENTION_DAYS) : undefined,

@@ -1,0 +1,36 @@
+# glassgate gateway image: Bun, production dependencies from the lockfile, a non-root user that
+# holds only CAP_NET_ADMIN (for the TUN device and its addresses), data in a volume.
+FROM oven/bun:1-debian AS deps
+WORKDIR /app
+COPY package.json bun.lock ./
+RUN bun install --frozen-lockfile --production
+
+FROM oven/bun:1-debian
+# iproute2: addresses and routes on the TUN; libsodium23: the fast AEAD backend;
+# libcap2-bin: setcap, so the unprivileged user gets CAP_NET_ADMIN through file capabilities.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iproute2 libsodium23 libcap2-bin \
+ && rm -rf /var/lib/apt/lists/* \
+ && setcap cap_net_admin+ep "$(readlink -f "$(command -v bun)")" \
+ && setcap cap_net_admin+ep "$(readlink -f "$(command -v ip)")" \
+ && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin glassgate \
+ && mkdir -p /data && chown glassgate:glassgate /data
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json bun.lock tsconfig.json ./
+COPY src ./src
+COPY admin ./admin
+COPY migrations ./migrations
+USER glassgate
+VOLUME ["/data"]
+# Config: a wg-quick file at GLASSGATE_CONFIG (created with a new key on first start when
+# missing), or mount your own there; everything else by environment (see README).
+ENV GLASSGATE_DATA_DIR=/data \
+    GLASSGATE_CONFIG=/data/glassgate.conf \
+    GLASSGATE_ADMIN=0.0.0.0:8080 \
+    GLASSGATE_INTERFACE=glassgate0
+EXPOSE 52625/udp 8080/tcp
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["bun", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["bun", "run", "src/cli.ts", "up", "--init"]
