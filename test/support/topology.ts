@@ -13,6 +13,8 @@ import { Netns, sh, waitFor } from "./netns.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 export const ADMIN_TOKEN = "test-token-0123456789";
+/** wireguard-go's listen port in every client namespace (each namespace has its own ports). */
+export const CLIENT_PORT = 51820;
 
 export interface Client {
   index: number;
@@ -94,9 +96,13 @@ export class Topology {
   }
 
   /** Writes the gateway's wg-quick config: the first `fileClients` clients as peers (endpoints learnt on handshake). */
-  writeGatewayConfig(fileClients = this.clients.length): string {
+  writeGatewayConfig(fileClients = this.clients.length, withEndpoints: number[] = []): string {
     const lines = ["[Interface]", `PrivateKey = ${encodeKey(this.gwKey)}`, `Address = ${this.gwTunnelIp}/24`, "ListenPort = 52625", ""];
-    for (const c of this.clients.slice(0, fileClients)) lines.push("[Peer]", `PublicKey = ${c.publicKey}`, `AllowedIPs = ${c.tunnelIp}/32`, "");
+    for (const c of this.clients.slice(0, fileClients)) {
+      lines.push("[Peer]", `PublicKey = ${c.publicKey}`, `AllowedIPs = ${c.tunnelIp}/32`);
+      if (withEndpoints.includes(c.index)) lines.push(`Endpoint = ${c.underlayIp}:${CLIENT_PORT}`);
+      lines.push("");
+    }
     const file = join(this.dir, "gw.conf");
     writeFileSync(file, lines.join("\n"));
     return file;
@@ -107,7 +113,7 @@ export class Topology {
     await waitFor(`${c.wgIf} to exist`, () => c.ns.exec(["ip", "link", "show", c.wgIf], { allowFail: true }).includes(c.wgIf));
     const keyFile = join(this.dir, `client${c.index}.key`);
     writeFileSync(keyFile, encodeKey(c.privateKey));
-    const args = ["wg", "set", c.wgIf, "private-key", keyFile, "peer", encodeKey(publicKeyOf(this.gwKey)),
+    const args = ["wg", "set", c.wgIf, "private-key", keyFile, "listen-port", String(CLIENT_PORT), "peer", encodeKey(publicKeyOf(this.gwKey)),
       "endpoint", `${this.gwUnderlayFor(c)}:52625`, "allowed-ips", `10.99.${this.net}.0/24,10.202.${this.net}.0/24`];
     if (persistentKeepalive) args.push("persistent-keepalive", String(persistentKeepalive));
     c.ns.exec(args);
@@ -136,8 +142,8 @@ export class Topology {
   }
 
   /** Starts `glassgate up` inside the gateway namespace and waits for its admin API. */
-  async startGateway(extraEnv: Record<string, string> = {}, fileClients = this.clients.length): Promise<void> {
-    const config = this.writeGatewayConfig(fileClients);
+  async startGateway(extraEnv: Record<string, string> = {}, fileClients = this.clients.length, opts: { withEndpoints?: number[] } = {}): Promise<void> {
+    const config = this.writeGatewayConfig(fileClients, opts.withEndpoints);
     const p = spawn(
       ["ip", "netns", "exec", this.gw.name, "bun", "run", join(ROOT, "src/cli.ts"), "up", "--config", config,
         "--interface", `ggt${this.tag}`, "--admin", "127.0.0.1:8080", "--data", join(this.dir, "data")],
