@@ -1,0 +1,3 @@
+// Firezone's gateway core: resources, authorizations with expiry, filters, the per-packet decision.
+export { AccessPolicy, DENY_REASONS, type DenyReason, type Expired, type ExpiresAt } from "./policy.ts";
+export { domainMatches, filtersAllow, parseResource, ResourceSchema, type Filter, type Resource } from "./resources.ts";

@@ -1,0 +1,93 @@
+// Resources a gateway serves, as Firezone models them: a CIDR range, a DNS name pattern, or "the
+// internet", each with optional filters (TCP/UDP port ranges, ICMP). Validated at the boundary.
+import { z } from "zod";
+import { formatCidr, parseCidr, type Cidr } from "../ip/address.ts";
+import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from "../ip/packet.ts";
+
+export type Filter = { protocol: "tcp" | "udp"; portStart: number; portEnd: number } | { protocol: "icmp" };
+
+export type Resource =
+  | { type: "cidr"; id: string; name: string; address: Cidr; filters: Filter[] }
+  | { type: "dns"; id: string; name: string; pattern: string; filters: Filter[] }
+  | { type: "internet"; id: string; name: string; filters: Filter[] };
+
+const FilterSchema = z.object({
+  protocol: z.enum(["tcp", "udp", "icmp"]),
+  port_range_start: z.number().int().min(0).max(65535).default(0),
+  port_range_end: z.number().int().min(0).max(65535).default(65535),
+}).refine((f) => f.port_range_start <= f.port_range_end, { message: "port_range_start is above port_range_end" })
+  .transform((f): Filter => (f.protocol === "icmp" ? { protocol: "icmp" } : { protocol: f.protocol, portStart: f.port_range_start, portEnd: f.port_range_end }));
+
+/** Firezone's wire shape (portal `resource` objects); also what the config file and API accept. */
+export const ResourceSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("cidr"), id: z.string().min(1), name: z.string().default(""), address: z.string(), filters: z.array(FilterSchema).default([]) }),
+  z.object({ type: z.literal("dns"), id: z.string().min(1), name: z.string().default(""), address: z.string(), filters: z.array(FilterSchema).default([]) }),
+  z.object({ type: z.literal("internet"), id: z.string().min(1), name: z.string().default("Internet"), filters: z.array(FilterSchema).default([]) }),
+]);
+
+/** Parses one resource; errors name the field and value. */
+export function parseResource(raw: unknown): Resource {
+  const r = ResourceSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new Error(`resource ${i.path.join(".") || "(root)"}: ${i.message}`);
+  }
+  const v = r.data;
+  if (v.type === "cidr") {
+    let address: Cidr;
+    try {
+      address = parseCidr(v.address);
+    } catch (err) {
+      throw new Error(`resource address: ${(err as Error).message}`);
+    }
+    return { type: "cidr", id: v.id, name: v.name || formatCidr(address), address, filters: v.filters };
+  }
+  if (v.type === "dns") {
+    const pattern = v.address.trim().toLowerCase().replace(/\.$/, "");
+    if (!/^(\*\*\.|\*\.)?([a-z0-9?*-]+\.)*[a-z0-9-]+$/.test(pattern) || pattern.length > 253) {
+      throw new Error(`resource address: "${v.address}" is not a domain or wildcard pattern (e.g. app.example.com, *.example.com, **.example.com)`);
+    }
+    return { type: "dns", id: v.id, name: v.name || pattern, pattern, filters: v.filters };
+  }
+  return { type: "internet", id: v.id, name: v.name, filters: v.filters };
+}
+
+/**
+ * Does `domain` match `pattern`? `*` stands for exactly one label, `**` for any number of labels
+ * (zero included, so `**.example.com` also matches `example.com`), `?` for one character.
+ */
+export function domainMatches(pattern: string, domain: string): boolean {
+  const p = pattern.toLowerCase().replace(/\.$/, "").split(".");
+  const d = domain.toLowerCase().replace(/\.$/, "").split(".");
+  const match = (pi: number, di: number): boolean => {
+    if (pi === p.length) return di === d.length;
+    const label = p[pi]!;
+    if (label === "**") {
+      for (let k = di; k <= d.length; k++) if (match(pi + 1, k)) return true;
+      return false;
+    }
+    if (di === d.length) return false;
+    return labelMatches(label, d[di]!) && match(pi + 1, di + 1);
+  };
+  return match(0, 0);
+}
+
+function labelMatches(pattern: string, label: string): boolean {
+  if (pattern === "*") return label.length > 0;
+  if (pattern.length !== label.length && !pattern.includes("*")) return false;
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\?/g, ".").replace(/\*/g, "[^.]*")}$`);
+  return re.test(label);
+}
+
+/** Is a packet of `protocol` to `port` allowed by `filters`? No filters means everything. */
+export function filtersAllow(filters: Filter[], protocol: number, port: number): boolean {
+  if (filters.length === 0) return true;
+  for (const f of filters) {
+    if (f.protocol === "icmp") {
+      if (protocol === PROTO_ICMP || protocol === PROTO_ICMPV6) return true;
+    } else if ((f.protocol === "tcp" ? PROTO_TCP : PROTO_UDP) === protocol && port >= f.portStart && port <= f.portEnd) {
+      return true;
+    }
+  }
+  return false;
+}
