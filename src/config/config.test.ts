@@ -79,3 +79,20 @@ describe("every error names file, line, key and the bad value", () => {
     });
   }
 });
+
+describe("[Resource] sections and per-peer Resources", () => {
+  const base = `[Interface]\nPrivateKey = ${priv}\n`;
+  test("resources with filters, and grants with expiry", () => {
+    const c = parseConfig(`${base}[Resource]\nId = lan\nType = cidr\nAddress = 10.50.0.0/16\nFilters = tcp/22, udp/5000-5100, icmp\n` +
+      `[Resource]\nId = web\nType = dns\nAddress = *.example.com\n[Peer]\nPublicKey = ${pub1}\nAllowedIPs = 10.99.0.2/32\nResources = lan, web@2030-01-01T00:00:00Z\n`, "gw.conf");
+    expect(c.resources.map((r) => r.id)).toEqual(["lan", "web"]);
+    expect(c.resources[0]!.filters).toEqual([{ protocol: "tcp", portStart: 22, portEnd: 22 }, { protocol: "udp", portStart: 5000, portEnd: 5100 }, { protocol: "icmp" }]);
+    expect(c.peers[0]!.resources).toEqual([{ rid: "lan", expiresAt: null }, { rid: "web", expiresAt: Date.parse("2030-01-01T00:00:00Z") }]);
+  });
+  test("errors name the line and the bad value", () => {
+    expect(() => parseConfig(`${base}[Resource]\nId = lan\nType = cidr\nAddress = 10.50.0.0/16\nFilters = tcp/http\n`, "gw.conf")).toThrow('gw.conf:7: Filters: "tcp/http" is not a filter');
+    expect(() => parseConfig(`${base}[Resource]\nId = lan\nType = vpn\n`, "gw.conf")).toThrow("gw.conf:5: Type:");
+    expect(() => parseConfig(`${base}[Peer]\nPublicKey = ${pub1}\nResources = nope\n`, "gw.conf")).toThrow('gw.conf:5: Resources: "nope" is not the Id of any [Resource]');
+    expect(() => parseConfig(`${base}[Resource]\nId = a\nType = cidr\nAddress = 10.0.0.0/99\n`, "gw.conf")).toThrow('gw.conf:3: [Resource]: resource address: "10.0.0.0/99"');
+  });
+});

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { decodeKey } from "../crypto/x25519.ts";
 import { parseCidr, type Cidr } from "../ip/address.ts";
 import { ConfigError, readSections, type Entry, type Section } from "./wg-quick.ts";
+import { parseResource, type Resource } from "../gateway/resources.ts";
 
 export const DEFAULT_LISTEN_PORT = 52625; // Firezone's gateway port: 49152 + 3473 ("FIRE")
 export const DEFAULT_MTU = 1420;
@@ -39,8 +40,16 @@ const endpoint = z.string().transform((v, ctx) => {
   return { host: m[1]!, port: Number(m[2]) };
 });
 
+/** A peer's access to a resource; `expiresAt` (Unix ms) or null for no expiry. */
+export interface ResourceGrant {
+  rid: string;
+  expiresAt: number | null;
+}
+
 export interface PeerConfig {
   publicKey: Uint8Array;
+  /** glassgate key: `Resources = lan, db@2026-12-31T00:00:00Z` (only with [Resource] sections). */
+  resources: ResourceGrant[];
   presharedKey?: Uint8Array;
   allowedIPs: Cidr[];
   endpoint?: { host: string; port: number };
@@ -61,6 +70,8 @@ export interface WireguardConfig {
   file: string;
   interface: InterfaceConfig;
   peers: PeerConfig[];
+  /** glassgate [Resource] sections. With none, the gateway forwards whatever AllowedIPs permit. */
+  resources: Resource[];
 }
 
 type Field = { schema: z.ZodType; prop: string; list?: boolean };
@@ -80,6 +91,46 @@ const PEER_KEYS: Record<string, Field> = {
   PersistentKeepalive: {
     schema: z.string().transform((v) => (v === "off" ? "0" : v)).pipe(port),
     prop: "persistentKeepalive",
+  },
+  Resources: {
+    schema: z.string().transform((v, ctx) => {
+      const out: ResourceGrant[] = [];
+      for (const item of v.split(",").map((x) => x.trim()).filter(Boolean)) {
+        const [rid, expiry] = item.split("@") as [string, string | undefined];
+        const expiresAt = expiry === undefined ? null : Date.parse(expiry);
+        if (expiresAt !== null && Number.isNaN(expiresAt)) {
+          ctx.addIssue({ code: "custom", message: `"${item}" has an expiry that is not a date (id@2026-12-31T00:00:00Z)` });
+          return z.NEVER;
+        }
+        out.push({ rid: rid.trim(), expiresAt });
+      }
+      return out;
+    }),
+    prop: "resources",
+    list: true,
+  },
+};
+
+const FILTER_ITEM = /^(tcp|udp)\/(\d{1,5})(?:-(\d{1,5}))?$|^icmp$/;
+const RESOURCE_KEYS: Record<string, Field> = {
+  Id: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "is not an id (1–64 of A-Z a-z 0-9 _ . -)"), prop: "id" },
+  Name: { schema: z.string(), prop: "name" },
+  Type: { schema: z.enum(["cidr", "dns", "internet"], { message: "is not a resource type (cidr, dns or internet)" }), prop: "type" },
+  Address: { schema: z.string(), prop: "address" },
+  Filters: {
+    schema: z.string().transform((v, ctx) => {
+      const out: { protocol: string; port_range_start?: number; port_range_end?: number }[] = [];
+      for (const item of v.split(",").map((x) => x.trim().toLowerCase()).filter(Boolean)) {
+        const m = FILTER_ITEM.exec(item);
+        if (!m) {
+          ctx.addIssue({ code: "custom", message: `"${item}" is not a filter (tcp/22, udp/5000-5100 or icmp)` });
+          return z.NEVER;
+        }
+        out.push(m[1] ? { protocol: m[1], port_range_start: Number(m[2]), port_range_end: Number(m[3] ?? m[2]) } : { protocol: "icmp" });
+      }
+      return out;
+    }),
+    prop: "filters",
   },
 };
 /** wg-quick keys that configure the host, not the tunnel: accepted and left to the operator. */
@@ -117,6 +168,18 @@ export function parseConfig(text: string, file: string): WireguardConfig {
   const iface = applyEntries(ifaces[0]!, INTERFACE_KEYS, file);
   if (!iface.privateKey) throw new ConfigError(file, ifaces[0]!.line, "PrivateKey", "missing in [Interface]");
 
+  const resources: Resource[] = [];
+  for (const s of sections.filter((s) => s.name === "Resource")) {
+    const r = applyEntries(s, RESOURCE_KEYS, file);
+    try {
+      const res = parseResource(r);
+      if (resources.some((x) => x.id === res.id)) throw new Error(`Id "${res.id}" is used twice`);
+      resources.push(res);
+    } catch (err) {
+      throw new ConfigError(file, s.line, undefined, `[Resource]: ${(err as Error).message}`);
+    }
+  }
+
   const peers: PeerConfig[] = [];
   const seenKeys = new Map<string, number>();
   for (const s of sections.filter((s) => s.name === "Peer")) {
@@ -125,7 +188,12 @@ export function parseConfig(text: string, file: string): WireguardConfig {
     const k = Buffer.from(p.publicKey).toString("base64");
     if (seenKeys.has(k)) throw new ConfigError(file, s.line, "PublicKey", `"${k}" is already the peer at line ${seenKeys.get(k)}`);
     seenKeys.set(k, s.line);
-    peers.push({ allowedIPs: [], ...p, publicKey: p.publicKey, line: s.line });
+    for (const g of p.resources ?? []) {
+      if (!resources.some((r) => r.id === g.rid)) {
+        throw new ConfigError(file, s.entries.find((e) => e.key === "Resources")?.line ?? s.line, "Resources", `"${g.rid}" is not the Id of any [Resource]`);
+      }
+    }
+    peers.push({ allowedIPs: [], resources: [], ...p, publicKey: p.publicKey, line: s.line });
   }
   return {
     file,
@@ -137,5 +205,6 @@ export function parseConfig(text: string, file: string): WireguardConfig {
       dns: (iface.dns as string[] | undefined) ?? [],
     },
     peers,
+    resources,
   };
 }

@@ -8,7 +8,7 @@ export interface Entry {
 }
 
 export interface Section {
-  name: "Interface" | "Peer";
+  name: "Interface" | "Peer" | "Resource";
   line: number;
   entries: Entry[];
 }
@@ -35,8 +35,8 @@ export function readSections(text: string, file: string): Section[] {
     const header = /^\[(.*)\]$/.exec(content);
     if (header) {
       const name = header[1]!.trim();
-      if (name !== "Interface" && name !== "Peer") {
-        throw new ConfigError(file, line, undefined, `unknown section "[${name}]" (expected [Interface] or [Peer])`);
+      if (name !== "Interface" && name !== "Peer" && name !== "Resource") {
+        throw new ConfigError(file, line, undefined, `unknown section "[${name}]" (expected [Interface], [Peer] or [Resource])`);
       }
       current = { name, line, entries: [] };
       sections.push(current);

@@ -1,3 +1,4 @@
 // Firezone's gateway core: resources, authorizations with expiry, filters, the per-packet decision.
 export { AccessPolicy, DENY_REASONS, type DenyReason, type Expired, type ExpiresAt } from "./policy.ts";
 export { domainMatches, filtersAllow, parseResource, ResourceSchema, type Filter, type Resource } from "./resources.ts";
+export { GatewayCore, ICMP_REPLIES_PER_SECOND, type GatewayDropReason, type GatewayEvent } from "./core.ts";

@@ -2,6 +2,7 @@
 // Each turn drains every ready source in bounded batches — UDP datagrams, TUN packets, due
 // timers — then polls the core's outputs (transmits, events), so no busy source starves another.
 // Per-packet failures are collected into one report per turn instead of stopping at the first.
+import type { GatewayCore, GatewayEvent } from "../gateway/index.ts";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import type { Endpoint } from "../wire/index.ts";
 import type { TunDevice } from "./tun.ts";
@@ -29,6 +30,9 @@ export interface EventLoopOptions {
   clock: () => number;
   onEvent: (e: TunnelEvent) => void;
   onBatchErrors: (errors: unknown[], turn: number) => void;
+  /** Resources and authorizations: decides what clients may send into the network. */
+  gateway?: GatewayCore;
+  onGatewayEvent?: (e: GatewayEvent) => void;
 }
 
 export class EventLoop {
@@ -93,8 +97,17 @@ export class EventLoop {
       try {
         const n = this.#tunnel.decapsulate(d.data, d.from, this.#inner, now);
         if (n > 0) {
-          this.#tun.write(this.#inner, n);
-          this.stats.tunOut++;
+          const gw = this.#opts.gateway;
+          if (!gw || gw.fromClient(this.#tunnel.lastConnection!.cid, this.#inner, n, now)) {
+            this.#tun.write(this.#inner, n);
+            this.stats.tunOut++;
+          } else {
+            // Denied: answer the client's stack with the ICMP error the gateway built.
+            for (let r = gw.pollReply(); r; r = gw.pollReply()) {
+              const m = this.#tunnel.encapsulate(r, this.#wire, now);
+              if (m > 0) this.#send(this.#wire.slice(0, m), this.#tunnel.lastConnection!.peer.endpoint!);
+            }
+          }
         }
       } catch (err) {
         errors.push(err);
@@ -126,10 +139,14 @@ export class EventLoop {
         errors.push(err);
       }
     }
+    const gw = this.#opts.gateway;
+    const gwDue = gw?.pollTimeout();
+    if (gw && gwDue !== undefined && gwDue <= now) gw.handleTimeout(now);
 
     // 4. outputs
     for (let t = this.#tunnel.pollTransmit(); t; t = this.#tunnel.pollTransmit()) this.#send(t.data, t.to);
     for (let e = this.#tunnel.pollEvent(); e; e = this.#tunnel.pollEvent()) this.#opts.onEvent(e);
+    if (gw) for (let e = gw.pollEvent(); e; e = gw.pollEvent()) this.#opts.onGatewayEvent?.(e);
 
     if (errors.length > 0) {
       this.stats.batchErrors++;
@@ -151,7 +168,7 @@ export class EventLoop {
   }
 
   #armTimer(): void {
-    const at = this.#tunnel.pollTimeout() ?? Infinity;
+    const at = Math.min(this.#tunnel.pollTimeout() ?? Infinity, this.#opts.gateway?.pollTimeout() ?? Infinity);
     if (at === this.#timerAt) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;

@@ -13,6 +13,7 @@ import { TunReader } from "../io/tun-reader.ts";
 import { TunDevice } from "../io/tun.ts";
 import { UdpSockets } from "../io/udp.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
+import { GatewayCore } from "../gateway/index.ts";
 import { connectionViews } from "../telemetry/view.ts";
 import { Logger, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
@@ -106,11 +107,17 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
 
   const aead = selectAead(opts.logger.target("crypto"));
   const tunnel = new Tunnel({ aead, privateKey: cfg.interface.privateKey, random: randomBytes, mtu: cfg.interface.mtu });
+  // Resources and authorizations (Firezone's gateway core); with none configured, a plain WireGuard server.
+  const gatewayCore = new GatewayCore();
+  for (const r of cfg.resources) gatewayCore.policy.upsertResource(r);
   for (const p of cfg.peers) {
     const endpoint = p.endpoint ? await resolveEndpoint(p.endpoint.host, p.endpoint.port) : undefined;
     const conn = tunnel.upsertPeer({ publicKey: p.publicKey, presharedKey: p.presharedKey, allowedIPs: p.allowedIPs, endpoint, persistentKeepalive: p.persistentKeepalive });
+    for (const g of p.resources) gatewayCore.policy.authorize(conn.cid, g.rid, g.expiresAt);
     log.info("peer configured", { cid: conn.cid, public_key: conn.publicKey, allowed_ips: p.allowedIPs.map(formatCidr).join(","), remote: endpoint ? formatEndpoint(endpoint) : undefined });
   }
+
+  if (gatewayCore.policy.enforcing) log.info("resources enforced", { resources: cfg.resources.map((r) => r.id).join(","), authorizations: cfg.peers.reduce((n, p) => n + p.resources.length, 0) });
 
   const filePeers = new Set(cfg.peers.map((p) => encodeKey(p.publicKey)));
   const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("gateway"));
@@ -150,6 +157,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       audit.onEvent(e);
       metrics?.onEvent(e);
     },
+    gateway: gatewayCore,
+    onGatewayEvent: (e) => {
+      const glog = opts.logger.target("gateway");
+      if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
+      else glog.info("authorization expired", { cid: e.cid, rid: e.rid });
+    },
     onBatchErrors: (errors, turn) => opts.logger.target("io").warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0] }),
   });
   const udp = await UdpSockets.open({
@@ -160,7 +173,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   });
   const reader = new TunReader(tun.fd, cfg.interface.mtu, loop.wake);
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, ...opts.metrics });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, ...opts.metrics });
 
   const routeTunnel = (cidrs: Cidr[]) => {
     for (const c of cidrs) if (c.prefix > 0) ip(["route", "replace", formatCidr(c), "dev", tun.name]);

@@ -17,6 +17,8 @@ export interface LoopSource {
 
 export interface MetricsOptions {
   tunnel: Tunnel;
+  /** Drops decided by the gateway core (resources, filters, malformed packets). */
+  gatewayDrops?: () => Iterable<[string, number]>;
   loop?: LoopSource;
   clock: () => number;
   /** Per-peer series (labelled by cid and public key) are opt-in and capped. */
@@ -130,6 +132,7 @@ export class GatewayMetrics {
     const now = clock();
     const s = { peers: 0, connections: 0, sessions: 0, rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0, hsInitiated: 0, hsCompleted: 0, hsFailed: 0, drops: new Map<string, number>(), perPeer: [] as PeerCounters[] };
     for (const [reason, n] of Object.entries(tunnel.tunnelDrops())) s.drops.set(reason, n ?? 0);
+    for (const [reason, n] of this.opts.gatewayDrops?.() ?? []) s.drops.set(reason, (s.drops.get(reason) ?? 0) + n);
     for (const c of tunnel.connections()) {
       const p = c.peer;
       const st = p.stats;

@@ -96,13 +96,15 @@ export class Topology {
   }
 
   /** Writes the gateway's wg-quick config: the first `fileClients` clients as peers (endpoints learnt on handshake). */
-  writeGatewayConfig(fileClients = this.clients.length, withEndpoints: number[] = []): string {
+  writeGatewayConfig(fileClients = this.clients.length, withEndpoints: number[] = [], extra: { sections?: string; peerLines?: Record<number, string[]> } = {}): string {
     const lines = ["[Interface]", `PrivateKey = ${encodeKey(this.gwKey)}`, `Address = ${this.gwTunnelIp}/24`, "ListenPort = 52625", ""];
     for (const c of this.clients.slice(0, fileClients)) {
       lines.push("[Peer]", `PublicKey = ${c.publicKey}`, `AllowedIPs = ${c.tunnelIp}/32`);
       if (withEndpoints.includes(c.index)) lines.push(`Endpoint = ${c.underlayIp}:${CLIENT_PORT}`);
+      lines.push(...(extra.peerLines?.[c.index] ?? []));
       lines.push("");
     }
+    if (extra.sections) lines.push(extra.sections);
     const file = join(this.dir, "gw.conf");
     writeFileSync(file, lines.join("\n"));
     return file;
@@ -142,8 +144,12 @@ export class Topology {
   }
 
   /** Starts `glassgate up` inside the gateway namespace and waits for its admin API. */
-  async startGateway(extraEnv: Record<string, string> = {}, fileClients = this.clients.length, opts: { withEndpoints?: number[] } = {}): Promise<void> {
-    const config = this.writeGatewayConfig(fileClients, opts.withEndpoints);
+  async startGateway(
+    extraEnv: Record<string, string> = {},
+    fileClients = this.clients.length,
+    opts: { withEndpoints?: number[]; sections?: string; peerLines?: Record<number, string[]> } = {},
+  ): Promise<void> {
+    const config = this.writeGatewayConfig(fileClients, opts.withEndpoints, opts);
     const p = spawn(
       ["ip", "netns", "exec", this.gw.name, "bun", "run", join(ROOT, "src/cli.ts"), "up", "--config", config,
         "--interface", `ggt${this.tag}`, "--admin", "127.0.0.1:8080", "--data", join(this.dir, "data")],

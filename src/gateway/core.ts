@@ -1,0 +1,97 @@
+// The gateway's per-packet work for traffic coming out of the tunnel: strict parsing, the access
+// decision, and — for denied packets — an ICMP "administratively prohibited" back to the client,
+// rate limited. Sans-IO: the event loop calls `fromClient` and polls replies and events.
+import { buildProhibited } from "../ip/build.ts";
+import { isIcmpError, PacketView, protocolName, type IpParseErrorKind } from "../ip/packet.ts";
+import { AccessPolicy, type DenyReason } from "./policy.ts";
+
+export type GatewayDropReason = DenyReason | `malformed_${IpParseErrorKind}`;
+
+export type GatewayEvent =
+  | { type: "denied"; cid: number; reason: GatewayDropReason; rid?: string; src: string; dst: string; protocol: string; dstPort?: number; count: number }
+  | { type: "authorization_expired"; cid: number; rid: string };
+
+/** At most this many ICMP errors per second in total: a denied flood must not become a reflected one. */
+export const ICMP_REPLIES_PER_SECOND = 100;
+
+export class GatewayCore {
+  readonly policy = new AccessPolicy();
+  readonly drops = new Map<GatewayDropReason, number>();
+  readonly #view = new PacketView();
+  #replies: Uint8Array[] = [];
+  #events: GatewayEvent[] = [];
+  #icmpWindow = -Infinity;
+  #icmpCount = 0;
+  /** Denials per (cid, reason) since the last event about them: logs stay readable under floods. */
+  readonly #denials = new Map<string, number>();
+
+  /**
+   * A decrypted packet from connection `cid`. Returns true to forward it to the network (TUN),
+   * false when it was dropped (counted; maybe an ICMP reply queued for pollReply).
+   */
+  fromClient(cid: number, buf: Uint8Array, length: number, now: number): boolean {
+    if (!this.policy.enforcing) return true;
+    const v = this.#view;
+    const err = v.parse(buf, length);
+    if (err) {
+      this.#deny(cid, `malformed_${err.kind}`, v, false, now);
+      return false;
+    }
+    const reason = this.policy.decide(cid, v, now);
+    if (reason === undefined) return true;
+    this.#deny(cid, reason, v, true, now);
+    return false;
+  }
+
+  #deny(cid: number, reason: GatewayDropReason, v: PacketView, parsed: boolean, now: number): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+    const key = `${cid}|${reason}`;
+    const n = (this.#denials.get(key) ?? 0) + 1;
+    this.#denials.set(key, n);
+    // First of a kind, then every 100th: the timeline shows it without one line per packet.
+    if (n === 1 || n % 100 === 0) {
+      this.#events.push({
+        type: "denied", cid, reason, rid: this.policy.lastResource?.id, count: n,
+        src: parsed || v.length >= 20 ? safe(() => v.src()) : "?", dst: parsed || v.length >= 20 ? safe(() => v.dst()) : "?",
+        protocol: protocolName(v.protocol), dstPort: v.dstPort >= 0 ? v.dstPort : undefined,
+      });
+    }
+    // Tell the client's stack at once, unless the packet is itself an ICMP error (RFC 1122).
+    if (parsed && !(v.icmpType >= 0 && isIcmpError(v.version, v.icmpType)) && this.#icmpBudget(now)) {
+      this.#replies.push(buildProhibited(v));
+    }
+  }
+
+  #icmpBudget(now: number): boolean {
+    if (now - this.#icmpWindow >= 1000) {
+      this.#icmpWindow = now;
+      this.#icmpCount = 0;
+    }
+    return ++this.#icmpCount <= ICMP_REPLIES_PER_SECOND;
+  }
+
+  /** An ICMP error to encrypt back to the client it concerns (its destination is the client). */
+  pollReply(): Uint8Array | undefined {
+    return this.#replies.shift();
+  }
+
+  pollEvent(): GatewayEvent | undefined {
+    return this.#events.shift();
+  }
+
+  handleTimeout(now: number): void {
+    for (const e of this.policy.sweep(now)) this.#events.push({ type: "authorization_expired", cid: e.cid, rid: e.rid });
+  }
+
+  pollTimeout(): number | undefined {
+    return this.policy.nextExpiry();
+  }
+}
+
+function safe(f: () => string): string {
+  try {
+    return f();
+  } catch {
+    return "?";
+  }
+}
