@@ -8,6 +8,8 @@ import { PacketView } from "../src/ip/packet.ts";
 import { setAddress, setInnerAddress, setPort } from "../src/ip/rewrite.ts";
 import { GatewayCore } from "../src/gateway/core.ts";
 import { parseResource } from "../src/gateway/resources.ts";
+import { DnsNat, ProxyIpAllocator } from "../src/gateway/dns-nat.ts";
+import { formatIp, parseIp } from "../src/ip/address.ts";
 
 const { values } = parseArgs({ args: Bun.argv.slice(2), options: { count: { type: "string" }, seed: { type: "string" } }, strict: true });
 const count = Number(values.count ?? 100_000);
@@ -22,8 +24,11 @@ const rnd = () => {
 };
 const int = (n: number) => Math.floor(rnd() * n);
 const pick = <T>(xs: T[]) => xs[int(xs.length)]!;
-const v4 = () => `${pick([10, 100, 192, 8])}.${int(256)}.${int(256)}.${int(256)}`;
-const v6 = () => `fd00::${int(65536).toString(16)}:${int(65536).toString(16)}`;
+const nat = new DnsNat(new ProxyIpAllocator());
+const proxies = ["a.example.com", "b.example.com"].flatMap((d) => [...nat.proxies.assign(d).v4, ...nat.proxies.assign(d).v6].map(formatIp));
+nat.setResolved("a.example.com", [parseIp("192.0.2.1")!, parseIp("2001:db8::1")!], 0);
+const v4 = () => (rnd() < 0.2 ? pick(proxies.filter((p) => !p.includes(":"))) : `${pick([10, 100, 192, 8])}.${int(256)}.${int(256)}.${int(256)}`);
+const v6 = () => (rnd() < 0.2 ? pick(proxies.filter((p) => p.includes(":"))) : `fd00::${int(65536).toString(16)}:${int(65536).toString(16)}`);
 
 // Seeds: valid packets of every kind, both families.
 function seed(): Uint8Array {
@@ -73,8 +78,11 @@ for (let i = 0; i < count; i++) {
     forwarded = gw.fromClient(int(3), p, p.length, int(2_000));
     while (gw.pollReply()) { /* ICMP replies are built; the shell would send them */ }
     while (gw.pollEvent()) { /* events drained */ }
-    // NAT path on whatever parses: rewrite there and back, checksums must stay valid.
+    // DNS-resource NAT both ways on whatever parses, then raw rewrites there and back.
     if (!view.parse(p)) {
+      nat.outbound(view, int(2_000));
+      nat.inbound(view, int(2_000));
+      while (nat.pollResolve()) { /* the shell would resolve */ }
       const addr = crypto.getRandomValues(new Uint8Array(view.addressLength));
       const oldDst = p.slice(view.dstAt, view.dstAt + view.addressLength);
       setAddress(view, "dst", addr);
