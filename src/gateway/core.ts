@@ -4,8 +4,9 @@
 import { buildProhibited } from "../ip/build.ts";
 import { isIcmpError, PacketView, protocolName, type IpParseErrorKind } from "../ip/packet.ts";
 import { AccessPolicy, type DenyReason } from "./policy.ts";
+import { DnsNat, ProxyIpAllocator } from "./dns-nat.ts";
 
-export type GatewayDropReason = DenyReason | `malformed_${IpParseErrorKind}`;
+export type GatewayDropReason = DenyReason | `malformed_${IpParseErrorKind}` | "dns_unresolved";
 
 export type GatewayEvent =
   | { type: "denied"; cid: number; reason: GatewayDropReason; rid?: string; src: string; dst: string; protocol: string; dstPort?: number; count: number }
@@ -16,6 +17,11 @@ export const ICMP_REPLIES_PER_SECOND = 100;
 
 export class GatewayCore {
   readonly policy = new AccessPolicy();
+  /** DNS-resource NAT; proxy destinations are translated after the access decision. */
+  readonly nat = new DnsNat(new ProxyIpAllocator());
+  /** The gateway's own DNS service (its tunnel addresses, port 53): always reachable. */
+  readonly #localDns = new Set<string>();
+  readonly #inView = new PacketView();
   readonly drops = new Map<GatewayDropReason, number>();
   readonly #view = new PacketView();
   #replies: Uint8Array[] = [];
@@ -37,10 +43,31 @@ export class GatewayCore {
       this.#deny(cid, `malformed_${err.kind}`, v, false, now);
       return false;
     }
+    if (v.dstPort === 53 && this.#localDns.has(hex(v.buf, v.dstAt, v.addressLength))) return true;
     const reason = this.policy.decide(cid, v, now);
-    if (reason === undefined) return true;
-    this.#deny(cid, reason, v, true, now);
-    return false;
+    if (reason !== undefined) {
+      this.#deny(cid, reason, v, true, now);
+      return false;
+    }
+    if (this.nat.outbound(v, now) === "unresolved") {
+      // The answer is on its way; the client's stack retransmits. No ICMP: this is not a denial.
+      this.drops.set("dns_unresolved", (this.drops.get("dns_unresolved") ?? 0) + 1);
+      return false;
+    }
+    return true;
+  }
+
+  /** A packet from the network (TUN) to a client: reverse DNS-resource NAT where it applies. */
+  toClient(buf: Uint8Array, length: number, now: number): void {
+    if (this.nat.sessions === 0) return;
+    const v = this.#inView;
+    if (v.parse(buf, length)) return;
+    this.nat.inbound(v, now);
+  }
+
+  /** Marks `addr` (the gateway's tunnel address) as serving DNS on port 53. */
+  serveDnsOn(addr: Uint8Array): void {
+    this.#localDns.add(hex(addr, 0, addr.length));
   }
 
   #deny(cid: number, reason: GatewayDropReason, v: PacketView, parsed: boolean, now: number): void {
@@ -80,6 +107,7 @@ export class GatewayCore {
   }
 
   handleTimeout(now: number): void {
+    this.nat.sweep(now);
     for (const e of this.policy.sweep(now)) this.#events.push({ type: "authorization_expired", cid: e.cid, rid: e.rid });
   }
 
@@ -94,4 +122,8 @@ function safe(f: () => string): string {
   } catch {
     return "?";
   }
+}
+
+function hex(b: Uint8Array, at: number, len: number): string {
+  return Buffer.from(b.buffer, b.byteOffset + at, len).toString("hex");
 }

@@ -120,7 +120,9 @@ export class EventLoop {
     const tunBatch = this.#reader
       ? this.#reader.ring.drain(BATCH, (data, offset, length) => {
           try {
-            const n = this.#tunnel.encapsulate(data.subarray(offset, offset + length), this.#wire, now);
+            const packet = data.subarray(offset, offset + length);
+            this.#opts.gateway?.toClient(packet, length, now);
+            const n = this.#tunnel.encapsulate(packet, this.#wire, now);
             if (n > 0) this.#send(this.#wire.slice(0, n), this.#tunnel.lastConnection!.peer.endpoint!);
           } catch (err) {
             errors.push(err);

@@ -7,13 +7,14 @@ import { createAdminApp } from "../../admin/app.ts";
 import type { WireguardConfig } from "../config/index.ts";
 import { selectAead } from "../crypto/select.ts";
 import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
-import { formatCidr, parseCidr, type Cidr } from "../ip/address.ts";
+import { formatCidr, formatIp, parseCidr, type Cidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { TunDevice } from "../io/tun.ts";
 import { UdpSockets } from "../io/udp.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
-import { GatewayCore } from "../gateway/index.ts";
+import { DnsResponder, GatewayCore } from "../gateway/index.ts";
+import { DnsService, systemResolver } from "./dns-service.ts";
 import { connectionViews } from "../telemetry/view.ts";
 import { Logger, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
@@ -110,6 +111,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // Resources and authorizations (Firezone's gateway core); with none configured, a plain WireGuard server.
   const gatewayCore = new GatewayCore();
   for (const r of cfg.resources) gatewayCore.policy.upsertResource(r);
+  gatewayCore.nat.proxies.restore(store.proxyAssignments.all());
+  const dnsResponder = new DnsResponder(gatewayCore.policy, gatewayCore.nat, (domain, v4, v6, slot) =>
+    store.proxyAssignments.save({ domain, slot, v4: v4.map(formatIp), v6: v6.map(formatIp) }));
+  dnsResponder.restoreRoutes();
   for (const p of cfg.peers) {
     const endpoint = p.endpoint ? await resolveEndpoint(p.endpoint.host, p.endpoint.port) : undefined;
     const conn = tunnel.upsertPeer({ publicKey: p.publicKey, presharedKey: p.presharedKey, allowedIPs: p.allowedIPs, endpoint, persistentKeepalive: p.persistentKeepalive });
@@ -171,6 +176,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     onError: (err) => opts.logger.target("io").error("UDP socket error", { err }),
     keepDefaultBuffers: opts.keepDefaultBuffers,
   });
+  // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
+  let dns: DnsService | undefined;
+  if (cfg.resources.some((r) => r.type === "dns")) {
+    const upstream = cfg.interface.dns[0] ?? systemResolver();
+    if (!upstream) throw new Error("DNS resources need an upstream resolver: set DNS = in [Interface] or a nameserver in /etc/resolv.conf");
+    const listen = cfg.interface.addresses.filter((a) => a.family === 4).map((a) => formatIp(a.bytes));
+    for (const a of cfg.interface.addresses) gatewayCore.serveDnsOn(a.bytes);
+    dns = await DnsService.start({ listen, upstream, responder: dnsResponder, nat: gatewayCore.nat, tunnel, clock, log: opts.logger.target("dns"), wake: () => loop.wake() });
+  }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, loop.wake);
   loop.attach(udp, reader);
   metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, ...opts.metrics });
@@ -219,7 +233,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   prune();
   const retentionTimer = setInterval(prune, 3600_000);
   // Expiry is checked every 10 s; traffic history is sampled every trafficSampleSeconds.
-  const expiryTimer = setInterval(applyPeers, 10_000);
+  const expiryTimer = setInterval(() => {
+    applyPeers();
+    gatewayCore.nat.sweep(clock());
+  }, 10_000);
   const trafficTimer = setInterval(() => {
     store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
   }, (opts.trafficSampleSeconds ?? 60) * 1000);
@@ -256,6 +273,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       loop.stop(); // flushes the goodbyes, then accepts nothing more
       await Bun.sleep(50); // let the sends complete before the sockets close
       tunnel.zeroize();
+      dns?.close();
       udp.close();
       await reader.stop();
       tun.close();

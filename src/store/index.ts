@@ -5,24 +5,28 @@ import { AdminAuth } from "./auth.ts";
 import { openDatabase, type Db } from "./database.ts";
 import { PeerRepository } from "./peers.ts";
 import { TrafficHistory } from "./traffic.ts";
+import { ProxyAssignments } from "./proxy-assignments.ts";
 
 export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRow } from "./audit.ts";
 export { AdminAuth, SESSION_TTL, type Session } from "./auth.ts";
 export { DB_FILE, type Db } from "./database.ts";
 export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
+export { ProxyAssignments, type SavedAssignment } from "./proxy-assignments.ts";
 
 export class Store {
   readonly audit: AuditLog;
   readonly peers: PeerRepository;
   readonly auth: AdminAuth;
   readonly traffic: TrafficHistory;
+  readonly proxyAssignments: ProxyAssignments;
 
   private constructor(readonly sqlite: Database, readonly db: Db) {
     this.audit = new AuditLog(db);
     this.peers = new PeerRepository(db);
     this.auth = new AdminAuth(db);
     this.traffic = new TrafficHistory(db);
+    this.proxyAssignments = new ProxyAssignments(db);
   }
 
   static open(dataDir: string): Store {

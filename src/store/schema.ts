@@ -88,3 +88,13 @@ export const adminSessions = sqliteTable("admin_sessions", {
   csrfToken: text("csrf_token").notNull(),
   expiresAt: integer("expires_at").notNull(),
 });
+
+/** Proxy addresses handed out for DNS-resource domains: kept across restarts (clients cache answers). */
+export const dnsProxyAssignments = sqliteTable("dns_proxy_assignments", {
+  domain: text("domain").primaryKey(),
+  slot: integer("slot").notNull().unique(),
+  /** JSON arrays of address strings. */
+  v4: text("v4").notNull(),
+  v6: text("v6").notNull(),
+  createdAt: integer("created_at").notNull().default(now),
+});

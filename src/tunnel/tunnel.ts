@@ -131,6 +131,11 @@ export class Tunnel {
     return this.#byCid.get(cid);
   }
 
+  /** The connection whose AllowedIPs contain `addr` (4 or 16 bytes): who a tunnel address belongs to. */
+  connectionFor(addr: Uint8Array): Connection | undefined {
+    return this.#routes.lookup(addr, 0, addr.length === 16 ? 6 : 4);
+  }
+
   tunnelDrops(): Partial<Record<TunnelDropReason, number>> {
     return Object.fromEntries(this.#tunnelDrops);
   }

@@ -96,8 +96,8 @@ export class Topology {
   }
 
   /** Writes the gateway's wg-quick config: the first `fileClients` clients as peers (endpoints learnt on handshake). */
-  writeGatewayConfig(fileClients = this.clients.length, withEndpoints: number[] = [], extra: { sections?: string; peerLines?: Record<number, string[]> } = {}): string {
-    const lines = ["[Interface]", `PrivateKey = ${encodeKey(this.gwKey)}`, `Address = ${this.gwTunnelIp}/24`, "ListenPort = 52625", ""];
+  writeGatewayConfig(fileClients = this.clients.length, withEndpoints: number[] = [], extra: { sections?: string; peerLines?: Record<number, string[]>; interfaceLines?: string[] } = {}): string {
+    const lines = ["[Interface]", `PrivateKey = ${encodeKey(this.gwKey)}`, `Address = ${this.gwTunnelIp}/24`, "ListenPort = 52625", ...(extra.interfaceLines ?? []), ""];
     for (const c of this.clients.slice(0, fileClients)) {
       lines.push("[Peer]", `PublicKey = ${c.publicKey}`, `AllowedIPs = ${c.tunnelIp}/32`);
       if (withEndpoints.includes(c.index)) lines.push(`Endpoint = ${c.underlayIp}:${CLIENT_PORT}`);
@@ -147,7 +147,7 @@ export class Topology {
   async startGateway(
     extraEnv: Record<string, string> = {},
     fileClients = this.clients.length,
-    opts: { withEndpoints?: number[]; sections?: string; peerLines?: Record<number, string[]> } = {},
+    opts: { withEndpoints?: number[]; sections?: string; peerLines?: Record<number, string[]>; interfaceLines?: string[] } = {},
   ): Promise<void> {
     const config = this.writeGatewayConfig(fileClients, opts.withEndpoints, opts);
     const p = spawn(

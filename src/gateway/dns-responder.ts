@@ -1,0 +1,86 @@
+// The gateway's answer to DNS queries that arrive on its tunnel address: names of DNS resources
+// the asking client is authorized for get their proxy addresses (and the proxies start routing
+// to that resource); everything else is forwarded to the upstream resolver by the IO shell.
+import type { Cidr } from "../ip/address.ts";
+import { buildAnswer, parseQuery, RCODE_FORMERR, TYPE_A, TYPE_AAAA } from "./dns-message.ts";
+import type { DnsNat } from "./dns-nat.ts";
+import type { AccessPolicy } from "./policy.ts";
+import { domainMatches } from "./resources.ts";
+
+/** TTL of proxy answers: short, so clients notice quickly when a resource goes away. */
+export const PROXY_ANSWER_TTL = 60;
+
+export type DnsVerdict =
+  | { kind: "answer"; bytes: Uint8Array; rid: string; domain: string }
+  | { kind: "forward"; domain: string }
+  | { kind: "refused"; reason: string; bytes?: Uint8Array };
+
+export class DnsResponder {
+  /** Domains answered per resource, so the resource routes all their proxy addresses. */
+  readonly #domains = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly policy: AccessPolicy,
+    private readonly nat: DnsNat,
+    /** Called when a domain got proxy addresses for the first time (to persist them). */
+    private readonly onAssigned: (domain: string, v4: Uint8Array[], v6: Uint8Array[], slot: number) => void = () => {},
+  ) {}
+
+  answer(query: Uint8Array, cid: number | undefined, now: number): DnsVerdict {
+    const q = parseQuery(query);
+    if (typeof q === "string") {
+      // A readable header gets FORMERR back; garbage gets nothing.
+      return { kind: "refused", reason: q, bytes: query.length >= 12 ? formErr(query) : undefined };
+    }
+    if (q.qtype !== TYPE_A && q.qtype !== TYPE_AAAA) return { kind: "forward", domain: q.name };
+    const rid = cid === undefined ? undefined : this.#resourceFor(cid, q.name, now);
+    if (!rid) return { kind: "forward", domain: q.name };
+    const a = this.nat.proxies.assign(q.name);
+    if (a.fresh) this.onAssigned(a.domain, a.v4, a.v6, a.slot);
+    const set = this.#domains.get(rid) ?? new Set<string>();
+    if (!set.has(a.domain)) {
+      set.add(a.domain);
+      this.#domains.set(rid, set);
+      this.#route(rid);
+    }
+    return { kind: "answer", bytes: buildAnswer(query, q, [...a.v4, ...a.v6], PROXY_ANSWER_TTL), rid, domain: a.domain };
+  }
+
+  /** After a restart: route restored proxy addresses to the DNS resources whose patterns they match. */
+  restoreRoutes(): void {
+    for (const r of this.policy.resources()) {
+      if (r.type !== "dns") continue;
+      const set = new Set(this.nat.proxies.assignments().map((a) => a.domain).filter((d) => domainMatches(r.pattern, d)));
+      if (set.size === 0) continue;
+      this.#domains.set(r.id, set);
+      this.#route(r.id);
+    }
+  }
+
+  #resourceFor(cid: number, name: string, now: number): string | undefined {
+    for (const g of this.policy.authorizations(cid)) {
+      if (g.expiresAt !== null && g.expiresAt <= now) continue;
+      const r = this.policy.resource(g.rid);
+      if (r?.type === "dns" && domainMatches(r.pattern, name)) return r.id;
+    }
+    return undefined;
+  }
+
+  #route(rid: string): void {
+    const cidrs: Cidr[] = [];
+    for (const d of this.#domains.get(rid) ?? []) {
+      const a = this.nat.proxies.assign(d);
+      for (const ip of a.v4) cidrs.push({ family: 4, bytes: ip, prefix: 32 });
+      for (const ip of a.v6) cidrs.push({ family: 6, bytes: ip, prefix: 128 });
+    }
+    this.policy.setProxyAddresses(rid, cidrs);
+  }
+}
+
+function formErr(query: Uint8Array): Uint8Array {
+  const out = query.slice(0, 12);
+  out[2] = 0x80 | (query[2]! & 0x01);
+  out[3] = RCODE_FORMERR;
+  out.fill(0, 4, 12);
+  return out;
+}
