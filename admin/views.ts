@@ -108,7 +108,7 @@ export function logRows(lines: LogLine[]): Html {
 }
 
 export function connectionDetail(c: ConnectionView, logs: LogLine[], traffic: TrafficPoint[], now: number): Html {
-  const timeline = logs.filter((l) => /handshake|endpoint|session|keys|goodbye|connection/.test(l.msg));
+  const timeline = logs.filter((l) => /handshake|endpoint|session|keys|goodbye|connection|denied|authorization/.test(l.msg));
   return html`<h1>Connection ${c.cid}</h1>
 <table><tbody><tr><th>public key</th><td class="mono">${c.public_key}</td></tr><tr><th>endpoint</th><td class="mono">${c.endpoint ?? "—"}</td></tr>
 <tr><th>sessions</th><td class="mono">${c.sessions.map((s) => `(${s})`).join(" ") || "—"}</td></tr>

@@ -105,13 +105,19 @@ export class DnsNat {
 
   constructor(readonly proxies: ProxyIpAllocator) {}
 
-  /** The shell's resolver answered for `domain`. */
-  setResolved(domain: string, addrs: Uint8Array[], now: number): void {
+  /**
+   * The shell's resolver answered for `domain`. Returns true when the addresses differ from
+   * the previous answer — the only case worth a log line (Firezone logs a skipped NAT entry
+   * only when the IP differs).
+   */
+  setResolved(domain: string, addrs: Uint8Array[], now: number): boolean {
     const d = domain.toLowerCase().replace(/\.$/, "");
     const old = this.#resolved.get(d);
-    if (old && old.addrs.map(key).join() !== addrs.map(key).join()) this.remapped++;
+    const changed = !old || old.addrs.map(key).join() !== addrs.map(key).join();
+    if (old && changed) this.remapped++;
     this.#resolved.set(d, { addrs, at: now });
     this.#pending.delete(d);
+    return changed;
   }
 
   /** Domains to resolve (the shell runs the lookups and calls setResolved). */

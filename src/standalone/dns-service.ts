@@ -4,7 +4,7 @@
 import dgram from "node:dgram";
 import { Resolver } from "node:dns/promises";
 import { readFileSync } from "node:fs";
-import { parseIp } from "../ip/address.ts";
+import { formatIp, parseIp } from "../ip/address.ts";
 import type { DnsNat, DnsResponder } from "../gateway/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
 import type { Tunnel } from "../tunnel/index.ts";
@@ -125,8 +125,11 @@ export class DnsService {
         } else {
           this.stats.resolved++;
         }
-        this.opts.nat.setResolved(domain, addrs, this.opts.clock());
-        this.opts.log.info("DNS resource resolved", { domain, addresses: addrs.length });
+        if (this.opts.nat.setResolved(domain, addrs, this.opts.clock())) {
+          this.opts.log.info("DNS resource addresses changed", { domain, addresses: addrs.map(formatIp).join(",") });
+        } else if (this.opts.log.enabled("debug")) {
+          this.opts.log.debug("DNS resource re-resolved, unchanged", { domain });
+        }
         this.opts.wake();
       });
     }
