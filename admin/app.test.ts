@@ -18,6 +18,7 @@ function setup() {
   const logs = new LogRing(100);
   const log = new Logger(parseLogFilter("trace"), logs.sink);
   let applied = 0;
+  let resourcesApplied = 0;
   const conns: ConnectionView[] = [{
     cid: 3428714, public_key: encodeKey(publicKeyOf(generatePrivateKey())), endpoint: "192.0.2.7:51820", sessions: ["3428714|1"],
     last_handshake: new Date().toISOString(), rx_bytes: 2048, tx_bytes: 1024, rx_packets: 4, tx_packets: 2,
@@ -27,11 +28,12 @@ function setup() {
     connections: () => conns,
     metrics: () => "glassgate_connections 1\n",
     peersChanged: () => void applied++,
+    resourcesChanged: () => void resourcesApplied++,
     nextAddress: () => "10.99.0.9",
     clientConfig: (p: PeerRow) => (p.clientPrivateKey ? `[Interface]\nPrivateKey = ${p.clientPrivateKey}\n` : undefined),
   };
   const app = createAdminApp({ gateway, store, logs, envToken: ENV_TOKEN });
-  return { app, store, logs, log, conns, applied: () => applied };
+  return { app, store, logs, log, conns, applied: () => applied, resourcesApplied: () => resourcesApplied };
 }
 
 async function login(app: ReturnType<typeof setup>["app"], store: Store): Promise<{ cookie: string; csrf: string }> {
@@ -195,5 +197,32 @@ describe("pages", () => {
     expect(r.status).toBe(200);
     expect(await r.text()).toContain("htmx");
     expect(await (await get("/")).text()).toContain('src="/static/htmx.min.js"');
+  });
+});
+
+describe("resources and authorizations API", () => {
+  const auth = { authorization: `Bearer ${ENV_TOKEN}`, "content-type": "application/json" };
+  test("create, validate, authorize with expiry, revoke, delete — each applied and audited", async () => {
+    const { app, store, resourcesApplied } = setup();
+    const bad = await app.request("/api/resources", { method: "POST", headers: auth, body: JSON.stringify({ type: "cidr", id: "lan", address: "10.0.0.0/40" }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toContain('"10.0.0.0/40" has prefix length "40"');
+    const ok = await app.request("/api/resources", { method: "POST", headers: auth, body: JSON.stringify({ type: "cidr", id: "lan", name: "LAN", address: "10.50.0.0/16", filters: [{ protocol: "tcp", port_range_start: 22, port_range_end: 22 }] }) });
+    expect(ok.status).toBe(201);
+    expect(resourcesApplied()).toBe(1);
+    const list = (await (await app.request("/api/resources", { headers: auth })).json()) as { resources: { id: string; filters: unknown[] }[] };
+    expect(list.resources.map((r) => r.id)).toEqual(["lan"]);
+    const key = encodeKey(publicKeyOf(generatePrivateKey()));
+    const noRes = await app.request("/api/authorizations", { method: "POST", headers: auth, body: JSON.stringify({ public_key: key, resource_id: "nope" }) });
+    expect(noRes.status).toBe(400);
+    const badDate = await app.request("/api/authorizations", { method: "POST", headers: auth, body: JSON.stringify({ public_key: key, resource_id: "lan", expires_at: "soon" }) });
+    expect(((await badDate.json()) as { message: string }).message).toBe('expires_at: "soon" is not a date');
+    expect((await app.request("/api/authorizations", { method: "POST", headers: auth, body: JSON.stringify({ public_key: key, resource_id: "lan", expires_at: 2_000_000_000 }) })).status).toBe(201);
+    const grants = (await (await app.request("/api/authorizations", { headers: auth })).json()) as { authorizations: unknown[] };
+    expect(grants.authorizations).toEqual([{ public_key: key, resource_id: "lan", expires_at: 2_000_000_000 }]);
+    expect((await app.request(`/api/authorizations?public_key=${encodeURIComponent(key)}&resource_id=lan`, { method: "DELETE", headers: auth })).status).toBe(204);
+    expect((await app.request("/api/resources/lan", { method: "DELETE", headers: auth })).status).toBe(204);
+    expect(resourcesApplied()).toBe(4);
+    expect(store.audit.query({ subject: "lan" }).rows.map((r) => r.action)).toEqual(["resource.deleted", "resource.updated", "resource.updated", "resource.created"]);
   });
 });

@@ -21,6 +21,8 @@ export interface AdminGateway {
   metrics(): string | Promise<string>;
   /** Re-apply the store's peers to the data plane (after a change in the UI or API). */
   peersChanged(): void;
+  /** Re-apply the store's resources and authorizations to the gateway's policy. */
+  resourcesChanged?(): void;
   /** A free tunnel address for a new peer. */
   nextAddress(): string;
   /** A wg-quick config for a peer created here, or undefined if we do not hold its private key. */
@@ -266,6 +268,51 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
     if (ok) gateway.peersChanged();
     return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
   });
+  // Resources and authorizations (Firezone's shapes: resources {type,id,name,address,filters};
+  // authorizations {public_key, resource_id, expires_at (Unix seconds or ISO, null = never)}).
+  app.get("/api/resources", (c) => c.json({ resources: store?.resources.list() ?? [] }));
+  app.post("/api/resources", async (c) => {
+    const body = await c.req.json().catch(() => undefined);
+    if (!body || typeof body !== "object") return c.json({ error: "bad_request", message: "body is not a JSON object" }, 400);
+    try {
+      const r = requireStore().resources.upsert(body as Record<string, unknown>, principal(c).actor);
+      gateway.resourcesChanged?.();
+      return c.json({ id: r.id }, 201);
+    } catch (err) {
+      return c.json({ error: "invalid", message: (err as Error).message }, 400);
+    }
+  });
+  app.delete("/api/resources/:id", (c) => {
+    const ok = requireStore().resources.delete(c.req.param("id"), principal(c).actor);
+    if (ok) gateway.resourcesChanged?.();
+    return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
+  });
+  app.get("/api/authorizations", (c) => c.json({ authorizations: (store?.resources.authorizations() ?? []).map((a) => ({ public_key: a.publicKey, resource_id: a.resourceId, expires_at: a.expiresAt === null ? null : Math.floor(a.expiresAt / 1000) })) }));
+  app.post("/api/authorizations", async (c) => {
+    const b = (await c.req.json().catch(() => undefined)) as { public_key?: unknown; resource_id?: unknown; expires_at?: unknown } | undefined;
+    if (!b || typeof b.public_key !== "string" || typeof b.resource_id !== "string") {
+      return c.json({ error: "invalid", message: "public_key and resource_id are required strings" }, 400);
+    }
+    let expiresAt: number | null = null;
+    if (typeof b.expires_at === "number") expiresAt = b.expires_at * 1000;
+    else if (typeof b.expires_at === "string") {
+      expiresAt = Date.parse(b.expires_at);
+      if (Number.isNaN(expiresAt)) return c.json({ error: "invalid", message: `expires_at: "${b.expires_at}" is not a date` }, 400);
+    } else if (b.expires_at !== undefined && b.expires_at !== null) return c.json({ error: "invalid", message: "expires_at: must be Unix seconds, an ISO date or null" }, 400);
+    try {
+      requireStore().resources.authorize({ publicKey: b.public_key, resourceId: b.resource_id, expiresAt }, principal(c).actor);
+    } catch (err) {
+      return c.json({ error: "invalid", message: (err as Error).message }, 400);
+    }
+    gateway.resourcesChanged?.();
+    return c.json({ ok: true }, 201);
+  });
+  app.delete("/api/authorizations", (c) => {
+    const ok = requireStore().resources.revoke(c.req.query("public_key") ?? "", c.req.query("resource_id") ?? "", principal(c).actor);
+    if (ok) gateway.resourcesChanged?.();
+    return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
+  });
+
   app.get("/metrics", async (c) => c.text(await gateway.metrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
 
   app.notFound((c) => c.json({ error: "not_found", path: c.req.path }, 404));

@@ -15,6 +15,7 @@ import { UdpSockets } from "../io/udp.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { DnsResponder, GatewayCore } from "../gateway/index.ts";
 import { DnsService, systemResolver } from "./dns-service.ts";
+import { ResourceSync } from "./resource-sync.ts";
 import { connectionViews } from "../telemetry/view.ts";
 import { Logger, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
@@ -127,6 +128,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const filePeers = new Set(cfg.peers.map((p) => encodeKey(p.publicKey)));
   const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("gateway"));
   const storePeers = sync.apply(clock());
+  const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
+  resourceSync.apply();
 
   const tun = TunDevice.open(opts.interfaceName);
   try {
@@ -178,7 +181,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   });
   // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
   let dns: DnsService | undefined;
-  if (cfg.resources.some((r) => r.type === "dns")) {
+  // (Resources added through the API later need a restart for the resolver to start.)
+  if ([...cfg.resources, ...store.resources.list()].some((r) => r.type === "dns")) {
     const upstream = cfg.interface.dns[0] ?? systemResolver();
     if (!upstream) throw new Error("DNS resources need an upstream resolver: set DNS = in [Interface] or a nameserver in /etc/resolv.conf");
     const listen = cfg.interface.addresses.filter((a) => a.family === 4).map((a) => formatIp(a.bytes));
@@ -194,6 +198,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   };
   const applyPeers = () => {
     const r = sync.apply(clock());
+    resourceSync.apply();
     for (const p of store.peers.list()) routeTunnel(PeerSync.allowedIps(p));
     audit.sweep();
     loop.wake();
@@ -208,6 +213,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       connections: () => connectionViews(tunnel, clock()),
       metrics: () => metrics!.prometheusText(),
       peersChanged: () => void applyPeers(),
+      resourcesChanged: () => {
+        resourceSync.apply();
+        dnsResponder.restoreRoutes();
+        loop.wake();
+      },
       nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIps(p))),
       clientConfig: (p, host) =>
         p.clientPrivateKey

@@ -6,6 +6,7 @@ import { openDatabase, type Db } from "./database.ts";
 import { PeerRepository } from "./peers.ts";
 import { TrafficHistory } from "./traffic.ts";
 import { ProxyAssignments } from "./proxy-assignments.ts";
+import { ResourceRepository } from "./resources.ts";
 
 export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRow } from "./audit.ts";
 export { AdminAuth, SESSION_TTL, type Session } from "./auth.ts";
@@ -13,6 +14,7 @@ export { DB_FILE, type Db } from "./database.ts";
 export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
 export { ProxyAssignments, type SavedAssignment } from "./proxy-assignments.ts";
+export { ResourceRepository, type AuthorizationRow } from "./resources.ts";
 
 export class Store {
   readonly audit: AuditLog;
@@ -20,6 +22,7 @@ export class Store {
   readonly auth: AdminAuth;
   readonly traffic: TrafficHistory;
   readonly proxyAssignments: ProxyAssignments;
+  readonly resources: ResourceRepository;
 
   private constructor(readonly sqlite: Database, readonly db: Db) {
     this.audit = new AuditLog(db);
@@ -27,6 +30,7 @@ export class Store {
     this.auth = new AdminAuth(db);
     this.traffic = new TrafficHistory(db);
     this.proxyAssignments = new ProxyAssignments(db);
+    this.resources = new ResourceRepository(db);
   }
 
   static open(dataDir: string): Store {

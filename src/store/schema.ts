@@ -1,7 +1,7 @@
 // The SQLite schema (drizzle-orm). Migrations in migrations/ are generated from this file with
 // `bunx drizzle-kit generate` and applied at start. Times are Unix milliseconds.
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 const now = sql`(unixepoch('subsec') * 1000)`;
 
@@ -98,3 +98,15 @@ export const dnsProxyAssignments = sqliteTable("dns_proxy_assignments", {
   v6: text("v6").notNull(),
   createdAt: integer("created_at").notNull().default(now),
 });
+
+/** Access grants made through the admin API: a peer (by public key) × a resource, until expires_at. */
+export const authorizations = sqliteTable(
+  "authorizations",
+  {
+    publicKey: text("public_key").notNull(),
+    resourceId: text("resource_id").notNull().references(() => resources.id, { onDelete: "cascade" }),
+    expiresAt: integer("expires_at"),
+    createdAt: integer("created_at").notNull().default(now),
+  },
+  (t) => [primaryKey({ columns: [t.publicKey, t.resourceId] })],
+);
