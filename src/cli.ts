@@ -4,7 +4,7 @@ import { ConfigError, createPeer, newGatewayConfigText, nextFreeAddress, parseCo
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
 import { formatCidr } from "./ip/address.ts";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { runStandalone } from "./standalone/run.ts";
 import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
@@ -94,6 +94,15 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
   }
 }
 
+/** Parses a command's flags strictly; an unknown or malformed flag is a usage error naming the command. */
+function flags<T extends ParseArgsOptionsConfig>(command: string, args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError(`${command}: ${(err as Error).message}`);
+  }
+}
+
 function parsePort(flag: string, value: string): number {
   if (!/^[0-9]+$/.test(value) || Number(value) > 65535) throw new UsageError(`${flag}: "${value}" is not a port (0–65535)`);
   return Number(value);
@@ -120,24 +129,14 @@ function readSecretFile(name: string, file: string | undefined): string | undefi
 
 /** `glassgate up`: flags beat environment, which beats the config file, which beats defaults. */
 async function up(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        config: { type: "string" },
-        init: { type: "boolean" },
-        interface: { type: "string" },
-        "listen-port": { type: "string" },
-        admin: { type: "string" },
-        data: { type: "string" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError(`up: ${(err as Error).message}`);
-  }
+  const values = flags("up", args, {
+    config: { type: "string" },
+    init: { type: "boolean" },
+    interface: { type: "string" },
+    "listen-port": { type: "string" },
+    admin: { type: "string" },
+    data: { type: "string" },
+  });
   const env = process.env;
   const configFile = values.config ?? env.GLASSGATE_CONFIG;
   if (!configFile) throw new UsageError("up: missing --config FILE (or GLASSGATE_CONFIG)");
@@ -206,12 +205,7 @@ async function up(args: string[]): Promise<number> {
 /** `glassgate admin create|token`: identities for the admin server, stored in the data dir. */
 async function adminCommand(args: string[], out: (s: string) => void): Promise<number> {
   const [sub, ...rest] = args;
-  let values;
-  try {
-    ({ values } = parseArgs({ args: rest, options: { data: { type: "string" }, username: { type: "string" }, name: { type: "string" } }, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new UsageError(`admin: ${(err as Error).message}`);
-  }
+  const values = flags("admin", rest, { data: { type: "string" }, username: { type: "string" }, name: { type: "string" } });
   const store = Store.open(values.data ?? process.env.GLASSGATE_DATA_DIR ?? "./data");
   try {
     if (sub === "create") {
@@ -238,24 +232,14 @@ async function adminCommand(args: string[], out: (s: string) => void): Promise<n
 
 /** `glassgate peers add`: appends a [Peer] to the gateway config, prints the client's config. */
 async function peersAdd(args: string[], out: (s: string) => void): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        config: { type: "string" },
-        endpoint: { type: "string" },
-        name: { type: "string" },
-        address: { type: "string" },
-        dns: { type: "string" },
-        out: { type: "string" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError(`peers add: ${(err as Error).message}`);
-  }
+  const values = flags("peers add", args, {
+    config: { type: "string" },
+    endpoint: { type: "string" },
+    name: { type: "string" },
+    address: { type: "string" },
+    dns: { type: "string" },
+    out: { type: "string" },
+  });
   if (!values.config) throw new UsageError("peers add: missing --config FILE (the gateway's)");
   if (!values.endpoint) throw new UsageError("peers add: missing --endpoint HOST[:PORT] (how clients reach this gateway)");
   const f = Bun.file(values.config);
