@@ -1,7 +1,7 @@
 // The gateway's per-packet work for traffic coming out of the tunnel: strict parsing, the access
 // decision, and — for denied packets — an ICMP "administratively prohibited" back to the client,
 // rate limited. Sans-IO: the event loop calls `fromClient` and polls replies and events.
-import { buildProhibited } from "../ip/build.ts";
+import { buildIcmpError, buildProhibited } from "../ip/build.ts";
 import { isIcmpError, PacketView, protocolName, type IpParseErrorKind } from "../ip/packet.ts";
 import { AccessPolicy, type DenyReason } from "./policy.ts";
 import { DnsNat, ProxyIpAllocator } from "./dns-nat.ts";
@@ -85,7 +85,8 @@ export class GatewayCore {
     }
     // Tell the client's stack at once, unless the packet is itself an ICMP error (RFC 1122).
     if (parsed && !(v.icmpType >= 0 && isIcmpError(v.version, v.icmpType)) && this.#icmpBudget(now)) {
-      this.#replies.push(buildProhibited(v));
+      // Outside the public internet the honest answer is "unreachable", not "prohibited" (as Firezone).
+      this.#replies.push(reason === "not_public" ? buildIcmpError(v, v.dst(), v.version === 4 ? 3 : 1, v.version === 4 ? 0 : 3) : buildProhibited(v));
     }
   }
 

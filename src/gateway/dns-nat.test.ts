@@ -22,14 +22,14 @@ const valid = (p: Uint8Array) => {
 test("each domain gets 4 IPv4 and 4 IPv6 proxy addresses in Firezone's ranges, stable and restorable", () => {
   const a = new ProxyIpAllocator();
   const x = a.assign("App.Example.com.");
-  expect(x.v4.map(formatIp)).toEqual(["100.96.0.0", "100.96.0.1", "100.96.0.2", "100.96.0.3"]);
+  expect(x.v4.map(formatIp)).toEqual(["100.96.0.1", "100.96.0.2", "100.96.0.3", "100.96.0.4"]);
   expect(x.v6.map(formatIp)).toEqual(["fd00:2021:1111:8000::", "fd00:2021:1111:8000::1", "fd00:2021:1111:8000::2", "fd00:2021:1111:8000::3"]);
   expect(a.assign("app.example.com").v4.map(formatIp)).toEqual(x.v4.map(formatIp));
-  expect(a.assign("db.example.com").v4.map(formatIp)[0]).toBe("100.96.0.4");
+  expect(a.assign("db.example.com").v4.map(formatIp)[0]).toBe("100.96.0.5");
   const b = new ProxyIpAllocator();
-  b.restore([{ domain: "db.example.com", v4: ["100.96.0.4", "100.96.0.5", "100.96.0.6", "100.96.0.7"], v6: [], slot: 1 }]);
-  expect(b.lookup(parseIp("100.96.0.6")!, 0, 4)).toEqual({ domain: "db.example.com", index: 2 });
-  expect(b.assign("new.example.com").v4.map(formatIp)[0]).toBe("100.96.0.8");
+  b.restore([{ domain: "db.example.com", v4: ["100.96.0.5", "100.96.0.6", "100.96.0.7", "100.96.0.8"], v6: [], slot: 1 }]);
+  expect(b.lookup(parseIp("100.96.0.7")!, 0, 4)).toEqual({ domain: "db.example.com", index: 2 });
+  expect(b.assign("new.example.com").v4.map(formatIp)[0]).toBe("100.96.0.9");
 });
 
 test("outbound to a proxy address waits for resolution, then goes to the real address; replies come back translated", () => {
@@ -101,4 +101,13 @@ test("UDP sessions expire after 2 minutes idle; a TCP RST ends a TCP session at 
   expect(nat.sessions).toBe(0);
   nat.setResolved("a.example.com", [parseIp("192.0.2.9")!], 1);
   expect(nat.remapped).toBe(1);
+});
+
+test("the DNS sentinel range 100.100.111.0/24 is never handed out", () => {
+  const a = new ProxyIpAllocator();
+  const seen: string[] = [];
+  for (let i = 0; i < 72_800; i++) seen.push(...a.assign(`d${i}.example.com`).v4.map(formatIp));
+  expect(seen.some((ip) => ip.startsWith("100.100.111."))).toBe(false);
+  expect(seen).toContain("100.100.110.250");
+  expect(seen.some((ip) => ip.startsWith("100.100.112."))).toBe(true);
 });

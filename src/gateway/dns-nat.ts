@@ -11,7 +11,10 @@ import { setAddress, setInnerAddress } from "../ip/rewrite.ts";
 export const PROXY_V4: Cidr = parseCidr("100.96.0.0/11");
 export const PROXY_V6: Cidr = parseCidr("fd00:2021:1111:8000::/107");
 export const PROXY_IPS_PER_FAMILY = 4;
-export const TCP_SESSION_TIMEOUT = 2 * 3600_000;
+/** Slots whose IPv4 addresses would fall into 100.100.111.0/24. */
+const SENTINEL_SLOTS = new Set(Array.from({ length: 66 }, (_, i) => Math.floor((0x046f00 - 1) / PROXY_IPS_PER_FAMILY) + i));
+/** RFC 5382's 2 h 4 min, as Firezone's NAT table. */
+export const TCP_SESSION_TIMEOUT = (2 * 60 + 4) * 60_000;
 export const UDP_SESSION_TIMEOUT = 120_000;
 /** How long a resolution is trusted before the gateway asks again (Firezone: 30 s cache). */
 export const RESOLVE_TTL = 30_000;
@@ -45,11 +48,14 @@ export class ProxyIpAllocator {
     const d = domain.toLowerCase().replace(/\.$/, "");
     const have = this.#byDomain.get(d);
     if (have) return { ...have, slot: -1, fresh: false };
-    const slot = this.#next++;
-    if ((slot + 1) * PROXY_IPS_PER_FAMILY > 2 ** (32 - PROXY_V4.prefix)) throw new Error("DNS proxy address range exhausted");
+    let slot = this.#next++;
+    // Firezone keeps 100.100.111.0/24 (and its IPv6 twin) for its DNS sentinels: never hand them out.
+    while (SENTINEL_SLOTS.has(slot)) slot = this.#next++;
+    if ((slot + 1) * PROXY_IPS_PER_FAMILY + 1 > 2 ** (32 - PROXY_V4.prefix)) throw new Error("DNS proxy address range exhausted");
     const a: ProxyAssignment = { domain: d, v4: [], v6: [] };
     for (let i = 0; i < PROXY_IPS_PER_FAMILY; i++) {
-      a.v4.push(offsetAddress(PROXY_V4.bytes, slot * PROXY_IPS_PER_FAMILY + i));
+      // IPv4 skips the network address (Firezone starts at 100.96.0.1); IPv6 starts at ::0.
+      a.v4.push(offsetAddress(PROXY_V4.bytes, slot * PROXY_IPS_PER_FAMILY + i + 1));
       a.v6.push(offsetAddress(PROXY_V6.bytes, slot * PROXY_IPS_PER_FAMILY + i));
     }
     this.#index(a);

@@ -36,13 +36,13 @@ describe("decisions", () => {
     expect(p.decide(99, tcp("10.50.1.1", 22), 0)).toBe("not_authorized");
   });
 
-  test("no filters allow everything; ICMP errors of a flow pass regardless of filters", () => {
+  test("no filters allow everything; ICMP errors from clients are not forwarded (as Firezone)", () => {
     const p = policy();
     p.authorize(CID, "open", null);
     p.authorize(CID, "lan", null);
     expect(p.decide(CID, view(buildUdp({ src: "10.99.0.2", dst: "192.0.2.9", srcPort: 1, dstPort: 9999 })), 0)).toBeUndefined();
     const quoted = view(buildUdp({ src: "10.50.1.1", dst: "10.99.0.2", srcPort: 53, dstPort: 4000 }));
-    expect(p.decide(CID, view(buildIcmpError(quoted, "10.99.0.2", 3, 3)), 0)).toBeUndefined();
+    expect(p.decide(CID, view(buildIcmpError(quoted, "10.99.0.2", 3, 3)), 0)).toBe("outbound_icmp_error");
   });
 
   test("the internet resource catches everything without a more specific resource", () => {
@@ -50,7 +50,10 @@ describe("decisions", () => {
     p.upsertResource(parseResource({ type: "internet", id: "inet" }));
     p.authorize(CID, "inet", null);
     expect(p.decide(CID, tcp("8.8.8.8", 443), 0)).toBeUndefined();
-    expect(p.decide(CID, view(buildTcp({ src: "fd00::2", dst: "2001:db8::1", srcPort: 1, dstPort: 443 })), 0)).toBeUndefined();
+    expect(p.decide(CID, view(buildTcp({ src: "fd00::2", dst: "2606:4700::1111", srcPort: 1, dstPort: 443 })), 0)).toBeUndefined();
+    // Private, CGNAT, documentation and link-local destinations are not "the internet".
+    for (const dst of ["172.16.5.5", "100.64.1.1", "198.51.100.1", "169.254.1.1"]) expect(p.decide(CID, tcp(dst, 443), 0)).toBe("not_public");
+    expect(p.decide(CID, view(buildTcp({ src: "fd00::2", dst: "2001:db8::1", srcPort: 1, dstPort: 443 })), 0)).toBe("not_public");
     expect(p.decide(CID, tcp("10.50.1.1", 22), 0)).toBe("not_authorized"); // lan is more specific
   });
 
@@ -77,11 +80,13 @@ describe("decisions", () => {
 });
 
 describe("resources", () => {
-  test("wildcards: * is one label, ** any number (apex included), ? one character", () => {
+  test("wildcards as Firezone: * is one label (a leading *. also the apex), ** any number, ? one character", () => {
     expect(domainMatches("app.example.com", "APP.example.com.")).toBe(true);
     expect(domainMatches("*.example.com", "a.example.com")).toBe(true);
     expect(domainMatches("*.example.com", "a.b.example.com")).toBe(false);
-    expect(domainMatches("*.example.com", "example.com")).toBe(false);
+    expect(domainMatches("*.example.com", "example.com")).toBe(true);
+    expect(domainMatches("?.example.com", "example.com")).toBe(false);
+    expect(domainMatches("app.*.example.com", "app.a.b.example.com")).toBe(false);
     expect(domainMatches("**.example.com", "example.com")).toBe(true);
     expect(domainMatches("**.example.com", "a.b.example.com")).toBe(true);
     expect(domainMatches("**.example.com", "badexample.com")).toBe(false);

@@ -3,12 +3,13 @@
 // returns nothing (allow) or a counted reason; it allocates nothing.
 import type { Cidr } from "../ip/address.ts";
 import { isIcmpError, type PacketView } from "../ip/packet.ts";
+import { isPublicAddress } from "../ip/address.ts";
 import { AllowedIps } from "../tunnel/allowed-ips.ts";
 import { filtersAllow, type Resource } from "./resources.ts";
 
-export type DenyReason = "no_resource" | "not_authorized" | "authorization_expired" | "filtered";
+export type DenyReason = "no_resource" | "not_authorized" | "authorization_expired" | "filtered" | "outbound_icmp_error" | "not_public";
 
-export const DENY_REASONS: readonly DenyReason[] = ["no_resource", "not_authorized", "authorization_expired", "filtered"];
+export const DENY_REASONS: readonly DenyReason[] = ["no_resource", "not_authorized", "authorization_expired", "filtered", "outbound_icmp_error", "not_public"];
 
 /** `null` means the authorization does not expire. Times are Unix ms. */
 export type ExpiresAt = number | null;
@@ -121,8 +122,11 @@ export class AccessPolicy {
     const exp = this.#grants.get(cid)?.get(r.id);
     if (exp === undefined) return "not_authorized";
     if (exp !== null && exp <= now) return "authorization_expired";
-    // ICMP errors a client sends back (port unreachable, …) belong to a flow, not a new access.
-    if (p.icmpType >= 0 && isIcmpError(p.version, p.icmpType)) return undefined;
+    // As Firezone: ICMP errors from clients are not forwarded (and never answered).
+    if (p.icmpType >= 0 && isIcmpError(p.version, p.icmpType)) return "outbound_icmp_error";
+    // The internet resource is the public internet: private, loopback, link-local, CGNAT,
+    // multicast and reserved destinations are not part of it.
+    if (r.type === "internet" && !isPublicAddress(p.buf, p.dstAt, p.version)) return "not_public";
     if (!filtersAllow(r.filters, p.protocol, p.dstPort)) return "filtered";
     return undefined;
   }

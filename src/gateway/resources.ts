@@ -53,12 +53,14 @@ export function parseResource(raw: unknown): Resource {
 }
 
 /**
- * Does `domain` match `pattern`? `*` stands for exactly one label, `**` for any number of labels
- * (zero included, so `**.example.com` also matches `example.com`), `?` for one character.
+ * Does `domain` match `pattern`? As Firezone's gateway: `*` stands for one label (and a leading
+ * `*.` also matches the apex: `*.example.com` matches `example.com`), `**` for any number of
+ * labels including none, `?` for one character (never a dot).
  */
 export function domainMatches(pattern: string, domain: string): boolean {
   const p = pattern.toLowerCase().replace(/\.$/, "").split(".");
   const d = domain.toLowerCase().replace(/\.$/, "").split(".");
+  if (p[0] === "*" && p.length - 1 === d.length && p.slice(1).join(".") === d.join(".")) return true;
   const match = (pi: number, di: number): boolean => {
     if (pi === p.length) return di === d.length;
     const label = p[pi]!;

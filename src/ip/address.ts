@@ -115,3 +115,24 @@ export function maskInPlace(bytes: Uint8Array, prefix: number): void {
 export function formatCidr(c: Cidr): string {
   return `${formatIp(c.bytes)}/${c.prefix}`;
 }
+
+const NON_PUBLIC_V4: [number, number][] = [
+  [0x00000000, 8], [0x0a000000, 8], [0x64400000, 10], [0x7f000000, 8], [0xa9fe0000, 16], [0xac100000, 12],
+  [0xc0000000, 24], [0xc0000200, 24], [0xc0a80000, 16], [0xc6120000, 15], [0xc6336400, 24], [0xcb007100, 24],
+  [0xe0000000, 4], [0xf0000000, 4],
+];
+
+/**
+ * Is the address at `at` publicly routable? IPv4: not private (RFC 1918), CGNAT, loopback,
+ * link-local, documentation, benchmarking, multicast or reserved. IPv6: global unicast (2000::/3)
+ * outside documentation (2001:db8::/32).
+ */
+export function isPublicAddress(b: Uint8Array, at: number, version: 4 | 6): boolean {
+  if (version === 6) {
+    if ((b[at]! & 0xe0) !== 0x20) return false;
+    return !(b[at] === 0x20 && b[at + 1] === 0x01 && b[at + 2] === 0x0d && b[at + 3] === 0xb8);
+  }
+  const v = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+  for (const [net, len] of NON_PUBLIC_V4) if (((v ^ net) >>> (32 - len)) === 0) return false;
+  return true;
+}

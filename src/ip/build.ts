@@ -96,18 +96,22 @@ export function buildIcmpEcho(a: Addresses & { id: number; seq: number; reply?: 
   return buildIp(a, v6 ? PROTO_ICMPV6 : PROTO_ICMP, l4);
 }
 
-/** An ICMP error of `type`/`code` about `offending`, from `from`, quoting as much as fits the minimum MTU. */
+/**
+ * An ICMP error of `type`/`code` about `offending`, from `from`. As Firezone: IPv4 quotes the IP
+ * header plus 8 bytes (RFC 792), IPv6 as much as fits 1280 bytes (RFC 4443); TTL 20.
+ */
 export function buildIcmpError(offending: PacketView, from: string, type: number, code: number): Uint8Array {
   const v6 = offending.version === 6;
-  // RFC 1812 (576 bytes) / RFC 4443 (1280 bytes): the whole error must fit the minimum MTU.
-  const maxQuote = (v6 ? 1280 - 40 : 576 - 20) - 8;
+  const maxQuote = v6 ? 1280 - 40 - 8 : offending.l4At + 8;
   const quote = offending.buf.subarray(0, Math.min(offending.length, maxQuote));
   const l4 = new Uint8Array(8 + quote.length);
   l4[0] = type;
   l4[1] = code;
   l4.set(quote, 8);
-  return buildIp({ src: from, dst: offending.src() }, v6 ? PROTO_ICMPV6 : PROTO_ICMP, l4);
+  return buildIp({ src: from, dst: offending.src() }, v6 ? PROTO_ICMPV6 : PROTO_ICMP, l4, ICMP_ERROR_TTL);
 }
+
+export const ICMP_ERROR_TTL = 20;
 
 /**
  * "Destination unreachable: communication administratively prohibited" — what a client's stack
