@@ -60,6 +60,8 @@ describe.skipIf(skip !== undefined)("gateway resources with wireguard-go clients
     expect(probe(1, 22)).toMatchObject({ ok: true });
     await Bun.sleep(Math.max(0, expiresAt - Date.now() + 500));
     await waitFor("the expiry to be logged", () => topo.gatewayLog.includes('"msg":"authorization expired"'), 5_000);
+    // Its only resource is gone: the gateway says goodbye to that client (Firezone behaviour).
+    await waitFor("the goodbye", () => topo.gatewayLog.includes('"msg":"goodbye sent: no resources left"'), 5_000);
     const after = probe(1, 22);
     expect(after.ok).toBe(false);
     expect(after.error).toBe("EHOSTUNREACH");

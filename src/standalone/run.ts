@@ -169,7 +169,14 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     onGatewayEvent: (e) => {
       const glog = opts.logger.target("gateway");
       if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
-      else glog.info("authorization expired", { cid: e.cid, rid: e.rid });
+      else {
+        glog.info("authorization expired", { cid: e.cid, rid: e.rid });
+        // As Firezone: when a client's last resource goes, say goodbye so it fails over at once.
+        if (gatewayCore.policy.authorizations(e.cid).length === 0 && tunnel.goodbyeTo(e.cid, clock())) {
+          glog.info("goodbye sent: no resources left", { cid: e.cid });
+          loop.wake();
+        }
+      }
     },
     onBatchErrors: (errors, turn) => opts.logger.target("io").warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0] }),
   });

@@ -137,6 +137,9 @@ test("on shutdown every connected peer gets a goodbye, then keys are erased", ()
   const e = cs[0]!.peer.pollEvent();
   expect(e?.type).toBe("data");
   expect(controlEventOf((e as { packet: Uint8Array }).packet)).toBe(GOODBYE_EVENT);
+  expect(gw.goodbyeTo(cs[1]!.conn.cid, now())).toBe(false); // no session, nothing to say
+  expect(gw.goodbyeTo(cs[0]!.conn.cid, now())).toBe(true);
+  expect(gw.pollTransmit()?.to).toEqual(cs[0]!.addr);
   gw.zeroize();
   expect(gw.identity.privateKey.every((b) => b === 0)).toBe(true);
 });

@@ -245,15 +245,17 @@ export class Tunnel {
    * every key. Returns how many peers were told.
    */
   goodbye(now: number): number {
-    const bye = goodbyePacket();
     let told = 0;
-    for (const c of this.#byCid.values()) {
-      if (c.peer.keypairs.current?.canSend(now)) {
-        c.peer.send(bye, now);
-        told++;
-      }
-    }
+    for (const c of this.#byCid.values()) if (this.goodbyeTo(c.cid, now)) told++;
     return told;
+  }
+
+  /** Tells one peer we are done with it (its last resource went away). False if it has no session. */
+  goodbyeTo(cid: number, now: number): boolean {
+    const c = this.#byCid.get(cid);
+    if (!c?.peer.keypairs.current?.canSend(now)) return false;
+    c.peer.send(goodbyePacket(), now);
+    return true;
   }
 
   /** Erases every key: peers' sessions and our static private key. */
