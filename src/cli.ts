@@ -115,9 +115,28 @@ function parseHostPort(flag: string, value: string): { hostname: string; port: n
   return { hostname: m[1] || "0.0.0.0", port: parsePort(flag, m[2]!) };
 }
 
-function firstAdmin(env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {
+/**
+ * GLASSGATE_ADMIN_TOKEN_FILE; with GLASSGATE_ADMIN_TOKEN_CREATE=1 a missing file is created with a
+ * new token (readable by a scraper sharing the volume), so a fresh compose stack needs no setup.
+ */
+function adminTokenFromFile(env: NodeJS.ProcessEnv): string | undefined {
+  const file = env.GLASSGATE_ADMIN_TOKEN_FILE;
+  if (file && !existsSync(file) && env.GLASSGATE_ADMIN_TOKEN_CREATE === "1") {
+    writeFileSync(file, `gg_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}\n`, { mode: 0o644 });
+    process.stderr.write(`glassgate: created admin token file ${file}\n`);
+  }
+  return readSecretFile("GLASSGATE_ADMIN_TOKEN_FILE", file);
+}
+
+/**
+ * The first admin: GLASSGATE_ADMIN_USER with GLASSGATE_ADMIN_PASSWORD (or _FILE). With a user but no
+ * password, a random one is generated and printed once (used only if no admin exists yet).
+ */
+function firstAdmin(env: NodeJS.ProcessEnv): { username: string; password: string; generated?: boolean } | undefined {
+  if (!env.GLASSGATE_ADMIN_USER) return undefined;
   const password = env.GLASSGATE_ADMIN_PASSWORD || readSecretFile("GLASSGATE_ADMIN_PASSWORD_FILE", env.GLASSGATE_ADMIN_PASSWORD_FILE);
-  return env.GLASSGATE_ADMIN_USER && password ? { username: env.GLASSGATE_ADMIN_USER, password } : undefined;
+  if (password) return { username: env.GLASSGATE_ADMIN_USER, password };
+  return { username: env.GLASSGATE_ADMIN_USER, password: Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString("base64url"), generated: true };
 }
 
 /** Docker-secret style `*_FILE` variables: the value is the file's content, trimmed. */
@@ -165,7 +184,7 @@ async function up(args: string[]): Promise<number> {
     interfaceName,
     listenPort: portText !== undefined ? parsePort("--listen-port", portText) : config.interface.listenPort,
     admin: parseHostPort("--admin", values.admin ?? env.GLASSGATE_ADMIN ?? "127.0.0.1:8080"),
-    adminToken: env.GLASSGATE_ADMIN_TOKEN || readSecretFile("GLASSGATE_ADMIN_TOKEN_FILE", env.GLASSGATE_ADMIN_TOKEN_FILE),
+    adminToken: env.GLASSGATE_ADMIN_TOKEN || adminTokenFromFile(env),
     dataDir: values.data ?? env.GLASSGATE_DATA_DIR ?? "./data",
     keepDefaultBuffers: env.FIREZONE_NO_INC_BUF !== undefined,
     logger,

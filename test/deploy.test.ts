@@ -26,19 +26,20 @@ interface Dashboard {
 }
 const dashboards: Dashboard[] = readdirSync(join(ROOT, "dashboards")).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(readFileSync(join(ROOT, "dashboards", f), "utf8")));
 
-/** A throwaway copy of the deploy files with .env and the secret filled in, as a user would. */
-function composeWorkdir(): string {
+/** A throwaway copy of the deploy files, as a fresh checkout has them (optionally with .env). */
+function composeWorkdir(withEnv: boolean): string {
   const dir = mkdtempSync(join(tmpdir(), "gg-compose-"));
   for (const f of ["docker-compose.yml", "Dockerfile", ".dockerignore", "deploy", "dashboards"]) cpSync(join(ROOT, f), join(dir, f), { recursive: true });
-  writeFileSync(join(dir, ".env"), readFileSync(join(ROOT, ".env.example"), "utf8"));
-  cpSync(join(ROOT, "secrets"), join(dir, "secrets"), { recursive: true });
-  writeFileSync(join(dir, "secrets", "glassgate_admin_token"), "test-token\n");
+  if (withEnv) writeFileSync(join(dir, ".env"), readFileSync(join(ROOT, ".env.example"), "utf8"));
   return dir;
 }
 
 describe("docker-compose", () => {
-  test.skipIf(!hasCompose)("docker-compose config accepts the file", () => {
-    const dir = composeWorkdir();
+  test.skipIf(!hasCompose)("docker-compose config accepts the file as checked out (no .env needed) and with .env", () => {
+    const bare = spawnSync(["docker-compose", "config", "-q"], { cwd: composeWorkdir(false) });
+    expect(bare.stderr.toString()).toBe("");
+    expect(bare.exitCode).toBe(0);
+    const dir = composeWorkdir(true);
     const r = spawnSync(["docker-compose", "config"], { cwd: dir });
     expect(r.stderr.toString()).toBe("");
     expect(r.exitCode).toBe(0);
@@ -53,7 +54,6 @@ describe("docker-compose", () => {
   test("every file and build context the compose file and Dockerfile reference exists", () => {
     const compose = Bun.YAML.parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8")) as {
       services: Record<string, { build?: string; volumes?: string[] }>;
-      secrets: Record<string, { file: string }>;
     };
     const missing: string[] = [];
     for (const [name, svc] of Object.entries(compose.services)) {
@@ -63,8 +63,6 @@ describe("docker-compose", () => {
         if (src.startsWith(".") && !existsSync(join(ROOT, src))) missing.push(`${name}: ${src}`);
       }
     }
-    // Secrets are created by the operator (secrets/README.md says how); their folder must exist.
-    for (const s of Object.values(compose.secrets)) if (!existsSync(join(ROOT, s.file, ".."))) missing.push(s.file);
     for (const line of readFileSync(join(ROOT, "Dockerfile"), "utf8").split("\n")) {
       const m = /^COPY (?!--from)(.+) \S+$/.exec(line.trim());
       if (m) for (const src of m[1]!.split(/\s+/)) if (!existsSync(join(ROOT, src))) missing.push(`Dockerfile: ${src}`);
@@ -78,7 +76,7 @@ describe("docker-compose", () => {
     const dir = mkdtempSync(join(tmpdir(), "gg-prom-"));
     writeFileSync(join(dir, "token"), "x\n");
     // The container path of the secret does not exist here; point it at a real file.
-    const cfg = readFileSync(join(ROOT, "deploy/prometheus/prometheus.yml"), "utf8").replace("/run/secrets/glassgate_admin_token", join(dir, "token"));
+    const cfg = readFileSync(join(ROOT, "deploy/prometheus/prometheus.yml"), "utf8").replace("/run/glassgate/admin_token", join(dir, "token"));
     writeFileSync(join(dir, "prometheus.yml"), cfg);
     const r = spawnSync(["promtool", "check", "config", join(dir, "prometheus.yml")]);
     expect(r.exitCode).toBe(0);
@@ -104,16 +102,23 @@ if (netSkip) console.warn(`skipping live Prometheus scrape test: ${netSkip}`);
 
 describe.skipIf(netSkip !== undefined)("a real Prometheus scraping a live gateway", () => {
   let topo: Topology;
-  let prom: ReturnType<Topology["gw"]["start"]>;
+  let token: string;
   const PROM = "127.0.0.1:19090";
 
   beforeAll(async () => {
     topo = new Topology(uniqueTag(), 2);
     for (const c of topo.clients) await topo.configureClient(c);
-    // Client 1's endpoint is in the gateway config, so the gateway can initiate to it (and time it).
-    await topo.startGateway({ GLASSGATE_METRICS_PER_PEER: "1" }, 2, { withEndpoints: [1] });
     const dir = mkdtempSync(join(tmpdir(), "gg-prom-live-"));
-    writeFileSync(join(dir, "token"), ADMIN_TOKEN);
+    // As in docker-compose: the gateway creates the token file, Prometheus reads the same file.
+    // Client 1's endpoint is in the gateway config, so the gateway can initiate to it (and time it).
+    await topo.startGateway(
+      { GLASSGATE_METRICS_PER_PEER: "1", GLASSGATE_ADMIN_TOKEN: "", GLASSGATE_ADMIN_TOKEN_FILE: join(dir, "token"), GLASSGATE_ADMIN_TOKEN_CREATE: "1" },
+      2,
+      { withEndpoints: [1] },
+    );
+    token = readFileSync(join(dir, "token"), "utf8").trim();
+    expect(token).toMatch(/^gg_[A-Za-z0-9_-]{43}$/);
+    expect(topo.api("/metrics", ADMIN_TOKEN).status).toBe(401); // the file's token replaced the test default
     writeFileSync(join(dir, "prometheus.yml"), [
       "global: { scrape_interval: 1s, evaluation_interval: 1s }",
       "scrape_configs:",
@@ -121,7 +126,7 @@ describe.skipIf(netSkip !== undefined)("a real Prometheus scraping a live gatewa
       `    authorization: { type: Bearer, credentials_file: ${join(dir, "token")} }`,
       "    static_configs: [ { targets: ['127.0.0.1:8080'] } ]",
     ].join("\n"));
-    prom = topo.gw.start(["prometheus", `--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=${PROM}`]);
+    topo.gw.start(["prometheus", `--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=${PROM}`]);
     // Traffic for every panel: client 0 connects (gateway responds), the gateway initiates to
     // client 1 (a handshake round trip to time), and garbage gives drops by reason.
     expect(sh(["ip", "netns", "exec", topo.clients[0]!.ns.name, "ping", "-c", "3", "-i", "0.2", "-W", "2", topo.lanIp], { allowFail: true })).toContain("3 received");
@@ -143,7 +148,7 @@ describe.skipIf(netSkip !== undefined)("a real Prometheus scraping a live gatewa
   }
 
   test("promtool check metrics passes on the live /metrics", () => {
-    const text = topo.api("/metrics").body;
+    const text = topo.api("/metrics", token).body;
     const r = spawnSync(["promtool", "check", "metrics"], { stdin: new TextEncoder().encode(text) });
     expect(r.stdout.toString() + r.stderr.toString()).toBe("");
     expect(r.exitCode).toBe(0);

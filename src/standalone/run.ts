@@ -34,7 +34,7 @@ export interface StandaloneOptions {
   /** When SENTRY_DSN is set: gets the connection lookup and admin URL once they exist. */
   sentry?: SentryReporter;
   /** First admin, created when the store has none (GLASSGATE_ADMIN_USER / _PASSWORD). */
-  firstAdmin?: { username: string; password: string };
+  firstAdmin?: { username: string; password: string; generated?: boolean };
   /** What clients should dial, for generated configs (GLASSGATE_ENDPOINT); else the admin request's host. */
   publicEndpoint?: string;
   trafficSampleSeconds?: number;
@@ -105,6 +105,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   if (opts.firstAdmin && store.auth.userCount() === 0) {
     await store.auth.createUser(opts.firstAdmin.username, opts.firstAdmin.password, "env");
     log.info("first admin created", { username: opts.firstAdmin.username });
+    // Shown once, on the console only (not in the log ring the UI serves).
+    if (opts.firstAdmin.generated) process.stderr.write(`glassgate: first admin "${opts.firstAdmin.username}" has the generated password: ${opts.firstAdmin.password}\n`);
   }
 
   const aead = selectAead(opts.logger.target("crypto"));
