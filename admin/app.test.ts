@@ -86,6 +86,16 @@ describe("authentication", () => {
     expect(store.audit.query({ action: "admin.login_failed" }).total).toBe(5);
   });
 
+  test("a POST from another origin is refused, the login form included", async () => {
+    const { app, store } = setup();
+    await store.auth.createUser("alice", "correct horse", "test");
+    const r = await app.request("http://gw.local/login", { method: "POST", headers: { origin: "https://evil.example" }, body: new URLSearchParams({ username: "alice", password: "correct horse" }) });
+    expect(r.status).toBe(403);
+    expect(store.audit.query({ action: "admin.login" }).total).toBe(0);
+    const same = await app.request("http://gw.local/login", { method: "POST", headers: { origin: "http://gw.local" }, body: new URLSearchParams({ username: "alice", password: "correct horse" }) });
+    expect(same.status).toBe(302);
+  });
+
   test("a mutation without the CSRF token is refused and changes nothing", async () => {
     const { app, store } = setup();
     const { cookie, csrf } = await login(app, store);

@@ -78,6 +78,16 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   const limiter = new LoginRateLimit();
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  // Browsers send Origin with every POST: one from another site is refused before anything else
+  // (this also covers the login form, which has no session and so no CSRF token yet).
+  app.use("*", async (c, next) => {
+    const origin = c.req.header("origin");
+    if (c.req.method !== "GET" && c.req.method !== "HEAD" && origin && origin !== "null") {
+      if (new URL(origin).host !== new URL(c.req.url).host) return c.text("cross-origin request refused", 403);
+    }
+    return next();
+  });
   app.get("/static/htmx.min.js", (c) => c.body(HTMX, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=86400" }));
 
   // ── login ──
