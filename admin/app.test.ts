@@ -31,6 +31,7 @@ function setup() {
     resourcesChanged: () => void resourcesApplied++,
     nextAddress: () => "10.99.0.9",
     clientConfig: (p: PeerRow) => (p.clientPrivateKey ? `[Interface]\nPrivateKey = ${p.clientPrivateKey}\n` : undefined),
+    resources: () => store.resources.list().map((r) => ({ id: r.id, name: r.name, type: r.type, address: "", filters: "", source: "api" as const, authorizations: [{ cid: 3428714, expires_at: null }] })),
   };
   const app = createAdminApp({ gateway, store, logs, envToken: ENV_TOKEN });
   return { app, store, logs, log, conns, applied: () => applied, resourcesApplied: () => resourcesApplied };
@@ -200,6 +201,20 @@ describe("pages", () => {
     await post("/logout", {});
     expect(ctx.store.auth.session(auth.cookie.slice(SESSION_COOKIE.length + 1))).toBeUndefined();
     expect((await get("/connections")).status).toBe(302);
+  });
+
+  test("resources page: add with a bad address names it and stores nothing; a good one is applied", async () => {
+    const bad = await post("/resources", { id: "lan", type: "cidr", address: "10.0.0.0/33", filters: "tcp/22" });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain("resource address: &quot;10.0.0.0/33&quot; has prefix length &quot;33&quot;");
+    expect(ctx.store.resources.list()).toHaveLength(0);
+    expect((await post("/resources", { id: "lan", name: "LAN", type: "cidr", address: "10.50.0.0/16", filters: "tcp/22, icmp" })).status).toBe(302);
+    expect(ctx.store.resources.list()[0]).toMatchObject({ id: "lan", filters: [{ protocol: "tcp", portStart: 22, portEnd: 22 }, { protocol: "icmp" }] });
+    expect(ctx.resourcesApplied()).toBe(1);
+    const html = await (await get("/resources")).text();
+    expect(html).toContain('data-resource="lan"');
+    expect(html).toContain('href="/connections/3428714"');
+    expect((await post("/resources/lan/authorize", { publicKey: "k", expiresAt: "never" })).status).toBe(400);
   });
 
   test("htmx is served from the package, not a CDN", async () => {

@@ -23,10 +23,22 @@ export interface AdminGateway {
   peersChanged(): void;
   /** Re-apply the store's resources and authorizations to the gateway's policy. */
   resourcesChanged?(): void;
+  /** Every resource the policy enforces (file and API), with who may reach it. */
+  resources?(): ResourceView[];
   /** A free tunnel address for a new peer. */
   nextAddress(): string;
   /** A wg-quick config for a peer created here, or undefined if we do not hold its private key. */
   clientConfig(peer: PeerRow, requestHost: string): string | undefined;
+}
+
+export interface ResourceView {
+  id: string;
+  name: string;
+  type: string;
+  address: string;
+  filters: string;
+  source: "file" | "api";
+  authorizations: { cid: number; public_key?: string; expires_at: string | null }[];
 }
 
 export interface AdminOptions {
@@ -278,6 +290,42 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
     if (ok) gateway.peersChanged();
     return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
   });
+  app.get("/resources", (c) => page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", {}, {})));
+  app.post("/resources", async (c) => {
+    const f = await c.req.parseBody();
+    const filters = String(f.filters ?? "").split(",").map((x) => x.trim().toLowerCase()).filter(Boolean).map((x) => {
+      const m = /^(tcp|udp)\/(\d{1,5})(?:-(\d{1,5}))?$/.exec(x);
+      if (m) return { protocol: m[1], port_range_start: Number(m[2]), port_range_end: Number(m[3] ?? m[2]) };
+      if (x === "icmp") return { protocol: "icmp" };
+      return { protocol: x };
+    });
+    try {
+      requireStore().resources.upsert({ type: String(f.type ?? ""), id: String(f.id ?? ""), name: String(f.name ?? ""), address: String(f.address ?? "") || undefined, filters }, principal(c).actor);
+      gateway.resourcesChanged?.();
+      return c.redirect("/resources");
+    } catch (err) {
+      return page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", { form: (err as Error).message }, f as Record<string, string>), 400);
+    }
+  });
+  app.post("/resources/:id/delete", (c) => {
+    requireStore().resources.delete(c.req.param("id"), principal(c).actor);
+    gateway.resourcesChanged?.();
+    return c.redirect("/resources");
+  });
+  app.post("/resources/:id/authorize", async (c) => {
+    const f = await c.req.parseBody();
+    const expires = String(f.expiresAt ?? "");
+    const expiresAt = expires ? Date.parse(expires) : null;
+    try {
+      if (expiresAt !== null && Number.isNaN(expiresAt)) throw new Error(`expiresAt: "${expires}" is not a date`);
+      requireStore().resources.authorize({ publicKey: String(f.publicKey ?? "").trim(), resourceId: c.req.param("id"), expiresAt }, principal(c).actor);
+      gateway.resourcesChanged?.();
+      return c.redirect("/resources");
+    } catch (err) {
+      return page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", { form: (err as Error).message }, {}), 400);
+    }
+  });
+
   // Resources and authorizations (Firezone's shapes: resources {type,id,name,address,filters};
   // authorizations {public_key, resource_id, expires_at (Unix seconds or ISO, null = never)}).
   app.get("/api/resources", (c) => c.json({ resources: store?.resources.list() ?? [] }));

@@ -5,6 +5,7 @@ import type { HtmlEscapedString } from "hono/utils/html";
 import type { LogLine } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
 import type { AuditRow, PeerRow, TrafficPoint } from "../src/store/index.ts";
+import type { ResourceView } from "./app.ts";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -21,7 +22,7 @@ th{background:#eef0f3;font-weight:600}code,.mono{font-family:ui-monospace,monosp
 form.inline{display:inline}input,select{padding:.25rem .35rem}label{display:block;margin:.4rem 0}
 .level-error{color:#c92a2a}.level-warn{color:#e67700}.muted{color:#868e96}`;
 
-const NAV = [["/", "Overview"], ["/connections", "Connections"], ["/peers", "Peers"], ["/logs", "Logs"], ["/errors", "Errors"], ["/audit", "Audit"]] as const;
+const NAV = [["/", "Overview"], ["/connections", "Connections"], ["/peers", "Peers"], ["/resources", "Resources"], ["/logs", "Logs"], ["/errors", "Errors"], ["/audit", "Audit"]] as const;
 
 export function layout(opts: { title: string; path: string; user?: string; csrf?: string }, body: Html): Html {
   return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${opts.title} · glassgate</title>
@@ -195,4 +196,22 @@ ${peers.map((p) => html`<tr data-peer="${p.name}"><td>${p.name}</td><td class="m
 export function clientConfigPage(name: string, config: string, qrSvg: string): Html {
   return html`<h1>Client config for ${name}</h1><p>Import into a WireGuard app (scan the QR code on a phone) or save as <code>${name.replace(/[^A-Za-z0-9_-]/g, "_")}.conf</code> for wg-quick.</p>
 <div style="display:flex;gap:2rem;flex-wrap:wrap"><pre id="client-config" style="background:#fff;padding:1rem;border:1px solid #e3e6ea">${config}</pre><div>${raw(qrSvg)}</div></div>`;
+}
+
+export function resourcesPage(resources: ResourceView[], csrf: string, errors: Record<string, string>, values: Record<string, string>): Html {
+  return html`<h1>Resources</h1><p class="muted">With any resource defined, each peer reaches only the resources it is authorized for.
+Resources from the config file are read-only here.</p>
+${errors.form ? html`<p class="err" role="alert">${errors.form}</p>` : ""}
+<table><thead><tr><th>id</th><th>name</th><th>type</th><th>address</th><th>filters</th><th>authorized</th><th></th></tr></thead><tbody>
+${resources.map((r) => html`<tr data-resource="${r.id}"><td class="mono">${r.id}</td><td>${r.name}</td><td>${r.type}</td><td class="mono">${r.address}</td><td class="mono">${r.filters || "all"}</td>
+<td>${r.authorizations.map((a) => html`<div class="mono"><a href="/connections/${a.cid}">${a.cid}</a> ${a.expires_at ? `until ${a.expires_at}` : ""}</div>`)}</td>
+<td>${r.source === "api" ? html`<form class="inline" method="post" action="/resources/${r.id}/delete"><input type="hidden" name="_csrf" value="${csrf}"><button>delete</button></form>
+<form method="post" action="/resources/${r.id}/authorize"><input type="hidden" name="_csrf" value="${csrf}"><input name="publicKey" size="20" placeholder="peer public key"> <input name="expiresAt" type="date"> <button>authorize</button></form>` : html`<span class="muted">config file</span>`}</td></tr>`)}
+</tbody></table>
+<h2>Add a resource</h2><form method="post" action="/resources" id="resource-form"><input type="hidden" name="_csrf" value="${csrf}">
+<label>Id <input name="id" value="${values.id ?? ""}"></label><label>Name <input name="name" value="${values.name ?? ""}"></label>
+<label>Type <select name="type">${["cidr", "dns", "internet"].map((t) => html`<option${t === values.type ? raw(" selected") : ""}>${t}</option>`)}</select></label>
+<label>Address <input name="address" value="${values.address ?? ""}" placeholder="10.50.0.0/16 or *.corp.example"></label>
+<label>Filters <input name="filters" value="${values.filters ?? ""}" placeholder="tcp/22, udp/53, icmp (empty: all)"></label>
+<button type="submit">Add resource</button></form>`;
 }

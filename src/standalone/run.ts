@@ -222,6 +222,27 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       connections: () => connectionViews(tunnel, clock()),
       metrics: () => metrics!.prometheusText(),
       peersChanged: () => void applyPeers(),
+      resources: () => {
+        const apiIds = new Set(store.resources.list().map((r) => r.id));
+        const keys = new Map([...tunnel.connections()].map((c) => [c.cid, c.publicKey]));
+        const grants = new Map<string, { cid: number; public_key?: string; expires_at: string | null }[]>();
+        for (const c of tunnel.connections()) {
+          for (const g of gatewayCore.policy.authorizations(c.cid)) {
+            const list = grants.get(g.rid) ?? [];
+            list.push({ cid: c.cid, public_key: keys.get(c.cid), expires_at: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString() });
+            grants.set(g.rid, list);
+          }
+        }
+        return [...gatewayCore.policy.resources()].map((r) => ({
+          id: r.id,
+          name: r.name,
+          type: r.type,
+          address: r.type === "cidr" ? formatCidr(r.address) : r.type === "dns" ? r.pattern : "0.0.0.0/0, ::/0 (public)",
+          filters: r.filters.map((f) => (f.protocol === "icmp" ? "icmp" : `${f.protocol}/${f.portStart}${f.portEnd !== f.portStart ? `-${f.portEnd}` : ""}`)).join(", "),
+          source: apiIds.has(r.id) && !cfg.resources.some((x) => x.id === r.id) ? ("api" as const) : ("file" as const),
+          authorizations: grants.get(r.id) ?? [],
+        }));
+      },
       resourcesChanged: () => {
         resourceSync.apply();
         dnsResponder.restoreRoutes();
