@@ -134,6 +134,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   resourceSync.apply();
 
   const tun = TunDevice.open(opts.interfaceName);
+  /** Prefixes already routed into the TUN: `ip` runs only for new ones. */
+  const routed = new Set<string>();
   try {
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
@@ -149,6 +151,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
           continue;
         }
         ip(["route", "replace", formatCidr(c), "dev", tun.name]);
+        routed.add(formatCidr(c));
       }
     }
   } catch (err) {
@@ -203,7 +206,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, ...opts.metrics });
 
   const routeTunnel = (cidrs: Cidr[]) => {
-    for (const c of cidrs) if (c.prefix > 0) ip(["route", "replace", formatCidr(c), "dev", tun.name]);
+    for (const c of cidrs) {
+      const text = formatCidr(c);
+      if (c.prefix === 0 || routed.has(text)) continue;
+      ip(["route", "replace", text, "dev", tun.name]);
+      routed.add(text);
+    }
   };
   const applyPeers = () => {
     const r = sync.apply(clock());
