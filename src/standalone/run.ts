@@ -139,11 +139,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   try {
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
-    const routed = [
+    const toRoute = [
       ...cfg.peers.map((p) => ({ publicKey: encodeKey(p.publicKey), allowedIPs: p.allowedIPs })),
       ...store.peers.list().map((r) => ({ publicKey: r.publicKey, allowedIPs: PeerSync.allowedIps(r) })),
     ];
-    for (const p of routed) {
+    for (const p of toRoute) {
       for (const c of p.allowedIPs) {
         // A default route through the tunnel would take over the host's own traffic: leave it out.
         if (c.prefix === 0) {
