@@ -23,7 +23,6 @@ function setup(clients = 3) {
     const conn = gw.upsertPeer({ publicKey: local.publicKey, allowedIPs: [parseCidr(`${ip}/32`)] });
     return { local, addr, ip, peer, conn, inbox: [] as Uint8Array[] };
   });
-  const toGw: Uint8Array[] = [];
   const out = new Uint8Array(70000);
   /** Delivers everything in flight until quiet; returns inner packets the gateway decrypted. */
   const settle = () => {

@@ -25,7 +25,6 @@ import {
   REJECT_COUNTER,
   REKEY_AFTER_TIME,
   REKEY_TIMEOUT,
-  REKEY_TIMEOUT_JITTER_MAX,
   RESPONSE_SIZE,
   TRANSPORT_HEADER_SIZE,
   TRANSPORT_MIN_SIZE,
@@ -45,6 +44,7 @@ import { Keypair, Keypairs } from "./keypair.ts";
 import { CookieReply, Initiation, Response, Transport, messageType, readCounter, readU32, writeCounter, writeU32 } from "./messages.ts";
 import { SlotCounter, type SessionIndex } from "./session-index.ts";
 import { isAfter } from "./tai64n.ts";
+import { PeerTimers } from "./timers.ts";
 import { staticSharedSecret } from "./handshake.ts";
 import { constantTimeEqual } from "../crypto/hash.ts";
 
@@ -125,7 +125,6 @@ export class WirePeer {
   readonly #random: (n: number) => Uint8Array;
   readonly #mtu: number;
   readonly #rekeyAfterTime: number;
-  #persistentKeepalive: number;
   #endpoint: Endpoint | undefined;
 
   readonly keypairs = new Keypairs();
@@ -135,14 +134,7 @@ export class WirePeer {
   #lastTimestamp: Uint8Array | undefined;
   #sentLastMinuteHandshake = false;
 
-  // Timers: absolute deadlines, undefined = not armed (wireguard-go timers.go).
-  #retransmitAt: number | undefined;
-  #sendKeepaliveAt: number | undefined;
-  #newHandshakeAt: number | undefined;
-  #zeroKeysAt: number | undefined;
-  #persistentKeepaliveAt: number | undefined;
-  #handshakeAttempts = 0;
-  #needAnotherKeepalive = false;
+  readonly #timers: PeerTimers;
 
   #staged: Uint8Array[] = [];
   #transmits: Transmit[] = [];
@@ -162,7 +154,7 @@ export class WirePeer {
     this.#random = opts.random;
     this.#mtu = opts.mtu ?? 1420;
     this.#rekeyAfterTime = opts.rekeyAfterTime ?? REKEY_AFTER_TIME;
-    this.#persistentKeepalive = (opts.persistentKeepalive ?? 0) * 1000;
+    this.#timers = new PeerTimers((opts.persistentKeepalive ?? 0) * 1000, (max) => this.#jitter(max));
     this.#endpoint = opts.endpoint;
   }
 
@@ -172,8 +164,8 @@ export class WirePeer {
 
   /** Seconds; 0 disables. Takes effect from the next authenticated packet. */
   setPersistentKeepalive(seconds: number): void {
-    this.#persistentKeepalive = seconds * 1000;
-    if (seconds === 0) this.#persistentKeepaliveAt = undefined;
+    this.#timers.persistentKeepalive = seconds * 1000;
+    if (seconds === 0) this.#timers.persistentKeepaliveAt = undefined;
   }
 
   get endpoint(): Endpoint | undefined {
@@ -213,40 +205,36 @@ export class WirePeer {
   }
 
   pollTimeout(): number | undefined {
-    let t: number | undefined;
-    for (const d of [this.#retransmitAt, this.#sendKeepaliveAt, this.#newHandshakeAt, this.#zeroKeysAt, this.#persistentKeepaliveAt]) {
-      if (d !== undefined && (t === undefined || d < t)) t = d;
-    }
-    return t;
+    return this.#timers.next();
   }
 
   handleTimeout(now: number): void {
-    if (this.#retransmitAt !== undefined && now >= this.#retransmitAt) {
-      this.#retransmitAt = undefined;
+    if (this.#timers.retransmitAt !== undefined && now >= this.#timers.retransmitAt) {
+      this.#timers.retransmitAt = undefined;
       this.#onRetransmitHandshake(now);
     }
-    if (this.#sendKeepaliveAt !== undefined && now >= this.#sendKeepaliveAt) {
-      this.#sendKeepaliveAt = undefined;
+    if (this.#timers.sendKeepaliveAt !== undefined && now >= this.#timers.sendKeepaliveAt) {
+      this.#timers.sendKeepaliveAt = undefined;
       this.#sendKeepalive(now);
-      if (this.#needAnotherKeepalive) {
-        this.#needAnotherKeepalive = false;
-        this.#sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
+      if (this.#timers.needAnotherKeepalive) {
+        this.#timers.needAnotherKeepalive = false;
+        this.#timers.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
       }
     }
-    if (this.#newHandshakeAt !== undefined && now >= this.#newHandshakeAt) {
+    if (this.#timers.newHandshakeAt !== undefined && now >= this.#timers.newHandshakeAt) {
       // We sent data and heard nothing back for KEEPALIVE + REKEY_TIMEOUT: the session may be dead.
-      this.#newHandshakeAt = undefined;
+      this.#timers.newHandshakeAt = undefined;
       this.#sendInitiation(now, false);
     }
-    if (this.#zeroKeysAt !== undefined && now >= this.#zeroKeysAt) {
-      this.#zeroKeysAt = undefined;
+    if (this.#timers.zeroKeysAt !== undefined && now >= this.#timers.zeroKeysAt) {
+      this.#timers.zeroKeysAt = undefined;
       this.keypairs.clear();
       this.#clearHandshake();
       this.#events.push({ type: "keys_zeroed" });
     }
-    if (this.#persistentKeepaliveAt !== undefined && now >= this.#persistentKeepaliveAt) {
-      this.#persistentKeepaliveAt = undefined;
-      if (this.#persistentKeepalive > 0) this.#sendKeepalive(now);
+    if (this.#timers.persistentKeepaliveAt !== undefined && now >= this.#timers.persistentKeepaliveAt) {
+      this.#timers.persistentKeepaliveAt = undefined;
+      if (this.#timers.persistentKeepalive > 0) this.#sendKeepalive(now);
     }
   }
 
@@ -290,9 +278,9 @@ export class WirePeer {
 
     this.stats.txPackets++;
     this.stats.txBytes += total;
-    if (len > 0) this.#timerDataSent(now);
-    this.#timerAnyAuthenticatedPacketSent();
-    this.#timerAnyAuthenticatedPacketTraversal(now);
+    if (len > 0) this.#timers.dataSent(now);
+    this.#timers.anyAuthenticatedPacketSent();
+    this.#timers.anyAuthenticatedPacketTraversal(now);
     if (kp.wantsRekeyOnSend(now, this.#rekeyAfterTime)) this.#sendInitiation(now, false);
     return total;
   }
@@ -346,15 +334,15 @@ export class WirePeer {
     if (!kp.replay.accept(counter)) return this.#drop("replay");
 
     if (this.keypairs.confirm(kp)) {
-      this.#timerHandshakeComplete();
+      this.#timers.handshakeComplete();
       this.#events.push({ type: "session_confirmed", session: kp.localIndex });
       this.#flushStaged(now, false);
     }
     if (!sameEndpoint(this.#endpoint, from)) this.#roam(from);
     this.stats.rxPackets++;
     this.stats.rxBytes += len;
-    this.#timerAnyAuthenticatedPacketReceived();
-    this.#timerAnyAuthenticatedPacketTraversal(now);
+    this.#timers.anyAuthenticatedPacketReceived();
+    this.#timers.anyAuthenticatedPacketTraversal(now);
     if (kp === this.keypairs.current && kp.isInitiator && !this.#sentLastMinuteHandshake &&
         now - kp.createdAt > REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
       // Our session is about to be rejected and the peer (responder) cannot rekey it: do it now.
@@ -365,7 +353,7 @@ export class WirePeer {
 
     const inner = innerPacketLength(out, n);
     if (inner < 0) return this.#drop("inner_length");
-    this.#timerDataReceived(now);
+    this.#timers.dataReceived(now);
     return inner;
   }
 
@@ -397,10 +385,10 @@ export class WirePeer {
     this.stats.handshakesCompleted++;
     this.stats.lastHandshakeAt = now;
     this.#events.push({ type: "handshake_completed", session: localIndex, role: "responder", remote: this.#endpoint! });
-    this.#timerAnyAuthenticatedPacketReceived();
-    this.#timerAnyAuthenticatedPacketTraversal(now);
-    this.#timerSessionDerived(now);
-    this.#timerAnyAuthenticatedPacketSent();
+    this.#timers.anyAuthenticatedPacketReceived();
+    this.#timers.anyAuthenticatedPacketTraversal(now);
+    this.#timers.sessionDerived(now);
+    this.#timers.anyAuthenticatedPacketSent();
   }
 
   #handleResponse(msg: Uint8Array, from: Endpoint, now: number): void {
@@ -417,10 +405,10 @@ export class WirePeer {
     this.stats.lastHandshakeAt = now;
     this.#sentLastMinuteHandshake = false;
     this.#events.push({ type: "handshake_completed", session: hs.localIndex, role: "initiator", remote: from, rttMs: now - hs.sentAt });
-    this.#timerAnyAuthenticatedPacketReceived();
-    this.#timerAnyAuthenticatedPacketTraversal(now);
-    this.#timerSessionDerived(now);
-    this.#timerHandshakeComplete();
+    this.#timers.anyAuthenticatedPacketReceived();
+    this.#timers.anyAuthenticatedPacketTraversal(now);
+    this.#timers.sessionDerived(now);
+    this.#timers.handshakeComplete();
     // Confirm the session to the responder right away: staged packets, or a keepalive.
     this.#flushStaged(now, true);
   }
@@ -448,7 +436,7 @@ export class WirePeer {
   // ───────────────────────────── internals ─────────────────────────────
 
   #sendInitiation(now: number, isRetry: boolean): void {
-    if (!isRetry) this.#handshakeAttempts = 0;
+    if (!isRetry) this.#timers.handshakeAttempts = 0;
     if (now - this.#lastSentInitiationAt < REKEY_TIMEOUT) return;
     if (this.#endpoint === undefined) return void this.#drop("no_endpoint");
     const localIndex = this.#slots.next();
@@ -459,25 +447,24 @@ export class WirePeer {
     this.#lastSentInitiationAt = now;
     this.stats.handshakesInitiated++;
     this.#transmits.push({ data: built.message, to: this.#endpoint });
-    this.#events.push({ type: "handshake_initiated", session: localIndex, attempt: this.#handshakeAttempts + 1, to: this.#endpoint });
-    this.#retransmitAt = now + REKEY_TIMEOUT + this.#jitter(REKEY_TIMEOUT_JITTER_MAX);
-    this.#timerAnyAuthenticatedPacketTraversal(now);
-    this.#timerAnyAuthenticatedPacketSent();
+    this.#events.push({ type: "handshake_initiated", session: localIndex, attempt: this.#timers.handshakeAttempts + 1, to: this.#endpoint });
+    this.#timers.handshakeInitiated(now);
+    this.#timers.anyAuthenticatedPacketTraversal(now);
+    this.#timers.anyAuthenticatedPacketSent();
   }
 
   #onRetransmitHandshake(now: number): void {
-    if (this.#handshakeAttempts > MAX_TIMER_HANDSHAKES) {
+    if (this.#timers.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
       // Gave up after REKEY_ATTEMPT_TIME: drop what waited and let the keys age out.
       this.stats.handshakesFailed++;
-      this.#events.push({ type: "handshake_failed", attempts: this.#handshakeAttempts + 1 });
+      this.#events.push({ type: "handshake_failed", attempts: this.#timers.handshakeAttempts + 1 });
       for (const _ of this.#staged) this.drops.count("handshake_timeout");
       this.#staged = [];
-      this.#sendKeepaliveAt = undefined;
       this.#clearHandshake();
-      if (this.#zeroKeysAt === undefined) this.#zeroKeysAt = now + 3 * REJECT_AFTER_TIME;
+      this.#timers.handshakeGaveUp(now);
       return;
     }
-    this.#handshakeAttempts++;
+    this.#timers.handshakeAttempts++;
     this.#sendInitiation(now, true);
   }
 
@@ -516,7 +503,7 @@ export class WirePeer {
   #clearHandshake(): void {
     if (this.#handshake) this.#handshake.ephemeralPrivate.fill(0);
     this.#handshake = undefined;
-    this.#retransmitAt = undefined;
+    this.#timers.retransmitAt = undefined;
   }
 
   #drop(reason: DropReason): number {
@@ -527,31 +514,6 @@ export class WirePeer {
   #jitter(max: number): number {
     const b = this.#random(2);
     return ((b[0]! << 8) | b[1]!) % max;
-  }
-
-  // Timer hooks, named after the events of whitepaper §6 / wireguard-go timers.go.
-  #timerDataSent(now: number): void {
-    this.#newHandshakeAt ??= now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.#jitter(REKEY_TIMEOUT_JITTER_MAX);
-  }
-  #timerDataReceived(now: number): void {
-    if (this.#sendKeepaliveAt === undefined) this.#sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
-    else this.#needAnotherKeepalive = true;
-  }
-  #timerAnyAuthenticatedPacketSent(): void {
-    this.#sendKeepaliveAt = undefined;
-  }
-  #timerAnyAuthenticatedPacketReceived(): void {
-    this.#newHandshakeAt = undefined;
-  }
-  #timerAnyAuthenticatedPacketTraversal(now: number): void {
-    if (this.#persistentKeepalive > 0) this.#persistentKeepaliveAt = now + this.#persistentKeepalive;
-  }
-  #timerHandshakeComplete(): void {
-    this.#retransmitAt = undefined;
-    this.#handshakeAttempts = 0;
-  }
-  #timerSessionDerived(now: number): void {
-    this.#zeroKeysAt = now + 3 * REJECT_AFTER_TIME;
   }
 }
 

@@ -1,0 +1,65 @@
+// A peer's timers (whitepaper §6, wireguard-go timers.go): absolute deadlines, armed and cleared
+// by hooks named after the protocol events. The peer (peer.ts) asks which deadlines are due and
+// acts; this file only decides when.
+import { KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from "./constants.ts";
+
+export class PeerTimers {
+  /** Resend the initiation (no response yet). */
+  retransmitAt: number | undefined;
+  /** Send a keepalive: we received data and have sent nothing back. */
+  sendKeepaliveAt: number | undefined;
+  /** Start a new handshake: we sent data and have heard nothing back. */
+  newHandshakeAt: number | undefined;
+  /** Erase all keys: no new session for 3 × REJECT_AFTER_TIME. */
+  zeroKeysAt: number | undefined;
+  persistentKeepaliveAt: number | undefined;
+  handshakeAttempts = 0;
+  needAnotherKeepalive = false;
+
+  constructor(
+    /** Milliseconds; 0 disables. */
+    public persistentKeepalive: number,
+    private readonly jitter: (max: number) => number,
+  ) {}
+
+  /** The earliest armed deadline. */
+  next(): number | undefined {
+    let t: number | undefined;
+    for (const d of [this.retransmitAt, this.sendKeepaliveAt, this.newHandshakeAt, this.zeroKeysAt, this.persistentKeepaliveAt]) {
+      if (d !== undefined && (t === undefined || d < t)) t = d;
+    }
+    return t;
+  }
+
+  handshakeInitiated(now: number): void {
+    this.retransmitAt = now + REKEY_TIMEOUT + this.jitter(REKEY_TIMEOUT_JITTER_MAX);
+  }
+  dataSent(now: number): void {
+    this.newHandshakeAt ??= now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter(REKEY_TIMEOUT_JITTER_MAX);
+  }
+  dataReceived(now: number): void {
+    if (this.sendKeepaliveAt === undefined) this.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
+    else this.needAnotherKeepalive = true;
+  }
+  anyAuthenticatedPacketSent(): void {
+    this.sendKeepaliveAt = undefined;
+  }
+  anyAuthenticatedPacketReceived(): void {
+    this.newHandshakeAt = undefined;
+  }
+  anyAuthenticatedPacketTraversal(now: number): void {
+    if (this.persistentKeepalive > 0) this.persistentKeepaliveAt = now + this.persistentKeepalive;
+  }
+  handshakeComplete(): void {
+    this.retransmitAt = undefined;
+    this.handshakeAttempts = 0;
+  }
+  sessionDerived(now: number): void {
+    this.zeroKeysAt = now + 3 * REJECT_AFTER_TIME;
+  }
+  /** Gave up on the handshake: keys still age out, but nothing waits on a keepalive. */
+  handshakeGaveUp(now: number): void {
+    this.sendKeepaliveAt = undefined;
+    this.zeroKeysAt ??= now + 3 * REJECT_AFTER_TIME;
+  }
+}
