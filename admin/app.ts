@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import QRCode from "qrcode";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
+import { parseFilterText } from "../src/gateway/index.ts";
 import { auditCsv, parsePeerInput, PeerValidationError, type PeerInput, type PeerRow, type Store } from "../src/store/index.ts";
 import type { LogQuery, LogRing } from "../src/telemetry/log-ring.ts";
 import { LEVELS } from "../src/telemetry/log.ts";
@@ -293,13 +294,8 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.get("/resources", (c) => page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", {}, {})));
   app.post("/resources", async (c) => {
     const f = await c.req.parseBody();
-    const filters = String(f.filters ?? "").split(",").map((x) => x.trim().toLowerCase()).filter(Boolean).map((x) => {
-      const m = /^(tcp|udp)\/(\d{1,5})(?:-(\d{1,5}))?$/.exec(x);
-      if (m) return { protocol: m[1], port_range_start: Number(m[2]), port_range_end: Number(m[3] ?? m[2]) };
-      if (x === "icmp") return { protocol: "icmp" };
-      return { protocol: x };
-    });
     try {
+      const filters = parseFilterText(String(f.filters ?? ""));
       requireStore().resources.upsert({ type: String(f.type ?? ""), id: String(f.id ?? ""), name: String(f.name ?? ""), address: String(f.address ?? "") || undefined, filters }, principal(c).actor);
       gateway.resourcesChanged?.();
       return c.redirect("/resources");

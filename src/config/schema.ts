@@ -4,7 +4,7 @@ import { z } from "zod";
 import { decodeKey } from "../crypto/x25519.ts";
 import { parseCidr, type Cidr } from "../ip/address.ts";
 import { ConfigError, readSections, type Entry, type Section } from "./wg-quick.ts";
-import { parseResource, type Resource } from "../gateway/resources.ts";
+import { parseFilterText, parseResource, type Resource } from "../gateway/resources.ts";
 
 export const DEFAULT_LISTEN_PORT = 52625; // Firezone's gateway port: 49152 + 3473 ("FIRE")
 export const DEFAULT_MTU = 1420;
@@ -111,7 +111,6 @@ const PEER_KEYS: Record<string, Field> = {
   },
 };
 
-const FILTER_ITEM = /^(tcp|udp)\/(\d{1,5})(?:-(\d{1,5}))?$|^icmp$/;
 const RESOURCE_KEYS: Record<string, Field> = {
   Id: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "is not an id (1–64 of A-Z a-z 0-9 _ . -)"), prop: "id" },
   Name: { schema: z.string(), prop: "name" },
@@ -119,16 +118,12 @@ const RESOURCE_KEYS: Record<string, Field> = {
   Address: { schema: z.string(), prop: "address" },
   Filters: {
     schema: z.string().transform((v, ctx) => {
-      const out: { protocol: string; port_range_start?: number; port_range_end?: number }[] = [];
-      for (const item of v.split(",").map((x) => x.trim().toLowerCase()).filter(Boolean)) {
-        const m = FILTER_ITEM.exec(item);
-        if (!m) {
-          ctx.addIssue({ code: "custom", message: `"${item}" is not a filter (tcp/22, udp/5000-5100 or icmp)` });
-          return z.NEVER;
-        }
-        out.push(m[1] ? { protocol: m[1], port_range_start: Number(m[2]), port_range_end: Number(m[3] ?? m[2]) } : { protocol: "icmp" });
+      try {
+        return parseFilterText(v);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
       }
-      return out;
     }),
     prop: "filters",
   },

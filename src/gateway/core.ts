@@ -1,6 +1,7 @@
 // The gateway's per-packet work for traffic coming out of the tunnel: strict parsing, the access
 // decision, and — for denied packets — an ICMP "administratively prohibited" back to the client,
 // rate limited. Sans-IO: the event loop calls `fromClient` and polls replies and events.
+import { addressKey } from "../ip/address.ts";
 import { buildIcmpError, buildProhibited } from "../ip/build.ts";
 import { isIcmpError, PacketView, protocolName, type IpParseErrorKind } from "../ip/packet.ts";
 import { AccessPolicy, type DenyReason } from "./policy.ts";
@@ -43,7 +44,7 @@ export class GatewayCore {
       this.#deny(cid, `malformed_${err.kind}`, v, false, now);
       return false;
     }
-    if (v.dstPort === 53 && this.#localDns.has(hex(v.buf, v.dstAt, v.addressLength))) return true;
+    if (v.dstPort === 53 && this.#localDns.has(addressKey(v.buf, v.dstAt, v.addressLength))) return true;
     const reason = this.policy.decide(cid, v, now);
     if (reason !== undefined) {
       this.#deny(cid, reason, v, true, now);
@@ -67,7 +68,7 @@ export class GatewayCore {
 
   /** Marks `addr` (the gateway's tunnel address) as serving DNS on port 53. */
   serveDnsOn(addr: Uint8Array): void {
-    this.#localDns.add(hex(addr, 0, addr.length));
+    this.#localDns.add(addressKey(addr));
   }
 
   #deny(cid: number, reason: GatewayDropReason, v: PacketView, parsed: boolean, now: number): void {
@@ -123,8 +124,4 @@ function safe(f: () => string): string {
   } catch {
     return "?";
   }
-}
-
-function hex(b: Uint8Array, at: number, len: number): string {
-  return Buffer.from(b.buffer, b.byteOffset + at, len).toString("hex");
 }

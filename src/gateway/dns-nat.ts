@@ -4,7 +4,7 @@
 // destination becomes a real address (proxy i → resolved[i mod n], same family, ports kept);
 // inbound, replies (and ICMP errors about them) get the proxy address back. Sessions expire after
 // 2 h (TCP, ended early by RST) or 2 min (UDP, ICMP) without traffic.
-import { parseCidr, type Cidr } from "../ip/address.ts";
+import { addressKey, parseCidr, type Cidr } from "../ip/address.ts";
 import { PROTO_TCP, type PacketView } from "../ip/packet.ts";
 import { setAddress, setInnerAddress } from "../ip/rewrite.ts";
 
@@ -89,9 +89,7 @@ function offsetAddress(base: Uint8Array, n: number): Uint8Array {
   return out;
 }
 
-function key(ip: Uint8Array): string {
-  return Buffer.from(ip.buffer, ip.byteOffset, ip.length).toString("hex");
-}
+const key = (ip: Uint8Array): string => addressKey(ip);
 
 interface Session {
   proxy: Uint8Array;

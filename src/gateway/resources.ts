@@ -25,6 +25,22 @@ export const ResourceSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("internet"), id: z.string().min(1), name: z.string().default("Internet"), filters: z.array(FilterSchema).default([]) }),
 ]);
 
+const FILTER_ITEM = /^(tcp|udp)\/(\d{1,5})(?:-(\d{1,5}))?$|^icmp$/;
+
+/**
+ * The text form of filters used by the config file and the admin form — "tcp/22, udp/5000-5100,
+ * icmp" — into Firezone's wire shape. Throws naming the first item that is not a filter.
+ */
+export function parseFilterText(text: string): { protocol: string; port_range_start?: number; port_range_end?: number }[] {
+  const out: { protocol: string; port_range_start?: number; port_range_end?: number }[] = [];
+  for (const item of text.split(",").map((x) => x.trim().toLowerCase()).filter(Boolean)) {
+    const m = FILTER_ITEM.exec(item);
+    if (!m) throw new Error(`"${item}" is not a filter (tcp/22, udp/5000-5100 or icmp)`);
+    out.push(m[1] ? { protocol: m[1], port_range_start: Number(m[2]), port_range_end: Number(m[3] ?? m[2]) } : { protocol: "icmp" });
+  }
+  return out;
+}
+
 /** Parses one resource; errors name the field and value. */
 export function parseResource(raw: unknown): Resource {
   const r = ResourceSchema.safeParse(raw);

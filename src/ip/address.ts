@@ -136,3 +136,8 @@ export function isPublicAddress(b: Uint8Array, at: number, version: 4 | 6): bool
   for (const [net, len] of NON_PUBLIC_V4) if (((v ^ net) >>> (32 - len)) === 0) return false;
   return true;
 }
+
+/** A map key for the address bytes at buf[at, at+length) (hex). */
+export function addressKey(buf: Uint8Array, at = 0, length = buf.length - at): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + at, length).toString("hex");
+}

@@ -134,26 +134,23 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   resourceSync.apply();
 
   const tun = TunDevice.open(opts.interfaceName);
-  /** Prefixes already routed into the TUN: `ip` runs only for new ones. */
+  /** Prefixes already routed into the TUN (or refused): `ip` runs only for new ones. */
   const routed = new Set<string>();
+  const routeTunnel = (publicKey: string, cidrs: Cidr[]) => {
+    for (const c of cidrs) {
+      const text = formatCidr(c);
+      if (routed.has(text)) continue;
+      routed.add(text);
+      // A default route through the tunnel would take over the host's own traffic: leave it out.
+      if (c.prefix === 0) log.warn("not routing a default route to a peer", { public_key: publicKey, allowed_ips: text });
+      else ip(["route", "replace", text, "dev", tun.name]);
+    }
+  };
   try {
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
-    const toRoute = [
-      ...cfg.peers.map((p) => ({ publicKey: encodeKey(p.publicKey), allowedIPs: p.allowedIPs })),
-      ...store.peers.list().map((r) => ({ publicKey: r.publicKey, allowedIPs: PeerSync.allowedIps(r) })),
-    ];
-    for (const p of toRoute) {
-      for (const c of p.allowedIPs) {
-        // A default route through the tunnel would take over the host's own traffic: leave it out.
-        if (c.prefix === 0) {
-          log.warn("not routing a default route to a peer", { public_key: p.publicKey, allowed_ips: formatCidr(c) });
-          continue;
-        }
-        ip(["route", "replace", formatCidr(c), "dev", tun.name]);
-        routed.add(formatCidr(c));
-      }
-    }
+    for (const p of cfg.peers) routeTunnel(encodeKey(p.publicKey), p.allowedIPs);
+    for (const r of store.peers.list()) routeTunnel(r.publicKey, PeerSync.allowedIps(r));
   } catch (err) {
     tun.close();
     throw new Error(`configuring ${tun.name}`, { cause: err });
@@ -205,18 +202,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   loop.attach(udp, reader);
   metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, ...opts.metrics });
 
-  const routeTunnel = (cidrs: Cidr[]) => {
-    for (const c of cidrs) {
-      const text = formatCidr(c);
-      if (c.prefix === 0 || routed.has(text)) continue;
-      ip(["route", "replace", text, "dev", tun.name]);
-      routed.add(text);
-    }
-  };
   const applyPeers = () => {
     const r = sync.apply(clock());
     resourceSync.apply();
-    for (const p of store.peers.list()) routeTunnel(PeerSync.allowedIps(p));
+    for (const p of store.peers.list()) routeTunnel(p.publicKey, PeerSync.allowedIps(p));
     audit.sweep();
     loop.wake();
     return r;
