@@ -97,6 +97,20 @@ describe("authentication", () => {
     expect(same.status).toBe(302);
   });
 
+  test("after login the browser goes only to a path on this origin", async () => {
+    const { app, store } = setup();
+    await store.auth.createUser("alice", "correct horse", "test");
+    const loginWith = async (next: string) => {
+      const r = await app.request("http://gw.local/login", { method: "POST", body: new URLSearchParams({ username: "alice", password: "correct horse", next }) });
+      expect(r.status).toBe(302);
+      return r.headers.get("location");
+    };
+    for (const next of ["/\\evil.example", "//evil.example", "/\t/evil.example", "/%5Cevil.example", "https://evil.example/", " //evil.example"]) {
+      expect(await loginWith(next)).toBe("/");
+    }
+    expect(await loginWith("/logs?cid=7")).toBe("/logs?cid=7");
+  });
+
   test("a mutation without the CSRF token is refused and changes nothing", async () => {
     const { app, store } = setup();
     const { cookie, csrf } = await login(app, store);

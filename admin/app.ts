@@ -13,6 +13,7 @@ import type { LogQuery, LogRing } from "../src/telemetry/log-ring.ts";
 import { LEVELS } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
 import { LoginRateLimit, SESSION_COOKIE, requireAuth, type AdminEnv, type Principal } from "./auth.ts";
+import { sameOriginPath } from "./middleware/origin.ts";
 import * as v from "./views.ts";
 
 /** Everything the admin may ask of the gateway. */
@@ -119,7 +120,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
     }
     limiter.clear(remote);
     setCookie(c, SESSION_COOKIE, s.id, { httpOnly: true, sameSite: "Strict", path: "/", secure: opts.secureCookie ?? false, maxAge: 12 * 3600 });
-    return c.redirect(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+    return c.redirect(sameOriginPath(next, new URL(c.req.url).origin));
   });
 
   app.use("*", requireAuth({ auth: store?.auth, envToken: opts.envToken }));
