@@ -211,6 +211,14 @@ describe("pages", () => {
     expect(csv.trim().split("\r\n")).toHaveLength(61);
   });
 
+  test("a failed-login username shaped like a formula is exported as text in the audit CSV", async () => {
+    const evil = '=HYPERLINK("http://evil.example","x")';
+    await ctx.app.request("/login", { method: "POST", body: new URLSearchParams({ username: evil, password: "nope" }) });
+    const csv = await (await get("/audit.csv?action=admin.login_failed")).text();
+    expect(csv).toContain(`"'=HYPERLINK(""http://evil.example"",""x"")"`);
+    expect(csv).not.toMatch(/(^|,)"?=HYPERLINK/m);
+  });
+
   test("logout ends the session", async () => {
     await post("/logout", {});
     expect(ctx.store.auth.session(auth.cookie.slice(SESSION_COOKIE.length + 1))).toBeUndefined();

@@ -82,14 +82,23 @@ export class AuditLog {
   }
 }
 
-/** CSV with a header row; fields quoted as RFC 4180 wants. */
+/**
+ * One CSV cell. Quoted as RFC 4180 wants; and since spreadsheets run a cell that starts with
+ * `=`, `+`, `-`, `@`, tab or CR as a formula (an unauthenticated failed-login username reaches the
+ * audit trail), such a cell gets a leading `'` and quotes — OWASP's rule for CSV injection.
+ */
+export function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  let s = String(v);
+  const formula = /^[=+\-@\t\r]/.test(s);
+  if (formula) s = `'${s}`;
+  return formula || /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** CSV with a header row; every cell through `csvCell`. */
 export function auditCsv(rows: AuditRow[]): string {
   const cols = ["id", "ts", "actor", "action", "subject", "cid", "before", "after", "reason"] as const;
-  const q = (v: unknown) => {
-    if (v === null || v === undefined) return "";
-    const s = String(v);
-    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-  };
+  const q = csvCell;
   const lines = [cols.join(",")];
   for (const r of rows) lines.push(cols.map((c) => (c === "ts" ? new Date(r.ts).toISOString() : q(r[c]))).join(","));
   return lines.join("\r\n") + "\r\n";

@@ -77,6 +77,19 @@ test("audit filters, paginates, prunes and exports CSV", () => {
   expect(s.audit.query({}).total).toBe(15);
 });
 
+test("audit CSV cells that a spreadsheet would run as a formula are written as text", () => {
+  const row = (subject: string) => ({ id: 1, ts: 0, actor: "anonymous@local", action: "admin.login_failed", subject, cid: null, before: null, after: null, reason: null });
+  const cell = (subject: string) => auditCsv([row(subject)]).split("\r\n")[1]!.split(",").slice(4).join(",").replace(/,+$/, "");
+  expect(cell('=HYPERLINK("http://evil.example","x")')).toBe(`"'=HYPERLINK(""http://evil.example"",""x"")"`);
+  expect(cell("+1+cmd|' /C calc'!A0")).toBe(`"'+1+cmd|' /C calc'!A0"`);
+  expect(cell("-2+3")).toBe(`"'-2+3"`);
+  expect(cell("@SUM(A1)")).toBe(`"'@SUM(A1)"`);
+  expect(cell("\t=1")).toBe(`"'\t=1"`);
+  expect(cell("\r=1")).toBe(`"'\r=1"`);
+  expect(cell("alice")).toBe("alice");
+  expect(cell("a=b")).toBe("a=b");
+});
+
 test("admin logins: success and failure are audited; sessions and tokens verify", async () => {
   const s = Store.open(dir());
   await s.auth.createUser("alice", "correct horse", "cli");
