@@ -33,8 +33,9 @@ function setup() {
     clientConfig: (p: PeerRow) => (p.clientPrivateKey ? `[Interface]\nPrivateKey = ${p.clientPrivateKey}\n` : undefined),
     resources: () => store.resources.list().map((r) => ({ id: r.id, name: r.name, type: r.type, address: "", filters: "", source: "api" as const, authorizations: [{ cid: 3428714, expires_at: null }] })),
   };
-  const app = createAdminApp({ gateway, store, logs, envToken: ENV_TOKEN });
-  return { app, store, logs, log, conns, applied: () => applied, resourcesApplied: () => resourcesApplied };
+  const clock = { now: Date.parse("2026-11-29T10:00:00Z") };
+  const app = createAdminApp({ gateway, store, logs, envToken: ENV_TOKEN, clock: () => clock.now });
+  return { app, store, logs, log, conns, clock, applied: () => applied, resourcesApplied: () => resourcesApplied };
 }
 
 async function login(app: ReturnType<typeof setup>["app"], store: Store): Promise<{ cookie: string; csrf: string }> {
@@ -78,13 +79,62 @@ describe("authentication", () => {
     expect((await app.request("/metrics", { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   });
 
-  test("logins are rate limited per address and failures audited", async () => {
-    const { app, store } = setup();
+  test("after five wrong passwords an account must wait before the next attempt is checked", async () => {
+    const { app, store, clock } = setup();
     await store.auth.createUser("alice", "correct horse", "test");
     const attempt = (password: string) => app.request("/login", { method: "POST", body: new URLSearchParams({ username: "alice", password }) });
     for (let i = 0; i < 5; i++) expect((await attempt("nope")).status).toBe(401);
-    expect((await attempt("correct horse")).status).toBe(429);
+    const refused = await attempt("correct horse");
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("1");
     expect(store.audit.query({ action: "admin.login_failed" }).total).toBe(5);
+    // A delay, not a lockout: once it has passed, the right password works.
+    clock.now += 1_000;
+    expect((await attempt("correct horse")).status).toBe(302);
+  });
+
+  test("parallel wrong passwords are not all checked: only the free attempts reach the password check", async () => {
+    const { app, store } = setup();
+    await store.auth.createUser("alice", "correct horse", "test");
+    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) =>
+      app.request("/login", { method: "POST", body: new URLSearchParams({ username: "alice", password: `guess ${i}` }) })));
+    expect(burst.filter((r) => r.status === 401)).toHaveLength(5);
+    expect(burst.filter((r) => r.status === 429)).toHaveLength(35);
+    expect(store.audit.query({ action: "admin.login_failed" }).total).toBe(5);
+    // Refusals are audited, but not one row each: one per key per minute, with the count.
+    const throttled = store.audit.query({ action: "admin.login_throttled" }).rows;
+    expect(throttled).toHaveLength(1);
+    expect(throttled[0]!.reason).toContain("1 attempt(s) refused");
+  });
+
+  test("a stranger guessing from the same address (ssh -L, Docker proxy) does not keep the admin out of their browser", async () => {
+    const { app, store, clock } = setup();
+    await store.auth.createUser("alice", "correct horse", "test");
+    const post = (fields: Record<string, string>, cookie = "") => app.request("/login", { method: "POST", headers: { cookie }, body: new URLSearchParams(fields) });
+    const first = await post({ username: "alice", password: "correct horse" });
+    expect(first.status).toBe(302);
+    const device = first.headers.getSetCookie().find((c) => c.startsWith("gg_device="))!;
+    expect(device).toContain("HttpOnly");
+    expect(device).toContain("Path=/login");
+    // Everyone is 127.0.0.1 here: the stranger hammers alice until refused.
+    for (let i = 0; i < 8; i++) await post({ username: "alice", password: "guess" });
+    expect((await post({ username: "alice", password: "correct horse" })).status).toBe(429);
+    // The admin's browser carries its device cookie and gets in at once, with no wait.
+    expect((await post({ username: "alice", password: "correct horse" }, device.split(";")[0]!)).status).toBe(302);
+    // The stranger is still slowed.
+    expect((await post({ username: "alice", password: "guess" })).status).toBe(429);
+    clock.now += 500;
+    expect((await post({ username: "alice", password: "guess" })).status).toBe(429);
+  });
+
+  test("a device cookie is good for a few wrong passwords only, then it is forgotten", async () => {
+    const { app, store } = setup();
+    await store.auth.createUser("alice", "correct horse", "test");
+    const post = (password: string, cookie: string) => app.request("/login", { method: "POST", headers: { cookie }, body: new URLSearchParams({ username: "alice", password }) });
+    const device = (await post("correct horse", "")).headers.getSetCookie().find((c) => c.startsWith("gg_device="))!.split(";")[0]!;
+    for (let i = 0; i < 5; i++) expect((await post("guess", device)).status).toBe(401);
+    // The stolen cookie no longer helps, and its guesses counted for the account: it must wait.
+    expect((await post("guess", device)).status).toBe(429);
   });
 
   test("a POST from another origin is refused, the login form included", async () => {

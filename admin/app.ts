@@ -2,7 +2,7 @@
 // mirrors them. It reads the gateway only through `AdminGateway` (snapshots, never protocol
 // objects) and writes only through the store, then asks the gateway to apply peer changes.
 import { Hono, type Context } from "hono";
-import { deleteCookie, setCookie } from "hono/cookie";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import QRCode from "qrcode";
@@ -12,7 +12,8 @@ import { auditCsv, parsePeerInput, PeerValidationError, type PeerInput, type Pee
 import type { LogQuery, LogRing } from "../src/telemetry/log-ring.ts";
 import { LEVELS } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
-import { LoginRateLimit, SESSION_COOKIE, requireAuth, type AdminEnv, type Principal } from "./auth.ts";
+import { SESSION_COOKIE, requireAuth, type AdminEnv, type Principal } from "./auth.ts";
+import { DEVICE_COOKIE, LoginThrottle } from "./middleware/login-throttle.ts";
 import { sameOriginPath } from "./middleware/origin.ts";
 import * as v from "./views.ts";
 
@@ -51,6 +52,8 @@ export interface AdminOptions {
   envToken?: string;
   /** Mark the session cookie Secure (when served over HTTPS). */
   secureCookie?: boolean;
+  /** Wall clock in Unix ms (login throttling); tests pass a fake one. */
+  clock?: () => number;
 }
 
 const HTMX = readFileSync(createRequire(import.meta.url).resolve("htmx.org/dist/htmx.min.js"), "utf8");
@@ -89,7 +92,8 @@ function logQuery(q: Record<string, string | undefined>): LogQuery {
 export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
   const { gateway, store, logs } = opts;
-  const limiter = new LoginRateLimit();
+  const throttle = new LoginThrottle();
+  const clock = opts.clock ?? Date.now;
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
@@ -108,18 +112,26 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.get("/login", (c) => c.html(v.loginPage({ next: c.req.query("next") })));
   app.post("/login", async (c) => {
     const remote = remoteOf(c);
-    if (limiter.blocked(remote)) return c.html(v.loginPage({ error: "Too many failed logins; try again in a minute." }), 429);
     const form = await c.req.parseBody();
     const username = String(form.username ?? "");
     const password = String(form.password ?? "");
     const next = String(form.next ?? "/");
-    const s = store ? await store.auth.login(username, password, remote) : undefined;
-    if (!s) {
-      limiter.fail(remote);
-      return c.html(v.loginPage({ error: "Wrong username or password.", next }), 401);
+    // Counted before the password is checked: see middleware/login-throttle.ts.
+    const admission = throttle.admit(remote, username, getCookie(c, DEVICE_COOKIE), clock());
+    if (!admission.ok) {
+      const seconds = Math.ceil(admission.retryAfterMs / 1000);
+      if (admission.audit) {
+        store?.audit.record({ actor: `anonymous@${remote}`, action: "admin.login_throttled", subject: username.slice(0, 64),
+          reason: `${admission.audit.refused} attempt(s) refused: too many for this ${admission.scope}; next in ${seconds} s` });
+      }
+      return c.html(v.loginPage({ error: `Too many login attempts; try again in ${seconds} s.`, next }), 429, { "retry-after": String(seconds) });
     }
-    limiter.clear(remote);
-    setCookie(c, SESSION_COOKIE, s.id, { httpOnly: true, sameSite: "Strict", path: "/", secure: opts.secureCookie ?? false, maxAge: 12 * 3600 });
+    const s = store ? await store.auth.login(username, password, remote) : undefined;
+    admission.settle(s !== undefined);
+    if (!s) return c.html(v.loginPage({ error: "Wrong username or password.", next }), 401);
+    const cookie = { httpOnly: true, sameSite: "Strict", secure: opts.secureCookie ?? false } as const;
+    setCookie(c, SESSION_COOKIE, s.id, { ...cookie, path: "/", maxAge: 12 * 3600 });
+    if (!admission.trustedDevice) setCookie(c, DEVICE_COOKIE, throttle.trustDevice(s.username), { ...cookie, path: "/login", maxAge: 30 * 24 * 3600 });
     return c.redirect(sameOriginPath(next, new URL(c.req.url).origin));
   });
 

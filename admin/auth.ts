@@ -64,25 +64,3 @@ async function formField(c: Context, name: string): Promise<string | undefined> 
   const v = body[name];
   return typeof v === "string" ? v : undefined;
 }
-
-/** Failed logins per remote address: at most `max` in `windowMs`, then 429 until the window passes. */
-export class LoginRateLimit {
-  readonly #failures = new Map<string, number[]>();
-  constructor(readonly max = 5, readonly windowMs = 60_000) {}
-
-  blocked(remote: string, now = Date.now()): boolean {
-    const recent = (this.#failures.get(remote) ?? []).filter((t) => now - t < this.windowMs);
-    this.#failures.set(remote, recent);
-    return recent.length >= this.max;
-  }
-
-  fail(remote: string, now = Date.now()): void {
-    const list = this.#failures.get(remote) ?? [];
-    list.push(now);
-    this.#failures.set(remote, list);
-  }
-
-  clear(remote: string): void {
-    this.#failures.delete(remote);
-  }
-}
