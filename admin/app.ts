@@ -2,17 +2,21 @@
 // mirrors them. It reads the gateway only through `AdminGateway` (snapshots, never protocol
 // objects) and writes only through the store, then asks the gateway to apply peer changes.
 import { Hono, type Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import QRCode from "qrcode";
+import { z } from "zod";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
 import { parseFilterText } from "../src/gateway/index.ts";
-import { auditCsv, parsePeerInput, PeerValidationError, type PeerInput, type PeerRow, type Store } from "../src/store/index.ts";
+import { auditCsv, PeerInput as PeerInputSchema, parsePeerInput, type AuditFilter, PeerValidationError, type PeerInput, type PeerRow, type Store } from "../src/store/index.ts";
 import type { LogQuery, LogRing } from "../src/telemetry/log-ring.ts";
-import { LEVELS } from "../src/telemetry/log.ts";
+import { LEVELS, type TargetLogger } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
-import { SESSION_COOKIE, requireAuth, type AdminEnv, type Principal } from "./auth.ts";
+import { capFields, capQuoted, ECHO_MAX, enumParam, InputError, intParam, jsonObject, knownFields, parseStrict, textParam, timeParam } from "./input.ts";
+import { bodyLimits } from "./middleware/limits.ts";
+import { SESSION_COOKIE, requireAuth, wantsHtml, type AdminEnv, type Principal } from "./auth.ts";
 import { DEVICE_COOKIE, LoginThrottle } from "./middleware/login-throttle.ts";
 import { sameOriginPath } from "./middleware/origin.ts";
 import * as v from "./views.ts";
@@ -54,7 +58,17 @@ export interface AdminOptions {
   secureCookie?: boolean;
   /** Wall clock in Unix ms (login throttling); tests pass a fake one. */
   clock?: () => number;
+  /** Where unexpected errors are logged (with their cause chain). */
+  log?: TargetLogger;
 }
+
+/** What a JSON body may contain (values are validated by the store's parsers). */
+const PEER_FIELDS = knownFields(Object.keys(PeerInputSchema.shape));
+const RESOURCE_FIELDS = knownFields(["type", "id", "name", "address"]).extend({
+  filters: z.array(knownFields(["protocol", "port_range_start", "port_range_end"])).optional(),
+});
+
+const AUTHORIZATION_FIELDS = knownFields(["public_key", "resource_id", "expires_at"]);
 
 const HTMX = readFileSync(createRequire(import.meta.url).resolve("htmx.org/dist/htmx.min.js"), "utf8");
 
@@ -78,15 +92,38 @@ function remoteOf(c: Context): string {
   return env?.requestIP?.(c.req.raw)?.address ?? "local";
 }
 
+/** A connection id: 24 bits (see DESIGN.md, session index). */
+const CID = { min: 0, max: 0xffffff };
+const LOG_LEVELS = LEVELS.filter((l) => l !== "off");
+
 function logQuery(q: Record<string, string | undefined>): LogQuery {
-  const out: LogQuery = { limit: Math.min(Number(q.limit ?? 200) || 200, 2000) };
-  if (q.cid && /^\d+$/.test(q.cid)) out.cid = Number(q.cid);
-  if (q.gid) out.gid = q.gid;
-  if (q.rid) out.rid = q.rid;
-  if (q.level && (LEVELS as readonly string[]).includes(q.level) && q.level !== "off") out.level = q.level as LogQuery["level"];
-  if (q.target) out.target = q.target;
-  if (q.since) out.since = q.since;
+  const out: LogQuery = { limit: intParam(q, "limit", { min: 1, max: 2000 }) ?? 200 };
+  const cid = intParam(q, "cid", CID);
+  if (cid !== undefined) out.cid = cid;
+  const gid = textParam(q, "gid");
+  if (gid) out.gid = gid;
+  const rid = textParam(q, "rid");
+  if (rid) out.rid = rid;
+  const level = enumParam(q, "level", LOG_LEVELS);
+  if (level) out.level = level;
+  const target = textParam(q, "target");
+  if (target) out.target = target;
+  const since = timeParam(q, "since");
+  if (since) out.since = since;
   return out;
+}
+
+function auditFilter(q: Record<string, string | undefined>): AuditFilter {
+  const f: AuditFilter = {};
+  const action = textParam(q, "action");
+  if (action) f.action = action;
+  const actor = textParam(q, "actor");
+  if (actor) f.actor = actor;
+  const subject = textParam(q, "subject");
+  if (subject) f.subject = subject;
+  const cid = intParam(q, "cid", CID);
+  if (cid !== undefined) f.cid = cid;
+  return f;
 }
 
 export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
@@ -99,10 +136,11 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
 
   // Browsers send Origin with every POST: one from another site is refused before anything else
   // (this also covers the login form, which has no session and so no CSRF token yet).
+  app.use("*", bodyLimits());
   app.use("*", async (c, next) => {
     const origin = c.req.header("origin");
     if (c.req.method !== "GET" && c.req.method !== "HEAD" && origin && origin !== "null") {
-      if (new URL(origin).host !== new URL(c.req.url).host) return c.text("cross-origin request refused", 403);
+      if (URL.parse(origin)?.host !== new URL(c.req.url).host) return c.text("cross-origin request refused", 403);
     }
     return next();
   });
@@ -150,9 +188,9 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.get("/connections", (c) => page(c, "Connections", v.connectionsPage(gateway.connections(), now())));
   app.get("/connections/rows", (c) => c.html(v.connectionRows(gateway.connections(), now())));
   app.get("/connections/:cid", (c) => {
-    const cid = Number(c.req.param("cid"));
+    const cid = intParam(c.req.param(), "cid", CID)!;
     const conn = gateway.connections().find((x) => x.cid === cid);
-    if (!conn) return c.text(`no connection ${c.req.param("cid")}`, 404);
+    if (!conn) return c.text(`no connection ${cid}`, 404);
     const traffic = store?.traffic.series(conn.public_key, now() - 24 * 3600_000) ?? [];
     return page(c, `Connection ${cid}`, v.connectionDetail(conn, logs?.query({ cid, limit: 500 }) ?? [], traffic, now()));
   });
@@ -163,18 +201,13 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.get("/logs/rows", (c) => c.html(v.logRows(logs?.query(logQuery(c.req.query())) ?? [])));
   app.get("/errors", (c) => page(c, "Errors", v.errorsPage(logs?.query({ level: "warn", limit: 200 }) ?? [])));
 
-  const auditFilter = (q: Record<string, string>) => ({
-    ...(q.action && { action: q.action }),
-    ...(q.actor && { actor: q.actor }),
-    ...(q.subject && { subject: q.subject }),
-    ...(q.cid && /^\d+$/.test(q.cid) && { cid: Number(q.cid) }),
-  });
   app.get("/audit", (c) => {
     const q = c.req.query();
-    const pageNo = Math.max(1, Number(q.page ?? 1) || 1);
     const size = 50;
-    const r = store?.audit.query(auditFilter(q), { limit: size, offset: (pageNo - 1) * size }) ?? { rows: [], total: 0 };
-    const keep = Object.fromEntries(Object.entries(q).filter(([k, val]) => k !== "page" && val)) as Record<string, string>;
+    const filter = auditFilter(q);
+    const pageNo = intParam(q, "page", { min: 1, max: 1_000_000 }) ?? 1;
+    const r = store?.audit.query(filter, { limit: size, offset: (pageNo - 1) * size }) ?? { rows: [], total: 0 };
+    const keep = Object.fromEntries(Object.entries(filter).map(([k, val]) => [k, String(val)]));
     return page(c, "Audit", v.auditPage(r.rows, r.total, pageNo, size, keep));
   });
   app.get("/audit.csv", (c) => {
@@ -222,7 +255,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
       const row = createPeer(form, principal(c).actor);
       return c.redirect(row.clientPrivateKey ? `/peers/${row.id}/config` : "/peers");
     } catch (err) {
-      if (err instanceof PeerValidationError) return peersView(c, formValues(form), err.fields, 400);
+      if (err instanceof PeerValidationError) return peersView(c, formValues(form), capFields(err.fields), 400);
       throw err;
     }
   });
@@ -245,7 +278,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
       return c.redirect("/peers");
     } catch (err) {
       if (err instanceof PeerValidationError) {
-        return page(c, "Edit peer", v.peerForm({ action: `/peers/${id}`, csrf: session(c)?.csrfToken ?? "", values: formValues(form), errors: err.fields, submit: "Save" }), 400);
+        return page(c, "Edit peer", v.peerForm({ action: `/peers/${id}`, csrf: session(c)?.csrfToken ?? "", values: formValues(form), errors: capFields(err.fields), submit: "Save" }), 400);
       }
       throw err;
     }
@@ -280,22 +313,19 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.get("/api/logs", (c) => c.json({ logs: logs?.query(logQuery(c.req.query())) ?? [] }));
   app.get("/api/audit", (c) => {
     const q = c.req.query();
-    const limit = Math.min(Number(q.limit ?? 50) || 50, 1000);
-    return c.json(store?.audit.query(auditFilter(q), { limit, offset: Number(q.offset ?? 0) || 0 }) ?? { rows: [], total: 0 });
+    const filter = auditFilter(q);
+    const limit = intParam(q, "limit", { min: 1, max: 1000 }) ?? 50;
+    const offset = intParam(q, "offset", { min: 0, max: 1_000_000_000 }) ?? 0;
+    return c.json(store?.audit.query(filter, { limit, offset }) ?? { rows: [], total: 0 });
   });
   app.get("/api/peers", (c) => c.json({ peers: (store?.peers.list() ?? []).map(({ clientPrivateKey: _k, presharedKey, ...p }) => ({ ...p, presharedKey: presharedKey ? "(set)" : null })) }));
   app.post("/api/peers", async (c) => {
-    let body: Record<string, unknown>;
-    try {
-      body = await c.req.json();
-    } catch {
-      return c.json({ error: "bad_request", message: "body is not JSON" }, 400);
-    }
+    const body = parseStrict(PEER_FIELDS, await jsonObject(c));
     try {
       const row = createPeer(body, principal(c).actor);
       return c.json({ id: row.id, public_key: row.publicKey }, 201);
     } catch (err) {
-      if (err instanceof PeerValidationError) return c.json({ error: "invalid", fields: err.fields }, 400);
+      if (err instanceof PeerValidationError) return c.json({ error: "invalid", fields: capFields(err.fields) }, 400);
       throw err;
     }
   });
@@ -313,7 +343,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
       gateway.resourcesChanged?.();
       return c.redirect("/resources");
     } catch (err) {
-      return page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", { form: (err as Error).message }, f as Record<string, string>), 400);
+      return page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", { form: capQuoted((err as Error).message) }, f as Record<string, string>), 400);
     }
   });
   app.post("/resources/:id/delete", (c) => {
@@ -331,7 +361,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
       gateway.resourcesChanged?.();
       return c.redirect("/resources");
     } catch (err) {
-      return page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", { form: (err as Error).message }, {}), 400);
+      return page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", { form: capQuoted((err as Error).message) }, {}), 400);
     }
   });
 
@@ -339,14 +369,13 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   // authorizations {public_key, resource_id, expires_at (Unix seconds or ISO, null = never)}).
   app.get("/api/resources", (c) => c.json({ resources: store?.resources.list() ?? [] }));
   app.post("/api/resources", async (c) => {
-    const body = await c.req.json().catch(() => undefined);
-    if (!body || typeof body !== "object") return c.json({ error: "bad_request", message: "body is not a JSON object" }, 400);
+    const body = parseStrict(RESOURCE_FIELDS, await jsonObject(c));
     try {
       const r = requireStore().resources.upsert(body as Record<string, unknown>, principal(c).actor);
       gateway.resourcesChanged?.();
       return c.json({ id: r.id }, 201);
     } catch (err) {
-      return c.json({ error: "invalid", message: (err as Error).message }, 400);
+      return c.json({ error: "invalid", message: capQuoted((err as Error).message) }, 400);
     }
   });
   app.delete("/api/resources/:id", (c) => {
@@ -356,8 +385,8 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   });
   app.get("/api/authorizations", (c) => c.json({ authorizations: (store?.resources.authorizations() ?? []).map((a) => ({ public_key: a.publicKey, resource_id: a.resourceId, expires_at: a.expiresAt === null ? null : Math.floor(a.expiresAt / 1000) })) }));
   app.post("/api/authorizations", async (c) => {
-    const b = (await c.req.json().catch(() => undefined)) as { public_key?: unknown; resource_id?: unknown; expires_at?: unknown } | undefined;
-    if (!b || typeof b.public_key !== "string" || typeof b.resource_id !== "string") {
+    const b = parseStrict(AUTHORIZATION_FIELDS, await jsonObject(c));
+    if (typeof b.public_key !== "string" || typeof b.resource_id !== "string") {
       return c.json({ error: "invalid", message: "public_key and resource_id are required strings" }, 400);
     }
     let expiresAt: number | null = null;
@@ -369,7 +398,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
     try {
       requireStore().resources.authorize({ publicKey: b.public_key, resourceId: b.resource_id, expiresAt }, principal(c).actor);
     } catch (err) {
-      return c.json({ error: "invalid", message: (err as Error).message }, 400);
+      return c.json({ error: "invalid", message: capQuoted((err as Error).message) }, 400);
     }
     gateway.resourcesChanged?.();
     return c.json({ ok: true }, 201);
@@ -382,7 +411,18 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
 
   app.get("/metrics", async (c) => c.text(await gateway.metrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
 
-  app.notFound((c) => c.json({ error: "not_found", path: c.req.path }, 404));
+  app.notFound((c) => c.json({ error: "not_found", path: c.req.path.slice(0, ECHO_MAX) }, 404));
+  // Bad input is the caller's 400 naming the field; anything else is our bug: logged in full,
+  // answered with nothing a caller could learn the internals from.
+  app.onError((err, c) => {
+    if (err instanceof InputError) {
+      const message = capQuoted(err.message);
+      return wantsHtml(c) ? c.text(message, 400) : c.json({ error: "invalid", field: err.field, message }, 400);
+    }
+    if (err instanceof HTTPException) return err.getResponse();
+    opts.log?.error("admin request failed", { method: c.req.method, path: c.req.path.slice(0, 200), err });
+    return c.json({ error: "internal", message: "internal error (logged on the gateway)" }, 500);
+  });
   return app;
 }
 

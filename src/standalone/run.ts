@@ -213,6 +213,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const gatewayPublicKey = encodeKey(publicKeyOf(cfg.interface.privateKey));
   const app = createAdminApp({
     envToken: opts.adminToken,
+    log: opts.logger.target("admin"),
     store,
     logs: opts.logs,
     gateway: {
@@ -277,7 +278,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const trafficTimer = setInterval(() => {
     store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
   }, (opts.trafficSampleSeconds ?? 60) * 1000);
-  const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, fetch: (req, srv) => app.fetch(req, srv) });
+  // The app limits bodies per route (admin/middleware/limits.ts); this is Bun's outer bound.
+  const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, maxRequestBodySize: 1024 * 1024, fetch: (req, srv) => app.fetch(req, srv) });
   const adminUrl = `http://${opts.admin.hostname.includes(":") ? `[${opts.admin.hostname}]` : opts.admin.hostname}:${server.port}`;
   const publicKey = gatewayPublicKey;
   if (opts.sentry) {
