@@ -128,7 +128,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   if (gatewayCore.policy.enforcing) log.info("resources enforced", { resources: cfg.resources.map((r) => r.id).join(","), authorizations: cfg.peers.reduce((n, p) => n + p.resources.length, 0) });
 
   const filePeers = new Set(cfg.peers.map((p) => encodeKey(p.publicKey)));
-  const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("gateway"));
+  const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("peers"));
   const storePeers = sync.apply(clock());
   const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
   resourceSync.apply();
@@ -150,7 +150,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
     for (const p of cfg.peers) routeTunnel(encodeKey(p.publicKey), p.allowedIPs);
-    for (const r of store.peers.list()) routeTunnel(r.publicKey, PeerSync.allowedIps(r));
+    for (const [key, cidrs] of sync.applied()) routeTunnel(key, cidrs);
   } catch (err) {
     tun.close();
     throw new Error(`configuring ${tun.name}`, { cause: err });
@@ -205,7 +205,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const applyPeers = () => {
     const r = sync.apply(clock());
     resourceSync.apply();
-    for (const p of store.peers.list()) routeTunnel(p.publicKey, PeerSync.allowedIps(p));
+    for (const [key, cidrs] of sync.applied()) routeTunnel(key, cidrs);
     audit.sweep();
     loop.wake();
     return r;
@@ -245,13 +245,13 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         dnsResponder.restoreRoutes();
         loop.wake();
       },
-      nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIps(p))),
+      nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIpsOrNone(p))),
       clientConfig: (p, host) =>
         p.clientPrivateKey
           ? clientConfigText({
               name: p.name,
               privateKey: p.clientPrivateKey,
-              address: PeerSync.allowedIps(p).map(formatCidr)[0] ?? "",
+              address: PeerSync.allowedIpsOrNone(p).map(formatCidr)[0] ?? "",
               gatewayPublicKey,
               presharedKey: p.presharedKey ?? undefined,
               allowedIPs: cfg.interface.addresses.map((a) => formatCidr(parseCidr(formatCidr(a)))),
