@@ -88,6 +88,10 @@ function logEvent(log: TargetLogger, e: TunnelEvent): void {
     case "handshake_initiated":
       if (log.enabled("debug")) log.debug("handshake initiated", { cid: e.cid, session: sessionField(e.session), attempt: e.attempt, remote: formatEndpoint(e.to) });
       break;
+    case "goodbye_received":
+      // Firezone clients say goodbye when they leave: their sessions are gone at once (#10400).
+      log.info("peer said goodbye", { cid: e.cid });
+      break;
     case "session_confirmed":
       // A responder's new session carried its first packet: the rollover every rekey ends with.
       log.info("session rolled over", { cid: e.cid, session: sessionField(e.session) });

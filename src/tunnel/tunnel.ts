@@ -26,10 +26,10 @@ import {
   type WireEvent,
 } from "../wire/index.ts";
 import { AllowedIps } from "./allowed-ips.ts";
-import { goodbyePacket } from "./goodbye.ts";
+import { GOODBYE_EVENT, controlEventOf, goodbyePacket } from "./goodbye.ts";
 
 /** Drops decided here, before or after a peer's own checks (those are counted on the peer). */
-export type TunnelDropReason = "truncated" | "oversized" | "wrong_size" | "unknown_type" | "mac1" | "under_load" | "handshake_decrypt" | "unknown_peer" | "unknown_session" | "allowed_ips" | "no_route";
+export type TunnelDropReason = "truncated" | "oversized" | "wrong_size" | "unknown_type" | "mac1" | "under_load" | "handshake_decrypt" | "unknown_peer" | "unknown_session" | "allowed_ips" | "no_route" | "unexpected_control";
 
 export interface PeerSpec {
   publicKey: Uint8Array;
@@ -48,7 +48,9 @@ export interface Connection {
 }
 
 /** Events the tunnel itself raises about a connection (the rest come from its WirePeer). */
-export type ConnectionEvent = never;
+export type ConnectionEvent =
+  /** The peer sent a Firezone goodbye: its sessions were erased (Firezone #10400). */
+  | { type: "goodbye_received" };
 
 export type TunnelEvent = (WireEvent | ConnectionEvent) & { cid: number };
 
@@ -212,8 +214,26 @@ export class Tunnel {
     this.lastConnection = conn;
     const n = conn.peer.decapsulate(datagram, from, out, now);
     if (n <= 0) return n;
+    // Before the AllowedIPs check: a control packet's source `::` is inside a peer's ::/0.
+    if (n === 48 && out[0] === 0x60 && out[6] === 0xff) {
+      const event = controlEventOf(out.subarray(0, n));
+      if (event !== undefined) return this.#onControl(conn, event);
+    }
     if (!this.#sourceAllowed(conn, out, n)) return this.#drop("allowed_ips");
     return n;
+  }
+
+  /**
+   * A Firezone p2p control packet from a peer (authenticated: it decrypted on that peer's
+   * session). A goodbye ends its sessions at once, so the next packet either way needs a new
+   * handshake instead of going into a session the peer has already thrown away. The other events
+   * only ever flow gateway → client.
+   */
+  #onControl(conn: Connection, event: number): number {
+    if (event !== GOODBYE_EVENT) return this.#drop("unexpected_control");
+    conn.peer.endSessions();
+    this.#events.push({ type: "goodbye_received", cid: conn.cid });
+    return DECAP_NONE;
   }
 
   #handleInitiation(msg: Uint8Array, from: Endpoint, now: number): number {
