@@ -135,7 +135,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("peers"));
   const storePeers = sync.apply(clock());
   const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
-  resourceSync.apply();
+  resourceSync.apply(clock());
 
   const tun = TunDevice.open(opts.interfaceName);
   /** Prefixes already routed into the TUN (or refused): `ip` runs only for new ones. */
@@ -176,12 +176,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       const glog = opts.logger.target("gateway");
       if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
       else {
-        glog.info("authorization expired", { cid: e.cid, rid: e.rid });
-        // As Firezone: when a client's last resource goes, say goodbye so it fails over at once.
-        if (gatewayCore.policy.authorizations(e.cid).length === 0 && tunnel.goodbyeTo(e.cid, clock())) {
-          glog.info("goodbye sent: no resources left", { cid: e.cid });
-          loop.wake();
-        }
+        // Logged once, with a goodbye when it was the client's last resource (resource-sync.ts).
+        resourceSync.onExpired(e.cid, e.rid, clock());
+        loop.wake();
       }
     },
     onBatchErrors: (errors, turn) => opts.logger.target("io").warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0] }),
@@ -208,7 +205,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
 
   const applyPeers = () => {
     const r = sync.apply(clock());
-    resourceSync.apply();
+    resourceSync.apply(clock());
     for (const [key, cidrs] of sync.applied()) routeTunnel(key, cidrs);
     audit.sweep();
     loop.wake();
@@ -245,7 +242,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         }));
       },
       resourcesChanged: () => {
-        resourceSync.apply();
+        resourceSync.apply(clock());
         dnsResponder.restoreRoutes();
         loop.wake();
       },
