@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../crypto/x25519.ts";
 import { formatCidr } from "../ip/address.ts";
 import { ConfigError, DEFAULT_LISTEN_PORT, parseConfig } from "./index.ts";
+import { LOW_ORDER_KEYS } from "../../test/support/low-order-keys.ts";
 
 const priv = encodeKey(generatePrivateKey());
 const pub1 = encodeKey(publicKeyOf(generatePrivateKey()));
@@ -63,6 +64,11 @@ describe("every error names file, line, key and the bad value", () => {
     ["missing private key", `[Interface]\nListenPort = 1`, "gw.conf:1: PrivateKey: missing in [Interface]"],
     ["no interface", `[Peer]\nPublicKey = ${pub1}`, "gw.conf: no [Interface] section"],
     ["duplicate peer", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\n[Peer]\nPublicKey = ${pub1}`, `gw.conf:5: PublicKey: "${pub1}" is already the peer at line 3`],
+    ["low-order public key", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${LOW_ORDER_KEYS[2]}`, `gw.conf:4: PublicKey: "${LOW_ORDER_KEYS[2]}" is a low-order point`],
+    ["all-zero public key", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${LOW_ORDER_KEYS[0]}`, `gw.conf:4: PublicKey: "${LOW_ORDER_KEYS[0]}" is a low-order point`],
+    ["all-zero private key", `[Interface]\nPrivateKey = ${LOW_ORDER_KEYS[0]}`, `gw.conf:2: PrivateKey: "${LOW_ORDER_KEYS[0]}" is all zeros: not a private key`],
+    ["the gateway's own key as a peer", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${encodeKey(publicKeyOf(Buffer.from(priv, "base64")))}`, `gw.conf:3: PublicKey: "${encodeKey(publicKeyOf(Buffer.from(priv, "base64")))}" is this gateway's own public key`],
+    ["bad preshared key", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\nPresharedKey = short`, 'gw.conf:5: PresharedKey: "short" is not a WireGuard key'],
     ["garbage line", `[Interface]\nPrivateKey = ${priv}\nwhat`, 'gw.conf:3: "what" is not "Key = Value"'],
     ["MTU out of range", `[Interface]\nPrivateKey = ${priv}\nMTU = 100`, 'gw.conf:3: MTU: "100" is not an MTU (1280–9000)'],
   ];

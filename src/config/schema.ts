@@ -1,7 +1,7 @@
 // The validated shape of a glassgate config: wg-quick [Interface]/[Peer] keys, checked with zod,
 // each failure reported as "file:line: Key: value … why".
 import { z } from "zod";
-import { decodeKey } from "../crypto/x25519.ts";
+import { decodeKey, encodeKey, publicKeyOf, publicKeyProblem } from "../crypto/x25519.ts";
 import { parseCidr, type Cidr } from "../ip/address.ts";
 import { ConfigError, readSections, type Entry, type Section } from "./wg-quick.ts";
 import { parseFilterText, parseResource, type Resource } from "../gateway/resources.ts";
@@ -17,6 +17,17 @@ const key = z.string().transform((v, ctx) => {
     return z.NEVER;
   }
 });
+/** A peer's public key: well-formed and usable (not a low-order point, see isUsablePublicKey). */
+const publicKey = z.string().transform((v, ctx) => {
+  const problem = publicKeyProblem(v);
+  if (problem) {
+    ctx.addIssue({ code: "custom", message: problem });
+    return z.NEVER;
+  }
+  return decodeKey(v);
+});
+/** Our own private key: any 32 bytes work once clamped, except all zeros, which `wg` reads as "no key". */
+const privateKey = key.refine((k) => k.some((b) => b !== 0), "is all zeros: not a private key (make one with `glassgate keygen`)");
 const port = z.string().regex(/^[0-9]+$/, "is not a number").transform(Number).refine((n) => n <= 65535, "is not a port (0–65535)");
 const cidrList = (clearHostBits: boolean) =>
   z.string().transform((v, ctx) => {
@@ -77,14 +88,14 @@ export interface WireguardConfig {
 type Field = { schema: z.ZodType; prop: string; list?: boolean };
 
 const INTERFACE_KEYS: Record<string, Field> = {
-  PrivateKey: { schema: key, prop: "privateKey" },
+  PrivateKey: { schema: privateKey, prop: "privateKey" },
   ListenPort: { schema: port, prop: "listenPort" },
   Address: { schema: cidrList(false), prop: "addresses", list: true },
   MTU: { schema: z.string().regex(/^[0-9]+$/, "is not a number").transform(Number).refine((n) => n >= 1280 && n <= 9000, "is not an MTU (1280–9000)"), prop: "mtu" },
   DNS: { schema: z.string().transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean)), prop: "dns", list: true },
 };
 const PEER_KEYS: Record<string, Field> = {
-  PublicKey: { schema: key, prop: "publicKey" },
+  PublicKey: { schema: publicKey, prop: "publicKey" },
   PresharedKey: { schema: key, prop: "presharedKey" },
   AllowedIPs: { schema: cidrList(true), prop: "allowedIPs", list: true },
   Endpoint: { schema: endpoint, prop: "endpoint" },
@@ -177,10 +188,13 @@ export function parseConfig(text: string, file: string): WireguardConfig {
 
   const peers: PeerConfig[] = [];
   const seenKeys = new Map<string, number>();
+  const ownPublicKey = encodeKey(publicKeyOf(iface.privateKey as Uint8Array));
   for (const s of sections.filter((s) => s.name === "Peer")) {
     const p = applyEntries(s, PEER_KEYS, file) as Partial<PeerConfig>;
     if (!p.publicKey) throw new ConfigError(file, s.line, "PublicKey", "missing in [Peer]");
     const k = Buffer.from(p.publicKey).toString("base64");
+    // wireguard-go drops a peer whose key is the interface's own: a handshake with ourselves is no tunnel.
+    if (k === ownPublicKey) throw new ConfigError(file, s.line, "PublicKey", `"${k}" is this gateway's own public key (from PrivateKey)`);
     if (seenKeys.has(k)) throw new ConfigError(file, s.line, "PublicKey", `"${k}" is already the peer at line ${seenKeys.get(k)}`);
     seenKeys.set(k, s.line);
     for (const g of p.resources ?? []) {

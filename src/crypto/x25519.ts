@@ -42,6 +42,35 @@ export function sharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uin
   }
 }
 
+/**
+ * A fixed clamped scalar for `isUsablePublicKey`. Clamping makes every X25519 scalar a multiple
+ * of the cofactor 8, so a point gives an all-zero result with one clamped scalar exactly when it
+ * does with all of them: one multiplication answers for every private key a peer could meet.
+ */
+const PROBE_SCALAR = generatePrivateKey(() => new Uint8Array(KEY_LENGTH).fill(0x5a));
+
+/**
+ * Can this be a peer's public key? 32 bytes, and not a low-order point (the identity, points of
+ * order 2, 4, 8, and their non-canonical encodings): X25519 with those gives an all-zero secret
+ * for every private key, which the whitepaper requires us to refuse. Every key entry (config
+ * file, admin API/UI, store rows at load) checks this, so nothing downstream ever meets one.
+ */
+export function isUsablePublicKey(key: Uint8Array): boolean {
+  return key.length === KEY_LENGTH && sharedSecret(PROBE_SCALAR, key) !== undefined;
+}
+
+/** Why `text` cannot be a peer public key, or undefined when it can. Messages quote the key. */
+export function publicKeyProblem(text: string): string | undefined {
+  let key: Uint8Array;
+  try {
+    key = decodeKey(text);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (!isUsablePublicKey(key)) return `"${text.trim()}" is a low-order point (X25519 with it gives an all-zero secret): not a usable public key`;
+  return undefined;
+}
+
 export function randomBytes(n: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(n));
 }
@@ -55,9 +84,14 @@ export function encodeKey(key: Uint8Array): string {
 export function decodeKey(text: string): Uint8Array {
   const trimmed = text.trim();
   if (!/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$/.test(trimmed)) {
-    throw new Error(`"${trimmed}" is not a WireGuard key (44 base64 characters encoding 32 bytes)`);
+    throw new Error(`"${cap(trimmed)}" is not a WireGuard key (44 base64 characters encoding 32 bytes)`);
   }
   return new Uint8Array(Buffer.from(trimmed, "base64"));
+}
+
+/** Echoed values stay readable: a pasted megabyte is not repeated in an error. */
+function cap(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 
 /**

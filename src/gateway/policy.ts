@@ -82,9 +82,13 @@ export class AccessPolicy {
     g.set(rid, expiresAt);
   }
 
-  revoke(cid: number, rid?: string): void {
-    if (rid === undefined) this.#grants.delete(cid);
-    else this.#grants.get(cid)?.delete(rid);
+  /** Removes `cid`'s authorization for `rid` (or all of them); false when there was none. */
+  revoke(cid: number, rid?: string): boolean {
+    if (rid === undefined) return this.#grants.delete(cid);
+    const g = this.#grants.get(cid);
+    if (!g?.delete(rid)) return false;
+    if (g.size === 0) this.#grants.delete(cid);
+    return true;
   }
 
   /** The resources `cid` may reach now, with when that ends. */

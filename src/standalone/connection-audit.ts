@@ -14,8 +14,8 @@ export class ConnectionAudit {
       const key = this.tunnel.connection(e.cid)?.publicKey ?? "";
       this.#live.set(e.cid, key);
       this.store.audit.record({ actor: "gateway", action: "connection.established", cid: e.cid, subject: key, reason: `from ${formatEndpoint(e.remote)}` });
-    } else if ((e.type === "keys_zeroed" || e.type === "handshake_failed") && this.#live.has(e.cid)) {
-      this.#close(e.cid, e.type === "keys_zeroed" ? "idle: session keys erased" : "handshake gave up");
+    } else if ((e.type === "keys_zeroed" || e.type === "handshake_failed" || e.type === "goodbye_received") && this.#live.has(e.cid)) {
+      this.#close(e.cid, e.type === "keys_zeroed" ? "idle: session keys erased" : e.type === "goodbye_received" ? "peer said goodbye" : "handshake gave up");
     }
   }
 

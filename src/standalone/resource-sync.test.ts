@@ -4,13 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nobleAead } from "../crypto/aead-noble.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../crypto/x25519.ts";
-import { AccessPolicy, parseResource } from "../gateway/index.ts";
+import { AccessPolicy, GatewayCore, parseResource } from "../gateway/index.ts";
 import { buildTcp } from "../ip/build.ts";
 import { parseCidr } from "../ip/address.ts";
 import { PacketView } from "../ip/packet.ts";
 import { Store } from "../store/index.ts";
-import { Logger, parseLogFilter } from "../telemetry/log.ts";
-import { Tunnel } from "../tunnel/index.ts";
+import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
+import { GOODBYE_EVENT, Tunnel } from "../tunnel/index.ts";
+import { TunnelClients } from "../../test/support/tunnel-clients.ts";
 import { ResourceSync } from "./resource-sync.ts";
 
 test("API resources and grants reach the policy next to the file's, and leave it when removed", () => {
@@ -23,15 +24,113 @@ test("API resources and grants reach the policy next to the file's, and leave it
   const sync = new ResourceSync(policy, tunnel, store, ["file"], new Logger(parseLogFilter("off")).target("gateway"));
   store.resources.upsert({ type: "cidr", id: "api", address: "10.50.0.0/16" }, "test");
   store.resources.authorize({ publicKey: encodeKey(peerKey), resourceId: "api", expiresAt: null }, "test");
-  sync.apply();
+  sync.apply(0);
   const v = new PacketView();
   v.parse(buildTcp({ src: "10.99.0.2", dst: "10.50.1.1", srcPort: 1, dstPort: 22 }));
   expect(policy.decide(conn.cid, v, 0)).toBeUndefined();
   store.resources.revoke(encodeKey(peerKey), "api", "test");
-  sync.apply();
+  sync.apply(0);
   expect(policy.decide(conn.cid, v, 0)).toBe("not_authorized");
   store.resources.delete("api", "test");
-  sync.apply();
+  sync.apply(0);
   expect(policy.resource("api")).toBeUndefined();
   expect(policy.resource("file")).toBeDefined();
+});
+
+/** The standalone composition on simulated time: a 10 s store sync, and the core's sweep at each expiry. */
+function syncWorld() {
+  const store = Store.open(mkdtempSync(join(tmpdir(), "gg-rsync-")));
+  const sim = new TunnelClients();
+  const core = new GatewayCore();
+  const lines: LogLine[] = [];
+  const sync = new ResourceSync(core.policy, sim.gw, store, [], new Logger(parseLogFilter("info"), memorySink(lines)).target("gateway"));
+  const client = () => {
+    const c = sim.client();
+    sim.gw.upsertPeer({ publicKey: c.local.publicKey, allowedIPs: [parseCidr(`${c.ip}/32`)] });
+    sim.ping(c);
+    return c;
+  };
+  /** Runs the gateway for `ms` of simulated time: the timer-driven sweep, and a sync every 10 s. */
+  const run = (ms: number) => {
+    const end = sim.now + ms;
+    let nextSync = sim.now + 10_000;
+    while (sim.now < end) {
+      const due = Math.min(core.pollTimeout() ?? Infinity, nextSync, end);
+      sim.now = Math.max(sim.now, due);
+      if ((core.pollTimeout() ?? Infinity) <= sim.now) core.handleTimeout(sim.now);
+      for (let e = core.pollEvent(); e; e = core.pollEvent()) if (e.type === "authorization_expired") sync.onExpired(e.cid, e.rid, sim.now);
+      if (sim.now >= nextSync) {
+        sync.apply(sim.now);
+        nextSync += 10_000;
+      }
+      sim.settle();
+    }
+  };
+  const count = (msg: string) => lines.filter((l) => l.msg === msg).length;
+  return { store, sim, core, sync, client, run, count, lines };
+}
+
+test("an expired authorization is logged and says goodbye once, not at every 10 s sync", () => {
+  const w = syncWorld();
+  const a = w.client();
+  w.store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
+  w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: "lan", expiresAt: w.sim.now + 25_000 }, "test");
+  w.sync.apply(w.sim.now);
+  expect(w.core.policy.authorizations([...w.sim.gw.connections()][0]!.cid)).toHaveLength(1);
+  w.run(25_000 + 6 * 10_000); // the expiry, then six syncs
+  expect(w.count("authorization expired")).toBe(1);
+  expect(w.count("goodbye sent: no resources left")).toBe(1);
+  expect(a.control).toEqual([GOODBYE_EVENT]);
+  expect(w.core.policy.authorizations([...w.sim.gw.connections()][0]!.cid)).toEqual([]);
+});
+
+test("an authorization that expires exactly at a sync is still logged once with one goodbye", () => {
+  const w = syncWorld();
+  const a = w.client();
+  w.store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
+  w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: "lan", expiresAt: w.sim.now + 20_000 }, "test");
+  w.sync.apply(w.sim.now);
+  // The sync runs before the sweep here: the sync itself ends the grant.
+  w.sim.now += 20_000;
+  w.sync.apply(w.sim.now);
+  w.run(60_000);
+  expect(w.count("authorization expired")).toBe(1);
+  expect(a.control).toEqual([GOODBYE_EVENT]);
+});
+
+test("an authorization already expired in the store is never applied, so nothing loops", () => {
+  const w = syncWorld();
+  const a = w.client();
+  w.store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
+  w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: "lan", expiresAt: w.sim.now - 1 }, "test");
+  w.sync.apply(w.sim.now);
+  w.run(60_000);
+  expect(w.core.policy.authorizations([...w.sim.gw.connections()][0]!.cid)).toEqual([]);
+  expect(w.count("authorization expired")).toBe(0);
+  expect(a.control).toEqual([]);
+});
+
+test("revoking a client's last authorization, or deleting its last resource, sends one goodbye; losing one of two sends none", () => {
+  const w = syncWorld();
+  const a = w.client();
+  const b = w.client();
+  w.store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
+  w.store.resources.upsert({ type: "cidr", id: "db", address: "10.60.0.0/16" }, "test");
+  w.store.resources.upsert({ type: "cidr", id: "web", address: "10.70.0.0/16" }, "test");
+  for (const rid of ["lan", "db"]) w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: rid, expiresAt: null }, "test");
+  w.store.resources.authorize({ publicKey: encodeKey(b.local.publicKey), resourceId: "web", expiresAt: null }, "test");
+  w.sync.apply(w.sim.now);
+
+  w.store.resources.revoke(encodeKey(a.local.publicKey), "db", "test");
+  w.run(20_000);
+  expect(a.control).toEqual([]); // still has "lan"
+  w.store.resources.revoke(encodeKey(a.local.publicKey), "lan", "test");
+  w.run(30_000);
+  expect(a.control).toEqual([GOODBYE_EVENT]);
+  expect(w.count("authorization revoked")).toBe(2);
+
+  w.store.resources.delete("web", "test");
+  w.run(30_000);
+  expect(b.control).toEqual([GOODBYE_EVENT]);
+  expect(a.control).toHaveLength(1);
 });

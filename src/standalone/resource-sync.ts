@@ -1,5 +1,10 @@
 // Applies the resources and authorizations managed through the admin API to the gateway's
 // policy, next to those from the config file (which the API cannot change).
+//
+// Expiry is evaluated here, at every sync: a stored authorization that has expired is not
+// applied, so the policy's sweep (which removes an expired grant the moment it ends) is never
+// fed the same grant again. Each authorization's end — expired, revoked, its resource deleted —
+// is logged once, and a client whose last resource went away gets exactly one goodbye.
 import type { AccessPolicy } from "../gateway/index.ts";
 import type { Store } from "../store/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
@@ -20,26 +25,56 @@ export class ResourceSync {
     this.#fileResources = new Set(fileResourceIds);
   }
 
-  apply(): void {
+  apply(now: number): void {
+    // Who can reach something now: those left with nothing afterwards are told goodbye.
+    const hadAccess = [...this.tunnel.connections()].filter((c) => this.policy.authorizations(c.cid).length > 0).map((c) => c.cid);
+
     const wanted = this.store.resources.list().filter((r) => !this.#fileResources.has(r.id));
     for (const r of wanted) this.policy.upsertResource(r);
     const ids = new Set(wanted.map((r) => r.id));
-    for (const id of this.#appliedResources) if (!ids.has(id)) this.policy.removeResource(id);
+    for (const id of this.#appliedResources) {
+      if (!ids.has(id) && this.policy.removeResource(id)) this.log.info("resource removed", { rid: id });
+    }
     this.#appliedResources = ids;
 
+    const byKey = new Map([...this.tunnel.connections()].map((c) => [c.publicKey, c.cid]));
     const grants = new Set<string>();
+    const expired = new Set<string>();
     for (const a of this.store.resources.authorizations()) {
-      const conn = [...this.tunnel.connections()].find((c) => c.publicKey === a.publicKey);
-      if (!conn || !this.policy.resource(a.resourceId)) continue;
-      this.policy.authorize(conn.cid, a.resourceId, a.expiresAt);
-      grants.add(`${conn.cid}|${a.resourceId}`);
+      const cid = byKey.get(a.publicKey);
+      if (cid === undefined || !this.policy.resource(a.resourceId)) continue;
+      if (a.expiresAt !== null && a.expiresAt <= now) {
+        expired.add(`${cid}|${a.resourceId}`);
+        continue;
+      }
+      this.policy.authorize(cid, a.resourceId, a.expiresAt);
+      grants.add(`${cid}|${a.resourceId}`);
     }
     for (const g of this.#appliedGrants) {
       if (grants.has(g)) continue;
-      const [cid, rid] = g.split("|") as [string, string];
-      this.policy.revoke(Number(cid), rid);
-      this.log.info("authorization revoked", { cid: Number(cid), rid });
+      const [cidText, rid] = g.split("|") as [string, string];
+      const cid = Number(cidText);
+      // False when the policy's sweep already ended it (and onExpired logged it) or its
+      // resource went: nothing more to say about it.
+      if (!this.policy.revoke(cid, rid)) continue;
+      if (expired.has(g)) this.log.info("authorization expired", { cid, rid });
+      else this.log.info("authorization revoked", { cid, rid });
     }
     this.#appliedGrants = grants;
+
+    for (const cid of hadAccess) if (this.policy.authorizations(cid).length === 0) this.#farewell(cid, now);
+  }
+
+  /** The policy's sweep ended an authorization at its expiry (between syncs). */
+  onExpired(cid: number, rid: string, now: number): void {
+    this.log.info("authorization expired", { cid, rid });
+    if (this.policy.authorizations(cid).length === 0) this.#farewell(cid, now);
+  }
+
+  /** As Firezone: a client whose last resource went away is told so, and fails over at once. */
+  #farewell(cid: number, now: number): void {
+    // With no resources left at all the gateway forwards everything: nothing was lost.
+    if (!this.policy.enforcing) return;
+    if (this.tunnel.goodbyeTo(cid, now)) this.log.info("goodbye sent: no resources left", { cid });
   }
 }

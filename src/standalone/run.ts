@@ -88,6 +88,10 @@ function logEvent(log: TargetLogger, e: TunnelEvent): void {
     case "handshake_initiated":
       if (log.enabled("debug")) log.debug("handshake initiated", { cid: e.cid, session: sessionField(e.session), attempt: e.attempt, remote: formatEndpoint(e.to) });
       break;
+    case "goodbye_received":
+      // Firezone clients say goodbye when they leave: their sessions are gone at once (#10400).
+      log.info("peer said goodbye", { cid: e.cid });
+      break;
     case "session_confirmed":
       // A responder's new session carried its first packet: the rollover every rekey ends with.
       log.info("session rolled over", { cid: e.cid, session: sessionField(e.session) });
@@ -128,10 +132,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   if (gatewayCore.policy.enforcing) log.info("resources enforced", { resources: cfg.resources.map((r) => r.id).join(","), authorizations: cfg.peers.reduce((n, p) => n + p.resources.length, 0) });
 
   const filePeers = new Set(cfg.peers.map((p) => encodeKey(p.publicKey)));
-  const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("gateway"));
+  const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("peers"));
   const storePeers = sync.apply(clock());
   const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
-  resourceSync.apply();
+  resourceSync.apply(clock());
 
   const tun = TunDevice.open(opts.interfaceName);
   /** Prefixes already routed into the TUN (or refused): `ip` runs only for new ones. */
@@ -150,7 +154,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
     for (const p of cfg.peers) routeTunnel(encodeKey(p.publicKey), p.allowedIPs);
-    for (const r of store.peers.list()) routeTunnel(r.publicKey, PeerSync.allowedIps(r));
+    for (const [key, cidrs] of sync.applied()) routeTunnel(key, cidrs);
   } catch (err) {
     tun.close();
     throw new Error(`configuring ${tun.name}`, { cause: err });
@@ -172,12 +176,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       const glog = opts.logger.target("gateway");
       if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
       else {
-        glog.info("authorization expired", { cid: e.cid, rid: e.rid });
-        // As Firezone: when a client's last resource goes, say goodbye so it fails over at once.
-        if (gatewayCore.policy.authorizations(e.cid).length === 0 && tunnel.goodbyeTo(e.cid, clock())) {
-          glog.info("goodbye sent: no resources left", { cid: e.cid });
-          loop.wake();
-        }
+        // Logged once, with a goodbye when it was the client's last resource (resource-sync.ts).
+        resourceSync.onExpired(e.cid, e.rid, clock());
+        loop.wake();
       }
     },
     onBatchErrors: (errors, turn) => opts.logger.target("io").warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0] }),
@@ -204,8 +205,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
 
   const applyPeers = () => {
     const r = sync.apply(clock());
-    resourceSync.apply();
-    for (const p of store.peers.list()) routeTunnel(p.publicKey, PeerSync.allowedIps(p));
+    resourceSync.apply(clock());
+    for (const [key, cidrs] of sync.applied()) routeTunnel(key, cidrs);
     audit.sweep();
     loop.wake();
     return r;
@@ -242,17 +243,17 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         }));
       },
       resourcesChanged: () => {
-        resourceSync.apply();
+        resourceSync.apply(clock());
         dnsResponder.restoreRoutes();
         loop.wake();
       },
-      nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIps(p))),
+      nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIpsOrNone(p))),
       clientConfig: (p, host) =>
         p.clientPrivateKey
           ? clientConfigText({
               name: p.name,
               privateKey: p.clientPrivateKey,
-              address: PeerSync.allowedIps(p).map(formatCidr)[0] ?? "",
+              address: PeerSync.allowedIpsOrNone(p).map(formatCidr)[0] ?? "",
               gatewayPublicKey,
               presharedKey: p.presharedKey ?? undefined,
               allowedIPs: cfg.interface.addresses.map((a) => formatCidr(parseCidr(formatCidr(a)))),

@@ -2,7 +2,7 @@
 // every change written together with its audit event in one transaction.
 import { eq } from "drizzle-orm";
 import { z } from "zod";
-import { decodeKey } from "../crypto/x25519.ts";
+import { decodeKey, isUsablePublicKey, publicKeyProblem } from "../crypto/x25519.ts";
 import { formatCidr, parseCidr } from "../ip/address.ts";
 import { AuditLog } from "./audit.ts";
 import type { Db } from "./database.ts";
@@ -19,10 +19,21 @@ const keyText = z.string().trim().refine((v) => {
   }
 }, { message: "is not a WireGuard key (44 base64 characters)" });
 
+/** A peer's public key: well-formed and not a low-order point (no row with one is ever stored). */
+const publicKeyText = z.string().trim().superRefine((v, ctx) => {
+  let key: Uint8Array;
+  try {
+    key = decodeKey(v);
+  } catch {
+    return void ctx.addIssue({ code: "custom", message: "is not a WireGuard key (44 base64 characters)" });
+  }
+  if (!isUsablePublicKey(key)) ctx.addIssue({ code: "custom", message: publicKeyProblem(v)! });
+});
+
 /** What a form or JSON body may set. Strings in, normalised values out. */
 export const PeerInput = z.object({
   name: z.string().trim().min(1, "is required").max(64, "is longer than 64 characters"),
-  publicKey: keyText,
+  publicKey: publicKeyText,
   presharedKey: z.string().trim().transform((v, ctx) => {
     if (v === "") return undefined;
     if (!keyText.safeParse(v).success) {
@@ -89,6 +100,15 @@ export function parsePeerInput(raw: Record<string, unknown>, partial = false): P
   throw new PeerValidationError(fields);
 }
 
+/**
+ * The repository's own guard, for callers that skipped parsePeerInput: a row the data plane
+ * cannot use must never be written (peer sync would have to skip it on every load).
+ */
+function assertUsableKey(publicKey: string): void {
+  const problem = publicKeyProblem(publicKey);
+  if (problem) throw new PeerValidationError({ publicKey: problem });
+}
+
 function snapshot(p: PeerRow | undefined) {
   if (!p) return undefined;
   // Never put secrets into the audit trail.
@@ -112,6 +132,7 @@ export class PeerRepository {
   }
 
   create(input: PeerInput & { clientPrivateKey?: string }, actor: string): PeerRow {
+    assertUsableKey(input.publicKey);
     if (this.byPublicKey(input.publicKey)) throw new PeerValidationError({ publicKey: `"${input.publicKey}" is already a peer` });
     return this.db.transaction((tx) => {
       const row = tx.insert(peers).values({
@@ -134,6 +155,7 @@ export class PeerRepository {
   update(id: string, patch: Partial<PeerInput>, actor: string): PeerRow {
     const before = this.get(id);
     if (!before) throw new PeerValidationError({ id: `"${id}" is not a peer` });
+    if (patch.publicKey !== undefined) assertUsableKey(patch.publicKey);
     if (patch.publicKey && patch.publicKey !== before.publicKey && this.byPublicKey(patch.publicKey)) {
       throw new PeerValidationError({ publicKey: `"${patch.publicKey}" is already a peer` });
     }

@@ -4,6 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../crypto/x25519.ts";
+import { LOW_ORDER_KEYS } from "../../test/support/low-order-keys.ts";
 import { auditCsv, parsePeerInput, PeerValidationError, Store, type PeerInput } from "./index.ts";
 
 const dir = () => mkdtempSync(join(tmpdir(), "gg-store-"));
@@ -38,6 +39,25 @@ test("peer create/update/delete each leave an audit event with before/after and 
     expect(r.after ?? "").not.toContain(p.clientPrivateKey!);
     expect(r.after ?? "").not.toContain(p.presharedKey!);
   }
+});
+
+test("a low-order public key is refused naming publicKey, and no row is stored", () => {
+  const s = Store.open(dir());
+  for (const bad of LOW_ORDER_KEYS) {
+    let err: unknown;
+    try {
+      parsePeerInput({ name: "evil", publicKey: bad, allowedIps: "10.99.0.9/32" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PeerValidationError);
+    expect((err as PeerValidationError).fields.publicKey).toBe(`"${bad}" is a low-order point (X25519 with it gives an all-zero secret): not a usable public key`);
+    // The repository refuses it too, for any caller that skipped the parser.
+    expect(() => s.peers.create({ name: "evil", publicKey: bad, allowedIps: "10.99.0.9/32", persistentKeepalive: 0, enabled: true }, "x")).toThrow(PeerValidationError);
+  }
+  const row = s.peers.create(parsePeerInput({ name: "ok", publicKey: key(), allowedIps: "10.99.0.2" }) as PeerInput, "x");
+  expect(() => s.peers.update(row.id, { publicKey: LOW_ORDER_KEYS[0]! }, "x")).toThrow(PeerValidationError);
+  expect(s.peers.list().map((p) => p.publicKey)).toEqual([row.publicKey]);
 });
 
 test("bad peer input names each field and its value, and stores nothing", () => {

@@ -7,7 +7,7 @@ import { LocalIdentity, WirePeer, connectionIdOf, type Endpoint } from "../wire/
 import { seededRandom } from "../../test/support/wire-pair.ts";
 import { icmpEcho, parseEcho } from "../../test/support/icmp.ts";
 import { Tunnel } from "./tunnel.ts";
-import { GOODBYE_EVENT, controlEventOf } from "./goodbye.ts";
+import { GOODBYE_EVENT, controlEventOf, goodbyePacket } from "./goodbye.ts";
 
 const GW: Endpoint = { address: "192.0.2.1", port: 52625 };
 
@@ -141,4 +141,51 @@ test("on shutdown every connected peer gets a goodbye, then keys are erased", ()
   expect(gw.pollTransmit()?.to).toEqual(cs[0]!.addr);
   gw.zeroize();
   expect(gw.identity.privateKey.every((b) => b === 0)).toBe(true);
+});
+
+test("a goodbye from a client ends its sessions: nothing more goes out on them, the next packet needs a new handshake", () => {
+  const { gw, cs, settle, out, now, advance } = setup(2);
+  const [a, b] = cs as [(typeof cs)[0], (typeof cs)[0]];
+  a.peer.send(echo(a.ip, "10.50.0.9", 1), now());
+  b.peer.send(echo(b.ip, "10.50.0.9", 1), now());
+  expect(settle()).toHaveLength(2);
+  const oldSession = a.peer.keypairs.current!;
+
+  a.peer.send(goodbyePacket(), now());
+  const t = a.peer.pollTransmit()!;
+  expect(gw.decapsulate(t.data, a.addr, out, now())).toBe(-1); // nothing for the TUN
+  expect(gw.tunnelDrops().allowed_ips).toBeUndefined(); // not mistaken for a spoofed packet
+  expect(gw.pollEvent()).toEqual({ type: "goodbye_received", cid: a.conn.cid });
+  expect(a.conn.peer.keypairs.indices()).toEqual([]);
+  // The other client keeps its session.
+  expect(b.conn.peer.keypairs.current).toBeDefined();
+
+  // A packet on the session the client threw away is refused; no keepalive or rekey goes out later.
+  a.peer.send(echo(a.ip, "10.50.0.9", 2), now());
+  expect(a.peer.keypairs.current).toBe(oldSession);
+  expect(gw.decapsulate(a.peer.pollTransmit()!.data, a.addr, out, now())).toBe(-1);
+  expect(a.conn.peer.drops.snapshot().unknown_session).toBe(1);
+  advance(30_000);
+  gw.handleTimeout(now());
+  for (let x = gw.pollTransmit(); x; x = gw.pollTransmit()) expect(x.to).not.toEqual(a.addr);
+
+  // Traffic towards the client waits for a fresh handshake, which then works.
+  expect(gw.encapsulate(echo("10.50.0.9", a.ip, 3, 0), out, now())).toBe(0);
+  expect(gw.pollTransmit()?.data[0]).toBe(1); // an initiation to the client
+});
+
+test("a goodbye is never forwarded, even from a peer whose AllowedIPs hold ::/0; other control events are dropped", () => {
+  const { gw, cs, settle, out, now } = setup(1);
+  const a = cs[0]!;
+  gw.upsertPeer({ publicKey: a.local.publicKey, allowedIPs: [parseCidr(`${a.ip}/32`), parseCidr("::/0")] });
+  a.peer.send(echo(a.ip, "10.50.0.9", 1), now());
+  expect(settle()).toHaveLength(1);
+  const assigned = goodbyePacket();
+  assigned[40] = 0; // AssignedIps: only ever gateway → client
+  a.peer.send(assigned, now());
+  expect(gw.decapsulate(a.peer.pollTransmit()!.data, a.addr, out, now())).toBe(-1);
+  expect(gw.tunnelDrops().unexpected_control).toBe(1);
+  a.peer.send(goodbyePacket(), now());
+  expect(gw.decapsulate(a.peer.pollTransmit()!.data, a.addr, out, now())).toBe(-1);
+  expect(gw.pollEvent()?.type).toBe("goodbye_received");
 });

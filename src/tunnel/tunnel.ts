@@ -4,7 +4,8 @@
 // Outgoing inner packets are routed by AllowedIPs (longest prefix), and incoming inner packets
 // must come from an address the sending peer owns (else dropped with reason `allowed_ips`).
 import type { Aead } from "../crypto/aead.ts";
-import { encodeKey } from "../crypto/x25519.ts";
+import { constantTimeEqual } from "../crypto/hash.ts";
+import { encodeKey, isUsablePublicKey } from "../crypto/x25519.ts";
 import type { Cidr } from "../ip/address.ts";
 import {
   ConnectionIdAllocator,
@@ -25,10 +26,10 @@ import {
   type WireEvent,
 } from "../wire/index.ts";
 import { AllowedIps } from "./allowed-ips.ts";
-import { goodbyePacket } from "./goodbye.ts";
+import { GOODBYE_EVENT, controlEventOf, goodbyePacket } from "./goodbye.ts";
 
 /** Drops decided here, before or after a peer's own checks (those are counted on the peer). */
-export type TunnelDropReason = "truncated" | "oversized" | "wrong_size" | "unknown_type" | "mac1" | "under_load" | "handshake_decrypt" | "unknown_peer" | "unknown_session" | "allowed_ips" | "no_route";
+export type TunnelDropReason = "truncated" | "oversized" | "wrong_size" | "unknown_type" | "mac1" | "under_load" | "handshake_decrypt" | "unknown_peer" | "unknown_session" | "allowed_ips" | "no_route" | "unexpected_control";
 
 export interface PeerSpec {
   publicKey: Uint8Array;
@@ -46,7 +47,20 @@ export interface Connection {
   allowedIPs: Cidr[];
 }
 
-export type TunnelEvent = WireEvent & { cid: number };
+/** Events the tunnel itself raises about a connection (the rest come from its WirePeer). */
+export type ConnectionEvent =
+  /** The peer sent a Firezone goodbye: its sessions were erased (Firezone #10400). */
+  | { type: "goodbye_received" };
+
+export type TunnelEvent = (WireEvent | ConnectionEvent) & { cid: number };
+
+/** A peer spec the tunnel cannot take; nothing was changed. `field` names the PeerSpec field. */
+export class PeerSpecError extends Error {
+  constructor(readonly field: keyof PeerSpec, message: string, options?: { cause?: unknown }) {
+    super(`${field}: ${message}`, options);
+    this.name = "PeerSpecError";
+  }
+}
 
 export interface TunnelOptions {
   aead: Aead;
@@ -65,7 +79,10 @@ export class Tunnel {
   readonly #byCid = new Map<number, Connection>();
   readonly #byKey = new Map<string, Connection>();
   readonly #routes = new AllowedIps<Connection>();
-  #cookieTransmits: Transmit[] = [];
+  /** Datagrams that belong to no peer (cookie replies) or outlive one (a goodbye before removal). */
+  #outbox: Transmit[] = [];
+  #events: TunnelEvent[] = [];
+  readonly #controlScratch = new Uint8Array(128);
   /** Set by encapsulate/decapsulate: the connection the last packet belonged to, and where to send. */
   lastConnection: Connection | undefined;
 
@@ -80,10 +97,16 @@ export class Tunnel {
   /**
    * Adds a peer, or updates it in place when its key is known: same preshared key keeps the
    * sessions (only AllowedIPs/endpoint/keepalive change); a new preshared key replaces the peer.
+   * A spec it cannot use throws PeerSpecError before anything changes.
    */
   upsertPeer(spec: PeerSpec): Connection {
     const key = encodeKey(spec.publicKey);
     const existing = this.#byKey.get(key);
+    // A known key was checked when it was added; only new peers pay for the X25519 check.
+    if (!existing) this.#checkNewKey(spec.publicKey, key);
+    if (spec.presharedKey !== undefined && spec.presharedKey.length !== 32) {
+      throw new PeerSpecError("presharedKey", `is ${spec.presharedKey.length} bytes, not 32`);
+    }
     if (existing && samePsk(existing.peer.presharedKey, spec.presharedKey)) {
       this.#routes.removeValue(existing);
       existing.allowedIPs = spec.allowedIPs;
@@ -94,7 +117,9 @@ export class Tunnel {
     }
     if (existing) this.removePeer(spec.publicKey);
     const cid = this.#ids.allocate();
-    const peer = new WirePeer({
+    let peer: WirePeer;
+    try {
+      peer = new WirePeer({
       aead: this.#aead,
       local: this.identity,
       remoteStatic: spec.publicKey,
@@ -104,12 +129,25 @@ export class Tunnel {
       persistentKeepalive: spec.persistentKeepalive,
       mtu: this.#mtu,
       random: this.#random,
-    });
+      });
+    } catch (err) {
+      // The precomputation refused the key after all: give the id back, keep nothing half-made.
+      this.#ids.release(cid);
+      throw new PeerSpecError("publicKey", `"${key}" cannot be used`, { cause: err });
+    }
     const conn: Connection = { cid, publicKey: key, peer, allowedIPs: spec.allowedIPs };
     this.#byCid.set(cid, conn);
     this.#byKey.set(key, conn);
     for (const c of spec.allowedIPs) this.#routes.insert(c, conn);
     return conn;
+  }
+
+  #checkNewKey(publicKey: Uint8Array, key: string): void {
+    if (!isUsablePublicKey(publicKey)) {
+      throw new PeerSpecError("publicKey", `"${key}" is a low-order point (X25519 with it gives an all-zero secret): not a usable public key`);
+    }
+    // As wireguard-go: our own key is no peer (a handshake with ourselves is no tunnel).
+    if (constantTimeEqual(publicKey, this.identity.publicKey)) throw new PeerSpecError("publicKey", `"${key}" is this gateway's own public key`);
   }
 
   removePeer(publicKey: Uint8Array): boolean {
@@ -176,15 +214,33 @@ export class Tunnel {
     this.lastConnection = conn;
     const n = conn.peer.decapsulate(datagram, from, out, now);
     if (n <= 0) return n;
+    // Before the AllowedIPs check: a control packet's source `::` is inside a peer's ::/0.
+    if (n === 48 && out[0] === 0x60 && out[6] === 0xff) {
+      const event = controlEventOf(out.subarray(0, n));
+      if (event !== undefined) return this.#onControl(conn, event);
+    }
     if (!this.#sourceAllowed(conn, out, n)) return this.#drop("allowed_ips");
     return n;
+  }
+
+  /**
+   * A Firezone p2p control packet from a peer (authenticated: it decrypted on that peer's
+   * session). A goodbye ends its sessions at once, so the next packet either way needs a new
+   * handshake instead of going into a session the peer has already thrown away. The other events
+   * only ever flow gateway → client.
+   */
+  #onControl(conn: Connection, event: number): number {
+    if (event !== GOODBYE_EVENT) return this.#drop("unexpected_control");
+    conn.peer.endSessions();
+    this.#events.push({ type: "goodbye_received", cid: conn.cid });
+    return DECAP_NONE;
   }
 
   #handleInitiation(msg: Uint8Array, from: Endpoint, now: number): number {
     if (msg.length !== INITIATION_SIZE) return this.#drop(msg.length < INITIATION_SIZE ? "truncated" : "wrong_size");
     const screen = screenHandshake(this.identity.cookies, this.#aead, msg, readU32(msg, Initiation.sender), from, now);
     if (!screen.ok) {
-      if (screen.reason === "under_load") this.#cookieTransmits.push({ data: screen.cookieReply, to: from });
+      if (screen.reason === "under_load") this.#outbox.push({ data: screen.cookieReply, to: from });
       return this.#drop(screen.reason);
     }
     const init = consumeInitiation(this.#aead, this.identity, msg);
@@ -223,8 +279,8 @@ export class Tunnel {
   }
 
   pollTransmit(): Transmit | undefined {
-    const cookie = this.#cookieTransmits.shift();
-    if (cookie) return cookie;
+    const own = this.#outbox.shift();
+    if (own) return own;
     for (const c of this.#byCid.values()) {
       const t = c.peer.pollTransmit();
       if (t) return t;
@@ -233,6 +289,8 @@ export class Tunnel {
   }
 
   pollEvent(): TunnelEvent | undefined {
+    const own = this.#events.shift();
+    if (own) return own;
     for (const c of this.#byCid.values()) {
       const e = c.peer.pollEvent();
       if (e) return { ...e, cid: c.cid };
@@ -250,11 +308,18 @@ export class Tunnel {
     return told;
   }
 
-  /** Tells one peer we are done with it (its last resource went away). False if it has no session. */
+  /**
+   * Tells one peer we are done with it (removed, disabled, its last resource gone, shutdown).
+   * False if it has no session to say it on. The datagram is queued on the tunnel, not the peer,
+   * so it is still sent when the peer is removed right after.
+   */
   goodbyeTo(cid: number, now: number): boolean {
     const c = this.#byCid.get(cid);
-    if (!c?.peer.keypairs.current?.canSend(now)) return false;
-    c.peer.send(goodbyePacket(), now);
+    const to = c?.peer.endpoint;
+    if (!c || !to || !c.peer.keypairs.current?.canSend(now)) return false;
+    const n = c.peer.encapsulate(GOODBYE, this.#controlScratch, now);
+    if (n <= 0) return false;
+    this.#outbox.push({ data: this.#controlScratch.slice(0, n), to });
     return true;
   }
 
@@ -269,6 +334,8 @@ export class Tunnel {
     return DECAP_NONE;
   }
 }
+
+const GOODBYE = goodbyePacket();
 
 function samePsk(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
   if (!a || !b) return a === b;

@@ -238,6 +238,17 @@ export class WirePeer {
     }
   }
 
+  /**
+   * The peer ended our sessions (it said goodbye): erase them, and every timer and staged packet
+   * that would send on them, so the next packet needs a new handshake. The peer stays configured.
+   */
+  endSessions(): void {
+    this.keypairs.clear();
+    this.#clearHandshake();
+    this.#staged = [];
+    this.#timers.sendKeepaliveAt = this.#timers.newHandshakeAt = this.#timers.zeroKeysAt = this.#timers.persistentKeepaliveAt = undefined;
+  }
+
   /** Erases every key this peer holds (shutdown). */
   zeroize(): void {
     this.keypairs.clear();

@@ -183,6 +183,14 @@ export class Topology {
     return JSON.parse(this.gw.exec(["bun", "-e", script]));
   }
 
+  /** Any method on the admin API with a JSON body (bearer token). */
+  request(method: string, path: string, body?: unknown): { status: number; body: string } {
+    const init = { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) };
+    const script = `const r = await fetch("http://127.0.0.1:8080${path}", ${JSON.stringify(init)});` +
+      `process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() }));`;
+    return JSON.parse(this.gw.exec(["bun", "-e", script]));
+  }
+
   connections(): { cid: number; public_key: string; endpoint: string | null; sessions: string[]; rx_bytes: number; tx_bytes: number; handshakes: { completed: number } }[] {
     const r = this.api("/api/connections");
     if (r.status !== 200) throw new Error(`/api/connections: ${r.status} ${r.body}`);

@@ -1,0 +1,129 @@
+import { expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encodeKey } from "../crypto/x25519.ts";
+import { parseCidr } from "../ip/address.ts";
+import { Store, type PeerInput } from "../store/index.ts";
+import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
+import { GOODBYE_EVENT, PeerSpecError } from "../tunnel/index.ts";
+import { LOW_ORDER_KEYS } from "../../test/support/low-order-keys.ts";
+import { TunnelClients } from "../../test/support/tunnel-clients.ts";
+import { PeerSync } from "./peer-sync.ts";
+
+function world() {
+  const store = Store.open(mkdtempSync(join(tmpdir(), "gg-psync-")));
+  const sim = new TunnelClients();
+  const lines: LogLine[] = [];
+  const sync = new PeerSync(sim.gw, store, new Set(), new Logger(parseLogFilter("info"), memorySink(lines)).target("peers"));
+  const add = (name: string, publicKey: string, allowedIps: string) =>
+    store.peers.create({ name, publicKey, allowedIps, persistentKeepalive: 0, enabled: true } as PeerInput, "test");
+  /** A row written behind the repository's back (older version, hand edit, restored backup). */
+  const insertRaw = (id: string, name: string, publicKey: string, allowedIps: string, presharedKey: string | null = null) =>
+    store.sqlite.run("INSERT INTO peers (id, name, public_key, preshared_key, allowed_ips, persistent_keepalive, enabled) VALUES (?, ?, ?, ?, ?, 0, 1)", [id, name, publicKey, presharedKey, allowedIps]);
+  const inTunnel = () => [...sim.gw.connections()].map((c) => c.publicKey).sort();
+  const errors = () => lines.filter((l) => l.level === "error");
+  return { store, sim, sync, add, insertRaw, inTunnel, errors, lines };
+}
+
+test("a stored peer with a low-order key is skipped with one error line; every other peer still applies and deletes still take effect", () => {
+  const w = world();
+  const a = w.sim.client();
+  const b = w.sim.client();
+  const rowA = w.add("alice", encodeKey(a.local.publicKey), "10.99.0.2/32");
+  w.insertRaw("bad-key", "mallory", LOW_ORDER_KEYS[2]!, "10.99.0.66/32");
+  w.insertRaw("bad-ips", "oscar", encodeKey(b.local.publicKey).replace(/^./, (c) => (c === "A" ? "B" : "A")), "10.99.0.0/99");
+  w.insertRaw("bad-psk", "trent", encodeKey(w.sim.client().local.publicKey), "10.99.0.70/32", "not-a-key");
+
+  expect(() => w.sync.apply(w.sim.now)).not.toThrow();
+  expect(w.inTunnel()).toEqual([encodeKey(a.local.publicKey)]);
+  const errs = w.errors();
+  expect(errs).toHaveLength(3);
+  expect(errs.find((l) => l.peer_id === "bad-key")).toMatchObject({ target: "peers", msg: "stored peer skipped: it cannot be applied", peer: "mallory", field: "public_key", public_key: LOW_ORDER_KEYS[2] });
+  expect(String(errs.find((l) => l.peer_id === "bad-key")!.err)).toContain("low-order point");
+  expect(errs.find((l) => l.peer_id === "bad-ips")).toMatchObject({ peer: "oscar", field: "allowed_ips" });
+  expect(errs.find((l) => l.peer_id === "bad-psk")).toMatchObject({ peer: "trent", field: "preshared_key" });
+
+  // Every 10 s sync meets the same rows: no new lines until a row changes.
+  for (let i = 0; i < 5; i++) w.sync.apply(w.sim.now);
+  expect(w.errors()).toHaveLength(3);
+
+  // Changes to the good peers still take effect: an addition, then a delete.
+  w.add("bob", encodeKey(b.local.publicKey), "10.99.0.3/32");
+  expect(w.sync.apply(w.sim.now)).toMatchObject({ upserted: 2, removed: 0, skipped: 3 });
+  w.store.peers.delete(rowA.id, "test");
+  expect(w.sync.apply(w.sim.now)).toMatchObject({ upserted: 1, removed: 1, skipped: 3 });
+  expect(w.inTunnel()).toEqual([encodeKey(b.local.publicKey)]);
+  expect([...w.sync.applied().keys()]).toEqual([encodeKey(b.local.publicKey)]);
+
+  // Fixing the bad row applies it and the error is not repeated.
+  w.store.sqlite.run("UPDATE peers SET allowed_ips = '10.99.0.4/32', updated_at = updated_at + 1 WHERE id = 'bad-ips'");
+  w.sync.apply(w.sim.now);
+  expect(w.inTunnel()).toHaveLength(2);
+  expect(w.errors()).toHaveLength(3);
+});
+
+test("a row that turns unusable while applied keeps its peer as it was instead of half-changing it", () => {
+  const w = world();
+  const a = w.sim.client();
+  const row = w.add("alice", encodeKey(a.local.publicKey), "10.99.0.2/32");
+  w.sync.apply(w.sim.now);
+  w.store.sqlite.run("UPDATE peers SET allowed_ips = 'garbage', updated_at = updated_at + 1 WHERE id = ?", [row.id]);
+  expect(w.sync.apply(w.sim.now)).toMatchObject({ upserted: 0, removed: 0, skipped: 1 });
+  const conn = [...w.sim.gw.connections()][0]!;
+  expect(conn.publicKey).toBe(encodeKey(a.local.publicKey));
+  expect(conn.allowedIPs.map((c) => c.prefix)).toEqual([32]);
+  expect(w.errors()[0]).toMatchObject({ peer_id: row.id, field: "allowed_ips" });
+});
+
+test("the tunnel refuses a low-order key with a typed error and keeps its state", () => {
+  const sim = new TunnelClients();
+  const a = sim.client();
+  sim.gw.upsertPeer({ publicKey: a.local.publicKey, allowedIPs: [parseCidr("10.99.0.2/32")] });
+  for (const bad of LOW_ORDER_KEYS) {
+    const key = new Uint8Array(Buffer.from(bad, "base64"));
+    let err: unknown;
+    try {
+      sim.gw.upsertPeer({ publicKey: key, allowedIPs: [parseCidr("10.99.0.0/24")] });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PeerSpecError);
+    expect((err as PeerSpecError).field).toBe("publicKey");
+  }
+  expect(() => sim.gw.upsertPeer({ publicKey: sim.gw.identity.publicKey, allowedIPs: [] })).toThrow("own public key");
+  expect(() => sim.gw.upsertPeer({ publicKey: a.local.publicKey, presharedKey: new Uint8Array(5), allowedIPs: [] })).toThrow(PeerSpecError);
+  // Nothing half-made: one connection, its route intact, and it still works.
+  expect([...sim.gw.connections()]).toHaveLength(1);
+  expect(sim.gw.connectionFor(new Uint8Array([10, 99, 0, 7]))).toBeUndefined();
+  sim.ping(a);
+  expect([...sim.gw.connections()][0]!.peer.keypairs.indices().length).toBeGreaterThan(0);
+});
+
+test("deleting or disabling a connected peer sends it a goodbye before it leaves the data plane", () => {
+  const w = world();
+  const a = w.sim.client();
+  const b = w.sim.client();
+  const c = w.sim.client();
+  const rowA = w.add("alice", encodeKey(a.local.publicKey), "10.99.0.2/32");
+  const rowB = w.add("bob", encodeKey(b.local.publicKey), "10.99.0.3/32");
+  w.add("carol", encodeKey(c.local.publicKey), "10.99.0.4/32");
+  w.sync.apply(w.sim.now);
+  w.sim.ping(a);
+  w.sim.ping(b);
+  w.sim.ping(c);
+
+  w.store.peers.delete(rowA.id, "test");
+  w.store.peers.update(rowB.id, { enabled: false }, "test");
+  w.sync.apply(w.sim.now);
+  w.sim.settle();
+  expect(a.control).toEqual([GOODBYE_EVENT]);
+  expect(b.control).toEqual([GOODBYE_EVENT]);
+  expect(c.control).toEqual([]);
+  expect(w.inTunnel()).toEqual([encodeKey(c.local.publicKey)]);
+  expect(w.lines.filter((l) => l.msg === "peer removed from the data plane").map((l) => [l.reason, l.goodbye_sent])).toEqual([["deleted", true], ["disabled", true]]);
+  // Later syncs say nothing more.
+  for (let i = 0; i < 3; i++) w.sync.apply(w.sim.now);
+  w.sim.settle();
+  expect(a.control).toHaveLength(1);
+});
