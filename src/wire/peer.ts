@@ -162,10 +162,15 @@ export class WirePeer {
     return this.#presharedKey;
   }
 
-  /** Seconds; 0 disables. Takes effect from the next authenticated packet. */
+  /**
+   * Seconds; 0 disables. Turning it on (from 0) sends a keepalive at the next handleTimeout, which
+   * brings the tunnel up if there is no session; otherwise it takes effect from the next packet.
+   */
   setPersistentKeepalive(seconds: number): void {
+    const wasOff = this.#timers.persistentKeepalive === 0;
     this.#timers.persistentKeepalive = seconds * 1000;
     if (seconds === 0) this.#timers.persistentKeepaliveAt = undefined;
+    else if (wasOff) this.#timers.persistentKeepaliveTurnedOn();
   }
 
   get endpoint(): Endpoint | undefined {
@@ -234,7 +239,8 @@ export class WirePeer {
     }
     if (this.#timers.persistentKeepaliveAt !== undefined && now >= this.#timers.persistentKeepaliveAt) {
       this.#timers.persistentKeepaliveAt = undefined;
-      if (this.#timers.persistentKeepalive > 0) this.#sendKeepalive(now);
+      // Toward no known endpoint there is nothing to bring up: the peer will come to us.
+      if (this.#timers.persistentKeepalive > 0 && this.#endpoint !== undefined) this.#sendKeepalive(now);
     }
   }
 
