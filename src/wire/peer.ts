@@ -419,11 +419,17 @@ export class WirePeer {
     this.#flushStaged(now, true);
   }
 
+  /**
+   * A cookie reply answers the last handshake message we sent: our initiation (its index is the
+   * pending handshake's) or our response (its index is a keypair's), as wireguard-go looks the
+   * receiver up in one index table for both (receive.go, MessageCookieReplyType).
+   */
   #handleCookieReply(msg: Uint8Array, now: number): void {
-    const hs = this.#handshake;
-    if (hs === undefined || readU32(msg, CookieReply.receiver) !== hs.localIndex) return void this.#drop("unknown_session");
+    const receiver = readU32(msg, CookieReply.receiver);
+    if (this.#handshake?.localIndex !== receiver && this.keypairs.find(receiver) === undefined) return void this.#drop("unknown_session");
     if (!this.#cookies.consumeReply(this.#aead, msg, now)) return void this.#drop("cookie_decrypt");
-    // The retransmit timer resends the initiation, now with mac2.
+    // Our next handshake message carries mac2: our retransmitted initiation, or the response to
+    // the initiator's retransmission.
     this.#events.push({ type: "cookie_received" });
   }
 
