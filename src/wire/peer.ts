@@ -36,6 +36,8 @@ import {
   consumeResponse,
   createInitiation,
   createResponse,
+  wipeConsumedInitiation,
+  wipeInitiatorState,
   type ConsumedInitiation,
   type InitiatorState,
 } from "./handshake.ts";
@@ -367,15 +369,27 @@ export class WirePeer {
     if (!this.#screen(msg, from, Initiation.sender, now)) return;
     const init = consumeInitiation(this.#aead, this.#local, msg);
     if (init === undefined) return void this.#drop("handshake_decrypt");
-    if (!constantTimeEqual(init.remoteStatic, this.remoteStatic)) return void this.#drop("unknown_peer");
+    if (!constantTimeEqual(init.remoteStatic, this.remoteStatic)) {
+      wipeConsumedInitiation(init);
+      return void this.#drop("unknown_peer");
+    }
     this.acceptInitiation(init, from, now);
   }
 
   /**
    * Responder: answers an initiation already decrypted and matched to this peer (a tunnel that
    * serves many peers decrypts once, looks the peer up by `remoteStatic`, then calls this).
+   * Takes ownership of `init`: its chaining key and hash are erased whatever the outcome.
    */
   acceptInitiation(init: ConsumedInitiation, from: Endpoint, now: number): void {
+    try {
+      this.#answerInitiation(init, from, now);
+    } finally {
+      wipeConsumedInitiation(init);
+    }
+  }
+
+  #answerInitiation(init: ConsumedInitiation, from: Endpoint, now: number): void {
     if (this.#lastTimestamp && !isAfter(init.timestamp, this.#lastTimestamp)) return void this.#drop("replayed_initiation");
     if (now - this.#lastConsumedInitiationAt < HANDSHAKE_INITIATION_RATE) return void this.#drop("initiation_flood");
     const localIndex = this.#slots.next();
@@ -455,6 +469,8 @@ export class WirePeer {
     const built = createInitiation(this.#aead, this.#local, this.remoteStatic, this.#staticShared, localIndex, now, this.#random);
     if (built === undefined) return void this.#drop("handshake_decrypt");
     this.#cookies.stamp(built.message, now);
+    // A retransmission supersedes the pending handshake: its secrets are of no further use.
+    if (this.#handshake) wipeInitiatorState(this.#handshake);
     this.#handshake = { ...built.state, sentAt: now };
     this.#lastSentInitiationAt = now;
     this.stats.handshakesInitiated++;
@@ -512,8 +528,9 @@ export class WirePeer {
     this.#events.push({ type: "endpoint_changed", from, to: this.#endpoint });
   }
 
+  /** The handshake completed or was abandoned: erase its ephemeral key, chaining key and hash. */
   #clearHandshake(): void {
-    if (this.#handshake) this.#handshake.ephemeralPrivate.fill(0);
+    if (this.#handshake) wipeInitiatorState(this.#handshake);
     this.#handshake = undefined;
     this.#timers.retransmitAt = undefined;
   }
