@@ -58,8 +58,11 @@ export interface Transmit {
 export type WireEvent =
   | { type: "handshake_initiated"; session: SessionIndex; attempt: number; to: Endpoint }
   | { type: "handshake_completed"; session: SessionIndex; role: "initiator" | "responder"; remote: Endpoint; rttMs?: number }
-  /** A responder's new session carried its first packet and became current. */
-  | { type: "session_confirmed"; session: SessionIndex }
+  /**
+   * A responder's new session carried its first authenticated packet and became current (key
+   * confirmation). `rttMs`: response sent → that packet, the responder's handshake latency.
+   */
+  | { type: "session_confirmed"; session: SessionIndex; rttMs: number }
   /** No response after REKEY_ATTEMPT_TIME: staged packets were dropped. */
   | { type: "handshake_failed"; attempts: number }
   /** 3 × REJECT_AFTER_TIME without a new handshake: all session keys erased. */
@@ -343,7 +346,7 @@ export class WirePeer {
 
     if (this.keypairs.confirm(kp)) {
       this.#timers.handshakeComplete();
-      this.#events.push({ type: "session_confirmed", session: kp.localIndex });
+      this.#events.push({ type: "session_confirmed", session: kp.localIndex, rttMs: now - kp.createdAt });
       this.#flushStaged(now, false);
     }
     if (!sameEndpoint(this.#endpoint, from)) this.#roam(from);
