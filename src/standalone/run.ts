@@ -94,7 +94,7 @@ function logEvent(log: TargetLogger, e: TunnelEvent): void {
       break;
     case "session_confirmed":
       // A responder's new session carried its first packet: the rollover every rekey ends with.
-      log.info("session rolled over", { cid: e.cid, session: sessionField(e.session) });
+      log.info("session rolled over", { cid: e.cid, session: sessionField(e.session), rtt_ms: e.rttMs });
       break;
     default:
       break;

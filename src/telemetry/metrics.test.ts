@@ -3,7 +3,7 @@ import { nobleAead } from "../crypto/aead-noble.ts";
 import { generatePrivateKey } from "../crypto/x25519.ts";
 import { parseCidr } from "../ip/address.ts";
 import { Tunnel } from "../tunnel/index.ts";
-import { seededRandom } from "../../test/support/wire-pair.ts";
+import { WirePair, seededRandom } from "../../test/support/wire-pair.ts";
 import { GatewayMetrics } from "./metrics.ts";
 
 const cleanup: (() => unknown)[] = [];
@@ -36,8 +36,8 @@ test("Prometheus names follow conventions: _total counters, base units, reasons 
     'glassgate_packets_dropped_total{reason="truncated"} 1',
     'glassgate_packets_dropped_total{reason="no_route"} 1',
     "# TYPE glassgate_handshake_duration_seconds histogram",
-    'glassgate_handshake_duration_seconds_bucket{le="0.05"} 1',
-    'glassgate_handshake_duration_seconds_bucket{le="0.025"} 0',
+    'glassgate_handshake_duration_seconds_bucket{role="initiator",le="0.05"} 1',
+    'glassgate_handshake_duration_seconds_bucket{role="initiator",le="0.025"} 0',
     `glassgate_peer_received_bytes_total{cid="${conn.cid}",public_key="${conn.publicKey}"} 0`,
   ]) expect(text).toContain(line);
   expect(text).not.toContain("# UNIT"); // plain Prometheus 0.0.4 text, which promtool accepts
@@ -81,4 +81,24 @@ test("OTLP/HTTP: the real exporter delivers the same metrics to a local receiver
   const dropped = metrics.find((x) => x.name === "glassgate.packets.dropped")!;
   const truncated = dropped.sum!.dataPoints.find((p) => p.attributes.some((a) => a.key === "reason" && a.value.stringValue === "truncated"))!;
   expect(Number(truncated.asInt ?? truncated.asDouble)).toBe(1);
+});
+
+test("a responder's handshakes fill the latency histogram: response sent → first transport packet, role responder", async () => {
+  const { tunnel } = tunnelWithPeer();
+  const m = new GatewayMetrics({ tunnel, clock: () => 0 });
+  cleanup.push(() => m.shutdown());
+  // b answers a's initiation; a confirms with a keepalive one round trip (2 × 37 ms) after b's response.
+  const w = new WirePair({ seed: 17, faults: { latencyMs: 37 } });
+  w.a.peer.connect(w.now);
+  w.advance(1_000);
+  const confirmed = w.b.events.filter((e) => e.type === "session_confirmed");
+  expect(confirmed).toHaveLength(1);
+  expect(confirmed[0]).toMatchObject({ rttMs: 74 });
+  for (const e of w.b.events) m.onEvent({ ...e, cid: 1 });
+  const text = await m.prometheusText();
+  expect(text).toContain('glassgate_handshake_duration_seconds_bucket{role="responder",le="0.05"} 0');
+  expect(text).toContain('glassgate_handshake_duration_seconds_bucket{role="responder",le="0.1"} 1');
+  expect(text).toContain('glassgate_handshake_duration_seconds_sum{role="responder"} 0.074');
+  expect(text).toContain('glassgate_handshake_duration_seconds_count{role="responder"} 1');
+  expect(text).not.toContain('role="initiator"'); // b never initiated
 });

@@ -107,14 +107,19 @@ export class GatewayMetrics {
         .addCallback((r) => perPeer(r, (c) => c.lastHandshakeAt / 1000));
     }
     this.#handshakeRtt = m.createHistogram("glassgate.handshake.duration.seconds", {
-      description: "Handshake round trip as initiator (initiation sent → response consumed).",
+      description:
+        "Handshake latency by role: initiator (initiation sent → response consumed), responder (response sent → first authenticated transport packet, key confirmation).",
       advice: { explicitBucketBoundaries: RTT_BUCKETS },
     });
   }
 
-  /** Control-path hook: feed tunnel events that carry measurements. */
+  /**
+   * Control-path hook: feed tunnel events that carry measurements. Clients initiate in standalone
+   * mode, so the responder's side is what fills the handshake histogram there.
+   */
   onEvent(e: TunnelEvent): void {
-    if (e.type === "handshake_completed" && e.rttMs !== undefined) this.#handshakeRtt.record(e.rttMs / 1000);
+    if (e.type === "handshake_completed" && e.rttMs !== undefined) this.#handshakeRtt.record(e.rttMs / 1000, { role: "initiator" });
+    else if (e.type === "session_confirmed") this.#handshakeRtt.record(e.rttMs / 1000, { role: "responder" });
   }
 
   async prometheusText(): Promise<string> {

@@ -189,3 +189,23 @@ test("a goodbye is never forwarded, even from a peer whose AllowedIPs hold ::/0;
   expect(gw.decapsulate(a.peer.pollTransmit()!.data, a.addr, out, now())).toBe(-1);
   expect(gw.pollEvent()?.type).toBe("goodbye_received");
 });
+
+test("a peer added with an endpoint and persistent keepalive gets an initiation at the next timeout, added live or updated", () => {
+  const { gw, now } = setup(0);
+  const random = seededRandom(7);
+  const keys = [0, 1, 2].map(() => new LocalIdentity(generatePrivateKey(random), random).publicKey);
+  const there: Endpoint = { address: "203.0.113.5", port: 51820 };
+  gw.upsertPeer({ publicKey: keys[0]!, allowedIPs: [parseCidr("10.99.1.2/32")], endpoint: there, persistentKeepalive: 25 });
+  // Without an endpoint there is nothing to bring up, and nothing is counted as dropped.
+  const lone = gw.upsertPeer({ publicKey: keys[1]!, allowedIPs: [parseCidr("10.99.1.3/32")], persistentKeepalive: 25 });
+  // Existing peer, keepalive turned on by an update.
+  const later = gw.upsertPeer({ publicKey: keys[2]!, allowedIPs: [parseCidr("10.99.1.4/32")], endpoint: { ...there, port: 51821 } });
+  gw.upsertPeer({ publicKey: keys[2]!, allowedIPs: [parseCidr("10.99.1.4/32")], persistentKeepalive: 25 });
+  expect(gw.pollTimeout()).toBeLessThanOrEqual(now());
+  gw.handleTimeout(now());
+  const sent = [];
+  for (let t = gw.pollTransmit(); t; t = gw.pollTransmit()) sent.push(t);
+  expect(sent.map((t) => [t.data[0], t.data.length, t.to.port]).sort()).toEqual([[1, 148, 51820], [1, 148, 51821]]);
+  expect(lone.peer.drops.total).toBe(0);
+  expect(later.peer.stats.handshakesInitiated).toBe(1);
+});

@@ -21,6 +21,7 @@ import {
   messageType,
   readU32,
   screenHandshake,
+  wipeConsumedInitiation,
   type Endpoint,
   type Transmit,
   type WireEvent,
@@ -246,7 +247,10 @@ export class Tunnel {
     const init = consumeInitiation(this.#aead, this.identity, msg);
     if (!init) return this.#drop("handshake_decrypt");
     const conn = this.#byKey.get(encodeKey(init.remoteStatic));
-    if (!conn) return this.#drop("unknown_peer");
+    if (!conn) {
+      wipeConsumedInitiation(init);
+      return this.#drop("unknown_peer");
+    }
     this.lastConnection = conn;
     conn.peer.acceptInitiation(init, from, now);
     return DECAP_NONE;

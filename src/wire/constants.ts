@@ -47,9 +47,17 @@ export const HANDSHAKE_INITIATION_RATE = 20;
 /** TAI64N timestamps are truncated to this many nanoseconds (2^24 ns) so they do not leak fine timing. */
 export const TIMESTAMP_WHITENING_NS = 0x1000000;
 
-/** Receive window: counters this far behind the newest still decrypt once (≥ 2000 required). */
-export const REPLAY_WINDOW_BLOCKS = 128; // 128 × 32-bit words = 4096 bits
-export const REPLAY_WINDOW_SIZE = (REPLAY_WINDOW_BLOCKS - 1) * 32; // 4064
+/**
+ * Receive window: counters up to this far behind the newest still decrypt once. 8128, as both
+ * references: wireguard-go replay/replay.go (128 ring blocks of 64 bits, window (128 − 1) × 64)
+ * and Linux drivers/net/wireguard/messages.h (COUNTER_BITS_TOTAL 8192 − BITS_PER_LONG 64). A
+ * narrower window than the peer's own drops packets that multi-queue NICs and parallel encryption
+ * legitimately reorder. Our ring has 32-bit words, so 256 of them hold the same 8192 bits; the
+ * window must stay ≤ (blocks − 1) × 32 = 8160 so the newest block never shares a slot with one
+ * still inside the window.
+ */
+export const REPLAY_WINDOW_BLOCKS = 256;
+export const REPLAY_WINDOW_SIZE = 8128;
 
 /** Packets held while a handshake is in flight (wireguard-go QueueStagedSize is 128). */
 export const MAX_STAGED_PACKETS = 128;

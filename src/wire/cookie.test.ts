@@ -64,3 +64,17 @@ test("a forged cookie reply is dropped and changes nothing", () => {
   expect(w.a.peer.drops.get("cookie_decrypt")).toBe(1);
   expect(w.a.events.some((e) => e.type === "cookie_received")).toBe(false);
 });
+
+test("an initiator under load sends a cookie for our response; we take it and the next response gets through", () => {
+  const w = new WirePair({ seed: 8 });
+  w.a.identity.cookies.forceUnderLoad = true; // a initiates, and is the one asking for a cookie
+  w.a.peer.connect(w.now);
+  w.advance(100);
+  expect(w.a.peer.stats.cookiesSent).toBe(1);
+  expect(w.a.peer.stats.handshakesCompleted).toBe(0);
+  expect(w.b.peer.drops.get("unknown_session")).toBe(0);
+  expect(w.b.events.some((e) => e.type === "cookie_received")).toBe(true);
+  w.advance(REKEY_TIMEOUT + 500); // a retransmits; b's new response carries mac2
+  expect(w.a.peer.stats.handshakesCompleted).toBe(1);
+  expect(w.a.peer.stats.cookiesSent).toBe(1);
+});

@@ -41,6 +41,40 @@ function mixHash(h: Uint8Array, data: Uint8Array): Uint8Array {
 }
 
 /**
+ * Overwrites secrets once they are spent: DH outputs, superseded chaining keys, message keys.
+ * A later memory disclosure (core dump, swap, a heap bug) then cannot recover past sessions'
+ * keys from what the handshake left behind — wireguard-go does the same with setZero in
+ * noise-protocol.go. JS may still hold copies inside library internals; these are ours.
+ */
+function wipe(...secrets: (Uint8Array | undefined)[]): void {
+  for (const s of secrets) s?.fill(0);
+}
+
+/** Mixes `input` into the chaining key, erasing the superseded one. */
+function mixKey(ck: Uint8Array, input: Uint8Array): Uint8Array {
+  const next = kdf1(ck, input);
+  ck.fill(0);
+  return next;
+}
+
+/** Mixes `input` into the chaining key and derives a message key, erasing the superseded chaining key. */
+function mixKeyAndKey(ck: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array] {
+  const out = kdf2(ck, input);
+  ck.fill(0);
+  return out;
+}
+
+/** Erases what an initiator kept for a handshake that completed or was abandoned. */
+export function wipeInitiatorState(state: InitiatorState): void {
+  wipe(state.chainKey, state.hash, state.ephemeralPrivate);
+}
+
+/** Erases the secrets of a consumed initiation once it was answered or refused. */
+export function wipeConsumedInitiation(init: ConsumedInitiation): void {
+  wipe(init.chainKey, init.hash);
+}
+
+/**
  * Builds an initiation to `remoteStatic` (macs left zero). `staticShared` is DH(Spriv_local,
  * Spub_remote), which peers compute once. `unixMillis` is the wall clock for the TAI64N timestamp.
  */
@@ -64,18 +98,20 @@ export function createInitiation(
   h = mixHash(h, eph.publicKey);
 
   const es = sharedSecret(eph.privateKey, remoteStatic);
-  if (!es) return undefined;
+  if (!es) return void wipe(ck, eph.privateKey);
   let key: Uint8Array;
-  [ck, key] = kdf2(ck, es);
+  [ck, key] = mixKeyAndKey(ck, es);
+  wipe(es);
   const encStatic = sealToNew(aead, key, ZERO_NONCE, local.publicKey, h);
+  wipe(key);
   msg.set(encStatic, Initiation.static);
   h = mixHash(h, encStatic);
 
-  [ck, key] = kdf2(ck, staticShared);
+  [ck, key] = mixKeyAndKey(ck, staticShared);
   const encTimestamp = sealToNew(aead, key, ZERO_NONCE, tai64n(unixMillis), h);
+  wipe(key);
   msg.set(encTimestamp, Initiation.timestamp);
   h = mixHash(h, encTimestamp);
-  key.fill(0);
 
   return { message: msg, state: { localIndex, chainKey: ck, hash: h, ephemeralPrivate: eph.privateKey } };
 }
@@ -87,21 +123,24 @@ export function consumeInitiation(aead: Aead, local: LocalIdentity, msg: Uint8Ar
   let ck = kdf1(INITIAL_CHAIN_KEY, remoteEphemeral);
 
   const es = sharedSecret(local.privateKey, remoteEphemeral);
-  if (!es) return undefined;
+  if (!es) return void wipe(ck);
   let key: Uint8Array;
-  [ck, key] = kdf2(ck, es);
+  [ck, key] = mixKeyAndKey(ck, es);
+  wipe(es);
   const encStatic = msg.subarray(Initiation.static, Initiation.timestamp);
   const remoteStatic = openToNew(aead, key, ZERO_NONCE, encStatic, h);
-  if (!remoteStatic) return undefined;
+  wipe(key);
+  if (!remoteStatic) return void wipe(ck);
   h = mixHash(h, encStatic);
 
   const ss = sharedSecret(local.privateKey, remoteStatic);
-  if (!ss) return undefined;
-  [ck, key] = kdf2(ck, ss);
+  if (!ss) return void wipe(ck);
+  [ck, key] = mixKeyAndKey(ck, ss);
+  wipe(ss);
   const encTimestamp = msg.subarray(Initiation.timestamp, Initiation.mac1);
   const timestamp = openToNew(aead, key, ZERO_NONCE, encTimestamp, h);
-  key.fill(0);
-  if (!timestamp || timestamp.length !== TAI64N_LENGTH) return undefined;
+  wipe(key);
+  if (!timestamp || timestamp.length !== TAI64N_LENGTH) return void wipe(ck);
   h = mixHash(h, encTimestamp);
 
   return { remoteStatic, remoteIndex: readU32(msg, Initiation.sender), remoteEphemeral, timestamp, chainKey: ck, hash: h };
@@ -126,17 +165,21 @@ export function createResponse(
   let ck = kdf1(init.chainKey, eph.publicKey);
   const ee = sharedSecret(eph.privateKey, init.remoteEphemeral);
   const se = sharedSecret(eph.privateKey, init.remoteStatic);
-  eph.privateKey.fill(0);
-  if (!ee || !se) return undefined;
-  ck = kdf1(ck, ee);
-  ck = kdf1(ck, se);
+  wipe(eph.privateKey);
+  if (!ee || !se) return void wipe(ck, ee, se);
+  ck = mixKey(ck, ee);
+  ck = mixKey(ck, se);
+  wipe(ee, se);
   const [ck2, tau, key] = kdf3(ck, presharedKey ?? ZERO_KEY);
+  wipe(ck);
   h = mixHash(h, tau);
+  wipe(tau);
   const empty = sealToNew(aead, key, ZERO_NONCE, EMPTY, h);
   msg.set(empty, Response.empty);
-  key.fill(0);
+  wipe(key, h);
 
   const [recv, send] = kdf2(ck2, EMPTY); // initiator sends with the first key, so we receive with it
+  wipe(ck2);
   return { message: msg, keys: { send, recv } };
 }
 
@@ -150,20 +193,25 @@ export function consumeResponse(
 ): { remoteIndex: number; keys: SessionKeys } | undefined {
   const remoteEphemeral = msg.subarray(Response.ephemeral, Response.empty);
   let h = mixHash(state.hash, remoteEphemeral);
+  // `state` stays intact: a forged response must not spoil the handshake the real one completes.
   let ck = kdf1(state.chainKey, remoteEphemeral);
   const ee = sharedSecret(state.ephemeralPrivate, remoteEphemeral);
   const se = sharedSecret(local.privateKey, remoteEphemeral);
-  if (!ee || !se) return undefined;
-  ck = kdf1(ck, ee);
-  ck = kdf1(ck, se);
+  if (!ee || !se) return void wipe(ck, ee, se);
+  ck = mixKey(ck, ee);
+  ck = mixKey(ck, se);
+  wipe(ee, se);
   const [ck2, tau, key] = kdf3(ck, presharedKey ?? ZERO_KEY);
+  wipe(ck);
   h = mixHash(h, tau);
+  wipe(tau);
   const empty = msg.subarray(Response.empty, Response.empty + TAG_LENGTH);
   const ok = openToNew(aead, key, ZERO_NONCE, empty, h);
-  key.fill(0);
-  if (!ok) return undefined;
+  wipe(key, h);
+  if (!ok) return void wipe(ck2);
 
   const [send, recv] = kdf2(ck2, EMPTY);
+  wipe(ck2);
   return { remoteIndex: readU32(msg, Response.sender), keys: { send, recv } };
 }
 

@@ -2,7 +2,7 @@
 export * from "./constants.ts";
 export { CookieChecker, CookieJar, formatEndpoint, sameEndpoint, screenHandshake, type Endpoint, type ScreenResult } from "./cookie.ts";
 export { DROP_REASONS, DropCounters, type DropReason } from "./drops.ts";
-export { consumeInitiation, type ConsumedInitiation } from "./handshake.ts";
+export { consumeInitiation, wipeConsumedInitiation, type ConsumedInitiation } from "./handshake.ts";
 export { LocalIdentity } from "./identity.ts";
 export { Initiation, messageType, readU32 } from "./messages.ts";
 export { DECAP_NONE, WirePeer, type PeerStats, type Transmit, type WireEvent, type WirePeerOptions } from "./peer.ts";

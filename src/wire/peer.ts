@@ -36,6 +36,8 @@ import {
   consumeResponse,
   createInitiation,
   createResponse,
+  wipeConsumedInitiation,
+  wipeInitiatorState,
   type ConsumedInitiation,
   type InitiatorState,
 } from "./handshake.ts";
@@ -56,8 +58,11 @@ export interface Transmit {
 export type WireEvent =
   | { type: "handshake_initiated"; session: SessionIndex; attempt: number; to: Endpoint }
   | { type: "handshake_completed"; session: SessionIndex; role: "initiator" | "responder"; remote: Endpoint; rttMs?: number }
-  /** A responder's new session carried its first packet and became current. */
-  | { type: "session_confirmed"; session: SessionIndex }
+  /**
+   * A responder's new session carried its first authenticated packet and became current (key
+   * confirmation). `rttMs`: response sent → that packet, the responder's handshake latency.
+   */
+  | { type: "session_confirmed"; session: SessionIndex; rttMs: number }
   /** No response after REKEY_ATTEMPT_TIME: staged packets were dropped. */
   | { type: "handshake_failed"; attempts: number }
   /** 3 × REJECT_AFTER_TIME without a new handshake: all session keys erased. */
@@ -162,10 +167,15 @@ export class WirePeer {
     return this.#presharedKey;
   }
 
-  /** Seconds; 0 disables. Takes effect from the next authenticated packet. */
+  /**
+   * Seconds; 0 disables. Turning it on (from 0) sends a keepalive at the next handleTimeout, which
+   * brings the tunnel up if there is no session; otherwise it takes effect from the next packet.
+   */
   setPersistentKeepalive(seconds: number): void {
+    const wasOff = this.#timers.persistentKeepalive === 0;
     this.#timers.persistentKeepalive = seconds * 1000;
     if (seconds === 0) this.#timers.persistentKeepaliveAt = undefined;
+    else if (wasOff) this.#timers.persistentKeepaliveTurnedOn();
   }
 
   get endpoint(): Endpoint | undefined {
@@ -234,7 +244,8 @@ export class WirePeer {
     }
     if (this.#timers.persistentKeepaliveAt !== undefined && now >= this.#timers.persistentKeepaliveAt) {
       this.#timers.persistentKeepaliveAt = undefined;
-      if (this.#timers.persistentKeepalive > 0) this.#sendKeepalive(now);
+      // Toward no known endpoint there is nothing to bring up: the peer will come to us.
+      if (this.#timers.persistentKeepalive > 0 && this.#endpoint !== undefined) this.#sendKeepalive(now);
     }
   }
 
@@ -346,7 +357,7 @@ export class WirePeer {
 
     if (this.keypairs.confirm(kp)) {
       this.#timers.handshakeComplete();
-      this.#events.push({ type: "session_confirmed", session: kp.localIndex });
+      this.#events.push({ type: "session_confirmed", session: kp.localIndex, rttMs: now - kp.createdAt });
       this.#flushStaged(now, false);
     }
     if (!sameEndpoint(this.#endpoint, from)) this.#roam(from);
@@ -372,15 +383,27 @@ export class WirePeer {
     if (!this.#screen(msg, from, Initiation.sender, now)) return;
     const init = consumeInitiation(this.#aead, this.#local, msg);
     if (init === undefined) return void this.#drop("handshake_decrypt");
-    if (!constantTimeEqual(init.remoteStatic, this.remoteStatic)) return void this.#drop("unknown_peer");
+    if (!constantTimeEqual(init.remoteStatic, this.remoteStatic)) {
+      wipeConsumedInitiation(init);
+      return void this.#drop("unknown_peer");
+    }
     this.acceptInitiation(init, from, now);
   }
 
   /**
    * Responder: answers an initiation already decrypted and matched to this peer (a tunnel that
    * serves many peers decrypts once, looks the peer up by `remoteStatic`, then calls this).
+   * Takes ownership of `init`: its chaining key and hash are erased whatever the outcome.
    */
   acceptInitiation(init: ConsumedInitiation, from: Endpoint, now: number): void {
+    try {
+      this.#answerInitiation(init, from, now);
+    } finally {
+      wipeConsumedInitiation(init);
+    }
+  }
+
+  #answerInitiation(init: ConsumedInitiation, from: Endpoint, now: number): void {
     if (this.#lastTimestamp && !isAfter(init.timestamp, this.#lastTimestamp)) return void this.#drop("replayed_initiation");
     if (now - this.#lastConsumedInitiationAt < HANDSHAKE_INITIATION_RATE) return void this.#drop("initiation_flood");
     const localIndex = this.#slots.next();
@@ -424,11 +447,17 @@ export class WirePeer {
     this.#flushStaged(now, true);
   }
 
+  /**
+   * A cookie reply answers the last handshake message we sent: our initiation (its index is the
+   * pending handshake's) or our response (its index is a keypair's), as wireguard-go looks the
+   * receiver up in one index table for both (receive.go, MessageCookieReplyType).
+   */
   #handleCookieReply(msg: Uint8Array, now: number): void {
-    const hs = this.#handshake;
-    if (hs === undefined || readU32(msg, CookieReply.receiver) !== hs.localIndex) return void this.#drop("unknown_session");
+    const receiver = readU32(msg, CookieReply.receiver);
+    if (this.#handshake?.localIndex !== receiver && this.keypairs.find(receiver) === undefined) return void this.#drop("unknown_session");
     if (!this.#cookies.consumeReply(this.#aead, msg, now)) return void this.#drop("cookie_decrypt");
-    // The retransmit timer resends the initiation, now with mac2.
+    // Our next handshake message carries mac2: our retransmitted initiation, or the response to
+    // the initiator's retransmission.
     this.#events.push({ type: "cookie_received" });
   }
 
@@ -454,6 +483,8 @@ export class WirePeer {
     const built = createInitiation(this.#aead, this.#local, this.remoteStatic, this.#staticShared, localIndex, now, this.#random);
     if (built === undefined) return void this.#drop("handshake_decrypt");
     this.#cookies.stamp(built.message, now);
+    // A retransmission supersedes the pending handshake: its secrets are of no further use.
+    if (this.#handshake) wipeInitiatorState(this.#handshake);
     this.#handshake = { ...built.state, sentAt: now };
     this.#lastSentInitiationAt = now;
     this.stats.handshakesInitiated++;
@@ -511,8 +542,9 @@ export class WirePeer {
     this.#events.push({ type: "endpoint_changed", from, to: this.#endpoint });
   }
 
+  /** The handshake completed or was abandoned: erase its ephemeral key, chaining key and hash. */
   #clearHandshake(): void {
-    if (this.#handshake) this.#handshake.ephemeralPrivate.fill(0);
+    if (this.#handshake) wipeInitiatorState(this.#handshake);
     this.#handshake = undefined;
     this.#timers.retransmitAt = undefined;
   }

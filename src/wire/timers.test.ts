@@ -151,3 +151,28 @@ function drain(peer: WirePair["a"]["peer"]): WireEvent[] {
   for (let e = peer.pollEvent(); e; e = peer.pollEvent()) out.push(e);
   return out;
 }
+
+test("a peer with an endpoint and persistent keepalive brings the tunnel up by itself, nothing sent by the user", () => {
+  const w = new WirePair({ persistentKeepalive: 25 });
+  expect(w.a.peer.pollTimeout()).toBeLessThanOrEqual(w.now); // due at once, before any traffic
+  w.advance(1_000);
+  expect(ofType(w.a.events, "handshake_initiated")).toHaveLength(1);
+  expect(w.a.peer.stats.handshakesCompleted).toBe(1);
+  // The keepalive that started it went through and confirmed the responder's session.
+  expect(ofType(w.b.events, "session_confirmed")).toHaveLength(1);
+  expect(w.b.peer.keypairs.current).toBeDefined();
+  expect(w.b.received).toHaveLength(0);
+});
+
+test("turning persistent keepalive on for a live peer starts its handshake; changing the interval does not", () => {
+  const w = new WirePair();
+  w.advance(60_000);
+  expect(w.a.peer.stats.handshakesInitiated).toBe(0); // without it, an idle peer stays silent
+  w.a.peer.setPersistentKeepalive(25);
+  w.advance(1_000);
+  expect(w.a.peer.stats.handshakesCompleted).toBe(1);
+  const rx = w.b.peer.stats.rxPackets;
+  w.a.peer.setPersistentKeepalive(30); // already on: the next one comes on schedule, not at once
+  w.advance(1_000);
+  expect(w.b.peer.stats.rxPackets).toBe(rx);
+});

@@ -3,6 +3,9 @@
 // acts; this file only decides when.
 import { KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from "./constants.ts";
 
+/** A deadline already past on any clock: fires at the first handleTimeout (sans-IO has no `now` here). */
+export const DUE_NOW = 0;
+
 export class PeerTimers {
   /** Resend the initiation (no response yet). */
   retransmitAt: number | undefined;
@@ -20,7 +23,19 @@ export class PeerTimers {
     /** Milliseconds; 0 disables. */
     public persistentKeepalive: number,
     private readonly jitter: (max: number) => number,
-  ) {}
+  ) {
+    if (persistentKeepalive > 0) this.persistentKeepaliveTurnedOn();
+  }
+
+  /**
+   * Persistent keepalive went from off to on (a new peer, or a live change): send one keepalive
+   * at the next handleTimeout, whatever the clock says — as wireguard-go does when the device
+   * comes up (device.go upLocked) or the interval is set from 0 (uapi.go pkaOn). With no session
+   * yet, that keepalive is what starts the first handshake, so the tunnel comes up by itself.
+   */
+  persistentKeepaliveTurnedOn(): void {
+    this.persistentKeepaliveAt = DUE_NOW;
+  }
 
   /** The earliest armed deadline. */
   next(): number | undefined {

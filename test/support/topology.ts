@@ -111,12 +111,13 @@ export class Topology {
   }
 
   /** Configures client i's wireguard-go like a stock client: gateway as its only peer, LAN routed. */
-  async configureClient(c: Client, persistentKeepalive = 0): Promise<void> {
+  /** With `endpoint: false` the client knows no address for the gateway: only the gateway can start the tunnel. */
+  async configureClient(c: Client, persistentKeepalive = 0, opts: { endpoint?: boolean } = {}): Promise<void> {
     await waitFor(`${c.wgIf} to exist`, () => c.ns.exec(["ip", "link", "show", c.wgIf], { allowFail: true }).includes(c.wgIf));
     const keyFile = join(this.dir, `client${c.index}.key`);
     writeFileSync(keyFile, encodeKey(c.privateKey));
     const args = ["wg", "set", c.wgIf, "private-key", keyFile, "listen-port", String(CLIENT_PORT), "peer", encodeKey(publicKeyOf(this.gwKey)),
-      "endpoint", `${this.gwUnderlayFor(c)}:52625`, "allowed-ips", `10.99.${this.net}.0/24,10.202.${this.net}.0/24`];
+      ...(opts.endpoint === false ? [] : ["endpoint", `${this.gwUnderlayFor(c)}:52625`]), "allowed-ips", `10.99.${this.net}.0/24,10.202.${this.net}.0/24`];
     if (persistentKeepalive) args.push("persistent-keepalive", String(persistentKeepalive));
     c.ns.exec(args);
     c.ns.exec(["ip", "addr", "add", `${c.tunnelIp}/24`, "dev", c.wgIf]);
