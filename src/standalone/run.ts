@@ -1,7 +1,6 @@
 // The standalone gateway, assembled: config → tunnel core → TUN + UDP + event loop → admin API.
 // This is the composition root `glassgate up` runs; each part it wires lives in its own folder.
 import { lookup } from "node:dns/promises";
-import { mkdirSync } from "node:fs";
 import { spawnSync } from "bun";
 import { createAdminApp } from "../../admin/app.ts";
 import type { WireguardConfig } from "../config/index.ts";
@@ -12,6 +11,7 @@ import { EventLoop } from "../io/event-loop.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { TunDevice } from "../io/tun.ts";
 import { UdpSockets } from "../io/udp.ts";
+import { looseLogFields } from "../io/private-files.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { DnsResponder, GatewayCore } from "../gateway/index.ts";
 import { DnsService, systemResolver } from "./dns-service.ts";
@@ -100,8 +100,7 @@ function logEvent(log: TargetLogger, e: TunnelEvent): void {
 export async function runStandalone(opts: StandaloneOptions): Promise<RunningGateway> {
   const log = opts.logger.target("gateway");
   const cfg = opts.config;
-  mkdirSync(opts.dataDir, { recursive: true });
-  const store = Store.open(opts.dataDir);
+  const store = Store.open(opts.dataDir, { onLoosePermissions: (f) => log.warn("secret file was readable by others", looseLogFields(f)) });
   if (opts.firstAdmin && store.auth.userCount() === 0) {
     await store.auth.createUser(opts.firstAdmin.username, opts.firstAdmin.password, "env");
     log.info("first admin created", { username: opts.firstAdmin.username });
