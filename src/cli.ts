@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 // glassgate command line. Exit codes (DESIGN.md §3): 0 ok, 1 runtime failure, 2 bad config/usage.
 import { ConfigError, createPeer, newGatewayConfigText, nextFreeAddress, parseConfig } from "./config/index.ts";
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
 import { formatCidr } from "./ip/address.ts";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
@@ -10,6 +10,11 @@ import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
 import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
 import { Store } from "./store/index.ts";
+import { looseLogFields, PRIVATE_FILE_MODE, tightenPrivate, writePrivateFile, type OnLoose } from "./io/private-files.ts";
+
+/** Outside `up` (no logger yet): a loose secret file is reported on stderr. */
+const warnLooseOnStderr: OnLoose = (f) =>
+  process.stderr.write(`glassgate: warning: ${f.path} was mode ${f.mode} (readable by others), now ${f.now}${f.reason ? ` (${f.reason})` : ""}\n`);
 
 const USAGE = `usage: glassgate <command>
 
@@ -117,14 +122,15 @@ function parseHostPort(flag: string, value: string): { hostname: string; port: n
 
 /**
  * GLASSGATE_ADMIN_TOKEN_FILE; with GLASSGATE_ADMIN_TOKEN_CREATE=1 a missing file is created with a
- * new token (readable by a scraper sharing the volume), so a fresh compose stack needs no setup.
+ * new token, so a fresh compose stack needs no setup. The token opens the whole API: the file is
+ * 0600 (a scraper sharing the volume must run as the gateway's uid), and tightened at start if not.
  */
-function adminTokenFromFile(env: NodeJS.ProcessEnv): string | undefined {
+function adminTokenFromFile(env: NodeJS.ProcessEnv, onLoose: OnLoose): string | undefined {
   const file = env.GLASSGATE_ADMIN_TOKEN_FILE;
   if (file && !existsSync(file) && env.GLASSGATE_ADMIN_TOKEN_CREATE === "1") {
-    writeFileSync(file, `gg_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}\n`, { mode: 0o644 });
+    writePrivateFile(file, `gg_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}\n`, { exclusive: true });
     process.stderr.write(`glassgate: created admin token file ${file}\n`);
-  }
+  } else if (file) tightenPrivate(file, PRIVATE_FILE_MODE, onLoose);
   return readSecretFile("GLASSGATE_ADMIN_TOKEN_FILE", file);
 }
 
@@ -161,7 +167,7 @@ async function up(args: string[]): Promise<number> {
   if (!configFile) throw new UsageError("up: missing --config FILE (or GLASSGATE_CONFIG)");
   if (values.init && !existsSync(configFile)) {
     // First start: a fresh key, readable by the owner only.
-    writeFileSync(configFile, newGatewayConfigText(), { mode: 0o600 });
+    writePrivateFile(configFile, newGatewayConfigText(), { exclusive: true });
     process.stderr.write(`glassgate: created ${configFile} with a new key; add clients with: bun run glassgate peers add --config ${configFile} --endpoint <this host's address>\n`);
   }
   const f = Bun.file(configFile);
@@ -178,13 +184,16 @@ async function up(args: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  // The config holds the gateway's private key (and peers' preshared keys).
+  const onLoose: OnLoose = (f) => logger.log("warn", "gateway", "secret file was readable by others", looseLogFields(f));
+  tightenPrivate(configFile, PRIVATE_FILE_MODE, onLoose);
 
   const gw = await runStandalone({
     config,
     interfaceName,
     listenPort: portText !== undefined ? parsePort("--listen-port", portText) : config.interface.listenPort,
     admin: parseHostPort("--admin", values.admin ?? env.GLASSGATE_ADMIN ?? "127.0.0.1:8080"),
-    adminToken: env.GLASSGATE_ADMIN_TOKEN || adminTokenFromFile(env),
+    adminToken: env.GLASSGATE_ADMIN_TOKEN || adminTokenFromFile(env, onLoose),
     dataDir: values.data ?? env.GLASSGATE_DATA_DIR ?? "./data",
     keepDefaultBuffers: env.FIREZONE_NO_INC_BUF !== undefined,
     logger,
@@ -225,7 +234,7 @@ async function up(args: string[]): Promise<number> {
 async function adminCommand(args: string[], out: (s: string) => void): Promise<number> {
   const [sub, ...rest] = args;
   const values = flags("admin", rest, { data: { type: "string" }, username: { type: "string" }, name: { type: "string" } });
-  const store = Store.open(values.data ?? process.env.GLASSGATE_DATA_DIR ?? "./data");
+  const store = Store.open(values.data ?? process.env.GLASSGATE_DATA_DIR ?? "./data", { onLoosePermissions: warnLooseOnStderr });
   try {
     if (sub === "create") {
       if (!values.username) throw new UsageError("admin create: missing --username NAME");
@@ -277,9 +286,11 @@ async function peersAdd(args: string[], out: (s: string) => void): Promise<numbe
   }
   // Validate the result before touching the file: a bad edit must change nothing.
   parseConfig((await f.text()) + created.gatewaySection, values.config);
+  // The section carries a preshared key: the file it joins must be private.
+  tightenPrivate(values.config, PRIVATE_FILE_MODE, warnLooseOnStderr);
   appendFileSync(values.config, created.gatewaySection);
   if (values.out) {
-    writeFileSync(values.out, created.clientConfig, { mode: 0o600 });
+    writePrivateFile(values.out, created.clientConfig);
     process.stderr.write(`glassgate: added ${name} (${created.publicKey}, ${address}); client config in ${values.out}\n`);
   } else {
     process.stderr.write(`glassgate: added ${name} (${created.publicKey}, ${address}); restart the gateway to apply\n`);

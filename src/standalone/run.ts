@@ -1,17 +1,18 @@
 // The standalone gateway, assembled: config → tunnel core → TUN + UDP + event loop → admin API.
 // This is the composition root `glassgate up` runs; each part it wires lives in its own folder.
 import { lookup } from "node:dns/promises";
-import { mkdirSync } from "node:fs";
 import { spawnSync } from "bun";
 import { createAdminApp } from "../../admin/app.ts";
 import type { WireguardConfig } from "../config/index.ts";
 import { selectAead } from "../crypto/select.ts";
 import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
-import { formatCidr, formatIp, parseCidr, type Cidr } from "../ip/address.ts";
+import { formatCidr, formatIp, parseCidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { TunDevice } from "../io/tun.ts";
 import { UdpSockets } from "../io/udp.ts";
+import { looseLogFields } from "../io/private-files.ts";
+import { TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { DnsResponder, GatewayCore } from "../gateway/index.ts";
 import { DnsService, systemResolver } from "./dns-service.ts";
@@ -104,8 +105,7 @@ function logEvent(log: TargetLogger, e: TunnelEvent): void {
 export async function runStandalone(opts: StandaloneOptions): Promise<RunningGateway> {
   const log = opts.logger.target("gateway");
   const cfg = opts.config;
-  mkdirSync(opts.dataDir, { recursive: true });
-  const store = Store.open(opts.dataDir);
+  const store = Store.open(opts.dataDir, { onLoosePermissions: (f) => log.warn("secret file was readable by others", looseLogFields(f)) });
   if (opts.firstAdmin && store.auth.userCount() === 0) {
     await store.auth.createUser(opts.firstAdmin.username, opts.firstAdmin.password, "env");
     log.info("first admin created", { username: opts.firstAdmin.username });
@@ -138,23 +138,18 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   resourceSync.apply(clock());
 
   const tun = TunDevice.open(opts.interfaceName);
-  /** Prefixes already routed into the TUN (or refused): `ip` runs only for new ones. */
-  const routed = new Set<string>();
-  const routeTunnel = (publicKey: string, cidrs: Cidr[]) => {
-    for (const c of cidrs) {
-      const text = formatCidr(c);
-      if (routed.has(text)) continue;
-      routed.add(text);
-      // A default route through the tunnel would take over the host's own traffic: leave it out.
-      if (c.prefix === 0) log.warn("not routing a default route to a peer", { public_key: publicKey, allowed_ips: text });
-      else ip(["route", "replace", text, "dev", tun.name]);
-    }
+  // Host routes for the AllowedIPs of peers in the data plane (file peers, enabled store peers):
+  // never one the host already has (io/route-plan.ts), and gone again when no peer needs it.
+  const routes = new TunRoutes(tun.name, opts.logger.target("routes"));
+  const routeTunnel = () => {
+    const names = new Map(store.peers.list().map((p) => [p.publicKey, p.name]));
+    routes.sync([...tunnel.connections()].flatMap((c) =>
+      c.allowedIPs.map((prefix) => ({ prefix, peer: { cid: c.cid, publicKey: c.publicKey, name: names.get(c.publicKey) } }))));
   };
   try {
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
-    for (const p of cfg.peers) routeTunnel(encodeKey(p.publicKey), p.allowedIPs);
-    for (const [key, cidrs] of sync.applied()) routeTunnel(key, cidrs);
+    routeTunnel();
   } catch (err) {
     tun.close();
     throw new Error(`configuring ${tun.name}`, { cause: err });
@@ -206,7 +201,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const applyPeers = () => {
     const r = sync.apply(clock());
     resourceSync.apply(clock());
-    for (const [key, cidrs] of sync.applied()) routeTunnel(key, cidrs);
+    routeTunnel();
     audit.sweep();
     loop.wake();
     return r;

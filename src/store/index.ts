@@ -2,7 +2,7 @@
 import type { Database } from "bun:sqlite";
 import { AuditLog } from "./audit.ts";
 import { AdminAuth } from "./auth.ts";
-import { openDatabase, type Db } from "./database.ts";
+import { openDatabase, type Db, type OpenOptions } from "./database.ts";
 import { PeerRepository } from "./peers.ts";
 import { TrafficHistory } from "./traffic.ts";
 import { ProxyAssignments } from "./proxy-assignments.ts";
@@ -10,7 +10,7 @@ import { ResourceRepository } from "./resources.ts";
 
 export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRow } from "./audit.ts";
 export { AdminAuth, SESSION_TTL, type Session } from "./auth.ts";
-export { DB_FILE, type Db } from "./database.ts";
+export { DB_FILE, type Db, type OpenOptions } from "./database.ts";
 export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
 export { ProxyAssignments, type SavedAssignment } from "./proxy-assignments.ts";
@@ -33,8 +33,8 @@ export class Store {
     this.resources = new ResourceRepository(db);
   }
 
-  static open(dataDir: string): Store {
-    const { sqlite, db } = openDatabase(dataDir);
+  static open(dataDir: string, opts: OpenOptions = {}): Store {
+    const { sqlite, db } = openDatabase(dataDir, opts);
     return new Store(sqlite, db);
   }
 
