@@ -9,11 +9,17 @@ import { AccessPolicy } from "../gateway/policy.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 import { DnsService } from "./dns-service.ts";
+import { buildTcp, TCP_SYN } from "../ip/build.ts";
+import { PacketView } from "../ip/packet.ts";
+import { RESOLVE_TTL } from "../gateway/dns-nat.ts";
 
 type Seen = { id: number; port: number; q: DnsQuestion; msg: Uint8Array };
 type Behaviour = (seen: Seen, reply: (bytes: Uint8Array) => Promise<void>, spoof: (bytes: Uint8Array) => Promise<void>) => Promise<void>;
 
 const open: { close(): void }[] = [];
+/** Resolved when the service wakes the loop (a lookup finished). */
+const woke: (() => void)[] = [];
+const nextWake = () => new Promise<void>((r) => woke.push(r));
 afterEach(() => {
   for (const x of open.splice(0)) x.close();
 });
@@ -44,14 +50,13 @@ async function fakeUpstream(behaviour: Behaviour) {
 
 const answer = (s: Seen, ip: string, patch?: (q: DnsQuestion) => DnsQuestion) => buildAnswer(s.msg, patch ? patch(s.q) : s.q, [parseIp(ip)!], 60);
 
-async function service(upstreamPort: number, lines: LogLine[] = [], upstreamTimeoutMs = 2_000) {
+async function service(upstreamPort: number, lines: LogLine[] = [], upstreamTimeoutMs = 2_000, clock = () => 0, nat = new DnsNat(new ProxyIpAllocator())) {
   const log = new Logger(parseLogFilter("debug"), memorySink(lines)).target("dns");
-  const nat = new DnsNat(new ProxyIpAllocator());
   const svc = await DnsService.start({
     listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort, upstreamTimeoutMs,
     responder: new DnsResponder(new AccessPolicy(), nat), nat,
     tunnel: { connectionFor: () => undefined } as unknown as Tunnel,
-    clock: () => 0, log, wake: () => {},
+    clock, log, wake: () => woke.shift()?.(),
   });
   open.push(svc);
   return svc;
@@ -111,6 +116,33 @@ describe("DNS forwarding to the upstream resolver", () => {
     const r = await svc.upstream.lookup("app.example.org");
     expect(r.kind === "addresses" ? r.addrs.map(formatIp) : r).toEqual(["192.0.2.10"]);
     expect(svc.upstream.drops.wrong_source).toBe(2);
+  });
+
+  test("a DNS resource keeps its last good addresses when a later lookup times out", async () => {
+    let answered = 0;
+    const up = await fakeUpstream(async (s, reply) => {
+      if (answered++ < 2) await reply(s.q.qtype === TYPE_A ? answer(s, "192.0.2.10") : buildAnswer(s.msg, s.q, [], 60));
+    });
+    let now = 0;
+    const nat = new DnsNat(new ProxyIpAllocator());
+    const lines: LogLine[] = [];
+    await service(up.port, lines, 100, () => now, nat);
+    const proxy = formatIp(nat.proxies.assign("app.example.org").v4[0]!);
+    const send = (port: number) => {
+      const v = new PacketView();
+      v.parse(buildTcp({ src: "10.99.0.2", dst: proxy, srcPort: port, dstPort: 443, flags: TCP_SYN }));
+      return nat.outbound(v, now) === "translated" ? v.dst() : "unresolved";
+    };
+    let woken = nextWake();
+    expect(send(1)).toBe("unresolved");
+    await woken;
+    expect(send(2)).toBe("192.0.2.10");
+    now += RESOLVE_TTL + 1; // the answer ages out; the next lookup meets a silent upstream
+    woken = nextWake();
+    expect(send(3)).toBe("192.0.2.10");
+    await woken;
+    expect(lines.find((l) => l.msg === "DNS resource lookup failed")).toMatchObject({ domain: "app.example.org", kept_last_answer: true });
+    expect(send(4)).toBe("192.0.2.10");
   });
 
   test("a silent upstream times out: nothing is answered and the query's socket is closed", async () => {

@@ -96,17 +96,23 @@ export class DnsService {
     for (let d = this.opts.nat.pollResolve(); d; d = this.opts.nat.pollResolve()) {
       const domain = d;
       void this.upstream.lookup(domain).then((r) => {
-        const addrs = r.kind === "addresses" ? r.addrs : [];
-        if (r.kind === "addresses") {
-          this.stats.resolved++;
-        } else {
+        const { nat, clock, log } = this.opts;
+        if (r.kind === "failed") {
+          // Says nothing about the name: new flows keep using the last good answer (Firezone #10285).
           this.stats.resolveErrors++;
-          this.opts.log.warn("DNS resource did not resolve", { domain, err: r.kind === "none" ? `no addresses (rcode ${r.rcode})` : r.reason });
+          const kept = nat.resolveFailed(domain, clock());
+          log.warn("DNS resource lookup failed", { domain, err: r.reason, kept_last_answer: kept });
+          this.opts.wake();
+          return;
         }
-        if (this.opts.nat.setResolved(domain, addrs, this.opts.clock())) {
-          this.opts.log.info("DNS resource addresses changed", { domain, addresses: addrs.map(formatIp).join(",") });
-        } else if (this.opts.log.enabled("debug")) {
-          this.opts.log.debug("DNS resource re-resolved, unchanged", { domain });
+        const addrs = r.kind === "addresses" ? r.addrs : [];
+        if (r.kind === "addresses") this.stats.resolved++;
+        else log.warn("DNS resource has no addresses; live flows keep theirs", { domain, rcode: r.rcode });
+        if (nat.setResolved(domain, addrs, clock())) {
+          // Only new flows go to the new addresses: a NAT session keeps its server for life.
+          log.info("DNS resource addresses changed", { domain, addresses: addrs.map(formatIp).join(",") });
+        } else if (log.enabled("debug")) {
+          log.debug("DNS resource re-resolved, unchanged", { domain });
         }
         this.opts.wake();
       });
