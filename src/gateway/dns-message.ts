@@ -122,3 +122,76 @@ export function answerAddresses(msg: Uint8Array): { rcode: number; addresses: Ui
   }
   return { rcode, addresses };
 }
+
+export interface DnsResponse {
+  id: number;
+  rcode: number;
+  /** The question the response answers (lower-case name, no trailing dot); absent if it has none. */
+  question?: { name: string; qtype: number; qclass: number };
+  /** IN-class A and AAAA records of the answer section (CNAME targets included: a resolver's answer). */
+  addresses: Uint8Array[];
+}
+
+/**
+ * Reads a response from an upstream resolver. Strict where it matters for the forwarder (header,
+ * exactly one uncompressed question), bounds-checked everywhere: every length is checked against
+ * the message before it is used, so a hostile upstream gets an error string, never a wrong read.
+ */
+export function parseResponse(msg: Uint8Array): DnsResponse | string {
+  if (msg.length < 12) return "shorter than a DNS header";
+  const flags = (msg[2]! << 8) | msg[3]!;
+  if (!(flags & 0x8000)) return "is a query, not a response";
+  const qd = (msg[4]! << 8) | msg[5]!;
+  const an = (msg[6]! << 8) | msg[7]!;
+  const id = (msg[0]! << 8) | msg[1]!;
+  const rcode = flags & 0xf;
+  if (qd > 1) return `has ${qd} questions (at most 1 supported)`;
+  let at = 12;
+  let question: DnsResponse["question"];
+  if (qd === 1) {
+    const labels: string[] = [];
+    for (;;) {
+      if (at >= msg.length) return "question name runs past the message";
+      const len = msg[at]!;
+      if (len === 0) {
+        at++;
+        break;
+      }
+      if (len & 0xc0) return "compressed name in the question";
+      if (at + 1 + len > msg.length) return "label runs past the message";
+      labels.push(new TextDecoder().decode(msg.subarray(at + 1, at + 1 + len)).toLowerCase());
+      at += 1 + len;
+      if (at - 12 > 255) return "name longer than 255 bytes";
+    }
+    if (at + 4 > msg.length) return "question type/class missing";
+    question = { name: labels.join("."), qtype: (msg[at]! << 8) | msg[at + 1]!, qclass: (msg[at + 2]! << 8) | msg[at + 3]! };
+    at += 4;
+  }
+  const addresses: Uint8Array[] = [];
+  for (let i = 0; i < an; i++) {
+    // Skip the owner name: labels ending in a zero byte or a 2-byte pointer.
+    for (let hops = 0; ; hops++) {
+      if (at >= msg.length || hops > 128) return `answer ${i} name runs past the message`;
+      const len = msg[at]!;
+      if (len === 0) {
+        at++;
+        break;
+      }
+      if ((len & 0xc0) === 0xc0) {
+        at += 2;
+        break;
+      }
+      if (len & 0xc0) return `answer ${i} name has an unknown label type`;
+      at += 1 + len;
+    }
+    if (at + 10 > msg.length) return `answer ${i} header runs past the message`;
+    const type = (msg[at]! << 8) | msg[at + 1]!;
+    const cls = (msg[at + 2]! << 8) | msg[at + 3]!;
+    const rdlen = (msg[at + 8]! << 8) | msg[at + 9]!;
+    at += 10;
+    if (at + rdlen > msg.length) return `answer ${i} data runs past the message`;
+    if (cls === CLASS_IN && ((type === TYPE_A && rdlen === 4) || (type === TYPE_AAAA && rdlen === 16))) addresses.push(msg.slice(at, at + rdlen));
+    at += rdlen;
+  }
+  return { id, rcode, question, addresses };
+}

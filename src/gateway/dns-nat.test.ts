@@ -4,7 +4,7 @@ import { formatIp, parseIp } from "../ip/address.ts";
 import { buildIcmpError, buildTcp, buildUdp, TCP_RST, TCP_SYN } from "../ip/build.ts";
 import { computeL4Checksum, ipv4HeaderChecksum, l4ChecksumOffset } from "../ip/checksum.ts";
 import { PacketView } from "../ip/packet.ts";
-import { DnsNat, ProxyIpAllocator, UDP_SESSION_TIMEOUT } from "./dns-nat.ts";
+import { DnsNat, ProxyIpAllocator, RESOLVE_RETRY, RESOLVE_TTL, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT } from "./dns-nat.ts";
 
 const CLIENT = "10.99.0.2";
 const parsed = (p: Uint8Array) => {
@@ -105,9 +105,129 @@ test("UDP sessions expire after 2 minutes idle; a TCP RST ends a TCP session at 
 
 test("the DNS sentinel range 100.100.111.0/24 is never handed out", () => {
   const a = new ProxyIpAllocator();
+  // Start just below the sentinel range (as after a restart with ~72,600 domains assigned).
+  a.restore([{ domain: "seed.example.com", v4: ["100.100.109.101"], v6: [], slot: 72_600 }]);
   const seen: string[] = [];
-  for (let i = 0; i < 72_800; i++) seen.push(...a.assign(`d${i}.example.com`).v4.map(formatIp));
+  for (let i = 0; i < 200; i++) seen.push(...a.assign(`d${i}.example.com`).v4.map(formatIp));
   expect(seen.some((ip) => ip.startsWith("100.100.111."))).toBe(false);
   expect(seen).toContain("100.100.110.250");
   expect(seen.some((ip) => ip.startsWith("100.100.112."))).toBe(true);
+});
+
+const A = "192.0.2.10";
+const B = "192.0.2.20";
+const tcp = (proxy: string, srcPort: number, flags = 0x10) => parsed(buildTcp({ src: CLIENT, dst: proxy, srcPort, dstPort: 443, flags }));
+const replyFrom = (real: string, dstPort: number, flags = 0x10) => parsed(buildTcp({ src: real, dst: CLIENT, srcPort: 443, dstPort, flags }));
+const sentTo = (nat: DnsNat, proxy: string, srcPort: number, now: number, flags = 0x10) => {
+  const v = tcp(proxy, srcPort, flags);
+  const r = nat.outbound(v, now);
+  return r === "translated" ? v.dst() : r;
+};
+
+test("a live TCP connection stays on its server when the resolver rotates its answer; new connections use the newest answer", () => {
+  const nat = new DnsNat(new ProxyIpAllocator());
+  const proxy = formatIp(nat.proxies.assign("app.example.com").v4[0]!);
+  nat.setResolved("app.example.com", [parseIp(A)!], 0);
+  expect(sentTo(nat, proxy, 40000, 0, TCP_SYN)).toBe(A);
+  // The cached answer ages out; the next packet asks again and the resolver now says B.
+  expect(sentTo(nat, proxy, 40000, RESOLVE_TTL + 1)).toBe(A);
+  expect(nat.pollResolve()).toBe("app.example.com");
+  expect(nat.setResolved("app.example.com", [parseIp(B)!], RESOLVE_TTL + 2)).toBe(true);
+  for (let t = RESOLVE_TTL + 3; t < 10 * RESOLVE_TTL; t += 1000) expect(sentTo(nat, proxy, 40000, t)).toBe(A);
+  const back = replyFrom(A, 40000);
+  expect(nat.inbound(back, 10 * RESOLVE_TTL)).toBe(true);
+  expect(back.src()).toBe(proxy);
+  // A new connection goes to the newest answer, and its replies come back too.
+  expect(sentTo(nat, proxy, 40001, 10 * RESOLVE_TTL, TCP_SYN)).toBe(B);
+  expect(nat.inbound(replyFrom(B, 40001), 10 * RESOLVE_TTL)).toBe(true);
+  // B never served the first connection: its packets for it are not translated.
+  expect(nat.inbound(replyFrom(B, 40000), 10 * RESOLVE_TTL)).toBe(false);
+  expect(nat.sessionsOf("app.example.com").map((s) => formatIp(s.real)).sort()).toEqual([A, B]);
+  // The connection ends (RST): the packet still goes to its server, then the session is gone.
+  expect(sentTo(nat, proxy, 40000, 10 * RESOLVE_TTL, TCP_RST)).toBe(A);
+  expect(sentTo(nat, proxy, 40000, 10 * RESOLVE_TTL, TCP_SYN)).toBe(B);
+});
+
+test("each flow keeps one real address for its life, whatever the resolver answers meanwhile", () => {
+  const servers = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::1"];
+  const step = fc.oneof(
+    fc.record({ kind: fc.constant("resolve" as const), addrs: fc.subarray(servers), dt: fc.nat(RESOLVE_TTL * 2) }),
+    fc.record({ kind: fc.constant("send" as const), flow: fc.nat(5), index: fc.nat(3), dt: fc.nat(RESOLVE_TTL) }),
+  );
+  fc.assert(fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+    const nat = new DnsNat(new ProxyIpAllocator());
+    const proxies = nat.proxies.assign("lb.example.com").v4.map(formatIp);
+    const pinned = new Map<string, string>();
+    let now = 0;
+    for (const s of steps) {
+      now += s.dt;
+      if (s.kind === "resolve") {
+        nat.setResolved("lb.example.com", s.addrs.map((a) => parseIp(a)!), now);
+        continue;
+      }
+      const flow = `${s.flow}|${s.index}`;
+      const got = sentTo(nat, proxies[s.index]!, 30000 + s.flow * 4 + s.index, now); // one client port per flow
+      if (got === "unresolved") expect(pinned.has(flow)).toBe(false);
+      else if (pinned.has(flow)) expect(got).toBe(pinned.get(flow)!);
+      else pinned.set(flow, got as string);
+    }
+  }), { numRuns: 500 });
+});
+
+test("a failed lookup keeps the last good answer and retries soon, without a lookup per packet", () => {
+  const nat = new DnsNat(new ProxyIpAllocator());
+  const proxy = formatIp(nat.proxies.assign("svc.example.com").v4[2]!);
+  nat.setResolved("svc.example.com", [parseIp(A)!], 0);
+  const t = RESOLVE_TTL + 1;
+  expect(sentTo(nat, proxy, 1000, t, TCP_SYN)).toBe(A);
+  expect(nat.pollResolve()).toBe("svc.example.com");
+  expect(nat.resolveFailed("svc.example.com", t)).toBe(true);
+  // New connections still reach the last good address (not "unresolved" for 30 s).
+  expect(sentTo(nat, proxy, 1001, t + 1, TCP_SYN)).toBe(A);
+  expect(nat.pollResolve()).toBeUndefined();
+  expect(sentTo(nat, proxy, 1002, t + RESOLVE_RETRY, TCP_SYN)).toBe(A);
+  expect(nat.pollResolve()).toBe("svc.example.com");
+  expect(nat.keptOnFailure).toBe(1);
+  // A name that never resolved stays unresolved after a failure, and is retried later.
+  const other = formatIp(nat.proxies.assign("new.example.com").v4[0]!);
+  expect(sentTo(nat, other, 2000, t)).toBe("unresolved");
+  expect(nat.pollResolve()).toBe("new.example.com");
+  expect(nat.resolveFailed("new.example.com", t)).toBe(false);
+  expect(sentTo(nat, other, 2000, t + 1)).toBe("unresolved");
+  expect(nat.pollResolve()).toBeUndefined();
+});
+
+test("re-assigned proxy addresses end the domain's sessions (and those of a domain that held them); others stay", () => {
+  const nat = new DnsNat(new ProxyIpAllocator());
+  const a = nat.proxies.assign("a.example.com");
+  const b = nat.proxies.assign("b.example.com");
+  const c = nat.proxies.assign("c.example.com");
+  for (const d of ["a", "b", "c"]) nat.setResolved(`${d}.example.com`, [parseIp(A)!], 0);
+  expect(sentTo(nat, formatIp(a.v4[0]!), 1, 0, TCP_SYN)).toBe(A);
+  expect(sentTo(nat, formatIp(b.v4[0]!), 2, 0, TCP_SYN)).toBe(A);
+  expect(sentTo(nat, formatIp(c.v4[0]!), 3, 0, TCP_SYN)).toBe(A);
+  // Unchanged addresses: nothing happens.
+  expect(nat.reassignProxies("c.example.com", c.v4, c.v6)).toBe(0);
+  // a.example.com now uses b's first address plus new ones: a's and b's translations are void.
+  const fresh = [b.v4[0]!, parseIp("100.96.9.1")!, parseIp("100.96.9.2")!, parseIp("100.96.9.3")!];
+  expect(nat.reassignProxies("a.example.com", fresh, [])).toBe(2);
+  expect(nat.sessionsOf("c.example.com").length).toBe(1);
+  expect(nat.inbound(replyFrom(A, 1), 1)).toBe(false);
+  expect(nat.inbound(replyFrom(A, 3), 1)).toBe(true);
+  expect(sentTo(nat, formatIp(a.v4[0]!), 1, 1)).toBe("not_proxied");
+  expect(nat.proxies.lookup(b.v4[0]!, 0, 4)).toEqual({ domain: "a.example.com", index: 0 });
+  expect(sentTo(nat, "100.96.9.2", 1, 1, TCP_SYN)).toBe(A);
+  expect(nat.proxies.assign("b.example.com").fresh).toBe(true);
+});
+
+test("a session's life is measured from its last packet: TCP 2 h, UDP 2 min", () => {
+  const nat = new DnsNat(new ProxyIpAllocator());
+  const proxy = formatIp(nat.proxies.assign("t.example.com").v4[0]!);
+  nat.setResolved("t.example.com", [parseIp(A)!], 0);
+  sentTo(nat, proxy, 5, 0, TCP_SYN);
+  nat.setResolved("t.example.com", [parseIp(B)!], 1);
+  expect(sentTo(nat, proxy, 5, TCP_SESSION_TIMEOUT - 1)).toBe(A);
+  expect(nat.sweep(2 * TCP_SESSION_TIMEOUT - 2)).toBe(0);
+  expect(nat.sweep(2 * TCP_SESSION_TIMEOUT)).toBe(1);
+  expect(sentTo(nat, proxy, 5, 2 * TCP_SESSION_TIMEOUT + 1)).toBe(B);
 });

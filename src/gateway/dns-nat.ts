@@ -4,6 +4,12 @@
 // destination becomes a real address (proxy i → resolved[i mod n], same family, ports kept);
 // inbound, replies (and ICMP errors about them) get the proxy address back. Sessions expire after
 // 2 h (TCP, ended early by RST) or 2 min (UDP, ICMP) without traffic.
+//
+// A session keeps the real address it started with for its whole life (Firezone's NAT table maps
+// an inside tuple to one outside address until it expires): re-resolution only steers new flows,
+// so a resolver that rotates its answers (round-robin DNS, a load balancer's pool) never moves an
+// established TCP connection to a server that has never heard of it. A failed lookup keeps the
+// last good answer (Firezone #10285); re-assigned proxy addresses end the domain's sessions (#10310).
 import { addressKey, parseCidr, type Cidr } from "../ip/address.ts";
 import { PROTO_TCP, type PacketView } from "../ip/packet.ts";
 import { setAddress, setInnerAddress } from "../ip/rewrite.ts";
@@ -18,6 +24,8 @@ export const TCP_SESSION_TIMEOUT = (2 * 60 + 4) * 60_000;
 export const UDP_SESSION_TIMEOUT = 120_000;
 /** How long a resolution is trusted before the gateway asks again (Firezone: 30 s cache). */
 export const RESOLVE_TTL = 30_000;
+/** After a failed lookup, ask again this soon (meanwhile the last good answer stays in use). */
+export const RESOLVE_RETRY = 5_000;
 const TCP_RST = 0x04;
 
 export interface ProxyAssignment {
@@ -62,6 +70,34 @@ export class ProxyIpAllocator {
     return { ...a, slot, fresh: true };
   }
 
+  /**
+   * The proxy addresses of `domain` are now `v4`/`v6` (a portal's client assigned them). Returns
+   * the domains whose translations are void: `domain` itself if its addresses changed, and any
+   * domain that held one of the new addresses (it loses its assignment and gets a fresh one on
+   * its next query). Empty when nothing changed.
+   */
+  reassign(domain: string, v4: Uint8Array[], v6: Uint8Array[]): string[] {
+    const d = domain.toLowerCase().replace(/\.$/, "");
+    const old = this.#byDomain.get(d);
+    const same = (a: Uint8Array[], b: Uint8Array[]) => a.length === b.length && a.every((x, i) => key(x) === key(b[i]!));
+    if (old && same(old.v4, v4) && same(old.v6, v6)) return [];
+    const affected = new Set<string>([d]);
+    for (const ip of [...v4, ...v6]) {
+      const owner = this.#byIp.get(key(ip))?.domain;
+      if (owner !== undefined && owner !== d) affected.add(owner);
+    }
+    for (const x of affected) this.#unindex(x);
+    this.#index({ domain: d, v4, v6 });
+    return [...affected];
+  }
+
+  #unindex(domain: string): void {
+    const a = this.#byDomain.get(domain);
+    if (!a) return;
+    this.#byDomain.delete(domain);
+    for (const ip of [...a.v4, ...a.v6]) if (this.#byIp.get(key(ip))?.domain === domain) this.#byIp.delete(key(ip));
+  }
+
   #index(a: ProxyAssignment): void {
     this.#byDomain.set(a.domain, a);
     a.v4.forEach((ip, index) => this.#byIp.set(key(ip), { domain: a.domain, index }));
@@ -92,39 +128,77 @@ function offsetAddress(base: Uint8Array, n: number): Uint8Array {
 const key = (ip: Uint8Array): string => addressKey(ip);
 
 interface Session {
+  domain: string;
+  /** What the client addressed: replies come back from here. */
   proxy: Uint8Array;
+  /** Where this flow goes, chosen when it started and kept until it ends. */
+  real: Uint8Array;
+  /** (proto, client, client port, proxy, port): how the client's packets find the session. */
+  outKey: string;
+  /** (proto, real, real port, client, client port): how replies find it. */
+  inKey: string;
   expiresAt: number;
+}
+
+interface Resolution {
+  /** The last good answer (kept when a later lookup fails). */
+  addrs: Uint8Array[];
+  /** When to ask again. */
+  refreshAt: number;
 }
 
 export type NatOutcome = "not_proxied" | "translated" | "unresolved";
 
 export class DnsNat {
-  readonly #resolved = new Map<string, { addrs: Uint8Array[]; at: number }>();
+  readonly #resolved = new Map<string, Resolution>();
   readonly #pending = new Set<string>();
   #requests: string[] = [];
-  /** Reply direction: (proto, real, real port, client, client port) → the proxy address the client used. */
-  readonly #sessions = new Map<string, Session>();
-  /** Counted when a resolution changes an address a session was using (logged only then). */
+  readonly #byOut = new Map<string, Session>();
+  readonly #byIn = new Map<string, Session>();
+  /** Resolutions that changed a domain's addresses (new flows go to the new ones; live flows stay). */
   remapped = 0;
+  /** Failed lookups that kept serving the last good answer. */
+  keptOnFailure = 0;
+  /** Sessions ended because another flow took their reply tuple (same real address, port and client port). */
+  displaced = 0;
 
   constructor(readonly proxies: ProxyIpAllocator) {}
 
   /**
-   * The shell's resolver answered for `domain`. Returns true when the addresses differ from
-   * the previous answer — the only case worth a log line (Firezone logs a skipped NAT entry
-   * only when the IP differs).
+   * The shell's resolver answered for `domain` (an empty list: the name has no addresses now;
+   * new flows wait, live ones keep their address). Returns true when the addresses differ from
+   * the previous answer — the only case worth a log line (Firezone logs a skipped NAT entry only
+   * when the IP differs).
    */
   setResolved(domain: string, addrs: Uint8Array[], now: number): boolean {
     const d = domain.toLowerCase().replace(/\.$/, "");
     const old = this.#resolved.get(d);
     const changed = !old || old.addrs.map(key).join() !== addrs.map(key).join();
     if (old && changed) this.remapped++;
-    this.#resolved.set(d, { addrs, at: now });
+    this.#resolved.set(d, { addrs, refreshAt: now + RESOLVE_TTL });
     this.#pending.delete(d);
     return changed;
   }
 
-  /** Domains to resolve (the shell runs the lookups and calls setResolved). */
+  /**
+   * The lookup of `domain` failed (timeout, SERVFAIL, unreachable): that says nothing about the
+   * name, so the last good answer stays in use and the lookup is retried after RESOLVE_RETRY.
+   * Returns true when a last good answer exists (and is kept).
+   */
+  resolveFailed(domain: string, now: number): boolean {
+    const d = domain.toLowerCase().replace(/\.$/, "");
+    this.#pending.delete(d);
+    const old = this.#resolved.get(d);
+    if (old) {
+      old.refreshAt = now + RESOLVE_RETRY;
+      if (old.addrs.length > 0) this.keptOnFailure++;
+      return old.addrs.length > 0;
+    }
+    this.#resolved.set(d, { addrs: [], refreshAt: now + RESOLVE_RETRY });
+    return false;
+  }
+
+  /** Domains to resolve (the shell runs the lookups and calls setResolved or resolveFailed). */
   pollResolve(): string | undefined {
     return this.#requests.shift();
   }
@@ -136,23 +210,56 @@ export class DnsNat {
   }
 
   /**
-   * Client → network. If the destination is a proxy address, rewrite it to the real address.
-   * "unresolved" means: not yet known, resolution requested; the caller drops the packet (the
-   * client's stack retries, by which time the answer is in).
+   * A portal re-assigned the proxy addresses of `domain`: translations made through the old
+   * ones are void, so the sessions of every affected domain end (Firezone #10310). Returns how
+   * many sessions ended.
+   */
+  reassignProxies(domain: string, v4: Uint8Array[], v6: Uint8Array[]): number {
+    const affected = new Set(this.proxies.reassign(domain, v4, v6));
+    let n = 0;
+    for (const s of [...this.#byOut.values()]) if (affected.has(s.domain)) (this.#end(s), n++);
+    return n;
+  }
+
+  /**
+   * Client → network. If the destination is a proxy address, rewrite it to the real address:
+   * the flow's own if it has a session, else the newest answer's. "unresolved" means: not yet
+   * known, resolution requested; the caller drops the packet (the client's stack retries, by
+   * which time the answer is in).
    */
   outbound(p: PacketView, now: number): NatOutcome {
     const proxy = this.proxies.lookup(p.buf, p.dstAt, p.addressLength as 4 | 16);
     if (!proxy) return "not_proxied";
     const r = this.#resolved.get(proxy.domain);
-    if (!r || now - r.at > RESOLVE_TTL) this.#request(proxy.domain);
-    const family = r?.addrs.filter((a) => a.length === p.addressLength) ?? [];
+    if (!r || now >= r.refreshAt) this.#request(proxy.domain);
+    const len = p.addressLength;
+    const client = p.buf.subarray(p.srcAt, p.srcAt + len);
+    const outKey = sessionKey(p.protocol, client, p.srcPort, p.buf.subarray(p.dstAt, p.dstAt + len), p.dstPort);
+    const rst = p.protocol === PROTO_TCP && (p.tcpFlags & TCP_RST) !== 0;
+    const timeout = p.protocol === PROTO_TCP ? TCP_SESSION_TIMEOUT : UDP_SESSION_TIMEOUT;
+    const live = this.#live(this.#byOut, outKey, now);
+    if (live) {
+      if (rst) this.#end(live);
+      else live.expiresAt = now + timeout;
+      setAddress(p, "dst", live.real);
+      return "translated";
+    }
+    const family = r?.addrs.filter((a) => a.length === len) ?? [];
     if (family.length === 0) return "unresolved";
     const real = family[proxy.index % family.length]!;
-    const proxyIp = p.buf.slice(p.dstAt, p.dstAt + p.addressLength);
-    const k = sessionKey(p.protocol, real, p.dstPort, p.buf.subarray(p.srcAt, p.srcAt + p.addressLength), p.srcPort);
-    const timeout = p.protocol === PROTO_TCP ? TCP_SESSION_TIMEOUT : UDP_SESSION_TIMEOUT;
-    if (p.protocol === PROTO_TCP && (p.tcpFlags & TCP_RST) !== 0) this.#sessions.delete(k);
-    else this.#sessions.set(k, { proxy: proxyIp, expiresAt: now + timeout });
+    if (!rst) {
+      const inKey = sessionKey(p.protocol, real, p.dstPort, client, p.srcPort);
+      const taken = this.#byIn.get(inKey);
+      if (taken) {
+        // Two proxies of one client reach the same real tuple from the same port: replies could
+        // not tell them apart. The newer flow wins (ports are kept, so there is no other choice).
+        this.#end(taken);
+        if (taken.expiresAt > now) this.displaced++;
+      }
+      const s: Session = { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, expiresAt: now + timeout };
+      this.#byOut.set(outKey, s);
+      this.#byIn.set(inKey, s);
+    }
     setAddress(p, "dst", real);
     return "translated";
   }
@@ -165,7 +272,7 @@ export class DnsNat {
       // An error about a packet we translated: the quoted packet went client → real.
       const q = p.inner;
       const k = sessionKey(q.protocol, p.buf.subarray(q.dstAt, q.dstAt + len), q.dstPort, p.buf.subarray(q.srcAt, q.srcAt + len), q.srcPort);
-      const s = this.#live(k, now);
+      const s = this.#live(this.#byIn, k, now);
       if (!s) return false;
       const outerFromReal = key(p.buf.subarray(p.srcAt, p.srcAt + len)) === key(p.buf.subarray(q.dstAt, q.dstAt + len));
       setInnerAddress(p, "dst", s.proxy);
@@ -173,37 +280,49 @@ export class DnsNat {
       return true;
     }
     const k = sessionKey(p.protocol, p.buf.subarray(p.srcAt, p.srcAt + len), p.srcPort, dst, p.dstPort);
-    const s = this.#live(k, now);
+    const s = this.#live(this.#byIn, k, now);
     if (!s) return false;
-    if (p.protocol === PROTO_TCP && (p.tcpFlags & TCP_RST) !== 0) this.#sessions.delete(k);
+    if (p.protocol === PROTO_TCP && (p.tcpFlags & TCP_RST) !== 0) this.#end(s);
     else s.expiresAt = now + (p.protocol === PROTO_TCP ? TCP_SESSION_TIMEOUT : UDP_SESSION_TIMEOUT);
     setAddress(p, "src", s.proxy);
     return true;
   }
 
-  #live(k: string, now: number): Session | undefined {
-    const s = this.#sessions.get(k);
+  #live(map: Map<string, Session>, k: string, now: number): Session | undefined {
+    const s = map.get(k);
     if (s && s.expiresAt <= now) {
-      this.#sessions.delete(k);
+      this.#end(s);
       return undefined;
     }
     return s;
   }
 
+  #end(s: Session): void {
+    if (this.#byOut.get(s.outKey) === s) this.#byOut.delete(s.outKey);
+    if (this.#byIn.get(s.inKey) === s) this.#byIn.delete(s.inKey);
+  }
+
   /** Drops expired sessions; returns how many. */
   sweep(now: number): number {
     let n = 0;
-    for (const [k, s] of this.#sessions) if (s.expiresAt <= now) (this.#sessions.delete(k), n++);
+    for (const s of [...this.#byOut.values()]) if (s.expiresAt <= now) (this.#end(s), n++);
     return n;
   }
 
-  /** Proxy addresses were re-assigned (portal): every translation based on the old ones goes. */
+  /** Every translation goes (all proxy addresses re-assigned at once). */
   reset(): void {
-    this.#sessions.clear();
+    this.#byOut.clear();
+    this.#byIn.clear();
   }
 
   get sessions(): number {
-    return this.#sessions.size;
+    return this.#byOut.size;
+  }
+
+  /** The real address a live flow of `domain` is pinned to (tests, admin views). */
+  sessionsOf(domain: string): { proxy: Uint8Array; real: Uint8Array }[] {
+    const d = domain.toLowerCase().replace(/\.$/, "");
+    return [...this.#byOut.values()].filter((s) => s.domain === d).map((s) => ({ proxy: s.proxy, real: s.real }));
   }
 }
 

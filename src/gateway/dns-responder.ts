@@ -12,7 +12,8 @@ export const PROXY_ANSWER_TTL = 60;
 
 export type DnsVerdict =
   | { kind: "answer"; bytes: Uint8Array; rid: string; domain: string }
-  | { kind: "forward"; domain: string }
+  /** Not ours to answer: relay upstream. `question` is what a reply must answer to be accepted. */
+  | { kind: "forward"; domain: string; question: { name: string; qtype: number; qclass: number } }
   | { kind: "refused"; reason: string; bytes?: Uint8Array };
 
 export class DnsResponder {
@@ -32,9 +33,10 @@ export class DnsResponder {
       // A readable header gets FORMERR back; garbage gets nothing.
       return { kind: "refused", reason: q, bytes: query.length >= 12 ? formErr(query) : undefined };
     }
-    if (q.qtype !== TYPE_A && q.qtype !== TYPE_AAAA) return { kind: "forward", domain: q.name };
+    const forward: DnsVerdict = { kind: "forward", domain: q.name, question: { name: q.name, qtype: q.qtype, qclass: q.qclass } };
+    if (q.qtype !== TYPE_A && q.qtype !== TYPE_AAAA) return forward;
     const rid = cid === undefined ? undefined : this.#resourceFor(cid, q.name, now);
-    if (!rid) return { kind: "forward", domain: q.name };
+    if (!rid) return forward;
     const a = this.nat.proxies.assign(q.name);
     if (a.fresh) this.onAssigned(a.domain, a.v4, a.v6, a.slot);
     const set = this.#domains.get(rid) ?? new Set<string>();

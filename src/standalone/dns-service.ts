@@ -2,15 +2,12 @@
 // that stock clients use as their `DNS =`, answering DNS-resource names with proxy addresses and
 // forwarding everything else upstream; and the resolver that tells the NAT the real addresses.
 import dgram from "node:dgram";
-import { Resolver } from "node:dns/promises";
 import { readFileSync } from "node:fs";
 import { formatIp, parseIp } from "../ip/address.ts";
 import type { DnsNat, DnsResponder } from "../gateway/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
 import type { Tunnel } from "../tunnel/index.ts";
-
-/** Upstream forwarding gives up on a query after this long (the client retries). */
-const FORWARD_TIMEOUT_MS = 5_000;
+import { DnsUpstream } from "./dns-upstream.ts";
 
 /** The first `nameserver` of /etc/resolv.conf: the host's own resolver. */
 export function systemResolver(): string | undefined {
@@ -23,7 +20,13 @@ export function systemResolver(): string | undefined {
 
 export interface DnsServiceOptions {
   listen: string[];
+  /** 53 unless set (tests). */
+  listenPort?: number;
   upstream: string;
+  /** 53 unless set (tests). */
+  upstreamPort?: number;
+  /** How long an upstream query may take (default UPSTREAM_TIMEOUT_MS). */
+  upstreamTimeoutMs?: number;
   responder: DnsResponder;
   nat: DnsNat;
   tunnel: Tunnel;
@@ -35,36 +38,36 @@ export interface DnsServiceOptions {
 
 export class DnsService {
   #servers: dgram.Socket[] = [];
-  #upstreamSocket: dgram.Socket | undefined;
-  readonly #pending = new Map<number, { reply: (b: Uint8Array) => void; at: number; originalId: number }>();
-  #nextId = 1;
   #resolveTimer: ReturnType<typeof setInterval> | undefined;
-  readonly #resolver: Resolver;
+  #closed = false;
+  /** Every query the gateway sends upstream (relayed or its own lookups) goes through here. */
+  readonly upstream: DnsUpstream;
   stats = { answered: 0, forwarded: 0, refused: 0, resolved: 0, resolveErrors: 0 };
 
   private constructor(private readonly opts: DnsServiceOptions) {
-    this.#resolver = new Resolver({ timeout: 2_000, tries: 2 });
-    this.#resolver.setServers([opts.upstream]);
+    this.upstream = new DnsUpstream({ address: opts.upstream, port: opts.upstreamPort, timeoutMs: opts.upstreamTimeoutMs, log: opts.log });
   }
 
   static async start(opts: DnsServiceOptions): Promise<DnsService> {
     const s = new DnsService(opts);
-    s.#upstreamSocket = dgram.createSocket(opts.upstream.includes(":") ? "udp6" : "udp4");
-    s.#upstreamSocket.on("message", (msg) => s.#fromUpstream(new Uint8Array(msg)));
-    await new Promise<void>((r) => s.#upstreamSocket!.bind(0, r));
     for (const addr of opts.listen) {
       const sock = dgram.createSocket(addr.includes(":") ? "udp6" : "udp4");
       sock.on("message", (msg, rinfo) => s.#query(sock, new Uint8Array(msg), rinfo.address, rinfo.port));
       sock.on("error", (err) => opts.log.warn("DNS socket error", { err, listen: addr }));
       await new Promise<void>((resolve, reject) => {
         sock.once("error", reject);
-        sock.bind(53, addr, () => resolve());
+        sock.bind(opts.listenPort ?? 53, addr, () => resolve());
       });
       s.#servers.push(sock);
     }
     s.#resolveTimer = setInterval(() => s.#resolvePending(), 50);
     opts.log.info("DNS service up", { listen: opts.listen.join(","), upstream: opts.upstream });
     return s;
+  }
+
+  /** Where the service listens (host, port): for tests that bind port 0. */
+  listening(): { address: string; port: number }[] {
+    return this.#servers.map((s) => s.address());
   }
 
   #query(sock: dgram.Socket, msg: Uint8Array, address: string, port: number): void {
@@ -79,7 +82,9 @@ export class DnsService {
       sock.send(v.bytes, port, address);
     } else if (v.kind === "forward") {
       this.stats.forwarded++;
-      this.#forward(msg, (reply) => sock.send(reply, port, address));
+      void this.upstream.exchange(msg, v.question).then((reply) => {
+        if (reply) sock.send(reply, port, address);
+      });
     } else {
       this.stats.refused++;
       if (log.enabled("debug")) log.debug("DNS query refused", { cid, reason: v.reason });
@@ -87,48 +92,27 @@ export class DnsService {
     }
   }
 
-  /** Relays a query upstream under a fresh id (so concurrent clients cannot collide). */
-  #forward(msg: Uint8Array, reply: (b: Uint8Array) => void): void {
-    const now = Date.now();
-    for (const [id, p] of this.#pending) if (now - p.at > FORWARD_TIMEOUT_MS) this.#pending.delete(id);
-    const id = this.#nextId;
-    this.#nextId = (this.#nextId % 0xffff) + 1;
-    const originalId = (msg[0]! << 8) | msg[1]!;
-    const out = msg.slice();
-    out[0] = id >> 8;
-    out[1] = id & 0xff;
-    this.#pending.set(id, { reply, at: now, originalId });
-    this.#upstreamSocket!.send(out, 53, this.opts.upstream);
-  }
-
-  #fromUpstream(msg: Uint8Array): void {
-    if (msg.length < 12) return;
-    const id = (msg[0]! << 8) | msg[1]!;
-    const p = this.#pending.get(id);
-    if (!p) return;
-    this.#pending.delete(id);
-    msg[0] = p.originalId >> 8;
-    msg[1] = p.originalId & 0xff;
-    p.reply(msg);
-  }
-
   #resolvePending(): void {
     for (let d = this.opts.nat.pollResolve(); d; d = this.opts.nat.pollResolve()) {
       const domain = d;
-      void Promise.allSettled([this.#resolver.resolve4(domain), this.#resolver.resolve6(domain)]).then(([a, aaaa]) => {
-        const addrs = [...(a.status === "fulfilled" ? a.value : []), ...(aaaa.status === "fulfilled" ? aaaa.value : [])]
-          .map((x) => parseIp(x))
-          .filter((x): x is Uint8Array => x !== undefined);
-        if (addrs.length === 0) {
+      void this.upstream.lookup(domain).then((r) => {
+        const { nat, clock, log } = this.opts;
+        if (r.kind === "failed") {
+          // Says nothing about the name: new flows keep using the last good answer (Firezone #10285).
           this.stats.resolveErrors++;
-          this.opts.log.warn("DNS resource did not resolve", { domain, err: a.status === "rejected" ? a.reason : undefined });
-        } else {
-          this.stats.resolved++;
+          const kept = nat.resolveFailed(domain, clock());
+          log.warn("DNS resource lookup failed", { domain, err: r.reason, kept_last_answer: kept });
+          this.opts.wake();
+          return;
         }
-        if (this.opts.nat.setResolved(domain, addrs, this.opts.clock())) {
-          this.opts.log.info("DNS resource addresses changed", { domain, addresses: addrs.map(formatIp).join(",") });
-        } else if (this.opts.log.enabled("debug")) {
-          this.opts.log.debug("DNS resource re-resolved, unchanged", { domain });
+        const addrs = r.kind === "addresses" ? r.addrs : [];
+        if (r.kind === "addresses") this.stats.resolved++;
+        else log.warn("DNS resource has no addresses; live flows keep theirs", { domain, rcode: r.rcode });
+        if (nat.setResolved(domain, addrs, clock())) {
+          // Only new flows go to the new addresses: a NAT session keeps its server for life.
+          log.info("DNS resource addresses changed", { domain, addresses: addrs.map(formatIp).join(",") });
+        } else if (log.enabled("debug")) {
+          log.debug("DNS resource re-resolved, unchanged", { domain });
         }
         this.opts.wake();
       });
@@ -136,8 +120,10 @@ export class DnsService {
   }
 
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     clearInterval(this.#resolveTimer);
     for (const s of this.#servers) s.close();
-    this.#upstreamSocket?.close();
+    this.upstream.close();
   }
 }

@@ -1,0 +1,167 @@
+// The DNS service's upstream side against a fake resolver on 127.0.0.1 that can forge replies the
+// way an off-path attacker would: from another port, with another id, for another question.
+import { afterEach, describe, expect, test } from "bun:test";
+import dgram from "node:dgram";
+import { formatIp, parseIp } from "../ip/address.ts";
+import { answerAddresses, buildAnswer, buildQuery, parseQuery, TYPE_A, type DnsQuestion } from "../gateway/dns-message.ts";
+import { DnsNat, DnsResponder, ProxyIpAllocator } from "../gateway/index.ts";
+import { AccessPolicy } from "../gateway/policy.ts";
+import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
+import type { Tunnel } from "../tunnel/index.ts";
+import { DnsService } from "./dns-service.ts";
+import { buildTcp, TCP_SYN } from "../ip/build.ts";
+import { PacketView } from "../ip/packet.ts";
+import { RESOLVE_TTL } from "../gateway/dns-nat.ts";
+
+type Seen = { id: number; port: number; q: DnsQuestion; msg: Uint8Array };
+type Behaviour = (seen: Seen, reply: (bytes: Uint8Array) => Promise<void>, spoof: (bytes: Uint8Array) => Promise<void>) => Promise<void>;
+
+const open: { close(): void }[] = [];
+/** Resolved when the service wakes the loop (a lookup finished). */
+const woke: (() => void)[] = [];
+const nextWake = () => new Promise<void>((r) => woke.push(r));
+afterEach(() => {
+  for (const x of open.splice(0)) x.close();
+});
+
+async function udp(): Promise<dgram.Socket> {
+  const s = dgram.createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  open.push(s);
+  return s;
+}
+
+/** A resolver on 127.0.0.1 that hands each query to `behaviour`; `seen` records what arrived. */
+async function fakeUpstream(behaviour: Behaviour) {
+  const sock = await udp();
+  const other = await udp(); // a second socket: the same host, another port
+  const seen: Seen[] = [];
+  sock.on("message", (msg, rinfo) => {
+    const bytes = new Uint8Array(msg);
+    const q = parseQuery(bytes);
+    if (typeof q === "string") return;
+    const s = { id: q.id, port: rinfo.port, q, msg: bytes };
+    seen.push(s);
+    const to = (via: dgram.Socket) => (b: Uint8Array) => new Promise<void>((r) => via.send(b, rinfo.port, rinfo.address, () => r()));
+    void behaviour(s, to(sock), to(other));
+  });
+  return { port: sock.address().port, seen };
+}
+
+const answer = (s: Seen, ip: string, patch?: (q: DnsQuestion) => DnsQuestion) => buildAnswer(s.msg, patch ? patch(s.q) : s.q, [parseIp(ip)!], 60);
+
+async function service(upstreamPort: number, lines: LogLine[] = [], upstreamTimeoutMs = 2_000, clock = () => 0, nat = new DnsNat(new ProxyIpAllocator())) {
+  const log = new Logger(parseLogFilter("debug"), memorySink(lines)).target("dns");
+  const svc = await DnsService.start({
+    listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort, upstreamTimeoutMs,
+    responder: new DnsResponder(new AccessPolicy(), nat), nat,
+    tunnel: { connectionFor: () => undefined } as unknown as Tunnel,
+    clock, log, wake: () => woke.shift()?.(),
+  });
+  open.push(svc);
+  return svc;
+}
+
+/** Sends one query to the service and resolves with the first reply. */
+async function ask(svc: DnsService, id: number, name: string): Promise<Uint8Array> {
+  const client = await udp();
+  const got = new Promise<Uint8Array>((r) => client.once("message", (m) => r(new Uint8Array(m))));
+  client.send(buildQuery(id, name, TYPE_A), svc.listening()[0]!.port, "127.0.0.1");
+  return got;
+}
+
+describe("DNS forwarding to the upstream resolver", () => {
+  test("forged replies (other port, other id, other question, garbage) are dropped; the client gets only the real answer", async () => {
+    const up = await fakeUpstream(async (s, reply, spoof) => {
+      await spoof(answer(s, "6.6.6.1")); // right id and question, but not from the upstream's port
+      const wrongId = answer(s, "6.6.6.2");
+      wrongId[0] = wrongId[0]! ^ 0x5a;
+      await reply(wrongId);
+      const q2 = buildQuery(s.id, "evil.example", TYPE_A);
+      await reply(answer({ ...s, msg: q2 }, "6.6.6.3", () => parseQuery(q2) as DnsQuestion)); // another name
+      await reply(answer(s, "6.6.6.4").subarray(0, 16)); // cut inside the question
+      await reply(answer(s, "192.0.2.53"));
+    });
+    const lines: LogLine[] = [];
+    const svc = await service(up.port, lines);
+    const r = await ask(svc, 0x1234, "Plain.Example.org");
+    expect(answerAddresses(r).addresses.map(formatIp)).toEqual(["192.0.2.53"]);
+    expect((r[0]! << 8) | r[1]!).toBe(0x1234); // the client's own id comes back
+    expect(svc.upstream.drops).toEqual({ wrong_source: 1, wrong_id: 1, wrong_question: 1, malformed: 1 });
+    expect(lines.filter((l) => l.msg === "DNS reply dropped").map((l) => l.reason)).toEqual(["wrong_source", "wrong_id", "wrong_question", "malformed"]);
+    expect(svc.upstream.inFlight).toBe(0); // the query's socket is closed once answered
+  });
+
+  test("upstream query ids are unpredictable and each query leaves from its own source port", async () => {
+    const up = await fakeUpstream(async (s, reply) => reply(answer(s, "192.0.2.1")));
+    const svc = await service(up.port);
+    for (let i = 1; i <= 8; i++) await ask(svc, i, `n${i}.example.org`);
+    const ids = up.seen.map((s) => s.id);
+    const ports = up.seen.map((s) => s.port);
+    expect(ids.length).toBe(8);
+    // A counter (the old behaviour) steps by one; random ids almost never do.
+    const steps = ids.slice(1).filter((id, i) => id === ((ids[i]! + 1) & 0xffff)).length;
+    expect(steps).toBeLessThan(3);
+    expect(ids).not.toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // Random ephemeral ports: a collision among 8 draws from ~28k is ~0.1 %, two are ~1e-6.
+    expect(new Set(ports).size).toBeGreaterThanOrEqual(7);
+  });
+
+  test("the gateway's own lookups take only the real answer too (a forged one must not steer the NAT)", async () => {
+    const up = await fakeUpstream(async (s, reply, spoof) => {
+      await spoof(answer(s, s.q.qtype === TYPE_A ? "6.6.6.6" : "2001:db8::666"));
+      await reply(s.q.qtype === TYPE_A ? answer(s, "192.0.2.10") : buildAnswer(s.msg, s.q, [], 60));
+    });
+    const svc = await service(up.port);
+    const r = await svc.upstream.lookup("app.example.org");
+    expect(r.kind === "addresses" ? r.addrs.map(formatIp) : r).toEqual(["192.0.2.10"]);
+    expect(svc.upstream.drops.wrong_source).toBe(2);
+  });
+
+  test("a DNS resource keeps its last good addresses when a later lookup times out", async () => {
+    let answered = 0;
+    const up = await fakeUpstream(async (s, reply) => {
+      if (answered++ < 2) await reply(s.q.qtype === TYPE_A ? answer(s, "192.0.2.10") : buildAnswer(s.msg, s.q, [], 60));
+    });
+    let now = 0;
+    const nat = new DnsNat(new ProxyIpAllocator());
+    const lines: LogLine[] = [];
+    await service(up.port, lines, 100, () => now, nat);
+    const proxy = formatIp(nat.proxies.assign("app.example.org").v4[0]!);
+    const send = (port: number) => {
+      const v = new PacketView();
+      v.parse(buildTcp({ src: "10.99.0.2", dst: proxy, srcPort: port, dstPort: 443, flags: TCP_SYN }));
+      return nat.outbound(v, now) === "translated" ? v.dst() : "unresolved";
+    };
+    let woken = nextWake();
+    expect(send(1)).toBe("unresolved");
+    await woken;
+    expect(send(2)).toBe("192.0.2.10");
+    now += RESOLVE_TTL + 1; // the answer ages out; the next lookup meets a silent upstream
+    woken = nextWake();
+    expect(send(3)).toBe("192.0.2.10");
+    await woken;
+    expect(lines.find((l) => l.msg === "DNS resource lookup failed")).toMatchObject({ domain: "app.example.org", kept_last_answer: true });
+    expect(send(4)).toBe("192.0.2.10");
+  });
+
+  test("a silent upstream times out: nothing is answered and the query's socket is closed", async () => {
+    const up = await fakeUpstream(async () => {});
+    const svc = await service(up.port, [], 100);
+    const q = buildQuery(7, "slow.example.org", TYPE_A);
+    expect(await svc.upstream.exchange(q, parseQuery(q) as DnsQuestion)).toBeUndefined();
+    expect(svc.upstream.stats.timedOut).toBe(1);
+    expect(svc.upstream.inFlight).toBe(0);
+  });
+
+  test("queries in flight end at shutdown and their sockets close", async () => {
+    const up = await fakeUpstream(async () => {});
+    const svc = await service(up.port);
+    const q = buildQuery(7, "slow.example.org", TYPE_A);
+    const pending = svc.upstream.exchange(q, parseQuery(q) as DnsQuestion);
+    expect(svc.upstream.inFlight).toBe(1);
+    svc.close(); // ends what is in flight, as at shutdown
+    expect(await pending).toBeUndefined();
+    expect(svc.upstream.inFlight).toBe(0);
+  });
+});

@@ -1,0 +1,176 @@
+// The gateway's client side of DNS: every query it sends upstream — relayed for a tunnel client,
+// or its own lookup of a DNS resource — goes out here. An off-path attacker who gets a forged
+// answer accepted poisons a client's cache or, worse, the NAT's idea of where a resource lives;
+// so each query gets a crypto-random id AND its own socket on a kernel-chosen ephemeral port
+// (RFC 5452 §9.2: ~16 + ~15 bits to guess instead of a counter), and a reply is taken only
+// from the upstream's address and port, with our id, for the question we asked.
+import dgram from "node:dgram";
+import { parseIp } from "../ip/address.ts";
+import { buildQuery, CLASS_IN, parseResponse, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA } from "../gateway/dns-message.ts";
+import type { TargetLogger } from "../telemetry/log.ts";
+
+/** A query gives up after this long (the client retries; the NAT keeps its last good answer). */
+export const UPSTREAM_TIMEOUT_MS = 5_000;
+/** Each query in flight holds a socket: a flood of forwarded queries must not exhaust descriptors. */
+export const MAX_QUERIES_IN_FLIGHT = 256;
+
+export const UPSTREAM_DROP_REASONS = ["wrong_source", "wrong_id", "wrong_question", "malformed"] as const;
+export type UpstreamDropReason = (typeof UPSTREAM_DROP_REASONS)[number];
+
+export interface Question {
+  /** Compared case-insensitively (lower-case, no trailing dot). */
+  name: string;
+  qtype: number;
+  qclass: number;
+}
+
+export type LookupResult =
+  | { kind: "addresses"; addrs: Uint8Array[] }
+  /** The upstream answered: the name has no A/AAAA records (NXDOMAIN or empty). */
+  | { kind: "none"; rcode: number }
+  | { kind: "failed"; reason: string };
+
+export interface DnsUpstreamOptions {
+  address: string;
+  port?: number;
+  timeoutMs?: number;
+  maxInFlight?: number;
+  log: TargetLogger;
+}
+
+export class DnsUpstream {
+  readonly drops: Record<UpstreamDropReason, number> = { wrong_source: 0, wrong_id: 0, wrong_question: 0, malformed: 0 };
+  readonly stats = { sent: 0, answered: 0, timedOut: 0, busy: 0, sendErrors: 0 };
+  /** Queries in flight: their socket and how to end them (close() ends them all). */
+  readonly #sockets = new Map<dgram.Socket, (reply: Uint8Array | undefined) => void>();
+  readonly #address: string;
+  readonly #port: number;
+  readonly #timeoutMs: number;
+  readonly #maxInFlight: number;
+  readonly #log: TargetLogger;
+
+  constructor(opts: DnsUpstreamOptions) {
+    // Compare replies' source in one canonical text form (node prints IPv6 compressed, lower-case).
+    const ip = parseIp(opts.address.replace(/%.*$/, "")); // a link-local upstream may carry its zone
+    if (!ip) throw new Error(`DNS upstream: "${opts.address.slice(0, 64)}" is not an IP address`);
+    this.#address = opts.address.toLowerCase();
+    this.#port = opts.port ?? 53;
+    this.#timeoutMs = opts.timeoutMs ?? UPSTREAM_TIMEOUT_MS;
+    this.#maxInFlight = opts.maxInFlight ?? MAX_QUERIES_IN_FLIGHT;
+    this.#log = opts.log;
+  }
+
+  get inFlight(): number {
+    return this.#sockets.size;
+  }
+
+  /**
+   * Sends `query` (a client's message asking `q`) upstream under a fresh random id from a fresh
+   * socket. Resolves with the accepted reply, the client's own id put back, or undefined on
+   * timeout / overload / send error (the client retries).
+   */
+  exchange(query: Uint8Array, q: Question): Promise<Uint8Array | undefined> {
+    if (this.#sockets.size >= this.#maxInFlight) {
+      this.stats.busy++;
+      return Promise.resolve(undefined);
+    }
+    const clientId = (query[0]! << 8) | query[1]!;
+    const id = randomId();
+    const out = query.slice();
+    out[0] = id >> 8;
+    out[1] = id & 0xff;
+    const want = { name: q.name.toLowerCase().replace(/\.$/, ""), qtype: q.qtype, qclass: q.qclass };
+    return new Promise((resolve) => {
+      const sock = dgram.createSocket(this.#address.includes(":") ? "udp6" : "udp4");
+      let done = false;
+      const finish = (reply: Uint8Array | undefined) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.#sockets.delete(sock);
+        try {
+          sock.close();
+        } catch {
+          // already closed
+        }
+        resolve(reply);
+      };
+      this.#sockets.set(sock, finish);
+      const timer = setTimeout(() => {
+        this.stats.timedOut++;
+        finish(undefined);
+      }, this.#timeoutMs);
+      sock.on("error", (err) => {
+        this.stats.sendErrors++;
+        this.#log.warn("DNS upstream socket error", { err, upstream: `${this.#address}:${this.#port}` });
+        finish(undefined);
+      });
+      sock.on("message", (msg, rinfo) => {
+        const reason = this.#check(new Uint8Array(msg), rinfo, id, want);
+        if (reason) {
+          this.drops[reason]++;
+          if (this.#log.enabled("debug")) {
+            this.#log.debug("DNS reply dropped", { reason, from: `${rinfo.address}:${rinfo.port}`, domain: want.name });
+          }
+          return;
+        }
+        this.stats.answered++;
+        const reply = new Uint8Array(msg);
+        reply[0] = clientId >> 8;
+        reply[1] = clientId & 0xff;
+        finish(reply);
+      });
+      // Port 0: the kernel picks a random ephemeral port, a new one per query.
+      sock.bind(0, () => {
+        if (done) return;
+        this.stats.sent++;
+        sock.send(out, this.#port, this.#address, (err) => {
+          if (err) {
+            this.stats.sendErrors++;
+            this.#log.warn("DNS query not sent upstream", { err, upstream: `${this.#address}:${this.#port}` });
+            finish(undefined);
+          }
+        });
+      });
+    });
+  }
+
+  #check(msg: Uint8Array, rinfo: dgram.RemoteInfo, id: number, want: Question): UpstreamDropReason | undefined {
+    if (rinfo.port !== this.#port || rinfo.address.toLowerCase().replace(/^::ffff:/, "") !== this.#address) return "wrong_source";
+    const r = parseResponse(msg);
+    if (typeof r === "string") return "malformed";
+    if (r.id !== id) return "wrong_id";
+    const got = r.question;
+    if (!got || got.name !== want.name || got.qtype !== want.qtype || got.qclass !== want.qclass) return "wrong_question";
+    return undefined;
+  }
+
+  /** The gateway's own lookup of a DNS resource: A and AAAA, through the same checks. */
+  async lookup(domain: string): Promise<LookupResult> {
+    const name = domain.toLowerCase().replace(/\.$/, "");
+    const ask = async (qtype: number) => {
+      const reply = await this.exchange(buildQuery(0, name, qtype), { name, qtype, qclass: CLASS_IN });
+      return reply ? parseResponse(reply) : undefined;
+    };
+    const [a, aaaa] = await Promise.all([ask(TYPE_A), ask(TYPE_AAAA)]);
+    const answers = [a, aaaa].filter((r) => r !== undefined && typeof r !== "string");
+    const addrs = answers.flatMap((r) => r.addresses);
+    if (addrs.length > 0) return { kind: "addresses", addrs };
+    // Only an answer that says so (NXDOMAIN, or NOERROR with no records) means "no addresses";
+    // a timeout or SERVFAIL says nothing about the name.
+    if (answers.length === 2 && answers.every((r) => r.rcode === 0 || r.rcode === RCODE_NXDOMAIN)) {
+      return { kind: "none", rcode: Math.max(...answers.map((r) => r.rcode)) };
+    }
+    if (answers.length < 2) return { kind: "failed", reason: [a, aaaa].some((r) => typeof r === "string") ? "malformed answer" : "no answer (timeout or unreachable)" };
+    return { kind: "failed", reason: `rcode ${answers.map((r) => r.rcode).join(",")}` };
+  }
+
+  close(): void {
+    for (const finish of [...this.#sockets.values()]) finish(undefined);
+  }
+}
+
+/** 16 random bits from the CSPRNG: a counter (or Math.random) lets an attacker predict the next id. */
+function randomId(): number {
+  return crypto.getRandomValues(new Uint16Array(1))[0]!;
+}
