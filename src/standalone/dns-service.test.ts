@@ -9,6 +9,7 @@ import { AccessPolicy } from "../gateway/policy.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 import { DnsService } from "./dns-service.ts";
+import { DnsUpstream } from "./dns-upstream.ts";
 import { buildTcp, TCP_SYN } from "../ip/build.ts";
 import { PacketView } from "../ip/packet.ts";
 import { RESOLVE_TTL } from "../gateway/dns-nat.ts";
@@ -181,6 +182,20 @@ describe("DNS forwarding to the upstream resolver", () => {
     expect((await ask(svc, 1, "a.example.org"))[3]! & 0xf).toBe(2); // SERVFAIL
     expect(lines.find((l) => l.msg === "DNS query failed")?.err).toContain("range exhausted");
     expect(answerAddresses(await ask(svc, 2, "b.example.org")).addresses.map(formatIp)).toEqual(["192.0.2.1"]);
+  });
+
+  test("an upstream written in a non-canonical IPv6 form still has its replies accepted", async () => {
+    const sock = dgram.createSocket("udp6");
+    await new Promise<void>((r) => sock.bind(0, "::1", r));
+    open.push(sock);
+    sock.on("message", (msg, rinfo) => {
+      const q = parseQuery(new Uint8Array(msg)) as DnsQuestion;
+      sock.send(buildAnswer(new Uint8Array(msg), q, [parseIp("192.0.2.66")!], 60), rinfo.port, rinfo.address);
+    });
+    const upstream = new DnsUpstream({ address: "0:0:0:0:0:0:0:1", port: sock.address().port, log: new Logger(parseLogFilter("off"), () => {}).target("dns") });
+    open.push(upstream);
+    const r = await upstream.lookup("v6.example.org");
+    expect(r.kind === "addresses" ? r.addrs.map(formatIp) : r).toEqual(["192.0.2.66"]);
   });
 
   test("a silent upstream times out: nothing is answered and the query's socket is closed", async () => {
