@@ -82,7 +82,12 @@ for (let i = 0; i < count; i++) {
     if (!view.parse(p)) {
       nat.outbound(view, int(2_000));
       nat.inbound(view, int(2_000));
-      while (nat.pollResolve()) { /* the shell would resolve */ }
+      // The resolver rotates, fails, or the proxies get re-assigned: live sessions must cope.
+      for (let d = nat.pollResolve(); d; d = nat.pollResolve()) {
+        if (rnd() < 0.3) nat.resolveFailed(d, int(2_000));
+        else nat.setResolved(d, [`192.0.2.${int(4)}`, `2001:db8::${int(4)}`].filter(() => rnd() < 0.7).map((x) => parseIp(x)!), int(2_000));
+      }
+      if (rnd() < 0.001) nat.reassignProxies("b.example.com", nat.proxies.assign("b.example.com").v4, []);
       const addr = crypto.getRandomValues(new Uint8Array(view.addressLength));
       const oldDst = p.slice(view.dstAt, view.dstAt + view.addressLength);
       setAddress(view, "dst", addr);

@@ -8,6 +8,7 @@ export const CLASS_IN = 1;
 export const RCODE_FORMERR = 1;
 export const RCODE_SERVFAIL = 2;
 export const RCODE_NXDOMAIN = 3;
+export const RCODE_REFUSED = 5;
 
 export interface DnsQuestion {
   id: number;
@@ -39,6 +40,9 @@ export function parseQuery(msg: Uint8Array): DnsQuestion | string {
     }
     if (len & 0xc0) return "compressed name in the question";
     if (at + 1 + len > msg.length) return "label runs past the message";
+    // A dot inside a label would make "a.b" + "c" read as the three labels a.b.c: a name that
+    // is not the one asked could then match a resource pattern.
+    if (msg.subarray(at + 1, at + 1 + len).includes(0x2e)) return "label contains a dot";
     labels.push(new TextDecoder().decode(msg.subarray(at + 1, at + 1 + len)).toLowerCase());
     at += 1 + len;
     if (at - 12 > 255) return "name longer than 255 bytes";

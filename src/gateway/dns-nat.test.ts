@@ -231,3 +231,23 @@ test("a session's life is measured from its last packet: TCP 2 h, UDP 2 min", ()
   expect(nat.sweep(2 * TCP_SESSION_TIMEOUT)).toBe(1);
   expect(sentTo(nat, proxy, 5, 2 * TCP_SESSION_TIMEOUT + 1)).toBe(B);
 });
+
+test("bad saved proxy assignments are skipped and reported; the good ones are restored", () => {
+  const a = new ProxyIpAllocator();
+  const skipped = a.restore([
+    { domain: "ok.example.com", v4: ["100.96.0.5", "100.96.0.6", "100.96.0.7", "100.96.0.8"], v6: ["fd00:2021:1111:8000::4"], slot: 1 },
+    { domain: "outside.example.com", v4: ["10.0.0.1"], v6: [], slot: 2 },
+    { domain: "dup.example.com", v4: ["100.96.0.6"], v6: [], slot: 3 },
+    { domain: "slot.example.com", v4: [], v6: [], slot: 2 ** 30 },
+    { domain: "junk.example.com", v4: ["unreadable: [1,"], v6: [], slot: 4 },
+  ]);
+  expect(skipped).toEqual([
+    { domain: "outside.example.com", err: 'v4 address "10.0.0.1" is not in 100.96.0.0/11' },
+    { domain: "dup.example.com", err: 'v4 address "100.96.0.6" already belongs to "ok.example.com"' },
+    { domain: "slot.example.com", err: 'slot "1073741824" is out of range' },
+    { domain: "junk.example.com", err: 'v4 address "unreadable: [1," is not in 100.96.0.0/11' },
+  ]);
+  expect(a.lookup(parseIp("100.96.0.7")!, 0, 4)).toEqual({ domain: "ok.example.com", index: 2 });
+  expect(a.lookup(parseIp("10.0.0.1")!, 0, 4)).toBeUndefined();
+  expect(a.assign("new.example.com").v4.map(formatIp)[0]).toBe("100.96.0.9");
+});

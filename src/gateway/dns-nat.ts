@@ -10,7 +10,7 @@
 // so a resolver that rotates its answers (round-robin DNS, a load balancer's pool) never moves an
 // established TCP connection to a server that has never heard of it. A failed lookup keeps the
 // last good answer (Firezone #10285); re-assigned proxy addresses end the domain's sessions (#10310).
-import { addressKey, parseCidr, type Cidr } from "../ip/address.ts";
+import { addressKey, parseCidr, parseIp, type Cidr } from "../ip/address.ts";
 import { PROTO_TCP, type PacketView } from "../ip/packet.ts";
 import { setAddress, setInnerAddress } from "../ip/rewrite.ts";
 
@@ -43,12 +43,41 @@ export class ProxyIpAllocator {
   readonly #byIp = new Map<string, { domain: string; index: number }>();
   #next = 0;
 
-  restore(saved: { domain: string; v4: string[]; v6: string[]; slot: number }[]): void {
+  /**
+   * Restores saved assignments (after a restart). A row that is not a valid assignment — an
+   * address outside the proxy ranges, a slot out of range, an address another row already has —
+   * is skipped and reported, never fatal: one bad stored row must not keep the gateway down.
+   */
+  restore(saved: { domain: string; v4: string[]; v6: string[]; slot: number }[]): { domain: string; err: string }[] {
+    const skipped: { domain: string; err: string }[] = [];
     for (const s of saved) {
-      const a = { domain: s.domain, v4: s.v4.map((x) => parseCidr(x).bytes), v6: s.v6.map((x) => parseCidr(x).bytes) };
+      const err = this.#invalid(s);
+      if (err) {
+        skipped.push({ domain: String(s.domain).slice(0, 253), err });
+        continue;
+      }
+      const a = { domain: s.domain, v4: s.v4.map((x) => parseIp(x)!), v6: s.v6.map((x) => parseIp(x)!) };
       this.#index(a);
       this.#next = Math.max(this.#next, s.slot + 1);
     }
+    return skipped;
+  }
+
+  #invalid(s: { domain: unknown; v4: unknown; v6: unknown; slot: unknown }): string | undefined {
+    const show = (v: unknown) => JSON.stringify(String(v).slice(0, 64));
+    if (typeof s.domain !== "string" || s.domain.length === 0 || s.domain.length > 253 || s.domain !== s.domain.toLowerCase()) return `domain ${show(s.domain)} is not a lower-case name`;
+    if (this.#byDomain.has(s.domain)) return `domain ${show(s.domain)} is saved twice`;
+    if (!Number.isInteger(s.slot) || (s.slot as number) < 0 || ((s.slot as number) + 1) * PROXY_IPS_PER_FAMILY + 1 > 2 ** (32 - PROXY_V4.prefix)) return `slot ${show(s.slot)} is out of range`;
+    for (const [field, list, range] of [["v4", s.v4, PROXY_V4], ["v6", s.v6, PROXY_V6]] as const) {
+      if (!Array.isArray(list) || list.length > PROXY_IPS_PER_FAMILY) return `${field} ${show(JSON.stringify(list))} is not a list of at most ${PROXY_IPS_PER_FAMILY} addresses`;
+      for (const x of list) {
+        const ip = typeof x === "string" ? parseIp(x) : undefined;
+        if (!ip || !inPrefix(ip, range)) return `${field} address ${show(x)} is not in ${range === PROXY_V4 ? "100.96.0.0/11" : "fd00:2021:1111:8000::/107"}`;
+        const owner = this.#byIp.get(key(ip));
+        if (owner) return `${field} address ${show(x)} already belongs to ${show(owner.domain)}`;
+      }
+    }
+    return undefined;
   }
 
   /** The proxy addresses of `domain`, assigning them on first use. `slot` is for persistence. */
@@ -112,6 +141,15 @@ export class ProxyIpAllocator {
   assignments(): ProxyAssignment[] {
     return [...this.#byDomain.values()];
   }
+}
+
+function inPrefix(ip: Uint8Array, c: Cidr): boolean {
+  if (ip.length !== c.bytes.length) return false;
+  for (let bit = 0; bit < c.prefix; bit++) {
+    const mask = 0x80 >> (bit & 7);
+    if ((ip[bit >> 3]! & mask) !== (c.bytes[bit >> 3]! & mask)) return false;
+  }
+  return true;
 }
 
 function offsetAddress(base: Uint8Array, n: number): Uint8Array {

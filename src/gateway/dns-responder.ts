@@ -2,7 +2,7 @@
 // the asking client is authorized for get their proxy addresses (and the proxies start routing
 // to that resource); everything else is forwarded to the upstream resolver by the IO shell.
 import type { Cidr } from "../ip/address.ts";
-import { buildAnswer, parseQuery, RCODE_FORMERR, TYPE_A, TYPE_AAAA } from "./dns-message.ts";
+import { buildAnswer, parseQuery, RCODE_FORMERR, RCODE_REFUSED, TYPE_A, TYPE_AAAA } from "./dns-message.ts";
 import type { DnsNat } from "./dns-nat.ts";
 import type { AccessPolicy } from "./policy.ts";
 import { domainMatches } from "./resources.ts";
@@ -27,15 +27,23 @@ export class DnsResponder {
     private readonly onAssigned: (domain: string, v4: Uint8Array[], v6: Uint8Array[], slot: number) => void = () => {},
   ) {}
 
+  /**
+   * `cid`: the tunnel connection the query came through, undefined when its source is not a
+   * tunnel client — refused: the gateway is its clients' resolver, not an open one that anyone
+   * who can route to its tunnel address may use (for amplification, or to make it query for them).
+   */
   answer(query: Uint8Array, cid: number | undefined, now: number): DnsVerdict {
+    if (cid === undefined) {
+      return { kind: "refused", reason: "not_a_tunnel_client", bytes: query.length >= 12 && !(query[2]! & 0x80) ? errorReply(query, RCODE_REFUSED) : undefined };
+    }
     const q = parseQuery(query);
     if (typeof q === "string") {
-      // A readable header gets FORMERR back; garbage gets nothing.
-      return { kind: "refused", reason: q, bytes: query.length >= 12 ? formErr(query) : undefined };
+      // A readable header gets FORMERR back; garbage (and responses: no reply loops) gets nothing.
+      return { kind: "refused", reason: q, bytes: query.length >= 12 && !(query[2]! & 0x80) ? errorReply(query, RCODE_FORMERR) : undefined };
     }
     const forward: DnsVerdict = { kind: "forward", domain: q.name, question: { name: q.name, qtype: q.qtype, qclass: q.qclass } };
     if (q.qtype !== TYPE_A && q.qtype !== TYPE_AAAA) return forward;
-    const rid = cid === undefined ? undefined : this.#resourceFor(cid, q.name, now);
+    const rid = this.#resourceFor(cid, q.name, now);
     if (!rid) return forward;
     const a = this.nat.proxies.assign(q.name);
     if (a.fresh) this.onAssigned(a.domain, a.v4, a.v6, a.slot);
@@ -79,10 +87,10 @@ export class DnsResponder {
   }
 }
 
-function formErr(query: Uint8Array): Uint8Array {
+function errorReply(query: Uint8Array, rcode: number): Uint8Array {
   const out = query.slice(0, 12);
   out[2] = 0x80 | (query[2]! & 0x01);
-  out[3] = RCODE_FORMERR;
+  out[3] = rcode;
   out.fill(0, 4, 12);
   return out;
 }

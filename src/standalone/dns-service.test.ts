@@ -9,6 +9,7 @@ import { AccessPolicy } from "../gateway/policy.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 import { DnsService } from "./dns-service.ts";
+import { DnsUpstream } from "./dns-upstream.ts";
 import { buildTcp, TCP_SYN } from "../ip/build.ts";
 import { PacketView } from "../ip/packet.ts";
 import { RESOLVE_TTL } from "../gateway/dns-nat.ts";
@@ -55,7 +56,8 @@ async function service(upstreamPort: number, lines: LogLine[] = [], upstreamTime
   const svc = await DnsService.start({
     listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort, upstreamTimeoutMs,
     responder: new DnsResponder(new AccessPolicy(), nat), nat,
-    tunnel: { connectionFor: () => undefined } as unknown as Tunnel,
+    // Every query here comes from "a tunnel client" (cid 1) unless the test says otherwise.
+    tunnel: { connectionFor: (ip: Uint8Array) => (formatIp(ip) === "127.0.0.1" ? { cid: 1 } : undefined) } as unknown as Tunnel,
     clock, log, wake: () => woke.shift()?.(),
   });
   open.push(svc);
@@ -143,6 +145,57 @@ describe("DNS forwarding to the upstream resolver", () => {
     await woken;
     expect(lines.find((l) => l.msg === "DNS resource lookup failed")).toMatchObject({ domain: "app.example.org", kept_last_answer: true });
     expect(send(4)).toBe("192.0.2.10");
+  });
+
+  test("a query from outside the tunnel is refused and nothing is sent upstream (not an open resolver)", async () => {
+    const up = await fakeUpstream(async (s, reply) => reply(answer(s, "192.0.2.1")));
+    const svc = await DnsService.start({
+      listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort: up.port,
+      responder: new DnsResponder(new AccessPolicy(), new DnsNat(new ProxyIpAllocator())), nat: new DnsNat(new ProxyIpAllocator()),
+      tunnel: { connectionFor: () => undefined } as unknown as Tunnel,
+      clock: () => 0, log: new Logger(parseLogFilter("off"), () => {}).target("dns"), wake: () => {},
+    });
+    open.push(svc);
+    const r = await ask(svc, 99, "open.example.org");
+    expect(r[3]! & 0xf).toBe(5); // REFUSED
+    expect(up.seen).toEqual([]);
+    expect(svc.stats.refused).toBe(1);
+  });
+
+  test("a query that makes the responder throw gets SERVFAIL and the service keeps answering", async () => {
+    const up = await fakeUpstream(async (s, reply) => reply(answer(s, "192.0.2.1")));
+    const nat = new DnsNat(new ProxyIpAllocator());
+    const responder = new DnsResponder(new AccessPolicy(), nat);
+    let calls = 0;
+    const real = responder.answer.bind(responder);
+    responder.answer = (...args) => {
+      if (calls++ === 0) throw new Error("DNS proxy address range exhausted");
+      return real(...args);
+    };
+    const lines: LogLine[] = [];
+    const svc = await DnsService.start({
+      listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort: up.port, responder, nat,
+      tunnel: { connectionFor: () => ({ cid: 1 }) } as unknown as Tunnel,
+      clock: () => 0, log: new Logger(parseLogFilter("info"), memorySink(lines)).target("dns"), wake: () => {},
+    });
+    open.push(svc);
+    expect((await ask(svc, 1, "a.example.org"))[3]! & 0xf).toBe(2); // SERVFAIL
+    expect(lines.find((l) => l.msg === "DNS query failed")?.err).toContain("range exhausted");
+    expect(answerAddresses(await ask(svc, 2, "b.example.org")).addresses.map(formatIp)).toEqual(["192.0.2.1"]);
+  });
+
+  test("an upstream written in a non-canonical IPv6 form still has its replies accepted", async () => {
+    const sock = dgram.createSocket("udp6");
+    await new Promise<void>((r) => sock.bind(0, "::1", r));
+    open.push(sock);
+    sock.on("message", (msg, rinfo) => {
+      const q = parseQuery(new Uint8Array(msg)) as DnsQuestion;
+      sock.send(buildAnswer(new Uint8Array(msg), q, [parseIp("192.0.2.66")!], 60), rinfo.port, rinfo.address);
+    });
+    const upstream = new DnsUpstream({ address: "0:0:0:0:0:0:0:1", port: sock.address().port, log: new Logger(parseLogFilter("off"), () => {}).target("dns") });
+    open.push(upstream);
+    const r = await upstream.lookup("v6.example.org");
+    expect(r.kind === "addresses" ? r.addrs.map(formatIp) : r).toEqual(["192.0.2.66"]);
   });
 
   test("a silent upstream times out: nothing is answered and the query's socket is closed", async () => {

@@ -7,6 +7,7 @@ import { formatIp, parseIp } from "../ip/address.ts";
 import type { DnsNat, DnsResponder } from "../gateway/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
 import type { Tunnel } from "../tunnel/index.ts";
+import { RCODE_SERVFAIL } from "../gateway/dns-message.ts";
 import { DnsUpstream } from "./dns-upstream.ts";
 
 /** The first `nameserver` of /etc/resolv.conf: the host's own resolver. */
@@ -42,7 +43,7 @@ export class DnsService {
   #closed = false;
   /** Every query the gateway sends upstream (relayed or its own lookups) goes through here. */
   readonly upstream: DnsUpstream;
-  stats = { answered: 0, forwarded: 0, refused: 0, resolved: 0, resolveErrors: 0 };
+  stats = { answered: 0, forwarded: 0, refused: 0, resolved: 0, resolveErrors: 0, errors: 0 };
 
   private constructor(private readonly opts: DnsServiceOptions) {
     this.upstream = new DnsUpstream({ address: opts.upstream, port: opts.upstreamPort, timeoutMs: opts.upstreamTimeoutMs, log: opts.log });
@@ -52,7 +53,16 @@ export class DnsService {
     const s = new DnsService(opts);
     for (const addr of opts.listen) {
       const sock = dgram.createSocket(addr.includes(":") ? "udp6" : "udp4");
-      sock.on("message", (msg, rinfo) => s.#query(sock, new Uint8Array(msg), rinfo.address, rinfo.port));
+      sock.on("message", (msg, rinfo) => {
+        // A throw here would escape into the event loop that also moves packets: contain it.
+        try {
+          s.#query(sock, new Uint8Array(msg), rinfo.address, rinfo.port);
+        } catch (err) {
+          s.stats.errors++;
+          opts.log.error("DNS query failed", { err, from: `${rinfo.address}:${rinfo.port}` });
+          if (msg.length >= 12 && !(msg[2]! & 0x80)) sock.send(servfail(new Uint8Array(msg)), rinfo.port, rinfo.address);
+        }
+      });
       sock.on("error", (err) => opts.log.warn("DNS socket error", { err, listen: addr }));
       await new Promise<void>((resolve, reject) => {
         sock.once("error", reject);
@@ -87,7 +97,7 @@ export class DnsService {
       });
     } else {
       this.stats.refused++;
-      if (log.enabled("debug")) log.debug("DNS query refused", { cid, reason: v.reason });
+      if (log.enabled("debug")) log.debug("DNS query refused", { cid, reason: v.reason, from: `${address}:${port}` });
       if (v.bytes) sock.send(v.bytes, port, address);
     }
   }
@@ -126,4 +136,12 @@ export class DnsService {
     for (const s of this.#servers) s.close();
     this.upstream.close();
   }
+}
+
+function servfail(query: Uint8Array): Uint8Array {
+  const out = query.slice(0, 12);
+  out[2] = 0x80 | (query[2]! & 0x01);
+  out[3] = RCODE_SERVFAIL;
+  out.fill(0, 4, 12);
+  return out;
 }

@@ -5,7 +5,7 @@
 // (RFC 5452 §9.2: ~16 + ~15 bits to guess instead of a counter), and a reply is taken only
 // from the upstream's address and port, with our id, for the question we asked.
 import dgram from "node:dgram";
-import { parseIp } from "../ip/address.ts";
+import { formatIp, parseIp } from "../ip/address.ts";
 import { buildQuery, CLASS_IN, parseResponse, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA } from "../gateway/dns-message.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
 
@@ -44,16 +44,18 @@ export class DnsUpstream {
   /** Queries in flight: their socket and how to end them (close() ends them all). */
   readonly #sockets = new Map<dgram.Socket, (reply: Uint8Array | undefined) => void>();
   readonly #address: string;
+  /** The upstream's address in canonical text, to compare replies' source with. */
+  readonly #from: string;
   readonly #port: number;
   readonly #timeoutMs: number;
   readonly #maxInFlight: number;
   readonly #log: TargetLogger;
 
   constructor(opts: DnsUpstreamOptions) {
-    // Compare replies' source in one canonical text form (node prints IPv6 compressed, lower-case).
     const ip = parseIp(opts.address.replace(/%.*$/, "")); // a link-local upstream may carry its zone
     if (!ip) throw new Error(`DNS upstream: "${opts.address.slice(0, 64)}" is not an IP address`);
-    this.#address = opts.address.toLowerCase();
+    this.#address = opts.address;
+    this.#from = formatIp(ip);
     this.#port = opts.port ?? 53;
     this.#timeoutMs = opts.timeoutMs ?? UPSTREAM_TIMEOUT_MS;
     this.#maxInFlight = opts.maxInFlight ?? MAX_QUERIES_IN_FLIGHT;
@@ -136,7 +138,7 @@ export class DnsUpstream {
   }
 
   #check(msg: Uint8Array, rinfo: dgram.RemoteInfo, id: number, want: Question): UpstreamDropReason | undefined {
-    if (rinfo.port !== this.#port || rinfo.address.toLowerCase().replace(/^::ffff:/, "") !== this.#address) return "wrong_source";
+    if (rinfo.port !== this.#port || canonical(rinfo.address) !== this.#from) return "wrong_source";
     const r = parseResponse(msg);
     if (typeof r === "string") return "malformed";
     if (r.id !== id) return "wrong_id";
@@ -168,6 +170,12 @@ export class DnsUpstream {
   close(): void {
     for (const finish of [...this.#sockets.values()]) finish(undefined);
   }
+}
+
+/** "2001:DB8:0::1%eth0", "::ffff:10.0.0.1" → the form formatIp prints, so one address compares equal to itself. */
+function canonical(address: string): string {
+  const ip = parseIp(address.replace(/%.*$/, "").replace(/^::ffff:(?=\d+\.)/i, ""));
+  return ip ? formatIp(ip) : address;
 }
 
 /** 16 random bits from the CSPRNG: a counter (or Math.random) lets an attacker predict the next id. */

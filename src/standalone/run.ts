@@ -118,7 +118,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // Resources and authorizations (Firezone's gateway core); with none configured, a plain WireGuard server.
   const gatewayCore = new GatewayCore();
   for (const r of cfg.resources) gatewayCore.policy.upsertResource(r);
-  gatewayCore.nat.proxies.restore(store.proxyAssignments.all());
+  for (const { domain, err } of gatewayCore.nat.proxies.restore(store.proxyAssignments.all())) {
+    opts.logger.target("dns").error("saved DNS proxy addresses skipped", { domain, err });
+  }
   const dnsResponder = new DnsResponder(gatewayCore.policy, gatewayCore.nat, (domain, v4, v6, slot) =>
     store.proxyAssignments.save({ domain, slot, v4: v4.map(formatIp), v6: v6.map(formatIp) }));
   dnsResponder.restoreRoutes();

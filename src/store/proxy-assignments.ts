@@ -12,8 +12,16 @@ export interface SavedAssignment {
 export class ProxyAssignments {
   constructor(private readonly db: Db) {}
 
+  /** Every saved row; one whose lists do not parse comes back with the raw text as its only address, for restore() to report and skip. */
   all(): SavedAssignment[] {
-    return this.db.select().from(dnsProxyAssignments).all().map((r) => ({ domain: r.domain, slot: r.slot, v4: JSON.parse(r.v4), v6: JSON.parse(r.v6) }));
+    const list = (text: string): string[] => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return [`unreadable: ${text.slice(0, 40)}`];
+      }
+    };
+    return this.db.select().from(dnsProxyAssignments).all().map((r) => ({ domain: r.domain, slot: r.slot, v4: list(r.v4), v6: list(r.v6) }));
   }
 
   save(a: SavedAssignment): void {
