@@ -56,6 +56,13 @@ export interface RunningGateway {
   udpPort: number;
   adminUrl: string;
   shutdown(reason: string): Promise<void>;
+  /**
+   * Settles with the error when the gateway failed at run time (the event loop's fatal path, or
+   * `fail()`): by then it is already shutting down with goodbyes; the process should exit 1.
+   */
+  failed: Promise<unknown>;
+  /** A fatal error from outside the event loop (e.g. an uncaught exception): log, goodbye, shut down. */
+  fail(err: unknown): void;
 }
 
 /** Monotonic milliseconds anchored to the Unix epoch: what the sans-IO cores take as `now`. */
@@ -161,6 +168,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
 
   const audit = new ConnectionAudit(store, tunnel);
+  let onFatal: (err: unknown) => void = () => undefined;
   let metrics: GatewayMetrics | undefined;
   const loop = new EventLoop({
     tunnel,
@@ -181,6 +189,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         loop.wake();
       }
     },
+    onFatal: (err) => onFatal(err),
     onBatchErrors: (errors, turn) => opts.logger.target("io").warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0] }),
   });
   const udp = await UdpSockets.open({
@@ -311,17 +320,38 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       loop.stop(); // flushes the goodbyes, then accepts nothing more
       await Bun.sleep(50); // let the sends complete before the sockets close
       tunnel.zeroize();
-      dns?.close();
-      udp.close();
-      await reader.stop();
-      tun.close();
-      server.stop(true);
-      audit.shutdown();
-      await metrics?.shutdown().catch(() => undefined);
-      await opts.sentry?.close().catch(() => undefined);
-      store.close();
+      // Each step on its own: after a fatal error (say, a full disk) one failing step must not
+      // leave the rest undone.
+      const step = async (what: string, f: () => unknown) => {
+        try {
+          await f();
+        } catch (err) {
+          log.error(`shutdown: ${what} failed`, { err });
+        }
+      };
+      await step("closing DNS", () => dns?.close());
+      await step("closing UDP", () => udp.close());
+      await step("stopping the TUN reader", () => reader.stop());
+      await step("closing the TUN", () => tun.close());
+      await step("stopping the admin server", () => server.stop(true));
+      await step("auditing open connections", () => audit.shutdown());
+      await step("flushing metrics", () => metrics?.shutdown());
+      await step("flushing Sentry", () => opts.sentry?.close());
+      await step("closing the store", () => store.close());
       log.info("gateway down", { goodbyes_sent: told });
     })());
 
-  return { publicKey, udpPort: udp.port, adminUrl, shutdown };
+  // A fatal error closes like SIGTERM does — every connected peer is told goodbye — then exits 1.
+  let reportFailure!: (err: unknown) => void;
+  const failed = new Promise<unknown>((resolve) => (reportFailure = resolve));
+  let failedOnce = false;
+  onFatal = (err) => {
+    if (failedOnce) return;
+    failedOnce = true;
+    log.error("fatal error: saying goodbye to every peer and shutting down", { err });
+    reportFailure(err);
+    void shutdown("fatal error").catch(() => undefined);
+  };
+
+  return { publicKey, udpPort: udp.port, adminUrl, shutdown, failed, fail: (err) => onFatal(err) };
 }
