@@ -278,15 +278,25 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     if (n > 0) log.info("audit retention applied", { deleted: n, retention_days: opts.retentionDays ?? 90 });
   };
   prune();
-  const retentionTimer = setInterval(prune, 3600_000);
+  // Housekeeping that fails (a busy or full disk) is an error to see, not a reason to stop
+  // moving packets: only what escapes everything is fatal (cli.ts).
+  const every = (what: string, ms: number, f: () => unknown) =>
+    setInterval(() => {
+      try {
+        f();
+      } catch (err) {
+        log.error(`${what} failed`, { err });
+      }
+    }, ms);
+  const retentionTimer = every("audit retention", 3600_000, prune);
   // Expiry is checked every 10 s; traffic history is sampled every trafficSampleSeconds.
-  const expiryTimer = setInterval(() => {
+  const expiryTimer = every("peer and resource sync", 10_000, () => {
     applyPeers();
     gatewayCore.nat.sweep(clock());
-  }, 10_000);
-  const trafficTimer = setInterval(() => {
+  });
+  const trafficTimer = every("traffic sampling", (opts.trafficSampleSeconds ?? 60) * 1000, () => {
     store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
-  }, (opts.trafficSampleSeconds ?? 60) * 1000);
+  });
   const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, fetch: (req, srv) => app.fetch(req, srv) });
   const adminUrl = `http://${opts.admin.hostname.includes(":") ? `[${opts.admin.hostname}]` : opts.admin.hostname}:${server.port}`;
   const publicKey = gatewayPublicKey;
@@ -300,6 +310,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     public_key: publicKey,
     peers: cfg.peers.length,
     store_peers: storePeers.upserted,
+    store_peers_skipped: storePeers.skipped || undefined,
     admin: adminUrl,
     aead: aead.name,
     udp_recv_buffer: udp.buffers.recv,
