@@ -227,6 +227,16 @@ async function up(args: string[]): Promise<number> {
     };
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
+    // A fatal error (the event loop's, or one escaping any callback) closes like SIGTERM, exit 1.
+    process.on("uncaughtException", (err) => gw.fail(err));
+    process.on("unhandledRejection", (err) => gw.fail(err));
+    void gw.failed.then(() => {
+      const deadline = setTimeout(() => resolve(1), 2000);
+      gw.shutdown("fatal error").finally(() => {
+        clearTimeout(deadline);
+        resolve(1);
+      });
+    });
   });
 }
 

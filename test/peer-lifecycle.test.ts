@@ -1,6 +1,6 @@
 // Store peers over their life, with real wireguard-go clients: a database holding an unusable row
 // (low-order key) still starts and serves every other peer; the API refuses such keys; deleting
-// a connected peer through the API says goodbye to it first.
+// a connected peer, or revoking its last authorization, through the API says goodbye to it first.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Store } from "../src/store/index.ts";
@@ -72,5 +72,20 @@ describe.skipIf(skip !== undefined)("store peers with wireguard-go clients", () 
     expect(ping(c, topo.gwTunnelIp, 1)).toBe(false);
     // The other store peer is untouched.
     expect(ping(topo.clients[1]!, topo.gwTunnelIp)).toBe(true);
+  }, 30_000);
+
+  test("revoking a connected client's last authorization through the API sends it one goodbye", async () => {
+    const c = topo.clients[1]!;
+    expect(ping(c, topo.gwTunnelIp)).toBe(true); // no resources yet: a plain WireGuard server
+    expect(topo.request("POST", "/api/resources", { type: "cidr", id: "lan", address: `10.202.${topo.net}.0/24` }).status).toBe(201);
+    expect(topo.request("POST", "/api/authorizations", { public_key: c.publicKey, resource_id: "lan" }).status).toBe(201);
+    expect(ping(c, topo.lanIp)).toBe(true);
+    const before = rxBytes(c);
+    expect(topo.request("DELETE", `/api/authorizations?public_key=${encodeURIComponent(c.publicKey)}&resource_id=lan`).status).toBe(204);
+    await waitFor("the goodbye", () => topo.gatewayLog.includes('"msg":"goodbye sent: no resources left"'));
+    const delta = await waitFor("the goodbye to reach the client", () => rxBytes(c) - before >= 80 && rxBytes(c) - before);
+    expect(delta).toBe(80);
+    expect(ping(c, topo.lanIp)).toBe(false);
+    expect(topo.gatewayLog.split("\n").filter((l) => l.includes('"msg":"goodbye sent: no resources left"'))).toHaveLength(1);
   }, 30_000);
 });

@@ -2,6 +2,10 @@
 // Each turn drains every ready source in bounded batches — UDP datagrams, TUN packets, due
 // timers — then polls the core's outputs (transmits, events), so no busy source starves another.
 // Per-packet failures are collected into one report per turn instead of stopping at the first.
+// Anything else that throws out of a turn is fatal: the loop stops turning and reports it once
+// (onFatal), so the shell can say goodbye to every peer and exit 1 — instead of the exception
+// escaping a setImmediate callback and the process dying with every client left waiting out
+// its timeouts (Firezone #10401).
 import type { GatewayCore, GatewayEvent } from "../gateway/index.ts";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import type { Endpoint } from "../wire/index.ts";
@@ -30,6 +34,8 @@ export interface EventLoopOptions {
   clock: () => number;
   onEvent: (e: TunnelEvent) => void;
   onBatchErrors: (errors: unknown[], turn: number) => void;
+  /** A turn failed outside per-packet handling; the loop has stopped turning (stop() still flushes). */
+  onFatal?: (err: unknown) => void;
   /** Resources and authorizations: decides what clients may send into the network. */
   gateway?: GatewayCore;
   onGatewayEvent?: (e: GatewayEvent) => void;
@@ -48,6 +54,7 @@ export class EventLoop {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #stopped = false;
+  #failed = false;
   readonly #inner = new Uint8Array(65536);
   readonly #wire = new Uint8Array(65536 + 64);
 
@@ -66,14 +73,14 @@ export class EventLoop {
 
   /** UDP socket callback: queue, and make sure a turn is coming. */
   onDatagram = (data: Uint8Array, from: Endpoint): void => {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#failed) return;
     this.#udpQueue.push({ data, from });
     this.wake();
   };
 
   /** Something changed (TUN readable, config applied): run a turn soon. */
   wake = (): void => {
-    if (this.#scheduled || this.#stopped) return;
+    if (this.#scheduled || this.#stopped || this.#failed) return;
     this.#scheduled = true;
     setImmediate(this.#turn);
   };
@@ -85,7 +92,24 @@ export class EventLoop {
 
   #turn = (): void => {
     this.#scheduled = false;
-    if (this.#stopped) return;
+    if (this.#stopped || this.#failed) return;
+    try {
+      this.#runTurn();
+    } catch (err) {
+      this.#fail(err);
+    }
+  };
+
+  #fail(err: unknown): void {
+    this.#failed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    if (this.#opts.onFatal) this.#opts.onFatal(err);
+    else throw err;
+  }
+
+  #runTurn(): void {
     const now = this.#clock();
     const errors: unknown[] = [];
     this.stats.turns++;
@@ -162,7 +186,7 @@ export class EventLoop {
       this.wake();
     }
     this.#armTimer();
-  };
+  }
 
   #send(data: Uint8Array, to: Endpoint): void {
     this.#udp?.send(data, to);
@@ -183,10 +207,19 @@ export class EventLoop {
     }, Math.max(0, at - this.#clock()));
   }
 
-  /** Stops turning: pending datagrams are dropped, timers cancelled. Outputs still queued are flushed. */
+  /**
+   * Stops turning: pending datagrams are dropped, timers cancelled. Outputs still queued (the
+   * goodbyes) are flushed — after a fatal error too; one failing send does not stop the rest.
+   */
   stop(): void {
     if (this.#stopped) return;
-    for (let t = this.#tunnel.pollTransmit(); t; t = this.#tunnel.pollTransmit()) this.#send(t.data, t.to);
+    for (let t = this.#tunnel.pollTransmit(); t; t = this.#tunnel.pollTransmit()) {
+      try {
+        this.#send(t.data, t.to);
+      } catch {
+        // The socket may be what failed; the other peers still get theirs.
+      }
+    }
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#udpQueue = [];

@@ -57,6 +57,13 @@ export interface RunningGateway {
   udpPort: number;
   adminUrl: string;
   shutdown(reason: string): Promise<void>;
+  /**
+   * Settles with the error when the gateway failed at run time (the event loop's fatal path, or
+   * `fail()`): by then it is already shutting down with goodbyes; the process should exit 1.
+   */
+  failed: Promise<unknown>;
+  /** A fatal error from outside the event loop (e.g. an uncaught exception): log, goodbye, shut down. */
+  fail(err: unknown): void;
 }
 
 /** Monotonic milliseconds anchored to the Unix epoch: what the sans-IO cores take as `now`. */
@@ -158,6 +165,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
 
   const audit = new ConnectionAudit(store, tunnel);
+  let onFatal: (err: unknown) => void = () => undefined;
   let metrics: GatewayMetrics | undefined;
   const loop = new EventLoop({
     tunnel,
@@ -178,6 +186,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         loop.wake();
       }
     },
+    onFatal: (err) => onFatal(err),
     onBatchErrors: (errors, turn) => opts.logger.target("io").warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0] }),
   });
   const udp = await UdpSockets.open({
@@ -267,15 +276,25 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     if (n > 0) log.info("audit retention applied", { deleted: n, retention_days: opts.retentionDays ?? 90 });
   };
   prune();
-  const retentionTimer = setInterval(prune, 3600_000);
+  // Housekeeping that fails (a busy or full disk) is an error to see, not a reason to stop
+  // moving packets: only what escapes everything is fatal (cli.ts).
+  const every = (what: string, ms: number, f: () => unknown) =>
+    setInterval(() => {
+      try {
+        f();
+      } catch (err) {
+        log.error(`${what} failed`, { err });
+      }
+    }, ms);
+  const retentionTimer = every("audit retention", 3600_000, prune);
   // Expiry is checked every 10 s; traffic history is sampled every trafficSampleSeconds.
-  const expiryTimer = setInterval(() => {
+  const expiryTimer = every("peer and resource sync", 10_000, () => {
     applyPeers();
     gatewayCore.nat.sweep(clock());
-  }, 10_000);
-  const trafficTimer = setInterval(() => {
+  });
+  const trafficTimer = every("traffic sampling", (opts.trafficSampleSeconds ?? 60) * 1000, () => {
     store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
-  }, (opts.trafficSampleSeconds ?? 60) * 1000);
+  });
   // The app limits bodies per route (admin/middleware/limits.ts); this is Bun's outer bound.
   const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, maxRequestBodySize: 1024 * 1024, fetch: (req, srv) => app.fetch(req, srv) });
   const adminUrl = `http://${opts.admin.hostname.includes(":") ? `[${opts.admin.hostname}]` : opts.admin.hostname}:${server.port}`;
@@ -290,6 +309,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     public_key: publicKey,
     peers: cfg.peers.length,
     store_peers: storePeers.upserted,
+    store_peers_skipped: storePeers.skipped || undefined,
     admin: adminUrl,
     aead: aead.name,
     udp_recv_buffer: udp.buffers.recv,
@@ -310,17 +330,38 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       loop.stop(); // flushes the goodbyes, then accepts nothing more
       await Bun.sleep(50); // let the sends complete before the sockets close
       tunnel.zeroize();
-      dns?.close();
-      udp.close();
-      await reader.stop();
-      tun.close();
-      server.stop(true);
-      audit.shutdown();
-      await metrics?.shutdown().catch(() => undefined);
-      await opts.sentry?.close().catch(() => undefined);
-      store.close();
+      // Each step on its own: after a fatal error (say, a full disk) one failing step must not
+      // leave the rest undone.
+      const step = async (what: string, f: () => unknown) => {
+        try {
+          await f();
+        } catch (err) {
+          log.error(`shutdown: ${what} failed`, { err });
+        }
+      };
+      await step("closing DNS", () => dns?.close());
+      await step("closing UDP", () => udp.close());
+      await step("stopping the TUN reader", () => reader.stop());
+      await step("closing the TUN", () => tun.close());
+      await step("stopping the admin server", () => server.stop(true));
+      await step("auditing open connections", () => audit.shutdown());
+      await step("flushing metrics", () => metrics?.shutdown());
+      await step("flushing Sentry", () => opts.sentry?.close());
+      await step("closing the store", () => store.close());
       log.info("gateway down", { goodbyes_sent: told });
     })());
 
-  return { publicKey, udpPort: udp.port, adminUrl, shutdown };
+  // A fatal error closes like SIGTERM does — every connected peer is told goodbye — then exits 1.
+  let reportFailure!: (err: unknown) => void;
+  const failed = new Promise<unknown>((resolve) => (reportFailure = resolve));
+  let failedOnce = false;
+  onFatal = (err) => {
+    if (failedOnce) return;
+    failedOnce = true;
+    log.error("fatal error: saying goodbye to every peer and shutting down", { err });
+    reportFailure(err);
+    void shutdown("fatal error").catch(() => undefined);
+  };
+
+  return { publicKey, udpPort: udp.port, adminUrl, shutdown, failed, fail: (err) => onFatal(err) };
 }

@@ -116,26 +116,27 @@ export class Tunnel {
       existing.peer.setPersistentKeepalive(spec.persistentKeepalive ?? 0);
       return existing;
     }
-    if (existing) this.removePeer(spec.publicKey);
     const cid = this.#ids.allocate();
     let peer: WirePeer;
     try {
       peer = new WirePeer({
-      aead: this.#aead,
-      local: this.identity,
-      remoteStatic: spec.publicKey,
-      presharedKey: spec.presharedKey,
-      connectionId: cid,
-      endpoint: spec.endpoint,
-      persistentKeepalive: spec.persistentKeepalive,
-      mtu: this.#mtu,
-      random: this.#random,
+        aead: this.#aead,
+        local: this.identity,
+        remoteStatic: spec.publicKey,
+        presharedKey: spec.presharedKey,
+        connectionId: cid,
+        endpoint: spec.endpoint,
+        persistentKeepalive: spec.persistentKeepalive,
+        mtu: this.#mtu,
+        random: this.#random,
       });
     } catch (err) {
       // The precomputation refused the key after all: give the id back, keep nothing half-made.
       this.#ids.release(cid);
       throw new PeerSpecError("publicKey", `"${key}" cannot be used`, { cause: err });
     }
+    // Replaced only once its successor exists: a failure above leaves the old connection in place.
+    if (existing) this.removePeer(spec.publicKey);
     const conn: Connection = { cid, publicKey: key, peer, allowedIPs: spec.allowedIPs };
     this.#byCid.set(cid, conn);
     this.#byKey.set(key, conn);
