@@ -9,8 +9,8 @@ import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
 import { formatCidr, formatIp, parseCidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
 import { TunReader } from "../io/tun-reader.ts";
-import { TunDevice } from "../io/tun.ts";
-import { UdpSockets } from "../io/udp.ts";
+import { TUN_TX_QUEUE_LEN, TunDevice } from "../io/tun.ts";
+import { UdpSockets, WANTED_SOCKET_BUFFER, type SocketBuffers } from "../io/udp.ts";
 import { looseLogFields } from "../io/private-files.ts";
 import { TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
@@ -146,6 +146,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
     routeTunnel();
+    try {
+      // A longer queue absorbs bursts towards the TUN instead of dropping them (Firezone #10231).
+      ip(["link", "set", "dev", tun.name, "txqueuelen", String(TUN_TX_QUEUE_LEN)]);
+    } catch (err) {
+      log.warn("TUN tx queue left at the kernel default", { interface: tun.name, txqueuelen: TUN_TX_QUEUE_LEN, err });
+    }
   } catch (err) {
     tun.close();
     throw new Error(`configuring ${tun.name}`, { cause: err });
@@ -183,6 +189,21 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     onError: (err) => opts.logger.target("io").error("UDP socket error", { err }),
     keepDefaultBuffers: opts.keepDefaultBuffers,
   });
+  const iolog = opts.logger.target("io");
+  /** Says what the kernel's limits did to our request: the sizes in effect are what counts. */
+  const reportBuffers = (wanted: SocketBuffers | undefined) => {
+    for (const l of udp.limits) {
+      const fields = { limit: `net.core.${l.limit}`, before: l.before, after: l.after, result: l.result, err: l.err };
+      if (l.result === "raised" || l.result === "enough") iolog.info("socket buffer limit", fields);
+      // In a network namespace or container the limit is usually the host's to set.
+      else iolog.warn("socket buffer limit could not be raised (set it on the host: sysctl -w net.core.rmem_max=… wmem_max=…)", fields);
+    }
+    // Linux reports twice what it granted (bookkeeping overhead included).
+    if (wanted && (udp.buffers.recv < 2 * wanted.recv || udp.buffers.send < 2 * wanted.send)) {
+      iolog.warn("UDP socket buffers smaller than asked", { recv_wanted: wanted.recv, send_wanted: wanted.send, udp_recv_buffer: udp.buffers.recv, udp_send_buffer: udp.buffers.send });
+    }
+  };
+  reportBuffers(opts.keepDefaultBuffers ? undefined : { recv: WANTED_SOCKET_BUFFER, send: WANTED_SOCKET_BUFFER });
   // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
   let dns: DnsService | undefined;
   // (Resources added through the API later need a restart for the resolver to start.)
@@ -195,7 +216,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, loop.wake);
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, ...opts.metrics });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, ...opts.metrics });
 
   const applyPeers = () => {
     const r = sync.apply(clock());
@@ -214,6 +235,13 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       connections: () => connectionViews(tunnel, clock()),
       metrics: () => metrics!.prometheusText(),
       peersChanged: () => void applyPeers(),
+      setSocketBuffers: (wanted) => {
+        const was = udp.buffers;
+        const now = udp.resize(wanted);
+        iolog.info("UDP socket buffers resized", { recv_wanted: wanted.recv, send_wanted: wanted.send, udp_recv_buffer: now.recv, udp_send_buffer: now.send, was_recv: was.recv, was_send: was.send });
+        reportBuffers(wanted);
+        return now;
+      },
       resources: () => {
         const apiIds = new Set(store.resources.list().map((r) => r.id));
         const keys = new Map([...tunnel.connections()].map((c) => [c.cid, c.publicKey]));
