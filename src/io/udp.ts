@@ -1,5 +1,6 @@
 // UDP sockets for the WireGuard port (IPv4 and IPv6), via node:dgram because it can size the
 // kernel buffers. Received datagrams are handed to `onDatagram`; sends retry once on EIO.
+import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
 import dgram from "node:dgram";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -90,6 +91,37 @@ export interface UdpOptions {
   sysctls?: Sysctls;
 }
 
+// SO_RCVBUFFORCE / SO_SNDBUFFORCE (asm-generic/socket.h): like SO_RCVBUF / SO_SNDBUF, but not
+// capped by net.core.{r,w}mem_max; needs CAP_NET_ADMIN. wireguard-go sets its buffers this way.
+const SOL_SOCKET = 1;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+let setsockopt: ((fd: number, level: number, name: number, value: Pointer, len: number) => number) | undefined | null;
+
+function forceBufferSize(fd: number, option: number, bytes: number): boolean {
+  if (setsockopt === undefined) {
+    try {
+      setsockopt = dlopen("libc.so.6", { setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 } }).symbols.setsockopt;
+    } catch {
+      setsockopt = null; // not glibc Linux: the capped sizes stand
+    }
+  }
+  if (!setsockopt) return false;
+  const value = Int32Array.of(Math.min(bytes, 0x3fffffff));
+  return setsockopt(fd, SOL_SOCKET, option, ptr(value), 4) === 0;
+}
+
+/** The socket's file descriptor. Bun's node:dgram keeps it in internal state: absent → undefined. */
+function socketFd(sock: dgram.Socket): number | undefined {
+  try {
+    const state = Object.getOwnPropertySymbols(sock).find((sym) => sym.description === "state symbol");
+    const fd = state && (sock as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[state]?.handle?.fd;
+    return typeof fd === "number" && fd >= 0 ? fd : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class UdpSockets {
   #v4: dgram.Socket | undefined;
   #v6: dgram.Socket | undefined;
@@ -99,6 +131,8 @@ export class UdpSockets {
   buffers: SocketBuffers = { recv: 0, send: 0 };
   /** What happened to net.core.{r,w}mem_max at the last resize (empty with FIREZONE_NO_INC_BUF). */
   limits: LimitOutcome[] = [];
+  /** The last resize had to use SO_RCVBUFFORCE/SO_SNDBUFFORCE to get past the kernel's limits. */
+  forced = false;
   port = 0;
   eioRetries = 0;
   sendErrors = 0;
@@ -127,6 +161,7 @@ export class UdpSockets {
    */
   resize(wanted: SocketBuffers): SocketBuffers {
     this.limits = this.#keepLimits ? [] : raiseBufferLimits(wanted, this.#sysctls);
+    this.forced = false;
     for (const sock of [this.#v4, this.#v6]) {
       if (!sock) continue;
       try {
@@ -134,6 +169,16 @@ export class UdpSockets {
         sock.setSendBufferSize(wanted.send);
       } catch {
         // Not permitted or not supported: the defaults still work, just with less burst room.
+      }
+      // Still capped (limits we may not raise, as in a namespace or container): with CAP_NET_ADMIN,
+      // which the TUN needs anyway, the *FORCE options bypass the caps, as wireguard-go does.
+      if (!this.#keepLimits && (sock.getRecvBufferSize() < 2 * wanted.recv || sock.getSendBufferSize() < 2 * wanted.send)) {
+        const fd = socketFd(sock);
+        if (fd !== undefined) {
+          const r = forceBufferSize(fd, SO_RCVBUFFORCE, wanted.recv);
+          const w = forceBufferSize(fd, SO_SNDBUFFORCE, wanted.send);
+          this.forced ||= r || w;
+        }
       }
     }
     return this.#readBack();

@@ -192,14 +192,16 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const iolog = opts.logger.target("io");
   /** Says what the kernel's limits did to our request: the sizes in effect are what counts. */
   const reportBuffers = (wanted: SocketBuffers | undefined) => {
+    // Linux reports twice what it granted (bookkeeping overhead included).
+    const short = wanted !== undefined && (udp.buffers.recv < 2 * wanted.recv || udp.buffers.send < 2 * wanted.send);
     for (const l of udp.limits) {
-      const fields = { limit: `net.core.${l.limit}`, before: l.before, after: l.after, result: l.result, err: l.err };
+      const fields = { limit: `net.core.${l.limit}`, before: l.before, after: l.after, result: l.result, forced: udp.forced, err: l.err };
       if (l.result === "raised" || l.result === "enough") iolog.info("socket buffer limit", fields);
-      // In a network namespace or container the limit is usually the host's to set.
+      // In a network namespace or container the limit is usually the host's; CAP_NET_ADMIN got past it.
+      else if (!short) iolog.info("socket buffer limit left as it was; sizes set past it (SO_RCVBUFFORCE/SO_SNDBUFFORCE)", fields);
       else iolog.warn("socket buffer limit could not be raised (set it on the host: sysctl -w net.core.rmem_max=… wmem_max=…)", fields);
     }
-    // Linux reports twice what it granted (bookkeeping overhead included).
-    if (wanted && (udp.buffers.recv < 2 * wanted.recv || udp.buffers.send < 2 * wanted.send)) {
+    if (short) {
       iolog.warn("UDP socket buffers smaller than asked", { recv_wanted: wanted.recv, send_wanted: wanted.send, udp_recv_buffer: udp.buffers.recv, udp_send_buffer: udp.buffers.send });
     }
   };
