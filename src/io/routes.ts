@@ -6,7 +6,7 @@ import { formatCidr, parseCidr, type Cidr, type IpFamily } from "../ip/address.t
 import type { TargetLogger } from "../telemetry/log.ts";
 import { planRoutes, type HostRoute, type RoutePlan, type WantedRoute } from "./route-plan.ts";
 
-export { MIN_ROUTED_PREFIX, planRoutes, type HostRoute, type PeerRef, type Refusal, type RoutePlan, type WantedRoute } from "./route-plan.ts";
+export { hostConflict, MIN_ROUTED_PREFIX, planRoutes, type HostRoute, type PeerRef, type Refusal, type RoutePlan, type WantedRoute } from "./route-plan.ts";
 
 /** Runs `ip ARGS`; returns stdout, throws with ip's stderr. */
 export type IpCommand = (args: string[]) => string;

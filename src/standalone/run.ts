@@ -1,7 +1,6 @@
 // The standalone gateway, assembled: config → tunnel core → TUN + UDP + event loop → admin API.
 // This is the composition root `glassgate up` runs; each part it wires lives in its own folder.
 import { lookup } from "node:dns/promises";
-import { spawnSync } from "bun";
 import { createAdminApp } from "../../admin/app.ts";
 import type { WireguardConfig } from "../config/index.ts";
 import { selectAead } from "../crypto/select.ts";
@@ -12,7 +11,7 @@ import { TunReader } from "../io/tun-reader.ts";
 import { TUN_TX_QUEUE_LEN, TunDevice } from "../io/tun.ts";
 import { UdpSockets, WANTED_SOCKET_BUFFER, type SocketBuffers } from "../io/udp.ts";
 import { looseLogFields } from "../io/private-files.ts";
-import { TunRoutes } from "../io/routes.ts";
+import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { DnsResponder, GatewayCore } from "../gateway/index.ts";
 import { DnsService, systemResolver } from "./dns-service.ts";
@@ -62,10 +61,7 @@ export interface RunningGateway {
 /** Monotonic milliseconds anchored to the Unix epoch: what the sans-IO cores take as `now`. */
 export const clock = (): number => performance.timeOrigin + performance.now();
 
-function ip(args: string[]): void {
-  const r = spawnSync(["ip", ...args], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.toString().trim()}`);
-}
+const ip = (args: string[]): void => void runIp(args);
 
 async function resolveEndpoint(host: string, port: number): Promise<Endpoint> {
   const { address } = await lookup(host);
@@ -143,6 +139,13 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       c.allowedIPs.map((prefix) => ({ prefix, peer: { cid: c.cid, publicKey: c.publicKey, name: names.get(c.publicKey) } }))));
   };
   try {
+    // The tunnel subnet gets a connected route on the TUN: one the host already has elsewhere
+    // would be shadowed or shadow it. Said loudly; the operator's Address stands.
+    const hostRoutes = readHostRoutes().filter((r) => r.dev !== tun.name);
+    for (const a of cfg.interface.addresses) {
+      const clash = hostConflict(parseCidr(formatCidr(a)), hostRoutes);
+      if (clash) log.error("tunnel Address overlaps a network the host already routes: fix [Interface] Address", { address: formatCidr(a), interface: tun.name, ...clash });
+    }
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
     routeTunnel();
