@@ -4,6 +4,7 @@ import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
 import dgram from "node:dgram";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { TargetLogger } from "../telemetry/log.ts";
 import type { Endpoint } from "../wire/index.ts";
 
 /** What we ask for; Linux caps it at net.core.{r,w}mem_max and reports double the granted size. */
@@ -224,4 +225,23 @@ function bind(type: "udp4" | "udp6", address: string, port: number, opts: UdpOpt
       resolve(sock);
     });
   });
+}
+
+/**
+ * Logs what the kernel's limits did to a request for `wanted` (undefined: defaults kept): one line
+ * per limit, and a warning when the sizes in effect came out smaller than asked.
+ */
+export function reportSocketBuffers(udp: UdpSockets, wanted: SocketBuffers | undefined, log: TargetLogger): void {
+  // Linux reports twice what it granted (bookkeeping overhead included).
+  const short = wanted !== undefined && (udp.buffers.recv < 2 * wanted.recv || udp.buffers.send < 2 * wanted.send);
+  for (const l of udp.limits) {
+    const fields = { limit: `net.core.${l.limit}`, before: l.before, after: l.after, result: l.result, forced: udp.forced, err: l.err };
+    if (l.result === "raised" || l.result === "enough") log.info("socket buffer limit", fields);
+    // In a network namespace or container the limit is usually the host's; CAP_NET_ADMIN got past it.
+    else if (!short) log.info("socket buffer limit left as it was; sizes set past it (SO_RCVBUFFORCE/SO_SNDBUFFORCE)", fields);
+    else log.warn("socket buffer limit could not be raised (set it on the host: sysctl -w net.core.rmem_max=… wmem_max=…)", fields);
+  }
+  if (wanted && short) {
+    log.warn("UDP socket buffers smaller than asked", { recv_wanted: wanted.recv, send_wanted: wanted.send, udp_recv_buffer: udp.buffers.recv, udp_send_buffer: udp.buffers.send });
+  }
 }

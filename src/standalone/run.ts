@@ -9,7 +9,7 @@ import { formatCidr, formatIp, parseCidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { TUN_TX_QUEUE_LEN, TunDevice } from "../io/tun.ts";
-import { UdpSockets, WANTED_SOCKET_BUFFER, type SocketBuffers } from "../io/udp.ts";
+import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp.ts";
 import { looseLogFields } from "../io/private-files.ts";
 import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
@@ -193,22 +193,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     keepDefaultBuffers: opts.keepDefaultBuffers,
   });
   const iolog = opts.logger.target("io");
-  /** Says what the kernel's limits did to our request: the sizes in effect are what counts. */
-  const reportBuffers = (wanted: SocketBuffers | undefined) => {
-    // Linux reports twice what it granted (bookkeeping overhead included).
-    const short = wanted !== undefined && (udp.buffers.recv < 2 * wanted.recv || udp.buffers.send < 2 * wanted.send);
-    for (const l of udp.limits) {
-      const fields = { limit: `net.core.${l.limit}`, before: l.before, after: l.after, result: l.result, forced: udp.forced, err: l.err };
-      if (l.result === "raised" || l.result === "enough") iolog.info("socket buffer limit", fields);
-      // In a network namespace or container the limit is usually the host's; CAP_NET_ADMIN got past it.
-      else if (!short) iolog.info("socket buffer limit left as it was; sizes set past it (SO_RCVBUFFORCE/SO_SNDBUFFORCE)", fields);
-      else iolog.warn("socket buffer limit could not be raised (set it on the host: sysctl -w net.core.rmem_max=… wmem_max=…)", fields);
-    }
-    if (short) {
-      iolog.warn("UDP socket buffers smaller than asked", { recv_wanted: wanted.recv, send_wanted: wanted.send, udp_recv_buffer: udp.buffers.recv, udp_send_buffer: udp.buffers.send });
-    }
-  };
-  reportBuffers(opts.keepDefaultBuffers ? undefined : { recv: WANTED_SOCKET_BUFFER, send: WANTED_SOCKET_BUFFER });
+  reportSocketBuffers(udp, opts.keepDefaultBuffers ? undefined : { recv: WANTED_SOCKET_BUFFER, send: WANTED_SOCKET_BUFFER }, iolog);
   // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
   let dns: DnsService | undefined;
   // (Resources added through the API later need a restart for the resolver to start.)
@@ -244,7 +229,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         const was = udp.buffers;
         const now = udp.resize(wanted);
         iolog.info("UDP socket buffers resized", { recv_wanted: wanted.recv, send_wanted: wanted.send, udp_recv_buffer: now.recv, udp_send_buffer: now.send, was_recv: was.recv, was_send: was.send });
-        reportBuffers(wanted);
+        reportSocketBuffers(udp, wanted, iolog);
         return now;
       },
       resources: () => {
