@@ -20,6 +20,7 @@ import { SESSION_COOKIE, requireAuth, wantsHtml, type AdminEnv, type Principal }
 import { DEVICE_COOKIE, LoginThrottle } from "./middleware/login-throttle.ts";
 import { sameOriginPath } from "./middleware/origin.ts";
 import * as v from "./views.ts";
+import { SOCKET_BUFFER_MAX, SOCKET_BUFFER_MIN } from "../src/io/udp.ts";
 
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
@@ -36,6 +37,8 @@ export interface AdminGateway {
   nextAddress(): string;
   /** A wg-quick config for a peer created here, or undefined if we do not hold its private key. */
   clientConfig(peer: PeerRow, requestHost: string): string | undefined;
+  /** Resizes the UDP sockets' buffers at run time (#10234); returns the sizes in effect (getsockopt). */
+  setSocketBuffers?(wanted: { recv: number; send: number }): { recv: number; send: number };
 }
 
 export interface ResourceView {
@@ -69,6 +72,13 @@ const RESOURCE_FIELDS = knownFields(["type", "id", "name", "address"]).extend({
 });
 
 const AUTHORIZATION_FIELDS = knownFields(["public_key", "resource_id", "expires_at"]);
+
+/** PUT /api/settings/socket-buffers: sizes in bytes, within the bounds io/udp.ts names. */
+const bufferBytes = z.number({ error: "must be a number of bytes" }).int("must be a whole number of bytes")
+  .min(SOCKET_BUFFER_MIN, `must be at least ${SOCKET_BUFFER_MIN} (64 KiB)`).max(SOCKET_BUFFER_MAX, `must be at most ${SOCKET_BUFFER_MAX} (256 MiB)`);
+const SocketBuffersInput = z.strictObject({ recv_bytes: bufferBytes, send_bytes: bufferBytes }, {
+  error: (issue) => (issue.code === "invalid_type" ? "must be a JSON object {recv_bytes, send_bytes}" : undefined),
+});
 
 const HTMX = readFileSync(createRequire(import.meta.url).resolve("htmx.org/dist/htmx.min.js"), "utf8");
 
@@ -407,6 +417,21 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
     const ok = requireStore().resources.revoke(c.req.query("public_key") ?? "", c.req.query("resource_id") ?? "", principal(c).actor);
     if (ok) gateway.resourcesChanged?.();
     return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
+  });
+
+  // ── settings: UDP socket buffers (#10234) ──
+  app.put("/api/settings/socket-buffers", async (c) => {
+    const body = await c.req.json().catch(() => undefined);
+    const parsed = SocketBuffersInput.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return c.json({ error: "invalid", message: `${issue.path.join(".") || "body"}: ${issue.message}`.slice(0, 200) }, 400);
+    }
+    if (!gateway.setSocketBuffers) return c.json({ error: "not_supported", message: "this gateway cannot resize its sockets" }, 501);
+    const wanted = { recv: parsed.data.recv_bytes, send: parsed.data.send_bytes };
+    const now = gateway.setSocketBuffers(wanted);
+    store?.audit.record({ actor: principal(c).actor, action: "settings.updated", subject: "socket-buffers", after: { recv_bytes: wanted.recv, send_bytes: wanted.send, effective_recv_bytes: now.recv, effective_send_bytes: now.send } });
+    return c.json({ recv_bytes: now.recv, send_bytes: now.send, requested: parsed.data });
   });
 
   app.get("/metrics", async (c) => c.text(await gateway.metrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));

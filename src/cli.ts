@@ -10,6 +10,7 @@ import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
 import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
 import { Store } from "./store/index.ts";
+import { EnvError, envFlag } from "./config/env.ts";
 import { looseLogFields, PRIVATE_FILE_MODE, tightenPrivate, writePrivateFile, type OnLoose } from "./io/private-files.ts";
 
 /** Outside `up` (no logger yet): a loose secret file is reported on stderr. */
@@ -87,15 +88,24 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof UsageError) {
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof EnvError) {
       process.stderr.write(`glassgate: ${err.message}\n`);
       if (err instanceof UsageError && !err.message.includes(":")) process.stderr.write(USAGE);
       return 2;
     }
     // Runtime failure: the whole cause chain on one line ("creating TUN …: needs root …: EPERM").
     process.stderr.write(`glassgate: ${errorChain(err)}\n`);
-    if (process.env.GLASSGATE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    if (debugEnabled() && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     return 1;
+  }
+}
+
+/** GLASSGATE_DEBUG: stack traces on runtime failures. A bad value here must not hide the real error. */
+function debugEnabled(): boolean {
+  try {
+    return envFlag(process.env, "GLASSGATE_DEBUG");
+  } catch {
+    return true;
   }
 }
 
@@ -127,7 +137,7 @@ function parseHostPort(flag: string, value: string): { hostname: string; port: n
  */
 function adminTokenFromFile(env: NodeJS.ProcessEnv, onLoose: OnLoose): string | undefined {
   const file = env.GLASSGATE_ADMIN_TOKEN_FILE;
-  if (file && !existsSync(file) && env.GLASSGATE_ADMIN_TOKEN_CREATE === "1") {
+  if (file && !existsSync(file) && envFlag(env, "GLASSGATE_ADMIN_TOKEN_CREATE")) {
     writePrivateFile(file, `gg_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}\n`, { exclusive: true });
     process.stderr.write(`glassgate: created admin token file ${file}\n`);
   } else if (file) tightenPrivate(file, PRIVATE_FILE_MODE, onLoose);
@@ -163,6 +173,10 @@ async function up(args: string[]): Promise<number> {
     data: { type: "string" },
   });
   const env = process.env;
+  // Every yes/no variable read before anything is written, so a bad value changes nothing.
+  const keepDefaultBuffers = envFlag(env, "FIREZONE_NO_INC_BUF");
+  const perPeerMetrics = envFlag(env, "GLASSGATE_METRICS_PER_PEER");
+  envFlag(env, "GLASSGATE_ADMIN_TOKEN_CREATE");
   const configFile = values.config ?? env.GLASSGATE_CONFIG;
   if (!configFile) throw new UsageError("up: missing --config FILE (or GLASSGATE_CONFIG)");
   if (values.init && !existsSync(configFile)) {
@@ -195,7 +209,7 @@ async function up(args: string[]): Promise<number> {
     admin: parseHostPort("--admin", values.admin ?? env.GLASSGATE_ADMIN ?? "127.0.0.1:8080"),
     adminToken: env.GLASSGATE_ADMIN_TOKEN || adminTokenFromFile(env, onLoose),
     dataDir: values.data ?? env.GLASSGATE_DATA_DIR ?? "./data",
-    keepDefaultBuffers: env.FIREZONE_NO_INC_BUF !== undefined,
+    keepDefaultBuffers,
     logger,
     logs,
     sentry,
@@ -206,7 +220,7 @@ async function up(args: string[]): Promise<number> {
     metrics: {
       otlpEndpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.replace(/\/v1\/metrics\/?$/, "") || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
       otlpIntervalMs: env.OTEL_METRIC_EXPORT_INTERVAL ? Number(env.OTEL_METRIC_EXPORT_INTERVAL) : undefined,
-      perPeer: { enabled: env.GLASSGATE_METRICS_PER_PEER === "1", cap: Number(env.GLASSGATE_METRICS_PER_PEER_CAP ?? 100) },
+      perPeer: { enabled: perPeerMetrics, cap: Number(env.GLASSGATE_METRICS_PER_PEER_CAP ?? 100) },
     },
   });
 

@@ -1,7 +1,7 @@
 // The CLI as a user runs it: a real `bun run glassgate …` process.
 import { expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config/index.ts";
@@ -101,4 +101,13 @@ test.skipIf(!isRoot() || missingCommands(["setpriv"]).length > 0)("up without CA
   const r = spawnSync(["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", "bun", "run", "src/cli.ts", "up", "--config", file, "--interface", "ggnocap0", "--admin", "127.0.0.1:0", "--data", join(dir, "data")], { cwd: ROOT });
   expect(r.exitCode).toBe(1);
   expect(r.stderr.toString()).toContain("needs root or CAP_NET_ADMIN");
+});
+
+test("a yes/no env var with another value stops up with exit 2 naming it, before anything is written", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-envflag-"));
+  const conf = join(dir, "gw.conf");
+  const r = spawnSync(["bun", "run", "src/cli.ts", "up", "--init", "--config", conf, "--data", join(dir, "data")], { cwd: ROOT, env: { ...process.env, FIREZONE_NO_INC_BUF: "maybe" } });
+  expect(r.exitCode).toBe(2);
+  expect(r.stderr.toString()).toContain('FIREZONE_NO_INC_BUF: "maybe" is not a yes/no value');
+  expect(existsSync(conf)).toBe(false);
 });

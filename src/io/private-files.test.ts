@@ -87,3 +87,16 @@ test("a data dir and database left world-readable by an older version are tighte
   expect(mode(join(data, "glassgate.db"))).toBe("600");
   expect(seen.map((x) => [x.path, x.mode, x.now])).toEqual([[data, "0755", "0700"], [join(data, "glassgate.db"), "0644", "0600"]]);
 });
+
+test("a world-readable data dir shared with other programs' files is reported, not chmod-ed", () => {
+  const shared = join(dir, "var-lib");
+  Store.open(shared).close();
+  chmodSync(shared, 0o755);
+  writeFileSync(join(shared, "other-service.state"), "x");
+  const seen: LoosePermissions[] = [];
+  Store.open(shared, { onLoosePermissions: (x) => seen.push(x) }).close();
+  expect(mode(shared)).toBe("755");
+  expect(seen).toHaveLength(1);
+  expect(seen[0]).toMatchObject({ path: shared, mode: "0755", now: "0755" });
+  expect(seen[0]!.reason).toContain("other-service.state");
+});

@@ -3,7 +3,7 @@
 // every start, because a file made by an older version or copied in by hand may be readable by all.
 // The mode is set explicitly with fchmod on the open descriptor: `open(…, 0o600)` alone would be
 // trimmed by the umask (harmless here) but never widened back, and an existing file keeps its mode.
-import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync, statSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync, readdirSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
 export const PRIVATE_FILE_MODE = 0o600;
@@ -33,7 +33,7 @@ export function looseLogFields(f: LoosePermissions): Record<string, string> {
  * Makes `path` readable by its owner only if it is not: chmod when we own it, else just report.
  * Returns false when the path does not exist.
  */
-export function tightenPrivate(path: string, want: number, onLoose?: OnLoose): boolean {
+export function tightenPrivate(path: string, want: number, onLoose?: OnLoose, opts: { reportOnly?: string } = {}): boolean {
   let st;
   try {
     st = statSync(path);
@@ -46,6 +46,8 @@ export function tightenPrivate(path: string, want: number, onLoose?: OnLoose): b
   const uid = process.geteuid?.();
   if (uid !== undefined && st.uid !== uid) {
     found.reason = `owned by uid ${st.uid}, not us (uid ${uid})`;
+  } else if (opts.reportOnly) {
+    found.reason = opts.reportOnly;
   } else {
     try {
       // Keep the owner's bits, drop everything for group and others.
@@ -59,15 +61,21 @@ export function tightenPrivate(path: string, want: number, onLoose?: OnLoose): b
   return true;
 }
 
-/** Creates the directory 0700 (missing parents get the usual mode), or tightens an existing one. */
-export function ensurePrivateDir(path: string, onLoose?: OnLoose): void {
+/**
+ * Creates the directory 0700 (missing parents get the usual mode), or tightens an existing one —
+ * unless it holds anything `ours` does not claim: a data dir pointed at /var/lib or a home
+ * directory is reported, never chmod-ed under other programs' feet.
+ */
+export function ensurePrivateDir(path: string, onLoose?: OnLoose, ours: (name: string) => boolean = () => true): void {
   if (!existsSync(path)) {
     mkdirSync(dirname(path), { recursive: true });
     mkdirSync(path, { mode: PRIVATE_DIR_MODE });
     chmodSync(path, PRIVATE_DIR_MODE); // mkdir's mode passes through the umask: set it exactly
     return;
   }
-  tightenPrivate(path, PRIVATE_DIR_MODE, onLoose);
+  const foreign = readdirSync(path).filter((n) => !ours(n));
+  const reportOnly = foreign.length ? `shared with other files (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}): not changed` : undefined;
+  tightenPrivate(path, PRIVATE_DIR_MODE, onLoose, { reportOnly });
 }
 
 /** Opens (creating when missing) with mode 0600 set on the descriptor, so no window where it is wider. */

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import fc from "fast-check";
 import { formatCidr, parseCidr } from "../ip/address.ts";
-import { cidrContains, planRoutes, type HostRoute, type WantedRoute } from "./route-plan.ts";
+import { cidrContains, hostConflict, planRoutes, type HostRoute, type WantedRoute } from "./route-plan.ts";
 import { parseIpRoutes } from "./routes.ts";
 
 const TUN = "glassgate0";
@@ -116,4 +116,11 @@ test("ip's JSON route listing is read as the kernel means it (default, host rout
   expect(v6.map((r) => formatCidr(r.prefix))).toEqual(["fe80::/64", "::/0"]);
   // A blackhole for the same prefix is a route the host has: refused too.
   expect(planRoutes([want("203.0.113.0/24")], v4, TUN, new Set()).refused[0]!.conflict).toBe("blackhole 203.0.113.0/24");
+});
+
+test("a tunnel subnet the host is already attached to is a conflict; a free one is not", () => {
+  const others = HOST.filter((r) => r.dev !== TUN);
+  expect(hostConflict(parseCidr("192.168.1.0/24"), others)).toEqual({ reason: "the host already has a route for this prefix", conflict: "192.168.1.0/24 dev eth0" });
+  expect(hostConflict(parseCidr("172.17.5.0/24"), others)?.conflict).toBe("172.17.0.0/16 dev docker0");
+  expect(hostConflict(parseCidr("10.99.0.0/24"), others)).toBeUndefined();
 });

@@ -112,13 +112,19 @@ export function planRoutes(wanted: WantedRoute[], host: HostRoute[], dev: string
 }
 
 function refuse(w: WantedRoute, others: HostRoute[]): Refusal | undefined {
-  const p = w.prefix;
+  const c = hostConflict(w.prefix, others);
+  return c && { prefix: w.prefix, peer: w.peer, ...c };
+}
+
+/**
+ * Why routing `p` into our device would take traffic the host sends elsewhere, or undefined.
+ * `others` are the host's routes through any device but ours.
+ */
+export function hostConflict(p: Cidr, others: HostRoute[]): { reason: string; conflict?: string } | undefined {
   const min = MIN_ROUTED_PREFIX[p.family];
   if (p.prefix < min) {
     const dflt = others.find((r) => r.prefix.family === p.family && r.prefix.prefix === 0);
     return {
-      prefix: p,
-      peer: w.peer,
       reason: p.prefix === 0
         ? "a default route through a peer would take over the host's own traffic"
         : `shorter than /${min}: it would capture most of what the host's default route carries`,
@@ -128,16 +134,16 @@ function refuse(w: WantedRoute, others: HostRoute[]): Refusal | undefined {
   for (const r of others) {
     if (r.prefix.family !== p.family) continue;
     if (r.prefix.prefix === p.prefix && cidrContains(r.prefix, p)) {
-      return { prefix: p, peer: w.peer, reason: "the host already has a route for this prefix", conflict: describeHostRoute(r) };
+      return { reason: "the host already has a route for this prefix", conflict: describeHostRoute(r) };
     }
   }
   for (const r of others) {
     if (r.prefix.family !== p.family || r.prefix.prefix === 0 || !isOnLink(r)) continue;
     if (cidrContains(r.prefix, p)) {
-      return { prefix: p, peer: w.peer, reason: `inside the network the host is attached to on ${r.dev}: routing it would cut those addresses off`, conflict: describeHostRoute(r) };
+      return { reason: `inside the network the host is attached to on ${r.dev}: routing it would cut those addresses off`, conflict: describeHostRoute(r) };
     }
     if (cidrContains(p, r.prefix)) {
-      return { prefix: p, peer: w.peer, reason: `covers the network the host is attached to on ${r.dev}`, conflict: describeHostRoute(r) };
+      return { reason: `covers the network the host is attached to on ${r.dev}`, conflict: describeHostRoute(r) };
     }
   }
   return undefined;

@@ -6,7 +6,7 @@ import { formatCidr, parseCidr, type Cidr, type IpFamily } from "../ip/address.t
 import type { TargetLogger } from "../telemetry/log.ts";
 import { planRoutes, type HostRoute, type RoutePlan, type WantedRoute } from "./route-plan.ts";
 
-export { MIN_ROUTED_PREFIX, planRoutes, type HostRoute, type PeerRef, type Refusal, type RoutePlan, type WantedRoute } from "./route-plan.ts";
+export { hostConflict, MIN_ROUTED_PREFIX, planRoutes, type HostRoute, type PeerRef, type Refusal, type RoutePlan, type WantedRoute } from "./route-plan.ts";
 
 /** Runs `ip ARGS`; returns stdout, throws with ip's stderr. */
 export type IpCommand = (args: string[]) => string;
@@ -75,7 +75,15 @@ export class TunRoutes {
   sync(wanted: WantedRoute[]): RoutePlan | undefined {
     const fingerprint = wanted.map((w) => `${formatCidr(w.prefix)} ${w.peer.publicKey}`).sort().join(",");
     if (fingerprint === this.#lastWanted) return undefined;
-    const plan = planRoutes(wanted, readHostRoutes(this.ip), this.dev, this.#installed);
+    let host: HostRoute[];
+    try {
+      host = readHostRoutes(this.ip);
+    } catch (err) {
+      // Nothing decided without the table; the next sync tries again.
+      this.log.error("reading the host's routes failed: TUN routes left as they are", { interface: this.dev, err });
+      return undefined;
+    }
+    const plan = planRoutes(wanted, host, this.dev, this.#installed);
     const stillRefused = new Set<string>();
     for (const r of plan.refused) {
       const key = `${r.peer.publicKey} ${formatCidr(r.prefix)}`;

@@ -3,6 +3,13 @@
 // ready, so the event loop can drain it in batches without blocking the thread.
 import { dlopen, FFIType, ptr, read as readMemory } from "bun:ffi";
 
+/**
+ * The TUN's transmit queue, in packets: the kernel's default for a TUN is 500, which a burst from
+ * the host overflows while our single thread is busy. Firezone sets 10 000 (#10231,
+ * rust/bin-shared/src/tun_device_manager/linux.rs).
+ */
+export const TUN_TX_QUEUE_LEN = 10_000;
+
 const TUNSETIFF = 0x400454ca;
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;

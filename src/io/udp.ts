@@ -1,10 +1,82 @@
 // UDP sockets for the WireGuard port (IPv4 and IPv6), via node:dgram because it can size the
 // kernel buffers. Received datagrams are handed to `onDatagram`; sends retry once on EIO.
+import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
 import dgram from "node:dgram";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TargetLogger } from "../telemetry/log.ts";
 import type { Endpoint } from "../wire/index.ts";
 
 /** What we ask for; Linux caps it at net.core.{r,w}mem_max and reports double the granted size. */
 export const WANTED_SOCKET_BUFFER = 8 * 1024 * 1024;
+
+/**
+ * What the admin API accepts (#10234). Below 64 KiB a burst of 1420-byte datagrams (about 45)
+ * overflows at once; above 256 MiB per socket is kernel memory nobody should pin by accident.
+ */
+export const SOCKET_BUFFER_MIN = 64 * 1024;
+export const SOCKET_BUFFER_MAX = 256 * 1024 * 1024;
+
+export interface SocketBuffers {
+  recv: number;
+  send: number;
+}
+
+/** The two sysctls that cap SO_RCVBUF / SO_SNDBUF. */
+export type BufferLimit = "rmem_max" | "wmem_max";
+
+export interface LimitOutcome {
+  limit: BufferLimit;
+  before: number | undefined;
+  after: number | undefined;
+  /** enough: already ≥ wanted; raised: we wrote it; not_permitted / unavailable: left as it was. */
+  result: "enough" | "raised" | "not_permitted" | "unavailable";
+  err?: string;
+}
+
+/** Reads and writes net.core sysctls; a directory other than /proc/sys/net/core in tests. */
+export interface Sysctls {
+  read(name: BufferLimit): string;
+  write(name: BufferLimit, value: string): void;
+}
+
+export function procSysctls(dir = "/proc/sys/net/core"): Sysctls {
+  return {
+    read: (name) => readFileSync(join(dir, name), "utf8"),
+    write: (name, value) => writeFileSync(join(dir, name), value),
+  };
+}
+
+/**
+ * Raises net.core.rmem_max / wmem_max to what we want when they are lower and we may: without
+ * this, asking for 8 MiB silently gets the kernel's cap (often 208 KiB). Never lowers them. In a
+ * network namespace or container these are often the host's (or read-only): then we report it.
+ */
+export function raiseBufferLimits(wanted: SocketBuffers, sys: Sysctls = procSysctls()): LimitOutcome[] {
+  const out: LimitOutcome[] = [];
+  for (const [limit, want] of [["rmem_max", wanted.recv], ["wmem_max", wanted.send]] as const) {
+    let before: number;
+    try {
+      before = Number(sys.read(limit).trim());
+      if (!Number.isSafeInteger(before)) throw new Error(`unreadable value`);
+    } catch (err) {
+      out.push({ limit, before: undefined, after: undefined, result: "unavailable", err: (err as Error).message });
+      continue;
+    }
+    if (before >= want) {
+      out.push({ limit, before, after: before, result: "enough" });
+      continue;
+    }
+    try {
+      sys.write(limit, String(want));
+      out.push({ limit, before, after: Number(sys.read(limit).trim()), result: "raised" });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      out.push({ limit, before, after: before, result: code === "EACCES" || code === "EPERM" || code === "EROFS" ? "not_permitted" : "unavailable", err: (err as Error).message });
+    }
+  }
+  return out;
+}
 
 export interface UdpOptions {
   port: number;
@@ -14,15 +86,54 @@ export interface UdpOptions {
   bindV6?: string;
   onDatagram: (data: Uint8Array, from: Endpoint) => void;
   onError: (err: Error) => void;
-  /** FIREZONE_NO_INC_BUF: leave the kernel's default buffer sizes alone. */
+  /** FIREZONE_NO_INC_BUF: leave the kernel's default buffer sizes (and their limits) alone. */
   keepDefaultBuffers?: boolean;
+  /** Where net.core.{r,w}mem_max live (tests point it elsewhere). */
+  sysctls?: Sysctls;
+}
+
+// SO_RCVBUFFORCE / SO_SNDBUFFORCE (asm-generic/socket.h): like SO_RCVBUF / SO_SNDBUF, but not
+// capped by net.core.{r,w}mem_max; needs CAP_NET_ADMIN. wireguard-go sets its buffers this way.
+const SOL_SOCKET = 1;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+let setsockopt: ((fd: number, level: number, name: number, value: Pointer, len: number) => number) | undefined | null;
+
+function forceBufferSize(fd: number, option: number, bytes: number): boolean {
+  if (setsockopt === undefined) {
+    try {
+      setsockopt = dlopen("libc.so.6", { setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 } }).symbols.setsockopt;
+    } catch {
+      setsockopt = null; // not glibc Linux: the capped sizes stand
+    }
+  }
+  if (!setsockopt) return false;
+  const value = Int32Array.of(Math.min(bytes, 0x3fffffff));
+  return setsockopt(fd, SOL_SOCKET, option, ptr(value), 4) === 0;
+}
+
+/** The socket's file descriptor. Bun's node:dgram keeps it in internal state: absent → undefined. */
+function socketFd(sock: dgram.Socket): number | undefined {
+  try {
+    const state = Object.getOwnPropertySymbols(sock).find((sym) => sym.description === "state symbol");
+    const fd = state && (sock as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[state]?.handle?.fd;
+    return typeof fd === "number" && fd >= 0 ? fd : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class UdpSockets {
   #v4: dgram.Socket | undefined;
   #v6: dgram.Socket | undefined;
-  /** Buffer sizes the kernel granted, for logs and metrics. */
-  buffers = { recv: 0, send: 0 };
+  #sysctls: Sysctls = procSysctls();
+  #keepLimits = false;
+  /** Buffer sizes in effect, as getsockopt reports them (Linux: twice what it granted), for logs and metrics. */
+  buffers: SocketBuffers = { recv: 0, send: 0 };
+  /** What happened to net.core.{r,w}mem_max at the last resize (empty with FIREZONE_NO_INC_BUF). */
+  limits: LimitOutcome[] = [];
+  /** The last resize had to use SO_RCVBUFFORCE/SO_SNDBUFFORCE to get past the kernel's limits. */
+  forced = false;
   port = 0;
   eioRetries = 0;
   sendErrors = 0;
@@ -38,19 +149,45 @@ export class UdpSockets {
         s.#v6 = undefined; // no IPv6 on this host: IPv4 only
       }
     }
-    if (!opts.keepDefaultBuffers) {
-      for (const sock of [s.#v4, s.#v6]) {
-        if (!sock) continue;
-        try {
-          sock.setRecvBufferSize(WANTED_SOCKET_BUFFER);
-          sock.setSendBufferSize(WANTED_SOCKET_BUFFER);
-        } catch {
-          // Not permitted or not supported: the defaults still work, just with less burst room.
+    s.#sysctls = opts.sysctls ?? procSysctls();
+    s.#keepLimits = opts.keepDefaultBuffers ?? false;
+    if (opts.keepDefaultBuffers) s.#readBack();
+    else s.resize({ recv: WANTED_SOCKET_BUFFER, send: WANTED_SOCKET_BUFFER });
+    return s;
+  }
+
+  /**
+   * Asks for these buffer sizes on every socket (raising the kernel's limits first unless
+   * FIREZONE_NO_INC_BUF) and returns what is in effect afterwards, which may be less.
+   */
+  resize(wanted: SocketBuffers): SocketBuffers {
+    this.limits = this.#keepLimits ? [] : raiseBufferLimits(wanted, this.#sysctls);
+    this.forced = false;
+    for (const sock of [this.#v4, this.#v6]) {
+      if (!sock) continue;
+      try {
+        sock.setRecvBufferSize(wanted.recv);
+        sock.setSendBufferSize(wanted.send);
+      } catch {
+        // Not permitted or not supported: the defaults still work, just with less burst room.
+      }
+      // Still capped (limits we may not raise, as in a namespace or container): with CAP_NET_ADMIN,
+      // which the TUN needs anyway, the *FORCE options bypass the caps, as wireguard-go does.
+      if (!this.#keepLimits && (sock.getRecvBufferSize() < 2 * wanted.recv || sock.getSendBufferSize() < 2 * wanted.send)) {
+        const fd = socketFd(sock);
+        if (fd !== undefined) {
+          const r = forceBufferSize(fd, SO_RCVBUFFORCE, wanted.recv);
+          const w = forceBufferSize(fd, SO_SNDBUFFORCE, wanted.send);
+          this.forced ||= r || w;
         }
       }
     }
-    s.buffers = { recv: s.#v4.getRecvBufferSize(), send: s.#v4.getSendBufferSize() };
-    return s;
+    return this.#readBack();
+  }
+
+  #readBack(): SocketBuffers {
+    this.buffers = { recv: this.#v4!.getRecvBufferSize(), send: this.#v4!.getSendBufferSize() };
+    return this.buffers;
   }
 
   send(data: Uint8Array, to: Endpoint): void {
@@ -88,4 +225,23 @@ function bind(type: "udp4" | "udp6", address: string, port: number, opts: UdpOpt
       resolve(sock);
     });
   });
+}
+
+/**
+ * Logs what the kernel's limits did to a request for `wanted` (undefined: defaults kept): one line
+ * per limit, and a warning when the sizes in effect came out smaller than asked.
+ */
+export function reportSocketBuffers(udp: UdpSockets, wanted: SocketBuffers | undefined, log: TargetLogger): void {
+  // Linux reports twice what it granted (bookkeeping overhead included).
+  const short = wanted !== undefined && (udp.buffers.recv < 2 * wanted.recv || udp.buffers.send < 2 * wanted.send);
+  for (const l of udp.limits) {
+    const fields = { limit: `net.core.${l.limit}`, before: l.before, after: l.after, result: l.result, forced: udp.forced, err: l.err };
+    if (l.result === "raised" || l.result === "enough") log.info("socket buffer limit", fields);
+    // In a network namespace or container the limit is usually the host's; CAP_NET_ADMIN got past it.
+    else if (!short) log.info("socket buffer limit left as it was; sizes set past it (SO_RCVBUFFORCE/SO_SNDBUFFORCE)", fields);
+    else log.warn("socket buffer limit could not be raised (set it on the host: sysctl -w net.core.rmem_max=… wmem_max=…)", fields);
+  }
+  if (wanted && short) {
+    log.warn("UDP socket buffers smaller than asked", { recv_wanted: wanted.recv, send_wanted: wanted.send, udp_recv_buffer: udp.buffers.recv, udp_send_buffer: udp.buffers.send });
+  }
 }

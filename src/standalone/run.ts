@@ -1,7 +1,6 @@
 // The standalone gateway, assembled: config → tunnel core → TUN + UDP + event loop → admin API.
 // This is the composition root `glassgate up` runs; each part it wires lives in its own folder.
 import { lookup } from "node:dns/promises";
-import { spawnSync } from "bun";
 import { createAdminApp } from "../../admin/app.ts";
 import type { WireguardConfig } from "../config/index.ts";
 import { selectAead } from "../crypto/select.ts";
@@ -9,10 +8,10 @@ import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
 import { formatCidr, formatIp, parseCidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
 import { TunReader } from "../io/tun-reader.ts";
-import { TunDevice } from "../io/tun.ts";
-import { UdpSockets } from "../io/udp.ts";
+import { TUN_TX_QUEUE_LEN, TunDevice } from "../io/tun.ts";
+import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp.ts";
 import { looseLogFields } from "../io/private-files.ts";
-import { TunRoutes } from "../io/routes.ts";
+import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { DnsResponder, GatewayCore } from "../gateway/index.ts";
 import { DnsService, systemResolver } from "./dns-service.ts";
@@ -69,10 +68,7 @@ export interface RunningGateway {
 /** Monotonic milliseconds anchored to the Unix epoch: what the sans-IO cores take as `now`. */
 export const clock = (): number => performance.timeOrigin + performance.now();
 
-function ip(args: string[]): void {
-  const r = spawnSync(["ip", ...args], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.toString().trim()}`);
-}
+const ip = (args: string[]): void => void runIp(args);
 
 async function resolveEndpoint(host: string, port: number): Promise<Endpoint> {
   const { address } = await lookup(host);
@@ -156,9 +152,22 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       c.allowedIPs.map((prefix) => ({ prefix, peer: { cid: c.cid, publicKey: c.publicKey, name: names.get(c.publicKey) } }))));
   };
   try {
+    // The tunnel subnet gets a connected route on the TUN: one the host already has elsewhere
+    // would be shadowed or shadow it. Said loudly; the operator's Address stands.
+    const hostRoutes = readHostRoutes().filter((r) => r.dev !== tun.name);
+    for (const a of cfg.interface.addresses) {
+      const clash = hostConflict(parseCidr(formatCidr(a)), hostRoutes);
+      if (clash) log.error("tunnel Address overlaps a network the host already routes: fix [Interface] Address", { address: formatCidr(a), interface: tun.name, ...clash });
+    }
     for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
     routeTunnel();
+    try {
+      // A longer queue absorbs bursts towards the TUN instead of dropping them (Firezone #10231).
+      ip(["link", "set", "dev", tun.name, "txqueuelen", String(TUN_TX_QUEUE_LEN)]);
+    } catch (err) {
+      log.warn("TUN tx queue left at the kernel default", { interface: tun.name, txqueuelen: TUN_TX_QUEUE_LEN, err });
+    }
   } catch (err) {
     tun.close();
     throw new Error(`configuring ${tun.name}`, { cause: err });
@@ -195,6 +204,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     onError: (err) => opts.logger.target("io").error("UDP socket error", { err }),
     keepDefaultBuffers: opts.keepDefaultBuffers,
   });
+  const iolog = opts.logger.target("io");
+  reportSocketBuffers(udp, opts.keepDefaultBuffers ? undefined : { recv: WANTED_SOCKET_BUFFER, send: WANTED_SOCKET_BUFFER }, iolog);
   // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
   let dns: DnsService | undefined;
   // (Resources added through the API later need a restart for the resolver to start.)
@@ -207,7 +218,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, loop.wake);
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, ...opts.metrics });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, ...opts.metrics });
 
   const applyPeers = () => {
     const r = sync.apply(clock());
@@ -227,6 +238,13 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       connections: () => connectionViews(tunnel, clock()),
       metrics: () => metrics!.prometheusText(),
       peersChanged: () => void applyPeers(),
+      setSocketBuffers: (wanted) => {
+        const was = udp.buffers;
+        const now = udp.resize(wanted);
+        iolog.info("UDP socket buffers resized", { recv_wanted: wanted.recv, send_wanted: wanted.send, udp_recv_buffer: now.recv, udp_send_buffer: now.send, was_recv: was.recv, was_send: was.send });
+        reportSocketBuffers(udp, wanted, iolog);
+        return now;
+      },
       resources: () => {
         const apiIds = new Set(store.resources.list().map((r) => r.id));
         const keys = new Map([...tunnel.connections()].map((c) => [c.cid, c.publicKey]));

@@ -21,7 +21,7 @@ export interface OpenOptions {
 }
 
 export function openDatabase(dataDir: string, opts: OpenOptions = {}): { sqlite: Database; db: Db } {
-  ensurePrivateDir(dataDir, opts.onLoosePermissions);
+  ensurePrivateDir(dataDir, opts.onLoosePermissions, (name) => name.startsWith(DB_FILE));
   const file = join(dataDir, DB_FILE);
   // Created 0600 before SQLite sees it: SQLite gives -wal and -shm the database file's mode
   // (unix findCreateFileMode + robust_open's fchmod), so they come out 0600 too. Leftovers

@@ -102,3 +102,16 @@ test("a responder's handshakes fill the latency histogram: response sent → fir
   expect(text).toContain('glassgate_handshake_duration_seconds_count{role="responder"} 1');
   expect(text).not.toContain('role="initiator"'); // b never initiated
 });
+
+test("the UDP socket buffer sizes in effect are gauges by direction, and follow a runtime resize", async () => {
+  const { tunnel } = tunnelWithPeer();
+  let buffers = { recv: 16777216, send: 8388608 };
+  const m = new GatewayMetrics({ tunnel, clock: () => 0, socketBuffers: () => buffers });
+  cleanup.push(() => m.shutdown());
+  const text = await m.prometheusText();
+  expect(text).toContain("# TYPE glassgate_udp_socket_buffer_bytes gauge");
+  expect(text).toContain('glassgate_udp_socket_buffer_bytes{direction="recv"} 16777216');
+  expect(text).toContain('glassgate_udp_socket_buffer_bytes{direction="send"} 8388608');
+  buffers = { recv: 262144, send: 262144 };
+  expect(await m.prometheusText()).toContain('glassgate_udp_socket_buffer_bytes{direction="recv"} 262144');
+});

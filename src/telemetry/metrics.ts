@@ -27,6 +27,8 @@ export interface MetricsOptions {
   otlpEndpoint?: string;
   otlpIntervalMs?: number;
   serviceVersion?: string;
+  /** The UDP sockets' buffer sizes in effect (getsockopt), which runtime tuning may change. */
+  socketBuffers?: () => { recv: number; send: number };
 }
 
 /** Handshake round-trip buckets (seconds): LAN to intercontinental plus retries. */
@@ -95,6 +97,15 @@ export class GatewayMetrics {
       gauge("glassgate.event_loop.max_batch.tun", "Largest TUN batch handled in one turn.", () => loop.stats.maxTunBatch);
       this.#sampler = setInterval(() => (this.#depths = loop.depths()), 1000);
       this.#sampler.unref?.();
+    }
+    if (opts.socketBuffers) {
+      const read = opts.socketBuffers;
+      m.createObservableGauge("glassgate.udp.socket.buffer.bytes", { description: "UDP socket buffer size in effect, as the kernel reports it (Linux: twice the granted size)." })
+        .addCallback((r) => {
+          const b = read();
+          r.observe(b.recv, { direction: "recv" });
+          r.observe(b.send, { direction: "send" });
+        });
     }
     if (opts.perPeer?.enabled) {
       const cap = opts.perPeer.cap;
