@@ -106,7 +106,7 @@ export class Topology {
     }
     if (extra.sections) lines.push(extra.sections);
     const file = join(this.dir, "gw.conf");
-    writeFileSync(file, lines.join("\n"));
+    writeFileSync(file, lines.join("\n"), { mode: 0o600 }); // holds the private key: the gateway warns about anything looser
     return file;
   }
 
