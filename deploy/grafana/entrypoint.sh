@@ -1,11 +1,12 @@
 #!/bin/sh
-# Grafana's admin password, never admin/admin: /run/secrets/grafana_admin_password when present,
-# otherwise one generated on the first start, kept in Grafana's data volume and printed once.
+# Grafana's admin password, never admin/admin: /run/secrets/grafana_admin_password when present
+# (GLASSGATE_SECRETS_DIR moves the directory), otherwise one generated on the first start, kept in
+# Grafana's data volume and printed once.
 # Grafana uses it only when it creates its database; after that the password is Grafana's own
 # (change it in Grafana; this file does not reset it). Then runs the image's own command.
 set -eu
 data=${GF_PATHS_DATA:-/var/lib/grafana}
-given=/run/secrets/grafana_admin_password
+given=${GLASSGATE_SECRETS_DIR:-/run/secrets}/grafana_admin_password
 generated=$data/glassgate_admin_password
 
 if [ -e "$given" ]; then
