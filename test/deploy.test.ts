@@ -3,7 +3,7 @@
 // Prometheus against a live gateway with a connected wireguard-go client.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ADMIN_TOKEN, Topology } from "./support/topology.ts";
@@ -138,6 +138,24 @@ describe("secrets as files", () => {
     writeFileSync(join(secrets, "sentry_dsn"), "https://key@sentry.example/1\n");
     const both = runEntrypoint("deploy/gateway/entrypoint.sh", dir, { GLASSGATE_SECRETS_DIR: secrets });
     expect(JSON.parse(both.out)).toEqual({ args: ["up", "--init"], pw: join(secrets, "glassgate_admin_password"), dsn: "https://key@sentry.example/1", dsnFile: null });
+  });
+
+  test.skipIf(process.getuid?.() !== 0 || missingCommands(["setpriv"]).length > 0)("the gateway image refuses to start when a secret file is there but unreadable, naming the file", () => {
+    const { dir, secrets } = gatewayDir();
+    chmodSync(dir, 0o755);
+    chmodSync(secrets, 0o755);
+    cpSync(join(ROOT, "deploy/gateway/entrypoint.sh"), join(dir, "entrypoint.sh"));
+    writeFileSync(join(secrets, "glassgate_admin_password"), "pw\n", { mode: 0o600 });
+    const r = spawnSync(["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups", "sh", join(dir, "entrypoint.sh")],
+      { cwd: dir, env: { PATH: process.env.PATH!, GLASSGATE_SECRETS_DIR: secrets } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.toString()).toContain(`${join(secrets, "glassgate_admin_password")} exists but uid 10001 cannot read it`);
+    expect(r.stdout.toString()).toBe("");
+  });
+
+  test("git ignores files put in secrets/ but keeps the folder (compose mounts it)", () => {
+    expect(spawnSync(["git", "check-ignore", "-q", "secrets/glassgate_admin_password"], { cwd: ROOT }).exitCode).toBe(0);
+    expect(spawnSync(["git", "check-ignore", "-q", "secrets/README.md"], { cwd: ROOT }).exitCode).toBe(1);
   });
 
   test("the gateway image refuses to start when SENTRY_DSN_FILE names a missing file", () => {
