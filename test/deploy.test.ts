@@ -3,7 +3,7 @@
 // Prometheus against a live gateway with a connected wireguard-go client.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ADMIN_TOKEN, Topology } from "./support/topology.ts";
@@ -29,7 +29,7 @@ const dashboards: Dashboard[] = readdirSync(join(ROOT, "dashboards")).filter((f)
 /** A throwaway copy of the deploy files, as a fresh checkout has them (optionally with .env). */
 function composeWorkdir(withEnv: boolean): string {
   const dir = mkdtempSync(join(tmpdir(), "gg-compose-"));
-  for (const f of ["docker-compose.yml", "Dockerfile", ".dockerignore", "deploy", "dashboards"]) cpSync(join(ROOT, f), join(dir, f), { recursive: true });
+  for (const f of ["docker-compose.yml", "Dockerfile", ".dockerignore", "deploy", "dashboards", "secrets"]) cpSync(join(ROOT, f), join(dir, f), { recursive: true });
   if (withEnv) writeFileSync(join(dir, ".env"), readFileSync(join(ROOT, ".env.example"), "utf8"));
   return dir;
 }
@@ -49,6 +49,22 @@ describe("docker-compose", () => {
     expect(cfg.services.gateway!.cap_add).toEqual(["NET_ADMIN"]);
     expect(JSON.stringify(cfg.services.gateway!.ports)).toContain("127.0.0.1");
     expect(JSON.stringify(cfg.services.grafana!.environment)).toContain('"GF_AUTH_ANONYMOUS_ENABLED":"false"');
+  });
+
+  test("no password, token or secret sits in .env.example or in a service's environment (they are files in secrets/)", () => {
+    const secretName = /PASSWORD|SECRET|DSN|TOKEN$|PRIVATE|_KEY$/;
+    const envExample = readFileSync(join(ROOT, ".env.example"), "utf8").split("\n").filter((l) => /^[A-Z]/.test(l)).map((l) => l.split("=")[0]!);
+    expect(envExample.filter((k) => secretName.test(k))).toEqual([]);
+    const compose = Bun.YAML.parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8")) as { services: Record<string, { environment?: Record<string, string> }> };
+    const inEnv = Object.entries(compose.services).flatMap(([svc, s]) => Object.keys(s.environment ?? {}).filter((k) => secretName.test(k) && !k.endsWith("_FILE")).map((k) => `${svc}: ${k}`));
+    expect(inEnv).toEqual([]);
+  });
+
+  test("the image keeps the admin UI on the container's loopback; compose opens it to the container network and publishes it on the host's loopback only", () => {
+    expect(readFileSync(join(ROOT, "Dockerfile"), "utf8")).toMatch(/^\s*GLASSGATE_ADMIN=127\.0\.0\.1:8080\b/m);
+    const gw = (Bun.YAML.parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8")) as { services: Record<string, { environment: Record<string, string>; ports: string[] }> }).services.gateway!;
+    expect(gw.environment.GLASSGATE_ADMIN).toBe("0.0.0.0:8080");
+    expect(gw.ports.filter((p) => /:8080$/.test(p))).toEqual(["127.0.0.1:8080:8080"]);
   });
 
   test("every file and build context the compose file and Dockerfile reference exists", () => {
@@ -94,6 +110,100 @@ describe("docker-compose", () => {
         }
       }
     }
+  });
+});
+
+/** Runs one of the deploy entrypoint scripts with `sh`, as the images do, in a scratch directory. */
+function runEntrypoint(script: string, cwd: string, env: Record<string, string>, cmd: string[] = []): { code: number; out: string; err: string } {
+  const r = spawnSync(["sh", join(ROOT, script), ...cmd], { cwd, env: { PATH: process.env.PATH!, ...env } });
+  return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+}
+
+describe("secrets as files", () => {
+  // The gateway's entrypoint ends with `bun run src/cli.ts up --init "$@"`: a stand-in cli.ts shows what it was given.
+  function gatewayDir(): { dir: string; secrets: string } {
+    const dir = mkdtempSync(join(tmpdir(), "gg-entry-"));
+    mkdirSync(join(dir, "src"));
+    writeFileSync(join(dir, "src/cli.ts"), "console.log(JSON.stringify({ args: process.argv.slice(2), pw: process.env.GLASSGATE_ADMIN_PASSWORD_FILE ?? null, dsn: process.env.SENTRY_DSN ?? null, dsnFile: process.env.SENTRY_DSN_FILE ?? null }));");
+    mkdirSync(join(dir, "secrets"));
+    return { dir, secrets: join(dir, "secrets") };
+  }
+
+  test("the gateway image uses secrets/glassgate_admin_password and secrets/sentry_dsn when present, and nothing when absent", () => {
+    const { dir, secrets } = gatewayDir();
+    const none = runEntrypoint("deploy/gateway/entrypoint.sh", dir, { GLASSGATE_SECRETS_DIR: secrets }, ["--listen-port", "1"]);
+    expect(none.err).toBe("");
+    expect(JSON.parse(none.out)).toEqual({ args: ["up", "--init", "--listen-port", "1"], pw: null, dsn: null, dsnFile: null });
+    writeFileSync(join(secrets, "glassgate_admin_password"), "pw\n");
+    writeFileSync(join(secrets, "sentry_dsn"), "https://key@sentry.example/1\n");
+    const both = runEntrypoint("deploy/gateway/entrypoint.sh", dir, { GLASSGATE_SECRETS_DIR: secrets });
+    expect(JSON.parse(both.out)).toEqual({ args: ["up", "--init"], pw: join(secrets, "glassgate_admin_password"), dsn: "https://key@sentry.example/1", dsnFile: null });
+  });
+
+  test.skipIf(process.getuid?.() !== 0 || missingCommands(["setpriv"]).length > 0)("the gateway image refuses to start when a secret file is there but unreadable, naming the file", () => {
+    const { dir, secrets } = gatewayDir();
+    chmodSync(dir, 0o755);
+    chmodSync(secrets, 0o755);
+    cpSync(join(ROOT, "deploy/gateway/entrypoint.sh"), join(dir, "entrypoint.sh"));
+    writeFileSync(join(secrets, "glassgate_admin_password"), "pw\n", { mode: 0o600 });
+    const r = spawnSync(["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups", "sh", join(dir, "entrypoint.sh")],
+      { cwd: dir, env: { PATH: process.env.PATH!, GLASSGATE_SECRETS_DIR: secrets } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.toString()).toContain(`${join(secrets, "glassgate_admin_password")} exists but uid 10001 cannot read it`);
+    expect(r.stdout.toString()).toBe("");
+  });
+
+  test("git ignores files put in secrets/ but keeps the folder (compose mounts it)", () => {
+    expect(spawnSync(["git", "check-ignore", "-q", "secrets/glassgate_admin_password"], { cwd: ROOT }).exitCode).toBe(0);
+    expect(spawnSync(["git", "check-ignore", "-q", "secrets/README.md"], { cwd: ROOT }).exitCode).toBe(1);
+  });
+
+  test("the gateway image refuses to start when SENTRY_DSN_FILE names a missing file", () => {
+    const { dir, secrets } = gatewayDir();
+    const r = runEntrypoint("deploy/gateway/entrypoint.sh", dir, { GLASSGATE_SECRETS_DIR: secrets, SENTRY_DSN_FILE: "/nonexistent/dsn" });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('SENTRY_DSN_FILE: "/nonexistent/dsn" does not exist');
+    expect(r.out).toBe("");
+  });
+
+  test("Grafana gets a generated admin password on its first start, printed once and kept; never admin/admin", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gg-grafana-"));
+    const env = { GF_PATHS_DATA: join(dir, "data"), GLASSGATE_SECRETS_DIR: join(dir, "secrets") };
+    mkdirSync(env.GF_PATHS_DATA);
+    const show = ["sh", "-c", 'echo "password=$(cat "$GF_SECURITY_ADMIN_PASSWORD__FILE")"'];
+    const first = runEntrypoint("deploy/grafana/entrypoint.sh", dir, env, show);
+    expect(first.code).toBe(0);
+    const generated = /generated password: (\S+)\n/.exec(first.out)?.[1];
+    expect(generated).toMatch(/^[A-Za-z0-9]{20}$/);
+    expect(first.out).toContain(`password=${generated}`);
+    expect(statSync(join(env.GF_PATHS_DATA, "glassgate_admin_password")).mode & 0o777).toBe(0o600);
+    const second = runEntrypoint("deploy/grafana/entrypoint.sh", dir, env, show);
+    expect(second.out).toBe(`password=${generated}\n`);
+  });
+
+  test("Grafana uses secrets/grafana_admin_password when present, and leaves an existing database's password alone", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gg-grafana-"));
+    const env = { GF_PATHS_DATA: join(dir, "data"), GLASSGATE_SECRETS_DIR: join(dir, "secrets") };
+    mkdirSync(env.GF_PATHS_DATA);
+    mkdirSync(env.GLASSGATE_SECRETS_DIR);
+    const show = ["sh", "-c", 'echo "file=${GF_SECURITY_ADMIN_PASSWORD__FILE:-none}"'];
+    writeFileSync(join(env.GLASSGATE_SECRETS_DIR, "grafana_admin_password"), "chosen\n");
+    expect(runEntrypoint("deploy/grafana/entrypoint.sh", dir, env, show).out).toBe(`file=${join(env.GLASSGATE_SECRETS_DIR, "grafana_admin_password")}\n`);
+    rmSync(join(env.GLASSGATE_SECRETS_DIR, "grafana_admin_password"));
+    writeFileSync(join(env.GF_PATHS_DATA, "grafana.db"), "");
+    const existing = runEntrypoint("deploy/grafana/entrypoint.sh", dir, env, show);
+    expect(existing.out).toContain("keeping the admin password of the existing database");
+    expect(existing.out).toContain("file=none");
+  });
+
+  test("the compose file runs Grafana and coturn through their secret-file entrypoints", () => {
+    const compose = Bun.YAML.parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8")) as { services: Record<string, { entrypoint: string[]; command?: string[]; volumes: string[] }> };
+    const grafana = compose.services.grafana!;
+    const mounted = grafana.volumes.find((v) => v.startsWith("./deploy/grafana/entrypoint.sh:"))!.split(":")[1];
+    expect(grafana.entrypoint).toEqual(["/bin/sh", mounted!]);
+    expect(grafana.command).toEqual(["/run.sh"]); // the Grafana image's own entrypoint
+    expect(compose.services.coturn!.entrypoint.join(" ")).toContain("test -s /run/secrets/turn_secret ||");
+    for (const svc of ["gateway", "grafana", "coturn"]) expect(compose.services[svc]!.volumes).toContain("./secrets:/run/secrets:ro");
   });
 });
 
