@@ -13,13 +13,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && setcap cap_net_admin+ep "$(readlink -f "$(command -v bun)")" \
  && setcap cap_net_admin+ep "$(readlink -f "$(command -v ip)")" \
- && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin glassgate \
+ && groupadd --system --gid 10001 glassgate \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin glassgate \
  && install -d -o glassgate -g glassgate -m 0700 /data \
- && install -d -o glassgate -g glassgate -m 0711 /run/glassgate
+ && install -d -o glassgate -g glassgate -m 0750 /run/glassgate
 # /run/glassgate holds the admin token file (GLASSGATE_ADMIN_TOKEN_FILE). It must exist here, owned
 # by the gateway's user: a new named volume takes the owner and mode of the image's directory, and
-# without one it would be root's and the token unwritable. 0711, not 0700: Prometheus (another uid)
-# mounts the same volume read-only and opens the token file by name; nobody can list it.
+# without one it would be root's and the token unwritable. 0750 and a 0640 token, not 0700/0600:
+# Prometheus (another uid) mounts the volume read-only as a member of group 10001 (compose's
+# group_add); others get nothing.
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json bun.lock tsconfig.json ./

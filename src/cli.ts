@@ -133,14 +133,17 @@ function parseHostPort(flag: string, value: string): { hostname: string; port: n
 /**
  * GLASSGATE_ADMIN_TOKEN_FILE; with GLASSGATE_ADMIN_TOKEN_CREATE=1 a missing file is created with a
  * new token, so a fresh compose stack needs no setup. The token opens the whole API: the file is
- * 0600 (a scraper sharing the volume must run as the gateway's uid), and tightened at start if not.
+ * 0600, and tightened at start if not. GLASSGATE_ADMIN_TOKEN_GROUP_READABLE=1 makes it 0640 instead:
+ * for a scraper that runs as another user but in the gateway's group (compose adds Prometheus to it)
+ * — never readable by others.
  */
 function adminTokenFromFile(env: NodeJS.ProcessEnv, onLoose: OnLoose): string | undefined {
   const file = env.GLASSGATE_ADMIN_TOKEN_FILE;
+  const mode = envFlag(env, "GLASSGATE_ADMIN_TOKEN_GROUP_READABLE") ? 0o640 : PRIVATE_FILE_MODE;
   if (file && !existsSync(file) && envFlag(env, "GLASSGATE_ADMIN_TOKEN_CREATE")) {
-    writePrivateFile(file, `gg_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}\n`, { exclusive: true });
+    writePrivateFile(file, `gg_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}\n`, { exclusive: true, mode });
     process.stderr.write(`glassgate: created admin token file ${file}\n`);
-  } else if (file) tightenPrivate(file, PRIVATE_FILE_MODE, onLoose);
+  } else if (file) tightenPrivate(file, mode, onLoose);
   return readSecretFile("GLASSGATE_ADMIN_TOKEN_FILE", file);
 }
 
@@ -177,6 +180,7 @@ async function up(args: string[]): Promise<number> {
   const keepDefaultBuffers = envFlag(env, "FIREZONE_NO_INC_BUF");
   const perPeerMetrics = envFlag(env, "GLASSGATE_METRICS_PER_PEER");
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_CREATE");
+  envFlag(env, "GLASSGATE_ADMIN_TOKEN_GROUP_READABLE");
   const configFile = values.config ?? env.GLASSGATE_CONFIG;
   if (!configFile) throw new UsageError("up: missing --config FILE (or GLASSGATE_CONFIG)");
   if (values.init && !existsSync(configFile)) {

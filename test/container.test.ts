@@ -229,15 +229,17 @@ describe.skipIf(skip !== undefined)("the gateway image, built and run by podman"
   test("the image has /run/glassgate and /data owned by the gateway's user, so new volumes there are writable", async () => {
     // Run without volumes: what a new named volume copies its owner and mode from.
     const r = await podman(["run", "--rm", "--network", "none", "--entrypoint", "stat", image, "-c", "%n %u %a", "/run/glassgate", "/data"]);
-    expect(r.out.trim().split("\n")).toEqual([`/run/glassgate ${GATEWAY_UID} 711`, `/data ${GATEWAY_UID} 700`]);
+    expect(r.out.trim().split("\n")).toEqual([`/run/glassgate ${GATEWAY_UID} 750`, `/data ${GATEWAY_UID} 700`]);
   });
 
   test("the admin token file is created in the token volume, owned by the gateway and not writable by others", async () => {
-    const r = await podman(["exec", gw, "stat", "-c", "%u %a %s", "/run/glassgate/admin_token"]);
-    const [uid, mode, size] = r.out.trim().split(" ");
+    const r = await podman(["exec", gw, "stat", "-c", "%u %g %a %s", "/run/glassgate/admin_token"]);
+    const [uid, gid, mode, size] = r.out.trim().split(" ");
     expect(uid).toBe(String(GATEWAY_UID));
-    // 0644, not 0600: Prometheus, another uid, reads it from the same volume (read-only).
-    expect(mode).toBe("644");
+    // 0640 in the gateway's group: Prometheus, another uid, reads it as a member of that group
+    // (compose's group_add); nobody else can.
+    expect(gid).toBe(String(GATEWAY_UID));
+    expect(mode).toBe("640");
     expect(Number(size)).toBeGreaterThan(40);
   });
 

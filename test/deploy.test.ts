@@ -67,6 +67,19 @@ describe("docker-compose", () => {
     expect(gw.ports.filter((p) => /:8080$/.test(p))).toEqual(["127.0.0.1:8080:8080"]);
   });
 
+  test("only Prometheus may read the gateway's admin token: a 0640 file in the gateway's group, which compose adds Prometheus to", () => {
+    const compose = Bun.YAML.parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8")) as { services: Record<string, { environment?: Record<string, string>; group_add?: string[]; volumes?: string[] }> };
+    const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+    const gid = /groupadd --system --gid (\d+) glassgate/.exec(dockerfile)?.[1];
+    expect(gid).toBe("10001");
+    expect(dockerfile).toMatch(/install -d -o glassgate -g glassgate -m 0750 \/run\/glassgate/);
+    expect(compose.services.gateway!.environment!.GLASSGATE_ADMIN_TOKEN_GROUP_READABLE).toBe("1");
+    const readers = Object.entries(compose.services).filter(([, svc]) => (svc.volumes ?? []).some((v) => v.startsWith("gateway-token:"))).map(([name]) => name).sort();
+    expect(readers).toEqual(["gateway", "prometheus"]);
+    expect(compose.services.prometheus!.group_add).toEqual([gid!]);
+    expect(Object.entries(compose.services).filter(([, svc]) => svc.group_add?.includes(gid!)).map(([n]) => n)).toEqual(["prometheus"]);
+  });
+
   test("every file and build context the compose file and Dockerfile reference exists", () => {
     const compose = Bun.YAML.parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8")) as {
       services: Record<string, { build?: string; volumes?: string[] }>;

@@ -78,11 +78,11 @@ export function ensurePrivateDir(path: string, onLoose?: OnLoose, ours: (name: s
   tightenPrivate(path, PRIVATE_DIR_MODE, onLoose, { reportOnly });
 }
 
-/** Opens (creating when missing) with mode 0600 set on the descriptor, so no window where it is wider. */
-function openPrivate(path: string, flags: string): number {
-  const fd = openSync(path, flags, PRIVATE_FILE_MODE);
+/** Opens (creating when missing) with the mode (0600 unless told) set on the descriptor, so no window where it is wider. */
+function openPrivate(path: string, flags: string, mode = PRIVATE_FILE_MODE): number {
+  const fd = openSync(path, flags, mode);
   try {
-    fchmodSync(fd, PRIVATE_FILE_MODE);
+    fchmodSync(fd, mode);
   } catch (err) {
     closeSync(fd);
     throw err;
@@ -97,11 +97,12 @@ export function ensurePrivateFile(path: string, onLoose?: OnLoose): void {
 }
 
 /**
- * Writes a secret file with mode 0600. `exclusive` fails if it exists (EEXIST) instead of
- * replacing it; a replaced file is made 0600 too, whatever mode it had.
+ * Writes a secret file with mode 0600 (or `mode`, e.g. 0640 for a file one reader group shares).
+ * `exclusive` fails if it exists (EEXIST) instead of replacing it; a replaced file gets the mode
+ * too, whatever mode it had.
  */
-export function writePrivateFile(path: string, data: string | Uint8Array, opts: { exclusive?: boolean } = {}): void {
-  const fd = openPrivate(path, opts.exclusive ? "wx" : "w");
+export function writePrivateFile(path: string, data: string | Uint8Array, opts: { exclusive?: boolean; mode?: number } = {}): void {
+  const fd = openPrivate(path, opts.exclusive ? "wx" : "w", opts.mode);
   try {
     const bytes = typeof data === "string" ? Buffer.from(data) : data;
     for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
