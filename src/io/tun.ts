@@ -53,7 +53,10 @@ export class TunDevice {
     const fd = libc.open(Buffer.from("/dev/net/tun\0"), O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
       const e = errno();
-      if (e === EPERM || e === EACCES) throw new Error("opening /dev/net/tun needs root or CAP_NET_ADMIN", { cause: osError("open", e) });
+      // EACCES here is the device node's mode, not a capability: say which, since containers and
+      // some VMs ship /dev/net/tun as 0600 and a non-root gateway then fails however capable it is.
+      if (e === EACCES) throw new Error(`opening /dev/net/tun: permission denied for uid ${process.getuid?.()} (the device must be read-write for this user, usually mode 0666; creating the interface then needs root or CAP_NET_ADMIN)`, { cause: osError("open", e) });
+      if (e === EPERM) throw new Error("opening /dev/net/tun needs root or CAP_NET_ADMIN", { cause: osError("open", e) });
       throw new Error("opening /dev/net/tun", { cause: osError("open", e) });
     }
     const ifr = new Uint8Array(40);
