@@ -39,9 +39,28 @@ function setup(override: Partial<AdminGateway> = {}) {
   return { app, store, logs, log, conns, clock, applied: () => applied, resourcesApplied: () => resourcesApplied };
 }
 
-async function login(app: ReturnType<typeof setup>["app"], store: Store): Promise<{ cookie: string; csrf: string }> {
+type App = ReturnType<typeof setup>["app"];
+const BASE = "http://localhost";
+
+/** What a browser has after GET /login: the login CSRF cookie and the form's hidden token. */
+async function loginForm(app: App, base = BASE): Promise<{ cookie: string; csrf: string }> {
+  const r = await app.request(`${base}/login`);
+  const cookie = r.headers.getSetCookie().find((c) => c.startsWith("gg_login_csrf="))!.split(";")[0]!;
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(await r.text())![1]!;
+  return { cookie, csrf };
+}
+
+/** POST /login as a browser on `base` would: same-origin Origin, the form's CSRF token and cookie. */
+async function postLogin(app: App, fields: Record<string, string>, opts: { cookie?: string; base?: string; form?: { cookie: string; csrf: string }; headers?: Record<string, string> } = {}) {
+  const base = opts.base ?? BASE;
+  const form = opts.form ?? (await loginForm(app, base));
+  const cookie = [form.cookie, opts.cookie].filter(Boolean).join("; ");
+  return app.request(`${base}/login`, { method: "POST", headers: { origin: base, cookie, ...opts.headers }, body: new URLSearchParams({ _csrf: form.csrf, ...fields }) });
+}
+
+async function login(app: App, store: Store): Promise<{ cookie: string; csrf: string }> {
   if (store.auth.userCount() === 0) await store.auth.createUser("alice", "correct horse", "test");
-  const r = await app.request("/login", { method: "POST", body: new URLSearchParams({ username: "alice", password: "correct horse" }) });
+  const r = await postLogin(app, { username: "alice", password: "correct horse" });
   expect(r.status).toBe(302);
   const setCookie = r.headers.get("set-cookie")!;
   expect(setCookie).toContain("HttpOnly");
@@ -55,7 +74,7 @@ async function login(app: ReturnType<typeof setup>["app"], store: Store): Promis
 describe("authentication", () => {
   test("every registered route but /healthz, /login and htmx refuses unauthenticated access", async () => {
     const { app } = setup();
-    const open = new Set(["/healthz", "/login", "/static/htmx.min.js"]);
+    const open = new Set(["/healthz", "/login", "/static/htmx.min.js", "/static/app.css"]);
     const routes = app.routes.filter((r) => r.method !== "ALL" && !open.has(r.path));
     expect(routes.length).toBeGreaterThan(20);
     for (const r of routes) {
@@ -83,7 +102,7 @@ describe("authentication", () => {
   test("after five wrong passwords an account must wait before the next attempt is checked", async () => {
     const { app, store, clock } = setup();
     await store.auth.createUser("alice", "correct horse", "test");
-    const attempt = (password: string) => app.request("/login", { method: "POST", body: new URLSearchParams({ username: "alice", password }) });
+    const attempt = (password: string) => postLogin(app, { username: "alice", password });
     for (let i = 0; i < 5; i++) expect((await attempt("nope")).status).toBe(401);
     const refused = await attempt("correct horse");
     expect(refused.status).toBe(429);
@@ -97,8 +116,8 @@ describe("authentication", () => {
   test("parallel wrong passwords are not all checked: only the free attempts reach the password check", async () => {
     const { app, store } = setup();
     await store.auth.createUser("alice", "correct horse", "test");
-    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) =>
-      app.request("/login", { method: "POST", body: new URLSearchParams({ username: "alice", password: `guess ${i}` }) })));
+    const form = await loginForm(app);
+    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => postLogin(app, { username: "alice", password: `guess ${i}` }, { form })));
     expect(burst.filter((r) => r.status === 401)).toHaveLength(5);
     expect(burst.filter((r) => r.status === 429)).toHaveLength(35);
     expect(store.audit.query({ action: "admin.login_failed" }).total).toBe(5);
@@ -111,7 +130,7 @@ describe("authentication", () => {
   test("a stranger guessing from the same address (ssh -L, Docker proxy) does not keep the admin out of their browser", async () => {
     const { app, store, clock } = setup();
     await store.auth.createUser("alice", "correct horse", "test");
-    const post = (fields: Record<string, string>, cookie = "") => app.request("/login", { method: "POST", headers: { cookie }, body: new URLSearchParams(fields) });
+    const post = (fields: Record<string, string>, cookie = "") => postLogin(app, fields, { cookie });
     const first = await post({ username: "alice", password: "correct horse" });
     expect(first.status).toBe(302);
     const device = first.headers.getSetCookie().find((c) => c.startsWith("gg_device="))!;
@@ -131,7 +150,7 @@ describe("authentication", () => {
   test("a device cookie is good for a few wrong passwords only, then it is forgotten", async () => {
     const { app, store } = setup();
     await store.auth.createUser("alice", "correct horse", "test");
-    const post = (password: string, cookie: string) => app.request("/login", { method: "POST", headers: { cookie }, body: new URLSearchParams({ username: "alice", password }) });
+    const post = (password: string, cookie: string) => postLogin(app, { username: "alice", password }, { cookie });
     const device = (await post("correct horse", "")).headers.getSetCookie().find((c) => c.startsWith("gg_device="))!.split(";")[0]!;
     for (let i = 0; i < 5; i++) expect((await post("guess", device)).status).toBe(401);
     // The stolen cookie no longer helps, and its guesses counted for the account: it must wait.
@@ -141,10 +160,10 @@ describe("authentication", () => {
   test("a POST from another origin is refused, the login form included", async () => {
     const { app, store } = setup();
     await store.auth.createUser("alice", "correct horse", "test");
-    const r = await app.request("http://gw.local/login", { method: "POST", headers: { origin: "https://evil.example" }, body: new URLSearchParams({ username: "alice", password: "correct horse" }) });
+    const r = await postLogin(app, { username: "alice", password: "correct horse" }, { base: "http://gw.local", headers: { origin: "https://evil.example" } });
     expect(r.status).toBe(403);
     expect(store.audit.query({ action: "admin.login" }).total).toBe(0);
-    const same = await app.request("http://gw.local/login", { method: "POST", headers: { origin: "http://gw.local" }, body: new URLSearchParams({ username: "alice", password: "correct horse" }) });
+    const same = await postLogin(app, { username: "alice", password: "correct horse" }, { base: "http://gw.local" });
     expect(same.status).toBe(302);
   });
 
@@ -152,7 +171,7 @@ describe("authentication", () => {
     const { app, store } = setup();
     await store.auth.createUser("alice", "correct horse", "test");
     const loginWith = async (next: string) => {
-      const r = await app.request("http://gw.local/login", { method: "POST", body: new URLSearchParams({ username: "alice", password: "correct horse", next }) });
+      const r = await postLogin(app, { username: "alice", password: "correct horse", next }, { base: "http://gw.local" });
       expect(r.status).toBe(302);
       return r.headers.get("location");
     };
@@ -264,7 +283,7 @@ describe("pages", () => {
 
   test("a failed-login username shaped like a formula is exported as text in the audit CSV", async () => {
     const evil = '=HYPERLINK("http://evil.example","x")';
-    await ctx.app.request("/login", { method: "POST", body: new URLSearchParams({ username: evil, password: "nope" }) });
+    await postLogin(ctx.app, { username: evil, password: "nope" });
     const csv = await (await get("/audit.csv?action=admin.login_failed")).text();
     expect(csv).toContain(`"'=HYPERLINK(""http://evil.example"",""x"")"`);
     expect(csv).not.toMatch(/(^|,)"?=HYPERLINK/m);
@@ -436,5 +455,141 @@ describe("bounded input", () => {
     expect(text).not.toContain("snapshot");
     const logged = logs.query({ level: "error", limit: 10 });
     expect(logged.map((l) => l.err)).toContain("snapshot failed: secret internals at /srv/x");
+  });
+});
+
+describe("origin and headers", () => {
+  const alice = { username: "alice", password: "correct horse" };
+  async function withAlice() {
+    const ctx = setup();
+    await ctx.store.auth.createUser("alice", "correct horse", "test");
+    return ctx;
+  }
+
+  test("login must show it comes from this exact origin: missing, null, other scheme or port are refused", async () => {
+    const { app, store } = await withAlice();
+    const base = "http://gw.local:8080";
+    const form = await loginForm(app, base);
+    const attempt = (headers: Record<string, string>) =>
+      app.request(`${base}/login`, { method: "POST", headers: { cookie: form.cookie, ...headers }, body: new URLSearchParams({ ...alice, _csrf: form.csrf }) });
+    for (const headers of [{}, { origin: "null" }, { origin: "https://gw.local:8080" }, { origin: "http://gw.local:8081" }, { origin: "http://gw.local" },
+      { origin: "http://evil.example:8080" }, { referer: "http://evil.example/login" }, { "sec-fetch-site": "same-site" }, { "sec-fetch-site": "cross-site" },
+      { origin: "null", referer: `${base}/login` }] as Record<string, string>[]) {
+      expect((await attempt(headers)).status).toBe(403);
+    }
+    expect(store.audit.query({ action: "admin.login" }).total).toBe(0);
+    // Without Origin, a same-origin Referer or Sec-Fetch-Site will do.
+    expect((await attempt({ referer: `${base}/login?next=/peers` })).status).toBe(302);
+    expect((await attempt({ "sec-fetch-site": "same-origin" })).status).toBe(302);
+    expect((await attempt({ origin: base })).status).toBe(302);
+  });
+
+  test("login needs the CSRF token of the form it was served (double-submit cookie)", async () => {
+    const { app, store } = await withAlice();
+    const form = await loginForm(app);
+    const other = await loginForm(app);
+    expect(other.csrf).not.toBe(form.csrf);
+    const post = (cookie: string, csrf?: string) =>
+      app.request("/login", { method: "POST", headers: { origin: BASE, cookie }, body: new URLSearchParams({ ...alice, ...(csrf !== undefined && { _csrf: csrf }) }) });
+    expect((await post(form.cookie)).status).toBe(403);
+    expect((await post("", form.csrf)).status).toBe(403);
+    expect((await post(form.cookie, other.csrf)).status).toBe(403);
+    expect((await post(form.cookie, "x".repeat(43))).status).toBe(403);
+    expect(store.audit.query({ action: "admin.login" }).total).toBe(0);
+    expect(store.audit.query({ action: "admin.login_failed" }).total).toBe(0);
+    const ok = await post(form.cookie, form.csrf);
+    expect(ok.status).toBe(302);
+    const csrfCookie = (await app.request("/login")).headers.getSetCookie().find((c) => c.startsWith("gg_login_csrf="))!;
+    expect(csrfCookie).toContain("HttpOnly");
+    expect(csrfCookie).toContain("SameSite=Strict");
+  });
+
+  test("every response carries CSP, nosniff, Referrer-Policy and frame denial", async () => {
+    const { app } = setup({ metrics: () => { throw new Error("boom"); } });
+    const bearer = { authorization: `Bearer ${ENV_TOKEN}` };
+    const responses = [
+      await app.request("/login"), await app.request("/healthz"), await app.request("/static/htmx.min.js"), await app.request("/static/app.css"),
+      await app.request("/nope", { headers: bearer }), await app.request("/api/peers"), await app.request("/connections", { headers: { accept: "text/html" } }),
+      await app.request("/metrics", { headers: bearer }), await app.request("/api/logs?limit=-1", { headers: bearer }),
+      await app.request("/login", { method: "POST", body: "x".repeat(10_000) }), await app.request("/login", { method: "POST", headers: { origin: "null" } }),
+    ];
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 404, 401, 302, 500, 400, 413, 403]);
+    for (const r of responses) {
+      const csp = r.headers.get("content-security-policy")!;
+      for (const d of ["default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"]) expect(csp).toContain(d);
+      expect(csp).not.toContain("unsafe");
+      expect(r.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(r.headers.get("referrer-policy")).toBe("same-origin");
+      expect(r.headers.get("x-frame-options")).toBe("DENY");
+    }
+  });
+
+  test("no page has inline script, event handler attribute or inline style (the CSP would block them)", async () => {
+    const ctx = setup();
+    const auth = await login(ctx.app, ctx.store);
+    await ctx.app.request("/peers", { method: "POST", headers: { cookie: auth.cookie, origin: BASE }, body: new URLSearchParams({ _csrf: auth.csrf, name: "phone", publicKey: "", allowedIps: "10.99.0.9/32", enabled: "on" }) });
+    const peer = ctx.store.peers.list()[0]!;
+    ctx.store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
+    const pages = ["/", "/connections", "/connections/rows", "/connections/3428714", "/logs", "/logs/rows", "/errors", "/audit", "/peers", `/peers/${peer.id}`, `/peers/${peer.id}/config`, "/resources"];
+    const htmls = await Promise.all(pages.map(async (p) => (await ctx.app.request(p, { headers: { cookie: auth.cookie, accept: "text/html" } })).text()));
+    htmls.push(await (await ctx.app.request("/login")).text());
+    for (const html of htmls) {
+      expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/i);
+      expect(html).not.toMatch(/\son[a-z]+\s*=/i);
+      expect(html).not.toMatch(/\sstyle\s*=|<style/i);
+    }
+    expect(htmls[0]).toContain('<link rel="stylesheet" href="/static/app.css">');
+    expect(htmls[0]).toContain(`<meta name="htmx-config" content='{"includeIndicatorStyles":false}'>`);
+  });
+
+  test("cookies are Secure when configured, or when a trusted proxy says the request came over https", async () => {
+    const base = "http://gw.local";
+    const cookiesOf = async (app: App, env?: object, headers: Record<string, string> = {}, origin = base) => {
+      const get = await app.request(`${base}/login`, { headers }, env);
+      const form = { cookie: get.headers.getSetCookie()[0]!.split(";")[0]!, csrf: /name="_csrf" value="([^"]+)"/.exec(await get.text())![1]! };
+      const r = await app.request(`${base}/login`, { method: "POST", headers: { ...headers, origin, cookie: form.cookie }, body: new URLSearchParams({ ...alice, _csrf: form.csrf }) }, env);
+      return { status: r.status, cookies: [...get.headers.getSetCookie(), ...r.headers.getSetCookie()] };
+    };
+    const make = async (o: { secureCookie?: boolean; trustedProxies?: string[] }) => {
+      const store = Store.open(mkdtempSync(join(tmpdir(), "gg-admin-")));
+      await store.auth.createUser("alice", "correct horse", "test");
+      return createAdminApp({ gateway: { connections: () => [], metrics: () => "", peersChanged() {}, nextAddress: () => "", clientConfig: () => undefined }, store, ...o });
+    };
+    const plain = await cookiesOf(await make({}));
+    expect(plain.status).toBe(302);
+    expect(plain.cookies.some((c) => /;\s*Secure/i.test(c))).toBe(false);
+    const forced = await cookiesOf(await make({ secureCookie: true }));
+    expect(forced.cookies).toHaveLength(3);
+    for (const c of forced.cookies) expect(c).toMatch(/;\s*Secure/i);
+
+    const fromProxy = { requestIP: () => ({ address: "::ffff:10.0.0.5" }) };
+    const fromStranger = { requestIP: () => ({ address: "10.0.0.6" }) };
+    const https = { "x-forwarded-proto": "https", "x-forwarded-for": "198.51.100.7" };
+    const proxied = await make({ trustedProxies: ["10.0.0.5"] });
+    const viaProxy = await cookiesOf(proxied, fromProxy, https, "https://gw.local");
+    expect(viaProxy.status).toBe(302);
+    for (const c of viaProxy.cookies) expect(c).toMatch(/;\s*Secure/i);
+    // The browser's origin is https://gw.local behind the proxy: its http twin is another origin.
+    expect((await cookiesOf(proxied, fromProxy, https, base)).status).toBe(403);
+    // The same headers from anyone else are ignored.
+    const spoofed = await cookiesOf(proxied, fromStranger, https, base);
+    expect(spoofed.status).toBe(302);
+    expect(spoofed.cookies.some((c) => /;\s*Secure/i.test(c))).toBe(false);
+  });
+
+  test("behind a trusted proxy, throttling and the audit see the forwarded client address, never a spoofed one", async () => {
+    const { app: _unused } = setup();
+    const store = Store.open(mkdtempSync(join(tmpdir(), "gg-admin-")));
+    await store.auth.createUser("alice", "correct horse", "test");
+    const app = createAdminApp({ gateway: { connections: () => [], metrics: () => "", peersChanged() {}, nextAddress: () => "", clientConfig: () => undefined }, store, trustedProxies: ["10.0.0.5"] });
+    const fail = async (peer: string, forwardedFor: string) => {
+      const env = { requestIP: () => ({ address: peer }) };
+      const get = await app.request(`${BASE}/login`, {}, env);
+      const csrf = /name="_csrf" value="([^"]+)"/.exec(await get.text())![1]!;
+      await app.request(`${BASE}/login`, { method: "POST", headers: { origin: BASE, cookie: get.headers.getSetCookie()[0]!.split(";")[0]!, "x-forwarded-for": forwardedFor }, body: new URLSearchParams({ username: "alice", password: "nope", _csrf: csrf }) }, env);
+    };
+    await fail("10.0.0.5", "203.0.113.9, 198.51.100.7");
+    await fail("10.0.0.6", "198.51.100.7");
+    expect(store.audit.query({ action: "admin.login_failed" }).rows.map((r) => r.actor).sort()).toEqual(["anonymous@10.0.0.6", "anonymous@198.51.100.7"]);
   });
 });

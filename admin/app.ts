@@ -18,7 +18,9 @@ import { capFields, capQuoted, ECHO_MAX, enumParam, InputError, intParam, jsonOb
 import { bodyLimits } from "./middleware/limits.ts";
 import { SESSION_COOKIE, requireAuth, wantsHtml, type AdminEnv, type Principal } from "./auth.ts";
 import { DEVICE_COOKIE, LoginThrottle } from "./middleware/login-throttle.ts";
-import { sameOriginPath } from "./middleware/origin.ts";
+import { loginCsrfToken, loginCsrfValid } from "./middleware/csrf.ts";
+import { securityHeaders } from "./middleware/headers.ts";
+import { requestFacts, sameOriginGuard, sameOriginPath } from "./middleware/origin.ts";
 import * as v from "./views.ts";
 
 /** Everything the admin may ask of the gateway. */
@@ -54,8 +56,13 @@ export interface AdminOptions {
   logs?: LogRing;
   /** GLASSGATE_ADMIN_TOKEN: a bearer token for the JSON API and /metrics. */
   envToken?: string;
-  /** Mark the session cookie Secure (when served over HTTPS). */
+  /** Mark cookies Secure (GLASSGATE_ADMIN_SECURE_COOKIE=1: served over HTTPS by a proxy we cannot see). */
   secureCookie?: boolean;
+  /**
+   * Addresses of reverse proxies whose X-Forwarded-Proto / X-Forwarded-For are believed
+   * (GLASSGATE_TRUSTED_PROXY); with `https` from one, cookies are Secure and the origin is https.
+   */
+  trustedProxies?: string[];
   /** Wall clock in Unix ms (login throttling); tests pass a fake one. */
   clock?: () => number;
   /** Where unexpected errors are logged (with their cause chain). */
@@ -71,6 +78,7 @@ const RESOURCE_FIELDS = knownFields(["type", "id", "name", "address"]).extend({
 const AUTHORIZATION_FIELDS = knownFields(["public_key", "resource_id", "expires_at"]);
 
 const HTMX = readFileSync(createRequire(import.meta.url).resolve("htmx.org/dist/htmx.min.js"), "utf8");
+const CSS = readFileSync(new URL("./static/app.css", import.meta.url), "utf8");
 
 function principal(c: Context<AdminEnv>): Principal {
   return c.get("principal");
@@ -86,11 +94,6 @@ function page(c: Context<AdminEnv>, title: string, body: ReturnType<typeof v.lay
   return c.html(v.layout({ title, path: c.req.path, user: s?.username ?? principal(c).actor, csrf: s?.csrfToken }, body), status);
 }
 
-function remoteOf(c: Context): string {
-  // Bun.serve passes the socket address through Hono's env; fall back to a constant for tests.
-  const env = c.env as { requestIP?: (r: Request) => { address: string } | null } | undefined;
-  return env?.requestIP?.(c.req.raw)?.address ?? "local";
-}
 
 /** A connection id: 24 bits (see DESIGN.md, session index). */
 const CID = { min: 0, max: 0xffffff };
@@ -132,28 +135,30 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   const throttle = new LoginThrottle();
   const clock = opts.clock ?? Date.now;
 
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-
-  // Browsers send Origin with every POST: one from another site is refused before anything else
-  // (this also covers the login form, which has no session and so no CSRF token yet).
+  // Order matters: headers go on every answer; bodies are bounded and cross-site mutations refused
+  // before anything parses a body or looks at credentials.
+  app.use("*", securityHeaders());
   app.use("*", bodyLimits());
-  app.use("*", async (c, next) => {
-    const origin = c.req.header("origin");
-    if (c.req.method !== "GET" && c.req.method !== "HEAD" && origin && origin !== "null") {
-      if (URL.parse(origin)?.host !== new URL(c.req.url).host) return c.text("cross-origin request refused", 403);
-    }
-    return next();
-  });
+  app.use("*", requestFacts(opts.trustedProxies ?? []));
+  app.use("*", sameOriginGuard());
+  const secure = (c: Context<AdminEnv>) => opts.secureCookie === true || c.get("facts").https;
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/static/htmx.min.js", (c) => c.body(HTMX, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=86400" }));
+  app.get("/static/app.css", (c) => c.body(CSS, 200, { "content-type": "text/css; charset=utf-8", "cache-control": "public, max-age=3600" }));
 
   // ── login ──
-  app.get("/login", (c) => c.html(v.loginPage({ next: c.req.query("next") })));
+  app.get("/login", (c) => c.html(v.loginPage({ next: c.req.query("next"), csrf: loginCsrfToken(c, secure(c)) })));
   app.post("/login", async (c) => {
-    const remote = remoteOf(c);
+    const { remote, origin } = c.get("facts");
     const form = await c.req.parseBody();
     const username = String(form.username ?? "");
     const password = String(form.password ?? "");
     const next = String(form.next ?? "/");
+    const csrf = loginCsrfToken(c, secure(c));
+    if (!loginCsrfValid(c, form._csrf)) {
+      return c.html(v.loginPage({ error: "The login form expired or came from another site; please try again.", next, csrf }), 403);
+    }
     // Counted before the password is checked: see middleware/login-throttle.ts.
     const admission = throttle.admit(remote, username, getCookie(c, DEVICE_COOKIE), clock());
     if (!admission.ok) {
@@ -162,15 +167,15 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
         store?.audit.record({ actor: `anonymous@${remote}`, action: "admin.login_throttled", subject: username.slice(0, 64),
           reason: `${admission.audit.refused} attempt(s) refused: too many for this ${admission.scope}; next in ${seconds} s` });
       }
-      return c.html(v.loginPage({ error: `Too many login attempts; try again in ${seconds} s.`, next }), 429, { "retry-after": String(seconds) });
+      return c.html(v.loginPage({ error: `Too many login attempts; try again in ${seconds} s.`, next, csrf }), 429, { "retry-after": String(seconds) });
     }
     const s = store ? await store.auth.login(username, password, remote) : undefined;
     admission.settle(s !== undefined);
-    if (!s) return c.html(v.loginPage({ error: "Wrong username or password.", next }), 401);
-    const cookie = { httpOnly: true, sameSite: "Strict", secure: opts.secureCookie ?? false } as const;
+    if (!s) return c.html(v.loginPage({ error: "Wrong username or password.", next, csrf }), 401);
+    const cookie = { httpOnly: true, sameSite: "Strict", secure: secure(c) } as const;
     setCookie(c, SESSION_COOKIE, s.id, { ...cookie, path: "/", maxAge: 12 * 3600 });
     if (!admission.trustedDevice) setCookie(c, DEVICE_COOKIE, throttle.trustDevice(s.username), { ...cookie, path: "/login", maxAge: 30 * 24 * 3600 });
-    return c.redirect(sameOriginPath(next, new URL(c.req.url).origin));
+    return c.redirect(sameOriginPath(next, origin));
   });
 
   app.use("*", requireAuth({ auth: store?.auth, envToken: opts.envToken }));

@@ -3,7 +3,7 @@
 import { ConfigError, createPeer, newGatewayConfigText, nextFreeAddress, parseConfig } from "./config/index.ts";
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
-import { formatCidr } from "./ip/address.ts";
+import { formatCidr, parseIp } from "./ip/address.ts";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { runStandalone } from "./standalone/run.ts";
 import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
@@ -115,6 +115,15 @@ function parseHostPort(flag: string, value: string): { hostname: string; port: n
   return { hostname: m[1] || "0.0.0.0", port: parsePort(flag, m[2]!) };
 }
 
+/** GLASSGATE_TRUSTED_PROXY: comma-separated addresses whose X-Forwarded-Proto/-For the admin believes. */
+function parseTrustedProxies(value: string | undefined): string[] | undefined {
+  if (!value?.trim()) return undefined;
+  return value.split(",").map((a) => a.trim()).filter(Boolean).map((a) => {
+    if (!parseIp(a)) throw new UsageError(`GLASSGATE_TRUSTED_PROXY: ${JSON.stringify(a.slice(0, 64))} is not an IP address`);
+    return a;
+  });
+}
+
 /**
  * GLASSGATE_ADMIN_TOKEN_FILE; with GLASSGATE_ADMIN_TOKEN_CREATE=1 a missing file is created with a
  * new token (readable by a scraper sharing the volume), so a fresh compose stack needs no setup.
@@ -185,6 +194,8 @@ async function up(args: string[]): Promise<number> {
     listenPort: portText !== undefined ? parsePort("--listen-port", portText) : config.interface.listenPort,
     admin: parseHostPort("--admin", values.admin ?? env.GLASSGATE_ADMIN ?? "127.0.0.1:8080"),
     adminToken: env.GLASSGATE_ADMIN_TOKEN || adminTokenFromFile(env),
+    adminSecureCookie: env.GLASSGATE_ADMIN_SECURE_COOKIE === "1",
+    trustedProxies: parseTrustedProxies(env.GLASSGATE_TRUSTED_PROXY),
     dataDir: values.data ?? env.GLASSGATE_DATA_DIR ?? "./data",
     keepDefaultBuffers: env.FIREZONE_NO_INC_BUF !== undefined,
     logger,
