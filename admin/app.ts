@@ -10,11 +10,11 @@ import QRCode from "qrcode";
 import { z } from "zod";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
 import { parseFilterText } from "../src/gateway/index.ts";
-import { auditCsv, PeerInput as PeerInputSchema, parsePeerInput, type AuditFilter, PeerValidationError, type PeerInput, type PeerRow, type Store } from "../src/store/index.ts";
+import { auditCsv, parseExpiresAt, PeerInput as PeerInputSchema, parsePeerInput, ResourceError, type AuditFilter, PeerValidationError, type PeerInput, type PeerRow, type Store } from "../src/store/index.ts";
 import type { LogQuery, LogRing } from "../src/telemetry/log-ring.ts";
 import { LEVELS, type TargetLogger } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
-import { capFields, capQuoted, ECHO_MAX, enumParam, InputError, intParam, jsonObject, knownFields, parseStrict, textParam, timeParam } from "./input.ts";
+import { capFields, capQuoted, ECHO_MAX, echo, enumParam, InputError, intParam, jsonObject, knownFields, parseStrict, textParam, timeParam } from "./input.ts";
 import { bodyLimits } from "./middleware/limits.ts";
 import { SESSION_COOKIE, requireAuth, wantsHtml, type AdminEnv, type Principal } from "./auth.ts";
 import { DEVICE_COOKIE, LoginThrottle } from "./middleware/login-throttle.ts";
@@ -75,7 +75,12 @@ const RESOURCE_FIELDS = knownFields(["type", "id", "name", "address"]).extend({
   filters: z.array(knownFields(["protocol", "port_range_start", "port_range_end"])).optional(),
 });
 
-const AUTHORIZATION_FIELDS = knownFields(["public_key", "resource_id", "expires_at"]);
+const AUTHORIZATION_BODY = z.strictObject({
+  public_key: z.string({ message: "is required: a peer's public key" }),
+  resource_id: z.string({ message: "is required: the id of a resource managed here" }),
+  expires_at: z.unknown().optional(),
+});
+const RESOURCE_STATUS = { invalid: 400, conflict: 409, not_found: 404 } as const;
 
 const HTMX = readFileSync(createRequire(import.meta.url).resolve("htmx.org/dist/htmx.min.js"), "utf8");
 const CSS = readFileSync(new URL("./static/app.css", import.meta.url), "utf8");
@@ -89,7 +94,7 @@ function session(c: Context<AdminEnv>) {
   return p.kind === "session" ? p.session : undefined;
 }
 
-function page(c: Context<AdminEnv>, title: string, body: ReturnType<typeof v.layout>, status: 200 | 400 | 404 = 200) {
+function page(c: Context<AdminEnv>, title: string, body: ReturnType<typeof v.layout>, status: 200 | 400 | 404 | 409 = 200) {
   const s = session(c);
   return c.html(v.layout({ title, path: c.req.path, user: s?.username ?? principal(c).actor, csrf: s?.csrfToken }, body), status);
 }
@@ -339,49 +344,71 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
     if (ok) gateway.peersChanged();
     return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
   });
-  app.get("/resources", (c) => page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", {}, {})));
+  // ── resources and authorizations ──
+  /** Ids no API resource may take: every resource not from the store (the config file's). */
+  const reservedIds = () => new Set((gateway.resources?.() ?? []).filter((r) => r.source !== "api").map((r) => r.id));
+  /** Keys of peers outside the store (the config file's): the data plane holds every peer. */
+  const otherPeers = () => new Set(gateway.connections().map((x) => x.public_key));
+  const resourcesView = (c: Context<AdminEnv>, errors: Record<string, string>, values: Record<string, string>, status: 200 | 400 | 404 | 409 = 200) =>
+    page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", errors, values), status);
+  /** A refused form change shows the page again with the message; anything else is a bug. */
+  const refused = (c: Context<AdminEnv>, err: unknown, values: Record<string, string>) => {
+    if (err instanceof ResourceError) return resourcesView(c, { form: capQuoted(err.message) }, values, RESOURCE_STATUS[err.kind]);
+    throw err;
+  };
+  const formText = (f: Record<string, unknown>, name: string) => (typeof f[name] === "string" ? (f[name] as string) : "");
+
+  app.get("/resources", (c) => resourcesView(c, {}, {}));
   app.post("/resources", async (c) => {
     const f = await c.req.parseBody();
+    const values = Object.fromEntries(["id", "name", "type", "address", "filters"].map((k) => [k, formText(f, k)]));
     try {
-      const filters = parseFilterText(String(f.filters ?? ""));
-      requireStore().resources.upsert({ type: String(f.type ?? ""), id: String(f.id ?? ""), name: String(f.name ?? ""), address: String(f.address ?? "") || undefined, filters }, principal(c).actor);
+      let filters;
+      try {
+        filters = parseFilterText(values.filters!);
+      } catch (err) {
+        throw new ResourceError("filters", (err as Error).message);
+      }
+      requireStore().resources.create({ type: values.type, id: values.id, name: values.name, address: values.address || undefined, filters }, principal(c).actor, reservedIds());
       gateway.resourcesChanged?.();
       return c.redirect("/resources");
     } catch (err) {
-      return page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", { form: capQuoted((err as Error).message) }, f as Record<string, string>), 400);
+      return refused(c, err, values);
     }
   });
   app.post("/resources/:id/delete", (c) => {
-    requireStore().resources.delete(c.req.param("id"), principal(c).actor);
-    gateway.resourcesChanged?.();
+    if (requireStore().resources.delete(c.req.param("id"), principal(c).actor)) gateway.resourcesChanged?.();
     return c.redirect("/resources");
   });
   app.post("/resources/:id/authorize", async (c) => {
     const f = await c.req.parseBody();
-    const expires = String(f.expiresAt ?? "");
-    const expiresAt = expires ? Date.parse(expires) : null;
     try {
-      if (expiresAt !== null && Number.isNaN(expiresAt)) throw new Error(`expiresAt: "${expires}" is not a date`);
-      requireStore().resources.authorize({ publicKey: String(f.publicKey ?? "").trim(), resourceId: c.req.param("id"), expiresAt }, principal(c).actor);
+      const expiresAt = parseExpiresAt(formText(f, "expiresAt"), "expiresAt");
+      requireStore().resources.authorize({ publicKey: formText(f, "publicKey"), resourceId: c.req.param("id"), expiresAt }, principal(c).actor, otherPeers());
       gateway.resourcesChanged?.();
       return c.redirect("/resources");
     } catch (err) {
-      return page(c, "Resources", v.resourcesPage(gateway.resources?.() ?? [], session(c)?.csrfToken ?? "", { form: capQuoted((err as Error).message) }, {}), 400);
+      return refused(c, err, {});
     }
   });
 
   // Resources and authorizations (Firezone's shapes: resources {type,id,name,address,filters};
   // authorizations {public_key, resource_id, expires_at (Unix seconds or ISO, null = never)}).
+  // A ResourceError from the store becomes 400/404/409 naming the field in onError.
   app.get("/api/resources", (c) => c.json({ resources: store?.resources.list() ?? [] }));
   app.post("/api/resources", async (c) => {
     const body = parseStrict(RESOURCE_FIELDS, await jsonObject(c));
-    try {
-      const r = requireStore().resources.upsert(body as Record<string, unknown>, principal(c).actor);
-      gateway.resourcesChanged?.();
-      return c.json({ id: r.id }, 201);
-    } catch (err) {
-      return c.json({ error: "invalid", message: capQuoted((err as Error).message) }, 400);
-    }
+    const r = requireStore().resources.create(body, principal(c).actor, reservedIds());
+    gateway.resourcesChanged?.();
+    return c.json({ id: r.id }, 201);
+  });
+  app.put("/api/resources/:id", async (c) => {
+    const id = c.req.param("id");
+    if (reservedIds().has(id)) throw new ResourceError("id", `${echo(id)} is a resource of the config file (read-only here)`, "conflict");
+    const body = parseStrict(RESOURCE_FIELDS, await jsonObject(c));
+    const r = requireStore().resources.update(id, { ...body, id: body.id ?? id }, principal(c).actor);
+    gateway.resourcesChanged?.();
+    return c.json({ id: r.id }, 200);
   });
   app.delete("/api/resources/:id", (c) => {
     const ok = requireStore().resources.delete(c.req.param("id"), principal(c).actor);
@@ -390,26 +417,15 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   });
   app.get("/api/authorizations", (c) => c.json({ authorizations: (store?.resources.authorizations() ?? []).map((a) => ({ public_key: a.publicKey, resource_id: a.resourceId, expires_at: a.expiresAt === null ? null : Math.floor(a.expiresAt / 1000) })) }));
   app.post("/api/authorizations", async (c) => {
-    const b = parseStrict(AUTHORIZATION_FIELDS, await jsonObject(c));
-    if (typeof b.public_key !== "string" || typeof b.resource_id !== "string") {
-      return c.json({ error: "invalid", message: "public_key and resource_id are required strings" }, 400);
-    }
-    let expiresAt: number | null = null;
-    if (typeof b.expires_at === "number") expiresAt = b.expires_at * 1000;
-    else if (typeof b.expires_at === "string") {
-      expiresAt = Date.parse(b.expires_at);
-      if (Number.isNaN(expiresAt)) return c.json({ error: "invalid", message: `expires_at: "${b.expires_at}" is not a date` }, 400);
-    } else if (b.expires_at !== undefined && b.expires_at !== null) return c.json({ error: "invalid", message: "expires_at: must be Unix seconds, an ISO date or null" }, 400);
-    try {
-      requireStore().resources.authorize({ publicKey: b.public_key, resourceId: b.resource_id, expiresAt }, principal(c).actor);
-    } catch (err) {
-      return c.json({ error: "invalid", message: capQuoted((err as Error).message) }, 400);
-    }
+    const b = parseStrict(AUTHORIZATION_BODY, await jsonObject(c));
+    const expiresAt = parseExpiresAt(b.expires_at);
+    requireStore().resources.authorize({ publicKey: b.public_key, resourceId: b.resource_id, expiresAt }, principal(c).actor, otherPeers());
     gateway.resourcesChanged?.();
     return c.json({ ok: true }, 201);
   });
   app.delete("/api/authorizations", (c) => {
-    const ok = requireStore().resources.revoke(c.req.query("public_key") ?? "", c.req.query("resource_id") ?? "", principal(c).actor);
+    const q = c.req.query();
+    const ok = requireStore().resources.revoke(textParam(q, "public_key") ?? "", textParam(q, "resource_id") ?? "", principal(c).actor);
     if (ok) gateway.resourcesChanged?.();
     return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
   });
@@ -424,6 +440,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
       const message = capQuoted(err.message);
       return wantsHtml(c) ? c.text(message, 400) : c.json({ error: "invalid", field: err.field, message }, 400);
     }
+    if (err instanceof ResourceError) return c.json({ error: err.kind, field: err.field, message: capQuoted(err.message) }, RESOURCE_STATUS[err.kind]);
     if (err instanceof HTTPException) return err.getResponse();
     opts.log?.error("admin request failed", { method: c.req.method, path: c.req.path.slice(0, 200), err });
     return c.json({ error: "internal", message: "internal error (logged on the gateway)" }, 500);

@@ -30,7 +30,9 @@ export class ResourceSync {
     const grants = new Set<string>();
     for (const a of this.store.resources.authorizations()) {
       const conn = [...this.tunnel.connections()].find((c) => c.publicKey === a.publicKey);
-      if (!conn || !this.policy.resource(a.resourceId)) continue;
+      // Only this store's resources: a grant must never attach to a config-file resource that
+      // happens to share its id (the store refuses such ids now; older rows may still have them).
+      if (!conn || !ids.has(a.resourceId)) continue;
       this.policy.authorize(conn.cid, a.resourceId, a.expiresAt);
       grants.add(`${conn.cid}|${a.resourceId}`);
     }
