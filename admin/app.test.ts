@@ -442,6 +442,20 @@ describe("bounded input", () => {
     expect(JSON.stringify(await p.json()).length).toBeLessThan(300);
   });
 
+  test("a peer expiry the pages could not print is refused, so the Peers page keeps working", async () => {
+    const { app, store } = setup();
+    const { cookie } = await login(app, store);
+    const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
+    for (const expiresAt of [1e300, -5, 1.5, "+275760-09-13T00:00:00Z"]) {
+      const r = await app.request("/api/peers", { method: "POST", headers: json, body: JSON.stringify({ name: "p", publicKey: key(), allowedIps: "10.99.0.5/32", expiresAt }) });
+      expect(r.status).toBe(400);
+      expect(Object.keys(((await r.json()) as { fields: object }).fields)).toEqual(["expiresAt"]);
+    }
+    expect(store.peers.list()).toHaveLength(0);
+    expect((await app.request("/api/peers", { method: "POST", headers: json, body: JSON.stringify({ name: "p", publicKey: key(), allowedIps: "10.99.0.5/32", expiresAt: Date.UTC(9999, 0, 1) }) })).status).toBe(201);
+    expect((await app.request("/peers", { headers: { cookie, accept: "text/html" } })).status).toBe(200);
+  });
+
   test("an Origin header that is not a URL is refused, not a crash", async () => {
     const { app } = setup();
     const r = await app.request("/api/peers", { method: "POST", headers: { ...json, origin: "not a url" }, body: "{}" });
