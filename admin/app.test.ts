@@ -11,7 +11,7 @@ import { LogRing } from "../src/telemetry/log-ring.ts";
 import { Logger, parseLogFilter } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
 import { createAdminApp, type AdminGateway } from "./app.ts";
-import { SESSION_COOKIE } from "./auth.ts";
+import { SESSION_COOKIE } from "./middleware/auth.ts";
 
 const ENV_TOKEN = "env-token-xyz";
 

@@ -5,7 +5,7 @@ import type { HtmlEscapedString } from "hono/utils/html";
 import type { LogLine } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
 import type { AuditRow, PeerRow, TrafficPoint } from "../src/store/index.ts";
-import type { ResourceView } from "./app.ts";
+import type { ResourceView } from "./types.ts";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 

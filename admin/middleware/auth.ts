@@ -3,9 +3,9 @@
 // Every route but /healthz, /login and the static files requires one of them.
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import { constantTimeEqual } from "./middleware/csrf.ts";
-import type { RequestFacts } from "./middleware/origin.ts";
-import type { AdminAuth, Session } from "../src/store/index.ts";
+import { constantTimeEqual } from "./csrf.ts";
+import type { RequestFacts } from "./origin.ts";
+import type { AdminAuth, Session } from "../../src/store/index.ts";
 
 export const SESSION_COOKIE = "gg_session";
 export const CSRF_FIELD = "_csrf";
