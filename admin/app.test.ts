@@ -181,6 +181,9 @@ describe("authentication", () => {
       expect(await loginWith(next)).toBe("/");
     }
     expect(await loginWith("/logs?cid=7")).toBe("/logs?cid=7");
+    // The form served for such a link does not carry the off-site target either.
+    const form = await (await app.request(`http://gw.local/login?next=${encodeURIComponent("/\\evil.example")}`)).text();
+    expect(form).toContain('name="next" value="/"');
   });
 
   test("a mutation without the CSRF token is refused and changes nothing", async () => {

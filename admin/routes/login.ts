@@ -17,7 +17,8 @@ export function loginRoutes(opts: AdminOptions) {
   const secure = (c: Context<AdminEnv>) => opts.secureCookie === true || c.get("facts").https;
 
   return new Hono<AdminEnv>()
-    .get("/login", (c) => c.html(v.loginPage({ next: c.req.query("next"), csrf: loginCsrfToken(c, secure(c)) })))
+    // `next` is cleaned here too, so the form never even carries an off-site target.
+    .get("/login", (c) => c.html(v.loginPage({ next: sameOriginPath(c.req.query("next"), c.get("facts").origin), csrf: loginCsrfToken(c, secure(c)) })))
     .post("/login", async (c) => {
       const { remote, origin } = c.get("facts");
       const form = await c.req.parseBody();
