@@ -5,39 +5,26 @@ import type { HtmlEscapedString } from "hono/utils/html";
 import type { LogLine } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
 import type { AuditRow, PeerRow, TrafficPoint } from "../src/store/index.ts";
-import type { ResourceView } from "./app.ts";
+import type { ResourceView } from "./types.ts";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
-
-const STYLE = `
-body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
-header{background:#14213d;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center}
-header a{color:#e5e5e5;text-decoration:none}header a.on{color:#fca311;font-weight:600}
-header .who{margin-left:auto;font-size:.9em}main{padding:1rem 1.2rem}
-table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.35rem .5rem;border-bottom:1px solid #e3e6ea;text-align:left;vertical-align:top}
-th{background:#eef0f3;font-weight:600}code,.mono{font-family:ui-monospace,monospace;font-size:.92em}
-.pill{display:inline-block;padding:0 .45rem;border-radius:.7rem;font-size:.85em}.connected{background:#d3f9d8}.handshaking{background:#fff3bf}.idle{background:#e9ecef}
-.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{background:#fff;padding:.8rem 1rem;border:1px solid #e3e6ea;border-radius:.4rem;min-width:9rem}
-.card b{display:block;font-size:1.6em}.err{color:#c92a2a}.field-error{color:#c92a2a;font-size:.9em}
-form.inline{display:inline}input,select{padding:.25rem .35rem}label{display:block;margin:.4rem 0}
-.level-error{color:#c92a2a}.level-warn{color:#e67700}.muted{color:#868e96}`;
 
 const NAV = [["/", "Overview"], ["/connections", "Connections"], ["/peers", "Peers"], ["/resources", "Resources"], ["/logs", "Logs"], ["/errors", "Errors"], ["/audit", "Audit"]] as const;
 
 export function layout(opts: { title: string; path: string; user?: string; csrf?: string }, body: Html): Html {
   return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${opts.title} · glassgate</title>
-<meta name="viewport" content="width=device-width,initial-scale=1"><style>${raw(STYLE)}</style>
-<script src="/static/htmx.min.js"></script></head>
+<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="stylesheet" href="/static/app.css">
+<meta name="htmx-config" content='{"includeIndicatorStyles":false}'><script src="/static/htmx.min.js"></script></head>
 <body${opts.csrf ? raw(` hx-headers='{"x-csrf-token":"${opts.csrf}"}'`) : ""}>
 <header><strong>glassgate</strong>${opts.user ? NAV.map(([href, label]) => html`<a href="${href}" class="${opts.path === href || (href !== "/" && opts.path.startsWith(href)) ? "on" : ""}">${label}</a>`) : ""}
 ${opts.user ? html`<span class="who">${opts.user} <form class="inline" method="post" action="/logout"><input type="hidden" name="_csrf" value="${opts.csrf}"><button>Log out</button></form></span>` : ""}</header>
 <main>${body}</main></body></html>`;
 }
 
-export function loginPage(opts: { error?: string; next?: string }): Html {
+export function loginPage(opts: { error?: string; next?: string; csrf: string }): Html {
   return layout({ title: "Log in", path: "/login" }, html`<h1>Log in</h1>
 ${opts.error ? html`<p class="err" role="alert">${opts.error}</p>` : ""}
-<form method="post" action="/login"><input type="hidden" name="next" value="${opts.next ?? "/"}">
+<form method="post" action="/login"><input type="hidden" name="next" value="${opts.next ?? "/"}"><input type="hidden" name="_csrf" value="${opts.csrf}">
 <label>Username <input name="username" autocomplete="username" required></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
 <button type="submit">Log in</button></form>`);
@@ -68,7 +55,7 @@ export function overview(conns: ConnectionView[], peers: number, errors: number,
 <div class="card">Peers in the UI<b>${peers}</b></div>
 <div class="card">Received<b>${fmtBytes(rx)}</b></div><div class="card">Sent<b>${fmtBytes(tx)}</b></div>
 <div class="card">Recent errors<b>${errors}</b><a href="/errors">see them</a></div>
-<div class="card">Updated<b class="muted" style="font-size:1em">${new Date(now).toISOString()}</b></div></div>`;
+<div class="card">Updated<b class="muted small">${new Date(now).toISOString()}</b></div></div>`;
 }
 
 export function connectionRows(conns: ConnectionView[], now: number): Html {
@@ -188,14 +175,14 @@ export function peersPage(peers: PeerRow[], csrf: string, form: Html, notice?: H
 <table><thead><tr><th>name</th><th>public key</th><th>allowed IPs</th><th>enabled</th><th>expires</th><th></th></tr></thead><tbody>
 ${peers.map((p) => html`<tr data-peer="${p.name}"><td>${p.name}</td><td class="mono">${p.publicKey}</td><td class="mono">${p.allowedIps}</td><td>${p.enabled ? "yes" : "no"}</td>
 <td>${p.expiresAt ? new Date(p.expiresAt).toISOString().slice(0, 10) : "never"}</td>
-<td><a href="/peers/${p.id}">edit</a>${p.clientPrivateKey ? html` · <a href="/peers/${p.id}/config">config</a>` : ""}
-<form class="inline" method="post" action="/peers/${p.id}/delete"><input type="hidden" name="_csrf" value="${csrf}"><button>delete</button></form></td></tr>`)}
+<td><a href="/peers/${encodeURIComponent(p.id)}">edit</a>${p.clientPrivateKey ? html` · <a href="/peers/${encodeURIComponent(p.id)}/config">config</a>` : ""}
+<form class="inline" method="post" action="/peers/${encodeURIComponent(p.id)}/delete"><input type="hidden" name="_csrf" value="${csrf}"><button>delete</button></form></td></tr>`)}
 </tbody></table><h2>Add a peer</h2><p class="muted">Leave the public key empty to have glassgate generate the client's keys and config.</p>${form}`;
 }
 
 export function clientConfigPage(name: string, config: string, qrSvg: string): Html {
   return html`<h1>Client config for ${name}</h1><p>Import into a WireGuard app (scan the QR code on a phone) or save as <code>${name.replace(/[^A-Za-z0-9_-]/g, "_")}.conf</code> for wg-quick.</p>
-<div style="display:flex;gap:2rem;flex-wrap:wrap"><pre id="client-config" style="background:#fff;padding:1rem;border:1px solid #e3e6ea">${config}</pre><div>${raw(qrSvg)}</div></div>`;
+<div class="config-layout"><pre id="client-config" class="config-text">${config}</pre><div>${raw(qrSvg)}</div></div>`;
 }
 
 export function resourcesPage(resources: ResourceView[], csrf: string, errors: Record<string, string>, values: Record<string, string>): Html {
@@ -205,8 +192,8 @@ ${errors.form ? html`<p class="err" role="alert">${errors.form}</p>` : ""}
 <table><thead><tr><th>id</th><th>name</th><th>type</th><th>address</th><th>filters</th><th>authorized</th><th></th></tr></thead><tbody>
 ${resources.map((r) => html`<tr data-resource="${r.id}"><td class="mono">${r.id}</td><td>${r.name}</td><td>${r.type}</td><td class="mono">${r.address}</td><td class="mono">${r.filters || "all"}</td>
 <td>${r.authorizations.map((a) => html`<div class="mono"><a href="/connections/${a.cid}">${a.cid}</a> ${a.expires_at ? `until ${a.expires_at}` : ""}</div>`)}</td>
-<td>${r.source === "api" ? html`<form class="inline" method="post" action="/resources/${r.id}/delete"><input type="hidden" name="_csrf" value="${csrf}"><button>delete</button></form>
-<form method="post" action="/resources/${r.id}/authorize"><input type="hidden" name="_csrf" value="${csrf}"><input name="publicKey" size="20" placeholder="peer public key"> <input name="expiresAt" type="date"> <button>authorize</button></form>` : html`<span class="muted">config file</span>`}</td></tr>`)}
+<td>${r.source === "api" ? html`<form class="inline" method="post" action="/resources/${encodeURIComponent(r.id)}/delete"><input type="hidden" name="_csrf" value="${csrf}"><button>delete</button></form>
+<form method="post" action="/resources/${encodeURIComponent(r.id)}/authorize"><input type="hidden" name="_csrf" value="${csrf}"><input name="publicKey" size="20" placeholder="peer public key"> <input name="expiresAt" type="date"> <button>authorize</button></form>` : html`<span class="muted">config file</span>`}</td></tr>`)}
 </tbody></table>
 <h2>Add a resource</h2><form method="post" action="/resources" id="resource-form"><input type="hidden" name="_csrf" value="${csrf}">
 <label>Id <input name="id" value="${values.id ?? ""}"></label><label>Name <input name="name" value="${values.name ?? ""}"></label>

@@ -3,7 +3,7 @@
 import { ConfigError, createPeer, newGatewayConfigText, nextFreeAddress, parseConfig } from "./config/index.ts";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
-import { formatCidr } from "./ip/address.ts";
+import { formatCidr, parseIp } from "./ip/address.ts";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { runStandalone } from "./standalone/run.ts";
 import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
@@ -130,6 +130,15 @@ function parseHostPort(flag: string, value: string): { hostname: string; port: n
   return { hostname: m[1] || "0.0.0.0", port: parsePort(flag, m[2]!) };
 }
 
+/** GLASSGATE_TRUSTED_PROXY: comma-separated addresses whose X-Forwarded-Proto/-For the admin believes. */
+function parseTrustedProxies(value: string | undefined): string[] | undefined {
+  if (!value?.trim()) return undefined;
+  return value.split(",").map((a) => a.trim()).filter(Boolean).map((a) => {
+    if (!parseIp(a)) throw new UsageError(`GLASSGATE_TRUSTED_PROXY: ${JSON.stringify(a.slice(0, 64))} is not an IP address`);
+    return a;
+  });
+}
+
 /**
  * GLASSGATE_ADMIN_TOKEN_FILE; with GLASSGATE_ADMIN_TOKEN_CREATE=1 a missing file is created with a
  * new token, so a fresh compose stack needs no setup. The token opens the whole API: the file is
@@ -181,6 +190,8 @@ async function up(args: string[]): Promise<number> {
   const perPeerMetrics = envFlag(env, "GLASSGATE_METRICS_PER_PEER");
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_CREATE");
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_GROUP_READABLE");
+  const adminSecureCookie = envFlag(env, "GLASSGATE_ADMIN_SECURE_COOKIE");
+  const trustedProxies = parseTrustedProxies(env.GLASSGATE_TRUSTED_PROXY);
   const configFile = values.config ?? env.GLASSGATE_CONFIG;
   if (!configFile) throw new UsageError("up: missing --config FILE (or GLASSGATE_CONFIG)");
   if (values.init && !existsSync(configFile)) {
@@ -212,6 +223,8 @@ async function up(args: string[]): Promise<number> {
     listenPort: portText !== undefined ? parsePort("--listen-port", portText) : config.interface.listenPort,
     admin: parseHostPort("--admin", values.admin ?? env.GLASSGATE_ADMIN ?? "127.0.0.1:8080"),
     adminToken: env.GLASSGATE_ADMIN_TOKEN || adminTokenFromFile(env, onLoose),
+    adminSecureCookie,
+    trustedProxies,
     dataDir: values.data ?? env.GLASSGATE_DATA_DIR ?? "./data",
     keepDefaultBuffers,
     logger,

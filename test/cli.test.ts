@@ -111,3 +111,13 @@ test("a yes/no env var with another value stops up with exit 2 naming it, before
   expect(r.stderr.toString()).toContain('FIREZONE_NO_INC_BUF: "maybe" is not a yes/no value');
   expect(existsSync(conf)).toBe(false);
 });
+
+test("up refuses a GLASSGATE_TRUSTED_PROXY that is not an address list (exit 2)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-proxy-"));
+  const file = join(dir, "gw.conf");
+  writeFileSync(file, `[Interface]\nPrivateKey = ${glassgate(["keygen"]).stdout.trim()}\n`);
+  const r = spawnSync(["bun", "run", "src/cli.ts", "up", "--config", file, "--interface", "ggproxy0", "--admin", "127.0.0.1:0", "--data", join(dir, "data")],
+    { cwd: ROOT, env: { ...process.env, GLASSGATE_TRUSTED_PROXY: "10.0.0.5, proxy.example" } });
+  expect(r.exitCode).toBe(2);
+  expect(r.stderr.toString()).toContain('GLASSGATE_TRUSTED_PROXY: "proxy.example" is not an IP address');
+});

@@ -11,10 +11,10 @@
 //   owner's correct password still works whenever an attempt is admitted.
 // - Per trusted device: a successful login leaves an HttpOnly cookie naming that browser for that
 //   account. An attempt for the same account carrying it skips the address and account delays
-//   (it is still counted for the account),
-//   because behind `ssh -L` or Docker's userland proxy every browser arrives from 127.0.0.1: a
-//   stranger's guessing there must not keep the admin out of a browser they have logged in from
-//   before. The device has its own small budget (DEVICE_FAILURES wrong passwords and it is
+//   (it is still counted for the account), because behind `ssh -L` or Docker's userland proxy
+//   every browser arrives from 127.0.0.1: a stranger's guessing there must not keep the admin out
+//   of a browser they have logged in from before. (A new browser on such a noisy address waits
+//   like everyone there: at most 60 s, or 15 min if the stranger is guessing this very account.) The device has its own small budget (DEVICE_FAILURES wrong passwords and it is
 //   forgotten), so a stolen cookie is no licence to guess either. (OWASP's "device cookies".)
 // A success refunds the attempt it was charged (and clears its device's failures) but does not wipe
 // the counters: they hold other people's guesses too, and the owner's own browser is past them

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { decodeKey, encodeKey, publicKeyOf, publicKeyProblem } from "../crypto/x25519.ts";
 import { parseCidr, type Cidr } from "../ip/address.ts";
 import { ConfigError, readSections, type Entry, type Section } from "./wg-quick.ts";
-import { parseFilterText, parseResource, type Resource } from "../gateway/resources.ts";
+import { parseFilterText, parseResource, ResourceId, type Resource } from "../gateway/resources.ts";
 
 export const DEFAULT_LISTEN_PORT = 52625; // Firezone's gateway port: 49152 + 3473 ("FIRE")
 export const DEFAULT_MTU = 1420;
@@ -123,7 +123,7 @@ const PEER_KEYS: Record<string, Field> = {
 };
 
 const RESOURCE_KEYS: Record<string, Field> = {
-  Id: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "is not an id (1–64 of A-Z a-z 0-9 _ . -)"), prop: "id" },
+  Id: { schema: ResourceId, prop: "id" },
   Name: { schema: z.string(), prop: "name" },
   Type: { schema: z.enum(["cidr", "dns", "internet"], { message: "is not a resource type (cidr, dns or internet)" }), prop: "type" },
   Address: { schema: z.string(), prop: "address" },

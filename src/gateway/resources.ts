@@ -18,11 +18,18 @@ const FilterSchema = z.object({
 }).refine((f) => f.port_range_start <= f.port_range_end, { message: "port_range_start is above port_range_end" })
   .transform((f): Filter => (f.protocol === "icmp" ? { protocol: "icmp" } : { protocol: f.protocol, portStart: f.port_range_start, portEnd: f.port_range_end }));
 
+/**
+ * A resource id, wherever it comes from (config file `Id =`, admin API and form, portal): it
+ * appears in URLs and log fields, so it is a plain word — no `/`, `%` or space, and no leading dot
+ * (so never `.` or `..`, which a browser would resolve as a path segment). Firezone's UUIDs fit.
+ */
+export const ResourceId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "is not an id (1–64 of A-Z a-z 0-9 _ . -, starting with a letter or digit)");
+
 /** Firezone's wire shape (portal `resource` objects); also what the config file and API accept. */
 export const ResourceSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("cidr"), id: z.string().min(1), name: z.string().default(""), address: z.string(), filters: z.array(FilterSchema).default([]) }),
-  z.object({ type: z.literal("dns"), id: z.string().min(1), name: z.string().default(""), address: z.string(), filters: z.array(FilterSchema).default([]) }),
-  z.object({ type: z.literal("internet"), id: z.string().min(1), name: z.string().default("Internet"), filters: z.array(FilterSchema).default([]) }),
+  z.object({ type: z.literal("cidr"), id: ResourceId, name: z.string().default(""), address: z.string(), filters: z.array(FilterSchema).default([]) }),
+  z.object({ type: z.literal("dns"), id: ResourceId, name: z.string().default(""), address: z.string(), filters: z.array(FilterSchema).default([]) }),
+  z.object({ type: z.literal("internet"), id: ResourceId, name: z.string().default("Internet"), filters: z.array(FilterSchema).default([]) }),
 ]);
 
 const FILTER_ITEM = /^(tcp|udp)\/(\d{1,5})(?:-(\d{1,5}))?$|^icmp$/;

@@ -23,7 +23,7 @@ test("API resources and grants reach the policy next to the file's, and leave it
   policy.upsertResource(parseResource({ type: "cidr", id: "file", address: "192.0.2.0/24" }));
   const sync = new ResourceSync(policy, tunnel, store, ["file"], new Logger(parseLogFilter("off")).target("gateway"));
   store.resources.upsert({ type: "cidr", id: "api", address: "10.50.0.0/16" }, "test");
-  store.resources.authorize({ publicKey: encodeKey(peerKey), resourceId: "api", expiresAt: null }, "test");
+  store.resources.authorize({ publicKey: encodeKey(peerKey), resourceId: "api", expiresAt: null }, "test", new Set([encodeKey(peerKey)]));
   sync.apply(0);
   const v = new PacketView();
   v.parse(buildTcp({ src: "10.99.0.2", dst: "10.50.1.1", srcPort: 1, dstPort: 22 }));
@@ -44,9 +44,12 @@ function syncWorld() {
   const core = new GatewayCore();
   const lines: LogLine[] = [];
   const sync = new ResourceSync(core.policy, sim.gw, store, [], new Logger(parseLogFilter("info"), memorySink(lines)).target("gateway"));
+  // The clients are the gateway's peers as the config file's would be: authorize() must know them.
+  const peers = new Set<string>();
   const client = () => {
     const c = sim.client();
     sim.gw.upsertPeer({ publicKey: c.local.publicKey, allowedIPs: [parseCidr(`${c.ip}/32`)] });
+    peers.add(encodeKey(c.local.publicKey));
     sim.ping(c);
     return c;
   };
@@ -67,14 +70,14 @@ function syncWorld() {
     }
   };
   const count = (msg: string) => lines.filter((l) => l.msg === msg).length;
-  return { store, sim, core, sync, client, run, count, lines };
+  return { store, sim, core, sync, client, run, count, lines, peers };
 }
 
 test("an expired authorization is logged and says goodbye once, not at every 10 s sync", () => {
   const w = syncWorld();
   const a = w.client();
   w.store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
-  w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: "lan", expiresAt: w.sim.now + 25_000 }, "test");
+  w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: "lan", expiresAt: w.sim.now + 25_000 }, "test", w.peers);
   w.sync.apply(w.sim.now);
   expect(w.core.policy.authorizations([...w.sim.gw.connections()][0]!.cid)).toHaveLength(1);
   w.run(25_000 + 6 * 10_000); // the expiry, then six syncs
@@ -88,7 +91,7 @@ test("an authorization that expires exactly at a sync is still logged once with 
   const w = syncWorld();
   const a = w.client();
   w.store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
-  w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: "lan", expiresAt: w.sim.now + 20_000 }, "test");
+  w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: "lan", expiresAt: w.sim.now + 20_000 }, "test", w.peers);
   w.sync.apply(w.sim.now);
   // The sync runs before the sweep here: the sync itself ends the grant.
   w.sim.now += 20_000;
@@ -102,7 +105,7 @@ test("an authorization already expired in the store is never applied, so nothing
   const w = syncWorld();
   const a = w.client();
   w.store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
-  w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: "lan", expiresAt: w.sim.now - 1 }, "test");
+  w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: "lan", expiresAt: w.sim.now - 1 }, "test", w.peers);
   w.sync.apply(w.sim.now);
   w.run(60_000);
   expect(w.core.policy.authorizations([...w.sim.gw.connections()][0]!.cid)).toEqual([]);
@@ -117,8 +120,8 @@ test("revoking a client's last authorization, or deleting its last resource, sen
   w.store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
   w.store.resources.upsert({ type: "cidr", id: "db", address: "10.60.0.0/16" }, "test");
   w.store.resources.upsert({ type: "cidr", id: "web", address: "10.70.0.0/16" }, "test");
-  for (const rid of ["lan", "db"]) w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: rid, expiresAt: null }, "test");
-  w.store.resources.authorize({ publicKey: encodeKey(b.local.publicKey), resourceId: "web", expiresAt: null }, "test");
+  for (const rid of ["lan", "db"]) w.store.resources.authorize({ publicKey: encodeKey(a.local.publicKey), resourceId: rid, expiresAt: null }, "test", w.peers);
+  w.store.resources.authorize({ publicKey: encodeKey(b.local.publicKey), resourceId: "web", expiresAt: null }, "test", w.peers);
   w.sync.apply(w.sim.now);
 
   w.store.resources.revoke(encodeKey(a.local.publicKey), "db", "test");
@@ -133,4 +136,21 @@ test("revoking a client's last authorization, or deleting its last resource, sen
   w.run(30_000);
   expect(b.control).toEqual([GOODBYE_EVENT]);
   expect(a.control).toHaveLength(1);
+});
+
+test("a stored grant for an id the config file also uses never opens the file's resource", () => {
+  const store = Store.open(mkdtempSync(join(tmpdir(), "gg-rsync-")));
+  const tunnel = new Tunnel({ aead: nobleAead, privateKey: generatePrivateKey(), random: (n) => crypto.getRandomValues(new Uint8Array(n)) });
+  const peerKey = publicKeyOf(generatePrivateKey());
+  const conn = tunnel.upsertPeer({ publicKey: peerKey, allowedIPs: [parseCidr("10.99.0.2/32")] });
+  const policy = new AccessPolicy();
+  policy.upsertResource(parseResource({ type: "cidr", id: "file", address: "192.0.2.0/24" }));
+  const sync = new ResourceSync(policy, tunnel, store, ["file"], new Logger(parseLogFilter("off")).target("gateway"));
+  // A row from before ids were checked for clashes: same id as the file's resource.
+  store.resources.upsert({ type: "cidr", id: "file", address: "198.51.100.0/24" }, "test");
+  store.resources.authorize({ publicKey: encodeKey(peerKey), resourceId: "file", expiresAt: null }, "test", new Set([encodeKey(peerKey)]));
+  sync.apply(0);
+  const v = new PacketView();
+  v.parse(buildTcp({ src: "10.99.0.2", dst: "192.0.2.1", srcPort: 1, dstPort: 22 }));
+  expect(policy.decide(conn.cid, v, 0)).toBe("not_authorized");
 });

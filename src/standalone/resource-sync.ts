@@ -42,7 +42,9 @@ export class ResourceSync {
     const expired = new Set<string>();
     for (const a of this.store.resources.authorizations()) {
       const cid = byKey.get(a.publicKey);
-      if (cid === undefined || !this.policy.resource(a.resourceId)) continue;
+      // Only this store's resources: a grant must never attach to a config-file resource that
+      // happens to share its id (the store refuses such ids now; older rows may still have them).
+      if (cid === undefined || !ids.has(a.resourceId)) continue;
       if (a.expiresAt !== null && a.expiresAt <= now) {
         expired.add(`${cid}|${a.resourceId}`);
         continue;

@@ -46,6 +46,10 @@ export interface StandaloneOptions {
   listenPort: number;
   admin: { hostname: string; port: number };
   adminToken: string | undefined;
+  /** GLASSGATE_ADMIN_SECURE_COOKIE=1: admin cookies are Secure (served over HTTPS). */
+  adminSecureCookie?: boolean;
+  /** GLASSGATE_TRUSTED_PROXY: reverse proxies whose X-Forwarded-Proto/-For the admin believes. */
+  trustedProxies?: string[];
   dataDir: string;
   keepDefaultBuffers: boolean;
   logger: Logger;
@@ -232,6 +236,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const app = createAdminApp({
     envToken: opts.adminToken,
     log: opts.logger.target("admin"),
+    secureCookie: opts.adminSecureCookie,
+    trustedProxies: opts.trustedProxies,
     store,
     logs: opts.logs,
     gateway: {

@@ -14,7 +14,7 @@ export { DB_FILE, type Db, type OpenOptions } from "./database.ts";
 export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
 export { ProxyAssignments, type SavedAssignment } from "./proxy-assignments.ts";
-export { ResourceRepository, type AuthorizationRow } from "./resources.ts";
+export { MAX_EXPIRES_AT, parseExpiresAt, ResourceError, ResourceRepository, type AuthorizationRow } from "./resources.ts";
 
 export class Store {
   readonly audit: AuditLog;

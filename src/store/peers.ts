@@ -5,6 +5,7 @@ import { z } from "zod";
 import { decodeKey, isUsablePublicKey, publicKeyProblem } from "../crypto/x25519.ts";
 import { formatCidr, parseCidr } from "../ip/address.ts";
 import { AuditLog } from "./audit.ts";
+import { MAX_EXPIRES_AT } from "./resources.ts";
 import type { Db } from "./database.ts";
 import { peers } from "./schema.ts";
 
@@ -66,11 +67,15 @@ export const PeerInput = z.object({
   enabled: z.union([z.boolean(), z.enum(["on", "true", "1"]).transform(() => true), z.enum(["off", "false", "0", ""]).transform(() => false)]).default(true),
   /** ISO date or date-time (or Unix ms); empty = never. */
   expiresAt: z.union([z.number(), z.string()]).transform((v, ctx) => {
-    if (typeof v === "number") return v;
-    if (v.trim() === "") return undefined;
-    const t = Date.parse(v.trim());
+    if (typeof v === "string" && v.trim() === "") return undefined;
+    const t = typeof v === "number" ? v : Date.parse(v.trim());
     if (Number.isNaN(t)) {
       ctx.addIssue({ code: "custom", message: `"${v}" is not a date` });
+      return z.NEVER;
+    }
+    // A time the pages can print: 1e300 or year 275760 stored once would break every later render.
+    if (!Number.isInteger(t) || t < 0 || t > MAX_EXPIRES_AT) {
+      ctx.addIssue({ code: "custom", message: `"${v}" is not a time between 1970 and 9999` });
       return z.NEVER;
     }
     return t;

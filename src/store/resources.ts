@@ -1,15 +1,51 @@
 // Resources and authorizations managed through the admin API (the config file's stay in the
 // file). Stored in Firezone's wire shape, validated by gateway/resources.ts, audited.
 import { and, eq } from "drizzle-orm";
+import { decodeKey, encodeKey } from "../crypto/x25519.ts";
 import { parseResource, type Resource } from "../gateway/resources.ts";
 import { AuditLog } from "./audit.ts";
 import type { Db } from "./database.ts";
-import { authorizations, resources } from "./schema.ts";
+import { authorizations, peers, resources } from "./schema.ts";
 
 export interface AuthorizationRow {
   publicKey: string;
   resourceId: string;
   expiresAt: number | null;
+}
+
+/** Why a resource change was refused: bad input, a clash with an existing id, or no such thing. */
+export class ResourceError extends Error {
+  constructor(readonly field: string, message: string, readonly kind: "invalid" | "conflict" | "not_found" = "invalid") {
+    super(`${field}: ${message}`);
+    this.name = "ResourceError";
+  }
+}
+
+/** The last instant an expiry may name: 9999-12-31T23:59:59.999Z (later is a typo, not a plan). */
+export const MAX_EXPIRES_AT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+const quote = (v: unknown) => JSON.stringify(String(v).slice(0, 64));
+
+/**
+ * An authorization's expiry from the API (Unix seconds, as Firezone sends it, or an ISO date) or
+ * the form (a date): Unix ms, or null for "never". NaN, Infinity, negative and past-9999 values
+ * are refused naming `field`.
+ */
+export function parseExpiresAt(raw: unknown, field = "expires_at"): number | null {
+  if (raw === null || raw === undefined || (typeof raw === "string" && raw.trim() === "")) return null;
+  let ms: number;
+  if (typeof raw === "number") ms = raw * 1000;
+  else if (typeof raw === "string") {
+    ms = Date.parse(raw.trim());
+    if (Number.isNaN(ms)) throw new ResourceError(field, `${quote(raw)} is not a date`);
+  } else throw new ResourceError(field, "must be Unix seconds, an ISO date or null");
+  checkExpiresAt(ms, field, raw);
+  return ms;
+}
+
+function checkExpiresAt(ms: number | null, field: string, shown: unknown = ms): void {
+  if (ms === null) return;
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_EXPIRES_AT) throw new ResourceError(field, `${quote(shown)} is not a time between 1970 and 9999`);
 }
 
 export class ResourceRepository {
@@ -31,10 +67,30 @@ export class ResourceRepository {
     return out;
   }
 
-  /** `raw` in Firezone's shape ({type, id, name, address, filters}); throws naming the bad field. */
+  /**
+   * A new resource; `raw` in Firezone's shape ({type, id, name, address, filters}). Its id may not
+   * be one already stored nor one of `reserved` (the config file's): an authorization naming it
+   * would attach to the other resource.
+   */
+  create(raw: Record<string, unknown>, actor: string, reserved: ReadonlySet<string> = new Set()): Resource {
+    const r = this.#parse(raw);
+    if (reserved.has(r.id)) throw new ResourceError("id", `${quote(r.id)} is a resource of the config file`, "conflict");
+    if (this.#row(r.id)) throw new ResourceError("id", `${quote(r.id)} already exists`, "conflict");
+    return this.upsert(raw, actor);
+  }
+
+  /** Replaces a stored resource (same id); its authorizations stay. */
+  update(id: string, raw: Record<string, unknown>, actor: string): Resource {
+    const r = this.#parse(raw);
+    if (r.id !== id) throw new ResourceError("id", `${quote(r.id)} differs from the resource being changed (${quote(id)})`);
+    if (!this.#row(id)) throw new ResourceError("id", `${quote(id)} is not a resource managed here`, "not_found");
+    return this.upsert(raw, actor);
+  }
+
+  /** Creates or replaces without the clash checks of `create`; throws naming the bad field. */
   upsert(raw: Record<string, unknown>, actor: string): Resource {
-    const r = parseResource(raw);
-    const before = this.db.select().from(resources).where(eq(resources.id, r.id)).get();
+    const r = this.#parse(raw);
+    const before = this.#row(r.id);
     const row = { id: r.id, name: r.name, type: r.type, address: typeof raw.address === "string" ? raw.address : null, filters: JSON.stringify(raw.filters ?? []) };
     this.db.transaction((tx) => {
       tx.insert(resources).values(row).onConflictDoUpdate({ target: resources.id, set: { ...row, updatedAt: Date.now() } }).run();
@@ -43,8 +99,21 @@ export class ResourceRepository {
     return r;
   }
 
+  #parse(raw: Record<string, unknown>): Resource {
+    try {
+      return parseResource(raw);
+    } catch (err) {
+      const m = /^resource ([^:]+): (.*)$/s.exec((err as Error).message);
+      throw new ResourceError(m?.[1] ?? "resource", m?.[2] ?? (err as Error).message);
+    }
+  }
+
+  #row(id: string) {
+    return this.db.select().from(resources).where(eq(resources.id, id)).get();
+  }
+
   delete(id: string, actor: string): boolean {
-    const before = this.db.select().from(resources).where(eq(resources.id, id)).get();
+    const before = this.#row(id);
     if (!before) return false;
     this.db.transaction((tx) => {
       tx.delete(resources).where(eq(resources.id, id)).run();
@@ -57,10 +126,25 @@ export class ResourceRepository {
     return this.db.select({ publicKey: authorizations.publicKey, resourceId: authorizations.resourceId, expiresAt: authorizations.expiresAt }).from(authorizations).all();
   }
 
-  authorize(a: AuthorizationRow, actor: string): void {
-    if (!this.db.select().from(resources).where(eq(resources.id, a.resourceId)).get()) throw new Error(`resource_id: "${a.resourceId}" is not a resource managed here`);
-    this.db.insert(authorizations).values(a).onConflictDoUpdate({ target: [authorizations.publicKey, authorizations.resourceId], set: { expiresAt: a.expiresAt } }).run();
-    this.#audit.record({ actor, action: "resource.updated", subject: a.resourceId, after: { authorized: a.publicKey, expires_at: a.expiresAt }, reason: "authorization granted" });
+  /**
+   * Grants `a.publicKey` access to a resource stored here. The key must be a peer of this gateway:
+   * one in the store or one of `otherPeers` (the config file's); the expiry a real time or null.
+   */
+  authorize(a: AuthorizationRow, actor: string, otherPeers: ReadonlySet<string> = new Set()): void {
+    let key: string;
+    try {
+      key = encodeKey(decodeKey(a.publicKey));
+    } catch {
+      throw new ResourceError("public_key", `${quote(a.publicKey)} is not a WireGuard key (44 base64 characters)`);
+    }
+    if (!otherPeers.has(key) && !this.db.select({ id: peers.id }).from(peers).where(eq(peers.publicKey, key)).get()) {
+      throw new ResourceError("public_key", `${quote(key)} is not a peer of this gateway (add it on the Peers page or in the config file first)`);
+    }
+    if (!this.#row(a.resourceId)) throw new ResourceError("resource_id", `${quote(a.resourceId)} is not a resource managed here`);
+    checkExpiresAt(a.expiresAt, "expires_at");
+    const row = { publicKey: key, resourceId: a.resourceId, expiresAt: a.expiresAt };
+    this.db.insert(authorizations).values(row).onConflictDoUpdate({ target: [authorizations.publicKey, authorizations.resourceId], set: { expiresAt: a.expiresAt } }).run();
+    this.#audit.record({ actor, action: "resource.updated", subject: a.resourceId, after: { authorized: key, expires_at: a.expiresAt }, reason: "authorization granted" });
   }
 
   revoke(publicKey: string, resourceId: string, actor: string): boolean {

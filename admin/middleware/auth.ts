@@ -1,24 +1,20 @@
 // Who may use the admin server, and how: a browser session (HttpOnly SameSite cookie, CSRF token
 // on every mutation) or a bearer token (GLASSGATE_ADMIN_TOKEN or an API token from the store).
-// Every route but /healthz, /login and the static htmx file requires one of them.
+// Every route but /healthz, /login and the static files requires one of them.
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import { timingSafeEqual } from "node:crypto";
-import type { AdminAuth, Session } from "../src/store/index.ts";
+import { constantTimeEqual } from "./csrf.ts";
+import type { RequestFacts } from "./origin.ts";
+import type { AdminAuth, Session } from "../../src/store/index.ts";
 
 export const SESSION_COOKIE = "gg_session";
 export const CSRF_FIELD = "_csrf";
 export const CSRF_HEADER = "x-csrf-token";
-const PUBLIC_PATHS = new Set(["/healthz", "/login", "/static/htmx.min.js"]);
+const PUBLIC_PATHS = new Set(["/healthz", "/login", "/static/htmx.min.js", "/static/app.css"]);
 
 export type Principal = { kind: "session"; session: Session; actor: string } | { kind: "token"; actor: string };
-export type AdminEnv = { Variables: { principal: Principal } };
-
-function equal(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
+export type AdminEnv = { Variables: { principal: Principal; facts: RequestFacts } };
+const equal = constantTimeEqual;
 
 export function wantsHtml(c: Context): boolean {
   return !c.req.path.startsWith("/api/") && c.req.path !== "/metrics" && (c.req.header("accept") ?? "").includes("text/html");

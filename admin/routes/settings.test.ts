@@ -3,8 +3,8 @@ import { expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Store } from "../src/store/index.ts";
-import { createAdminApp, type AdminGateway } from "./app.ts";
+import { Store } from "../../src/store/index.ts";
+import { createAdminApp, type AdminGateway } from "../app.ts";
 
 const TOKEN = "env-token-buffers";
 
@@ -48,7 +48,7 @@ test("sizes out of bounds, wrong types, unknown fields and bad JSON are 400s nam
     [{ send_bytes: 1 << 20 }, "recv_bytes: must be a number of bytes"],
     [{ recv_bytes: 1 << 20, send_bytes: 1 << 20, extra: 1 }, "extra"],
     [null, "body: must be a JSON object"],
-    ["{not json", "body: must be a JSON object"],
+    ["{not json", "body: is not JSON"],
   ];
   for (const [body, message] of cases) {
     const r = await put(body);

@@ -1,0 +1,54 @@
+// What the admin server reads and writes: the gateway through `AdminGateway` (snapshots, never
+// protocol objects), the store, the log ring. Shared by app.ts and every file in routes/.
+import type { PeerRow, Store } from "../src/store/index.ts";
+import type { LogRing } from "../src/telemetry/log-ring.ts";
+import type { TargetLogger } from "../src/telemetry/log.ts";
+import type { ConnectionView } from "../src/telemetry/view.ts";
+
+/** Everything the admin may ask of the gateway. */
+export interface AdminGateway {
+  connections(): ConnectionView[];
+  /** Prometheus text exposition. */
+  metrics(): string | Promise<string>;
+  /** Re-apply the store's peers to the data plane (after a change in the UI or API). */
+  peersChanged(): void;
+  /** Re-apply the store's resources and authorizations to the gateway's policy. */
+  resourcesChanged?(): void;
+  /** Every resource the policy enforces (file and API), with who may reach it. */
+  resources?(): ResourceView[];
+  /** A free tunnel address for a new peer. */
+  nextAddress(): string;
+  /** A wg-quick config for a peer created here, or undefined if we do not hold its private key. */
+  clientConfig(peer: PeerRow, requestHost: string): string | undefined;
+  /** Resizes the UDP sockets' buffers at run time (#10234); returns the sizes in effect (getsockopt). */
+  setSocketBuffers?(wanted: { recv: number; send: number }): { recv: number; send: number };
+}
+
+export interface ResourceView {
+  id: string;
+  name: string;
+  type: string;
+  address: string;
+  filters: string;
+  source: "file" | "api";
+  authorizations: { cid: number; public_key?: string; expires_at: string | null }[];
+}
+
+export interface AdminOptions {
+  gateway: AdminGateway;
+  store?: Store;
+  logs?: LogRing;
+  /** GLASSGATE_ADMIN_TOKEN: a bearer token for the JSON API and /metrics. */
+  envToken?: string;
+  /** Mark cookies Secure (GLASSGATE_ADMIN_SECURE_COOKIE=1: served over HTTPS by a proxy we cannot see). */
+  secureCookie?: boolean;
+  /**
+   * Addresses of reverse proxies whose X-Forwarded-Proto / X-Forwarded-For are believed
+   * (GLASSGATE_TRUSTED_PROXY); with `https` from one, cookies are Secure and the origin is https.
+   */
+  trustedProxies?: string[];
+  /** Wall clock in Unix ms (login throttling); tests pass a fake one. */
+  clock?: () => number;
+  /** Where unexpected errors are logged (with their cause chain). */
+  log?: TargetLogger;
+}
