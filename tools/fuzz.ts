@@ -80,7 +80,7 @@ for (let i = 0; i < count; i++) {
     while (gw.pollEvent()) { /* events drained */ }
     // DNS-resource NAT both ways on whatever parses, then raw rewrites there and back.
     if (!view.parse(p)) {
-      nat.outbound(view, int(2_000));
+      nat.outbound(view, int(2_000), int(3));
       nat.inbound(view, int(2_000));
       // The resolver rotates, fails, or the proxies get re-assigned: live sessions must cope.
       for (let d = nat.pollResolve(); d; d = nat.pollResolve()) {

@@ -3,7 +3,8 @@
 // proxy addresses; the gateway resolves the domain itself and translates: outbound, the proxy
 // destination becomes a real address (proxy i → resolved[i mod n], same family, ports kept);
 // inbound, replies (and ICMP errors about them) get the proxy address back. Sessions expire after
-// 2 h (TCP, ended early by RST) or 2 min (UDP, ICMP) without traffic.
+// 2 h (TCP; 2 min after a FIN, ended at once by RST) or 2 min (UDP, ICMP) without traffic, and the
+// table is bounded in total and per client (dns-nat-sessions.ts).
 //
 // A session keeps the real address it started with for its whole life (Firezone's NAT table maps
 // an inside tuple to one outside address until it expires): re-resolution only steers new flows,
@@ -13,19 +14,21 @@
 import { addressKey, parseCidr, parseIp, type Cidr } from "../ip/address.ts";
 import { PROTO_TCP, type PacketView } from "../ip/packet.ts";
 import { setAddress, setInnerAddress } from "../ip/rewrite.ts";
+import { CLOSING, DATAGRAM, ESTABLISHED, OPENING, SessionTable, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT, expiresAt, type NatLimitReason } from "./dns-nat-sessions.ts";
+
+export { MAX_NAT_SESSIONS, MAX_NAT_SESSIONS_PER_CLIENT, NAT_LIMIT_REASONS, TCP_CLOSING_TIMEOUT, type NatLimitReason } from "./dns-nat-sessions.ts";
+export { TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT };
 
 export const PROXY_V4: Cidr = parseCidr("100.96.0.0/11");
 export const PROXY_V6: Cidr = parseCidr("fd00:2021:1111:8000::/107");
 export const PROXY_IPS_PER_FAMILY = 4;
 /** Slots whose IPv4 addresses would fall into 100.100.111.0/24. */
 const SENTINEL_SLOTS = new Set(Array.from({ length: 66 }, (_, i) => Math.floor((0x046f00 - 1) / PROXY_IPS_PER_FAMILY) + i));
-/** RFC 5382's 2 h 4 min, as Firezone's NAT table. */
-export const TCP_SESSION_TIMEOUT = (2 * 60 + 4) * 60_000;
-export const UDP_SESSION_TIMEOUT = 120_000;
 /** How long a resolution is trusted before the gateway asks again (Firezone: 30 s cache). */
 export const RESOLVE_TTL = 30_000;
 /** After a failed lookup, ask again this soon (meanwhile the last good answer stays in use). */
 export const RESOLVE_RETRY = 5_000;
+const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
 
 export interface ProxyAssignment {
@@ -165,19 +168,6 @@ function offsetAddress(base: Uint8Array, n: number): Uint8Array {
 
 const key = (ip: Uint8Array): string => addressKey(ip);
 
-interface Session {
-  domain: string;
-  /** What the client addressed: replies come back from here. */
-  proxy: Uint8Array;
-  /** Where this flow goes, chosen when it started and kept until it ends. */
-  real: Uint8Array;
-  /** (proto, client, client port, proxy, port): how the client's packets find the session. */
-  outKey: string;
-  /** (proto, real, real port, client, client port): how replies find it. */
-  inKey: string;
-  expiresAt: number;
-}
-
 interface Resolution {
   /** The last good answer (kept when a later lookup fails). */
   addrs: Uint8Array[];
@@ -185,14 +175,14 @@ interface Resolution {
   refreshAt: number;
 }
 
-export type NatOutcome = "not_proxied" | "translated" | "unresolved";
+/** `refused`: a new flow for which the session table had no room (counted in `limits.refused`). */
+export type NatOutcome = "not_proxied" | "translated" | "unresolved" | "refused";
 
 export class DnsNat {
   readonly #resolved = new Map<string, Resolution>();
   readonly #pending = new Set<string>();
   #requests: string[] = [];
-  readonly #byOut = new Map<string, Session>();
-  readonly #byIn = new Map<string, Session>();
+  readonly #table: SessionTable;
   /** Resolutions that changed a domain's addresses (new flows go to the new ones; live flows stay). */
   remapped = 0;
   /** Failed lookups that kept serving the last good answer. */
@@ -200,7 +190,17 @@ export class DnsNat {
   /** Sessions ended because another flow took their reply tuple (same real address, port and client port). */
   displaced = 0;
 
-  constructor(readonly proxies: ProxyIpAllocator) {}
+  constructor(
+    readonly proxies: ProxyIpAllocator,
+    limits?: { total: number; perClient: number },
+  ) {
+    this.#table = new SessionTable(limits);
+  }
+
+  /** Sessions evicted and new flows refused because a cap was reached, by cap. */
+  get limits(): { evicted: Readonly<Record<NatLimitReason, number>>; refused: Readonly<Record<NatLimitReason, number>> } {
+    return { evicted: this.#table.evicted, refused: this.#table.refused };
+  }
 
   /**
    * The shell's resolver answered for `domain` (an empty list: the name has no addresses now;
@@ -255,7 +255,7 @@ export class DnsNat {
   reassignProxies(domain: string, v4: Uint8Array[], v6: Uint8Array[]): number {
     const affected = new Set(this.proxies.reassign(domain, v4, v6));
     let n = 0;
-    for (const s of [...this.#byOut.values()]) if (affected.has(s.domain)) (this.#end(s), n++);
+    for (const s of [...this.#table.byOut.values()]) if (affected.has(s.domain)) (this.#table.end(s), n++);
     return n;
   }
 
@@ -263,9 +263,10 @@ export class DnsNat {
    * Client → network. If the destination is a proxy address, rewrite it to the real address:
    * the flow's own if it has a session, else the newest answer's. "unresolved" means: not yet
    * known, resolution requested; the caller drops the packet (the client's stack retries, by
-   * which time the answer is in).
+   * which time the answer is in). `cid`: the tunnel connection the packet came from (the
+   * per-client cap counts its sessions).
    */
-  outbound(p: PacketView, now: number): NatOutcome {
+  outbound(p: PacketView, now: number, cid = 0): NatOutcome {
     const proxy = this.proxies.lookup(p.buf, p.dstAt, p.addressLength as 4 | 16);
     if (!proxy) return "not_proxied";
     const r = this.#resolved.get(proxy.domain);
@@ -273,12 +274,13 @@ export class DnsNat {
     const len = p.addressLength;
     const client = p.buf.subarray(p.srcAt, p.srcAt + len);
     const outKey = sessionKey(p.protocol, client, p.srcPort, p.buf.subarray(p.dstAt, p.dstAt + len), p.dstPort);
-    const rst = p.protocol === PROTO_TCP && (p.tcpFlags & TCP_RST) !== 0;
-    const timeout = p.protocol === PROTO_TCP ? TCP_SESSION_TIMEOUT : UDP_SESSION_TIMEOUT;
-    const live = this.#live(this.#byOut, outKey, now);
+    const tcp = p.protocol === PROTO_TCP;
+    const rst = tcp && (p.tcpFlags & TCP_RST) !== 0;
+    const table = this.#table;
+    const live = table.live(table.byOut, outKey, now);
     if (live) {
-      if (rst) this.#end(live);
-      else live.expiresAt = now + timeout;
+      if (rst) table.end(live);
+      else table.touch(live, now, tcp && (p.tcpFlags & TCP_FIN) !== 0 ? CLOSING : live.cls);
       setAddress(p, "dst", live.real);
       return "translated";
     }
@@ -287,16 +289,15 @@ export class DnsNat {
     const real = family[proxy.index % family.length]!;
     if (!rst) {
       const inKey = sessionKey(p.protocol, real, p.dstPort, client, p.srcPort);
-      const taken = this.#byIn.get(inKey);
+      const taken = table.byIn.get(inKey);
       if (taken) {
         // Two proxies of one client reach the same real tuple from the same port: replies could
         // not tell them apart. The newer flow wins (ports are kept, so there is no other choice).
-        this.#end(taken);
-        if (taken.expiresAt > now) this.displaced++;
+        if (expiresAt(taken) > now) this.displaced++;
+        table.end(taken);
       }
-      const s: Session = { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, expiresAt: now + timeout };
-      this.#byOut.set(outKey, s);
-      this.#byIn.set(inKey, s);
+      if (!table.admit(cid, now)) return "refused";
+      table.add(cid, { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, cls: tcp ? OPENING : DATAGRAM }, now);
     }
     setAddress(p, "dst", real);
     return "translated";
@@ -310,7 +311,7 @@ export class DnsNat {
       // An error about a packet we translated: the quoted packet went client → real.
       const q = p.inner;
       const k = sessionKey(q.protocol, p.buf.subarray(q.dstAt, q.dstAt + len), q.dstPort, p.buf.subarray(q.srcAt, q.srcAt + len), q.srcPort);
-      const s = this.#live(this.#byIn, k, now);
+      const s = this.#table.live(this.#table.byIn, k, now);
       if (!s) return false;
       const outerFromReal = key(p.buf.subarray(p.srcAt, p.srcAt + len)) === key(p.buf.subarray(q.dstAt, q.dstAt + len));
       setInnerAddress(p, "dst", s.proxy);
@@ -318,49 +319,39 @@ export class DnsNat {
       return true;
     }
     const k = sessionKey(p.protocol, p.buf.subarray(p.srcAt, p.srcAt + len), p.srcPort, dst, p.dstPort);
-    const s = this.#live(this.#byIn, k, now);
+    const s = this.#table.live(this.#table.byIn, k, now);
     if (!s) return false;
-    if (p.protocol === PROTO_TCP && (p.tcpFlags & TCP_RST) !== 0) this.#end(s);
-    else s.expiresAt = now + (p.protocol === PROTO_TCP ? TCP_SESSION_TIMEOUT : UDP_SESSION_TIMEOUT);
+    if (p.protocol !== PROTO_TCP) this.#table.touch(s, now, s.cls);
+    else if ((p.tcpFlags & TCP_RST) !== 0) this.#table.end(s);
+    // The server answered: the flow is established (and no longer the first to go when full).
+    else this.#table.touch(s, now, (p.tcpFlags & TCP_FIN) !== 0 || s.cls === CLOSING ? CLOSING : ESTABLISHED);
     setAddress(p, "src", s.proxy);
     return true;
   }
 
-  #live(map: Map<string, Session>, k: string, now: number): Session | undefined {
-    const s = map.get(k);
-    if (s && s.expiresAt <= now) {
-      this.#end(s);
-      return undefined;
-    }
-    return s;
-  }
-
-  #end(s: Session): void {
-    if (this.#byOut.get(s.outKey) === s) this.#byOut.delete(s.outKey);
-    if (this.#byIn.get(s.inKey) === s) this.#byIn.delete(s.inKey);
-  }
-
   /** Drops expired sessions; returns how many. */
   sweep(now: number): number {
-    let n = 0;
-    for (const s of [...this.#byOut.values()]) if (s.expiresAt <= now) (this.#end(s), n++);
-    return n;
+    return this.#table.sweep(now);
   }
 
   /** Every translation goes (all proxy addresses re-assigned at once). */
   reset(): void {
-    this.#byOut.clear();
-    this.#byIn.clear();
+    this.#table.clear();
   }
 
   get sessions(): number {
-    return this.#byOut.size;
+    return this.#table.size;
+  }
+
+  /** Live sessions of tunnel connection `cid`. */
+  sessionsOfClient(cid: number): number {
+    return this.#table.countOf(cid);
   }
 
   /** The real address a live flow of `domain` is pinned to (tests, admin views). */
   sessionsOf(domain: string): { proxy: Uint8Array; real: Uint8Array }[] {
     const d = domain.toLowerCase().replace(/\.$/, "");
-    return [...this.#byOut.values()].filter((s) => s.domain === d).map((s) => ({ proxy: s.proxy, real: s.real }));
+    return [...this.#table.byOut.values()].filter((s) => s.domain === d).map((s) => ({ proxy: s.proxy, real: s.real }));
   }
 }
 
