@@ -106,6 +106,8 @@ export class SessionTable {
   readonly byIn = new Map<string, Session>();
   readonly #lists = classLists();
   readonly #clients = new Map<number, ClientFlows>();
+  /** Live sessions per domain: a name in use is never reclaimed. */
+  readonly #perDomain = new Map<string, number>();
   /** Sessions ended to make room for a new flow, by which cap was reached. */
   readonly evicted: Record<NatLimitReason, number> = { client_limit: 0, table_limit: 0 };
   /** New flows whose packets were dropped because no session could be evicted for them. */
@@ -155,6 +157,7 @@ export class SessionTable {
     (s as { inTable: Link }).inTable = { s, prev: undefined, next: undefined };
     (s as { inClient: Link }).inClient = { s, prev: undefined, next: undefined };
     owner.count++;
+    this.#perDomain.set(s.domain, (this.#perDomain.get(s.domain) ?? 0) + 1);
     this.#lists[s.cls]!.push(s.inTable);
     owner.lists[s.cls]!.push(s.inClient);
     this.byOut.set(s.outKey, s);
@@ -179,6 +182,14 @@ export class SessionTable {
     this.#lists[s.cls]!.remove(s.inTable);
     s.owner.lists[s.cls]!.remove(s.inClient);
     if (--s.owner.count === 0) this.#clients.delete(s.owner.cid);
+    const n = (this.#perDomain.get(s.domain) ?? 1) - 1;
+    if (n > 0) this.#perDomain.set(s.domain, n);
+    else this.#perDomain.delete(s.domain);
+  }
+
+  /** Whether `domain` has live sessions (expired ones not yet swept count: sweep first). */
+  inUse(domain: string): boolean {
+    return this.#perDomain.has(domain);
   }
 
   /** Ends expired sessions (each class list is in expiry order: only its expired head is looked at). */
@@ -195,6 +206,7 @@ export class SessionTable {
     this.byIn.clear();
     for (const l of this.#lists) l.head = l.tail = undefined;
     this.#clients.clear();
+    this.#perDomain.clear();
   }
 
   /** Sessions of client `cid` (tests, admin views). */

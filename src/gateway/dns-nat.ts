@@ -11,162 +11,24 @@
 // so a resolver that rotates its answers (round-robin DNS, a load balancer's pool) never moves an
 // established TCP connection to a server that has never heard of it. A failed lookup keeps the
 // last good answer (Firezone #10285); re-assigned proxy addresses end the domain's sessions (#10310).
-import { addressKey, parseCidr, parseIp, type Cidr } from "../ip/address.ts";
 import { PROTO_TCP, type PacketView } from "../ip/packet.ts";
 import { setAddress, setInnerAddress } from "../ip/rewrite.ts";
+import { key, ProxyIpAllocator } from "./dns-proxy-ips.ts";
 import { CLOSING, DATAGRAM, ESTABLISHED, OPENING, SessionTable, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT, expiresAt, type NatLimitReason } from "./dns-nat-sessions.ts";
 
 export { MAX_NAT_SESSIONS, MAX_NAT_SESSIONS_PER_CLIENT, NAT_LIMIT_REASONS, TCP_CLOSING_TIMEOUT, type NatLimitReason } from "./dns-nat-sessions.ts";
 export { TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT };
+export {
+  MAX_PROXY_NAMES, MAX_PROXY_NAMES_PER_CLIENT, PROXY_IPS_PER_FAMILY, PROXY_LIMIT_REASONS, PROXY_V4, PROXY_V6, ProxyIpAllocator, RECLAIM_AFTER,
+  type ProxyAssignment, type ProxyLimitReason,
+} from "./dns-proxy-ips.ts";
 
-export const PROXY_V4: Cidr = parseCidr("100.96.0.0/11");
-export const PROXY_V6: Cidr = parseCidr("fd00:2021:1111:8000::/107");
-export const PROXY_IPS_PER_FAMILY = 4;
-/** Slots whose IPv4 addresses would fall into 100.100.111.0/24. */
-const SENTINEL_SLOTS = new Set(Array.from({ length: 66 }, (_, i) => Math.floor((0x046f00 - 1) / PROXY_IPS_PER_FAMILY) + i));
 /** How long a resolution is trusted before the gateway asks again (Firezone: 30 s cache). */
 export const RESOLVE_TTL = 30_000;
 /** After a failed lookup, ask again this soon (meanwhile the last good answer stays in use). */
 export const RESOLVE_RETRY = 5_000;
 const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
-
-export interface ProxyAssignment {
-  domain: string;
-  v4: Uint8Array[];
-  v6: Uint8Array[];
-}
-
-/**
- * Hands out proxy addresses: stable per domain for the life of the allocator, and restorable
- * from storage (`restore`) so they survive restarts — clients cache DNS answers.
- */
-export class ProxyIpAllocator {
-  readonly #byDomain = new Map<string, ProxyAssignment>();
-  readonly #byIp = new Map<string, { domain: string; index: number }>();
-  #next = 0;
-
-  /**
-   * Restores saved assignments (after a restart). A row that is not a valid assignment — an
-   * address outside the proxy ranges, a slot out of range, an address another row already has —
-   * is skipped and reported, never fatal: one bad stored row must not keep the gateway down.
-   */
-  restore(saved: { domain: string; v4: string[]; v6: string[]; slot: number }[]): { domain: string; err: string }[] {
-    const skipped: { domain: string; err: string }[] = [];
-    for (const s of saved) {
-      const err = this.#invalid(s);
-      if (err) {
-        skipped.push({ domain: String(s.domain).slice(0, 253), err });
-        continue;
-      }
-      const a = { domain: s.domain, v4: s.v4.map((x) => parseIp(x)!), v6: s.v6.map((x) => parseIp(x)!) };
-      this.#index(a);
-      this.#next = Math.max(this.#next, s.slot + 1);
-    }
-    return skipped;
-  }
-
-  #invalid(s: { domain: unknown; v4: unknown; v6: unknown; slot: unknown }): string | undefined {
-    const show = (v: unknown) => JSON.stringify(String(v).slice(0, 64));
-    if (typeof s.domain !== "string" || s.domain.length === 0 || s.domain.length > 253 || s.domain !== s.domain.toLowerCase()) return `domain ${show(s.domain)} is not a lower-case name`;
-    if (this.#byDomain.has(s.domain)) return `domain ${show(s.domain)} is saved twice`;
-    if (!Number.isInteger(s.slot) || (s.slot as number) < 0 || ((s.slot as number) + 1) * PROXY_IPS_PER_FAMILY + 1 > 2 ** (32 - PROXY_V4.prefix)) return `slot ${show(s.slot)} is out of range`;
-    for (const [field, list, range] of [["v4", s.v4, PROXY_V4], ["v6", s.v6, PROXY_V6]] as const) {
-      if (!Array.isArray(list) || list.length > PROXY_IPS_PER_FAMILY) return `${field} ${show(JSON.stringify(list))} is not a list of at most ${PROXY_IPS_PER_FAMILY} addresses`;
-      for (const x of list) {
-        const ip = typeof x === "string" ? parseIp(x) : undefined;
-        if (!ip || !inPrefix(ip, range)) return `${field} address ${show(x)} is not in ${range === PROXY_V4 ? "100.96.0.0/11" : "fd00:2021:1111:8000::/107"}`;
-        const owner = this.#byIp.get(key(ip));
-        if (owner) return `${field} address ${show(x)} already belongs to ${show(owner.domain)}`;
-      }
-    }
-    return undefined;
-  }
-
-  /** The proxy addresses of `domain`, assigning them on first use. `slot` is for persistence. */
-  assign(domain: string): ProxyAssignment & { slot: number; fresh: boolean } {
-    const d = domain.toLowerCase().replace(/\.$/, "");
-    const have = this.#byDomain.get(d);
-    if (have) return { ...have, slot: -1, fresh: false };
-    let slot = this.#next++;
-    // Firezone keeps 100.100.111.0/24 (and its IPv6 twin) for its DNS sentinels: never hand them out.
-    while (SENTINEL_SLOTS.has(slot)) slot = this.#next++;
-    if ((slot + 1) * PROXY_IPS_PER_FAMILY + 1 > 2 ** (32 - PROXY_V4.prefix)) throw new Error("DNS proxy address range exhausted");
-    const a: ProxyAssignment = { domain: d, v4: [], v6: [] };
-    for (let i = 0; i < PROXY_IPS_PER_FAMILY; i++) {
-      // IPv4 skips the network address (Firezone starts at 100.96.0.1); IPv6 starts at ::0.
-      a.v4.push(offsetAddress(PROXY_V4.bytes, slot * PROXY_IPS_PER_FAMILY + i + 1));
-      a.v6.push(offsetAddress(PROXY_V6.bytes, slot * PROXY_IPS_PER_FAMILY + i));
-    }
-    this.#index(a);
-    return { ...a, slot, fresh: true };
-  }
-
-  /**
-   * The proxy addresses of `domain` are now `v4`/`v6` (a portal's client assigned them). Returns
-   * the domains whose translations are void: `domain` itself if its addresses changed, and any
-   * domain that held one of the new addresses (it loses its assignment and gets a fresh one on
-   * its next query). Empty when nothing changed.
-   */
-  reassign(domain: string, v4: Uint8Array[], v6: Uint8Array[]): string[] {
-    const d = domain.toLowerCase().replace(/\.$/, "");
-    const old = this.#byDomain.get(d);
-    const same = (a: Uint8Array[], b: Uint8Array[]) => a.length === b.length && a.every((x, i) => key(x) === key(b[i]!));
-    if (old && same(old.v4, v4) && same(old.v6, v6)) return [];
-    const affected = new Set<string>([d]);
-    for (const ip of [...v4, ...v6]) {
-      const owner = this.#byIp.get(key(ip))?.domain;
-      if (owner !== undefined && owner !== d) affected.add(owner);
-    }
-    for (const x of affected) this.#unindex(x);
-    this.#index({ domain: d, v4, v6 });
-    return [...affected];
-  }
-
-  #unindex(domain: string): void {
-    const a = this.#byDomain.get(domain);
-    if (!a) return;
-    this.#byDomain.delete(domain);
-    for (const ip of [...a.v4, ...a.v6]) if (this.#byIp.get(key(ip))?.domain === domain) this.#byIp.delete(key(ip));
-  }
-
-  #index(a: ProxyAssignment): void {
-    this.#byDomain.set(a.domain, a);
-    a.v4.forEach((ip, index) => this.#byIp.set(key(ip), { domain: a.domain, index }));
-    a.v6.forEach((ip, index) => this.#byIp.set(key(ip), { domain: a.domain, index }));
-  }
-
-  /** Which domain (and which of its 4 addresses) a proxy address stands for. */
-  lookup(buf: Uint8Array, at: number, length: 4 | 16): { domain: string; index: number } | undefined {
-    return this.#byIp.get(key(buf.subarray(at, at + length)));
-  }
-
-  assignments(): ProxyAssignment[] {
-    return [...this.#byDomain.values()];
-  }
-}
-
-function inPrefix(ip: Uint8Array, c: Cidr): boolean {
-  if (ip.length !== c.bytes.length) return false;
-  for (let bit = 0; bit < c.prefix; bit++) {
-    const mask = 0x80 >> (bit & 7);
-    if ((ip[bit >> 3]! & mask) !== (c.bytes[bit >> 3]! & mask)) return false;
-  }
-  return true;
-}
-
-function offsetAddress(base: Uint8Array, n: number): Uint8Array {
-  const out = base.slice();
-  let carry = n;
-  for (let i = out.length - 1; i >= 0 && carry > 0; i--) {
-    const v = out[i]! + (carry & 0xff);
-    out[i] = v & 0xff;
-    carry = (carry >>> 8) + (v >> 8);
-  }
-  return out;
-}
-
-const key = (ip: Uint8Array): string => addressKey(ip);
 
 interface Resolution {
   /** The last good answer (kept when a later lookup fails). */
@@ -297,6 +159,7 @@ export class DnsNat {
         table.end(taken);
       }
       if (!table.admit(cid, now)) return "refused";
+      this.proxies.touch(proxy.domain, now);
       table.add(cid, { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, cls: tcp ? OPENING : DATAGRAM }, now);
     }
     setAddress(p, "dst", real);
@@ -332,6 +195,20 @@ export class DnsNat {
   /** Drops expired sessions; returns how many. */
   sweep(now: number): number {
     return this.#table.sweep(now);
+  }
+
+  /**
+   * Reclaims proxy assignments of names unused for RECLAIM_AFTER with no live session (expired
+   * sessions are swept first), and forgets their resolutions. Returns the reclaimed names.
+   */
+  reclaimIdle(now: number, after?: number): string[] {
+    this.#table.sweep(now);
+    const gone = this.proxies.reclaimIdle(now, (d) => this.#table.inUse(d), after);
+    for (const d of gone) {
+      this.#resolved.delete(d);
+      this.#pending.delete(d);
+    }
+    return gone;
   }
 
   /** Every translation goes (all proxy addresses re-assigned at once). */

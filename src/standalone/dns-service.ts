@@ -43,7 +43,7 @@ export class DnsService {
   #closed = false;
   /** Every query the gateway sends upstream (relayed or its own lookups) goes through here. */
   readonly upstream: DnsUpstream;
-  stats = { answered: 0, forwarded: 0, refused: 0, resolved: 0, resolveErrors: 0, errors: 0 };
+  stats = { answered: 0, forwarded: 0, refused: 0, limited: 0, resolved: 0, resolveErrors: 0, errors: 0 };
 
   private constructor(private readonly opts: DnsServiceOptions) {
     this.upstream = new DnsUpstream({ address: opts.upstream, port: opts.upstreamPort, timeoutMs: opts.upstreamTimeoutMs, log: opts.log });
@@ -95,6 +95,11 @@ export class DnsService {
       void this.upstream.exchange(msg, v.question).then((reply) => {
         if (reply) sock.send(reply, port, address);
       });
+    } else if (v.kind === "limited") {
+      // Over a proxy-name cap (counted by reason in the allocator): SERVFAIL, a warning now and then.
+      this.stats.limited++;
+      if (v.warn) log.warn("DNS resource name refused: proxy address limit reached", { cid, rid: v.rid, domain: v.domain.slice(0, 253), reason: v.reason, refusals: v.warn.refusals });
+      sock.send(v.bytes, port, address);
     } else {
       this.stats.refused++;
       if (log.enabled("debug")) log.debug("DNS query refused", { cid, reason: v.reason, from: `${address}:${port}` });

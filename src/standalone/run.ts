@@ -118,7 +118,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // Resources and authorizations (Firezone's gateway core); with none configured, a plain WireGuard server.
   const gatewayCore = new GatewayCore();
   for (const r of cfg.resources) gatewayCore.policy.upsertResource(r);
-  for (const { domain, err } of gatewayCore.nat.proxies.restore(store.proxyAssignments.all())) {
+  for (const { domain, err } of gatewayCore.nat.proxies.restore(store.proxyAssignments.all(), clock())) {
     opts.logger.target("dns").error("saved DNS proxy addresses skipped", { domain, err });
   }
   const dnsResponder = new DnsResponder(gatewayCore.policy, gatewayCore.nat, (domain, v4, v6, slot) =>
@@ -272,6 +272,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const expiryTimer = setInterval(() => {
     applyPeers();
     gatewayCore.nat.sweep(clock());
+    // Proxy names unused for a day (and without live NAT sessions) give back their addresses and row.
+    const reclaimed = dnsResponder.reclaimIdle(clock());
+    if (reclaimed.length > 0) {
+      store.proxyAssignments.remove(reclaimed);
+      opts.logger.target("dns").info("idle DNS proxy names reclaimed", { count: reclaimed.length, first: reclaimed[0] });
+    }
   }, 10_000);
   const trafficTimer = setInterval(() => {
     store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
