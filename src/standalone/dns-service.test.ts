@@ -8,7 +8,9 @@ import { DnsNat, DnsResponder, ProxyIpAllocator } from "../gateway/index.ts";
 import { AccessPolicy } from "../gateway/policy.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
 import type { Tunnel } from "../tunnel/index.ts";
-import { DnsService } from "./dns-service.ts";
+import { dnsCounters, DnsService } from "./dns-service.ts";
+import { parseResource } from "../gateway/resources.ts";
+import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { DnsUpstream } from "./dns-upstream.ts";
 import { buildTcp, TCP_SYN } from "../ip/build.ts";
 import { PacketView } from "../ip/packet.ts";
@@ -216,5 +218,44 @@ describe("DNS forwarding to the upstream resolver", () => {
     svc.close(); // ends what is in flight, as at shutdown
     expect(await pending).toBeUndefined();
     expect(svc.upstream.inFlight).toBe(0);
+  });
+});
+
+describe("DNS limits and counters", () => {
+  test("past its proxy-name cap a client gets SERVFAIL over the wire, one warning names it and the resource, and /metrics counts it with the upstream's dropped replies", async () => {
+    const up = await fakeUpstream(async (s, reply, spoof) => {
+      await spoof(answer(s, "6.6.6.1"));
+      await reply(answer(s, "192.0.2.1"));
+    });
+    const policy = new AccessPolicy();
+    policy.upsertResource(parseResource({ type: "dns", id: "corp", address: "**.corp.example.com" }));
+    policy.authorize(1, "corp", null);
+    const nat = new DnsNat(new ProxyIpAllocator({ total: 100, perClient: 2 }));
+    const lines: LogLine[] = [];
+    const svc = await DnsService.start({
+      listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort: up.port, responder: new DnsResponder(policy, nat), nat,
+      tunnel: { connectionFor: () => ({ cid: 1 }) } as unknown as Tunnel,
+      clock: () => 0, log: new Logger(parseLogFilter("info"), memorySink(lines)).target("dns"), wake: () => {},
+    });
+    open.push(svc);
+    for (const n of ["a", "b"]) expect(answerAddresses(await ask(svc, 1, `${n}.corp.example.com`)).addresses.length).toBe(4); // the 4 IPv4 proxies
+    for (const n of ["c", "d", "e"]) expect((await ask(svc, 2, `${n}.corp.example.com`))[3]! & 0xf).toBe(2); // SERVFAIL
+    const warns = lines.filter((l) => l.msg === "DNS resource name refused: proxy address limit reached");
+    expect(warns).toHaveLength(1);
+    expect(warns[0]).toMatchObject({ level: "warn", cid: 1, rid: "corp", domain: "c.corp.example.com", reason: "client_limit" });
+    expect(answerAddresses(await ask(svc, 3, "plain.example.org")).addresses.map(formatIp)).toEqual(["192.0.2.1"]);
+    const m = new GatewayMetrics({ tunnel: { tunnelDrops: () => ({}), connections: () => [] } as unknown as Tunnel, clock: () => 0, dns: () => dnsCounters(nat, svc) });
+    const text = await m.prometheusText();
+    await m.shutdown();
+    for (const line of [
+      'glassgate_dns_queries_total{outcome="answered"} 2',
+      'glassgate_dns_queries_total{outcome="limited"} 3',
+      'glassgate_dns_queries_total{outcome="forwarded"} 1',
+      'glassgate_dns_proxy_names_refused_total{reason="client_limit"} 3',
+      'glassgate_dns_upstream_queries_total{outcome="answered"} 1',
+      'glassgate_dns_upstream_replies_dropped_total{reason="wrong_source"} 1',
+      'glassgate_dns_upstream_replies_dropped_total{reason="malformed"} 0',
+      "glassgate_dns_proxy_names 2",
+    ]) expect(text).toContain(line);
   });
 });

@@ -6,9 +6,10 @@ import { readFileSync } from "node:fs";
 import { formatIp, parseIp } from "../ip/address.ts";
 import type { DnsNat, DnsResponder } from "../gateway/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
+import type { DnsCounters } from "../telemetry/metrics.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 import { RCODE_SERVFAIL } from "../gateway/dns-message.ts";
-import { DnsUpstream } from "./dns-upstream.ts";
+import { DnsUpstream, UPSTREAM_DROP_REASONS } from "./dns-upstream.ts";
 
 /** The first `nameserver` of /etc/resolv.conf: the host's own resolver. */
 export function systemResolver(): string | undefined {
@@ -43,7 +44,7 @@ export class DnsService {
   #closed = false;
   /** Every query the gateway sends upstream (relayed or its own lookups) goes through here. */
   readonly upstream: DnsUpstream;
-  stats = { answered: 0, forwarded: 0, refused: 0, limited: 0, resolved: 0, resolveErrors: 0, errors: 0 };
+  stats = { answered: 0, forwarded: 0, refused: 0, limited: 0, resolved: 0, noAddresses: 0, resolveErrors: 0, errors: 0 };
 
   private constructor(private readonly opts: DnsServiceOptions) {
     this.upstream = new DnsUpstream({ address: opts.upstream, port: opts.upstreamPort, timeoutMs: opts.upstreamTimeoutMs, log: opts.log });
@@ -122,7 +123,8 @@ export class DnsService {
         }
         const addrs = r.kind === "addresses" ? r.addrs : [];
         if (r.kind === "addresses") this.stats.resolved++;
-        else log.warn("DNS resource has no addresses; live flows keep theirs", { domain, rcode: r.rcode });
+        else this.stats.noAddresses++;
+        if (r.kind !== "addresses") log.warn("DNS resource has no addresses; live flows keep theirs", { domain, rcode: r.rcode });
         if (nat.setResolved(domain, addrs, clock())) {
           // Only new flows go to the new addresses: a NAT session keeps its server for life.
           log.info("DNS resource addresses changed", { domain, addresses: addrs.map(formatIp).join(",") });
@@ -141,6 +143,28 @@ export class DnsService {
     for (const s of this.#servers) s.close();
     this.upstream.close();
   }
+}
+
+/**
+ * The DNS counters for /metrics. `svc` is undefined when no DNS resource is configured (the NAT
+ * and the proxy names still exist, with zeros): the series are there either way, so dashboards
+ * and alerts do not depend on configuration.
+ */
+export function dnsCounters(nat: DnsNat, svc: DnsService | undefined): DnsCounters {
+  const st = svc?.stats;
+  const up = svc?.upstream;
+  const { evicted, refused } = nat.limits;
+  return {
+    queries: { answered: st?.answered ?? 0, forwarded: st?.forwarded ?? 0, refused: st?.refused ?? 0, limited: st?.limited ?? 0, error: st?.errors ?? 0 },
+    upstream: { answered: up?.stats.answered ?? 0, timed_out: up?.stats.timedOut ?? 0, busy: up?.stats.busy ?? 0, send_error: up?.stats.sendErrors ?? 0 },
+    upstreamDrops: Object.fromEntries(UPSTREAM_DROP_REASONS.map((r) => [r, up?.drops[r] ?? 0])),
+    lookups: { resolved: st?.resolved ?? 0, no_addresses: st?.noAddresses ?? 0, failed: st?.resolveErrors ?? 0 },
+    proxyNamesRefused: { ...nat.proxies.refused },
+    natEvicted: { client_limit: evicted.client_limit, table_limit: evicted.table_limit, displaced: nat.displaced },
+    natRefused: { ...refused },
+    proxyNames: nat.proxies.size,
+    natSessions: nat.sessions,
+  };
 }
 
 function servfail(query: Uint8Array): Uint8Array {

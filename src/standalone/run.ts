@@ -15,7 +15,7 @@ import { looseLogFields } from "../io/private-files.ts";
 import { TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { DnsResponder, GatewayCore } from "../gateway/index.ts";
-import { DnsService, systemResolver } from "./dns-service.ts";
+import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
 import { ResourceSync } from "./resource-sync.ts";
 import { connectionViews } from "../telemetry/view.ts";
 import { Logger, type TargetLogger } from "../telemetry/log.ts";
@@ -198,7 +198,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, loop.wake);
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, ...opts.metrics });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, dns: () => dnsCounters(gatewayCore.nat, dns), ...opts.metrics });
 
   const applyPeers = () => {
     const r = sync.apply(clock());
