@@ -56,6 +56,9 @@ export interface Session {
   outKey: string;
   /** (proto, real, real port, client, client port): how replies find it. */
   inKey: string;
+  /** The client's own source port, and the one the flow uses towards the real address (they differ when remapped). */
+  clientPort: number;
+  natPort: number;
   cls: SessionClass;
   lastSeen: number;
   readonly owner: ClientFlows;
@@ -147,7 +150,7 @@ export class SessionTable {
   }
 
   /** Adds a session (after `admit` said yes). */
-  add(cid: number, f: Pick<Session, "domain" | "proxy" | "real" | "outKey" | "inKey" | "cls">, now: number): Session {
+  add(cid: number, f: Pick<Session, "domain" | "proxy" | "real" | "outKey" | "inKey" | "clientPort" | "natPort" | "cls">, now: number): Session {
     let owner = this.#clients.get(cid);
     if (!owner) {
       owner = { cid, count: 0, lists: classLists() };

@@ -346,3 +346,72 @@ test("under any mix of flows, replies and time, the table never exceeds its caps
     expect([0, 1, 2, 3].map((c) => nat.sessionsOfClient(c))).toEqual([0, 0, 0, 0]);
   }), { numRuns: 300 });
 });
+
+test("two flows from one client port to proxies of names that resolve to the same server both work: the second leaves from another port, replies find their own flow", () => {
+  const nat = new DnsNat(new ProxyIpAllocator());
+  const p1 = formatIp(nat.proxies.assign("one.example.com").v4[0]!);
+  const p2 = formatIp(nat.proxies.assign("two.example.com").v4[0]!);
+  nat.setResolved("one.example.com", [parseIp(A)!], 0);
+  nat.setResolved("two.example.com", [parseIp(A)!], 0);
+  const first = tcpFrom(CLIENT, p1, 40000, TCP_SYN);
+  expect(nat.outbound(first, 0)).toBe("translated");
+  expect([first.dst(), first.srcPort]).toEqual([A, 40000]); // no collision: the port is kept
+  const second = tcpFrom(CLIENT, p2, 40000, TCP_SYN);
+  expect(nat.outbound(second, 1)).toBe("translated");
+  expect(second.dst()).toBe(A);
+  const port = second.srcPort;
+  expect(port).not.toBe(40000);
+  expect(port).toBeGreaterThanOrEqual(49152);
+  expect(valid(second.buf)).toBe(true);
+  expect([nat.portsRemapped, nat.displaced]).toEqual([1, 0]);
+  // Later packets of the second flow keep the new port; the first flow keeps its own.
+  const again = tcpFrom(CLIENT, p2, 40000, TCP_ACK);
+  nat.outbound(again, 2);
+  expect(again.srcPort).toBe(port);
+  // Replies: each goes back to its own proxy address and the client's own port.
+  const r1 = tcpBack(A, CLIENT, 40000);
+  expect(nat.inbound(r1, 3)).toBe(true);
+  expect([r1.src(), r1.dstPort]).toEqual([p1, 40000]);
+  const r2 = tcpBack(A, CLIENT, port);
+  expect(nat.inbound(r2, 3)).toBe(true);
+  expect([r2.src(), r2.dstPort]).toEqual([p2, 40000]);
+  expect(valid(r2.buf)).toBe(true);
+  // An ICMP error about the remapped flow names the client's own port and the proxy in its quote.
+  const sent = tcpFrom(CLIENT, p2, 40000, TCP_ACK);
+  nat.outbound(sent, 4);
+  const err = buildIcmpError(sent, "198.51.100.1", 3, 1); // host unreachable, from a router
+  const e = parsed(err);
+  expect(nat.inbound(e, 5)).toBe(true);
+  const back = parsed(err);
+  expect([formatIp(err.subarray(back.inner!.dstAt, back.inner!.dstAt + 4)), back.inner!.srcPort]).toEqual([p2, 40000]);
+  expect(back.src()).toBe("198.51.100.1");
+  expect(valid(err)).toBe(true);
+});
+
+test("whatever ports and proxy addresses a client's flows share, every flow's replies come back to it alone (remapped or not)", () => {
+  const flow = fc.record({ port: fc.integer({ min: 1, max: 4 }), proxy: fc.nat(7), udp: fc.boolean() });
+  fc.assert(fc.property(fc.array(flow, { minLength: 1, maxLength: 40 }), (flows) => {
+    const nat = new DnsNat(new ProxyIpAllocator());
+    const proxies = [...nat.proxies.assign("x.example.com").v4, ...nat.proxies.assign("y.example.com").v4].map(formatIp);
+    // Both names, all 8 proxies, one server: every (port, protocol) pair collides across proxies.
+    nat.setResolved("x.example.com", [parseIp(A)!], 0);
+    nat.setResolved("y.example.com", [parseIp(A)!], 0);
+    const outside = new Map<string, number>();
+    for (const f of flows) {
+      const v = f.udp ? udpFrom(CLIENT, proxies[f.proxy]!, f.port) : tcpFrom(CLIENT, proxies[f.proxy]!, f.port, TCP_ACK);
+      expect(nat.outbound(v, 0)).toBe("translated");
+      const k = `${f.udp}|${f.port}|${f.proxy}`;
+      if (outside.has(k)) expect(v.srcPort).toBe(outside.get(k)!); // a flow keeps its port
+      outside.set(k, v.srcPort);
+    }
+    expect(new Set([...outside].map(([k, port]) => `${k.split("|")[0]}|${port}`)).size).toBe(outside.size); // no two share one
+    expect(nat.displaced).toBe(0);
+    for (const [k, port] of outside) {
+      const [udp, clientPort, proxy] = k.split("|");
+      const reply = udp === "true" ? parsed(buildUdp({ src: A, dst: CLIENT, srcPort: 53, dstPort: port, payload: new Uint8Array(4) })) : tcpBack(A, CLIENT, port);
+      expect(nat.inbound(reply, 1)).toBe(true);
+      expect([reply.src(), reply.dstPort]).toEqual([proxies[Number(proxy)]!, Number(clientPort)]);
+      expect(valid(reply.buf)).toBe(true);
+    }
+  }), { numRuns: 300 });
+});

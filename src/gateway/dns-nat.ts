@@ -1,7 +1,9 @@
 // DNS-resource NAT, sans-IO (Firezone's model): each domain of a DNS resource gets 4 IPv4 proxy
 // addresses from 100.96.0.0/11 and 4 IPv6 from fd00:2021:1111:8000::/107. Clients talk to the
 // proxy addresses; the gateway resolves the domain itself and translates: outbound, the proxy
-// destination becomes a real address (proxy i → resolved[i mod n], same family, ports kept);
+// destination becomes a real address (proxy i → resolved[i mod n], same family, ports kept unless
+// two of a client's flows would then share one tuple towards the server: the newer gets another
+// source port, as Firezone's NAT does);
 // inbound, replies (and ICMP errors about them) get the proxy address back. Sessions expire after
 // 2 h (TCP; 2 min after a FIN, ended at once by RST) or 2 min (UDP, ICMP) without traffic, and the
 // table is bounded in total and per client (dns-nat-sessions.ts).
@@ -11,10 +13,10 @@
 // so a resolver that rotates its answers (round-robin DNS, a load balancer's pool) never moves an
 // established TCP connection to a server that has never heard of it. A failed lookup keeps the
 // last good answer (Firezone #10285); re-assigned proxy addresses end the domain's sessions (#10310).
-import { PROTO_TCP, type PacketView } from "../ip/packet.ts";
-import { setAddress, setInnerAddress } from "../ip/rewrite.ts";
+import { PROTO_TCP, PROTO_UDP, type PacketView } from "../ip/packet.ts";
+import { setAddress, setInnerAddress, setInnerPort, setPort } from "../ip/rewrite.ts";
 import { key, ProxyIpAllocator } from "./dns-proxy-ips.ts";
-import { CLOSING, DATAGRAM, ESTABLISHED, OPENING, SessionTable, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT, expiresAt, type NatLimitReason } from "./dns-nat-sessions.ts";
+import { CLOSING, DATAGRAM, ESTABLISHED, OPENING, SessionTable, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT, type NatLimitReason } from "./dns-nat-sessions.ts";
 
 export { MAX_NAT_SESSIONS, MAX_NAT_SESSIONS_PER_CLIENT, NAT_LIMIT_REASONS, TCP_CLOSING_TIMEOUT, type NatLimitReason } from "./dns-nat-sessions.ts";
 export { TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT };
@@ -27,6 +29,9 @@ export {
 export const RESOLVE_TTL = 30_000;
 /** After a failed lookup, ask again this soon (meanwhile the last good answer stays in use). */
 export const RESOLVE_RETRY = 5_000;
+/** Remapped source ports come from the dynamic range 49152–65535 (RFC 6335). */
+const DYNAMIC_PORTS_FIRST = 49152;
+const PORT_PROBES = 8;
 const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
 
@@ -51,6 +56,9 @@ export class DnsNat {
   keptOnFailure = 0;
   /** Sessions ended because another flow took their reply tuple (same real address, port and client port). */
   displaced = 0;
+  /** New flows given another source port because their own would have collided (see outbound). */
+  portsRemapped = 0;
+  #portState = 0x9e3779b9;
 
   constructor(
     readonly proxies: ProxyIpAllocator,
@@ -144,24 +152,35 @@ export class DnsNat {
       if (rst) table.end(live);
       else table.touch(live, now, tcp && (p.tcpFlags & TCP_FIN) !== 0 ? CLOSING : live.cls);
       setAddress(p, "dst", live.real);
+      if (live.natPort !== live.clientPort) setPort(p, "src", live.natPort);
       return "translated";
     }
     const family = r?.addrs.filter((a) => a.length === len) ?? [];
     if (family.length === 0) return "unresolved";
     const real = family[proxy.index % family.length]!;
+    let natPort = p.srcPort;
     if (!rst) {
-      const inKey = sessionKey(p.protocol, real, p.dstPort, client, p.srcPort);
-      const taken = table.byIn.get(inKey);
+      let inKey = sessionKey(p.protocol, real, p.dstPort, client, natPort);
+      const taken = table.live(table.byIn, inKey, now);
       if (taken) {
-        // Two proxies of one client reach the same real tuple from the same port: replies could
-        // not tell them apart. The newer flow wins (ports are kept, so there is no other choice).
-        if (expiresAt(taken) > now) this.displaced++;
-        table.end(taken);
+        // Another flow of this client (to another proxy address) reaches the same real address
+        // and port from the same port: replies could not tell them apart. Give this one another
+        // source port, as Firezone's NAT does; only if none is found does the newer flow win.
+        const alt = tcp || p.protocol === PROTO_UDP ? this.#freePort(p.protocol, real, p.dstPort, client, now) : -1;
+        if (alt >= 0) {
+          natPort = alt;
+          inKey = sessionKey(p.protocol, real, p.dstPort, client, natPort);
+          this.portsRemapped++;
+        } else {
+          this.displaced++;
+          table.end(taken);
+        }
       }
       if (!table.admit(cid, now)) return "refused";
       this.proxies.touch(proxy.domain, now);
-      table.add(cid, { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, cls: tcp ? OPENING : DATAGRAM }, now);
+      table.add(cid, { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, clientPort: p.srcPort, natPort, cls: tcp ? OPENING : DATAGRAM }, now);
     }
+    if (natPort !== p.srcPort) setPort(p, "src", natPort);
     setAddress(p, "dst", real);
     return "translated";
   }
@@ -178,6 +197,7 @@ export class DnsNat {
       if (!s) return false;
       const outerFromReal = key(p.buf.subarray(p.srcAt, p.srcAt + len)) === key(p.buf.subarray(q.dstAt, q.dstAt + len));
       setInnerAddress(p, "dst", s.proxy);
+      if (s.natPort !== s.clientPort) setInnerPort(p, "src", s.clientPort);
       if (outerFromReal) setAddress(p, "src", s.proxy);
       return true;
     }
@@ -189,7 +209,28 @@ export class DnsNat {
     // The server answered: the flow is established (and no longer the first to go when full).
     else this.#table.touch(s, now, (p.tcpFlags & TCP_FIN) !== 0 || s.cls === CLOSING ? CLOSING : ESTABLISHED);
     setAddress(p, "src", s.proxy);
+    if (s.natPort !== s.clientPort) setPort(p, "dst", s.clientPort);
     return true;
+  }
+
+  /**
+   * A source port for a flow of `client` to `real`:`realPort` that no live session uses, or -1.
+   * Tries PORT_PROBES pseudo-random ports of the dynamic range (RFC 6335): with at most
+   * MAX_NAT_SESSIONS_PER_CLIENT (a quarter of the range) taken, all of them are taken with odds
+   * below 1 in 65,000 — and the work per new flow stays bounded, unlike a scan of the range.
+   */
+  #freePort(proto: number, real: Uint8Array, realPort: number, client: Uint8Array, now: number): number {
+    for (let i = 0; i < PORT_PROBES; i++) {
+      // xorshift32: cheap, deterministic per gateway (tests replay it); not a secret.
+      let x = this.#portState;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.#portState = x >>> 0;
+      const port = DYNAMIC_PORTS_FIRST + (this.#portState % (65536 - DYNAMIC_PORTS_FIRST));
+      if (!this.#table.live(this.#table.byIn, sessionKey(proto, real, realPort, client, port), now)) return port;
+    }
+    return -1;
   }
 
   /** Drops expired sessions; returns how many. */

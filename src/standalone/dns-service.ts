@@ -162,6 +162,7 @@ export function dnsCounters(nat: DnsNat, svc: DnsService | undefined): DnsCounte
     proxyNamesRefused: { ...nat.proxies.refused },
     natEvicted: { client_limit: evicted.client_limit, table_limit: evicted.table_limit, displaced: nat.displaced },
     natRefused: { ...refused },
+    natPortsRemapped: nat.portsRemapped,
     proxyNames: nat.proxies.size,
     natSessions: nat.sessions,
   };

@@ -123,6 +123,7 @@ test("the DNS counters are in /metrics: _total counters labelled by reason or ou
     proxyNamesRefused: { client_limit: 2, table_limit: 0, range_exhausted: 0 },
     natEvicted: { client_limit: 9, table_limit: 0, displaced: 1 },
     natRefused: { client_limit: 0, table_limit: 3 },
+    natPortsRemapped: 6,
     proxyNames: 12,
     natSessions: 40,
   };
@@ -143,6 +144,7 @@ test("the DNS counters are in /metrics: _total counters labelled by reason or ou
     "# TYPE glassgate_dns_proxy_names gauge",
     "glassgate_dns_proxy_names 12",
     "glassgate_dns_nat_sessions 40",
+    "glassgate_dns_nat_ports_remapped_total 6",
   ]) expect(text).toContain(line);
   // Counters only grow: a later collection reports the new values.
   c.upstreamDrops.wrong_id = 5;
@@ -157,7 +159,7 @@ test.skipIf(!hasPromtool)("promtool check metrics finds nothing to complain abou
   const m = new GatewayMetrics({
     tunnel, clock: () => 0, perPeer: { enabled: true, cap: 10 },
     gatewayDrops: () => [["dns_nat_full", 1]],
-    dns: () => ({ queries: { answered: 1 }, upstream: zero, upstreamDrops: { wrong_source: 1 }, lookups: zero, proxyNamesRefused: { client_limit: 1 }, natEvicted: { table_limit: 1 }, natRefused: zero, proxyNames: 1, natSessions: 1 }),
+    dns: () => ({ queries: { answered: 1 }, upstream: zero, upstreamDrops: { wrong_source: 1 }, lookups: zero, proxyNamesRefused: { client_limit: 1 }, natEvicted: { table_limit: 1 }, natRefused: zero, natPortsRemapped: 1, proxyNames: 1, natSessions: 1 }),
   });
   cleanup.push(() => m.shutdown());
   m.onEvent({ type: "handshake_completed", cid: conn.cid, session: 1, role: "initiator", remote: { address: "192.0.2.1", port: 1 }, rttMs: 42 });

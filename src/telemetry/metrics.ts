@@ -189,6 +189,8 @@ export interface DnsCounters {
   natEvicted: Record<string, number>;
   /** New flows refused by the NAT, by reason (client_limit, table_limit). */
   natRefused: Record<string, number>;
+  /** New NAT flows given another source port (their own collided with another flow's). */
+  natPortsRemapped: number;
   proxyNames: number;
   natSessions: number;
 }
@@ -213,6 +215,8 @@ function registerDnsMetrics(m: ReturnType<MeterProvider["getMeter"]>, read: () =
   byLabel("glassgate.dns.proxy_names.refused", "New DNS-resource names refused a proxy address (SERVFAIL), by reason.", "reason", (c) => c.proxyNamesRefused);
   byLabel("glassgate.dns.nat.sessions.evicted", "DNS-resource NAT sessions ended to make room or displaced by another flow, by reason.", "reason", (c) => c.natEvicted);
   byLabel("glassgate.dns.nat.flows.refused", "New flows to DNS-resource proxy addresses refused for want of room, by reason.", "reason", (c) => c.natRefused);
+  m.createObservableCounter("glassgate.dns.nat.ports.remapped", { description: "New DNS-resource NAT flows given another source port to avoid a collision." })
+    .addCallback((r) => r.observe(fresh().natPortsRemapped));
   m.createObservableGauge("glassgate.dns.proxy_names", { description: "DNS-resource names holding proxy addresses." }).addCallback((r) => r.observe(fresh().proxyNames));
   m.createObservableGauge("glassgate.dns.nat.sessions", { description: "Live DNS-resource NAT sessions." }).addCallback((r) => r.observe(fresh().natSessions));
 }
