@@ -13,7 +13,8 @@ export const PROXY_ANSWER_TTL = 60;
 export const LIMIT_WARN_INTERVAL = 60_000;
 
 export type DnsVerdict =
-  | { kind: "answer"; bytes: Uint8Array; rid: string; domain: string }
+  /** `fresh`: the name got its proxy addresses with this query (worth a log line; repeats are not). */
+  | { kind: "answer"; bytes: Uint8Array; rid: string; domain: string; fresh: boolean }
   /** Not ours to answer: relay upstream. `question` is what a reply must answer to be accepted. */
   | { kind: "forward"; domain: string; question: { name: string; qtype: number; qclass: number } }
   | { kind: "refused"; reason: string; bytes?: Uint8Array }
@@ -64,7 +65,7 @@ export class DnsResponder {
       this.#domains.set(rid, set);
       this.policy.addProxyAddresses(rid, cidrsOf(a));
     }
-    return { kind: "answer", bytes: buildAnswer(query, q, [...a.v4, ...a.v6], PROXY_ANSWER_TTL), rid, domain: a.domain };
+    return { kind: "answer", bytes: buildAnswer(query, q, [...a.v4, ...a.v6], PROXY_ANSWER_TTL), rid, domain: a.domain, fresh: a.fresh };
   }
 
   #warnDue(cid: number, now: number): { refusals: number } | undefined {

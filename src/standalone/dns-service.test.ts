@@ -240,6 +240,9 @@ describe("DNS limits and counters", () => {
     open.push(svc);
     for (const n of ["a", "b"]) expect(answerAddresses(await ask(svc, 1, `${n}.corp.example.com`)).addresses.length).toBe(4); // the 4 IPv4 proxies
     for (const n of ["c", "d", "e"]) expect((await ask(svc, 2, `${n}.corp.example.com`))[3]! & 0xf).toBe(2); // SERVFAIL
+    // Asking again and again for a name it has is answered, and logged at info only the first time.
+    for (let i = 0; i < 20; i++) expect(answerAddresses(await ask(svc, 10 + i, "a.corp.example.com")).addresses.length).toBe(4);
+    expect(lines.filter((l) => l.msg === "resource name answered with proxy addresses").map((l) => l.domain)).toEqual(["a.corp.example.com", "b.corp.example.com"]);
     const warns = lines.filter((l) => l.msg === "DNS resource name refused: proxy address limit reached");
     expect(warns).toHaveLength(1);
     expect(warns[0]).toMatchObject({ level: "warn", cid: 1, rid: "corp", domain: "c.corp.example.com", reason: "client_limit" });
@@ -248,7 +251,7 @@ describe("DNS limits and counters", () => {
     const text = await m.prometheusText();
     await m.shutdown();
     for (const line of [
-      'glassgate_dns_queries_total{outcome="answered"} 2',
+      'glassgate_dns_queries_total{outcome="answered"} 22',
       'glassgate_dns_queries_total{outcome="limited"} 3',
       'glassgate_dns_queries_total{outcome="forwarded"} 1',
       'glassgate_dns_proxy_names_refused_total{reason="client_limit"} 3',

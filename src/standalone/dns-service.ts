@@ -88,7 +88,10 @@ export class DnsService {
     const v = responder.answer(msg, cid, clock());
     if (v.kind === "answer") {
       this.stats.answered++;
-      log.info("resource name answered with proxy addresses", { cid, rid: v.rid, domain: v.domain });
+      // One info line when a name gets its addresses; repeats (a client may ask many times a
+      // second) only at debug, so queries cannot flush the log ring.
+      if (v.fresh) log.info("resource name answered with proxy addresses", { cid, rid: v.rid, domain: v.domain });
+      else if (log.enabled("debug")) log.debug("resource name answered with proxy addresses", { cid, rid: v.rid, domain: v.domain });
       this.opts.wake();
       sock.send(v.bytes, port, address);
     } else if (v.kind === "forward") {
