@@ -40,6 +40,8 @@ interface Resolution {
   addrs: Uint8Array[];
   /** When to ask again. */
   refreshAt: number;
+  /** Lookups failed in a row since the last answer (the shell logs the first of a streak). */
+  failures: number;
 }
 
 /** `refused`: a new flow for which the session table had no room (counted in `limits.refused`). */
@@ -83,7 +85,7 @@ export class DnsNat {
     const old = this.#resolved.get(d);
     const changed = !old || old.addrs.map(key).join() !== addrs.map(key).join();
     if (old && changed) this.remapped++;
-    this.#resolved.set(d, { addrs, refreshAt: now + RESOLVE_TTL });
+    this.#resolved.set(d, { addrs, refreshAt: now + RESOLVE_TTL, failures: 0 });
     this.#pending.delete(d);
     return changed;
   }
@@ -99,11 +101,17 @@ export class DnsNat {
     const old = this.#resolved.get(d);
     if (old) {
       old.refreshAt = now + RESOLVE_RETRY;
+      old.failures++;
       if (old.addrs.length > 0) this.keptOnFailure++;
       return old.addrs.length > 0;
     }
-    this.#resolved.set(d, { addrs: [], refreshAt: now + RESOLVE_RETRY });
+    this.#resolved.set(d, { addrs: [], refreshAt: now + RESOLVE_RETRY, failures: 1 });
     return false;
+  }
+
+  /** Lookups of `domain` failed in a row since its last answer. */
+  failureStreak(domain: string): number {
+    return this.#resolved.get(domain.toLowerCase().replace(/\.$/, ""))?.failures ?? 0;
   }
 
   /** Domains to resolve (the shell runs the lookups and calls setResolved or resolveFailed). */

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import dgram from "node:dgram";
 import { formatIp, parseIp } from "../ip/address.ts";
-import { answerAddresses, buildAnswer, buildQuery, parseQuery, TYPE_A, type DnsQuestion } from "../gateway/dns-message.ts";
+import { answerAddresses, buildAnswer, buildQuery, parseQuery, RCODE_NXDOMAIN, TYPE_A, type DnsQuestion } from "../gateway/dns-message.ts";
 import { DnsNat, DnsResponder, ProxyIpAllocator } from "../gateway/index.ts";
 import { AccessPolicy } from "../gateway/policy.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
@@ -260,5 +260,33 @@ describe("DNS limits and counters", () => {
       'glassgate_dns_upstream_replies_dropped_total{reason="malformed"} 0',
       "glassgate_dns_proxy_names 2",
     ]) expect(text).toContain(line);
+  });
+});
+
+describe("DNS resource lookups", () => {
+  test("a name that keeps failing or has no addresses is warned about once, not at every retry", async () => {
+    const up = await fakeUpstream(async (s, reply) => {
+      if (s.q.name.startsWith("gone")) await reply(buildAnswer(s.msg, s.q, [], 60, RCODE_NXDOMAIN));
+      // "dead…" gets no answer at all: the lookup times out.
+    });
+    let now = 0;
+    const nat = new DnsNat(new ProxyIpAllocator());
+    const lines: LogLine[] = [];
+    await service(up.port, lines, 50, () => now, nat);
+    const send = (name: string) => {
+      const v = new PacketView();
+      v.parse(buildTcp({ src: "10.99.0.2", dst: formatIp(nat.proxies.assign(name).v4[0]!), srcPort: 1, dstPort: 443, flags: TCP_SYN }));
+      return nat.outbound(v, now);
+    };
+    for (let round = 0; round < 4; round++) {
+      const woken = [nextWake(), nextWake()];
+      expect(send("gone.example.org")).toBe("unresolved");
+      expect(send("dead.example.org")).toBe("unresolved");
+      await Promise.all(woken);
+      now += RESOLVE_TTL + 1; // both due again (failures retry sooner, answers after the TTL)
+    }
+    expect(nat.failureStreak("dead.example.org")).toBe(4);
+    expect(lines.filter((l) => l.msg === "DNS resource has no addresses; live flows keep theirs").map((l) => l.domain)).toEqual(["gone.example.org"]);
+    expect(lines.filter((l) => l.msg === "DNS resource lookup failed").map((l) => [l.domain, l.failures])).toEqual([["dead.example.org", 1]]);
   });
 });

@@ -20,6 +20,9 @@ export function systemResolver(): string | undefined {
   }
 }
 
+/** A failing lookup is retried every 5 s: warn at the 1st, 60th, 120th … failure (about every 5 min). */
+export const LOOKUP_WARN_EVERY = 60;
+
 export interface DnsServiceOptions {
   listen: string[];
   /** 53 unless set (tests). */
@@ -120,15 +123,24 @@ export class DnsService {
           // Says nothing about the name: new flows keep using the last good answer (Firezone #10285).
           this.stats.resolveErrors++;
           const kept = nat.resolveFailed(domain, clock());
-          log.warn("DNS resource lookup failed", { domain, err: r.reason, kept_last_answer: kept });
+          // Retried every 5 s while flows want it: warn at the first failure of a streak and then
+          // every LOOKUP_WARN_EVERY-th, so a dead upstream or a client's traffic to many
+          // unresolvable names cannot flood the log.
+          const streak = nat.failureStreak(domain);
+          if (streak === 1 || streak % LOOKUP_WARN_EVERY === 0) log.warn("DNS resource lookup failed", { domain, err: r.reason, kept_last_answer: kept, failures: streak });
+          else if (log.enabled("debug")) log.debug("DNS resource lookup failed again", { domain, err: r.reason, failures: streak });
           this.opts.wake();
           return;
         }
         const addrs = r.kind === "addresses" ? r.addrs : [];
         if (r.kind === "addresses") this.stats.resolved++;
         else this.stats.noAddresses++;
-        if (r.kind !== "addresses") log.warn("DNS resource has no addresses; live flows keep theirs", { domain, rcode: r.rcode });
-        if (nat.setResolved(domain, addrs, clock())) {
+        const changed = nat.setResolved(domain, addrs, clock());
+        if (r.kind !== "addresses") {
+          // Once when the name loses (or never had) addresses, not at every re-resolution.
+          if (changed) log.warn("DNS resource has no addresses; live flows keep theirs", { domain, rcode: r.rcode });
+          else if (log.enabled("debug")) log.debug("DNS resource still has no addresses", { domain, rcode: r.rcode });
+        } else if (changed) {
           // Only new flows go to the new addresses: a NAT session keeps its server for life.
           log.info("DNS resource addresses changed", { domain, addresses: addrs.map(formatIp).join(",") });
         } else if (log.enabled("debug")) {
