@@ -6,7 +6,7 @@
 //
 // When a cap is reached, room is made as a stateful NAT does (Linux conntrack's early_drop: never
 // the assured flows first): an expired session if there is one, else the longest idle in this
-// order — TCP flows that are closing (FIN seen), UDP/ICMP flows, TCP flows the server never
+// order — TCP flows that are closing (FIN seen both ways), UDP/ICMP flows, TCP flows the server never
 // answered (a SYN flood lands here), and last an established TCP flow, but only one idle for
 // longer than a UDP flow may be. If even that is not possible the new flow is refused (its packet
 // dropped and counted): established connections are worth more than new ones.
@@ -18,7 +18,7 @@
 /** RFC 5382's 2 h 4 min, as Firezone's NAT table. */
 export const TCP_SESSION_TIMEOUT = (2 * 60 + 4) * 60_000;
 export const UDP_SESSION_TIMEOUT = 120_000;
-/** A TCP flow after a FIN: what is left is a few ACKs (conntrack: 120 s in FIN_WAIT/TIME_WAIT). */
+/** A TCP flow after both FINs: what is left is a few ACKs (conntrack: 120 s in TIME_WAIT). */
 export const TCP_CLOSING_TIMEOUT = 120_000;
 /**
  * Sessions in total. ~0.5 KiB each: 65,536 bound the table to ~32 MiB, and it is the number Linux
@@ -59,6 +59,8 @@ export interface Session {
   /** The client's own source port, and the one the flow uses towards the real address (they differ when remapped). */
   clientPort: number;
   natPort: number;
+  /** TCP: which sides have sent a FIN (bit 1 the client, bit 2 the server). */
+  fins: number;
   cls: SessionClass;
   lastSeen: number;
   readonly owner: ClientFlows;
@@ -150,7 +152,7 @@ export class SessionTable {
   }
 
   /** Adds a session (after `admit` said yes). */
-  add(cid: number, f: Pick<Session, "domain" | "proxy" | "real" | "outKey" | "inKey" | "clientPort" | "natPort" | "cls">, now: number): Session {
+  add(cid: number, f: Pick<Session, "domain" | "proxy" | "real" | "outKey" | "inKey" | "clientPort" | "natPort" | "fins" | "cls">, now: number): Session {
     let owner = this.#clients.get(cid);
     if (!owner) {
       owner = { cid, count: 0, lists: classLists() };

@@ -286,13 +286,14 @@ test("a full table evicts closing TCP, then idle UDP, then unanswered TCP; live 
   nat.setResolved("full.example.com", [parseIp(A)!], 0);
   const clients = ["10.99.0.11", "10.99.0.12", "10.99.0.13", "10.99.0.14", "10.99.0.15"];
   const send = (i: number, p: PacketView, now: number) => nat.outbound(p, now, i);
-  // Four clients, one session each: established, unanswered SYN, UDP, closing (FIN from the server).
+  // Four clients, one session each: established, unanswered SYN, UDP, closing (FIN both ways).
   expect(send(0, tcpFrom(clients[0]!, proxy, 100, TCP_SYN), 0)).toBe("translated");
   nat.inbound(tcpBack(A, clients[0]!, 100, TCP_SYN | TCP_ACK), 0);
   expect(send(1, tcpFrom(clients[1]!, proxy, 100, TCP_SYN), 1)).toBe("translated");
   expect(send(2, udpFrom(clients[2]!, proxy, 100), 2)).toBe("translated");
   expect(send(3, tcpFrom(clients[3]!, proxy, 100, TCP_SYN), 3)).toBe("translated");
   nat.inbound(tcpBack(A, clients[3]!, 100, TCP_SYN | TCP_ACK), 3);
+  expect(send(3, tcpFrom(clients[3]!, proxy, 100, TCP_FIN | TCP_ACK), 4)).toBe("translated");
   nat.inbound(tcpBack(A, clients[3]!, 100, TCP_FIN | TCP_ACK), 4);
   const alive = () => [0, 1, 2, 3].map((i) => nat.sessionsOfClient(i) === 1);
   // Client 4 opens connections (each answered): the closing one goes first although it was used
@@ -414,4 +415,24 @@ test("whatever ports and proxy addresses a client's flows share, every flow's re
       expect(valid(reply.buf)).toBe(true);
     }
   }), { numRuns: 300 });
+});
+
+test("a half-closed connection still receiving (client sent FIN, server streams on) is not treated as closing when room is needed", () => {
+  const nat = new DnsNat(new ProxyIpAllocator(), { total: 2, perClient: 2 });
+  const proxy = formatIp(nat.proxies.assign("dl.example.com").v4[0]!);
+  nat.setResolved("dl.example.com", [parseIp(A)!], 0);
+  expect(nat.outbound(tcpFrom(CLIENT, proxy, 7000, TCP_SYN), 0, 1)).toBe("translated");
+  nat.inbound(tcpBack(A, CLIENT, 7000, TCP_SYN | TCP_ACK), 0);
+  expect(nat.outbound(tcpFrom(CLIENT, proxy, 7000, TCP_FIN | TCP_ACK), 1, 1)).toBe("translated"); // shutdown(SHUT_WR)
+  expect(nat.outbound(udpFrom(CLIENT, proxy, 5353), 2, 1)).toBe("translated");
+  for (let t = 3; t < 10; t++) expect(nat.inbound(tcpBack(A, CLIENT, 7000), t)).toBe(true); // the download goes on
+  // A new flow needs room: the idle UDP flow goes, the download stays.
+  expect(nat.outbound(udpFrom(CLIENT, proxy, 5354), 10, 1)).toBe("translated");
+  expect(nat.inbound(tcpBack(A, CLIENT, 7000), 11)).toBe(true);
+  expect(nat.inbound(parsed(buildUdp({ src: A, dst: CLIENT, srcPort: 53, dstPort: 5353 })), 11)).toBe(false);
+  // Once the server's FIN arrives too, it is closing: the first to go, and gone 2 minutes later anyway.
+  expect(nat.inbound(tcpBack(A, CLIENT, 7000, TCP_FIN | TCP_ACK), 12)).toBe(true);
+  expect(nat.outbound(udpFrom(CLIENT, proxy, 5355), 13, 1)).toBe("translated");
+  expect(nat.inbound(tcpBack(A, CLIENT, 7000), 14)).toBe(false);
+  expect(nat.inbound(parsed(buildUdp({ src: A, dst: CLIENT, srcPort: 53, dstPort: 5354 })), 14)).toBe(true);
 });

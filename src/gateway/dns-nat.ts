@@ -5,7 +5,7 @@
 // two of a client's flows would then share one tuple towards the server: the newer gets another
 // source port, as Firezone's NAT does);
 // inbound, replies (and ICMP errors about them) get the proxy address back. Sessions expire after
-// 2 h (TCP; 2 min after a FIN, ended at once by RST) or 2 min (UDP, ICMP) without traffic, and the
+// 2 h (TCP; 2 min once both sides sent a FIN, ended at once by RST) or 2 min (UDP, ICMP) without traffic, and the
 // table is bounded in total and per client (dns-nat-sessions.ts).
 //
 // A session keeps the real address it started with for its whole life (Firezone's NAT table maps
@@ -16,7 +16,7 @@
 import { PROTO_TCP, PROTO_UDP, type PacketView } from "../ip/packet.ts";
 import { setAddress, setInnerAddress, setInnerPort, setPort } from "../ip/rewrite.ts";
 import { key, ProxyIpAllocator } from "./dns-proxy-ips.ts";
-import { CLOSING, DATAGRAM, ESTABLISHED, OPENING, SessionTable, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT, type NatLimitReason } from "./dns-nat-sessions.ts";
+import { CLOSING, DATAGRAM, ESTABLISHED, OPENING, SessionTable, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT, type NatLimitReason, type Session, type SessionClass } from "./dns-nat-sessions.ts";
 
 export { MAX_NAT_SESSIONS, MAX_NAT_SESSIONS_PER_CLIENT, NAT_LIMIT_REASONS, TCP_CLOSING_TIMEOUT, type NatLimitReason } from "./dns-nat-sessions.ts";
 export { TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT };
@@ -158,7 +158,7 @@ export class DnsNat {
     const live = table.live(table.byOut, outKey, now);
     if (live) {
       if (rst) table.end(live);
-      else table.touch(live, now, tcp && (p.tcpFlags & TCP_FIN) !== 0 ? CLOSING : live.cls);
+      else table.touch(live, now, tcp && (p.tcpFlags & TCP_FIN) !== 0 ? finSeen(live, FIN_FROM_CLIENT) : live.cls);
       setAddress(p, "dst", live.real);
       if (live.natPort !== live.clientPort) setPort(p, "src", live.natPort);
       return "translated";
@@ -186,7 +186,7 @@ export class DnsNat {
       }
       if (!table.admit(cid, now)) return "refused";
       this.proxies.touch(proxy.domain, now);
-      table.add(cid, { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, clientPort: p.srcPort, natPort, cls: tcp ? OPENING : DATAGRAM }, now);
+      table.add(cid, { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, clientPort: p.srcPort, natPort, fins: 0, cls: tcp ? OPENING : DATAGRAM }, now);
     }
     if (natPort !== p.srcPort) setPort(p, "src", natPort);
     setAddress(p, "dst", real);
@@ -215,7 +215,7 @@ export class DnsNat {
     if (p.protocol !== PROTO_TCP) this.#table.touch(s, now, s.cls);
     else if ((p.tcpFlags & TCP_RST) !== 0) this.#table.end(s);
     // The server answered: the flow is established (and no longer the first to go when full).
-    else this.#table.touch(s, now, (p.tcpFlags & TCP_FIN) !== 0 || s.cls === CLOSING ? CLOSING : ESTABLISHED);
+    else this.#table.touch(s, now, (p.tcpFlags & TCP_FIN) !== 0 ? finSeen(s, FIN_FROM_SERVER) : s.cls === OPENING ? ESTABLISHED : s.cls);
     setAddress(p, "src", s.proxy);
     if (s.natPort !== s.clientPort) setPort(p, "dst", s.clientPort);
     return true;
@@ -279,6 +279,18 @@ export class DnsNat {
     const d = domain.toLowerCase().replace(/\.$/, "");
     return [...this.#table.byOut.values()].filter((s) => s.domain === d).map((s) => ({ proxy: s.proxy, real: s.real }));
   }
+}
+
+const FIN_FROM_CLIENT = 1;
+const FIN_FROM_SERVER = 2;
+
+/**
+ * A FIN of a TCP flow: closing once both sides have sent one. Half-closed (one FIN) is not
+ * closing yet: a client that shuts down its side may still be receiving a long download.
+ */
+function finSeen(s: Session, from: number): SessionClass {
+  s.fins |= from;
+  return s.fins === (FIN_FROM_CLIENT | FIN_FROM_SERVER) ? CLOSING : s.cls === OPENING && from === FIN_FROM_SERVER ? ESTABLISHED : s.cls;
 }
 
 function sessionKey(proto: number, real: Uint8Array, realPort: number, client: Uint8Array, clientPort: number): string {
