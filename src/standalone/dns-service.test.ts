@@ -290,3 +290,40 @@ describe("DNS resource lookups", () => {
     expect(lines.filter((l) => l.msg === "DNS resource lookup failed").map((l) => [l.domain, l.failures])).toEqual([["dead.example.org", 1]]);
   });
 });
+
+describe("upstream fairness", () => {
+  test("one client flooding a slow upstream takes only its share: other clients' queries and the gateway's own lookups still go out", async () => {
+    const up = await fakeUpstream(async () => {}); // never answers: every query stays in flight
+    const upstream = new DnsUpstream({ address: "127.0.0.1", port: up.port, timeoutMs: 10_000, maxInFlight: 8, maxInFlightPerClient: 3, reservedForLookups: 2,
+      log: new Logger(parseLogFilter("off"), () => {}).target("dns") });
+    open.push(upstream);
+    const relay = (cid: number, i: number) => {
+      const q = buildQuery(i, `c${cid}-${i}.example.org`, TYPE_A);
+      return upstream.exchange(q, parseQuery(q) as DnsQuestion, cid);
+    };
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < 10; i++) pending.push(relay(1, i));
+    expect([upstream.inFlight, upstream.stats.clientBusy]).toEqual([3, 7]);
+    for (let i = 0; i < 3; i++) pending.push(relay(2, i));
+    expect(upstream.inFlight).toBe(6); // every slot but the lookups' own is taken
+    pending.push(relay(3, 0));
+    expect(upstream.stats.busy).toBe(1);
+    pending.push(upstream.lookup("resource.example.org")); // A + AAAA: the two kept slots
+    expect(upstream.inFlight).toBe(8);
+    await waitUntil(() => up.seen.length === 8);
+    expect(up.seen.filter((s) => s.q.name.startsWith("c1-")).length).toBe(3);
+    expect(up.seen.filter((s) => s.q.name === "resource.example.org").length).toBe(2);
+    upstream.close();
+    await Promise.all(pending);
+    // Slots come back: client 1 may send again.
+    pending.length = 0;
+    pending.push(relay(1, 99));
+    expect(upstream.inFlight).toBe(1);
+    upstream.close();
+  });
+});
+
+async function waitUntil(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await Bun.sleep(10);
+  expect(cond()).toBe(true);
+}

@@ -99,7 +99,7 @@ export class DnsService {
       sock.send(v.bytes, port, address);
     } else if (v.kind === "forward") {
       this.stats.forwarded++;
-      void this.upstream.exchange(msg, v.question).then((reply) => {
+      void this.upstream.exchange(msg, v.question, cid).then((reply) => {
         if (reply) sock.send(reply, port, address);
       });
     } else if (v.kind === "limited") {
@@ -171,7 +171,7 @@ export function dnsCounters(nat: DnsNat, svc: DnsService | undefined): DnsCounte
   const { evicted, refused } = nat.limits;
   return {
     queries: { answered: st?.answered ?? 0, forwarded: st?.forwarded ?? 0, refused: st?.refused ?? 0, limited: st?.limited ?? 0, error: st?.errors ?? 0 },
-    upstream: { answered: up?.stats.answered ?? 0, timed_out: up?.stats.timedOut ?? 0, busy: up?.stats.busy ?? 0, send_error: up?.stats.sendErrors ?? 0 },
+    upstream: { answered: up?.stats.answered ?? 0, timed_out: up?.stats.timedOut ?? 0, busy: up?.stats.busy ?? 0, client_busy: up?.stats.clientBusy ?? 0, send_error: up?.stats.sendErrors ?? 0 },
     upstreamDrops: Object.fromEntries(UPSTREAM_DROP_REASONS.map((r) => [r, up?.drops[r] ?? 0])),
     lookups: { resolved: st?.resolved ?? 0, no_addresses: st?.noAddresses ?? 0, failed: st?.resolveErrors ?? 0 },
     proxyNamesRefused: { ...nat.proxies.refused },

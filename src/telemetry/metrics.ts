@@ -177,7 +177,7 @@ interface PeerCounters {
 export interface DnsCounters {
   /** Queries to the gateway's resolver, by outcome (answered, forwarded, refused, limited, error). */
   queries: Record<string, number>;
-  /** Queries the gateway sent (or could not send) upstream, by outcome (answered, timed_out, busy, send_error). */
+  /** Queries the gateway sent (or could not send) upstream, by outcome (answered, timed_out, busy, client_busy, send_error). */
   upstream: Record<string, number>;
   /** Replies from upstream dropped, by reason (wrong_source, wrong_id, wrong_question, malformed). */
   upstreamDrops: Record<string, number>;
