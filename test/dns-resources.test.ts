@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Topology } from "./support/topology.ts";
-import { sh, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
+import { spawnSync } from "bun";
+import { missingCommands, sh, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
 
 const skip = skipReason(["ip", "wg", "wireguard-go", "dnsmasq"]);
 if (skip) console.warn(`skipping DNS resource tests: ${skip}`);
@@ -59,6 +60,23 @@ describe.skipIf(skip !== undefined)("DNS resources through the gateway's resolve
   test("other names are forwarded to the upstream resolver", () => {
     const r = query("plain.test.other");
     expect(r).toMatchObject({ rcode: 0, addresses: [topo.lanIp] });
+  });
+
+  test("/metrics counts the resolver's answers, forwarded queries and the gateway's own lookups; promtool finds nothing wrong", () => {
+    const text = topo.api("/metrics").body;
+    const value = (series: string) => Number(text.split("\n").find((l) => l.startsWith(`${series} `))?.split(" ")[1]);
+    expect(value('glassgate_dns_queries_total{outcome="answered"}')).toBeGreaterThanOrEqual(2);
+    expect(value('glassgate_dns_queries_total{outcome="forwarded"}')).toBeGreaterThanOrEqual(1);
+    expect(value('glassgate_dns_upstream_queries_total{outcome="answered"}')).toBeGreaterThanOrEqual(1);
+    expect(value('glassgate_dns_resource_lookups_total{outcome="resolved"}')).toBeGreaterThanOrEqual(1);
+    expect(value('glassgate_dns_upstream_replies_dropped_total{reason="wrong_source"}')).toBe(0);
+    expect(value('glassgate_dns_nat_flows_refused_total{reason="table_limit"}')).toBe(0);
+    expect(value("glassgate_dns_proxy_names")).toBe(1);
+    if (missingCommands(["promtool"]).length === 0) {
+      const r = spawnSync(["promtool", "check", "metrics"], { stdin: new TextEncoder().encode(text) });
+      expect(r.stdout.toString() + r.stderr.toString()).toBe("");
+      expect(r.exitCode).toBe(0);
+    }
   });
 
   test("proxy addresses stay the same across a gateway restart", async () => {

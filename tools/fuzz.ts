@@ -24,7 +24,9 @@ const rnd = () => {
 };
 const int = (n: number) => Math.floor(rnd() * n);
 const pick = <T>(xs: T[]) => xs[int(xs.length)]!;
-const nat = new DnsNat(new ProxyIpAllocator());
+// Small caps, so that eviction, refusal, port remapping and reclaiming all happen within a run.
+const NAT_LIMITS = { total: 64, perClient: 16 };
+const nat = new DnsNat(new ProxyIpAllocator({ total: 8, perClient: 4 }), NAT_LIMITS);
 const proxies = ["a.example.com", "b.example.com"].flatMap((d) => [...nat.proxies.assign(d).v4, ...nat.proxies.assign(d).v6].map(formatIp));
 nat.setResolved("a.example.com", [parseIp("192.0.2.1")!, parseIp("2001:db8::1")!], 0);
 const v4 = () => (rnd() < 0.2 ? pick(proxies.filter((p) => !p.includes(":"))) : `${pick([10, 100, 192, 8])}.${int(256)}.${int(256)}.${int(256)}`);
@@ -80,7 +82,7 @@ for (let i = 0; i < count; i++) {
     while (gw.pollEvent()) { /* events drained */ }
     // DNS-resource NAT both ways on whatever parses, then raw rewrites there and back.
     if (!view.parse(p)) {
-      nat.outbound(view, int(2_000));
+      nat.outbound(view, int(2_000), int(6));
       nat.inbound(view, int(2_000));
       // The resolver rotates, fails, or the proxies get re-assigned: live sessions must cope.
       for (let d = nat.pollResolve(); d; d = nat.pollResolve()) {
@@ -88,6 +90,13 @@ for (let i = 0; i < count; i++) {
         else nat.setResolved(d, [`192.0.2.${int(4)}`, `2001:db8::${int(4)}`].filter(() => rnd() < 0.7).map((x) => parseIp(x)!), int(2_000));
       }
       if (rnd() < 0.001) nat.reassignProxies("b.example.com", nat.proxies.assign("b.example.com").v4, []);
+      // Names come and go: new ones under the caps, idle ones reclaimed.
+      if (rnd() < 0.01) nat.proxies.request(`n${int(32)}.example.com`, int(3), int(2_000));
+      if (rnd() < 0.001) nat.reclaimIdle(int(2_000), int(2_000));
+      if (nat.sessions > NAT_LIMITS.total) {
+        console.error(`input ${i}: ${nat.sessions} NAT sessions, over the cap of ${NAT_LIMITS.total}`);
+        process.exit(1);
+      }
       const addr = crypto.getRandomValues(new Uint8Array(view.addressLength));
       const oldDst = p.slice(view.dstAt, view.dstAt + view.addressLength);
       setAddress(view, "dst", addr);
@@ -111,4 +120,5 @@ for (let i = 0; i < count; i++) {
 }
 const secs = (performance.now() - t0) / 1000;
 console.log(`fuzz: ${count} inputs in ${secs.toFixed(1)} s (${Math.round(count / secs)}/s): ${outcomes.forwarded} forwarded, ${outcomes.dropped} dropped`);
+console.log(`dns nat: ${nat.sessions} sessions, evicted ${JSON.stringify(nat.limits.evicted)}, refused ${JSON.stringify(nat.limits.refused)}, ports remapped ${nat.portsRemapped}, displaced ${nat.displaced}; proxy names ${nat.proxies.size}, refused ${JSON.stringify(nat.proxies.refused)}`);
 console.log(`drop reasons: ${[...gw.drops].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r}=${n}`).join(" ")}`);

@@ -7,7 +7,7 @@ import { isIcmpError, PacketView, protocolName, type IpParseErrorKind } from "..
 import { AccessPolicy, type DenyReason } from "./policy.ts";
 import { DnsNat, ProxyIpAllocator } from "./dns-nat.ts";
 
-export type GatewayDropReason = DenyReason | `malformed_${IpParseErrorKind}` | "dns_unresolved";
+export type GatewayDropReason = DenyReason | `malformed_${IpParseErrorKind}` | "dns_unresolved" | "dns_nat_full";
 
 export type GatewayEvent =
   | { type: "denied"; cid: number; reason: GatewayDropReason; rid?: string; src: string; dst: string; protocol: string; dstPort?: number; count: number }
@@ -50,9 +50,12 @@ export class GatewayCore {
       this.#deny(cid, reason, v, true, now);
       return false;
     }
-    if (this.nat.outbound(v, now) === "unresolved") {
-      // The answer is on its way; the client's stack retransmits. No ICMP: this is not a denial.
-      this.drops.set("dns_unresolved", (this.drops.get("dns_unresolved") ?? 0) + 1);
+    const nat = this.nat.outbound(v, now, cid);
+    if (nat === "unresolved" || nat === "refused") {
+      // Unresolved: the answer is on its way, the client's stack retransmits. Refused: the NAT's
+      // session table is full (counted by cap in nat.limits). No ICMP: neither is a denial.
+      const reason = nat === "unresolved" ? "dns_unresolved" : "dns_nat_full";
+      this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
       return false;
     }
     return true;

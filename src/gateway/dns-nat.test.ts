@@ -1,10 +1,10 @@
 import { expect, test } from "bun:test";
 import fc from "fast-check";
 import { formatIp, parseIp } from "../ip/address.ts";
-import { buildIcmpError, buildTcp, buildUdp, TCP_RST, TCP_SYN } from "../ip/build.ts";
+import { buildIcmpError, buildTcp, buildUdp, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../ip/build.ts";
 import { computeL4Checksum, ipv4HeaderChecksum, l4ChecksumOffset } from "../ip/checksum.ts";
 import { PacketView } from "../ip/packet.ts";
-import { DnsNat, ProxyIpAllocator, RESOLVE_RETRY, RESOLVE_TTL, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT } from "./dns-nat.ts";
+import { DnsNat, MAX_NAT_SESSIONS_PER_CLIENT, ProxyIpAllocator, RESOLVE_RETRY, RESOLVE_TTL, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT } from "./dns-nat.ts";
 
 const CLIENT = "10.99.0.2";
 const parsed = (p: Uint8Array) => {
@@ -250,4 +250,189 @@ test("bad saved proxy assignments are skipped and reported; the good ones are re
   expect(a.lookup(parseIp("100.96.0.7")!, 0, 4)).toEqual({ domain: "ok.example.com", index: 2 });
   expect(a.lookup(parseIp("10.0.0.1")!, 0, 4)).toBeUndefined();
   expect(a.assign("new.example.com").v4.map(formatIp)[0]).toBe("100.96.0.9");
+});
+
+const udpFrom = (client: string, proxy: string, srcPort: number) => parsed(buildUdp({ src: client, dst: proxy, srcPort, dstPort: 53, payload: new Uint8Array(4) }));
+const tcpFrom = (client: string, proxy: string, srcPort: number, flags: number) => parsed(buildTcp({ src: client, dst: proxy, srcPort, dstPort: 443, flags }));
+const tcpBack = (real: string, client: string, dstPort: number, flags = TCP_ACK) => parsed(buildTcp({ src: real, dst: client, srcPort: 443, dstPort, flags }));
+
+test("one client opening flows without end is capped per client: its idle UDP flows go first, its established TCP connection and other clients' flows stay", () => {
+  const nat = new DnsNat(new ProxyIpAllocator());
+  const proxy = formatIp(nat.proxies.assign("flood.example.com").v4[0]!);
+  nat.setResolved("flood.example.com", [parseIp(A)!], 0);
+  // cid 2 has a connection (answered by the server) and a UDP flow; cid 1 then floods.
+  expect(nat.outbound(tcpFrom("10.99.0.3", proxy, 40000, TCP_SYN), 0, 2)).toBe("translated");
+  expect(nat.inbound(tcpBack(A, "10.99.0.3", 40000, TCP_SYN | TCP_ACK), 0)).toBe(true);
+  expect(nat.outbound(udpFrom("10.99.0.3", proxy, 5353), 0, 2)).toBe("translated");
+  expect(nat.outbound(tcpFrom(CLIENT, proxy, 1, TCP_SYN), 1, 1)).toBe("translated");
+  expect(nat.inbound(tcpBack(A, CLIENT, 1, TCP_SYN | TCP_ACK), 1)).toBe(true);
+  const flood = MAX_NAT_SESSIONS_PER_CLIENT + 3_000;
+  for (let port = 2; port < flood; port++) expect(nat.outbound(udpFrom(CLIENT, proxy, port), 2 + port, 1)).toBe("translated");
+  expect(nat.sessionsOfClient(1)).toBe(MAX_NAT_SESSIONS_PER_CLIENT);
+  expect(nat.sessions).toBe(MAX_NAT_SESSIONS_PER_CLIENT + 2);
+  expect(nat.limits.evicted.client_limit).toBe(flood - 2 - (MAX_NAT_SESSIONS_PER_CLIENT - 1));
+  expect(nat.limits.refused.client_limit).toBe(0);
+  // The oldest UDP flows went; the newest, the connection and the other client's flows remain.
+  expect(nat.inbound(parsed(buildUdp({ src: A, dst: CLIENT, srcPort: 53, dstPort: 2 })), flood + 10)).toBe(false);
+  expect(nat.inbound(parsed(buildUdp({ src: A, dst: CLIENT, srcPort: 53, dstPort: flood - 1 })), flood + 10)).toBe(true);
+  expect(nat.inbound(tcpBack(A, CLIENT, 1), flood + 10)).toBe(true);
+  expect(nat.inbound(tcpBack(A, "10.99.0.3", 40000), flood + 10)).toBe(true);
+  expect(nat.inbound(parsed(buildUdp({ src: A, dst: "10.99.0.3", srcPort: 53, dstPort: 5353 })), flood + 10)).toBe(true);
+});
+
+test("a full table evicts closing TCP, then idle UDP, then unanswered TCP; live established connections are kept and new flows refused instead", () => {
+  const nat = new DnsNat(new ProxyIpAllocator(), { total: 4, perClient: 4 });
+  const proxy = formatIp(nat.proxies.assign("full.example.com").v4[0]!);
+  nat.setResolved("full.example.com", [parseIp(A)!], 0);
+  const clients = ["10.99.0.11", "10.99.0.12", "10.99.0.13", "10.99.0.14", "10.99.0.15"];
+  const send = (i: number, p: PacketView, now: number) => nat.outbound(p, now, i);
+  // Four clients, one session each: established, unanswered SYN, UDP, closing (FIN both ways).
+  expect(send(0, tcpFrom(clients[0]!, proxy, 100, TCP_SYN), 0)).toBe("translated");
+  nat.inbound(tcpBack(A, clients[0]!, 100, TCP_SYN | TCP_ACK), 0);
+  expect(send(1, tcpFrom(clients[1]!, proxy, 100, TCP_SYN), 1)).toBe("translated");
+  expect(send(2, udpFrom(clients[2]!, proxy, 100), 2)).toBe("translated");
+  expect(send(3, tcpFrom(clients[3]!, proxy, 100, TCP_SYN), 3)).toBe("translated");
+  nat.inbound(tcpBack(A, clients[3]!, 100, TCP_SYN | TCP_ACK), 3);
+  expect(send(3, tcpFrom(clients[3]!, proxy, 100, TCP_FIN | TCP_ACK), 4)).toBe("translated");
+  nat.inbound(tcpBack(A, clients[3]!, 100, TCP_FIN | TCP_ACK), 4);
+  const alive = () => [0, 1, 2, 3].map((i) => nat.sessionsOfClient(i) === 1);
+  // Client 4 opens connections (each answered): the closing one goes first although it was used
+  // last, then the UDP flow, then the unanswered SYN; the established connection stays.
+  const connect = (port: number, now: number) => {
+    expect(send(4, tcpFrom(clients[4]!, proxy, port, TCP_SYN), now)).toBe("translated");
+    expect(nat.inbound(tcpBack(A, clients[4]!, port, TCP_SYN | TCP_ACK), now)).toBe(true);
+  };
+  connect(1, 10);
+  expect(alive()).toEqual([true, true, true, false]);
+  connect(2, 11);
+  expect(alive()).toEqual([true, true, false, false]);
+  connect(3, 12);
+  expect(alive()).toEqual([true, false, false, false]);
+  expect(nat.limits.evicted.table_limit).toBe(3);
+  // Only established connections, all active within the last 2 minutes: a new flow is refused.
+  expect(send(1, tcpFrom(clients[1]!, proxy, 200, TCP_SYN), 15)).toBe("refused");
+  expect(nat.limits.refused.table_limit).toBe(1);
+  expect(nat.inbound(tcpBack(A, clients[0]!, 100), 15)).toBe(true);
+  expect(nat.sessions).toBe(4);
+  // Idle longer than a UDP flow may be: the longest idle connection makes way.
+  expect(send(1, tcpFrom(clients[1]!, proxy, 200, TCP_SYN), 10 + UDP_SESSION_TIMEOUT)).toBe("translated");
+  expect(nat.sessionsOfClient(4)).toBe(2); // its connection on port 1, idle since 10, made way
+  expect(nat.inbound(tcpBack(A, clients[4]!, 1), 11 + UDP_SESSION_TIMEOUT)).toBe(false);
+  expect(nat.inbound(tcpBack(A, clients[0]!, 100), 11 + UDP_SESSION_TIMEOUT)).toBe(true);
+  // Expired sessions are reclaimed before anything is evicted.
+  const before = nat.limits.evicted.table_limit;
+  expect(send(2, udpFrom(clients[2]!, proxy, 300), 2 * TCP_SESSION_TIMEOUT)).toBe("translated");
+  expect(nat.limits.evicted.table_limit).toBe(before);
+});
+
+test("under any mix of flows, replies and time, the table never exceeds its caps, per-client counts add up, and everything expires", () => {
+  const op = fc.record({ client: fc.nat(3), port: fc.integer({ min: 1, max: 12 }), kind: fc.constantFrom("udp", "syn", "ack", "fin", "rst", "reply", "reply_fin"), dt: fc.nat(UDP_SESSION_TIMEOUT / 2) });
+  fc.assert(fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+    const nat = new DnsNat(new ProxyIpAllocator(), { total: 10, perClient: 4 });
+    const proxy = formatIp(nat.proxies.assign("p.example.com").v4[0]!);
+    nat.setResolved("p.example.com", [parseIp(A)!], 0);
+    let now = 0;
+    for (const o of ops) {
+      now += o.dt;
+      const client = `10.99.1.${o.client + 1}`;
+      if (o.kind === "reply" || o.kind === "reply_fin") nat.inbound(tcpBack(A, client, o.port, o.kind === "reply" ? TCP_ACK : TCP_FIN | TCP_ACK), now);
+      else if (o.kind === "udp") nat.outbound(udpFrom(client, proxy, o.port), now, o.client);
+      else nat.outbound(tcpFrom(client, proxy, o.port, { syn: TCP_SYN, ack: TCP_ACK, fin: TCP_FIN | TCP_ACK, rst: TCP_RST }[o.kind]), now, o.client);
+      expect(nat.sessions).toBeLessThanOrEqual(10);
+      for (let c = 0; c < 4; c++) expect(nat.sessionsOfClient(c)).toBeLessThanOrEqual(4);
+    }
+    expect([0, 1, 2, 3].reduce((n, c) => n + nat.sessionsOfClient(c), 0)).toBe(nat.sessions);
+    nat.sweep(now + TCP_SESSION_TIMEOUT);
+    expect(nat.sessions).toBe(0);
+    expect([0, 1, 2, 3].map((c) => nat.sessionsOfClient(c))).toEqual([0, 0, 0, 0]);
+  }), { numRuns: 300 });
+});
+
+test("two flows from one client port to proxies of names that resolve to the same server both work: the second leaves from another port, replies find their own flow", () => {
+  const nat = new DnsNat(new ProxyIpAllocator());
+  const p1 = formatIp(nat.proxies.assign("one.example.com").v4[0]!);
+  const p2 = formatIp(nat.proxies.assign("two.example.com").v4[0]!);
+  nat.setResolved("one.example.com", [parseIp(A)!], 0);
+  nat.setResolved("two.example.com", [parseIp(A)!], 0);
+  const first = tcpFrom(CLIENT, p1, 40000, TCP_SYN);
+  expect(nat.outbound(first, 0)).toBe("translated");
+  expect([first.dst(), first.srcPort]).toEqual([A, 40000]); // no collision: the port is kept
+  const second = tcpFrom(CLIENT, p2, 40000, TCP_SYN);
+  expect(nat.outbound(second, 1)).toBe("translated");
+  expect(second.dst()).toBe(A);
+  const port = second.srcPort;
+  expect(port).not.toBe(40000);
+  expect(port).toBeGreaterThanOrEqual(49152);
+  expect(valid(second.buf)).toBe(true);
+  expect([nat.portsRemapped, nat.displaced]).toEqual([1, 0]);
+  // Later packets of the second flow keep the new port; the first flow keeps its own.
+  const again = tcpFrom(CLIENT, p2, 40000, TCP_ACK);
+  nat.outbound(again, 2);
+  expect(again.srcPort).toBe(port);
+  // Replies: each goes back to its own proxy address and the client's own port.
+  const r1 = tcpBack(A, CLIENT, 40000);
+  expect(nat.inbound(r1, 3)).toBe(true);
+  expect([r1.src(), r1.dstPort]).toEqual([p1, 40000]);
+  const r2 = tcpBack(A, CLIENT, port);
+  expect(nat.inbound(r2, 3)).toBe(true);
+  expect([r2.src(), r2.dstPort]).toEqual([p2, 40000]);
+  expect(valid(r2.buf)).toBe(true);
+  // An ICMP error about the remapped flow names the client's own port and the proxy in its quote.
+  const sent = tcpFrom(CLIENT, p2, 40000, TCP_ACK);
+  nat.outbound(sent, 4);
+  const err = buildIcmpError(sent, "198.51.100.1", 3, 1); // host unreachable, from a router
+  const e = parsed(err);
+  expect(nat.inbound(e, 5)).toBe(true);
+  const back = parsed(err);
+  expect([formatIp(err.subarray(back.inner!.dstAt, back.inner!.dstAt + 4)), back.inner!.srcPort]).toEqual([p2, 40000]);
+  expect(back.src()).toBe("198.51.100.1");
+  expect(valid(err)).toBe(true);
+});
+
+test("whatever ports and proxy addresses a client's flows share, every flow's replies come back to it alone (remapped or not)", () => {
+  const flow = fc.record({ port: fc.integer({ min: 1, max: 4 }), proxy: fc.nat(7), udp: fc.boolean() });
+  fc.assert(fc.property(fc.array(flow, { minLength: 1, maxLength: 40 }), (flows) => {
+    const nat = new DnsNat(new ProxyIpAllocator());
+    const proxies = [...nat.proxies.assign("x.example.com").v4, ...nat.proxies.assign("y.example.com").v4].map(formatIp);
+    // Both names, all 8 proxies, one server: every (port, protocol) pair collides across proxies.
+    nat.setResolved("x.example.com", [parseIp(A)!], 0);
+    nat.setResolved("y.example.com", [parseIp(A)!], 0);
+    const outside = new Map<string, number>();
+    for (const f of flows) {
+      const v = f.udp ? udpFrom(CLIENT, proxies[f.proxy]!, f.port) : tcpFrom(CLIENT, proxies[f.proxy]!, f.port, TCP_ACK);
+      expect(nat.outbound(v, 0)).toBe("translated");
+      const k = `${f.udp}|${f.port}|${f.proxy}`;
+      if (outside.has(k)) expect(v.srcPort).toBe(outside.get(k)!); // a flow keeps its port
+      outside.set(k, v.srcPort);
+    }
+    expect(new Set([...outside].map(([k, port]) => `${k.split("|")[0]}|${port}`)).size).toBe(outside.size); // no two share one
+    expect(nat.displaced).toBe(0);
+    for (const [k, port] of outside) {
+      const [udp, clientPort, proxy] = k.split("|");
+      const reply = udp === "true" ? parsed(buildUdp({ src: A, dst: CLIENT, srcPort: 53, dstPort: port, payload: new Uint8Array(4) })) : tcpBack(A, CLIENT, port);
+      expect(nat.inbound(reply, 1)).toBe(true);
+      expect([reply.src(), reply.dstPort]).toEqual([proxies[Number(proxy)]!, Number(clientPort)]);
+      expect(valid(reply.buf)).toBe(true);
+    }
+  }), { numRuns: 300 });
+});
+
+test("a half-closed connection still receiving (client sent FIN, server streams on) is not treated as closing when room is needed", () => {
+  const nat = new DnsNat(new ProxyIpAllocator(), { total: 2, perClient: 2 });
+  const proxy = formatIp(nat.proxies.assign("dl.example.com").v4[0]!);
+  nat.setResolved("dl.example.com", [parseIp(A)!], 0);
+  expect(nat.outbound(tcpFrom(CLIENT, proxy, 7000, TCP_SYN), 0, 1)).toBe("translated");
+  nat.inbound(tcpBack(A, CLIENT, 7000, TCP_SYN | TCP_ACK), 0);
+  expect(nat.outbound(tcpFrom(CLIENT, proxy, 7000, TCP_FIN | TCP_ACK), 1, 1)).toBe("translated"); // shutdown(SHUT_WR)
+  expect(nat.outbound(udpFrom(CLIENT, proxy, 5353), 2, 1)).toBe("translated");
+  for (let t = 3; t < 10; t++) expect(nat.inbound(tcpBack(A, CLIENT, 7000), t)).toBe(true); // the download goes on
+  // A new flow needs room: the idle UDP flow goes, the download stays.
+  expect(nat.outbound(udpFrom(CLIENT, proxy, 5354), 10, 1)).toBe("translated");
+  expect(nat.inbound(tcpBack(A, CLIENT, 7000), 11)).toBe(true);
+  expect(nat.inbound(parsed(buildUdp({ src: A, dst: CLIENT, srcPort: 53, dstPort: 5353 })), 11)).toBe(false);
+  // Once the server's FIN arrives too, it is closing: the first to go, and gone 2 minutes later anyway.
+  expect(nat.inbound(tcpBack(A, CLIENT, 7000, TCP_FIN | TCP_ACK), 12)).toBe(true);
+  expect(nat.outbound(udpFrom(CLIENT, proxy, 5355), 13, 1)).toBe("translated");
+  expect(nat.inbound(tcpBack(A, CLIENT, 7000), 14)).toBe(false);
+  expect(nat.inbound(parsed(buildUdp({ src: A, dst: CLIENT, srcPort: 53, dstPort: 5354 })), 14)).toBe(true);
 });

@@ -1,206 +1,78 @@
 // DNS-resource NAT, sans-IO (Firezone's model): each domain of a DNS resource gets 4 IPv4 proxy
 // addresses from 100.96.0.0/11 and 4 IPv6 from fd00:2021:1111:8000::/107. Clients talk to the
 // proxy addresses; the gateway resolves the domain itself and translates: outbound, the proxy
-// destination becomes a real address (proxy i → resolved[i mod n], same family, ports kept);
+// destination becomes a real address (proxy i → resolved[i mod n], same family, ports kept unless
+// two of a client's flows would then share one tuple towards the server: the newer gets another
+// source port, as Firezone's NAT does);
 // inbound, replies (and ICMP errors about them) get the proxy address back. Sessions expire after
-// 2 h (TCP, ended early by RST) or 2 min (UDP, ICMP) without traffic.
+// 2 h (TCP; 2 min once both sides sent a FIN, ended at once by RST) or 2 min (UDP, ICMP) without traffic, and the
+// table is bounded in total and per client (dns-nat-sessions.ts).
 //
 // A session keeps the real address it started with for its whole life (Firezone's NAT table maps
 // an inside tuple to one outside address until it expires): re-resolution only steers new flows,
 // so a resolver that rotates its answers (round-robin DNS, a load balancer's pool) never moves an
 // established TCP connection to a server that has never heard of it. A failed lookup keeps the
 // last good answer (Firezone #10285); re-assigned proxy addresses end the domain's sessions (#10310).
-import { addressKey, parseCidr, parseIp, type Cidr } from "../ip/address.ts";
-import { PROTO_TCP, type PacketView } from "../ip/packet.ts";
-import { setAddress, setInnerAddress } from "../ip/rewrite.ts";
+import { PROTO_TCP, PROTO_UDP, type PacketView } from "../ip/packet.ts";
+import { setAddress, setInnerAddress, setInnerPort, setPort } from "../ip/rewrite.ts";
+import { key, ProxyIpAllocator } from "./dns-proxy-ips.ts";
+import { CLOSING, DATAGRAM, ESTABLISHED, OPENING, SessionTable, TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT, type NatLimitReason, type Session, type SessionClass } from "./dns-nat-sessions.ts";
 
-export const PROXY_V4: Cidr = parseCidr("100.96.0.0/11");
-export const PROXY_V6: Cidr = parseCidr("fd00:2021:1111:8000::/107");
-export const PROXY_IPS_PER_FAMILY = 4;
-/** Slots whose IPv4 addresses would fall into 100.100.111.0/24. */
-const SENTINEL_SLOTS = new Set(Array.from({ length: 66 }, (_, i) => Math.floor((0x046f00 - 1) / PROXY_IPS_PER_FAMILY) + i));
-/** RFC 5382's 2 h 4 min, as Firezone's NAT table. */
-export const TCP_SESSION_TIMEOUT = (2 * 60 + 4) * 60_000;
-export const UDP_SESSION_TIMEOUT = 120_000;
+export { MAX_NAT_SESSIONS, MAX_NAT_SESSIONS_PER_CLIENT, NAT_LIMIT_REASONS, TCP_CLOSING_TIMEOUT, type NatLimitReason } from "./dns-nat-sessions.ts";
+export { TCP_SESSION_TIMEOUT, UDP_SESSION_TIMEOUT };
+export {
+  MAX_PROXY_NAMES, MAX_PROXY_NAMES_PER_CLIENT, PROXY_IPS_PER_FAMILY, PROXY_LIMIT_REASONS, PROXY_V4, PROXY_V6, ProxyIpAllocator, RECLAIM_AFTER,
+  type ProxyAssignment, type ProxyLimitReason,
+} from "./dns-proxy-ips.ts";
+
 /** How long a resolution is trusted before the gateway asks again (Firezone: 30 s cache). */
 export const RESOLVE_TTL = 30_000;
 /** After a failed lookup, ask again this soon (meanwhile the last good answer stays in use). */
 export const RESOLVE_RETRY = 5_000;
+/** Remapped source ports come from the dynamic range 49152–65535 (RFC 6335). */
+const DYNAMIC_PORTS_FIRST = 49152;
+const PORT_PROBES = 8;
+const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
-
-export interface ProxyAssignment {
-  domain: string;
-  v4: Uint8Array[];
-  v6: Uint8Array[];
-}
-
-/**
- * Hands out proxy addresses: stable per domain for the life of the allocator, and restorable
- * from storage (`restore`) so they survive restarts — clients cache DNS answers.
- */
-export class ProxyIpAllocator {
-  readonly #byDomain = new Map<string, ProxyAssignment>();
-  readonly #byIp = new Map<string, { domain: string; index: number }>();
-  #next = 0;
-
-  /**
-   * Restores saved assignments (after a restart). A row that is not a valid assignment — an
-   * address outside the proxy ranges, a slot out of range, an address another row already has —
-   * is skipped and reported, never fatal: one bad stored row must not keep the gateway down.
-   */
-  restore(saved: { domain: string; v4: string[]; v6: string[]; slot: number }[]): { domain: string; err: string }[] {
-    const skipped: { domain: string; err: string }[] = [];
-    for (const s of saved) {
-      const err = this.#invalid(s);
-      if (err) {
-        skipped.push({ domain: String(s.domain).slice(0, 253), err });
-        continue;
-      }
-      const a = { domain: s.domain, v4: s.v4.map((x) => parseIp(x)!), v6: s.v6.map((x) => parseIp(x)!) };
-      this.#index(a);
-      this.#next = Math.max(this.#next, s.slot + 1);
-    }
-    return skipped;
-  }
-
-  #invalid(s: { domain: unknown; v4: unknown; v6: unknown; slot: unknown }): string | undefined {
-    const show = (v: unknown) => JSON.stringify(String(v).slice(0, 64));
-    if (typeof s.domain !== "string" || s.domain.length === 0 || s.domain.length > 253 || s.domain !== s.domain.toLowerCase()) return `domain ${show(s.domain)} is not a lower-case name`;
-    if (this.#byDomain.has(s.domain)) return `domain ${show(s.domain)} is saved twice`;
-    if (!Number.isInteger(s.slot) || (s.slot as number) < 0 || ((s.slot as number) + 1) * PROXY_IPS_PER_FAMILY + 1 > 2 ** (32 - PROXY_V4.prefix)) return `slot ${show(s.slot)} is out of range`;
-    for (const [field, list, range] of [["v4", s.v4, PROXY_V4], ["v6", s.v6, PROXY_V6]] as const) {
-      if (!Array.isArray(list) || list.length > PROXY_IPS_PER_FAMILY) return `${field} ${show(JSON.stringify(list))} is not a list of at most ${PROXY_IPS_PER_FAMILY} addresses`;
-      for (const x of list) {
-        const ip = typeof x === "string" ? parseIp(x) : undefined;
-        if (!ip || !inPrefix(ip, range)) return `${field} address ${show(x)} is not in ${range === PROXY_V4 ? "100.96.0.0/11" : "fd00:2021:1111:8000::/107"}`;
-        const owner = this.#byIp.get(key(ip));
-        if (owner) return `${field} address ${show(x)} already belongs to ${show(owner.domain)}`;
-      }
-    }
-    return undefined;
-  }
-
-  /** The proxy addresses of `domain`, assigning them on first use. `slot` is for persistence. */
-  assign(domain: string): ProxyAssignment & { slot: number; fresh: boolean } {
-    const d = domain.toLowerCase().replace(/\.$/, "");
-    const have = this.#byDomain.get(d);
-    if (have) return { ...have, slot: -1, fresh: false };
-    let slot = this.#next++;
-    // Firezone keeps 100.100.111.0/24 (and its IPv6 twin) for its DNS sentinels: never hand them out.
-    while (SENTINEL_SLOTS.has(slot)) slot = this.#next++;
-    if ((slot + 1) * PROXY_IPS_PER_FAMILY + 1 > 2 ** (32 - PROXY_V4.prefix)) throw new Error("DNS proxy address range exhausted");
-    const a: ProxyAssignment = { domain: d, v4: [], v6: [] };
-    for (let i = 0; i < PROXY_IPS_PER_FAMILY; i++) {
-      // IPv4 skips the network address (Firezone starts at 100.96.0.1); IPv6 starts at ::0.
-      a.v4.push(offsetAddress(PROXY_V4.bytes, slot * PROXY_IPS_PER_FAMILY + i + 1));
-      a.v6.push(offsetAddress(PROXY_V6.bytes, slot * PROXY_IPS_PER_FAMILY + i));
-    }
-    this.#index(a);
-    return { ...a, slot, fresh: true };
-  }
-
-  /**
-   * The proxy addresses of `domain` are now `v4`/`v6` (a portal's client assigned them). Returns
-   * the domains whose translations are void: `domain` itself if its addresses changed, and any
-   * domain that held one of the new addresses (it loses its assignment and gets a fresh one on
-   * its next query). Empty when nothing changed.
-   */
-  reassign(domain: string, v4: Uint8Array[], v6: Uint8Array[]): string[] {
-    const d = domain.toLowerCase().replace(/\.$/, "");
-    const old = this.#byDomain.get(d);
-    const same = (a: Uint8Array[], b: Uint8Array[]) => a.length === b.length && a.every((x, i) => key(x) === key(b[i]!));
-    if (old && same(old.v4, v4) && same(old.v6, v6)) return [];
-    const affected = new Set<string>([d]);
-    for (const ip of [...v4, ...v6]) {
-      const owner = this.#byIp.get(key(ip))?.domain;
-      if (owner !== undefined && owner !== d) affected.add(owner);
-    }
-    for (const x of affected) this.#unindex(x);
-    this.#index({ domain: d, v4, v6 });
-    return [...affected];
-  }
-
-  #unindex(domain: string): void {
-    const a = this.#byDomain.get(domain);
-    if (!a) return;
-    this.#byDomain.delete(domain);
-    for (const ip of [...a.v4, ...a.v6]) if (this.#byIp.get(key(ip))?.domain === domain) this.#byIp.delete(key(ip));
-  }
-
-  #index(a: ProxyAssignment): void {
-    this.#byDomain.set(a.domain, a);
-    a.v4.forEach((ip, index) => this.#byIp.set(key(ip), { domain: a.domain, index }));
-    a.v6.forEach((ip, index) => this.#byIp.set(key(ip), { domain: a.domain, index }));
-  }
-
-  /** Which domain (and which of its 4 addresses) a proxy address stands for. */
-  lookup(buf: Uint8Array, at: number, length: 4 | 16): { domain: string; index: number } | undefined {
-    return this.#byIp.get(key(buf.subarray(at, at + length)));
-  }
-
-  assignments(): ProxyAssignment[] {
-    return [...this.#byDomain.values()];
-  }
-}
-
-function inPrefix(ip: Uint8Array, c: Cidr): boolean {
-  if (ip.length !== c.bytes.length) return false;
-  for (let bit = 0; bit < c.prefix; bit++) {
-    const mask = 0x80 >> (bit & 7);
-    if ((ip[bit >> 3]! & mask) !== (c.bytes[bit >> 3]! & mask)) return false;
-  }
-  return true;
-}
-
-function offsetAddress(base: Uint8Array, n: number): Uint8Array {
-  const out = base.slice();
-  let carry = n;
-  for (let i = out.length - 1; i >= 0 && carry > 0; i--) {
-    const v = out[i]! + (carry & 0xff);
-    out[i] = v & 0xff;
-    carry = (carry >>> 8) + (v >> 8);
-  }
-  return out;
-}
-
-const key = (ip: Uint8Array): string => addressKey(ip);
-
-interface Session {
-  domain: string;
-  /** What the client addressed: replies come back from here. */
-  proxy: Uint8Array;
-  /** Where this flow goes, chosen when it started and kept until it ends. */
-  real: Uint8Array;
-  /** (proto, client, client port, proxy, port): how the client's packets find the session. */
-  outKey: string;
-  /** (proto, real, real port, client, client port): how replies find it. */
-  inKey: string;
-  expiresAt: number;
-}
 
 interface Resolution {
   /** The last good answer (kept when a later lookup fails). */
   addrs: Uint8Array[];
   /** When to ask again. */
   refreshAt: number;
+  /** Lookups failed in a row since the last answer (the shell logs the first of a streak). */
+  failures: number;
 }
 
-export type NatOutcome = "not_proxied" | "translated" | "unresolved";
+/** `refused`: a new flow for which the session table had no room (counted in `limits.refused`). */
+export type NatOutcome = "not_proxied" | "translated" | "unresolved" | "refused";
 
 export class DnsNat {
   readonly #resolved = new Map<string, Resolution>();
   readonly #pending = new Set<string>();
   #requests: string[] = [];
-  readonly #byOut = new Map<string, Session>();
-  readonly #byIn = new Map<string, Session>();
+  readonly #table: SessionTable;
   /** Resolutions that changed a domain's addresses (new flows go to the new ones; live flows stay). */
   remapped = 0;
   /** Failed lookups that kept serving the last good answer. */
   keptOnFailure = 0;
   /** Sessions ended because another flow took their reply tuple (same real address, port and client port). */
   displaced = 0;
+  /** New flows given another source port because their own would have collided (see outbound). */
+  portsRemapped = 0;
+  #portState = 0x9e3779b9;
 
-  constructor(readonly proxies: ProxyIpAllocator) {}
+  constructor(
+    readonly proxies: ProxyIpAllocator,
+    limits?: { total: number; perClient: number },
+  ) {
+    this.#table = new SessionTable(limits);
+  }
+
+  /** Sessions evicted and new flows refused because a cap was reached, by cap. */
+  get limits(): { evicted: Readonly<Record<NatLimitReason, number>>; refused: Readonly<Record<NatLimitReason, number>> } {
+    return { evicted: this.#table.evicted, refused: this.#table.refused };
+  }
 
   /**
    * The shell's resolver answered for `domain` (an empty list: the name has no addresses now;
@@ -213,7 +85,7 @@ export class DnsNat {
     const old = this.#resolved.get(d);
     const changed = !old || old.addrs.map(key).join() !== addrs.map(key).join();
     if (old && changed) this.remapped++;
-    this.#resolved.set(d, { addrs, refreshAt: now + RESOLVE_TTL });
+    this.#resolved.set(d, { addrs, refreshAt: now + RESOLVE_TTL, failures: 0 });
     this.#pending.delete(d);
     return changed;
   }
@@ -229,11 +101,17 @@ export class DnsNat {
     const old = this.#resolved.get(d);
     if (old) {
       old.refreshAt = now + RESOLVE_RETRY;
+      old.failures++;
       if (old.addrs.length > 0) this.keptOnFailure++;
       return old.addrs.length > 0;
     }
-    this.#resolved.set(d, { addrs: [], refreshAt: now + RESOLVE_RETRY });
+    this.#resolved.set(d, { addrs: [], refreshAt: now + RESOLVE_RETRY, failures: 1 });
     return false;
+  }
+
+  /** Lookups of `domain` failed in a row since its last answer. */
+  failureStreak(domain: string): number {
+    return this.#resolved.get(domain.toLowerCase().replace(/\.$/, ""))?.failures ?? 0;
   }
 
   /** Domains to resolve (the shell runs the lookups and calls setResolved or resolveFailed). */
@@ -255,7 +133,7 @@ export class DnsNat {
   reassignProxies(domain: string, v4: Uint8Array[], v6: Uint8Array[]): number {
     const affected = new Set(this.proxies.reassign(domain, v4, v6));
     let n = 0;
-    for (const s of [...this.#byOut.values()]) if (affected.has(s.domain)) (this.#end(s), n++);
+    for (const s of [...this.#table.byOut.values()]) if (affected.has(s.domain)) (this.#table.end(s), n++);
     return n;
   }
 
@@ -263,9 +141,10 @@ export class DnsNat {
    * Client → network. If the destination is a proxy address, rewrite it to the real address:
    * the flow's own if it has a session, else the newest answer's. "unresolved" means: not yet
    * known, resolution requested; the caller drops the packet (the client's stack retries, by
-   * which time the answer is in).
+   * which time the answer is in). `cid`: the tunnel connection the packet came from (the
+   * per-client cap counts its sessions).
    */
-  outbound(p: PacketView, now: number): NatOutcome {
+  outbound(p: PacketView, now: number, cid = 0): NatOutcome {
     const proxy = this.proxies.lookup(p.buf, p.dstAt, p.addressLength as 4 | 16);
     if (!proxy) return "not_proxied";
     const r = this.#resolved.get(proxy.domain);
@@ -273,31 +152,43 @@ export class DnsNat {
     const len = p.addressLength;
     const client = p.buf.subarray(p.srcAt, p.srcAt + len);
     const outKey = sessionKey(p.protocol, client, p.srcPort, p.buf.subarray(p.dstAt, p.dstAt + len), p.dstPort);
-    const rst = p.protocol === PROTO_TCP && (p.tcpFlags & TCP_RST) !== 0;
-    const timeout = p.protocol === PROTO_TCP ? TCP_SESSION_TIMEOUT : UDP_SESSION_TIMEOUT;
-    const live = this.#live(this.#byOut, outKey, now);
+    const tcp = p.protocol === PROTO_TCP;
+    const rst = tcp && (p.tcpFlags & TCP_RST) !== 0;
+    const table = this.#table;
+    const live = table.live(table.byOut, outKey, now);
     if (live) {
-      if (rst) this.#end(live);
-      else live.expiresAt = now + timeout;
+      if (rst) table.end(live);
+      else table.touch(live, now, tcp && (p.tcpFlags & TCP_FIN) !== 0 ? finSeen(live, FIN_FROM_CLIENT) : live.cls);
       setAddress(p, "dst", live.real);
+      if (live.natPort !== live.clientPort) setPort(p, "src", live.natPort);
       return "translated";
     }
     const family = r?.addrs.filter((a) => a.length === len) ?? [];
     if (family.length === 0) return "unresolved";
     const real = family[proxy.index % family.length]!;
+    let natPort = p.srcPort;
     if (!rst) {
-      const inKey = sessionKey(p.protocol, real, p.dstPort, client, p.srcPort);
-      const taken = this.#byIn.get(inKey);
+      let inKey = sessionKey(p.protocol, real, p.dstPort, client, natPort);
+      const taken = table.live(table.byIn, inKey, now);
       if (taken) {
-        // Two proxies of one client reach the same real tuple from the same port: replies could
-        // not tell them apart. The newer flow wins (ports are kept, so there is no other choice).
-        this.#end(taken);
-        if (taken.expiresAt > now) this.displaced++;
+        // Another flow of this client (to another proxy address) reaches the same real address
+        // and port from the same port: replies could not tell them apart. Give this one another
+        // source port, as Firezone's NAT does; only if none is found does the newer flow win.
+        const alt = tcp || p.protocol === PROTO_UDP ? this.#freePort(p.protocol, real, p.dstPort, client, now) : -1;
+        if (alt >= 0) {
+          natPort = alt;
+          inKey = sessionKey(p.protocol, real, p.dstPort, client, natPort);
+          this.portsRemapped++;
+        } else {
+          this.displaced++;
+          table.end(taken);
+        }
       }
-      const s: Session = { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, expiresAt: now + timeout };
-      this.#byOut.set(outKey, s);
-      this.#byIn.set(inKey, s);
+      if (!table.admit(cid, now)) return "refused";
+      this.proxies.touch(proxy.domain, now);
+      table.add(cid, { domain: proxy.domain, proxy: p.buf.slice(p.dstAt, p.dstAt + len), real, outKey, inKey, clientPort: p.srcPort, natPort, fins: 0, cls: tcp ? OPENING : DATAGRAM }, now);
     }
+    if (natPort !== p.srcPort) setPort(p, "src", natPort);
     setAddress(p, "dst", real);
     return "translated";
   }
@@ -310,58 +201,96 @@ export class DnsNat {
       // An error about a packet we translated: the quoted packet went client → real.
       const q = p.inner;
       const k = sessionKey(q.protocol, p.buf.subarray(q.dstAt, q.dstAt + len), q.dstPort, p.buf.subarray(q.srcAt, q.srcAt + len), q.srcPort);
-      const s = this.#live(this.#byIn, k, now);
+      const s = this.#table.live(this.#table.byIn, k, now);
       if (!s) return false;
       const outerFromReal = key(p.buf.subarray(p.srcAt, p.srcAt + len)) === key(p.buf.subarray(q.dstAt, q.dstAt + len));
       setInnerAddress(p, "dst", s.proxy);
+      if (s.natPort !== s.clientPort) setInnerPort(p, "src", s.clientPort);
       if (outerFromReal) setAddress(p, "src", s.proxy);
       return true;
     }
     const k = sessionKey(p.protocol, p.buf.subarray(p.srcAt, p.srcAt + len), p.srcPort, dst, p.dstPort);
-    const s = this.#live(this.#byIn, k, now);
+    const s = this.#table.live(this.#table.byIn, k, now);
     if (!s) return false;
-    if (p.protocol === PROTO_TCP && (p.tcpFlags & TCP_RST) !== 0) this.#end(s);
-    else s.expiresAt = now + (p.protocol === PROTO_TCP ? TCP_SESSION_TIMEOUT : UDP_SESSION_TIMEOUT);
+    if (p.protocol !== PROTO_TCP) this.#table.touch(s, now, s.cls);
+    else if ((p.tcpFlags & TCP_RST) !== 0) this.#table.end(s);
+    // The server answered: the flow is established (and no longer the first to go when full).
+    else this.#table.touch(s, now, (p.tcpFlags & TCP_FIN) !== 0 ? finSeen(s, FIN_FROM_SERVER) : s.cls === OPENING ? ESTABLISHED : s.cls);
     setAddress(p, "src", s.proxy);
+    if (s.natPort !== s.clientPort) setPort(p, "dst", s.clientPort);
     return true;
   }
 
-  #live(map: Map<string, Session>, k: string, now: number): Session | undefined {
-    const s = map.get(k);
-    if (s && s.expiresAt <= now) {
-      this.#end(s);
-      return undefined;
+  /**
+   * A source port for a flow of `client` to `real`:`realPort` that no live session uses, or -1.
+   * Tries PORT_PROBES pseudo-random ports of the dynamic range (RFC 6335): with at most
+   * MAX_NAT_SESSIONS_PER_CLIENT (a quarter of the range) taken, all of them are taken with odds
+   * below 1 in 65,000 — and the work per new flow stays bounded, unlike a scan of the range.
+   */
+  #freePort(proto: number, real: Uint8Array, realPort: number, client: Uint8Array, now: number): number {
+    for (let i = 0; i < PORT_PROBES; i++) {
+      // xorshift32: cheap, deterministic per gateway (tests replay it); not a secret.
+      let x = this.#portState;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.#portState = x >>> 0;
+      const port = DYNAMIC_PORTS_FIRST + (this.#portState % (65536 - DYNAMIC_PORTS_FIRST));
+      if (!this.#table.live(this.#table.byIn, sessionKey(proto, real, realPort, client, port), now)) return port;
     }
-    return s;
-  }
-
-  #end(s: Session): void {
-    if (this.#byOut.get(s.outKey) === s) this.#byOut.delete(s.outKey);
-    if (this.#byIn.get(s.inKey) === s) this.#byIn.delete(s.inKey);
+    return -1;
   }
 
   /** Drops expired sessions; returns how many. */
   sweep(now: number): number {
-    let n = 0;
-    for (const s of [...this.#byOut.values()]) if (s.expiresAt <= now) (this.#end(s), n++);
-    return n;
+    return this.#table.sweep(now);
+  }
+
+  /**
+   * Reclaims proxy assignments of names unused for RECLAIM_AFTER with no live session (expired
+   * sessions are swept first), and forgets their resolutions. Returns the reclaimed names.
+   */
+  reclaimIdle(now: number, after?: number): string[] {
+    this.#table.sweep(now);
+    const gone = this.proxies.reclaimIdle(now, (d) => this.#table.inUse(d), after);
+    for (const d of gone) {
+      this.#resolved.delete(d);
+      this.#pending.delete(d);
+    }
+    return gone;
   }
 
   /** Every translation goes (all proxy addresses re-assigned at once). */
   reset(): void {
-    this.#byOut.clear();
-    this.#byIn.clear();
+    this.#table.clear();
   }
 
   get sessions(): number {
-    return this.#byOut.size;
+    return this.#table.size;
+  }
+
+  /** Live sessions of tunnel connection `cid`. */
+  sessionsOfClient(cid: number): number {
+    return this.#table.countOf(cid);
   }
 
   /** The real address a live flow of `domain` is pinned to (tests, admin views). */
   sessionsOf(domain: string): { proxy: Uint8Array; real: Uint8Array }[] {
     const d = domain.toLowerCase().replace(/\.$/, "");
-    return [...this.#byOut.values()].filter((s) => s.domain === d).map((s) => ({ proxy: s.proxy, real: s.real }));
+    return [...this.#table.byOut.values()].filter((s) => s.domain === d).map((s) => ({ proxy: s.proxy, real: s.real }));
   }
+}
+
+const FIN_FROM_CLIENT = 1;
+const FIN_FROM_SERVER = 2;
+
+/**
+ * A FIN of a TCP flow: closing once both sides have sent one. Half-closed (one FIN) is not
+ * closing yet: a client that shuts down its side may still be receiving a long download.
+ */
+function finSeen(s: Session, from: number): SessionClass {
+  s.fins |= from;
+  return s.fins === (FIN_FROM_CLIENT | FIN_FROM_SERVER) ? CLOSING : s.cls === OPENING && from === FIN_FROM_SERVER ? ESTABLISHED : s.cls;
 }
 
 function sessionKey(proto: number, real: Uint8Array, realPort: number, client: Uint8Array, clientPort: number): string {

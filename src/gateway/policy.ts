@@ -63,6 +63,18 @@ export class AccessPolicy {
     this.#rebuildRoutes();
   }
 
+  /**
+   * Adds proxy addresses to a DNS resource's routes in place. Each new name adds a few: a full
+   * rebuild per name would make n names cost n² work on the packet thread.
+   */
+  addProxyAddresses(rid: string, cidrs: Cidr[]): void {
+    const r = this.#resources.get(rid);
+    if (!r) return;
+    const list = this.#proxyRoutes.get(rid) ?? [];
+    for (const c of cidrs) (list.push(c), this.#routes.insert(c, r));
+    this.#proxyRoutes.set(rid, list);
+  }
+
   #rebuildRoutes(): void {
     const routes = new AllowedIps<Resource>();
     for (const r of this.#resources.values()) {

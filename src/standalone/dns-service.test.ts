@@ -3,12 +3,14 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import dgram from "node:dgram";
 import { formatIp, parseIp } from "../ip/address.ts";
-import { answerAddresses, buildAnswer, buildQuery, parseQuery, TYPE_A, type DnsQuestion } from "../gateway/dns-message.ts";
+import { answerAddresses, buildAnswer, buildQuery, parseQuery, RCODE_NXDOMAIN, TYPE_A, type DnsQuestion } from "../gateway/dns-message.ts";
 import { DnsNat, DnsResponder, ProxyIpAllocator } from "../gateway/index.ts";
 import { AccessPolicy } from "../gateway/policy.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
 import type { Tunnel } from "../tunnel/index.ts";
-import { DnsService } from "./dns-service.ts";
+import { dnsCounters, DnsService } from "./dns-service.ts";
+import { parseResource } from "../gateway/resources.ts";
+import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { DnsUpstream } from "./dns-upstream.ts";
 import { buildTcp, TCP_SYN } from "../ip/build.ts";
 import { PacketView } from "../ip/packet.ts";
@@ -218,3 +220,110 @@ describe("DNS forwarding to the upstream resolver", () => {
     expect(svc.upstream.inFlight).toBe(0);
   });
 });
+
+describe("DNS limits and counters", () => {
+  test("past its proxy-name cap a client gets SERVFAIL over the wire, one warning names it and the resource, and /metrics counts it with the upstream's dropped replies", async () => {
+    const up = await fakeUpstream(async (s, reply, spoof) => {
+      await spoof(answer(s, "6.6.6.1"));
+      await reply(answer(s, "192.0.2.1"));
+    });
+    const policy = new AccessPolicy();
+    policy.upsertResource(parseResource({ type: "dns", id: "corp", address: "**.corp.example.com" }));
+    policy.authorize(1, "corp", null);
+    const nat = new DnsNat(new ProxyIpAllocator({ total: 100, perClient: 2 }));
+    const lines: LogLine[] = [];
+    const svc = await DnsService.start({
+      listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort: up.port, responder: new DnsResponder(policy, nat), nat,
+      tunnel: { connectionFor: () => ({ cid: 1 }) } as unknown as Tunnel,
+      clock: () => 0, log: new Logger(parseLogFilter("info"), memorySink(lines)).target("dns"), wake: () => {},
+    });
+    open.push(svc);
+    for (const n of ["a", "b"]) expect(answerAddresses(await ask(svc, 1, `${n}.corp.example.com`)).addresses.length).toBe(4); // the 4 IPv4 proxies
+    for (const n of ["c", "d", "e"]) expect((await ask(svc, 2, `${n}.corp.example.com`))[3]! & 0xf).toBe(2); // SERVFAIL
+    // Asking again and again for a name it has is answered, and logged at info only the first time.
+    for (let i = 0; i < 20; i++) expect(answerAddresses(await ask(svc, 10 + i, "a.corp.example.com")).addresses.length).toBe(4);
+    expect(lines.filter((l) => l.msg === "resource name answered with proxy addresses").map((l) => l.domain)).toEqual(["a.corp.example.com", "b.corp.example.com"]);
+    const warns = lines.filter((l) => l.msg === "DNS resource name refused: proxy address limit reached");
+    expect(warns).toHaveLength(1);
+    expect(warns[0]).toMatchObject({ level: "warn", cid: 1, rid: "corp", domain: "c.corp.example.com", reason: "client_limit" });
+    expect(answerAddresses(await ask(svc, 3, "plain.example.org")).addresses.map(formatIp)).toEqual(["192.0.2.1"]);
+    const m = new GatewayMetrics({ tunnel: { tunnelDrops: () => ({}), connections: () => [] } as unknown as Tunnel, clock: () => 0, dns: () => dnsCounters(nat, svc) });
+    const text = await m.prometheusText();
+    await m.shutdown();
+    for (const line of [
+      'glassgate_dns_queries_total{outcome="answered"} 22',
+      'glassgate_dns_queries_total{outcome="limited"} 3',
+      'glassgate_dns_queries_total{outcome="forwarded"} 1',
+      'glassgate_dns_proxy_names_refused_total{reason="client_limit"} 3',
+      'glassgate_dns_upstream_queries_total{outcome="answered"} 1',
+      'glassgate_dns_upstream_replies_dropped_total{reason="wrong_source"} 1',
+      'glassgate_dns_upstream_replies_dropped_total{reason="malformed"} 0',
+      "glassgate_dns_proxy_names 2",
+    ]) expect(text).toContain(line);
+  });
+});
+
+describe("DNS resource lookups", () => {
+  test("a name that keeps failing or has no addresses is warned about once, not at every retry", async () => {
+    const up = await fakeUpstream(async (s, reply) => {
+      if (s.q.name.startsWith("gone")) await reply(buildAnswer(s.msg, s.q, [], 60, RCODE_NXDOMAIN));
+      // "dead…" gets no answer at all: the lookup times out.
+    });
+    let now = 0;
+    const nat = new DnsNat(new ProxyIpAllocator());
+    const lines: LogLine[] = [];
+    await service(up.port, lines, 50, () => now, nat);
+    const send = (name: string) => {
+      const v = new PacketView();
+      v.parse(buildTcp({ src: "10.99.0.2", dst: formatIp(nat.proxies.assign(name).v4[0]!), srcPort: 1, dstPort: 443, flags: TCP_SYN }));
+      return nat.outbound(v, now);
+    };
+    for (let round = 0; round < 4; round++) {
+      const woken = [nextWake(), nextWake()];
+      expect(send("gone.example.org")).toBe("unresolved");
+      expect(send("dead.example.org")).toBe("unresolved");
+      await Promise.all(woken);
+      now += RESOLVE_TTL + 1; // both due again (failures retry sooner, answers after the TTL)
+    }
+    expect(nat.failureStreak("dead.example.org")).toBe(4);
+    expect(lines.filter((l) => l.msg === "DNS resource has no addresses; live flows keep theirs").map((l) => l.domain)).toEqual(["gone.example.org"]);
+    expect(lines.filter((l) => l.msg === "DNS resource lookup failed").map((l) => [l.domain, l.failures])).toEqual([["dead.example.org", 1]]);
+  });
+});
+
+describe("upstream fairness", () => {
+  test("one client flooding a slow upstream takes only its share: other clients' queries and the gateway's own lookups still go out", async () => {
+    const up = await fakeUpstream(async () => {}); // never answers: every query stays in flight
+    const upstream = new DnsUpstream({ address: "127.0.0.1", port: up.port, timeoutMs: 10_000, maxInFlight: 8, maxInFlightPerClient: 3, reservedForLookups: 2,
+      log: new Logger(parseLogFilter("off"), () => {}).target("dns") });
+    open.push(upstream);
+    const relay = (cid: number, i: number) => {
+      const q = buildQuery(i, `c${cid}-${i}.example.org`, TYPE_A);
+      return upstream.exchange(q, parseQuery(q) as DnsQuestion, cid);
+    };
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < 10; i++) pending.push(relay(1, i));
+    expect([upstream.inFlight, upstream.stats.clientBusy]).toEqual([3, 7]);
+    for (let i = 0; i < 3; i++) pending.push(relay(2, i));
+    expect(upstream.inFlight).toBe(6); // every slot but the lookups' own is taken
+    pending.push(relay(3, 0));
+    expect(upstream.stats.busy).toBe(1);
+    pending.push(upstream.lookup("resource.example.org")); // A + AAAA: the two kept slots
+    expect(upstream.inFlight).toBe(8);
+    await waitUntil(() => up.seen.length === 8);
+    expect(up.seen.filter((s) => s.q.name.startsWith("c1-")).length).toBe(3);
+    expect(up.seen.filter((s) => s.q.name === "resource.example.org").length).toBe(2);
+    upstream.close();
+    await Promise.all(pending);
+    // Slots come back: client 1 may send again.
+    pending.length = 0;
+    pending.push(relay(1, 99));
+    expect(upstream.inFlight).toBe(1);
+    upstream.close();
+  });
+});
+
+async function waitUntil(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await Bun.sleep(10);
+  expect(cond()).toBe(true);
+}

@@ -6,9 +6,10 @@ import { readFileSync } from "node:fs";
 import { formatIp, parseIp } from "../ip/address.ts";
 import type { DnsNat, DnsResponder } from "../gateway/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
+import type { DnsCounters } from "../telemetry/metrics.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 import { RCODE_SERVFAIL } from "../gateway/dns-message.ts";
-import { DnsUpstream } from "./dns-upstream.ts";
+import { DnsUpstream, UPSTREAM_DROP_REASONS } from "./dns-upstream.ts";
 
 /** The first `nameserver` of /etc/resolv.conf: the host's own resolver. */
 export function systemResolver(): string | undefined {
@@ -18,6 +19,9 @@ export function systemResolver(): string | undefined {
     return undefined;
   }
 }
+
+/** A failing lookup is retried every 5 s: warn at the 1st, 60th, 120th … failure (about every 5 min). */
+export const LOOKUP_WARN_EVERY = 60;
 
 export interface DnsServiceOptions {
   listen: string[];
@@ -43,7 +47,7 @@ export class DnsService {
   #closed = false;
   /** Every query the gateway sends upstream (relayed or its own lookups) goes through here. */
   readonly upstream: DnsUpstream;
-  stats = { answered: 0, forwarded: 0, refused: 0, resolved: 0, resolveErrors: 0, errors: 0 };
+  stats = { answered: 0, forwarded: 0, refused: 0, limited: 0, resolved: 0, noAddresses: 0, resolveErrors: 0, errors: 0 };
 
   private constructor(private readonly opts: DnsServiceOptions) {
     this.upstream = new DnsUpstream({ address: opts.upstream, port: opts.upstreamPort, timeoutMs: opts.upstreamTimeoutMs, log: opts.log });
@@ -87,14 +91,22 @@ export class DnsService {
     const v = responder.answer(msg, cid, clock());
     if (v.kind === "answer") {
       this.stats.answered++;
-      log.info("resource name answered with proxy addresses", { cid, rid: v.rid, domain: v.domain });
+      // One info line when a name gets its addresses; repeats (a client may ask many times a
+      // second) only at debug, so queries cannot flush the log ring.
+      if (v.fresh) log.info("resource name answered with proxy addresses", { cid, rid: v.rid, domain: v.domain });
+      else if (log.enabled("debug")) log.debug("resource name answered with proxy addresses", { cid, rid: v.rid, domain: v.domain });
       this.opts.wake();
       sock.send(v.bytes, port, address);
     } else if (v.kind === "forward") {
       this.stats.forwarded++;
-      void this.upstream.exchange(msg, v.question).then((reply) => {
+      void this.upstream.exchange(msg, v.question, cid).then((reply) => {
         if (reply) sock.send(reply, port, address);
       });
+    } else if (v.kind === "limited") {
+      // Over a proxy-name cap (counted by reason in the allocator): SERVFAIL, a warning now and then.
+      this.stats.limited++;
+      if (v.warn) log.warn("DNS resource name refused: proxy address limit reached", { cid, rid: v.rid, domain: v.domain.slice(0, 253), reason: v.reason, refusals: v.warn.refusals });
+      sock.send(v.bytes, port, address);
     } else {
       this.stats.refused++;
       if (log.enabled("debug")) log.debug("DNS query refused", { cid, reason: v.reason, from: `${address}:${port}` });
@@ -111,14 +123,24 @@ export class DnsService {
           // Says nothing about the name: new flows keep using the last good answer (Firezone #10285).
           this.stats.resolveErrors++;
           const kept = nat.resolveFailed(domain, clock());
-          log.warn("DNS resource lookup failed", { domain, err: r.reason, kept_last_answer: kept });
+          // Retried every 5 s while flows want it: warn at the first failure of a streak and then
+          // every LOOKUP_WARN_EVERY-th, so a dead upstream or a client's traffic to many
+          // unresolvable names cannot flood the log.
+          const streak = nat.failureStreak(domain);
+          if (streak === 1 || streak % LOOKUP_WARN_EVERY === 0) log.warn("DNS resource lookup failed", { domain, err: r.reason, kept_last_answer: kept, failures: streak });
+          else if (log.enabled("debug")) log.debug("DNS resource lookup failed again", { domain, err: r.reason, failures: streak });
           this.opts.wake();
           return;
         }
         const addrs = r.kind === "addresses" ? r.addrs : [];
         if (r.kind === "addresses") this.stats.resolved++;
-        else log.warn("DNS resource has no addresses; live flows keep theirs", { domain, rcode: r.rcode });
-        if (nat.setResolved(domain, addrs, clock())) {
+        else this.stats.noAddresses++;
+        const changed = nat.setResolved(domain, addrs, clock());
+        if (r.kind !== "addresses") {
+          // Once when the name loses (or never had) addresses, not at every re-resolution.
+          if (changed) log.warn("DNS resource has no addresses; live flows keep theirs", { domain, rcode: r.rcode });
+          else if (log.enabled("debug")) log.debug("DNS resource still has no addresses", { domain, rcode: r.rcode });
+        } else if (changed) {
           // Only new flows go to the new addresses: a NAT session keeps its server for life.
           log.info("DNS resource addresses changed", { domain, addresses: addrs.map(formatIp).join(",") });
         } else if (log.enabled("debug")) {
@@ -136,6 +158,29 @@ export class DnsService {
     for (const s of this.#servers) s.close();
     this.upstream.close();
   }
+}
+
+/**
+ * The DNS counters for /metrics. `svc` is undefined when no DNS resource is configured (the NAT
+ * and the proxy names still exist, with zeros): the series are there either way, so dashboards
+ * and alerts do not depend on configuration.
+ */
+export function dnsCounters(nat: DnsNat, svc: DnsService | undefined): DnsCounters {
+  const st = svc?.stats;
+  const up = svc?.upstream;
+  const { evicted, refused } = nat.limits;
+  return {
+    queries: { answered: st?.answered ?? 0, forwarded: st?.forwarded ?? 0, refused: st?.refused ?? 0, limited: st?.limited ?? 0, error: st?.errors ?? 0 },
+    upstream: { answered: up?.stats.answered ?? 0, timed_out: up?.stats.timedOut ?? 0, busy: up?.stats.busy ?? 0, client_busy: up?.stats.clientBusy ?? 0, send_error: up?.stats.sendErrors ?? 0 },
+    upstreamDrops: Object.fromEntries(UPSTREAM_DROP_REASONS.map((r) => [r, up?.drops[r] ?? 0])),
+    lookups: { resolved: st?.resolved ?? 0, no_addresses: st?.noAddresses ?? 0, failed: st?.resolveErrors ?? 0 },
+    proxyNamesRefused: { ...nat.proxies.refused },
+    natEvicted: { client_limit: evicted.client_limit, table_limit: evicted.table_limit, displaced: nat.displaced },
+    natRefused: { ...refused },
+    natPortsRemapped: nat.portsRemapped,
+    proxyNames: nat.proxies.size,
+    natSessions: nat.sessions,
+  };
 }
 
 function servfail(query: Uint8Array): Uint8Array {

@@ -13,6 +13,14 @@ import type { TargetLogger } from "../telemetry/log.ts";
 export const UPSTREAM_TIMEOUT_MS = 5_000;
 /** Each query in flight holds a socket: a flood of forwarded queries must not exhaust descriptors. */
 export const MAX_QUERIES_IN_FLIGHT = 256;
+/**
+ * Relayed queries of one client in flight. A stub resolver has a handful outstanding; 32 is
+ * generous, and without it one client's flood (at a slow upstream) would take every slot and
+ * leave the other clients without DNS.
+ */
+export const MAX_QUERIES_IN_FLIGHT_PER_CLIENT = 32;
+/** Slots only the gateway's own lookups may use: relayed floods must not stop the NAT resolving. */
+export const RESERVED_FOR_LOOKUPS = 32;
 
 export const UPSTREAM_DROP_REASONS = ["wrong_source", "wrong_id", "wrong_question", "malformed"] as const;
 export type UpstreamDropReason = (typeof UPSTREAM_DROP_REASONS)[number];
@@ -35,12 +43,20 @@ export interface DnsUpstreamOptions {
   port?: number;
   timeoutMs?: number;
   maxInFlight?: number;
+  maxInFlightPerClient?: number;
+  reservedForLookups?: number;
   log: TargetLogger;
 }
 
 export class DnsUpstream {
   readonly drops: Record<UpstreamDropReason, number> = { wrong_source: 0, wrong_id: 0, wrong_question: 0, malformed: 0 };
-  readonly stats = { sent: 0, answered: 0, timedOut: 0, busy: 0, sendErrors: 0 };
+  /** `busy`: not sent, all slots taken; `clientBusy`: not sent, that client's share taken. */
+  readonly stats = { sent: 0, answered: 0, timedOut: 0, busy: 0, clientBusy: 0, sendErrors: 0 };
+  /** Relayed queries in flight, per client and in total. */
+  readonly #perClient = new Map<number, number>();
+  #relayed = 0;
+  readonly #maxPerClient: number;
+  readonly #reserved: number;
   /** Queries in flight: their socket and how to end them (close() ends them all). */
   readonly #sockets = new Map<dgram.Socket, (reply: Uint8Array | undefined) => void>();
   readonly #address: string;
@@ -59,6 +75,8 @@ export class DnsUpstream {
     this.#port = opts.port ?? 53;
     this.#timeoutMs = opts.timeoutMs ?? UPSTREAM_TIMEOUT_MS;
     this.#maxInFlight = opts.maxInFlight ?? MAX_QUERIES_IN_FLIGHT;
+    this.#maxPerClient = opts.maxInFlightPerClient ?? MAX_QUERIES_IN_FLIGHT_PER_CLIENT;
+    this.#reserved = opts.reservedForLookups ?? RESERVED_FOR_LOOKUPS;
     this.#log = opts.log;
   }
 
@@ -69,12 +87,22 @@ export class DnsUpstream {
   /**
    * Sends `query` (a client's message asking `q`) upstream under a fresh random id from a fresh
    * socket. Resolves with the accepted reply, the client's own id put back, or undefined on
-   * timeout / overload / send error (the client retries).
+   * timeout / overload / send error (the client retries). `client`: the tunnel connection a
+   * relayed query came from (its share is capped); undefined for the gateway's own lookups, which
+   * may also use the slots kept for them.
    */
-  exchange(query: Uint8Array, q: Question): Promise<Uint8Array | undefined> {
-    if (this.#sockets.size >= this.#maxInFlight) {
+  exchange(query: Uint8Array, q: Question, client?: number): Promise<Uint8Array | undefined> {
+    if (this.#sockets.size >= this.#maxInFlight || (client !== undefined && this.#relayed >= this.#maxInFlight - this.#reserved)) {
       this.stats.busy++;
       return Promise.resolve(undefined);
+    }
+    if (client !== undefined && (this.#perClient.get(client) ?? 0) >= this.#maxPerClient) {
+      this.stats.clientBusy++;
+      return Promise.resolve(undefined);
+    }
+    if (client !== undefined) {
+      this.#relayed++;
+      this.#perClient.set(client, (this.#perClient.get(client) ?? 0) + 1);
     }
     const clientId = (query[0]! << 8) | query[1]!;
     const id = randomId();
@@ -90,6 +118,12 @@ export class DnsUpstream {
         done = true;
         clearTimeout(timer);
         this.#sockets.delete(sock);
+        if (client !== undefined) {
+          this.#relayed--;
+          const n = (this.#perClient.get(client) ?? 1) - 1;
+          if (n > 0) this.#perClient.set(client, n);
+          else this.#perClient.delete(client);
+        }
         try {
           sock.close();
         } catch {

@@ -14,7 +14,7 @@ import { looseLogFields } from "../io/private-files.ts";
 import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { DnsResponder, GatewayCore } from "../gateway/index.ts";
-import { DnsService, systemResolver } from "./dns-service.ts";
+import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
 import { ResourceSync } from "./resource-sync.ts";
 import { connectionViews } from "../telemetry/view.ts";
 import { Logger, type TargetLogger } from "../telemetry/log.ts";
@@ -125,7 +125,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // Resources and authorizations (Firezone's gateway core); with none configured, a plain WireGuard server.
   const gatewayCore = new GatewayCore();
   for (const r of cfg.resources) gatewayCore.policy.upsertResource(r);
-  for (const { domain, err } of gatewayCore.nat.proxies.restore(store.proxyAssignments.all())) {
+  for (const { domain, err } of gatewayCore.nat.proxies.restore(store.proxyAssignments.all(), clock())) {
     opts.logger.target("dns").error("saved DNS proxy addresses skipped", { domain, err });
   }
   const dnsResponder = new DnsResponder(gatewayCore.policy, gatewayCore.nat, (domain, v4, v6, slot) =>
@@ -222,7 +222,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, loop.wake);
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, ...opts.metrics });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), ...opts.metrics });
 
   const applyPeers = () => {
     const r = sync.apply(clock());
@@ -315,6 +315,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const expiryTimer = every("peer and resource sync", 10_000, () => {
     applyPeers();
     gatewayCore.nat.sweep(clock());
+    // Proxy names unused for a day (and without live NAT sessions) give back their addresses and row.
+    const reclaimed = dnsResponder.reclaimIdle(clock());
+    if (reclaimed.length > 0) {
+      store.proxyAssignments.remove(reclaimed);
+      opts.logger.target("dns").info("idle DNS proxy names reclaimed", { count: reclaimed.length, first: reclaimed[0] });
+    }
   });
   const trafficTimer = every("traffic sampling", (opts.trafficSampleSeconds ?? 60) * 1000, () => {
     store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));

@@ -1,4 +1,5 @@
 // Persistence for DNS-resource proxy addresses (see gateway/dns-nat.ts).
+import { inArray } from "drizzle-orm";
 import type { Db } from "./database.ts";
 import { dnsProxyAssignments } from "./schema.ts";
 
@@ -26,5 +27,11 @@ export class ProxyAssignments {
 
   save(a: SavedAssignment): void {
     this.db.insert(dnsProxyAssignments).values({ domain: a.domain, slot: a.slot, v4: JSON.stringify(a.v4), v6: JSON.stringify(a.v6) }).onConflictDoNothing().run();
+  }
+
+  /** Reclaimed names: their rows go (and their slots may be saved again for other names). */
+  remove(domains: string[]): void {
+    // SQLite caps bound parameters per statement: delete in chunks.
+    for (let i = 0; i < domains.length; i += 500) this.db.delete(dnsProxyAssignments).where(inArray(dnsProxyAssignments.domain, domains.slice(i, i + 500))).run();
   }
 }

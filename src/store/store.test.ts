@@ -153,3 +153,14 @@ test("kill -9 right after a write loses no committed row", () => {
   const s = Store.open(d);
   expect(s.audit.query({ action: "connection.established" }).total).toBe(50);
 });
+
+test("reclaimed DNS proxy names leave the database, and their slot can be saved again for another name", () => {
+  const s = Store.open(dir());
+  const rows = Array.from({ length: 600 }, (_, i) => ({ domain: `n${i}.example.com`, slot: i, v4: [`100.96.${i >> 6}.${((i * 4) & 255) + 1}`], v6: [] }));
+  for (const r of rows) s.proxyAssignments.save(r);
+  s.proxyAssignments.remove(rows.slice(0, 550).map((r) => r.domain)); // more than one chunk
+  expect(s.proxyAssignments.all().map((r) => r.domain)).toEqual(rows.slice(550).map((r) => r.domain));
+  s.proxyAssignments.save({ domain: "new.example.com", slot: 0, v4: ["100.96.0.1"], v6: [] });
+  expect(s.proxyAssignments.all().find((r) => r.slot === 0)?.domain).toBe("new.example.com");
+  s.close();
+});

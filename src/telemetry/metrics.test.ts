@@ -4,7 +4,17 @@ import { generatePrivateKey } from "../crypto/x25519.ts";
 import { parseCidr } from "../ip/address.ts";
 import { Tunnel } from "../tunnel/index.ts";
 import { WirePair, seededRandom } from "../../test/support/wire-pair.ts";
-import { GatewayMetrics } from "./metrics.ts";
+import { spawnSync } from "bun";
+import { missingCommands } from "../../test/support/netns.ts";
+import { GatewayMetrics, type DnsCounters } from "./metrics.ts";
+
+const hasPromtool = missingCommands(["promtool"]).length === 0;
+if (!hasPromtool) console.warn("skipping promtool check metrics: promtool missing (.ci/run installs Debian prometheus)");
+/** promtool's lint of a scrape: empty output and exit 0 when clean. */
+function promtoolCheck(text: string): string {
+  const r = spawnSync(["promtool", "check", "metrics"], { stdin: new TextEncoder().encode(text) });
+  return `${r.stdout.toString()}${r.stderr.toString()}${r.exitCode === 0 ? "" : `exit ${r.exitCode}`}`;
+}
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -114,4 +124,59 @@ test("the UDP socket buffer sizes in effect are gauges by direction, and follow 
   expect(text).toContain('glassgate_udp_socket_buffer_bytes{direction="send"} 8388608');
   buffers = { recv: 262144, send: 262144 };
   expect(await m.prometheusText()).toContain('glassgate_udp_socket_buffer_bytes{direction="recv"} 262144');
+});
+
+test("the DNS counters are in /metrics: _total counters labelled by reason or outcome, and gauges for names and sessions", async () => {
+  const { tunnel } = tunnelWithPeer();
+  const c: DnsCounters = {
+    queries: { answered: 5, forwarded: 4, refused: 3, limited: 2, error: 1 },
+    upstream: { answered: 4, timed_out: 1, busy: 0, send_error: 0 },
+    upstreamDrops: { wrong_source: 2, wrong_id: 1, wrong_question: 0, malformed: 0 },
+    lookups: { resolved: 7, no_addresses: 1, failed: 2 },
+    proxyNamesRefused: { client_limit: 2, table_limit: 0, range_exhausted: 0 },
+    natEvicted: { client_limit: 9, table_limit: 0, displaced: 1 },
+    natRefused: { client_limit: 0, table_limit: 3 },
+    natPortsRemapped: 6,
+    proxyNames: 12,
+    natSessions: 40,
+  };
+  const m = new GatewayMetrics({ tunnel, clock: () => 0, dns: () => c });
+  cleanup.push(() => m.shutdown());
+  const text = await m.prometheusText();
+  for (const line of [
+    "# TYPE glassgate_dns_queries_total counter",
+    'glassgate_dns_queries_total{outcome="limited"} 2',
+    'glassgate_dns_upstream_queries_total{outcome="timed_out"} 1',
+    "# TYPE glassgate_dns_upstream_replies_dropped_total counter",
+    'glassgate_dns_upstream_replies_dropped_total{reason="wrong_source"} 2',
+    'glassgate_dns_resource_lookups_total{outcome="failed"} 2',
+    'glassgate_dns_proxy_names_refused_total{reason="client_limit"} 2',
+    'glassgate_dns_nat_sessions_evicted_total{reason="client_limit"} 9',
+    'glassgate_dns_nat_sessions_evicted_total{reason="displaced"} 1',
+    'glassgate_dns_nat_flows_refused_total{reason="table_limit"} 3',
+    "# TYPE glassgate_dns_proxy_names gauge",
+    "glassgate_dns_proxy_names 12",
+    "glassgate_dns_nat_sessions 40",
+    "glassgate_dns_nat_ports_remapped_total 6",
+  ]) expect(text).toContain(line);
+  // Counters only grow: a later collection reports the new values.
+  c.upstreamDrops.wrong_id = 5;
+  const m2 = new GatewayMetrics({ tunnel, clock: () => 1, dns: () => c });
+  cleanup.push(() => m2.shutdown());
+  expect(await m2.prometheusText()).toContain('glassgate_dns_upstream_replies_dropped_total{reason="wrong_id"} 5');
+});
+
+test.skipIf(!hasPromtool)("promtool check metrics finds nothing to complain about in the whole scrape, DNS counters included", async () => {
+  const { tunnel, conn } = tunnelWithPeer();
+  const zero = { a: 0 };
+  const m = new GatewayMetrics({
+    tunnel, clock: () => 0, perPeer: { enabled: true, cap: 10 },
+    gatewayDrops: () => [["dns_nat_full", 1]],
+    dns: () => ({ queries: { answered: 1 }, upstream: zero, upstreamDrops: { wrong_source: 1 }, lookups: zero, proxyNamesRefused: { client_limit: 1 }, natEvicted: { table_limit: 1 }, natRefused: zero, natPortsRemapped: 1, proxyNames: 1, natSessions: 1 }),
+  });
+  cleanup.push(() => m.shutdown());
+  m.onEvent({ type: "handshake_completed", cid: conn.cid, session: 1, role: "initiator", remote: { address: "192.0.2.1", port: 1 }, rttMs: 42 });
+  const text = await m.prometheusText();
+  expect(text).toContain("glassgate_dns_nat_sessions_evicted_total");
+  expect(promtoolCheck(text)).toBe("");
 });

@@ -29,6 +29,8 @@ export interface MetricsOptions {
   serviceVersion?: string;
   /** The UDP sockets' buffer sizes in effect (getsockopt), which runtime tuning may change. */
   socketBuffers?: () => { recv: number; send: number };
+  /** The gateway's DNS: resolver, upstream forwarder, proxy names and the DNS-resource NAT. */
+  dns?: () => DnsCounters;
 }
 
 /** Handshake round-trip buckets (seconds): LAN to intercontinental plus retries. */
@@ -117,6 +119,7 @@ export class GatewayMetrics {
       m.createObservableGauge("glassgate.peer.last_handshake.seconds", { description: "Per peer (opt-in, capped): Unix time of the last handshake." })
         .addCallback((r) => perPeer(r, (c) => c.lastHandshakeAt / 1000));
     }
+    if (opts.dns) registerDnsMetrics(m, opts.dns, opts.clock);
     this.#handshakeRtt = m.createHistogram("glassgate.handshake.duration.seconds", {
       description:
         "Handshake latency by role: initiator (initiation sent → response consumed), responder (response sent → first authenticated transport packet, key confirmation).",
@@ -175,4 +178,56 @@ interface PeerCounters {
   rxBytes: number;
   txBytes: number;
   lastHandshakeAt: number;
+}
+
+// ---- DNS counters ------------------------------------------------------------------------------
+// Read at collection time from the counters the DNS service, its upstream forwarder, the proxy
+// name allocator and the NAT keep anyway: nothing on the query or packet path. Every family is a
+// counter with one label whose values are a fixed set (outcome / reason), so series stay bounded.
+
+export interface DnsCounters {
+  /** Queries to the gateway's resolver, by outcome (answered, forwarded, refused, limited, error). */
+  queries: Record<string, number>;
+  /** Queries the gateway sent (or could not send) upstream, by outcome (answered, timed_out, busy, client_busy, send_error). */
+  upstream: Record<string, number>;
+  /** Replies from upstream dropped, by reason (wrong_source, wrong_id, wrong_question, malformed). */
+  upstreamDrops: Record<string, number>;
+  /** The NAT's own lookups of DNS resources, by outcome (resolved, no_addresses, failed). */
+  lookups: Record<string, number>;
+  /** New proxy names refused, by reason (client_limit, table_limit, range_exhausted). */
+  proxyNamesRefused: Record<string, number>;
+  /** NAT sessions ended early, by reason (client_limit, table_limit: evicted; displaced). */
+  natEvicted: Record<string, number>;
+  /** New flows refused by the NAT, by reason (client_limit, table_limit). */
+  natRefused: Record<string, number>;
+  /** New NAT flows given another source port (their own collided with another flow's). */
+  natPortsRemapped: number;
+  proxyNames: number;
+  natSessions: number;
+}
+
+function registerDnsMetrics(m: ReturnType<MeterProvider["getMeter"]>, read: () => DnsCounters, clock: () => number): void {
+  // One read per collection serves every instrument.
+  let snap: DnsCounters | undefined;
+  let snapAt = Number.NaN;
+  const fresh = () => {
+    const now = clock();
+    if (!snap || now !== snapAt) (snap = read()), (snapAt = now);
+    return snap;
+  };
+  const byLabel = (name: string, description: string, label: string, pick: (c: DnsCounters) => Record<string, number>) =>
+    m.createObservableCounter(name, { description }).addCallback((r) => {
+      for (const [value, n] of Object.entries(pick(fresh()))) r.observe(n, { [label]: value });
+    });
+  byLabel("glassgate.dns.queries", "Queries to the gateway's resolver, by outcome.", "outcome", (c) => c.queries);
+  byLabel("glassgate.dns.upstream.queries", "Queries sent to the upstream resolver, by outcome.", "outcome", (c) => c.upstream);
+  byLabel("glassgate.dns.upstream.replies.dropped", "Upstream replies dropped (not from the upstream, wrong id or question, malformed), by reason.", "reason", (c) => c.upstreamDrops);
+  byLabel("glassgate.dns.resource.lookups", "The gateway's own lookups of DNS-resource names, by outcome.", "outcome", (c) => c.lookups);
+  byLabel("glassgate.dns.proxy_names.refused", "New DNS-resource names refused a proxy address (SERVFAIL), by reason.", "reason", (c) => c.proxyNamesRefused);
+  byLabel("glassgate.dns.nat.sessions.evicted", "DNS-resource NAT sessions ended to make room or displaced by another flow, by reason.", "reason", (c) => c.natEvicted);
+  byLabel("glassgate.dns.nat.flows.refused", "New flows to DNS-resource proxy addresses refused for want of room, by reason.", "reason", (c) => c.natRefused);
+  m.createObservableCounter("glassgate.dns.nat.ports.remapped", { description: "New DNS-resource NAT flows given another source port to avoid a collision." })
+    .addCallback((r) => r.observe(fresh().natPortsRemapped));
+  m.createObservableGauge("glassgate.dns.proxy_names", { description: "DNS-resource names holding proxy addresses." }).addCallback((r) => r.observe(fresh().proxyNames));
+  m.createObservableGauge("glassgate.dns.nat.sessions", { description: "Live DNS-resource NAT sessions." }).addCallback((r) => r.observe(fresh().natSessions));
 }
