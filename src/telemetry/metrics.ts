@@ -11,7 +11,7 @@ import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from 
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 
 export interface LoopSource {
-  stats: { turns: number; batchErrors: number; maxUdpBatch: number; maxTunBatch: number };
+  stats: { turns: number; batchErrors: number; maxUdpBatch: number; maxTunBatch: number; tunReadErrors: number; tunWriteErrors: number };
   depths(): { udp: number; tun: number };
 }
 
@@ -91,6 +91,10 @@ export class GatewayMetrics {
       });
       counter("glassgate.event_loop.turns", "Event loop turns.", () => loop.stats.turns);
       counter("glassgate.event_loop.batch_errors", "Event loop turns that collected per-packet errors.", () => loop.stats.batchErrors);
+      m.createObservableCounter("glassgate.tun.errors", { description: "Failed TUN reads and writes (EAGAIN is not a failure), by operation." }).addCallback((r) => {
+        r.observe(loop.stats.tunReadErrors, { op: "read" });
+        r.observe(loop.stats.tunWriteErrors, { op: "write" });
+      });
       gauge("glassgate.event_loop.max_batch.udp", "Largest UDP batch handled in one turn.", () => loop.stats.maxUdpBatch);
       gauge("glassgate.event_loop.max_batch.tun", "Largest TUN batch handled in one turn.", () => loop.stats.maxTunBatch);
       this.#sampler = setInterval(() => (this.#depths = loop.depths()), 1000);
