@@ -3,7 +3,6 @@
 // Counters the data plane already keeps are read through observable instruments at collection
 // time, so the hot path pays nothing; queue depths are sampled once per second.
 // Names carry their unit (Prometheus conventions: base units, `_total` added to counters).
-import type { Attributes, ObservableResult } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -100,16 +99,6 @@ export class GatewayMetrics {
       this.#sampler = setInterval(() => (this.#depths = loop.depths()), 1000);
       this.#sampler.unref?.();
     }
-    if (opts.perPeer?.enabled) {
-      const cap = opts.perPeer.cap;
-      const perPeer = (r: ObservableResult<Attributes>, read: (c: PeerCounters) => number) => {
-        for (const c of fresh().perPeer.slice(0, cap)) r.observe(read(c), { cid: String(c.cid), public_key: c.publicKey });
-      };
-      m.createObservableCounter("glassgate.peer.received.bytes", { description: "Per peer (opt-in, capped): bytes received." }).addCallback((r) => perPeer(r, (c) => c.rxBytes));
-      m.createObservableCounter("glassgate.peer.sent.bytes", { description: "Per peer (opt-in, capped): bytes sent." }).addCallback((r) => perPeer(r, (c) => c.txBytes));
-      m.createObservableGauge("glassgate.peer.last_handshake.seconds", { description: "Per peer (opt-in, capped): Unix time of the last handshake." })
-        .addCallback((r) => perPeer(r, (c) => c.lastHandshakeAt / 1000));
-    }
     this.#handshakeRtt = m.createHistogram("glassgate.handshake.duration.seconds", {
       description:
         "Handshake latency by role: initiator (initiation sent → response consumed), responder (response sent → first authenticated transport packet, key confirmation).",
@@ -128,7 +117,30 @@ export class GatewayMetrics {
 
   async prometheusText(): Promise<string> {
     const { resourceMetrics } = await this.#prometheus.collect();
-    return this.#serializer.serialize(resourceMetrics);
+    return this.#serializer.serialize(resourceMetrics) + this.#perPeerText();
+  }
+
+  /**
+   * Per-peer series (opt-in, at most `cap` peers), rendered here from the current peers rather
+   * than through OTel instruments: the SDK keeps every attribute set an observable instrument
+   * ever reported (cumulative temporality), so with peers coming and going the "capped" series
+   * grew without bound and deleted peers stayed on /metrics forever. Prometheus only; OTLP gets
+   * the aggregates.
+   */
+  #perPeerText(): string {
+    const pp = this.opts.perPeer;
+    if (!pp?.enabled || pp.cap <= 0) return "";
+    const peers = this.#snapshot().perPeer.slice(0, pp.cap);
+    if (peers.length === 0) return "";
+    const label = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+    const family = (name: string, type: string, help: string, read: (c: PeerCounters) => number) =>
+      `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n` +
+      peers.map((c) => `${name}{cid="${c.cid}",public_key="${label(c.publicKey)}"} ${read(c)}\n`).join("");
+    return (
+      family("glassgate_peer_received_bytes_total", "counter", "Per peer (opt-in, capped): bytes received.", (c) => c.rxBytes) +
+      family("glassgate_peer_sent_bytes_total", "counter", "Per peer (opt-in, capped): bytes sent.", (c) => c.txBytes) +
+      family("glassgate_peer_last_handshake_seconds", "gauge", "Per peer (opt-in, capped): Unix time of the last handshake.", (c) => c.lastHandshakeAt / 1000)
+    );
   }
 
   async shutdown(): Promise<void> {
