@@ -204,7 +204,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const udp = await UdpSockets.open({
     port: opts.listenPort,
     onDatagram: loop.onDatagram,
-    onError: (err) => opts.logger.target("io").error("UDP socket error", { err }),
+    // Send errors can come per packet (a firewall's EPERM, an unreachable endpoint): throttled.
+    onError: (err) => {
+      const suppressed = ioThrottle.admit(`udp:${(err as NodeJS.ErrnoException).code ?? err.message.slice(0, 64)}`, clock());
+      if (suppressed !== undefined) ioLog.error("UDP socket error", { err, suppressed: suppressed || undefined });
+    },
     keepDefaultBuffers: opts.keepDefaultBuffers,
   });
   // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
