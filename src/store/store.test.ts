@@ -140,6 +140,16 @@ test("traffic history stores deltas and survives a reopen", () => {
   expect(s.traffic.series("k", 0)).toEqual([{ ts: 1_000, rxBytes: 100, txBytes: 50 }, { ts: 2_000, rxBytes: 200, txBytes: 0 }]);
 });
 
+test("traffic sampling works with 70 000 busy peers (one INSERT had more variables than SQLite allows) and forgets peers that are gone", () => {
+  const s = Store.open(dir());
+  const peers = Array.from({ length: 70_000 }, (_, i) => ({ publicKey: `k${i}`, rxBytes: 100 + i, txBytes: 1 }));
+  expect(s.traffic.sample(1_000, peers)).toBe(70_000);
+  expect(s.sqlite.query("SELECT COUNT(*) AS n FROM traffic_samples").get()).toEqual({ n: 70_000 });
+  // The peers change completely, many times: what the sampler remembers stays the current set.
+  for (let round = 1; round <= 5; round++) s.traffic.sample(1_000 + round, Array.from({ length: 100 }, (_, i) => ({ publicKey: `r${round}-${i}`, rxBytes: 1, txBytes: 1 })));
+  expect(s.traffic.remembered).toBe(100);
+}, 30_000);
+
 test("kill -9 right after a write loses no committed row", () => {
   const d = dir();
   const script = `import { Store } from "${join(import.meta.dir, "index.ts")}";
