@@ -6,7 +6,7 @@
 //
 // Rate-limited: an error that repeats (per packet, per sync, per attacker request) must not
 // become a flood of events — it would burn the project's quota and bury everything else. Per
-// (target, msg, peer key) at most REPORT_BURST events per REPORT_WINDOW_MS, at most
+// (target, msg, peer key or cid) at most REPORT_BURST events per REPORT_WINDOW_MS, at most
 // REPORT_GLOBAL_BURST over all of them; the rest are counted (`suppressed`), and the next event
 // of that kind carries how many were held back (`suppressed_since_last`). The log line itself is
 // always kept.
@@ -58,14 +58,16 @@ export class SentryReporter {
   /** Reports one log line; returns the Sentry event id, or undefined when rate-limited. */
   report(line: LogLine): string | undefined {
     const cid = typeof line.cid === "number" ? line.cid : undefined;
-    const conn = cid !== undefined ? this.connection?.(cid) : undefined;
-    const publicKey = typeof line.public_key === "string" ? line.public_key : conn?.public_key;
+    // Decided before the connection lookup, which walks every connection: a suppressed line costs nothing.
     const now = this.#clock();
-    const heldBack = this.#perKind.admit(`${line.target}|${line.msg}|${publicKey ?? ""}`, now);
+    const who = typeof line.public_key === "string" ? line.public_key : cid !== undefined ? `cid:${cid}` : "";
+    const heldBack = this.#perKind.admit(`${line.target}|${line.msg}|${who}`, now);
     if (heldBack === undefined || this.#overall.admit("all", now) === undefined) {
       this.suppressed++;
       return undefined;
     }
+    const conn = cid !== undefined ? this.connection?.(cid) : undefined;
+    const publicKey = typeof line.public_key === "string" ? line.public_key : conn?.public_key;
     return Sentry.withScope((scope) => {
       scope.setLevel("error");
       scope.setTag("target", line.target);
