@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 // glassgate command line. Exit codes (DESIGN.md §3): 0 ok, 1 runtime failure, 2 bad config/usage.
-import { ConfigError, createPeer, newGatewayConfigText, nextFreeAddress, parseConfig } from "./config/index.ts";
+import { ConfigError, createPeer, newGatewayConfigText, nextFreeAddress, parseConfig, readConfigText } from "./config/index.ts";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
 import { formatCidr, parseIp } from "./ip/address.ts";
@@ -68,7 +68,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         if (!file) throw new UsageError("check-config: missing FILE");
         const f = Bun.file(file);
         if (!(await f.exists())) throw new UsageError(`check-config: ${file}: no such file`);
-        const c = parseConfig(await f.text(), file);
+        const c = parseConfig(await readConfigText(file), file);
         out(`${file}: ok\n`);
         out(`  interface  public key ${encodeKey(publicKeyOf(c.interface.privateKey))}, listen port ${c.interface.listenPort}, ` +
           `mtu ${c.interface.mtu}, address ${c.interface.addresses.map(formatCidr).join(", ") || "(none)"}\n`);
@@ -121,6 +121,20 @@ function flags<T extends ParseArgsOptionsConfig>(command: string, args: string[]
 function parsePort(flag: string, value: string): number {
   if (!/^[0-9]+$/.test(value) || Number(value) > 65535) throw new UsageError(`${flag}: "${value}" is not a port (0–65535)`);
   return Number(value);
+}
+
+/**
+ * A whole-number environment variable within [min, max], or undefined when unset. "abc", "-1" or
+ * "1e9" used to pass as NaN or nonsense (a sample interval of 0 ms, a per-peer cap of -1 meaning
+ * "all but one"): now a usage error naming the variable and the range.
+ */
+function envInt(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === "") return undefined;
+  if (!/^[0-9]{1,10}$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw new UsageError(`${name}: ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)} is not a whole number from ${min} to ${max}`);
+  }
+  return Number(v);
 }
 
 /** "127.0.0.1:8080", "[::1]:8080" or ":8080" (all addresses). */
@@ -201,10 +215,16 @@ async function up(args: string[]): Promise<number> {
   }
   const f = Bun.file(configFile);
   if (!(await f.exists())) throw new UsageError(`up: ${configFile}: no such file`);
-  const config = parseConfig(await f.text(), configFile);
+  const config = parseConfig(await readConfigText(configFile), configFile);
   const portText = values["listen-port"] ?? env.GLASSGATE_LISTEN_PORT;
   const interfaceName = values.interface ?? env.GLASSGATE_INTERFACE ?? "glassgate0";
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(interfaceName)) throw new UsageError(`--interface: "${interfaceName}" is not an interface name (1–15 of A-Z a-z 0-9 _ . -)`);
+  const numbers = {
+    trafficSampleSeconds: envInt(env, "GLASSGATE_TRAFFIC_SAMPLE_SECONDS", 1, 86_400),
+    retentionDays: envInt(env, "GLASSGATE_RETENTION_DAYS", 1, 36_500),
+    otlpIntervalMs: envInt(env, "OTEL_METRIC_EXPORT_INTERVAL", 1000, 86_400_000),
+    perPeerCap: envInt(env, "GLASSGATE_METRICS_PER_PEER_CAP", 0, 100_000),
+  };
   let logger: Logger;
   const logs = new LogRing(10_000);
   const sentry = env.SENTRY_DSN ? new SentryReporter({ dsn: env.SENTRY_DSN, environment: env.SENTRY_ENVIRONMENT }) : undefined;
@@ -232,12 +252,12 @@ async function up(args: string[]): Promise<number> {
     sentry,
     firstAdmin: firstAdmin(env),
     publicEndpoint: env.GLASSGATE_ENDPOINT || undefined,
-    trafficSampleSeconds: env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS ? Number(env.GLASSGATE_TRAFFIC_SAMPLE_SECONDS) : undefined,
-    retentionDays: env.GLASSGATE_RETENTION_DAYS ? Number(env.GLASSGATE_RETENTION_DAYS) : undefined,
+    trafficSampleSeconds: numbers.trafficSampleSeconds,
+    retentionDays: numbers.retentionDays,
     metrics: {
       otlpEndpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.replace(/\/v1\/metrics\/?$/, "") || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
-      otlpIntervalMs: env.OTEL_METRIC_EXPORT_INTERVAL ? Number(env.OTEL_METRIC_EXPORT_INTERVAL) : undefined,
-      perPeer: { enabled: perPeerMetrics, cap: Number(env.GLASSGATE_METRICS_PER_PEER_CAP ?? 100) },
+      otlpIntervalMs: numbers.otlpIntervalMs,
+      perPeer: { enabled: perPeerMetrics, cap: numbers.perPeerCap ?? 100 },
     },
   });
 
@@ -313,7 +333,7 @@ async function peersAdd(args: string[], out: (s: string) => void): Promise<numbe
   if (!values.endpoint) throw new UsageError("peers add: missing --endpoint HOST[:PORT] (how clients reach this gateway)");
   const f = Bun.file(values.config);
   if (!(await f.exists())) throw new UsageError(`peers add: ${values.config}: no such file`);
-  const cfg = parseConfig(await f.text(), values.config);
+  const cfg = parseConfig(await readConfigText(values.config), values.config);
   const hasPort = /^\[.+\]:\d+$/.test(values.endpoint) || /^[^:]+:\d+$/.test(values.endpoint);
   const bare = values.endpoint.includes(":") && !values.endpoint.startsWith("[") ? `[${values.endpoint}]` : values.endpoint;
   const endpoint = hasPort ? values.endpoint : `${bare}:${cfg.interface.listenPort}`;
@@ -326,7 +346,7 @@ async function peersAdd(args: string[], out: (s: string) => void): Promise<numbe
     throw new UsageError(`peers add: --address: ${(err as Error).message}`);
   }
   // Validate the result before touching the file: a bad edit must change nothing.
-  parseConfig((await f.text()) + created.gatewaySection, values.config);
+  parseConfig((await readConfigText(values.config)) + created.gatewaySection, values.config);
   // The section carries a preshared key: the file it joins must be private.
   tightenPrivate(values.config, PRIVATE_FILE_MODE, warnLooseOnStderr);
   appendFileSync(values.config, created.gatewaySection);

@@ -1,7 +1,7 @@
 // The CLI as a user runs it: a real `bun run glassgate …` process.
 import { expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config/index.ts";
@@ -50,6 +50,33 @@ test("check-config accepts a good file and rejects a bad one naming line, key an
   const r = glassgate(["check-config", bad]);
   expect(r.code).toBe(2);
   expect(r.stderr).toContain(`${bad}:3: ListenPort: "99999" is not a port (0–65535)`);
+});
+
+test("check-config refuses a file over 16 MiB with one short line, without reading it (exit 2)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-cli-"));
+  const big = join(dir, "big.conf");
+  writeFileSync(big, "");
+  truncateSync(big, 17 * 1024 * 1024); // sparse: 17 MiB of NUL bytes that cost no disk
+  const r = glassgate(["check-config", big]);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toBe(`glassgate: ${big}: is larger than 16 MiB (${17 * 1024 * 1024} bytes): not a gateway config\n`);
+});
+
+test("a numeric environment variable that is not a sane number is a usage error naming it (exit 2), before anything starts", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-cli-"));
+  const conf = join(dir, "gw.conf");
+  writeFileSync(conf, `[Interface]\nPrivateKey = ${glassgate(["keygen"]).stdout.trim()}\n`, { mode: 0o600 });
+  for (const [name, value, range] of [
+    ["GLASSGATE_TRAFFIC_SAMPLE_SECONDS", "0", "1 to 86400"],
+    ["GLASSGATE_METRICS_PER_PEER_CAP", "-1", "0 to 100000"],
+    ["GLASSGATE_RETENTION_DAYS", "ninety", "1 to 36500"],
+  ] as const) {
+    const r = spawnSync(["bun", "run", "src/cli.ts", "up", "--config", conf, "--data", join(dir, "data"), "--interface", "ggnever0", "--listen-port", "0", "--admin", "127.0.0.1:0"], {
+      cwd: ROOT, env: { ...process.env, [name]: value },
+    });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr.toString()).toBe(`glassgate: ${name}: "${value}" is not a whole number from ${range}\n`);
+  }
 });
 
 test("an unknown command is a usage error", () => {

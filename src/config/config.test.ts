@@ -1,7 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../crypto/x25519.ts";
 import { formatCidr } from "../ip/address.ts";
-import { ConfigError, DEFAULT_LISTEN_PORT, parseConfig } from "./index.ts";
+import { mkdtempSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, DEFAULT_LISTEN_PORT, MAX_CONFIG_BYTES, parseConfig, readConfigText } from "./index.ts";
 import { LOW_ORDER_KEYS } from "../../test/support/low-order-keys.ts";
 
 const priv = encodeKey(generatePrivateKey());
@@ -100,5 +103,49 @@ describe("[Resource] sections and per-peer Resources", () => {
     expect(() => parseConfig(`${base}[Resource]\nId = lan\nType = vpn\n`, "gw.conf")).toThrow("gw.conf:5: Type:");
     expect(() => parseConfig(`${base}[Peer]\nPublicKey = ${pub1}\nResources = nope\n`, "gw.conf")).toThrow('gw.conf:5: Resources: "nope" is not the Id of any [Resource]');
     expect(() => parseConfig(`${base}[Resource]\nId = a\nType = cidr\nAddress = 10.0.0.0/99\n`, "gw.conf")).toThrow('gw.conf:3: [Resource]: resource address: "10.0.0.0/99"');
+  });
+});
+
+describe("config files of hostile size", () => {
+  test("100 000 AllowedIPs lines in one [Peer] parse in one pass (they were copied per line: quadratic)", () => {
+    const ips = Array.from({ length: 100_000 }, (_, i) => `AllowedIPs = 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`);
+    const c = parseConfig(`[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\n${ips.join("\n")}\n`, "big.conf");
+    expect(c.peers[0]!.allowedIPs).toHaveLength(100_000);
+    expect(formatCidr(c.peers[0]!.allowedIPs[99_999]!)).toBe("10.1.134.159/32");
+  }, 20_000);
+
+  test("an error quotes at most the start of a huge value, with control characters escaped", () => {
+    const huge = `10.0.0.1/32\u001b[2J${"9".repeat(1_000_000)}`;
+    let err: ConfigError | undefined;
+    try {
+      parseConfig(`[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\nAllowedIPs = ${huge}\n`, "bad.conf");
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.message).toStartWith("bad.conf:5: AllowedIPs: ");
+    expect(err!.message.length).toBeLessThan(500);
+    expect(err!.message).not.toContain("\u001b");
+    for (const line of [`${"x".repeat(100_000)}`, `[${"y".repeat(100_000)}]`]) {
+      expect(() => parseConfig(`[Interface]\nPrivateKey = ${priv}\n${line}\n`, "bad.conf")).toThrow(ConfigError);
+      try {
+        parseConfig(`[Interface]\nPrivateKey = ${priv}\n${line}\n`, "bad.conf");
+      } catch (e) {
+        expect((e as Error).message.length).toBeLessThan(300);
+      }
+    }
+  });
+
+  test("a config that is not a regular file, or larger than 16 MiB, is refused before it is read", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gg-cfg-"));
+    const big = join(dir, "big.conf");
+    writeFileSync(big, "");
+    truncateSync(big, MAX_CONFIG_BYTES + 1); // sparse: costs no disk
+    await expect(readConfigText(big)).rejects.toThrow(`${big}: is larger than 16 MiB (${MAX_CONFIG_BYTES + 1} bytes): not a gateway config`);
+    await expect(readConfigText("/dev/zero")).rejects.toThrow("/dev/zero: is not a regular file");
+    await expect(readConfigText(dir)).rejects.toThrow(`${dir}: is not a regular file`);
+    const ok = join(dir, "ok.conf");
+    writeFileSync(ok, good);
+    expect(await readConfigText(ok)).toBe(good);
   });
 });

@@ -3,6 +3,7 @@ import { parseCidr } from "../ip/address.ts";
 import { GOODBYE_EVENT } from "../tunnel/index.ts";
 import type { Transmit } from "../wire/index.ts";
 import { GATEWAY, TunnelClients } from "../../test/support/tunnel-clients.ts";
+import { EBADFD, EIO, OsError } from "./errno.ts";
 import { EventLoop } from "./event-loop.ts";
 import type { TunDevice } from "./tun.ts";
 import type { TunReader } from "./tun-reader.ts";
@@ -50,4 +51,74 @@ test("a fatal error in a turn stops the loop and is reported once; the goodbyes 
   a.peer.handleInput(sent[0]!.data, GATEWAY, sim.now);
   sim.settle();
   expect(a.control).toEqual([GOODBYE_EVENT]);
+});
+
+/** A loop over one connected client whose TUN writes fail with `errno` (undefined: succeed). */
+async function loopWithFailingTun(errno: () => number | undefined) {
+  const sim = new TunnelClients();
+  const a = sim.client();
+  sim.gw.upsertPeer({ publicKey: a.local.publicKey, allowedIPs: [parseCidr(`${a.ip}/32`)] });
+  sim.ping(a);
+  const fatal: unknown[] = [];
+  const batchErrors: unknown[][] = [];
+  const tun = {
+    name: "ggtest0",
+    write: () => {
+      const e = errno();
+      if (e !== undefined) throw new Error("writing TUN ggtest0", { cause: new OsError("write", e) });
+    },
+  } as unknown as TunDevice;
+  const loop = new EventLoop({ tunnel: sim.gw, tun, clock: () => sim.now, onEvent: () => undefined, onBatchErrors: (e) => void batchErrors.push(e), onFatal: (err) => fatal.push(err) });
+  const reader = { ring: { drain: () => 0, pending: 0, sleep: () => true } } as unknown as TunReader;
+  loop.attach({ send: () => undefined } as unknown as UdpSockets, reader);
+  await hops();
+  /** The client sends one ping through the loop. */
+  const ping = async (seq: number) => {
+    a.peer.send(new Uint8Array([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 99, 0, 2, 10, 50, 0, seq, 8, 0, 0, 0, 0, 1, 0, seq]), sim.now);
+    loop.onDatagram(a.peer.pollTransmit()!.data, a.addr);
+    await hops();
+  };
+  return { loop, fatal, batchErrors, ping };
+}
+
+test("a TUN write that fails because the interface was deleted (EBADFD) is fatal, naming the interface", async () => {
+  const { loop, fatal, batchErrors, ping } = await loopWithFailingTun(() => EBADFD);
+  await ping(1);
+  expect(fatal).toHaveLength(1);
+  expect((fatal[0] as Error).message).toBe("TUN ggtest0 is gone");
+  expect(((fatal[0] as Error).cause as Error).message).toBe("writing TUN ggtest0");
+  expect(batchErrors).toEqual([]);
+  expect(loop.stats.tunWriteErrors).toBe(1);
+});
+
+test("a TUN write that fails while the link is down (EIO) loses that packet only; the loop keeps going", async () => {
+  let failing = true;
+  const { loop, fatal, batchErrors, ping } = await loopWithFailingTun(() => (failing ? EIO : undefined));
+  await ping(1);
+  failing = false;
+  await ping(2);
+  expect(fatal).toEqual([]);
+  expect(batchErrors.flat().map((e) => ((e as Error).cause as Error).message)).toEqual(["write: EIO"]);
+  expect(loop.stats).toMatchObject({ tunWriteErrors: 1, tunOut: 1 });
+});
+
+test("reads from a TUN that is gone make the loop fail with the errno named; errors before it are counted", async () => {
+  const sim = new TunnelClients();
+  const fatal: unknown[] = [];
+  const reported: number[] = [];
+  const loop = new EventLoop({
+    tunnel: sim.gw,
+    tun: { name: "ggtest0" } as unknown as TunDevice,
+    clock: () => sim.now,
+    onEvent: () => undefined,
+    onBatchErrors: () => undefined,
+    onFatal: (err) => fatal.push(err),
+    onTunReadError: (f) => void reported.push(f.consecutive),
+  });
+  loop.onTunReadError({ kind: "read_error", errno: EIO, consecutive: 1, lost: false });
+  expect(fatal).toEqual([]);
+  loop.onTunReadError({ kind: "read_error", errno: EBADFD, consecutive: 2, lost: true });
+  expect(fatal.map((e) => (e as Error).message)).toEqual(["TUN ggtest0 is gone: reading the TUN fails with EBADFD (2 in a row)"]);
+  expect(reported).toEqual([1, 2]);
+  expect(loop.stats.tunReadErrors).toBe(2);
 });

@@ -9,8 +9,9 @@
 import type { GatewayCore, GatewayEvent } from "../gateway/index.ts";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import type { Endpoint } from "../wire/index.ts";
+import { DEVICE_GONE, errnoOf } from "./errno.ts";
 import type { TunDevice } from "./tun.ts";
-import type { TunReader } from "./tun-reader.ts";
+import { readFailureMessage, type TunReadFailure, type TunReader } from "./tun-reader.ts";
 import type { UdpSockets } from "./udp.ts";
 
 /** Per-source work per turn: big enough to amortise a turn, small enough to interleave sources. */
@@ -26,6 +27,9 @@ export interface LoopStats {
   /** Largest UDP / TUN batch seen in one turn. */
   maxUdpBatch: number;
   maxTunBatch: number;
+  /** Failed TUN reads (reported by the reader worker) and writes. */
+  tunReadErrors: number;
+  tunWriteErrors: number;
 }
 
 export interface EventLoopOptions {
@@ -34,15 +38,23 @@ export interface EventLoopOptions {
   clock: () => number;
   onEvent: (e: TunnelEvent) => void;
   onBatchErrors: (errors: unknown[], turn: number) => void;
-  /** A turn failed outside per-packet handling; the loop has stopped turning (stop() still flushes). */
+  /** A failed TUN read (the worker backs off between them); for a rate-limited log line. */
+  onTunReadError?: (failure: TunReadFailure) => void;
+  /**
+   * A turn failed outside per-packet handling, or the TUN device is gone; the loop has stopped
+   * turning (stop() still flushes).
+   */
   onFatal?: (err: unknown) => void;
   /** Resources and authorizations: decides what clients may send into the network. */
   gateway?: GatewayCore;
   onGatewayEvent?: (e: GatewayEvent) => void;
 }
 
+/** Writing to the TUN failed because the device no longer exists: not a per-packet error. */
+class TunGoneError extends Error {}
+
 export class EventLoop {
-  readonly stats: LoopStats = { turns: 0, udpIn: 0, tunIn: 0, tunOut: 0, udpOut: 0, batchErrors: 0, maxUdpBatch: 0, maxTunBatch: 0 };
+  readonly stats: LoopStats = { turns: 0, udpIn: 0, tunIn: 0, tunOut: 0, udpOut: 0, batchErrors: 0, maxUdpBatch: 0, maxTunBatch: 0, tunReadErrors: 0, tunWriteErrors: 0 };
   readonly #tunnel: Tunnel;
   readonly #tun: TunDevice;
   readonly #clock: () => number;
@@ -85,6 +97,16 @@ export class EventLoop {
     setImmediate(this.#turn);
   };
 
+  /**
+   * The TUN reader's failure callback: counted and reported; a lost device is fatal, because
+   * a gateway that cannot read its TUN moves nothing while looking healthy.
+   */
+  onTunReadError = (failure: TunReadFailure): void => {
+    this.stats.tunReadErrors++;
+    this.#opts.onTunReadError?.(failure);
+    if (failure.lost && !this.#stopped && !this.#failed) this.#fail(new Error(`TUN ${this.#tun.name} is gone: ${readFailureMessage(failure)}`));
+  };
+
   /** Queue depths, sampled for gauges. */
   depths(): { udp: number; tun: number } {
     return { udp: this.#udpQueue.length, tun: this.#reader?.ring.pending ?? 0 };
@@ -123,8 +145,7 @@ export class EventLoop {
         if (n > 0) {
           const gw = this.#opts.gateway;
           if (!gw || gw.fromClient(this.#tunnel.lastConnection!.cid, this.#inner, n, now)) {
-            this.#tun.write(this.#inner, n);
-            this.stats.tunOut++;
+            this.#writeTun(n);
           } else {
             // Denied: answer the client's stack with the ICMP error the gateway built.
             for (let r = gw.pollReply(); r; r = gw.pollReply()) {
@@ -134,6 +155,7 @@ export class EventLoop {
           }
         }
       } catch (err) {
+        if (err instanceof TunGoneError) throw err;
         errors.push(err);
       }
     }
@@ -186,6 +208,22 @@ export class EventLoop {
       this.wake();
     }
     this.#armTimer();
+  }
+
+  /**
+   * One failed write is one lost packet (EIO while the link is down); a deleted interface
+   * (EBADFD) fails every write to come, so it ends the turn as fatal instead of a warning per turn.
+   */
+  #writeTun(n: number): void {
+    try {
+      this.#tun.write(this.#inner, n);
+      this.stats.tunOut++;
+    } catch (err) {
+      this.stats.tunWriteErrors++;
+      const e = errnoOf(err);
+      if (e !== undefined && DEVICE_GONE.has(e)) throw new TunGoneError(`TUN ${this.#tun.name} is gone`, { cause: err });
+      throw err;
+    }
   }
 
   #send(data: Uint8Array, to: Endpoint): void {

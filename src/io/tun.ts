@@ -3,6 +3,8 @@
 // ready, so the event loop can drain it in batches without blocking the thread.
 import { dlopen, FFIType, ptr, read as readMemory } from "bun:ffi";
 
+import { EACCES, EAGAIN, EINTR, EPERM, OsError } from "./errno.ts";
+
 /**
  * The TUN's transmit queue, in packets: the kernel's default for a TUN is 500, which a burst from
  * the host overflows while our single thread is busy. Firezone sets 10 000 (#10231,
@@ -16,10 +18,6 @@ const IFF_NO_PI = 0x1000;
 const O_RDWR = 0x2;
 const O_NONBLOCK = 0x800;
 const O_CLOEXEC = 0x80000;
-const EAGAIN = 11;
-const EINTR = 4;
-const EPERM = 1;
-const EACCES = 13;
 const IFNAMSIZ = 16;
 
 const libc = dlopen("libc.so.6", {
@@ -37,10 +35,8 @@ function errno(): number {
   return p === null ? 0 : readMemory.i32(p, 0);
 }
 
-function osError(what: string, code: number): Error {
-  const err = new Error(`${what}: ${libc.strerror(code)} (errno ${code})`) as Error & { errno: number };
-  err.errno = code;
-  return err;
+function osError(what: string, code: number): OsError {
+  return new OsError(what, code, String(libc.strerror(code)));
 }
 
 export class TunDevice {
@@ -83,7 +79,11 @@ export class TunDevice {
     }
   }
 
-  /** Writes one packet (buf[0, length)). */
+  /**
+   * Writes one packet (buf[0, length)). Failures throw with the errno in the cause chain
+   * (`errnoOf`): EIO while the link is down is one lost packet; EBADFD means the interface was
+   * deleted, which the event loop treats as fatal (io/errno.ts DEVICE_GONE).
+   */
   write(buf: Uint8Array, length = buf.length): void {
     for (;;) {
       const n = Number(libc.write(this.fd, ptr(buf), length));

@@ -154,3 +154,34 @@ test("a stored grant for an id the config file also uses never opens the file's 
   v.parse(buildTcp({ src: "10.99.0.2", dst: "192.0.2.1", srcPort: 1, dstPort: 22 }));
   expect(policy.decide(conn.cid, v, 0)).toBe("not_authorized");
 });
+
+test("a stored resource row that no longer parses is logged once naming the row and column; the others apply, and an applied one stays", () => {
+  const store = Store.open(mkdtempSync(join(tmpdir(), "gg-rsync-")));
+  const tunnel = new Tunnel({ aead: nobleAead, privateKey: generatePrivateKey(), random: (n) => crypto.getRandomValues(new Uint8Array(n)) });
+  const policy = new AccessPolicy();
+  const lines: LogLine[] = [];
+  const sync = new ResourceSync(policy, tunnel, store, [], new Logger(parseLogFilter("info"), memorySink(lines)).target("gateway"));
+  store.resources.upsert({ type: "cidr", id: "lan", address: "10.50.0.0/16" }, "test");
+  store.resources.upsert({ type: "cidr", id: "dmz", address: "10.60.0.0/16" }, "test");
+  sync.apply(0);
+  // Broken by hand (or by an older version): one row's filters are not JSON, a new row's address is no CIDR.
+  store.sqlite.run("UPDATE resources SET filters = '[{' WHERE id = 'lan'");
+  store.sqlite.run("INSERT INTO resources (id, name, type, address, filters) VALUES ('web', 'Web', 'cidr', '10.70.0.0/33', '[]')");
+  store.resources.upsert({ type: "cidr", id: "ops", address: "10.80.0.0/16" }, "test");
+  for (let i = 0; i < 3; i++) sync.apply(0);
+  const errors = lines.filter((l) => l.level === "error");
+  expect(errors.map((l) => [l.msg, l.rid, l.field])).toEqual([
+    ["stored resource skipped: it cannot be applied", "lan", "filters"],
+    ["stored resource skipped: it cannot be applied", "web", "address"],
+  ]);
+  expect(errors[1]!.err).toContain("10.70.0.0/33");
+  expect(policy.resource("lan")).toMatchObject({ id: "lan" }); // applied before: kept as it was
+  expect(policy.resource("web")).toBeUndefined();
+  expect(policy.resource("ops")).toBeDefined();
+  expect(lines.filter((l) => l.msg === "resource removed")).toEqual([]);
+  // Edited again (still broken): reported again, once.
+  store.sqlite.run("UPDATE resources SET filters = '[[' WHERE id = 'lan'");
+  sync.apply(0);
+  sync.apply(0);
+  expect(lines.filter((l) => l.level === "error" && l.rid === "lan")).toHaveLength(2);
+});

@@ -5,6 +5,10 @@
 // applied, so the policy's sweep (which removes an expired grant the moment it ends) is never
 // fed the same grant again. Each authorization's end — expired, revoked, its resource deleted —
 // is logged once, and a client whose last resource went away gets exactly one goodbye.
+//
+// A stored resource row that does not parse (older version, hand-edited, restored backup) is
+// skipped with one error line per version of the row (Errors page, Sentry), as peer-sync.ts does
+// for peers; one that was applied before stays as it was rather than being taken away half-way.
 import type { AccessPolicy } from "../gateway/index.ts";
 import type { Store } from "../store/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
@@ -14,6 +18,8 @@ export class ResourceSync {
   readonly #fileResources: Set<string>;
   #appliedResources = new Set<string>();
   #appliedGrants = new Set<string>();
+  /** Rows reported as unusable: id → the row version reported, so each version logs once. */
+  readonly #reported = new Map<string, string>();
 
   constructor(
     private readonly policy: AccessPolicy,
@@ -29,9 +35,19 @@ export class ResourceSync {
     // Who can reach something now: those left with nothing afterwards are told goodbye.
     const hadAccess = [...this.tunnel.connections()].filter((c) => this.policy.authorizations(c.cid).length > 0).map((c) => c.cid);
 
-    const wanted = this.store.resources.list().filter((r) => !this.#fileResources.has(r.id));
+    const { resources, skipped } = this.store.resources.listChecked();
+    const wanted = resources.filter((r) => !this.#fileResources.has(r.id));
     for (const r of wanted) this.policy.upsertResource(r);
     const ids = new Set(wanted.map((r) => r.id));
+    for (const row of skipped) {
+      if (this.#fileResources.has(row.id)) continue;
+      if (this.#appliedResources.has(row.id)) ids.add(row.id); // kept as last applied
+      if (this.#reported.get(row.id) === row.version) continue;
+      this.#reported.set(row.id, row.version);
+      this.log.error("stored resource skipped: it cannot be applied", { rid: row.id.slice(0, 64), resource: row.name.slice(0, 64), field: row.field, err: row.err });
+    }
+    const skippedIds = new Set(skipped.map((r) => r.id));
+    for (const id of this.#reported.keys()) if (!skippedIds.has(id)) this.#reported.delete(id);
     for (const id of this.#appliedResources) {
       if (!ids.has(id) && this.policy.removeResource(id)) this.log.info("resource removed", { rid: id });
     }

@@ -8,6 +8,8 @@ import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
 import { formatCidr, formatIp, parseCidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
 import { TunReader } from "../io/tun-reader.ts";
+import { errnoName } from "../io/errno.ts";
+import { Throttle } from "../telemetry/throttle.ts";
 import { TUN_TX_QUEUE_LEN, TunDevice } from "../io/tun.ts";
 import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp.ts";
 import { looseLogFields } from "../io/private-files.ts";
@@ -178,6 +180,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
 
   const audit = new ConnectionAudit(store, tunnel);
+  // Errors that can repeat per packet or per turn: a few lines per 10 s each, then a count.
+  const ioLog = opts.logger.target("io");
+  const ioThrottle = new Throttle({ windowMs: 10_000, burst: 3 });
   let onFatal: (err: unknown) => void = () => undefined;
   let metrics: GatewayMetrics | undefined;
   const loop = new EventLoop({
@@ -200,12 +205,23 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       }
     },
     onFatal: (err) => onFatal(err),
-    onBatchErrors: (errors, turn) => opts.logger.target("io").warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0] }),
+    onBatchErrors: (errors, turn) => {
+      const suppressed = ioThrottle.admit("batch", clock());
+      if (suppressed !== undefined) ioLog.warn("per-packet errors in one event-loop turn", { count: errors.length, turn, err: errors[0], suppressed: suppressed || undefined });
+    },
+    onTunReadError: (f) => {
+      const suppressed = f.lost ? 0 : ioThrottle.admit(`tun_read:${f.errno}`, clock());
+      if (suppressed !== undefined) ioLog.error("TUN read failed", { interface: tun.name, errno: errnoName(f.errno), consecutive: f.consecutive, lost: f.lost, suppressed: suppressed || undefined });
+    },
   });
   const udp = await UdpSockets.open({
     port: opts.listenPort,
     onDatagram: loop.onDatagram,
-    onError: (err) => opts.logger.target("io").error("UDP socket error", { err }),
+    // Send errors can come per packet (a firewall's EPERM, an unreachable endpoint): throttled.
+    onError: (err) => {
+      const suppressed = ioThrottle.admit(`udp:${(err as NodeJS.ErrnoException).code ?? err.message.slice(0, 64)}`, clock());
+      if (suppressed !== undefined) ioLog.error("UDP socket error", { err, suppressed: suppressed || undefined });
+    },
     keepDefaultBuffers: opts.keepDefaultBuffers,
   });
   const iolog = opts.logger.target("io");
@@ -220,7 +236,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     for (const a of cfg.interface.addresses) gatewayCore.serveDnsOn(a.bytes);
     dns = await DnsService.start({ listen, upstream, responder: dnsResponder, nat: gatewayCore.nat, tunnel, clock, log: opts.logger.target("dns"), wake: () => loop.wake() });
   }
-  const reader = new TunReader(tun.fd, cfg.interface.mtu, loop.wake);
+  const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError });
   loop.attach(udp, reader);
   metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), ...opts.metrics });
 

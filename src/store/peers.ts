@@ -31,9 +31,19 @@ const publicKeyText = z.string().trim().superRefine((v, ctx) => {
   if (!isUsablePublicKey(key)) ctx.addIssue({ code: "custom", message: publicKeyProblem(v)! });
 });
 
+/**
+ * Characters a name must not carry: C0/C1 controls (a newline ends a line in the client config's
+ * comment, an ESC drives the terminal that tails the logs) and the bidirectional overrides that
+ * make a name display as something else ("Trojan Source", CVE-2021-42574).
+ */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
 /** What a form or JSON body may set. Strings in, normalised values out. */
 export const PeerInput = z.object({
-  name: z.string().trim().min(1, "is required").max(64, "is longer than 64 characters"),
+  name: z.string().trim().min(1, "is required").max(64, "is longer than 64 characters").superRefine((v, ctx) => {
+    const m = UNPRINTABLE.exec(v);
+    if (m) ctx.addIssue({ code: "custom", message: `has a control or bidirectional-override character (U+${m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}) at position ${m.index + 1}` });
+  }),
   publicKey: publicKeyText,
   presharedKey: z.string().trim().transform((v, ctx) => {
     if (v === "") return undefined;
@@ -99,10 +109,16 @@ export function parsePeerInput(raw: Record<string, unknown>, partial = false): P
   for (const issue of r.error.issues) {
     const field = String(issue.path[0] ?? "form");
     const value = raw[field];
-    const msg = issue.message.startsWith('"') || value === undefined || value === "" ? issue.message : `"${String(value)}" ${issue.message}`;
+    // Echoed values are capped and escaped: a 1 MB field must not come back as a 1 MB message.
+    const msg = capEcho(issue.message.startsWith('"') || value === undefined || value === "" ? issue.message : `${JSON.stringify(String(value).slice(0, 65))} ${issue.message}`);
     fields[field] ??= value === undefined && issue.code === "invalid_type" ? "is required" : msg;
   }
   throw new PeerValidationError(fields);
+}
+
+function capEcho(message: string): string {
+  const capped = message.length > 300 ? `${message.slice(0, 300)}…` : message;
+  return capped.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /**

@@ -48,23 +48,54 @@ function checkExpiresAt(ms: number | null, field: string, shown: unknown = ms): 
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_EXPIRES_AT) throw new ResourceError(field, `${quote(shown)} is not a time between 1970 and 9999`);
 }
 
+/** A stored resource row the gateway cannot use, naming the column at fault when known. */
+export interface SkippedResourceRow {
+  id: string;
+  name: string;
+  /** Changes whenever the row does (also when edited by hand without touching updated_at). */
+  version: string;
+  field: string | undefined;
+  err: unknown;
+}
+
 export class ResourceRepository {
   readonly #audit: AuditLog;
   constructor(private readonly db: Db) {
     this.#audit = new AuditLog(db);
   }
 
-  /** Parsed, ready for the policy. A stored row that no longer parses is skipped, not fatal. */
+  /** Parsed, ready for the policy. A stored row that no longer parses is skipped (see listChecked). */
   list(): Resource[] {
+    return this.listChecked().resources;
+  }
+
+  /**
+   * Every row, parsed, and the rows that do not parse — validated on the way in, so only a row
+   * written by an older version (e.g. a DNS pattern over today's limits), edited by hand or
+   * restored from a backup gets there. The caller reports those (resource-sync.ts); one bad row
+   * never hides the others.
+   */
+  listChecked(): { resources: Resource[]; skipped: SkippedResourceRow[] } {
     const out: Resource[] = [];
+    const skipped: SkippedResourceRow[] = [];
     for (const r of this.db.select().from(resources).all()) {
+      const version = `${r.updatedAt}|${r.type}|${r.address}|${r.filters}`;
+      let filters: unknown;
       try {
-        out.push(parseResource({ type: r.type, id: r.id, name: r.name, address: r.address ?? undefined, filters: JSON.parse(r.filters) }));
-      } catch {
-        // skipped: validated on the way in, so only a hand-edited database gets here
+        filters = JSON.parse(r.filters);
+      } catch (err) {
+        skipped.push({ id: r.id, name: r.name, version, field: "filters", err: new Error("not JSON", { cause: err }) });
+        continue;
+      }
+      try {
+        out.push(parseResource({ type: r.type, id: r.id, name: r.name, address: r.address ?? undefined, filters }));
+      } catch (err) {
+        // parseResource names the field first ("resource filters.0.protocol: …"): report its column.
+        const field = /^resource ([a-z_]+)/.exec((err as Error).message)?.[1];
+        skipped.push({ id: r.id, name: r.name, version, field, err });
       }
     }
-    return out;
+    return { resources: out, skipped };
   }
 
   /**

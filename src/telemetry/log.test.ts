@@ -57,3 +57,43 @@ test("the ring keeps the newest lines and filters by id, level, target and time"
   log.log("info", "x", "after");
   expect(seen).toEqual(["live"]);
 });
+
+test("a field that JSON cannot serialise (BigInt, a cycle, a throwing getter) never throws into the caller, and the line still serialises", () => {
+  let written = "";
+  const log = new Logger(parseLogFilter("info"), (line) => void (written = JSON.stringify(line))).target("tunnel");
+  const cycle: Record<string, unknown> = { name: "loop" };
+  cycle.self = cycle;
+  const getter = { get boom(): string { throw new Error("getter"); } };
+  expect(() => log.info("odd fields", { counter: 2n ** 64n, cycle, nested: { n: 5n }, getter, bare: Object.create(null), err: Object.create(null) })).not.toThrow();
+  const line = JSON.parse(written);
+  expect(line).toMatchObject({ msg: "odd fields", counter: "18446744073709551616", nested: { n: "5" }, bare: {} });
+  expect(line.cycle).toStartWith("[not serialisable: ");
+  expect(line.getter).toStartWith("[not serialisable: ");
+  expect(line.err).toBe("[object without a printable form]");
+});
+
+test("attacker-sized field values are capped, so one line (and so the ring) stays bounded", () => {
+  const ring = new LogRing(100);
+  const log = new Logger(parseLogFilter("info"), ring.sink).target("dns");
+  const huge = "a".repeat(1_000_000);
+  const manyFields = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`f${i}`, "x".repeat(500)]));
+  for (let i = 0; i < 100; i++) log.warn("query refused", { domain: huge, username: huge, err: new Error(huge), list: [huge], ...manyFields });
+  const line = ring.query({ limit: 1 })[0]!;
+  expect(line.domain).toStartWith("aaaa");
+  expect(line.domain).toEndWith("…(+998976 chars)");
+  expect(line.fields_dropped).toBeGreaterThan(900);
+  const total = ring.query({ limit: 100 }).reduce((n, l) => n + JSON.stringify(l).length, 0);
+  expect(total).toBeLessThan(100 * 20 * 1024);
+});
+
+test("a log ring subscriber that throws stops neither the logger's caller nor the other subscribers", () => {
+  const ring = new LogRing(10);
+  const seen: string[] = [];
+  ring.subscribe(() => {
+    throw new Error("stream closed");
+  });
+  ring.subscribe((l) => void seen.push(l.msg));
+  const log = new Logger(parseLogFilter("info"), ring.sink).target("admin");
+  expect(() => log.info("hello")).not.toThrow();
+  expect(seen).toEqual(["hello"]);
+});

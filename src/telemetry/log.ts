@@ -42,10 +42,62 @@ export function errorChain(err: unknown): string {
   const parts: string[] = [];
   let cur: unknown = err;
   for (let depth = 0; cur !== undefined && cur !== null && depth < 16; depth++) {
-    parts.push(cur instanceof Error ? cur.message : String(cur));
+    try {
+      parts.push(cur instanceof Error ? String(cur.message) : String(cur));
+    } catch {
+      parts.push(`[${typeof cur} without a printable form]`); // e.g. Object.create(null)
+    }
     cur = cur instanceof Error ? cur.cause : undefined;
   }
   return parts.join(": ");
+}
+
+/**
+ * Bounds on one line. Field values can carry input from anyone who can reach the gateway (a DNS
+ * name, a login form's username, an upstream's error text): capped, one line stays small and the
+ * 10 000-line ring stays bounded (~10 000 × MAX_LINE_CHARS). Names and keys fit easily.
+ */
+export const MAX_FIELD_CHARS = 1024;
+export const MAX_ERR_CHARS = 4096;
+export const MAX_LINE_CHARS = 16 * 1024;
+export const MAX_FIELDS = 48;
+
+/** `s` cut to `max` characters, saying how much was cut (the cut is visible, not silent). */
+export function capText(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…(+${s.length - max} chars)`;
+}
+
+const bigintsAsText = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
+
+/**
+ * A field value every sink can serialise: JSON.stringify throws on a BigInt or a cycle, and a
+ * log call must never throw into its caller (often the packet path). Strings are capped; an
+ * object is copied through JSON (so it cannot change or grow after the call) and, when too
+ * long, kept as its capped JSON text.
+ */
+function safeValue(v: unknown, max: number): unknown {
+  switch (typeof v) {
+    case "string":
+      return capText(v, max);
+    case "number":
+    case "boolean":
+      return v;
+    case "bigint":
+      return v.toString();
+    case "symbol":
+    case "function":
+      return capText(String(v), max);
+    default:
+      if (v === null) return null;
+      if (v instanceof Error) return capText(errorChain(v), max);
+      try {
+        const json = JSON.stringify(v, bigintsAsText);
+        if (json === undefined) return undefined;
+        return json.length <= max ? JSON.parse(json) : capText(json, max);
+      } catch (err) {
+        return `[not serialisable: ${capText(errorChain(err), 200)}]`;
+      }
+  }
 }
 
 export class Logger {
@@ -81,15 +133,37 @@ export class Logger {
 
   log(level: Exclude<Level, "off">, target: string, msg: string, fields?: LogFields): void {
     if (!this.enabled(level, target)) return;
-    const line: LogLine = { ts: new Date().toISOString(), level, target, msg };
+    const line: LogLine = { ts: new Date().toISOString(), level, target, msg: capText(msg, MAX_FIELD_CHARS) };
     if (fields) {
+      // What is left of the line's budget; fields past it (or past MAX_FIELDS) are counted, not kept.
+      let budget = MAX_LINE_CHARS;
+      let kept = 0;
+      let dropped = 0;
       for (const k in fields) {
-        const v = fields[k];
+        let v: unknown;
+        try {
+          v = fields[k];
+        } catch {
+          continue; // a throwing getter: nothing to show
+        }
         if (v === undefined) continue;
-        line[k] = k === "err" ? errorChain(v) : v;
+        if (kept >= MAX_FIELDS || budget <= 0 || k.length > 64) {
+          dropped++;
+          continue;
+        }
+        const value = k === "err" ? capText(errorChain(v), Math.min(MAX_ERR_CHARS, budget)) : safeValue(v, Math.min(MAX_FIELD_CHARS, budget));
+        if (value === undefined) continue;
+        budget -= typeof value === "string" ? value.length : typeof value === "object" && value !== null ? JSON.stringify(value).length : 16;
+        line[k] = value;
+        kept++;
       }
+      if (dropped > 0) line.fields_dropped = dropped;
     }
-    this.#sink(line);
+    try {
+      this.#sink(line);
+    } catch {
+      // A sink that fails (a subscriber gone away) must not take the caller with it.
+    }
   }
 
   /** A logger bound to one target, the shape modules hold. */

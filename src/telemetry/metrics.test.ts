@@ -180,3 +180,22 @@ test.skipIf(!hasPromtool)("promtool check metrics finds nothing to complain abou
   expect(text).toContain("glassgate_dns_nat_sessions_evicted_total");
   expect(promtoolCheck(text)).toBe("");
 });
+
+test("per-peer series follow the peers: with churn, /metrics never holds more than the cap, and removed peers' series go", async () => {
+  const random = seededRandom(9);
+  const tunnel = new Tunnel({ aead: nobleAead, privateKey: generatePrivateKey(random), random });
+  let now = 0;
+  const m = new GatewayMetrics({ tunnel, clock: () => now, perPeer: { enabled: true, cap: 3 } });
+  cleanup.push(() => m.shutdown());
+  const series = async () => (now++, await m.prometheusText()).split("\n").filter((l) => l.startsWith("glassgate_peer_received_bytes_total{"));
+  let last: string[] = [];
+  for (let round = 0; round < 20; round++) {
+    const keys = Array.from({ length: 3 }, () => new Tunnel({ aead: nobleAead, privateKey: generatePrivateKey(random), random }).identity.publicKey);
+    for (const [i, k] of keys.entries()) tunnel.upsertPeer({ publicKey: k, allowedIPs: [parseCidr(`10.99.${round}.${i + 2}/32`)] });
+    last = await series();
+    expect(last.length).toBeLessThanOrEqual(3);
+    for (const k of keys) tunnel.removePeer(k);
+  }
+  expect(last).toHaveLength(3);
+  expect(await series()).toEqual([]);
+});

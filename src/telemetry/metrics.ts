@@ -3,7 +3,6 @@
 // Counters the data plane already keeps are read through observable instruments at collection
 // time, so the hot path pays nothing; queue depths are sampled once per second.
 // Names carry their unit (Prometheus conventions: base units, `_total` added to counters).
-import type { Attributes, ObservableResult } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -11,7 +10,7 @@ import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from 
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 
 export interface LoopSource {
-  stats: { turns: number; batchErrors: number; maxUdpBatch: number; maxTunBatch: number };
+  stats: { turns: number; batchErrors: number; maxUdpBatch: number; maxTunBatch: number; tunReadErrors: number; tunWriteErrors: number };
   depths(): { udp: number; tun: number };
 }
 
@@ -95,6 +94,10 @@ export class GatewayMetrics {
       });
       counter("glassgate.event_loop.turns", "Event loop turns.", () => loop.stats.turns);
       counter("glassgate.event_loop.batch_errors", "Event loop turns that collected per-packet errors.", () => loop.stats.batchErrors);
+      m.createObservableCounter("glassgate.tun.errors", { description: "Failed TUN reads and writes (EAGAIN is not a failure), by operation." }).addCallback((r) => {
+        r.observe(loop.stats.tunReadErrors, { op: "read" });
+        r.observe(loop.stats.tunWriteErrors, { op: "write" });
+      });
       gauge("glassgate.event_loop.max_batch.udp", "Largest UDP batch handled in one turn.", () => loop.stats.maxUdpBatch);
       gauge("glassgate.event_loop.max_batch.tun", "Largest TUN batch handled in one turn.", () => loop.stats.maxTunBatch);
       this.#sampler = setInterval(() => (this.#depths = loop.depths()), 1000);
@@ -108,16 +111,6 @@ export class GatewayMetrics {
           r.observe(b.recv, { direction: "recv" });
           r.observe(b.send, { direction: "send" });
         });
-    }
-    if (opts.perPeer?.enabled) {
-      const cap = opts.perPeer.cap;
-      const perPeer = (r: ObservableResult<Attributes>, read: (c: PeerCounters) => number) => {
-        for (const c of fresh().perPeer.slice(0, cap)) r.observe(read(c), { cid: String(c.cid), public_key: c.publicKey });
-      };
-      m.createObservableCounter("glassgate.peer.received.bytes", { description: "Per peer (opt-in, capped): bytes received." }).addCallback((r) => perPeer(r, (c) => c.rxBytes));
-      m.createObservableCounter("glassgate.peer.sent.bytes", { description: "Per peer (opt-in, capped): bytes sent." }).addCallback((r) => perPeer(r, (c) => c.txBytes));
-      m.createObservableGauge("glassgate.peer.last_handshake.seconds", { description: "Per peer (opt-in, capped): Unix time of the last handshake." })
-        .addCallback((r) => perPeer(r, (c) => c.lastHandshakeAt / 1000));
     }
     if (opts.dns) registerDnsMetrics(m, opts.dns, opts.clock);
     this.#handshakeRtt = m.createHistogram("glassgate.handshake.duration.seconds", {
@@ -138,7 +131,30 @@ export class GatewayMetrics {
 
   async prometheusText(): Promise<string> {
     const { resourceMetrics } = await this.#prometheus.collect();
-    return this.#serializer.serialize(resourceMetrics);
+    return this.#serializer.serialize(resourceMetrics) + this.#perPeerText();
+  }
+
+  /**
+   * Per-peer series (opt-in, at most `cap` peers), rendered here from the current peers rather
+   * than through OTel instruments: the SDK keeps every attribute set an observable instrument
+   * ever reported (cumulative temporality), so with peers coming and going the "capped" series
+   * grew without bound and deleted peers stayed on /metrics forever. Prometheus only; OTLP gets
+   * the aggregates.
+   */
+  #perPeerText(): string {
+    const pp = this.opts.perPeer;
+    if (!pp?.enabled || pp.cap <= 0) return "";
+    const peers = this.#snapshot().perPeer.slice(0, pp.cap);
+    if (peers.length === 0) return "";
+    const label = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+    const family = (name: string, type: string, help: string, read: (c: PeerCounters) => number) =>
+      `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n` +
+      peers.map((c) => `${name}{cid="${c.cid}",public_key="${label(c.publicKey)}"} ${read(c)}\n`).join("");
+    return (
+      family("glassgate_peer_received_bytes_total", "counter", "Per peer (opt-in, capped): bytes received.", (c) => c.rxBytes) +
+      family("glassgate_peer_sent_bytes_total", "counter", "Per peer (opt-in, capped): bytes sent.", (c) => c.txBytes) +
+      family("glassgate_peer_last_handshake_seconds", "gauge", "Per peer (opt-in, capped): Unix time of the last handshake.", (c) => c.lastHandshakeAt / 1000)
+    );
   }
 
   async shutdown(): Promise<void> {

@@ -53,3 +53,31 @@ test("an error log line reaches Sentry with cid tags, the connection context and
   expect(ev.exception.values[0]!.value).toBe("decrypt failed repeatedly: outer: inner");
   await reporter.close();
 });
+
+test("a flood of the same error becomes a few Sentry events per minute, the rest counted and reported with the next event", async () => {
+  envelopes.length = 0;
+  let now = 0;
+  let lookups = 0;
+  const reporter = new SentryReporter({ dsn: `http://abc123@127.0.0.1:${server.port}/4242`, clock: () => now, connection: () => void lookups++ });
+  const ring = new LogRing(2000);
+  const log = new Logger(parseLogFilter("info"), reportingSink(reporter, ring.sink)).target("dns");
+  for (let i = 0; i < 1000; i++) log.error("upstream reply rejected", { cid: 7, remote: `192.0.2.${i % 250}:53` });
+  log.error("another failure");
+  now += 60_000;
+  log.error("upstream reply rejected", { cid: 7, remote: "192.0.2.1:53" });
+  expect(await reporter.flush()).toBe(true);
+
+  const events = envelopes.flatMap((e) => e.items).filter((i) => i.header.type === "event").map((i) => i.payload as { exception: { values: { value: string }[] }; extra: Record<string, unknown> });
+  const flood = events.filter((e) => e.exception.values[0]!.value === "upstream reply rejected");
+  expect(flood).toHaveLength(6); // 5 in the first minute, 1 in the next
+  expect(flood.map((e) => e.extra.suppressed_since_last)).toEqual([undefined, undefined, undefined, undefined, undefined, 995]);
+  expect(events.filter((e) => e.exception.values[0]!.value === "another failure")).toHaveLength(1);
+  expect(reporter.suppressed).toBe(995);
+  expect(lookups).toBe(6); // a held-back line does not walk the connections
+  // The limit is per peer: another connection's errors are reported too.
+  log.error("upstream reply rejected", { cid: 8 });
+  // Every line is still in the log, with an event id only when one was sent.
+  expect(ring.query({ level: "error", limit: 2000 })).toHaveLength(1003);
+  expect(ring.query({ level: "error", limit: 2000 }).filter((l) => l.sentry_event_id)).toHaveLength(8);
+  await reporter.close();
+});

@@ -3,9 +3,17 @@
 // endpoint, last handshake, state, a link to /connections/:cid), and — when a peer key is known —
 // fingerprinted by the key as an unsigned 256-bit decimal, so events group per peer. The event
 // id is written back onto the log line, so the admin's Errors page can show it.
+//
+// Rate-limited: an error that repeats (per packet, per sync, per attacker request) must not
+// become a flood of events — it would burn the project's quota and bury everything else. Per
+// (target, msg, peer key or cid) at most REPORT_BURST events per REPORT_WINDOW_MS, at most
+// REPORT_GLOBAL_BURST over all of them; the rest are counted (`suppressed`), and the next event
+// of that kind carries how many were held back (`suppressed_since_last`). The log line itself is
+// always kept.
 import * as Sentry from "@sentry/bun";
 import { decodeKey, keyToU256Decimal } from "../crypto/x25519.ts";
 import type { LogLine, LogSink } from "./log.ts";
+import { Throttle } from "./throttle.ts";
 import type { ConnectionView } from "./view.ts";
 
 export interface SentryOptions {
@@ -16,10 +24,23 @@ export interface SentryOptions {
   adminUrl?: string;
   /** Looks a connection up by cid for the `connection` context. */
   connection?: (cid: number) => ConnectionView | undefined;
+  /** Monotonic milliseconds for the rate limit (tests pass a fake clock). */
+  clock?: () => number;
 }
 
+export const REPORT_WINDOW_MS = 60_000;
+export const REPORT_BURST = 5;
+export const REPORT_GLOBAL_BURST = 100;
+
 export class SentryReporter {
+  readonly #perKind = new Throttle({ windowMs: REPORT_WINDOW_MS, burst: REPORT_BURST });
+  readonly #overall = new Throttle({ windowMs: REPORT_WINDOW_MS, burst: REPORT_GLOBAL_BURST });
+  readonly #clock: () => number;
+  /** Error lines not sent because of the rate limit. */
+  suppressed = 0;
+
   constructor(private readonly opts: SentryOptions) {
+    this.#clock = opts.clock ?? (() => performance.now());
     this.connection = opts.connection;
     Sentry.init({
       dsn: opts.dsn,
@@ -34,9 +55,17 @@ export class SentryReporter {
   connection: ((cid: number) => ConnectionView | undefined) | undefined;
   adminUrl: string | undefined;
 
-  /** Reports one log line; returns the Sentry event id. */
-  report(line: LogLine): string {
+  /** Reports one log line; returns the Sentry event id, or undefined when rate-limited. */
+  report(line: LogLine): string | undefined {
     const cid = typeof line.cid === "number" ? line.cid : undefined;
+    // Decided before the connection lookup, which walks every connection: a suppressed line costs nothing.
+    const now = this.#clock();
+    const who = typeof line.public_key === "string" ? line.public_key : cid !== undefined ? `cid:${cid}` : "";
+    const heldBack = this.#perKind.admit(`${line.target}|${line.msg}|${who}`, now);
+    if (heldBack === undefined || this.#overall.admit("all", now) === undefined) {
+      this.suppressed++;
+      return undefined;
+    }
     const conn = cid !== undefined ? this.connection?.(cid) : undefined;
     const publicKey = typeof line.public_key === "string" ? line.public_key : conn?.public_key;
     return Sentry.withScope((scope) => {
@@ -68,7 +97,7 @@ export class SentryReporter {
         }
       }
       const { ts: _ts, level: _l, target: _t, msg, err, ...extra } = line;
-      scope.setExtras(extra);
+      scope.setExtras(heldBack > 0 ? { ...extra, suppressed_since_last: heldBack } : extra);
       const error = new Error(typeof err === "string" ? `${msg}: ${err}` : msg);
       error.name = line.target;
       return Sentry.captureException(error);
@@ -90,7 +119,8 @@ export function reportingSink(reporter: SentryReporter | undefined, next: LogSin
   return (line) => {
     if (line.level === "error") {
       try {
-        line.sentry_event_id = reporter.report(line);
+        const id = reporter.report(line);
+        if (id !== undefined) line.sentry_event_id = id;
       } catch {
         // Reporting must never take logging down with it.
       }
