@@ -167,7 +167,7 @@ export class AccessPolicy {
 
 /** One step of a decision, as the policy tester shows it. Times are Unix ms. */
 export interface DecisionStep {
-  step: "resource" | "authorization" | "icmp_error" | "public_address" | "filter";
+  step: "mode" | "local_dns" | "dns_proxy" | "resource" | "authorization" | "icmp_error" | "public_address" | "filter";
   outcome: "pass" | "fail";
   detail: string;
   /** The resource the step concerns. */

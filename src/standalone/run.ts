@@ -23,6 +23,7 @@ import type { SentryReporter } from "../telemetry/sentry.ts";
 import { clientConfigText, nextFreeAddress } from "../config/index.ts";
 import { Store } from "../store/index.ts";
 import { PeerSync } from "./peer-sync.ts";
+import { testPolicy } from "./policy-test.ts";
 import { ConnectionAudit } from "./connection-audit.ts";
 import { Tunnel, type TunnelEvent } from "../tunnel/index.ts";
 import { formatEndpoint, sessionField, type Endpoint } from "../wire/index.ts";
@@ -277,6 +278,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         dnsResponder.restoreRoutes();
         loop.wake();
       },
+      policyTest: (q) => testPolicy({ tunnel, core: gatewayCore, storePeers: () => store.peers.list() }, q, clock()),
       nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIpsOrNone(p))),
       clientConfig: (p, host) =>
         p.clientPrivateKey
