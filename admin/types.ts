@@ -5,6 +5,7 @@ import type { LogRing } from "../src/telemetry/log-ring.ts";
 import type { TargetLogger } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
 import type { PolicyQuery, PolicyTestResult } from "../src/standalone/policy-test.ts";
+import type { CaptureControl } from "../src/standalone/capture-control.ts";
 
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
@@ -28,6 +29,8 @@ export interface AdminGateway {
    * with the decision path. Throws PolicyQueryError naming the field it cannot resolve.
    */
   policyTest?(q: PolicyQuery): PolicyTestResult;
+  /** Per-connection packet capture of inner traffic (start throws CaptureError when it cannot). */
+  capture?: CaptureControl;
 }
 
 export interface ResourceView {

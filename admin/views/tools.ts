@@ -2,6 +2,7 @@
 // capture panel. hono/html escapes every interpolation.
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
+import type { CaptureLimits, CaptureStatus } from "../../src/io/capture.ts";
 import type { PolicyTestResult } from "../../src/standalone/policy-test.ts";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
@@ -46,3 +47,32 @@ export function policyResult(r: PolicyTestResult): Html {
 <p>${who} → <span class="mono">${r.packet.dst}</span> ${what}${r.packet.src ? html` <span class="muted">(probe from ${r.packet.src})</span>` : ""}${r.resource ? html` · resource <a href="/resources" class="mono">${r.resource}</a>` : ""} · <span class="muted">at ${r.at}</span></p>
 <h3>Decision path</h3><ol class="decision-path">${r.steps.map((s) => html`<li class="step ${s.outcome}" data-step="${s.step}"><span class="pill">${s.outcome === "pass" ? "✓" : "✗"} ${s.step.replaceAll("_", " ")}</span> ${s.detail}</li>`)}</ol></section>`;
 }
+
+/** The capture panel on a connection page; while a capture runs it refreshes itself every second. */
+export function capturePanel(cid: number, s: CaptureStatus | undefined, csrf: string, defaults: CaptureLimits, caps: CaptureLimits, error?: string): Html {
+  const running = s?.state === "running";
+  const download = s && s.packets > 0 ? html` <a href="/connections/${cid}/capture.pcap" id="capture-download" download>download pcap</a>` : "";
+  return html`<section id="capture" data-capture="${s?.state ?? "none"}"${running ? raw(` hx-get="/connections/${cid}/capture/panel" hx-trigger="every 1s" hx-swap="outerHTML"`) : ""}>
+<h2>Packet capture</h2>
+<p class="muted">Inner traffic of this connection (decrypted client → gateway, and gateway → client before encryption), as a pcap file for tcpdump or Wireshark. Opt-in, bounded, audited.</p>
+${error ? html`<p class="err" role="alert">${error}</p>` : ""}
+${s ? html`<p class="capture-status ${s.state}">${running ? html`<b>Capturing</b>` : html`<b>Finished</b> (${STOP_TEXT[s.stop_reason ?? "stopped"]}${s.stopped_by && s.stopped_by !== "gateway" ? ` by ${s.stopped_by}` : ""})`}:
+<span data-testid="capture-packets">${s.packets}</span> of ${s.limits.max_packets} packets, ${s.bytes} of ${s.limits.max_bytes} bytes;
+started ${s.started_at} by ${s.started_by}${running ? `, ends by ${s.ends_at}` : s.stopped_at ? `, stopped ${s.stopped_at}` : ""}.${download}</p>` : ""}
+${running
+    ? html`<form method="post" action="/connections/${cid}/capture/stop" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" id="capture-stop">Stop capture</button></form>`
+    : html`<form method="post" action="/connections/${cid}/capture" id="capture-form" class="tool-form"><input type="hidden" name="_csrf" value="${csrf}">
+<label>Max packets <input name="max_packets" size="7" value="${defaults.maxPackets}" title="at most ${caps.maxPackets}"></label>
+<label>Max bytes <input name="max_bytes" size="9" value="${defaults.maxBytes}" title="at most ${caps.maxBytes}"></label>
+<label>Max seconds <input name="max_seconds" size="5" value="${defaults.maxSeconds}" title="at most ${caps.maxSeconds}"></label>
+<button type="submit" id="capture-start">Start capture</button></form>`}</section>`;
+}
+
+const STOP_TEXT: Record<string, string> = {
+  max_packets: "packet limit reached",
+  max_bytes: "byte limit reached",
+  max_seconds: "time limit reached",
+  stopped: "stopped",
+  connection_gone: "the connection left the data plane",
+  shutdown: "the gateway shut down",
+};

@@ -24,6 +24,7 @@ import { clientConfigText, nextFreeAddress } from "../config/index.ts";
 import { Store } from "../store/index.ts";
 import { PeerSync } from "./peer-sync.ts";
 import { testPolicy } from "./policy-test.ts";
+import { CaptureService } from "./capture-control.ts";
 import { ConnectionAudit } from "./connection-audit.ts";
 import { Tunnel, type TunnelEvent } from "../tunnel/index.ts";
 import { formatEndpoint, sessionField, type Endpoint } from "../wire/index.ts";
@@ -179,6 +180,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
 
   const audit = new ConnectionAudit(store, tunnel);
+  const captures = new CaptureService(tunnel, store, clock);
   let onFatal: (err: unknown) => void = () => undefined;
   let metrics: GatewayMetrics | undefined;
   const loop = new EventLoop({
@@ -191,6 +193,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       metrics?.onEvent(e);
     },
     gateway: gatewayCore,
+    captures: captures.captures,
     onGatewayEvent: (e) => {
       const glog = opts.logger.target("gateway");
       if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
@@ -230,6 +233,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     resourceSync.apply(clock());
     routeTunnel();
     audit.sweep();
+    captures.sweep();
     loop.wake();
     return r;
   };
@@ -278,6 +282,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         dnsResponder.restoreRoutes();
         loop.wake();
       },
+      capture: captures,
       policyTest: (q) => testPolicy({ tunnel, core: gatewayCore, storePeers: () => store.peers.list() }, q, clock()),
       nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIpsOrNone(p))),
       clientConfig: (p, host) =>
@@ -371,6 +376,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       await step("closing the TUN", () => tun.close());
       await step("stopping the admin server", () => server.stop(true));
       await step("auditing open connections", () => audit.shutdown());
+      await step("ending packet captures", () => captures.shutdown());
       await step("flushing metrics", () => metrics?.shutdown());
       await step("flushing Sentry", () => opts.sentry?.close());
       await step("closing the store", () => store.close());
