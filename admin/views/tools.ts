@@ -4,6 +4,7 @@ import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import type { CaptureLimits, CaptureStatus } from "../../src/io/capture.ts";
 import type { PolicyTestResult } from "../../src/standalone/policy-test.ts";
+import { fmtBytes } from "../views.ts";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -29,7 +30,7 @@ export function policyTesterPage(f: PolicyForm, peers: { label: string; value: s
   return html`<h1>Policy tester</h1>
 <p class="muted">May a peer reach an address now? Answered by the same code that decides every packet the peer sends.</p>
 <form method="get" action="/tools/policy" id="policy-form" class="tool-form">
-<label>Peer <input name="peer" list="peer-names" value="${f.peer ?? ""}" placeholder="name, public key or cid" required></label>
+<label>Peer <input name="peer" list="peer-names" size="46" value="${f.peer ?? ""}" placeholder="name, public key or cid" required></label>
 <datalist id="peer-names">${peers.map((p) => html`<option value="${p.value}">${p.label}</option>`)}</datalist>
 <label>Destination <input name="dst" value="${f.dst ?? ""}" placeholder="10.0.0.5 or app.corp.example" required></label>
 <label>Protocol <select name="protocol">${["tcp", "udp", "icmp"].map((p) => html`<option${p === (f.protocol ?? "tcp") ? raw(" selected") : ""}>${p}</option>`)}</select></label>
@@ -57,7 +58,7 @@ export function capturePanel(cid: number, s: CaptureStatus | undefined, csrf: st
 <p class="muted">Inner traffic of this connection (decrypted client → gateway, and gateway → client before encryption), as a pcap file for tcpdump or Wireshark. Opt-in, bounded, audited.</p>
 ${error ? html`<p class="err" role="alert">${error}</p>` : ""}
 ${s ? html`<p class="capture-status ${s.state}">${running ? html`<b>Capturing</b>` : html`<b>Finished</b> (${STOP_TEXT[s.stop_reason ?? "stopped"]}${s.stopped_by && s.stopped_by !== "gateway" ? ` by ${s.stopped_by}` : ""})`}:
-<span data-testid="capture-packets">${s.packets}</span> of ${s.limits.max_packets} packets, ${s.bytes} of ${s.limits.max_bytes} bytes;
+<span data-testid="capture-packets">${s.packets}</span> of ${s.limits.max_packets} packets, ${fmtBytes(s.bytes)} of ${fmtBytes(s.limits.max_bytes)};
 started ${s.started_at} by ${s.started_by}${running ? `, ends by ${s.ends_at}` : s.stopped_at ? `, stopped ${s.stopped_at}` : ""}.${download}</p>` : ""}
 ${running
     ? html`<form method="post" action="/connections/${cid}/capture/stop" class="inline"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" id="capture-stop">Stop capture</button></form>`
