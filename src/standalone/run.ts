@@ -13,7 +13,7 @@ import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp
 import { looseLogFields } from "../io/private-files.ts";
 import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
-import { DnsResponder, GatewayCore } from "../gateway/index.ts";
+import { DnsResponder, filterText, GatewayCore } from "../gateway/index.ts";
 import { DnsService, systemResolver } from "./dns-service.ts";
 import { ResourceSync } from "./resource-sync.ts";
 import { connectionViews } from "../telemetry/view.ts";
@@ -272,7 +272,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
           name: r.name,
           type: r.type,
           address: r.type === "cidr" ? formatCidr(r.address) : r.type === "dns" ? r.pattern : "0.0.0.0/0, ::/0 (public)",
-          filters: r.filters.map((f) => (f.protocol === "icmp" ? "icmp" : `${f.protocol}/${f.portStart}${f.portEnd !== f.portStart ? `-${f.portEnd}` : ""}`)).join(", "),
+          filters: r.filters.map(filterText).join(", "),
           source: apiIds.has(r.id) && !cfg.resources.some((x) => x.id === r.id) ? ("api" as const) : ("file" as const),
           authorizations: grants.get(r.id) ?? [],
         }));
