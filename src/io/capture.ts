@@ -40,7 +40,8 @@ export class PacketCapture {
   stoppedBy: string | undefined;
   readonly deadline: number;
 
-  constructor(readonly cid: number, readonly limits: CaptureLimits, readonly startedAt: number, readonly startedBy: string) {
+  /** `subject`: whose traffic it is (the peer's public key), kept for the stop's audit row. */
+  constructor(readonly cid: number, readonly limits: CaptureLimits, readonly startedAt: number, readonly startedBy: string, readonly subject?: string) {
     this.deadline = startedAt + limits.maxSeconds * 1000;
   }
 
@@ -104,7 +105,7 @@ export class Captures {
   /** `onStopped` runs once per capture, when it stops for any reason (audit it there). */
   constructor(private readonly onStopped: (c: PacketCapture) => void = () => {}) {}
 
-  start(cid: number, limits: CaptureLimits, now: number, actor: string): PacketCapture {
+  start(cid: number, limits: CaptureLimits, now: number, actor: string, subject?: string): PacketCapture {
     if (this.active.has(cid)) throw new CaptureError("conflict", `a capture is already running on cid ${cid}: stop it first`);
     const finished = this.#kept.get(cid);
     if (finished) this.#kept.delete(cid);
@@ -113,7 +114,7 @@ export class Captures {
       if (!oldest) throw new CaptureError("limit", `${MAX_CAPTURES} captures are running (the most kept at once): stop one first`);
       this.#kept.delete(oldest.cid);
     }
-    const c = new PacketCapture(cid, limits, now, actor);
+    const c = new PacketCapture(cid, limits, now, actor, subject);
     this.active.set(cid, c);
     this.#kept.set(cid, c);
     return c;

@@ -24,7 +24,7 @@ export class CaptureService implements CaptureControl {
   start(cid: number, limits: CaptureLimits, actor: string): CaptureStatus {
     const conn = this.tunnel.connection(cid);
     if (!conn) throw new CaptureError("conflict", `no connection ${cid} in the data plane`);
-    const c = this.captures.start(cid, limits, this.clock(), actor);
+    const c = this.captures.start(cid, limits, this.clock(), actor, conn.publicKey);
     this.store.audit.record({
       actor, action: "capture.started", cid, subject: conn.publicKey,
       after: { max_packets: limits.maxPackets, max_bytes: limits.maxBytes, max_seconds: limits.maxSeconds },
@@ -69,7 +69,7 @@ export class CaptureService implements CaptureControl {
 
   #audit(c: PacketCapture): void {
     this.store.audit.record({
-      actor: c.stoppedBy ?? "gateway", action: "capture.stopped", cid: c.cid, subject: this.tunnel.connection(c.cid)?.publicKey,
+      actor: c.stoppedBy ?? "gateway", action: "capture.stopped", cid: c.cid, subject: c.subject,
       reason: c.stopReason,
       after: { packets: c.packets, bytes: c.bytes, seconds: Math.round(((c.stoppedAt ?? c.startedAt) - c.startedAt) / 100) / 10 },
     });
