@@ -18,6 +18,7 @@ import { pageRoutes } from "./routes/pages.ts";
 import { peerRoutes } from "./routes/peers.ts";
 import { RESOURCE_STATUS, resourceRoutes } from "./routes/resources.ts";
 import { settingsRoutes } from "./routes/settings.ts";
+import { toolRoutes } from "./routes/tools.ts";
 import type { AdminOptions } from "./types.ts";
 
 export type { AdminGateway, AdminOptions, ResourceView } from "./types.ts";
@@ -47,6 +48,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.route("/", resourceRoutes(opts));
   app.route("/", apiRoutes(opts));
   app.route("/", settingsRoutes(opts));
+  app.route("/", toolRoutes(opts));
 
   app.notFound((c) => c.json({ error: "not_found", path: c.req.path.slice(0, ECHO_MAX) }, 404));
   // Bad input is the caller's 4xx naming the field; anything else is our bug: logged in full,

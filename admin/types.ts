@@ -4,6 +4,8 @@ import type { PeerRow, Store } from "../src/store/index.ts";
 import type { LogRing } from "../src/telemetry/log-ring.ts";
 import type { TargetLogger } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
+import type { PolicyQuery, PolicyTestResult } from "../src/standalone/policy-test.ts";
+import type { CaptureControl } from "../src/standalone/capture-control.ts";
 
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
@@ -22,6 +24,13 @@ export interface AdminGateway {
   clientConfig(peer: PeerRow, requestHost: string): string | undefined;
   /** Resizes the UDP sockets' buffers at run time (#10234); returns the sizes in effect (getsockopt). */
   setSocketBuffers?(wanted: { recv: number; send: number }): { recv: number; send: number };
+  /**
+   * The policy tester: what the data path would decide now for a packet from `peer` to `dst`,
+   * with the decision path. Throws PolicyQueryError naming the field it cannot resolve.
+   */
+  policyTest?(q: PolicyQuery): PolicyTestResult;
+  /** Per-connection packet capture of inner traffic (start throws CaptureError when it cannot). */
+  capture?: CaptureControl;
 }
 
 export interface ResourceView {

@@ -9,7 +9,7 @@ import type { ResourceView } from "./types.ts";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
-const NAV = [["/", "Overview"], ["/connections", "Connections"], ["/peers", "Peers"], ["/resources", "Resources"], ["/logs", "Logs"], ["/errors", "Errors"], ["/audit", "Audit"]] as const;
+const NAV = [["/", "Overview"], ["/connections", "Connections"], ["/peers", "Peers"], ["/resources", "Resources"], ["/logs", "Logs"], ["/errors", "Errors"], ["/audit", "Audit"], ["/tools/policy", "Policy tester"]] as const;
 
 export function layout(opts: { title: string; path: string; user?: string; csrf?: string }, body: Html): Html {
   return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${opts.title} · glassgate</title>

@@ -4,7 +4,7 @@
 import { addressKey } from "../ip/address.ts";
 import { buildIcmpError, buildProhibited } from "../ip/build.ts";
 import { isIcmpError, PacketView, protocolName, type IpParseErrorKind } from "../ip/packet.ts";
-import { AccessPolicy, type DenyReason } from "./policy.ts";
+import { AccessPolicy, type DenyReason, type Explanation } from "./policy.ts";
 import { DnsNat, ProxyIpAllocator } from "./dns-nat.ts";
 
 export type GatewayDropReason = DenyReason | `malformed_${IpParseErrorKind}` | "dns_unresolved" | "dns_nat_full";
@@ -44,7 +44,7 @@ export class GatewayCore {
       this.#deny(cid, `malformed_${err.kind}`, v, false, now);
       return false;
     }
-    if (v.dstPort === 53 && this.#localDns.has(addressKey(v.buf, v.dstAt, v.addressLength))) return true;
+    if (this.#isLocalDns(v)) return true;
     const reason = this.policy.decide(cid, v, now);
     if (reason !== undefined) {
       this.#deny(cid, reason, v, true, now);
@@ -59,6 +59,31 @@ export class GatewayCore {
       return false;
     }
     return true;
+  }
+
+  /**
+   * The policy tester: what `fromClient` decides for this packet from `cid` now, and the path to
+   * it — the same checks in the same order, the policy's part by its one walk (policy.ts). Reads
+   * only: counters, NAT and rate limits are left alone.
+   */
+  explain(cid: number, packet: Uint8Array, now: number): Explanation {
+    if (!this.policy.enforcing) {
+      return { verdict: "allow", reason: undefined, resource: undefined, steps: [{ step: "mode", outcome: "pass", detail: "no resources are defined: the gateway forwards whatever the peer sends from its AllowedIPs (a plain WireGuard server)" }] };
+    }
+    const v = new PacketView();
+    const err = v.parse(packet, packet.length);
+    if (err) throw err;
+    if (this.#isLocalDns(v)) {
+      return { verdict: "allow", reason: undefined, resource: undefined, steps: [{ step: "local_dns", outcome: "pass", detail: "the gateway's own DNS service (its tunnel address, port 53) is always reachable" }] };
+    }
+    const e = this.policy.explain(cid, v, now);
+    const proxy = this.nat.proxies.lookup(v.buf, v.dstAt, v.version === 4 ? 4 : 16);
+    if (proxy) e.steps.unshift({ step: "dns_proxy", outcome: "pass", detail: `${v.dst()} is proxy address ${proxy.index + 1} of ${proxy.domain} (DNS-resource NAT translates it to the name's real address)` });
+    return e;
+  }
+
+  #isLocalDns(v: PacketView): boolean {
+    return v.dstPort === 53 && this.#localDns.has(addressKey(v.buf, v.dstAt, v.addressLength));
   }
 
   /** A packet from the network (TUN) to a client: reverse DNS-resource NAT where it applies. */

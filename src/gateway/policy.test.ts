@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { buildIcmpEcho, buildIcmpError, buildTcp, buildUdp } from "../ip/build.ts";
 import { PacketView } from "../ip/packet.ts";
 import { AccessPolicy } from "./policy.ts";
@@ -76,6 +77,81 @@ describe("decisions", () => {
     p.removeResource("lan");
     expect(p.decide(CID, tcp("10.50.1.1", 22), 0)).toBe("no_resource");
     expect(() => p.authorize(CID, "lan", null)).toThrow('unknown resource "lan"');
+  });
+});
+
+describe("explain (the policy tester)", () => {
+  test("a filtered port names the resource, the authorization and the filters none of which matched", () => {
+    const p = policy();
+    p.authorize(CID, "lan", 90_000);
+    const e = p.explain(CID, tcp("10.50.1.1", 443), 30_000);
+    expect(e).toMatchObject({ verdict: "deny", reason: "filtered", resource: "lan" });
+    expect(e.steps.map((s) => [s.step, s.outcome])).toEqual([["resource", "pass"], ["authorization", "pass"], ["filter", "fail"]]);
+    expect(e.steps[0]!.detail).toContain("cidr 10.50.0.0/16");
+    expect(e.steps[1]).toMatchObject({ expiresAt: 90_000, detail: 'authorized for "lan" until 1970-01-01T00:01:30.000Z (in 60 s)' });
+    expect(e.steps[2]!.detail).toBe('tcp/443 matches none of "lan"\'s filters (tcp/22, icmp)');
+  });
+
+  test("an allowed packet names the filter rule that let it through", () => {
+    const p = policy();
+    p.authorize(CID, "lan", null);
+    const e = p.explain(CID, view(buildIcmpEcho({ src: "10.99.0.2", dst: "10.50.1.1", id: 1, seq: 1 })), 0);
+    expect(e).toMatchObject({ verdict: "allow", reason: undefined });
+    expect(e.steps.at(-1)).toMatchObject({ step: "filter", outcome: "pass", rule: 1, detail: 'icmp matches filter 2 of "lan": icmp' });
+    p.authorize(CID, "open", null);
+    expect(p.explain(CID, tcp("192.0.2.1", 8080), 0).steps.at(-1)!.detail).toBe('"open" has no filters: all protocols and ports');
+  });
+
+  test("no resource, no authorization and an expired one each stop the walk where they fail", () => {
+    const p = policy();
+    expect(p.explain(CID, tcp("172.16.0.1", 22), 0).steps).toEqual([{ step: "resource", outcome: "fail", detail: expect.stringContaining("no resource contains") }]);
+    expect(p.explain(CID, tcp("10.50.7.1", 22), 0)).toMatchObject({ reason: "not_authorized", resource: "db", steps: [{ rid: "db" }, { step: "authorization", outcome: "fail" }] });
+    p.authorize(CID, "lan", 1_000);
+    const e = p.explain(CID, tcp("10.50.1.1", 22), 2_000);
+    expect(e.reason).toBe("authorization_expired");
+    expect(e.steps.at(-1)!.detail).toBe('the authorization for "lan" expired at 1970-01-01T00:00:01.000Z');
+  });
+
+  test("explain's verdict is decide's for any policy, packet and time (one walk)", () => {
+    const cidr = fc.record({ a: fc.integer({ min: 0, max: 3 }), b: fc.integer({ min: 0, max: 3 }), prefix: fc.constantFrom(8, 16, 24, 32) });
+    const filter = fc.oneof(
+      fc.constant({ protocol: "icmp" }),
+      fc.record({ protocol: fc.constantFrom("tcp", "udp"), port_range_start: fc.integer({ min: 0, max: 100 }), port_range_end: fc.integer({ min: 100, max: 200 }) }),
+    );
+    const resource = fc.record({ internet: fc.boolean(), net: cidr, filters: fc.array(filter, { maxLength: 3 }) });
+    const packet = fc.record({
+      kind: fc.constantFrom("tcp", "udp", "echo", "icmp_error"),
+      dst: fc.oneof(fc.tuple(fc.constantFrom(10, 8, 192), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 255 })).map((o) => o.join(".")), fc.constant("2606:4700::1111"), fc.constant("fd00::9")),
+      port: fc.integer({ min: 0, max: 250 }),
+    });
+    fc.assert(fc.property(
+      fc.array(resource, { minLength: 1, maxLength: 5 }),
+      fc.array(fc.record({ cid: fc.integer({ min: 1, max: 2 }), r: fc.nat(), exp: fc.option(fc.integer({ min: 0, max: 100 })) }), { maxLength: 6 }),
+      packet, fc.integer({ min: 1, max: 2 }), fc.integer({ min: 0, max: 100 }),
+      (resources, grants, pk, cid, now) => {
+        const p = new AccessPolicy();
+        resources.forEach((r, i) => p.upsertResource(parseResource(r.internet
+          ? { type: "internet", id: `r${i}`, filters: r.filters }
+          : { type: "cidr", id: `r${i}`, address: `10.${r.net.a}.${r.net.b}.0/${r.net.prefix === 32 ? 32 : r.net.prefix}`.replace(/\.0\/32$/, ".1/32"), filters: r.filters })));
+        for (const g of grants) p.authorize(g.cid, `r${g.r % resources.length}`, g.exp);
+        const v6 = pk.dst.includes(":");
+        const src = v6 ? "fd00::2" : "10.99.0.2";
+        const bytes = pk.kind === "tcp" ? buildTcp({ src, dst: pk.dst, srcPort: 1, dstPort: pk.port })
+          : pk.kind === "udp" ? buildUdp({ src, dst: pk.dst, srcPort: 1, dstPort: pk.port })
+          : pk.kind === "echo" || v6 ? buildIcmpEcho({ src, dst: pk.dst, id: 1, seq: 1 })
+          : buildIcmpError(view(buildUdp({ src: pk.dst, dst: src, srcPort: 53, dstPort: 4000 })), src, 3, 3);
+        const v = view(bytes);
+        const decided = p.decide(cid, v, now);
+        const decidedResource = p.lastResource?.id;
+        const e = p.explain(cid, v, now);
+        expect(e.reason).toBe(decided);
+        expect(e.verdict).toBe(decided === undefined ? "allow" : "deny");
+        expect(e.resource).toBe(decidedResource);
+        // The path ends where the walk did: a deny in a failed step, an allow after passing ones.
+        expect(e.steps.at(-1)!.outcome).toBe(decided === undefined ? "pass" : "fail");
+        expect(e.steps.slice(0, -1).every((s) => s.outcome === "pass")).toBe(true);
+      },
+    ), { numRuns: 500 });
   });
 });
 

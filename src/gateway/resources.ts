@@ -224,15 +224,33 @@ function globLabel(pattern: string, label: string): typeof globResult {
   }
 }
 
-/** Is a packet of `protocol` to `port` allowed by `filters`? No filters means everything. */
-export function filtersAllow(filters: Filter[], protocol: number, port: number): boolean {
-  if (filters.length === 0) return true;
-  for (const f of filters) {
+/** `matchingFilter`'s answers besides a rule's index. */
+export const NO_FILTERS = -1;
+export const NO_FILTER_MATCHES = -2;
+
+/**
+ * Which of `filters` lets a packet of `protocol` to `port` through: the first matching rule's
+ * index, NO_FILTERS when there are none (everything passes), NO_FILTER_MATCHES when none does.
+ */
+export function matchingFilter(filters: Filter[], protocol: number, port: number): number {
+  if (filters.length === 0) return NO_FILTERS;
+  for (let i = 0; i < filters.length; i++) {
+    const f = filters[i]!;
     if (f.protocol === "icmp") {
-      if (protocol === PROTO_ICMP || protocol === PROTO_ICMPV6) return true;
+      if (protocol === PROTO_ICMP || protocol === PROTO_ICMPV6) return i;
     } else if ((f.protocol === "tcp" ? PROTO_TCP : PROTO_UDP) === protocol && port >= f.portStart && port <= f.portEnd) {
-      return true;
+      return i;
     }
   }
-  return false;
+  return NO_FILTER_MATCHES;
+}
+
+/** Is a packet of `protocol` to `port` allowed by `filters`? No filters means everything. */
+export function filtersAllow(filters: Filter[], protocol: number, port: number): boolean {
+  return matchingFilter(filters, protocol, port) !== NO_FILTER_MATCHES;
+}
+
+/** A filter as the config file and the admin write it: `tcp/22`, `udp/5000-5100`, `icmp`. */
+export function filterText(f: Filter): string {
+  return f.protocol === "icmp" ? "icmp" : `${f.protocol}/${f.portStart}${f.portEnd !== f.portStart ? `-${f.portEnd}` : ""}`;
 }

@@ -4,6 +4,8 @@ import { GOODBYE_EVENT } from "../tunnel/index.ts";
 import type { Transmit } from "../wire/index.ts";
 import { GATEWAY, TunnelClients } from "../../test/support/tunnel-clients.ts";
 import { EBADFD, EIO, OsError } from "./errno.ts";
+import { icmpEcho } from "../../test/support/icmp.ts";
+import { Captures } from "./capture.ts";
 import { EventLoop } from "./event-loop.ts";
 import type { TunDevice } from "./tun.ts";
 import type { TunReader } from "./tun-reader.ts";
@@ -121,4 +123,67 @@ test("reads from a TUN that is gone make the loop fail with the errno named; err
   expect(fatal.map((e) => (e as Error).message)).toEqual(["TUN ggtest0 is gone: reading the TUN fails with EBADFD (2 in a row)"]);
   expect(reported).toEqual([1, 2]);
   expect(loop.stats.tunReadErrors).toBe(2);
+});
+
+test("a capture copies its connection's packets both ways, and no other; with none running the tap is never called", async () => {
+  const sim = new TunnelClients();
+  const a = sim.client();
+  const b = sim.client();
+  const ca = sim.gw.upsertPeer({ publicKey: a.local.publicKey, allowedIPs: [parseCidr(`${a.ip}/32`)] });
+  sim.gw.upsertPeer({ publicKey: b.local.publicKey, allowedIPs: [parseCidr(`${b.ip}/32`)] });
+  sim.ping(a);
+  sim.ping(b);
+  let taps = 0;
+  const captures = new (class extends Captures {
+    override tap(cid: number, p: Uint8Array, n: number, now: number): void {
+      taps++;
+      super.tap(cid, p, n, now);
+    }
+  })();
+  const toTun: Uint8Array[] = [];
+  const reply = (c: typeof a, seq: number) => icmpEcho({ src: "10.50.0.9", dst: c.ip, type: 0, id: 1, seq, payload: Uint8Array.of(seq) });
+  let fromNetwork: Uint8Array[] = [];
+  const reader = {
+    ring: {
+      drain: (_max: number, f: (d: Uint8Array, o: number, l: number) => void) => {
+        const batch = fromNetwork;
+        fromNetwork = [];
+        for (const p of batch) f(p, 0, p.length);
+        return batch.length;
+      },
+      get pending() {
+        return fromNetwork.length;
+      },
+      sleep: () => true,
+    },
+  } as unknown as TunReader;
+  const loop = new EventLoop({
+    tunnel: sim.gw,
+    tun: { write: (p: Uint8Array, n: number) => void toTun.push(p.slice(0, n)) } as unknown as TunDevice,
+    clock: () => sim.now,
+    onEvent: () => undefined,
+    onBatchErrors: () => undefined,
+    captures,
+  });
+  loop.attach({ send: () => undefined } as unknown as UdpSockets, reader);
+  const exchange = async (seq: number) => {
+    for (const c of [a, b]) {
+      c.peer.send(icmpEcho({ src: c.ip, dst: "10.50.0.9", type: 8, id: 1, seq, payload: Uint8Array.of(seq) }), sim.now);
+      loop.onDatagram(c.peer.pollTransmit()!.data, c.addr);
+    }
+    fromNetwork = [reply(a, seq), reply(b, seq)];
+    loop.wake();
+    await hops();
+  };
+
+  await exchange(1);
+  expect(toTun).toHaveLength(2);
+  expect(taps).toBe(0); // nothing running: one size check per packet, no call, no copy
+
+  captures.start(ca.cid, { maxPackets: 10, maxBytes: 1 << 20, maxSeconds: 60 }, sim.now, "test");
+  await exchange(2);
+  const c = captures.get(ca.cid)!;
+  expect(c.packets).toBe(2);
+  // Record 1: a's decrypted request; record 2: the reply to a, before encryption. Nothing of b's.
+  expect(c.records.map((r) => [...r.subarray(16)])).toEqual([[...toTun[2]!], [...reply(a, 2)]]);
 });

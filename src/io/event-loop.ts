@@ -13,6 +13,7 @@ import { DEVICE_GONE, errnoOf } from "./errno.ts";
 import type { TunDevice } from "./tun.ts";
 import { readFailureMessage, type TunReadFailure, type TunReader } from "./tun-reader.ts";
 import type { UdpSockets } from "./udp.ts";
+import type { Captures } from "./capture.ts";
 
 /** Per-source work per turn: big enough to amortise a turn, small enough to interleave sources. */
 export const BATCH = 256;
@@ -48,6 +49,8 @@ export interface EventLoopOptions {
   /** Resources and authorizations: decides what clients may send into the network. */
   gateway?: GatewayCore;
   onGatewayEvent?: (e: GatewayEvent) => void;
+  /** Per-connection packet captures (io/capture.ts): tapped only while one is running. */
+  captures?: Captures;
 }
 
 /** Writing to the TUN failed because the device no longer exists: not a per-packet error. */
@@ -144,11 +147,16 @@ export class EventLoop {
         const n = this.#tunnel.decapsulate(d.data, d.from, this.#inner, now);
         if (n > 0) {
           const gw = this.#opts.gateway;
-          if (!gw || gw.fromClient(this.#tunnel.lastConnection!.cid, this.#inner, n, now)) {
+          const cid = this.#tunnel.lastConnection!.cid;
+          // Capture tap, client → gateway after decryption (before the policy: denied packets too).
+          const caps = this.#opts.captures;
+          if (caps !== undefined && caps.active.size !== 0) caps.tap(cid, this.#inner, n, now);
+          if (!gw || gw.fromClient(cid, this.#inner, n, now)) {
             this.#writeTun(n);
           } else {
             // Denied: answer the client's stack with the ICMP error the gateway built.
             for (let r = gw.pollReply(); r; r = gw.pollReply()) {
+              if (caps !== undefined && caps.active.size !== 0) caps.tap(cid, r, r.length, now);
               const m = this.#tunnel.encapsulate(r, this.#wire, now);
               if (m > 0) this.#send(this.#wire.slice(0, m), this.#tunnel.lastConnection!.peer.endpoint!);
             }
@@ -169,6 +177,9 @@ export class EventLoop {
             const packet = data.subarray(offset, offset + length);
             this.#opts.gateway?.toClient(packet, length, now);
             const n = this.#tunnel.encapsulate(packet, this.#wire, now);
+            // Capture tap, gateway → client before encryption (after reverse NAT: what the client gets).
+            const caps = this.#opts.captures;
+            if (caps !== undefined && caps.active.size !== 0 && this.#tunnel.lastConnection) caps.tap(this.#tunnel.lastConnection.cid, packet, length, now);
             if (n > 0) this.#send(this.#wire.slice(0, n), this.#tunnel.lastConnection!.peer.endpoint!);
           } catch (err) {
             errors.push(err);

@@ -15,7 +15,7 @@ import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp
 import { looseLogFields } from "../io/private-files.ts";
 import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
-import { DnsResponder, GatewayCore } from "../gateway/index.ts";
+import { DnsResponder, filterText, GatewayCore } from "../gateway/index.ts";
 import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
 import { ResourceSync } from "./resource-sync.ts";
 import { connectionViews } from "../telemetry/view.ts";
@@ -25,6 +25,8 @@ import type { SentryReporter } from "../telemetry/sentry.ts";
 import { clientConfigText, nextFreeAddress } from "../config/index.ts";
 import { Store } from "../store/index.ts";
 import { PeerSync } from "./peer-sync.ts";
+import { testPolicy } from "./policy-test.ts";
+import { CaptureService } from "./capture-control.ts";
 import { ConnectionAudit } from "./connection-audit.ts";
 import { Tunnel, type TunnelEvent } from "../tunnel/index.ts";
 import { formatEndpoint, sessionField, type Endpoint } from "../wire/index.ts";
@@ -183,6 +185,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // Errors that can repeat per packet or per turn: a few lines per 10 s each, then a count.
   const ioLog = opts.logger.target("io");
   const ioThrottle = new Throttle({ windowMs: 10_000, burst: 3 });
+  const captures = new CaptureService(tunnel, store, clock);
   let onFatal: (err: unknown) => void = () => undefined;
   let metrics: GatewayMetrics | undefined;
   const loop = new EventLoop({
@@ -195,6 +198,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       metrics?.onEvent(e);
     },
     gateway: gatewayCore,
+    captures: captures.captures,
     onGatewayEvent: (e) => {
       const glog = opts.logger.target("gateway");
       if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
@@ -245,6 +249,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     resourceSync.apply(clock());
     routeTunnel();
     audit.sweep();
+    captures.sweep();
     loop.wake();
     return r;
   };
@@ -283,7 +288,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
           name: r.name,
           type: r.type,
           address: r.type === "cidr" ? formatCidr(r.address) : r.type === "dns" ? r.pattern : "0.0.0.0/0, ::/0 (public)",
-          filters: r.filters.map((f) => (f.protocol === "icmp" ? "icmp" : `${f.protocol}/${f.portStart}${f.portEnd !== f.portStart ? `-${f.portEnd}` : ""}`)).join(", "),
+          filters: r.filters.map(filterText).join(", "),
           source: apiIds.has(r.id) && !cfg.resources.some((x) => x.id === r.id) ? ("api" as const) : ("file" as const),
           authorizations: grants.get(r.id) ?? [],
         }));
@@ -293,6 +298,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         dnsResponder.restoreRoutes();
         loop.wake();
       },
+      capture: captures,
+      policyTest: (q) => testPolicy({ tunnel, core: gatewayCore, storePeers: () => store.peers.list() }, q, clock()),
       nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIpsOrNone(p))),
       clientConfig: (p, host) =>
         p.clientPrivateKey
@@ -391,6 +398,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       await step("closing the TUN", () => tun.close());
       await step("stopping the admin server", () => server.stop(true));
       await step("auditing open connections", () => audit.shutdown());
+      await step("ending packet captures", () => captures.shutdown());
       await step("flushing metrics", () => metrics?.shutdown());
       await step("flushing Sentry", () => opts.sentry?.close());
       await step("closing the store", () => store.close());

@@ -9,7 +9,8 @@ export type AuditAction =
   | "resource.created" | "resource.updated" | "resource.deleted"
   | "connection.established" | "connection.closed"
   | "admin.login" | "admin.login_failed" | "admin.login_throttled" | "admin.created" | "token.created"
-  | "settings.updated";
+  | "settings.updated"
+  | "capture.started" | "capture.stopped";
 
 export interface AuditInput {
   actor: string;
