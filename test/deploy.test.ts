@@ -112,7 +112,12 @@ describe("docker-compose", () => {
   });
 
   test("dashboards only use metric names the gateway exports", () => {
-    const exported = new Set(readFileSync(join(ROOT, "src/telemetry/metrics.ts"), "utf8").match(/"glassgate\.[a-z_.]+"/g)!.map((n) => n.slice(1, -1).replace(/\./g, "_")));
+    const source = readFileSync(join(ROOT, "src/telemetry/metrics.ts"), "utf8");
+    // OTel instruments ("glassgate.x.y") and the families rendered as Prometheus text ("glassgate_x_y_total").
+    const exported = new Set([
+      ...source.match(/"glassgate\.[a-z_.]+"/g)!.map((n) => n.slice(1, -1).replace(/\./g, "_")),
+      ...(source.match(/"glassgate_[a-z_]+"/g) ?? []).map((n) => n.slice(1, -1).replace(/_(total|bucket|sum|count)$/, "")),
+    ]);
     for (const d of dashboards) {
       for (const p of d.panels) {
         for (const t of p.targets) {
