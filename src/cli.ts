@@ -7,6 +7,7 @@ import { formatCidr, parseIp } from "./ip/address.ts";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { runStandalone } from "./standalone/run.ts";
 import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
+import { tracesUrlFromEnv } from "./telemetry/otel.ts";
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
 import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
 import { Store } from "./store/index.ts";
@@ -238,6 +239,7 @@ async function up(args: string[]): Promise<number> {
       otlpEndpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.replace(/\/v1\/metrics\/?$/, "") || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
       otlpIntervalMs: env.OTEL_METRIC_EXPORT_INTERVAL ? Number(env.OTEL_METRIC_EXPORT_INTERVAL) : undefined,
       perPeer: { enabled: perPeerMetrics, cap: Number(env.GLASSGATE_METRICS_PER_PEER_CAP ?? 100) },
+      tracesUrl: tracesUrlFromEnv(env),
     },
   });
 

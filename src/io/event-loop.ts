@@ -32,7 +32,8 @@ export interface EventLoopOptions {
   tunnel: Tunnel;
   tun: TunDevice;
   clock: () => number;
-  onEvent: (e: TunnelEvent) => void;
+  /** `now`: the turn's clock, when the core produced the event (span times are taken from it). */
+  onEvent: (e: TunnelEvent, now: number) => void;
   onBatchErrors: (errors: unknown[], turn: number) => void;
   /** A turn failed outside per-packet handling; the loop has stopped turning (stop() still flushes). */
   onFatal?: (err: unknown) => void;
@@ -171,7 +172,7 @@ export class EventLoop {
 
     // 4. outputs
     for (let t = this.#tunnel.pollTransmit(); t; t = this.#tunnel.pollTransmit()) this.#send(t.data, t.to);
-    for (let e = this.#tunnel.pollEvent(); e; e = this.#tunnel.pollEvent()) this.#opts.onEvent(e);
+    for (let e = this.#tunnel.pollEvent(); e; e = this.#tunnel.pollEvent()) this.#opts.onEvent(e, now);
     if (gw) for (let e = gw.pollEvent(); e; e = gw.pollEvent()) this.#opts.onGatewayEvent?.(e);
 
     if (errors.length > 0) {
