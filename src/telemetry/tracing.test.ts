@@ -124,6 +124,32 @@ test("a responder handshake never confirmed (the client retries: a preshared-key
   expect(second.status).toMatchObject({ code: 2, message: "unconfirmed: gateway shut down" });
 });
 
+test("an initiator's handshake span runs from the first initiation through its retries to the response; one that gives up is an error", async () => {
+  const rx = receiver();
+  const telemetry = new Telemetry({ gid: GID, tracesUrl: rx.url });
+  cleanup.push(() => telemetry.shutdown());
+  const spans = new HandshakeSpans(telemetry.tracer);
+  const to = { address: "192.0.2.9", port: 51820 };
+  const t0 = 1_750_000_000_000;
+  spans.onEvent({ type: "handshake_initiated", cid: 4, session: 0x400, attempt: 1, to }, t0);
+  spans.onEvent({ type: "handshake_initiated", cid: 4, session: 0x401, attempt: 2, to }, t0 + 5_000);
+  spans.onEvent({ type: "handshake_completed", cid: 4, session: 0x401, role: "initiator", remote: to, rttMs: 40 }, t0 + 5_040);
+  spans.onEvent({ type: "handshake_initiated", cid: 5, session: 0x500, attempt: 1, to }, t0);
+  spans.onEvent({ type: "handshake_failed", cid: 5, attempts: 18 }, t0 + 90_000);
+  await telemetry.shutdown();
+  const hs = spansOf(rx.requests).filter((s) => s.name === "wireguard.handshake");
+  const done = hs.find((s) => attr(s.attributes, "cid") === 4)!;
+  expect(attr(done.attributes, "role")).toBe("initiator");
+  expect(attr(done.attributes, "session")).toBe("4|1");
+  expect(attr(done.attributes, "remote")).toBe("192.0.2.9:51820");
+  expect(done.status?.code).toBe(1);
+  expect(BigInt(done.startTimeUnixNano)).toBe(BigInt(t0) * 1_000_000n);
+  expect(BigInt(done.endTimeUnixNano)).toBe(BigInt(t0 + 5_040) * 1_000_000n);
+  expect((done as OtlpSpan & { events: { name: string }[] }).events.map((e) => e.name)).toEqual(["retry"]);
+  const gaveUp = hs.find((s) => attr(s.attributes, "cid") === 5)!;
+  expect(gaveUp.status).toMatchObject({ code: 2, message: "no response after 18 attempts" });
+});
+
 test("admin requests are spans named by route pattern and status; store writes and log lines inside share the request's trace", async () => {
   const rx = receiver();
   const telemetry = new Telemetry({ gid: GID, tracesUrl: rx.url });
