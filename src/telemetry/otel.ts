@@ -4,14 +4,17 @@
 //   own), plus an OTLP/HTTP push when an endpoint is set;
 // - traces: OTLP/HTTP export when a traces endpoint is set. Without one there is no tracer at
 //   all (`tracer` is undefined), so every span site is a skipped branch: tracing off costs nothing.
-// Nothing else in the SDK is switched on: no resource detectors (they would override our
-// service.instance.id with a random one), no OTLP log export, no instrumentations.
+// Resource attributes from OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME override ours, as the OTel
+// spec says; no other detector runs (the default set would replace service.instance.id with a
+// random one). No OTLP log export, no instrumentations.
+// OTEL_SDK_DISABLED=true turns the SDK off (no OTLP, no traces) but not the admin's /metrics: the
+// Prometheus reader then gets a bare MeterProvider of its own.
 import { context, logs, metrics, propagation, trace, type Meter, type Tracer } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
-import { PeriodicExportingMetricReader, type IMetricReader } from "@opentelemetry/sdk-metrics";
+import { defaultResource, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
+import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from "@opentelemetry/sdk-metrics";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace";
 import pkg from "../../package.json" with { type: "json" };
@@ -40,7 +43,9 @@ export function tracesUrlFromEnv(env: Record<string, string | undefined>): strin
 }
 
 export class Telemetry {
-  readonly #sdk: NodeSDK;
+  readonly #sdk: NodeSDK | undefined;
+  /** Only when the SDK is disabled (OTEL_SDK_DISABLED): what keeps /metrics alive. */
+  readonly #bare: MeterProvider | undefined;
   readonly #prometheus: PrometheusExporter;
   /** No scope label on every series: glassgate has one meter, the label would only be noise. */
   readonly #serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
@@ -51,6 +56,17 @@ export class Telemetry {
 
   constructor(opts: TelemetryOptions = {}) {
     this.#prometheus = new PrometheusExporter({ preventServerStart: true });
+    const resource = defaultResource().merge(resourceFromAttributes({
+      "service.name": SERVICE_NAME,
+      "service.version": opts.serviceVersion ?? SERVICE_VERSION,
+      ...(opts.gid ? { "service.instance.id": opts.gid } : {}),
+    }));
+    if (/^\s*true\s*$/i.test(process.env.OTEL_SDK_DISABLED ?? "")) {
+      this.#bare = new MeterProvider({ resource, readers: [this.#prometheus] });
+      this.meter = this.#bare.getMeter(SERVICE_NAME);
+      this.tracer = undefined;
+      return;
+    }
     const readers: IMetricReader[] = [this.#prometheus];
     if (opts.otlpEndpoint) {
       const url = `${opts.otlpEndpoint.replace(/\/$/, "")}/v1/metrics`;
@@ -60,12 +76,8 @@ export class Telemetry {
       ? [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: opts.tracesUrl }), scheduledDelayMillis: opts.traceBatchDelayMs })]
       : [];
     this.#sdk = new NodeSDK({
-      resource: defaultResource().merge(resourceFromAttributes({
-        "service.name": SERVICE_NAME,
-        "service.version": opts.serviceVersion ?? SERVICE_VERSION,
-        ...(opts.gid ? { "service.instance.id": opts.gid } : {}),
-      })),
-      autoDetectResources: false,
+      resource,
+      resourceDetectors: [envDetector],
       metricReaders: readers,
       spanProcessors,
       // An empty list, not "unset": unset makes the SDK export logs over OTLP to localhost.
@@ -93,6 +105,6 @@ export class Telemetry {
 
   /** Flushes pending spans and metrics (OTLP) and stops the readers. Idempotent. */
   shutdown(): Promise<void> {
-    return (this.#down ??= this.#sdk.shutdown());
+    return (this.#down ??= this.#sdk ? this.#sdk.shutdown() : this.#bare!.shutdown());
   }
 }

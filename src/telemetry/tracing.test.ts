@@ -210,3 +210,28 @@ test("without a traces endpoint there is no tracer, no span and no trace id on l
   withSpan(span, () => log.info("handshake completed"));
   expect(lines[0]!.trace_id).toBeUndefined();
 });
+
+test("OTEL_RESOURCE_ATTRIBUTES adds to the resource; OTEL_SDK_DISABLED stops export and tracing but not /metrics", async () => {
+  const saved = { attrs: process.env.OTEL_RESOURCE_ATTRIBUTES, disabled: process.env.OTEL_SDK_DISABLED };
+  cleanup.push(() => {
+    for (const [k, v] of [["OTEL_RESOURCE_ATTRIBUTES", saved.attrs], ["OTEL_SDK_DISABLED", saved.disabled]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+  const rx = receiver();
+  process.env.OTEL_RESOURCE_ATTRIBUTES = "deployment.environment.name=staging";
+  const on = new Telemetry({ gid: GID, tracesUrl: rx.url });
+  on.tracer!.startSpan("probe").end();
+  await on.shutdown();
+  const resource = rx.requests[0]!.body.resourceSpans[0]!.resource.attributes;
+  expect(attr(resource, "deployment.environment.name")).toBe("staging");
+  expect(attr(resource, "service.instance.id")).toBe(GID);
+
+  process.env.OTEL_SDK_DISABLED = "true";
+  const off = new Telemetry({ gid: GID, tracesUrl: rx.url });
+  cleanup.push(() => off.shutdown());
+  expect(off.tracer).toBeUndefined();
+  off.meter.createObservableGauge("glassgate.probe").addCallback((r) => r.observe(1));
+  expect(await off.prometheusText()).toContain("glassgate_probe 1");
+});
