@@ -124,6 +124,20 @@ test("a responder handshake never confirmed (the client retries: a preshared-key
   expect(second.status).toMatchObject({ code: 2, message: "unconfirmed: gateway shut down" });
 });
 
+test("a response never confirmed and never retried (the client went away) ends as an error once the client would have given up", async () => {
+  const rx = receiver();
+  const telemetry = new Telemetry({ gid: GID, tracesUrl: rx.url });
+  cleanup.push(() => telemetry.shutdown());
+  const spans = new HandshakeSpans(telemetry.tracer);
+  const t0 = 1_750_000_000_000;
+  spans.onEvent({ type: "handshake_completed", cid: 6, session: 0x600, role: "responder", remote: { address: "192.0.2.9", port: 1 } }, t0);
+  spans.onEvent({ type: "goodbye_received", cid: 8 }, t0 + 91_000); // any later event sweeps
+  await telemetry.shutdown(); // no close(): the sweep, not shutdown, ended it
+  const span = spansOf(rx.requests).find((s) => s.name === "wireguard.handshake")!;
+  expect(span.status).toMatchObject({ code: 2, message: "unconfirmed: no authenticated packet within 90 s" });
+  expect(BigInt(span.endTimeUnixNano)).toBe(BigInt(t0 + 90_000) * 1_000_000n);
+});
+
 test("an initiator's handshake span runs from the first initiation through its retries to the response; one that gives up is an error", async () => {
   const rx = receiver();
   const telemetry = new Telemetry({ gid: GID, tracesUrl: rx.url });

@@ -4,7 +4,7 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from "@opentelemetry/api";
 import type { Store } from "../store/index.ts";
 import type { TunnelEvent } from "../tunnel/index.ts";
-import { formatEndpoint, sessionField } from "../wire/index.ts";
+import { formatEndpoint, REKEY_ATTEMPT_TIME, sessionField } from "../wire/index.ts";
 
 /**
  * Runs `f` inside a span (the active one while it runs, so logs inside carry its trace_id),
@@ -69,6 +69,12 @@ export function traceStoreWrites(tracer: Tracer | undefined, store: Pick<Store, 
 
 /** Open handshake spans beyond this are ended as abandoned (peers removed mid-handshake, floods). */
 export const MAX_OPEN_HANDSHAKES = 4096;
+/**
+ * How long a span may stay open: a responder's client gives up after REKEY_ATTEMPT_TIME; an
+ * initiator's own give-up (handshake_failed) comes at about that time plus jitter, so twice that
+ * only catches a peer removed mid-handshake.
+ */
+export const ABANDON_AFTER = { responder: REKEY_ATTEMPT_TIME, initiator: 2 * REKEY_ATTEMPT_TIME } as const;
 
 /**
  * One span per WireGuard handshake, from the tunnel's events and the event loop's `now`:
@@ -81,7 +87,8 @@ export const MAX_OPEN_HANDSHAKES = 4096;
  */
 export class HandshakeSpans {
   /** Keyed by `${role}:${cid}`: at most one open handshake per connection and role. */
-  readonly #open = new Map<string, { span: Span; session: string }>();
+  readonly #open = new Map<string, { span: Span; session: string; startedAt: number; role: "initiator" | "responder" }>();
+  #sweptAt = -Infinity;
 
   constructor(private readonly tracer: Tracer | undefined) {}
 
@@ -89,6 +96,7 @@ export class HandshakeSpans {
   onEvent(e: TunnelEvent, now: number): Span | undefined {
     const tracer = this.tracer;
     if (!tracer) return undefined;
+    if (now - this.#sweptAt >= 1_000) this.#sweep(now);
     switch (e.type) {
       case "handshake_initiated": {
         const key = `initiator:${e.cid}`;
@@ -100,7 +108,7 @@ export class HandshakeSpans {
           open.session = attrs.session;
           return open.span;
         }
-        return this.#start(key, tracer, now, { cid: e.cid, role: "initiator", ...attrs });
+        return this.#start(key, tracer, now, { cid: e.cid, role: "initiator" as const, ...attrs });
       }
       case "handshake_completed": {
         const attrs = { session: sessionField(e.session), remote: formatEndpoint(e.remote) };
@@ -113,7 +121,7 @@ export class HandshakeSpans {
         }
         const key = `responder:${e.cid}`;
         this.#endUnconfirmed(key, now, "a new initiation arrived before the last response was confirmed");
-        return this.#start(key, tracer, now, { cid: e.cid, role: "responder", ...attrs });
+        return this.#start(key, tracer, now, { cid: e.cid, role: "responder" as const, ...attrs });
       }
       case "session_confirmed": {
         const key = `responder:${e.cid}`;
@@ -145,11 +153,23 @@ export class HandshakeSpans {
     for (const key of [...this.#open.keys()]) this.#endUnconfirmed(key, now, "gateway shut down");
   }
 
-  #start(key: string, tracer: Tracer, now: number, attributes: Attributes & { session: string }): Span {
+  /** Ends spans open past ABANDON_AFTER, at the moment they became hopeless (once a second at most). */
+  #sweep(now: number): void {
+    this.#sweptAt = now;
+    for (const [key, o] of this.#open) {
+      const limit = ABANDON_AFTER[o.role];
+      if (now - o.startedAt < limit) continue;
+      this.#open.delete(key);
+      o.span.setStatus({ code: SpanStatusCode.ERROR, message: o.role === "responder" ? `unconfirmed: no authenticated packet within ${limit / 1000} s` : `abandoned: no response or give-up within ${limit / 1000} s` });
+      o.span.end(o.startedAt + limit);
+    }
+  }
+
+  #start(key: string, tracer: Tracer, now: number, attributes: Attributes & { session: string; role: "initiator" | "responder" }): Span {
     if (this.#open.size >= MAX_OPEN_HANDSHAKES) this.#endUnconfirmed(this.#open.keys().next().value!, now, "abandoned: too many open handshakes");
     // A root span: a handshake belongs to no admin request or lookup that happens to be active.
     const span = tracer.startSpan("wireguard.handshake", { kind: SpanKind.INTERNAL, root: true, startTime: now, attributes });
-    this.#open.set(key, { span, session: attributes.session });
+    this.#open.set(key, { span, session: attributes.session, startedAt: now, role: attributes.role });
     return span;
   }
 
