@@ -12,6 +12,7 @@ import { capQuoted, ECHO_MAX, InputError } from "./input.ts";
 import { securityHeaders } from "./middleware/headers.ts";
 import { bodyLimits } from "./middleware/limits.ts";
 import { requestFacts, sameOriginGuard } from "./middleware/origin.ts";
+import { requestSpans } from "./middleware/tracing.ts";
 import { apiRoutes } from "./routes/api.ts";
 import { loginRoutes, logoutRoutes } from "./routes/login.ts";
 import { pageRoutes } from "./routes/pages.ts";
@@ -31,6 +32,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
 
   // Order matters: headers go on every answer; bodies are bounded and cross-site mutations refused
   // before anything parses a body or looks at credentials.
+  app.use("*", requestSpans(opts.tracer));
   app.use("*", securityHeaders());
   app.use("*", bodyLimits());
   app.use("*", requestFacts(opts.trustedProxies ?? []));

@@ -1,5 +1,6 @@
 // What the admin server reads and writes: the gateway through `AdminGateway` (snapshots, never
 // protocol objects), the store, the log ring. Shared by app.ts and every file in routes/.
+import type { Tracer } from "@opentelemetry/api";
 import type { PeerRow, Store } from "../src/store/index.ts";
 import type { LogRing } from "../src/telemetry/log-ring.ts";
 import type { TargetLogger } from "../src/telemetry/log.ts";
@@ -60,4 +61,6 @@ export interface AdminOptions {
   clock?: () => number;
   /** Where unexpected errors are logged (with their cause chain). */
   log?: TargetLogger;
+  /** A span per request when the gateway exports traces (middleware/tracing.ts). */
+  tracer?: Tracer;
 }

@@ -5,7 +5,6 @@ import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
 import { formatCidr, parseIp } from "./ip/address.ts";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { runStandalone } from "./standalone/run.ts";
 import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
 import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
@@ -237,6 +236,10 @@ async function up(args: string[]): Promise<number> {
   const onLoose: OnLoose = (f) => logger.log("warn", "gateway", "secret file was readable by others", looseLogFields(f));
   tightenPrivate(configFile, PRIVATE_FILE_MODE, onLoose);
 
+  // Loaded for `up` only: the OpenTelemetry SDK alone takes ~0.3 s to import, which keygen,
+  // pubkey, peers and check-config have no use for.
+  const { runStandalone } = await import("./standalone/run.ts");
+  const { tracesUrlFromEnv } = await import("./telemetry/otel.ts");
   const gw = await runStandalone({
     config,
     interfaceName,
@@ -258,6 +261,7 @@ async function up(args: string[]): Promise<number> {
       otlpEndpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.replace(/\/v1\/metrics\/?$/, "") || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
       otlpIntervalMs: numbers.otlpIntervalMs,
       perPeer: { enabled: perPeerMetrics, cap: numbers.perPeerCap ?? 100 },
+      tracesUrl: tracesUrlFromEnv(env),
     },
   });
 

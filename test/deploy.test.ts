@@ -44,7 +44,7 @@ describe("docker-compose", () => {
     expect(r.stderr.toString()).toBe("");
     expect(r.exitCode).toBe(0);
     const cfg = Bun.YAML.parse(r.stdout.toString()) as { services: Record<string, Record<string, unknown>> };
-    expect(Object.keys(cfg.services).sort()).toEqual(["coturn", "gateway", "grafana", "otel-collector", "prometheus"]);
+    expect(Object.keys(cfg.services).sort()).toEqual(["coturn", "gateway", "grafana", "otel-collector", "prometheus", "tempo", "tempo-init"]);
     expect(cfg.services.coturn!.profiles).toEqual(["portal"]);
     expect(cfg.services.gateway!.cap_add).toEqual(["NET_ADMIN"]);
     expect(JSON.stringify(cfg.services.gateway!.ports)).toContain("127.0.0.1");
@@ -99,6 +99,36 @@ describe("docker-compose", () => {
     expect(missing).toEqual([]);
     expect(readFileSync(join(ROOT, "Dockerfile"), "utf8")).toContain("HEALTHCHECK");
     expect(readFileSync(join(ROOT, ".gitignore"), "utf8")).toContain(".env");
+  });
+
+  test("traces flow gateway → collector → Tempo → Grafana: each hop points at the port the next one listens on", () => {
+    type Compose = { services: Record<string, { image?: string; command?: string[]; volumes?: string[]; environment?: Record<string, string>; depends_on?: string[] }> };
+    const compose = Bun.YAML.parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8")) as Compose;
+    const yaml = (f: string) => Bun.YAML.parse(readFileSync(join(ROOT, f), "utf8")) as any;
+    // The gateway exports OTLP/HTTP to the collector's receiver.
+    const collector = yaml("deploy/otel-collector/config.yaml");
+    const otlpHttpPort = collector.receivers.otlp.protocols.http.endpoint.split(":").at(-1);
+    expect(compose.services.gateway!.environment!.OTEL_EXPORTER_OTLP_ENDPOINT).toBe(`http://otel-collector:${otlpHttpPort}`);
+    // The collector has a traces pipeline from that receiver to an exporter aimed at Tempo.
+    const traces = collector.service.pipelines.traces;
+    expect(traces.receivers).toContain("otlp");
+    const toTempo = (traces.exporters as string[]).map((e) => collector.exporters[e]).find((e) => /^tempo:\d+$/.test(e?.endpoint ?? ""));
+    expect(toTempo).toBeDefined();
+    // Tempo reads the config compose mounts, and receives OTLP/gRPC on the port the collector sends to.
+    const tempo = compose.services.tempo!;
+    expect(tempo.image).toMatch(/^grafana\/tempo:\d+\.\d+\.\d+$/);
+    const configArg = tempo.command!.find((a) => a.startsWith("-config.file="))!.split("=")[1];
+    expect(tempo.volumes).toContain(`./deploy/tempo/tempo.yaml:${configArg}:ro`);
+    const tempoCfg = yaml("deploy/tempo/tempo.yaml");
+    expect(tempoCfg.distributor.receivers.otlp.protocols.grpc.endpoint.split(":").at(-1)).toBe(toTempo.endpoint.split(":")[1]);
+    // Tempo's data volume is the one tempo-init hands to Tempo's user.
+    const data = tempo.volumes!.find((v) => v.endsWith(":/var/tempo"))!;
+    expect(compose.services["tempo-init"]!.volumes).toEqual([data]);
+    expect(tempoCfg.storage.trace.wal.path.startsWith("/var/tempo/")).toBe(true);
+    // Grafana has a Tempo datasource on Tempo's HTTP port.
+    const ds = yaml("deploy/grafana/provisioning/datasources/tempo.yaml").datasources.find((d: { type: string }) => d.type === "tempo");
+    expect(ds.url).toBe(`http://tempo:${tempoCfg.server.http_listen_port}`);
+    expect(compose.services.grafana!.volumes).toContain("./deploy/grafana/provisioning:/etc/grafana/provisioning:ro");
   });
 
   test.skipIf(!hasPromtool)("promtool check config passes for the Prometheus config", () => {

@@ -37,7 +37,8 @@ export interface EventLoopOptions {
   tunnel: Tunnel;
   tun: TunDevice;
   clock: () => number;
-  onEvent: (e: TunnelEvent) => void;
+  /** `now`: the turn's clock, when the core produced the event (span times are taken from it). */
+  onEvent: (e: TunnelEvent, now: number) => void;
   onBatchErrors: (errors: unknown[], turn: number) => void;
   /** A failed TUN read (the worker backs off between them); for a rate-limited log line. */
   onTunReadError?: (failure: TunReadFailure) => void;
@@ -204,7 +205,7 @@ export class EventLoop {
 
     // 4. outputs
     for (let t = this.#tunnel.pollTransmit(); t; t = this.#tunnel.pollTransmit()) this.#send(t.data, t.to);
-    for (let e = this.#tunnel.pollEvent(); e; e = this.#tunnel.pollEvent()) this.#opts.onEvent(e);
+    for (let e = this.#tunnel.pollEvent(); e; e = this.#tunnel.pollEvent()) this.#opts.onEvent(e, now);
     if (gw) for (let e = gw.pollEvent(); e; e = gw.pollEvent()) this.#opts.onGatewayEvent?.(e);
 
     if (errors.length > 0) {

@@ -15,6 +15,7 @@ import { DnsUpstream } from "./dns-upstream.ts";
 import { buildTcp, TCP_SYN } from "../ip/build.ts";
 import { PacketView } from "../ip/packet.ts";
 import { RESOLVE_TTL } from "../gateway/dns-nat.ts";
+import { Telemetry } from "../telemetry/otel.ts";
 
 type Seen = { id: number; port: number; q: DnsQuestion; msg: Uint8Array };
 type Behaviour = (seen: Seen, reply: (bytes: Uint8Array) => Promise<void>, spoof: (bytes: Uint8Array) => Promise<void>) => Promise<void>;
@@ -327,3 +328,36 @@ async function waitUntil(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !cond(); i++) await Bun.sleep(10);
   expect(cond()).toBe(true);
 }
+
+describe("DNS-resource lookups in traces", () => {
+  test("a DNS resource's lookup is a span (domain, result, address count) and the line it logs carries its trace_id", async () => {
+    type Traces = { resourceSpans: { scopeSpans: { spans: { name: string; traceId: string; spanId: string; attributes: { key: string; value: { stringValue?: string; intValue?: string | number } }[] }[] }[] }[] };
+    const bodies: Traces[] = [];
+    const rx = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: async (req) => (bodies.push((await req.json()) as Traces), Response.json({})) });
+    open.push({ close: () => void rx.stop(true) });
+    const telemetry = new Telemetry({ tracesUrl: `http://127.0.0.1:${rx.port}/v1/traces` });
+    const up = await fakeUpstream(async (s, reply) => reply(s.q.qtype === TYPE_A ? answer(s, "192.0.2.10") : buildAnswer(s.msg, s.q, [], 60)));
+    const nat = new DnsNat(new ProxyIpAllocator());
+    const lines: LogLine[] = [];
+    const svc = await DnsService.start({
+      listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort: up.port,
+      responder: new DnsResponder(new AccessPolicy(), nat), nat, tunnel: {} as Tunnel, clock: () => 0,
+      log: new Logger(parseLogFilter("info"), memorySink(lines)).target("dns"), wake: () => woke.shift()?.(), tracer: telemetry.tracer,
+    });
+    open.push(svc);
+    const proxy = formatIp(nat.proxies.assign("app.example.org").v4[0]!);
+    const v = new PacketView();
+    v.parse(buildTcp({ src: "10.99.0.2", dst: proxy, srcPort: 1, dstPort: 443, flags: TCP_SYN }));
+    const woken = nextWake();
+    nat.outbound(v, 0); // the first flow to the name asks for a lookup
+    await woken;
+    await new Promise((r) => setImmediate(r)); // the span ends a few microtasks after the wake
+    await telemetry.shutdown();
+    const span = bodies.flatMap((b) => b.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans))).find((s) => s.name === "dns.resource.resolve")!;
+    const attr = (k: string) => span.attributes.find((a) => a.key === k)?.value;
+    expect(attr("domain")?.stringValue).toBe("app.example.org");
+    expect(attr("result")?.stringValue).toBe("addresses");
+    expect(Number(attr("addresses")?.intValue)).toBe(1);
+    expect(lines.find((l) => l.msg === "DNS resource addresses changed")).toMatchObject({ domain: "app.example.org", trace_id: span.traceId, span_id: span.spanId });
+  });
+});

@@ -5,8 +5,10 @@ import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import { formatIp, parseIp } from "../ip/address.ts";
 import type { DnsNat, DnsResponder } from "../gateway/index.ts";
+import { SpanStatusCode, type Tracer } from "@opentelemetry/api";
 import type { TargetLogger } from "../telemetry/log.ts";
 import type { DnsCounters } from "../telemetry/metrics.ts";
+import { inSpan } from "../telemetry/tracing.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 import { RCODE_SERVFAIL } from "../gateway/dns-message.ts";
 import { DnsUpstream, UPSTREAM_DROP_REASONS } from "./dns-upstream.ts";
@@ -39,6 +41,8 @@ export interface DnsServiceOptions {
   log: TargetLogger;
   /** Something changed the data plane's view (resolved addresses): run a loop turn. */
   wake: () => void;
+  /** A span per DNS-resource lookup when the gateway exports traces. */
+  tracer?: Tracer;
 }
 
 export class DnsService {
@@ -117,9 +121,12 @@ export class DnsService {
   #resolvePending(): void {
     for (let d = this.opts.nat.pollResolve(); d; d = this.opts.nat.pollResolve()) {
       const domain = d;
-      void this.upstream.lookup(domain).then((r) => {
+      // The span covers the lookup and what it changed; the lines logged here carry its trace_id.
+      void inSpan(this.opts.tracer, "dns.resource.resolve", { domain }, (span) => this.upstream.lookup(domain).then((r) => {
         const { nat, clock, log } = this.opts;
+        span?.setAttributes({ result: r.kind, addresses: r.kind === "addresses" ? r.addrs.length : 0 });
         if (r.kind === "failed") {
+          span?.setStatus({ code: SpanStatusCode.ERROR, message: r.reason });
           // Says nothing about the name: new flows keep using the last good answer (Firezone #10285).
           this.stats.resolveErrors++;
           const kept = nat.resolveFailed(domain, clock());
@@ -147,7 +154,7 @@ export class DnsService {
           log.debug("DNS resource re-resolved, unchanged", { domain });
         }
         this.opts.wake();
-      });
+      }));
     }
   }
 

@@ -15,6 +15,8 @@ import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp
 import { looseLogFields } from "../io/private-files.ts";
 import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
+import { Telemetry } from "../telemetry/otel.ts";
+import { HandshakeSpans, traceStoreWrites, withSpan } from "../telemetry/tracing.ts";
 import { DnsResponder, filterText, GatewayCore } from "../gateway/index.ts";
 import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
 import { ResourceSync } from "./resource-sync.ts";
@@ -23,7 +25,7 @@ import { Logger, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
 import type { SentryReporter } from "../telemetry/sentry.ts";
 import { clientConfigText, nextFreeAddress } from "../config/index.ts";
-import { Store } from "../store/index.ts";
+import { gatewayId, Store } from "../store/index.ts";
 import { PeerSync } from "./peer-sync.ts";
 import { testPolicy } from "./policy-test.ts";
 import { CaptureService } from "./capture-control.ts";
@@ -44,8 +46,8 @@ export interface StandaloneOptions {
   trafficSampleSeconds?: number;
   /** Audit events and traffic samples older than this are deleted (GLASSGATE_RETENTION_DAYS, default 90). */
   retentionDays?: number;
-  /** OTLP export and per-peer series (see telemetry/metrics.ts). */
-  metrics?: { otlpEndpoint?: string; otlpIntervalMs?: number; perPeer?: { enabled: boolean; cap: number } };
+  /** OTLP export and per-peer series (see telemetry/metrics.ts); traces when `tracesUrl` is set (telemetry/otel.ts). */
+  metrics?: { otlpEndpoint?: string; otlpIntervalMs?: number; perPeer?: { enabled: boolean; cap: number }; tracesUrl?: string };
   interfaceName: string;
   listenPort: number;
   admin: { hostname: string; port: number };
@@ -116,7 +118,14 @@ function logEvent(log: TargetLogger, e: TunnelEvent): void {
 export async function runStandalone(opts: StandaloneOptions): Promise<RunningGateway> {
   const log = opts.logger.target("gateway");
   const cfg = opts.config;
-  const store = Store.open(opts.dataDir, { onLoosePermissions: (f) => log.warn("secret file was readable by others", looseLogFields(f)) });
+  const onLoose = (f: Parameters<typeof looseLogFields>[0]) => log.warn("secret file was readable by others", looseLogFields(f));
+  const store = Store.open(opts.dataDir, { onLoosePermissions: onLoose });
+  const gid = gatewayId(opts.dataDir, onLoose);
+  // The one OpenTelemetry SDK: metrics (Prometheus + OTLP) and, with an endpoint, traces.
+  const { tracesUrl, ...metricsOpts } = opts.metrics ?? {};
+  const telemetry = new Telemetry({ gid, otlpEndpoint: metricsOpts.otlpEndpoint, otlpIntervalMs: metricsOpts.otlpIntervalMs, tracesUrl });
+  traceStoreWrites(telemetry.tracer, store);
+  const handshakeSpans = new HandshakeSpans(telemetry.tracer);
   if (opts.firstAdmin && store.auth.userCount() === 0) {
     await store.auth.createUser(opts.firstAdmin.username, opts.firstAdmin.password, "env");
     log.info("first admin created", { username: opts.firstAdmin.username });
@@ -192,9 +201,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     tunnel,
     tun,
     clock,
-    onEvent: (e) => {
-      logEvent(opts.logger.target("tunnel"), e);
-      audit.onEvent(e);
+    onEvent: (e, now) => {
+      // Inside the handshake's span: its log line and audit row carry the handshake's trace.
+      withSpan(handshakeSpans.onEvent(e, now), () => {
+        logEvent(opts.logger.target("tunnel"), e);
+        audit.onEvent(e);
+      });
       metrics?.onEvent(e);
     },
     gateway: gatewayCore,
@@ -238,11 +250,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     if (!upstream) throw new Error("DNS resources need an upstream resolver: set DNS = in [Interface] or a nameserver in /etc/resolv.conf");
     const listen = cfg.interface.addresses.filter((a) => a.family === 4).map((a) => formatIp(a.bytes));
     for (const a of cfg.interface.addresses) gatewayCore.serveDnsOn(a.bytes);
-    dns = await DnsService.start({ listen, upstream, responder: dnsResponder, nat: gatewayCore.nat, tunnel, clock, log: opts.logger.target("dns"), wake: () => loop.wake() });
+    dns = await DnsService.start({ listen, upstream, responder: dnsResponder, nat: gatewayCore.nat, tunnel, clock, log: opts.logger.target("dns"), wake: () => loop.wake(), tracer: telemetry.tracer });
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError });
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), ...opts.metrics });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), ...metricsOpts, telemetry });
 
   const applyPeers = () => {
     const r = sync.apply(clock());
@@ -257,6 +269,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const app = createAdminApp({
     envToken: opts.adminToken,
     log: opts.logger.target("admin"),
+    tracer: telemetry.tracer,
     secureCookie: opts.adminSecureCookie,
     trustedProxies: opts.trustedProxies,
     store,
@@ -357,6 +370,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     opts.sentry.connection = (cid) => connectionViews(tunnel, clock()).find((c) => c.cid === cid);
   }
   log.info("gateway up", {
+    gid,
     interface: tun.name,
     listen_port: udp.port,
     public_key: publicKey,
@@ -399,7 +413,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       await step("stopping the admin server", () => server.stop(true));
       await step("auditing open connections", () => audit.shutdown());
       await step("ending packet captures", () => captures.shutdown());
-      await step("flushing metrics", () => metrics?.shutdown());
+      handshakeSpans.close(clock());
+      await step("flushing metrics and traces", async () => {
+        await metrics?.shutdown();
+        await telemetry.shutdown();
+      });
       await step("flushing Sentry", () => opts.sentry?.close());
       await step("closing the store", () => store.close());
       log.info("gateway down", { goodbyes_sent: told });

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { migrate } from "drizzle-orm/bun-sqlite/migrator";
 import * as schema from "./schema.ts";
+import { GATEWAY_ID_FILE } from "./gateway-id.ts";
 import { ensurePrivateDir, ensurePrivateFile, PRIVATE_FILE_MODE, tightenPrivate, type OnLoose } from "../io/private-files.ts";
 
 export type Db = BunSQLiteDatabase<typeof schema>;
@@ -21,7 +22,7 @@ export interface OpenOptions {
 }
 
 export function openDatabase(dataDir: string, opts: OpenOptions = {}): { sqlite: Database; db: Db } {
-  ensurePrivateDir(dataDir, opts.onLoosePermissions, (name) => name.startsWith(DB_FILE));
+  ensurePrivateDir(dataDir, opts.onLoosePermissions, (name) => name.startsWith(DB_FILE) || name === GATEWAY_ID_FILE);
   const file = join(dataDir, DB_FILE);
   // Created 0600 before SQLite sees it: SQLite gives -wal and -shm the database file's mode
   // (unix findCreateFileMode + robust_open's fchmod), so they come out 0600 too. Leftovers

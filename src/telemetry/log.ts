@@ -1,6 +1,9 @@
 // Structured logs: one JSON object per line with ts, level, target, msg and the harmonised ids
 // (cid, gid, rid, session, remote, err). Levels are set per target from GLASSGATE_LOG, e.g.
 // "info,tunnel=debug,wire=trace". Hot paths call `enabled()` first so a disabled line costs nothing.
+// A line written while a recording span is active (tracing.ts) carries its `trace_id` and `span_id`,
+// read only for lines that pass the level check.
+import { context, isSpanContextValid, trace } from "@opentelemetry/api";
 
 export const LEVELS = ["trace", "debug", "info", "warn", "error", "off"] as const;
 export type Level = (typeof LEVELS)[number];
@@ -158,6 +161,13 @@ export class Logger {
         kept++;
       }
       if (dropped > 0) line.fields_dropped = dropped;
+    }
+    // Tracing off: no span is ever active (or only the invalid no-op one), nothing is added.
+    // A span just ended still names the trace its line belongs to (a handshake's last line).
+    const sc = trace.getSpanContext(context.active());
+    if (sc && isSpanContextValid(sc)) {
+      line.trace_id = sc.traceId;
+      line.span_id = sc.spanId;
     }
     try {
       this.#sink(line);

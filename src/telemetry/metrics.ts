@@ -1,13 +1,12 @@
-// Gateway metrics with the OpenTelemetry SDK, exported two ways: Prometheus text (serialised on
-// demand for the admin server's /metrics) and OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+// Gateway metrics on the gateway's OpenTelemetry SDK (otel.ts), exported two ways: Prometheus text
+// (serialised on demand for the admin server's /metrics) and OTLP/HTTP when
+// OTEL_EXPORTER_OTLP_ENDPOINT is set.
 // Counters the data plane already keeps are read through observable instruments at collection
 // time, so the hot path pays nothing; queue depths are sampled once per second.
 // Names carry their unit (Prometheus conventions: base units, `_total` added to counters).
-import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
-import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from "@opentelemetry/sdk-metrics";
+import type { Meter } from "@opentelemetry/api";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
+import { Telemetry } from "./otel.ts";
 
 export interface LoopSource {
   stats: { turns: number; batchErrors: number; maxUdpBatch: number; maxTunBatch: number; tunReadErrors: number; tunWriteErrors: number };
@@ -22,6 +21,8 @@ export interface MetricsOptions {
   clock: () => number;
   /** Per-peer series (labelled by cid and public key) are opt-in and capped. */
   perPeer?: { enabled: boolean; cap: number };
+  /** The gateway's SDK (otel.ts); without one these metrics get an SDK of their own, built from the three fields below. */
+  telemetry?: Telemetry;
   /** OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT); metrics go to `${url}/v1/metrics`. */
   otlpEndpoint?: string;
   otlpIntervalMs?: number;
@@ -36,26 +37,17 @@ export interface MetricsOptions {
 const RTT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export class GatewayMetrics {
-  readonly #provider: MeterProvider;
-  readonly #prometheus: PrometheusExporter;
-  /** No scope label on every series: glassgate has one meter, the label would only be noise. */
-  readonly #serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
+  readonly #telemetry: Telemetry;
+  /** Whether shutdown() ends the SDK too (only one these metrics built themselves). */
+  readonly #ownsTelemetry: boolean;
   readonly #sampler: ReturnType<typeof setInterval> | undefined;
   #depths = { udp: 0, tun: 0 };
   readonly #handshakeRtt;
 
   constructor(private readonly opts: MetricsOptions) {
-    this.#prometheus = new PrometheusExporter({ preventServerStart: true });
-    const readers: MetricReader[] = [this.#prometheus];
-    if (opts.otlpEndpoint) {
-      const url = `${opts.otlpEndpoint.replace(/\/$/, "")}/v1/metrics`;
-      readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url }), exportIntervalMillis: opts.otlpIntervalMs ?? 60_000 }));
-    }
-    this.#provider = new MeterProvider({
-      resource: resourceFromAttributes({ "service.name": "glassgate", "service.version": opts.serviceVersion ?? "0.1.0" }),
-      readers,
-    });
-    const m = this.#provider.getMeter("glassgate");
+    this.#ownsTelemetry = !opts.telemetry;
+    this.#telemetry = opts.telemetry ?? new Telemetry({ otlpEndpoint: opts.otlpEndpoint, otlpIntervalMs: opts.otlpIntervalMs, serviceVersion: opts.serviceVersion });
+    const m = this.#telemetry.meter;
 
     // One pass over the connections per collection feeds every aggregate instrument.
     let snap = this.#snapshot();
@@ -130,8 +122,7 @@ export class GatewayMetrics {
   }
 
   async prometheusText(): Promise<string> {
-    const { resourceMetrics } = await this.#prometheus.collect();
-    return this.#serializer.serialize(resourceMetrics) + this.#perPeerText();
+    return (await this.#telemetry.prometheusText()) + this.#perPeerText();
   }
 
   /**
@@ -157,9 +148,10 @@ export class GatewayMetrics {
     );
   }
 
+  /** Stops sampling; a shared SDK is flushed and ended by its owner (Telemetry.shutdown). */
   async shutdown(): Promise<void> {
     if (this.#sampler) clearInterval(this.#sampler);
-    await this.#provider.shutdown();
+    if (this.#ownsTelemetry) await this.#telemetry.shutdown();
   }
 
   #snapshot() {
@@ -222,7 +214,7 @@ export interface DnsCounters {
   natSessions: number;
 }
 
-function registerDnsMetrics(m: ReturnType<MeterProvider["getMeter"]>, read: () => DnsCounters, clock: () => number): void {
+function registerDnsMetrics(m: Meter, read: () => DnsCounters, clock: () => number): void {
   // One read per collection serves every instrument.
   let snap: DnsCounters | undefined;
   let snapAt = Number.NaN;
