@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { decodeKey, encodeKey, publicKeyOf, publicKeyProblem } from "../crypto/x25519.ts";
 import { parseCidr, type Cidr } from "../ip/address.ts";
+import { clashMessage, clashWith, type AddressOwner } from "./overlap.ts";
 import { ConfigError, readSections, type Entry, type Section } from "./wg-quick.ts";
 import { parseFilterText, parseResource, ResourceId, type Resource } from "../gateway/resources.ts";
 
@@ -165,6 +166,11 @@ function fieldError(file: string, e: Entry, message: string): ConfigError {
   return new ConfigError(file, e.line, e.key, message.startsWith('"') ? message : `"${e.value}" ${message}`);
 }
 
+/** A file peer as the address-overlap check names it: by its line and key. */
+export function filePeerOwner(p: PeerConfig): AddressOwner {
+  return { label: `the config file's peer at line ${p.line} (${encodeKey(p.publicKey)})`, allowedIPs: p.allowedIPs };
+}
+
 export function parseConfig(text: string, file: string): WireguardConfig {
   const sections = readSections(text, file);
   const ifaces = sections.filter((s) => s.name === "Interface");
@@ -202,7 +208,10 @@ export function parseConfig(text: string, file: string): WireguardConfig {
         throw new ConfigError(file, s.entries.find((e) => e.key === "Resources")?.line ?? s.line, "Resources", `"${g.rid}" is not the Id of any [Resource]`);
       }
     }
-    peers.push({ allowedIPs: [], resources: [], ...p, publicKey: p.publicKey, line: s.line });
+    const peer: PeerConfig = { allowedIPs: [], resources: [], ...p, publicKey: p.publicKey, line: s.line };
+    const clash = clashWith(filePeerOwner(peer), peers.map(filePeerOwner));
+    if (clash) throw new ConfigError(file, s.entries.find((e) => e.key === "AllowedIPs")?.line ?? s.line, "AllowedIPs", clashMessage(clash));
+    peers.push(peer);
   }
   return {
     file,

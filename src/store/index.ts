@@ -11,7 +11,7 @@ import { ResourceRepository } from "./resources.ts";
 export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRow } from "./audit.ts";
 export { AdminAuth, SESSION_TTL, type Session } from "./auth.ts";
 export { DB_FILE, type Db, type OpenOptions } from "./database.ts";
-export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, type PeerRow } from "./peers.ts";
+export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, rowAllowedIps, storePeerOwner, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
 export { ProxyAssignments, type SavedAssignment } from "./proxy-assignments.ts";
 export { MAX_EXPIRES_AT, parseExpiresAt, ResourceError, ResourceRepository, type AuthorizationRow } from "./resources.ts";

@@ -3,13 +3,32 @@
 import { eq } from "drizzle-orm";
 import { z } from "zod";
 import { decodeKey, isUsablePublicKey, publicKeyProblem } from "../crypto/x25519.ts";
-import { formatCidr, parseCidr } from "../ip/address.ts";
+import { formatCidr, parseCidr, type Cidr } from "../ip/address.ts";
+import type { AddressOwner } from "../config/overlap.ts";
 import { AuditLog } from "./audit.ts";
 import { MAX_EXPIRES_AT } from "./resources.ts";
 import type { Db } from "./database.ts";
 import { peers } from "./schema.ts";
 
 export type PeerRow = typeof peers.$inferSelect;
+
+/** A row's AllowedIPs; an entry that is not a CIDR (a hand-edited row) is left out. */
+export function rowAllowedIps(p: Pick<PeerRow, "allowedIps">): Cidr[] {
+  const out: Cidr[] = [];
+  for (const s of p.allowedIps.split(",").map((x) => x.trim()).filter(Boolean)) {
+    try {
+      out.push(parseCidr(s));
+    } catch {
+      // unusable row: peer sync reports it; the overlap check has nothing to compare
+    }
+  }
+  return out;
+}
+
+/** A store peer as the address-overlap check (config/overlap.ts) names it. */
+export function storePeerOwner<T extends PeerRow>(p: T): AddressOwner & { row: T } {
+  return { label: `peer "${p.name}"`, allowedIPs: rowAllowedIps(p), row: p };
+}
 
 const keyText = z.string().trim().refine((v) => {
   try {
