@@ -166,9 +166,14 @@ function fieldError(file: string, e: Entry, message: string): ConfigError {
   return new ConfigError(file, e.line, e.key, message.startsWith('"') ? message : `"${e.value}" ${message}`);
 }
 
-/** A file peer as the address-overlap check names it: by its line and key. */
+/** How messages name a file peer: by its [Peer] line and key (file peers have no name). */
+export function filePeerLabel(line: number, publicKey: string): string {
+  return `the config file's peer at line ${line} (${publicKey})`;
+}
+
+/** A file peer as the address-overlap check names it. */
 export function filePeerOwner(p: PeerConfig): AddressOwner {
-  return { label: `the config file's peer at line ${p.line} (${encodeKey(p.publicKey)})`, allowedIPs: p.allowedIPs };
+  return { label: filePeerLabel(p.line, encodeKey(p.publicKey)), allowedIPs: p.allowedIPs };
 }
 
 export function parseConfig(text: string, file: string): WireguardConfig {

@@ -138,10 +138,12 @@ test("a store peer whose tunnel address a file peer or an older store peer has i
   const sync = new PeerSync(sim.gw, store, new Set([encodeKey(file.local.publicKey)]), new Logger(parseLogFilter("info"), memorySink(lines)).target("peers"), { fileOwners });
   const add = (name: string, key: Uint8Array, allowedIps: string) => store.peers.create({ name, publicKey: encodeKey(key), allowedIps, persistentKeepalive: 0, enabled: true } as PeerInput, "test");
   add("older", older.local.publicKey, "10.99.0.3/32");
-  const rowLater = add("later", later.local.publicKey, "10.99.0.3/32");
-  add("third", third.local.publicKey, "10.99.0.4/32, 10.99.0.2/32");
-  // Behind the repository's back, so order by creation is what decides (not by name).
-  store.sqlite.run("UPDATE peers SET created_at = created_at + 1000 WHERE id = ?", [rowLater.id]);
+  // The repository refuses these now; a database from an older version (or a hand edit) may hold them.
+  const raw = (id: string, name: string, key: Uint8Array, allowedIps: string) =>
+    store.sqlite.run("INSERT INTO peers (id, name, public_key, allowed_ips, persistent_keepalive, enabled, created_at) VALUES (?, ?, ?, ?, 0, 1, ?)", [id, name, encodeKey(key), allowedIps, Date.now() + 1000]);
+  // "later" sorts before "older" by name: creation order is what decides.
+  raw("l", "later", later.local.publicKey, "10.99.0.3/32");
+  raw("t", "third", third.local.publicKey, "10.99.0.4/32, 10.99.0.2/32");
 
   expect(sync.apply(sim.now)).toMatchObject({ upserted: 1, skipped: 2 });
   const errs = lines.filter((l) => l.level === "error");

@@ -291,6 +291,14 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         dnsResponder.restoreRoutes();
         loop.wake();
       },
+      filePeers: () => cfg.peers.map((p) => ({
+        line: p.line,
+        public_key: encodeKey(p.publicKey),
+        allowed_ips: p.allowedIPs.map(formatCidr),
+        endpoint: p.endpoint ? `${p.endpoint.host.includes(":") ? `[${p.endpoint.host}]` : p.endpoint.host}:${p.endpoint.port}` : null,
+        persistent_keepalive: p.persistentKeepalive ?? 0,
+        preshared_key: p.presharedKey !== undefined,
+      })),
       nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIpsOrNone(p))),
       clientConfig: (p, host) =>
         p.clientPrivateKey
