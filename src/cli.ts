@@ -10,7 +10,7 @@ import { runStandalone } from "./standalone/run.ts";
 import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
 import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
-import { DB_FILE, Store, storePeerOwner } from "./store/index.ts";
+import { DB_FILE, Store, storePeerOwner, UserExistsError } from "./store/index.ts";
 import { EnvError, envFlag } from "./config/env.ts";
 import { looseLogFields, PRIVATE_FILE_MODE, tightenPrivate, writePrivateFile, type OnLoose } from "./io/private-files.ts";
 
@@ -25,6 +25,8 @@ const USAGE = `usage: glassgate <command>
                          --init creates FILE with a new key when it does not exist
   admin create --data DIR --username NAME   (password read from stdin)
                          create an admin user for the web UI
+  admin passwd --data DIR --username NAME   (password read from stdin)
+                         set an admin's password; their browser sessions are logged out
   admin token --data DIR --name NAME       print a new API token (shown once)
   peers add --config FILE --endpoint HOST[:PORT] [--name NAME] [--address IP] [--dns IP] [--out FILE] [--data DIR]
                          add a peer to the gateway config and print its client config (the address
@@ -285,9 +287,22 @@ async function adminCommand(args: string[], out: (s: string) => void): Promise<n
       try {
         await store.auth.createUser(values.username, password, "cli");
       } catch (err) {
+        if (err instanceof UserExistsError) throw new UsageError(`admin create: ${err.message}; to set a new password: glassgate admin passwd --username ${values.username} (password on stdin)`);
         throw new UsageError(`admin create: ${(err as Error).message}`);
       }
       out(`admin ${values.username} created\n`);
+      return 0;
+    }
+    if (sub === "passwd") {
+      if (!values.username) throw new UsageError("admin passwd: missing --username NAME");
+      const password = (await readStdin()).replace(/\r?\n$/, "");
+      let ended: number;
+      try {
+        ended = await store.auth.setPassword(values.username, password, "cli");
+      } catch (err) {
+        throw new UsageError(`admin passwd: ${(err as Error).message}`);
+      }
+      out(`password of ${values.username} changed; ${ended} session(s) logged out\n`);
       return 0;
     }
     if (sub === "token") {
@@ -295,7 +310,7 @@ async function adminCommand(args: string[], out: (s: string) => void): Promise<n
       out(store.auth.createToken(values.name, "cli") + "\n");
       return 0;
     }
-    throw new UsageError(`admin: unknown subcommand "${sub ?? ""}" (create or token)`);
+    throw new UsageError(`admin: unknown subcommand "${sub ?? ""}" (create, passwd or token)`);
   } finally {
     store.close();
   }

@@ -114,6 +114,32 @@ test("peers add skips the addresses of admin UI peers in --data, and refuses one
   expect(readFileSync(gwFile, "utf8")).toBe(before);
 }, 30_000);
 
+test("admin create on an existing user says so and points to admin passwd; passwd sets the password, logs out that user's sessions and is audited", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-admin-"));
+  const data = join(dir, "data");
+  expect(glassgate(["admin", "create", "--data", data, "--username", "ops"], "first password\n").code).toBe(0);
+  const again = glassgate(["admin", "create", "--data", data, "--username", "ops"], "other password\n");
+  expect(again.code).toBe(2);
+  expect(again.stderr).toContain('admin create: admin user "ops" already exists; to set a new password: glassgate admin passwd --username ops');
+  let store = Store.open(data);
+  const session = (await store.auth.login("ops", "first password", "test"))!;
+  expect(session).toBeDefined();
+  store.close();
+  const short = glassgate(["admin", "passwd", "--data", data, "--username", "ops"], "short\n");
+  expect(short.code).toBe(2);
+  expect(short.stderr).toContain("at least 8 characters");
+  expect(glassgate(["admin", "passwd", "--data", data, "--username", "nobody"], "long enough pw\n").stderr).toContain('no admin user "nobody"');
+  const r = glassgate(["admin", "passwd", "--data", data, "--username", "ops"], "second password\n");
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("1 session(s) logged out");
+  store = Store.open(data);
+  expect(store.auth.session(session.id)).toBeUndefined();
+  expect(await store.auth.login("ops", "first password", "test")).toBeUndefined();
+  expect(await store.auth.login("ops", "second password", "test")).toBeDefined();
+  expect(store.audit.query({ action: "admin.password_changed" }).rows[0]).toMatchObject({ actor: "cli", subject: "ops" });
+  store.close();
+}, 30_000);
+
 test("check-config refuses two file peers with one tunnel address, naming both (exit 2)", () => {
   const dir = mkdtempSync(join(tmpdir(), "gg-dup-"));
   const file = join(dir, "gw.conf");

@@ -9,7 +9,7 @@ import { ProxyAssignments } from "./proxy-assignments.ts";
 import { ResourceRepository } from "./resources.ts";
 
 export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRow } from "./audit.ts";
-export { AdminAuth, SESSION_TTL, type Session } from "./auth.ts";
+export { AdminAuth, SESSION_TTL, UserExistsError, type Session } from "./auth.ts";
 export { DB_FILE, type Db, type OpenOptions } from "./database.ts";
 export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, rowAllowedIps, storePeerOwner, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
