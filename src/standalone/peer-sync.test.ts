@@ -199,3 +199,15 @@ test("a store peer's Endpoint reaches the tunnel: an IP literal at once, a hostn
   await Bun.sleep(0);
   expect(lines.filter((l) => l.msg.startsWith("peer endpoint not resolved"))).toHaveLength(1);
 });
+
+test("a peer kept as it was (its row turned unusable) keeps its address: a newer row claiming it stays out", () => {
+  const w = world();
+  const [a, b] = [w.sim.client(), w.sim.client()];
+  const row = w.add("alice", encodeKey(a.local.publicKey), "10.99.0.2/32");
+  w.sync.apply(w.sim.now);
+  w.store.sqlite.run("UPDATE peers SET allowed_ips = 'garbage', updated_at = updated_at + 1 WHERE id = ?", [row.id]);
+  w.store.sqlite.run("INSERT INTO peers (id, name, public_key, allowed_ips, persistent_keepalive, enabled, created_at) VALUES ('b', 'bob', ?, '10.99.0.2/32', 0, 1, ?)", [encodeKey(b.local.publicKey), row.createdAt + 1000]);
+  expect(w.sync.apply(w.sim.now)).toMatchObject({ upserted: 0, skipped: 2 });
+  expect(w.sim.gw.connectionFor(Uint8Array.of(10, 99, 0, 2))?.publicKey).toBe(encodeKey(a.local.publicKey));
+  expect(w.errors().find((l) => l.peer === "bob")).toMatchObject({ address: "10.99.0.2/32", other_peer: 'peer "alice"' });
+});

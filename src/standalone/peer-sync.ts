@@ -159,7 +159,11 @@ export class PeerSync {
       } catch (err) {
         skipped++;
         // Unusable rows leave an applied peer as it was; a clash takes the later claimant out.
-        if (this.#applied.has(p.publicKey) && !(err instanceof AddressClashError)) kept.add(p.publicKey);
+        if (this.#applied.has(p.publicKey) && !(err instanceof AddressClashError)) {
+          kept.add(p.publicKey);
+          // Still routed as it was: its addresses stay taken.
+          owners.push({ label: `peer "${p.name}"`, allowedIPs: this.#applied.get(p.publicKey)! });
+        }
         this.#report(p, err);
       }
     }
