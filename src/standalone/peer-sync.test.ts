@@ -211,3 +211,17 @@ test("a peer kept as it was (its row turned unusable) keeps its address: a newer
   expect(w.sim.gw.connectionFor(Uint8Array.of(10, 99, 0, 2))?.publicKey).toBe(encodeKey(a.local.publicKey));
   expect(w.errors().find((l) => l.peer === "bob")).toMatchObject({ address: "10.99.0.2/32", other_peer: 'peer "alice"' });
 });
+
+test("a stored row with a config file peer's key is said once, and the file's peer stays as the file says", () => {
+  const store = Store.open(mkdtempSync(join(tmpdir(), "gg-psync-")));
+  const sim = new TunnelClients();
+  const lines: LogLine[] = [];
+  const a = sim.client();
+  const key = encodeKey(a.local.publicKey);
+  sim.gw.upsertPeer({ publicKey: a.local.publicKey, allowedIPs: [parseCidr("10.99.0.2/32")] });
+  const sync = new PeerSync(sim.gw, store, new Set([key]), new Logger(parseLogFilter("info"), memorySink(lines)).target("peers"));
+  store.sqlite.run("INSERT INTO peers (id, name, public_key, allowed_ips, persistent_keepalive, enabled) VALUES ('x', 'copy', ?, '10.99.0.9/32', 0, 1)", [key]);
+  for (let i = 0; i < 3; i++) expect(sync.apply(sim.now)).toMatchObject({ upserted: 0, skipped: 1 });
+  expect(lines.filter((l) => l.level === "error").map((l) => [l.msg, l.peer, l.field])).toEqual([["stored peer skipped: the config file has a peer with this key", "copy", "public_key"]]);
+  expect([...sim.gw.connections()][0]!.allowedIPs.map((c) => c.bytes.join("."))).toEqual(["10.99.0.2"]);
+});

@@ -37,6 +37,9 @@ export class AddressClashError extends Error {
   }
 }
 
+/** A row whose public key is a config file peer's: the file's [Peer] is what applies. */
+class FileKeyError extends Error {}
+
 export interface PeerSyncOptions {
   /** The config file's peers (their addresses are taken first; the file owns them). */
   fileOwners?: readonly AddressOwner[];
@@ -135,7 +138,12 @@ export class PeerSync {
     const rows = this.store.peers.list().sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
     for (const p of rows) {
       seen.add(p.id);
-      if (this.filePeers.has(p.publicKey)) continue; // the config file owns this key
+      if (this.filePeers.has(p.publicKey)) {
+        // The config file owns this key (the admin refuses such rows; an older database may hold one).
+        skipped++;
+        this.#report(p, new FileKeyError());
+        continue;
+      }
       if (!p.enabled || (p.expiresAt !== null && p.expiresAt <= now)) continue;
       try {
         const spec = PeerSync.specOf(p);
@@ -231,6 +239,10 @@ export class PeerSync {
     const version = `${p.updatedAt}|${p.publicKey}|${p.presharedKey ?? ""}|${p.allowedIps}|${p.endpoint ?? ""}`;
     if (this.#reported.get(p.id) === version) return;
     this.#reported.set(p.id, version);
+    if (err instanceof FileKeyError) {
+      this.log.error("stored peer skipped: the config file has a peer with this key", { peer: p.name.slice(0, 64), peer_id: p.id, field: "public_key", public_key: p.publicKey.slice(0, 64) });
+      return;
+    }
     if (err instanceof AddressClashError) {
       this.log.error("stored peer skipped: its tunnel address is another peer's", {
         peer: p.name.slice(0, 64),
