@@ -19,6 +19,8 @@ export interface AdminGateway {
   resourcesChanged?(): void;
   /** Every resource the policy enforces (file and API), with who may reach it. */
   resources?(): ResourceView[];
+  /** The config file's peers (read-only in the admin; their addresses are taken). */
+  filePeers?(): FilePeerView[];
   /** A free tunnel address for a new peer. */
   nextAddress(): string;
   /** A wg-quick config for a peer created here, or undefined if we do not hold its private key. */
@@ -32,6 +34,17 @@ export interface AdminGateway {
   policyTest?(q: PolicyQuery): PolicyTestResult;
   /** Per-connection packet capture of inner traffic (start throws CaptureError when it cannot). */
   capture?: CaptureControl;
+}
+
+/** A [Peer] of the config file, as the admin shows it (never its preshared key). */
+export interface FilePeerView {
+  /** Line of its [Peer] header: how the file (and messages) locate it. */
+  line: number;
+  public_key: string;
+  allowed_ips: string[];
+  endpoint: string | null;
+  persistent_keepalive: number;
+  preshared_key: boolean;
 }
 
 export interface ResourceView {

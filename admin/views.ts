@@ -4,7 +4,7 @@ import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import type { LogLine } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
-import type { AuditRow, PeerRow, TrafficPoint } from "../src/store/index.ts";
+import type { AuditRow, TrafficPoint } from "../src/store/index.ts";
 import type { ResourceView } from "./types.ts";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
@@ -143,46 +143,6 @@ export function auditPage(rows: AuditRow[], total: number, page: number, pageSiz
 ${rows.map((r) => html`<tr data-action="${r.action}"><td class="mono">${new Date(r.ts).toISOString()}</td><td>${r.actor}</td><td>${r.action}</td><td class="mono">${r.subject ?? ""}</td>
 <td>${r.cid ?? ""}</td><td class="mono muted">${r.before ? `before ${r.before}` : ""} ${r.after ? `after ${r.after}` : ""}</td><td>${r.reason ?? ""}</td></tr>`)}</tbody></table>
 <p>Page ${page} of ${pages} (${total} events) ${page > 1 ? html`<a href="/audit?${qs({ page: String(page - 1) })}">previous</a>` : ""} ${page < pages ? html`<a href="/audit?${qs({ page: String(page + 1) })}">next</a>` : ""}</p>`;
-}
-
-export interface PeerFormValues {
-  name?: string;
-  publicKey?: string;
-  allowedIps?: string;
-  endpoint?: string;
-  persistentKeepalive?: string;
-  expiresAt?: string;
-  enabled?: boolean;
-}
-
-export function peerForm(opts: { action: string; csrf: string; values: PeerFormValues; errors: Record<string, string>; submit: string; keyHint?: string }): Html {
-  const v = opts.values;
-  const err = (f: string) => (opts.errors[f] ? html`<span class="field-error" data-field="${f}">${f}: ${opts.errors[f]}</span>` : "");
-  return html`<form method="post" action="${opts.action}" id="peer-form"><input type="hidden" name="_csrf" value="${opts.csrf}">
-${opts.errors.form ? html`<p class="err" role="alert">${opts.errors.form}</p>` : ""}
-<label>Name <input name="name" value="${v.name ?? ""}"> ${err("name")}</label>
-<label>Public key <input name="publicKey" size="48" value="${v.publicKey ?? ""}" placeholder="${opts.keyHint ?? ""}"> ${err("publicKey")}</label>
-<label>Allowed IPs <input name="allowedIps" value="${v.allowedIps ?? ""}" placeholder="10.99.0.2/32"> ${err("allowedIps")}</label>
-<label>Endpoint <input name="endpoint" value="${v.endpoint ?? ""}" placeholder="optional host:port"> ${err("endpoint")}</label>
-<label>Persistent keepalive (s) <input name="persistentKeepalive" size="6" value="${v.persistentKeepalive ?? "0"}"> ${err("persistentKeepalive")}</label>
-<label>Expires <input name="expiresAt" type="date" value="${v.expiresAt ?? ""}"> ${err("expiresAt")}</label>
-<label><input type="checkbox" name="enabled" value="on"${v.enabled === false ? "" : raw(" checked")}> Enabled</label>
-<button type="submit">${opts.submit}</button></form>`;
-}
-
-export function peersPage(peers: PeerRow[], csrf: string, form: Html, notice?: Html): Html {
-  return html`<h1>Peers</h1>${notice ?? ""}
-<table><thead><tr><th>name</th><th>public key</th><th>allowed IPs</th><th>enabled</th><th>expires</th><th></th></tr></thead><tbody>
-${peers.map((p) => html`<tr data-peer="${p.name}"><td>${p.name}</td><td class="mono">${p.publicKey}</td><td class="mono">${p.allowedIps}</td><td>${p.enabled ? "yes" : "no"}</td>
-<td>${p.expiresAt ? new Date(p.expiresAt).toISOString().slice(0, 10) : "never"}</td>
-<td><a href="/peers/${encodeURIComponent(p.id)}">edit</a>${p.clientPrivateKey ? html` · <a href="/peers/${encodeURIComponent(p.id)}/config">config</a>` : ""}
-<form class="inline" method="post" action="/peers/${encodeURIComponent(p.id)}/delete"><input type="hidden" name="_csrf" value="${csrf}"><button>delete</button></form></td></tr>`)}
-</tbody></table><h2>Add a peer</h2><p class="muted">Leave the public key empty to have glassgate generate the client's keys and config.</p>${form}`;
-}
-
-export function clientConfigPage(name: string, config: string, qrSvg: string): Html {
-  return html`<h1>Client config for ${name}</h1><p>Import into a WireGuard app (scan the QR code on a phone) or save as <code>${name.replace(/[^A-Za-z0-9_-]/g, "_")}.conf</code> for wg-quick.</p>
-<div class="config-layout"><pre id="client-config" class="config-text">${config}</pre><div>${raw(qrSvg)}</div></div>`;
 }
 
 export function resourcesPage(resources: ResourceView[], csrf: string, errors: Record<string, string>, values: Record<string, string>): Html {

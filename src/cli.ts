@@ -1,14 +1,15 @@
 #!/usr/bin/env bun
 // glassgate command line. Exit codes (DESIGN.md §3): 0 ok, 1 runtime failure, 2 bad config/usage.
-import { ConfigError, createPeer, newGatewayConfigText, nextFreeAddress, parseConfig, readConfigText } from "./config/index.ts";
+import { clashMessage, clashWith, ConfigError, createPeer, filePeerOwner, newGatewayConfigText, nextFreeAddress, parseConfig, readConfigText, type AddressOwner } from "./config/index.ts";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
-import { formatCidr, parseIp } from "./ip/address.ts";
+import { formatCidr, parseCidr, parseIp } from "./ip/address.ts";
+import { join } from "node:path";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
 import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
-import { Store } from "./store/index.ts";
+import { DB_FILE, Store, storePeerOwner, UserExistsError } from "./store/index.ts";
 import { EnvError, envFlag } from "./config/env.ts";
 import { looseLogFields, PRIVATE_FILE_MODE, tightenPrivate, writePrivateFile, type OnLoose } from "./io/private-files.ts";
 
@@ -23,9 +24,12 @@ const USAGE = `usage: glassgate <command>
                          --init creates FILE with a new key when it does not exist
   admin create --data DIR --username NAME   (password read from stdin)
                          create an admin user for the web UI
+  admin passwd --data DIR --username NAME   (password read from stdin)
+                         set an admin's password; their browser sessions are logged out
   admin token --data DIR --name NAME       print a new API token (shown once)
-  peers add --config FILE --endpoint HOST[:PORT] [--name NAME] [--address IP] [--dns IP] [--out FILE]
-                         add a peer to the gateway config and print its client config
+  peers add --config FILE --endpoint HOST[:PORT] [--name NAME] [--address IP] [--dns IP] [--out FILE] [--data DIR]
+                         add a peer to the gateway config and print its client config (the address
+                         is one no file peer and no admin UI peer in DIR's database uses)
   keygen                 print a new private key (like \`wg genkey\`)
   pubkey                 read a private key on stdin, print its public key (like \`wg pubkey\`)
   check-config FILE      validate a wg-quick style config and summarise it
@@ -307,9 +311,22 @@ async function adminCommand(args: string[], out: (s: string) => void): Promise<n
       try {
         await store.auth.createUser(values.username, password, "cli");
       } catch (err) {
+        if (err instanceof UserExistsError) throw new UsageError(`admin create: ${err.message}; to set a new password: glassgate admin passwd --username ${values.username} (password on stdin)`);
         throw new UsageError(`admin create: ${(err as Error).message}`);
       }
       out(`admin ${values.username} created\n`);
+      return 0;
+    }
+    if (sub === "passwd") {
+      if (!values.username) throw new UsageError("admin passwd: missing --username NAME");
+      const password = (await readStdin()).replace(/\r?\n$/, "");
+      let ended: number;
+      try {
+        ended = await store.auth.setPassword(values.username, password, "cli");
+      } catch (err) {
+        throw new UsageError(`admin passwd: ${(err as Error).message}`);
+      }
+      out(`password of ${values.username} changed; ${ended} session(s) logged out\n`);
       return 0;
     }
     if (sub === "token") {
@@ -317,7 +334,7 @@ async function adminCommand(args: string[], out: (s: string) => void): Promise<n
       out(store.auth.createToken(values.name, "cli") + "\n");
       return 0;
     }
-    throw new UsageError(`admin: unknown subcommand "${sub ?? ""}" (create or token)`);
+    throw new UsageError(`admin: unknown subcommand "${sub ?? ""}" (create, passwd or token)`);
   } finally {
     store.close();
   }
@@ -332,6 +349,7 @@ async function peersAdd(args: string[], out: (s: string) => void): Promise<numbe
     address: { type: "string" },
     dns: { type: "string" },
     out: { type: "string" },
+    data: { type: "string" },
   });
   if (!values.config) throw new UsageError("peers add: missing --config FILE (the gateway's)");
   if (!values.endpoint) throw new UsageError("peers add: missing --endpoint HOST[:PORT] (how clients reach this gateway)");
@@ -341,7 +359,10 @@ async function peersAdd(args: string[], out: (s: string) => void): Promise<numbe
   const hasPort = /^\[.+\]:\d+$/.test(values.endpoint) || /^[^:]+:\d+$/.test(values.endpoint);
   const bare = values.endpoint.includes(":") && !values.endpoint.startsWith("[") ? `[${values.endpoint}]` : values.endpoint;
   const endpoint = hasPort ? values.endpoint : `${bare}:${cfg.interface.listenPort}`;
-  const address = values.address ?? nextFreeAddress(cfg);
+  // Peers added in the admin UI/API live in the data dir's database, not in the file: their
+  // addresses are taken too.
+  const storeOwners = storePeerOwners(values.data ?? process.env.GLASSGATE_DATA_DIR ?? "./data");
+  const address = values.address ?? nextFreeAddress(cfg, storeOwners.flatMap((o) => o.allowedIPs));
   const name = values.name ?? `peer ${address}`;
   let created;
   try {
@@ -349,6 +370,8 @@ async function peersAdd(args: string[], out: (s: string) => void): Promise<numbe
   } catch (err) {
     throw new UsageError(`peers add: --address: ${(err as Error).message}`);
   }
+  const clash = clashWith({ label: `"${name}"`, allowedIPs: [parseCidr(address)] }, [...cfg.peers.map(filePeerOwner), ...storeOwners]);
+  if (clash) throw new UsageError(`peers add: --address: ${clashMessage(clash)}`);
   // Validate the result before touching the file: a bad edit must change nothing.
   parseConfig((await readConfigText(values.config)) + created.gatewaySection, values.config);
   // The section carries a preshared key: the file it joins must be private.
@@ -362,6 +385,17 @@ async function peersAdd(args: string[], out: (s: string) => void): Promise<numbe
     out(created.clientConfig);
   }
   return 0;
+}
+
+/** The admin UI/API's peers in a data dir, when it has a database (never creates one). */
+function storePeerOwners(dataDir: string): AddressOwner[] {
+  if (!existsSync(join(dataDir, DB_FILE))) return [];
+  const store = Store.open(dataDir, { onLoosePermissions: warnLooseOnStderr });
+  try {
+    return store.peers.list().map(storePeerOwner);
+  } finally {
+    store.close();
+  }
 }
 
 if (import.meta.main) process.exit(await main(process.argv.slice(2)));

@@ -128,6 +128,44 @@ describe.skipIf(skip !== undefined)("admin UI in a browser", () => {
     expect(lines.join("\n")).toContain("handshake completed");
   }, 60_000);
 
+  test("the Peers page searches and sorts through its URL (also with JavaScript off) and lists the config file's peer read-only", async () => {
+    // Created after "browser-laptop" (the previous test), in this order.
+    for (const name of ["zeta-phone", "alpha-tablet"]) expect(topo.request("POST", "/api/peers", { name }).status).toBe(201);
+    const names = () => page.locator("#peer-rows tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-peer")));
+    await page.goto(`${base}/peers`);
+    expect(await names()).toEqual(["alpha-tablet", "browser-laptop", "zeta-phone"]);
+    await page.click('a[data-sort="created"]');
+    await page.waitForURL(/sort=created&dir=desc/);
+    expect(await names()).toEqual(["alpha-tablet", "zeta-phone", "browser-laptop"]);
+    await page.click('a[data-sort="created"]');
+    await page.waitForURL(/sort=created&dir=asc/);
+    expect(await names()).toEqual(["browser-laptop", "zeta-phone", "alpha-tablet"]);
+    // The only one connected has the latest handshake.
+    await page.click('a[data-sort="handshake"]');
+    await page.waitForURL(/sort=handshake&dir=desc/);
+    expect((await names())[0]).toBe("browser-laptop");
+    // The config file's peer: its fields, no edit or delete.
+    const fileRow = page.locator("#file-peer-rows tr[data-file-peer]");
+    expect(await fileRow.count()).toBe(1);
+    expect(await fileRow.textContent()).toContain(topo.clients[0]!.publicKey);
+    expect(await fileRow.locator("a, button").count()).toBe(0);
+    await shot("peers.png");
+
+    // Without JavaScript: a plain GET form, sort kept.
+    const noJs = await browser.newContext({ javaScriptEnabled: false });
+    await noJs.addCookies(await page.context().cookies());
+    const plain = await noJs.newPage();
+    await plain.goto(`${base}/peers?sort=created&dir=asc`);
+    await plain.fill('#peer-search input[name="q"]', "PHONE");
+    await plain.press('#peer-search input[name="q"]', "Enter");
+    await plain.waitForURL(/q=PHONE/);
+    expect(new URL(plain.url()).searchParams.get("sort")).toBe("created");
+    expect(await plain.locator("#peer-rows tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-peer")))).toEqual(["zeta-phone"]);
+    await plain.goto(`${base}/peers?sort=size`);
+    expect(await plain.getByRole("alert").textContent()).toContain('Sort: "size" is not one of name, created, handshake — showing the default instead.');
+    await noJs.close();
+  }, 60_000);
+
   test("the pages ran under the Content-Security-Policy without a single violation", async () => {
     // Visit every page once more (htmx polls on several) and give the polls time to run.
     for (const path of ["/", "/connections", "/peers", "/resources", "/logs", "/errors", "/audit"]) {

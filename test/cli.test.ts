@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config/index.ts";
-import { encodeKey, publicKeyOf } from "../src/crypto/x25519.ts";
+import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
+import { Store } from "../src/store/index.ts";
 import { isRoot, missingCommands } from "./support/netns.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -118,6 +119,62 @@ test("peers add appends a peer and prints a client config whose keys match the g
   if (missingCommands(["wg-quick"]).length === 0) {
     expect(spawnSync(["wg-quick", "strip", join(dir, "phone.conf")]).exitCode).toBe(0);
   }
+});
+
+test("peers add skips the addresses of admin UI peers in --data, and refuses one they or a file peer use, naming both", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-peers-store-"));
+  const gwFile = join(dir, "gw.conf");
+  writeFileSync(gwFile, `[Interface]\nPrivateKey = ${glassgate(["keygen"]).stdout.trim()}\nAddress = 10.99.0.1/24\n`);
+  const store = Store.open(join(dir, "data"));
+  store.peers.create({ name: "ui-phone", publicKey: encodeKey(publicKeyOf(generatePrivateKey())), allowedIps: "10.99.0.2/32", persistentKeepalive: 0, enabled: true }, "test");
+  store.close();
+  const r = glassgate(["peers", "add", "--config", gwFile, "--endpoint", "vpn.example.net", "--data", join(dir, "data")]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("Address = 10.99.0.3/32");
+  const before = readFileSync(gwFile, "utf8");
+  const dup = glassgate(["peers", "add", "--config", gwFile, "--endpoint", "x", "--name", "tablet", "--address", "10.99.0.2", "--data", join(dir, "data")]);
+  expect(dup.code).toBe(2);
+  expect(dup.stderr).toContain('peers add: --address: 10.99.0.2/32 is already an address of peer "ui-phone"');
+  const dupFile = glassgate(["peers", "add", "--config", gwFile, "--endpoint", "x", "--address", "10.99.0.3", "--data", join(dir, "data")]);
+  expect(dupFile.code).toBe(2);
+  expect(dupFile.stderr).toContain("10.99.0.3/32 is already an address of the config file's peer at line 5");
+  expect(readFileSync(gwFile, "utf8")).toBe(before);
+}, 30_000);
+
+test("admin create on an existing user says so and points to admin passwd; passwd sets the password, logs out that user's sessions and is audited", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-admin-"));
+  const data = join(dir, "data");
+  expect(glassgate(["admin", "create", "--data", data, "--username", "ops"], "first password\n").code).toBe(0);
+  const again = glassgate(["admin", "create", "--data", data, "--username", "ops"], "other password\n");
+  expect(again.code).toBe(2);
+  expect(again.stderr).toContain('admin create: admin user "ops" already exists; to set a new password: glassgate admin passwd --username ops');
+  let store = Store.open(data);
+  const session = (await store.auth.login("ops", "first password", "test"))!;
+  expect(session).toBeDefined();
+  store.close();
+  const short = glassgate(["admin", "passwd", "--data", data, "--username", "ops"], "short\n");
+  expect(short.code).toBe(2);
+  expect(short.stderr).toContain("at least 8 characters");
+  expect(glassgate(["admin", "passwd", "--data", data, "--username", "nobody"], "long enough pw\n").stderr).toContain('no admin user "nobody"');
+  const r = glassgate(["admin", "passwd", "--data", data, "--username", "ops"], "second password\n");
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("1 session(s) logged out");
+  store = Store.open(data);
+  expect(store.auth.session(session.id)).toBeUndefined();
+  expect(await store.auth.login("ops", "first password", "test")).toBeUndefined();
+  expect(await store.auth.login("ops", "second password", "test")).toBeDefined();
+  expect(store.audit.query({ action: "admin.password_changed" }).rows[0]).toMatchObject({ actor: "cli", subject: "ops" });
+  store.close();
+}, 30_000);
+
+test("check-config refuses two file peers with one tunnel address, naming both (exit 2)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-dup-"));
+  const file = join(dir, "gw.conf");
+  const [a, b] = [encodeKey(publicKeyOf(generatePrivateKey())), encodeKey(publicKeyOf(generatePrivateKey()))];
+  writeFileSync(file, `[Interface]\nPrivateKey = ${glassgate(["keygen"]).stdout.trim()}\n[Peer]\nPublicKey = ${a}\nAllowedIPs = 10.99.0.2/32\n[Peer]\nPublicKey = ${b}\nAllowedIPs = 10.99.0.2/32\n`);
+  const r = glassgate(["check-config", file]);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain(`${file}:8: AllowedIPs: 10.99.0.2/32 is already an address of the config file's peer at line 3 (${a})`);
 });
 
 test.skipIf(!isRoot() || missingCommands(["setpriv"]).length > 0)("up without CAP_NET_ADMIN fails with a clear message (exit 1)", () => {

@@ -67,7 +67,9 @@ describe.skipIf(skip !== undefined)("host routes for peer AllowedIPs", () => {
     }
     expect(refused.find((r) => r.public_key === lanKey).conflict).toBe(`10.202.${topo.net}.0/24 dev gl${topo.tag}`);
     // Refused routes, not refused peers: all four are in the data plane.
-    expect(JSON.parse(topo.api("/api/peers").body).peers).toEqual([]);
+    const listed = JSON.parse(topo.api("/api/peers").body).peers as { source: string; publicKey: string }[];
+    expect(listed.filter((p) => p.source === "store")).toEqual([]);
+    expect(listed.map((p) => p.publicKey).sort()).toEqual([lanKey, wideKey, splitKey, fineKey].sort());
     expect(topo.connections().map((c) => c.public_key).sort()).toEqual([lanKey, wideKey, splitKey, fineKey].sort());
   });
 

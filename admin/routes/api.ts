@@ -1,13 +1,13 @@
 // The JSON API (same field names as logs) and /metrics. Bodies are JSON objects with known fields
 // only; bad values throw InputError / ResourceError, which app.ts's onError turns into 4xx.
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { parseExpiresAt, PeerInput, PeerValidationError, ResourceError } from "../../src/store/index.ts";
+import { parseExpiresAt, PeerInput, PeerValidationError, ResourceError, type PeerRow } from "../../src/store/index.ts";
 import type { AdminEnv } from "../middleware/auth.ts";
-import { capFields, echo, intParam, jsonObject, knownFields, parseStrict, textParam } from "../input.ts";
+import { capFields, echo, InputError, intParam, jsonObject, knownFields, parseStrict, textParam } from "../input.ts";
 import type { AdminOptions } from "../types.ts";
 import { auditFilter, logQuery, principal, requireStore } from "./common.ts";
-import { peerCreator } from "./peers.ts";
+import { PeerNotFound, peerCreator, peerUpdater } from "./peers.ts";
 import { otherPeers, reservedIds } from "./resources.ts";
 
 /** What a JSON body may contain (values are validated by the store's parsers). */
@@ -24,6 +24,10 @@ const AUTHORIZATION_BODY = z.strictObject({
 export function apiRoutes(opts: AdminOptions) {
   const { gateway, store, logs } = opts;
   const createPeer = peerCreator(opts);
+  const updatePeer = peerUpdater(opts);
+  /** A store peer as the API shows it: never its keys' secrets; `source` tells it from file peers. */
+  const peerJson = ({ clientPrivateKey: _k, presharedKey, ...p }: PeerRow) => ({ ...p, presharedKey: presharedKey ? "(set)" : null, source: "store" as const });
+  const invalid = (c: Context<AdminEnv>, err: PeerValidationError) => c.json({ error: "invalid", field: Object.keys(err.fields)[0], fields: capFields(err.fields) }, 400);
   return new Hono<AdminEnv>()
     .get("/api/connections", (c) => c.json({ connections: gateway.connections() }))
     .get("/api/sessions", (c) => c.json({ sessions: gateway.connections().flatMap((x) => x.sessions.map((session) => ({ cid: x.cid, session, public_key: x.public_key }))) }))
@@ -35,14 +39,37 @@ export function apiRoutes(opts: AdminOptions) {
       const offset = intParam(q, "offset", { min: 0, max: 1_000_000_000 }) ?? 0;
       return c.json(store?.audit.query(filter, { limit, offset }) ?? { rows: [], total: 0 });
     })
-    .get("/api/peers", (c) => c.json({ peers: (store?.peers.list() ?? []).map(({ clientPrivateKey: _k, presharedKey, ...p }) => ({ ...p, presharedKey: presharedKey ? "(set)" : null })) }))
+    // Every peer, config file ones included (read-only: `source: "file"`, no id, their [Peer] line).
+    .get("/api/peers", (c) => c.json({
+      peers: [
+        ...(store?.peers.list() ?? []).map(peerJson),
+        ...(gateway.filePeers?.() ?? []).map((f) => ({
+          id: null, name: null, line: f.line, publicKey: f.public_key, allowedIps: f.allowed_ips.join(", "), endpoint: f.endpoint,
+          persistentKeepalive: f.persistent_keepalive, presharedKey: f.preshared_key ? "(set)" : null, enabled: true, expiresAt: null, source: "file" as const,
+        })),
+      ],
+    }))
+    // Defaults for a client to come up with no more than a name: enabled, the next free address,
+    // keys generated here — and then its config, in this response only (the UI can show it again).
     .post("/api/peers", async (c) => {
       const body = parseStrict(PEER_FIELDS, await jsonObject(c));
       try {
-        const row = createPeer(body, principal(c).actor);
-        return c.json({ id: row.id, public_key: row.publicKey }, 201);
+        const { row, clientConfig } = createPeer(body, principal(c).actor, { form: false, requestHost: new URL(c.req.url).hostname });
+        return c.json({ id: row.id, public_key: row.publicKey, allowed_ips: row.allowedIps, enabled: row.enabled, ...(clientConfig && { client_config: clientConfig }) }, 201);
       } catch (err) {
-        if (err instanceof PeerValidationError) return c.json({ error: "invalid", fields: capFields(err.fields) }, 400);
+        if (err instanceof PeerValidationError) return invalid(c, err);
+        throw err;
+      }
+    })
+    // A partial update: only the fields sent change (same validation as POST), audited before/after.
+    .patch("/api/peers/:id", async (c) => {
+      const body = parseStrict(PEER_FIELDS, await jsonObject(c));
+      if (Object.keys(body).length === 0) throw new InputError("body", "names no field to change");
+      try {
+        return c.json({ peer: peerJson(updatePeer(c.req.param("id"), body, principal(c).actor, true)) }, 200);
+      } catch (err) {
+        if (err instanceof PeerNotFound) return c.json({ error: "not_found" }, 404);
+        if (err instanceof PeerValidationError) return invalid(c, err);
         throw err;
       }
     })

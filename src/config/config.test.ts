@@ -73,6 +73,8 @@ describe("every error names file, line, key and the bad value", () => {
     ["the gateway's own key as a peer", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${encodeKey(publicKeyOf(Buffer.from(priv, "base64")))}`, `gw.conf:3: PublicKey: "${encodeKey(publicKeyOf(Buffer.from(priv, "base64")))}" is this gateway's own public key`],
     ["bad preshared key", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\nPresharedKey = short`, 'gw.conf:5: PresharedKey: "short" is not a WireGuard key'],
     ["garbage line", `[Interface]\nPrivateKey = ${priv}\nwhat`, 'gw.conf:3: "what" is not "Key = Value"'],
+    ["two peers with one tunnel address (names both)", `[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\nAllowedIPs = 10.99.0.2/32\n[Peer]\nPublicKey = ${pub2}\nAllowedIPs = 10.99.0.7/32, 10.99.0.2\n`,
+      `gw.conf:8: AllowedIPs: 10.99.0.2/32 is already an address of the config file's peer at line 3 (${pub1})`],
     ["MTU out of range", `[Interface]\nPrivateKey = ${priv}\nMTU = 100`, 'gw.conf:3: MTU: "100" is not an MTU (1280–9000)'],
   ];
   for (const [name, text, message] of cases) {
@@ -87,6 +89,11 @@ describe("every error names file, line, key and the bad value", () => {
       expect((err as Error).message).toStartWith(message);
     });
   }
+});
+
+test("a peer's prefix inside another peer's wider one is routing, not a clash: both parse", () => {
+  const c = parseConfig(`[Interface]\nPrivateKey = ${priv}\n[Peer]\nPublicKey = ${pub1}\nAllowedIPs = 0.0.0.0/1, 128.0.0.0/1\n[Peer]\nPublicKey = ${pub2}\nAllowedIPs = 10.99.0.2/32\n`, "gw.conf");
+  expect(c.peers).toHaveLength(2);
 });
 
 describe("[Resource] sections and per-peer Resources", () => {

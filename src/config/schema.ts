@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { decodeKey, encodeKey, publicKeyOf, publicKeyProblem } from "../crypto/x25519.ts";
 import { parseCidr, type Cidr } from "../ip/address.ts";
+import { clashMessage, clashWith, type AddressOwner } from "./overlap.ts";
 import { ConfigError, quoteValue, readSections, type Entry, type Section } from "./wg-quick.ts";
 import { parseFilterText, parseResource, ResourceId, type Resource } from "../gateway/resources.ts";
 
@@ -179,6 +180,16 @@ function capMessage(message: string): string {
   return capped.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
+/** How messages name a file peer: by its [Peer] line and key (file peers have no name). */
+export function filePeerLabel(line: number, publicKey: string): string {
+  return `the config file's peer at line ${line} (${publicKey})`;
+}
+
+/** A file peer as the address-overlap check names it. */
+export function filePeerOwner(p: PeerConfig): AddressOwner {
+  return { label: filePeerLabel(p.line, encodeKey(p.publicKey)), allowedIPs: p.allowedIPs };
+}
+
 export function parseConfig(text: string, file: string): WireguardConfig {
   const sections = readSections(text, file);
   const ifaces = sections.filter((s) => s.name === "Interface");
@@ -218,7 +229,10 @@ export function parseConfig(text: string, file: string): WireguardConfig {
         throw new ConfigError(file, s.entries.find((e) => e.key === "Resources")?.line ?? s.line, "Resources", `${quoteValue(g.rid)} is not the Id of any [Resource]`);
       }
     }
-    peers.push({ allowedIPs: [], resources: [], ...p, publicKey: p.publicKey, line: s.line });
+    const peer: PeerConfig = { allowedIPs: [], resources: [], ...p, publicKey: p.publicKey, line: s.line };
+    const clash = clashWith(filePeerOwner(peer), peers.map(filePeerOwner));
+    if (clash) throw new ConfigError(file, s.entries.find((e) => e.key === "AllowedIPs")?.line ?? s.line, "AllowedIPs", clashMessage(clash));
+    peers.push(peer);
   }
   return {
     file,

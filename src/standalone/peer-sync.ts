@@ -7,11 +7,19 @@
 // version, edited by hand, restored from a backup). One such row must never stop the gateway or
 // block changes to the others: it is skipped with one error line (Errors page, Sentry) per
 // version of the row, and every other peer — additions, removals, revocations — still applies.
+//
+// Two more reasons a row stays out: its tunnel address is already another peer's (a file peer, or
+// an older store peer) — one owner per prefix, or one of them silently loses its packets
+// (config/overlap.ts) — and an Endpoint hostname is resolved here in the shell, asynchronously:
+// the peer is applied at once, and gets its endpoint (and, with a keepalive, its first
+// handshake) when the name resolves.
+import { clashMessage, clashWith, type AddressClash, type AddressOwner } from "../config/overlap.ts";
 import { decodeKey, encodeKey } from "../crypto/x25519.ts";
-import { parseCidr, type Cidr } from "../ip/address.ts";
+import { formatIp, parseCidr, parseIp, type Cidr } from "../ip/address.ts";
 import type { PeerRow, Store } from "../store/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
 import { PeerSpecError, type PeerSpec, type Tunnel } from "../tunnel/index.ts";
+import type { Endpoint } from "../wire/index.ts";
 
 /** A stored row the data plane cannot use, naming the column at fault. */
 export class StoredPeerError extends Error {
@@ -21,18 +29,57 @@ export class StoredPeerError extends Error {
   }
 }
 
+/** A row whose tunnel address another peer already has. */
+export class AddressClashError extends Error {
+  constructor(readonly clash: AddressClash) {
+    super(clashMessage(clash));
+    this.name = "AddressClashError";
+  }
+}
+
+/** A row whose public key is a config file peer's: the file's [Peer] is what applies. */
+class FileKeyError extends Error {}
+
+export interface PeerSyncOptions {
+  /** The config file's peers (their addresses are taken first; the file owns them). */
+  fileOwners?: readonly AddressOwner[];
+  /** Resolves an Endpoint hostname to one address (the shell's DNS); without it, hostnames wait. */
+  resolveHost?: (host: string) => Promise<string>;
+  /** Called when a hostname resolved: apply again to hand the endpoint to the tunnel. */
+  onResolved?: () => void;
+}
+
+/** "host:port" or "[v6]:port" as the store keeps it. */
+export function parseEndpointText(text: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:([0-9]{1,5})$/.exec(text) ?? /^([^:\[\]]+):([0-9]{1,5})$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m || port < 1 || port > 65535) throw new Error(`${JSON.stringify(text.slice(0, 64))} is not host:port (port 1–65535)`);
+  return { host: m[1]!, port };
+}
+
 export class PeerSync {
   /** Public keys the store put into the tunnel, with the AllowedIPs applied for each. */
   readonly #applied = new Map<string, Cidr[]>();
   /** Rows reported as unusable: id → the row version reported, so each version logs once. */
   readonly #reported = new Map<string, string>();
+  /** The endpoint last handed to the tunnel per key: passed again only when the row changes it, so a roaming client is not pulled back every sync. */
+  readonly #endpoints = new Map<string, string>();
+  /** Hostnames resolved (kept for the process's life, as wg-quick resolves once). */
+  readonly #resolved = new Map<string, string>();
+  readonly #resolving = new Set<string>();
+  /** Hostnames whose failure was logged (once until they resolve). */
+  readonly #unresolved = new Set<string>();
+  readonly #opts: PeerSyncOptions;
 
   constructor(
     private readonly tunnel: Tunnel,
     private readonly store: Store,
     private readonly filePeers: Set<string>,
     private readonly log: TargetLogger,
-  ) {}
+    opts: PeerSyncOptions = {},
+  ) {
+    this.#opts = opts;
+  }
 
   /** A row's AllowedIPs; throws on an entry that is not a CIDR. */
   static allowedIps(p: PeerRow): Cidr[] {
@@ -86,22 +133,45 @@ export class PeerSync {
     let removed = 0;
     let skipped = 0;
     const seen = new Set<string>();
-    for (const p of this.store.peers.list()) {
+    // Addresses go to whoever had them first: file peers, then store peers oldest first.
+    const owners: AddressOwner[] = [...(this.#opts.fileOwners ?? [])];
+    const rows = this.store.peers.list().sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    for (const p of rows) {
       seen.add(p.id);
-      if (this.filePeers.has(p.publicKey)) continue; // the config file owns this key
+      if (this.filePeers.has(p.publicKey)) {
+        // The config file owns this key (the admin refuses such rows; an older database may hold one).
+        skipped++;
+        this.#report(p, new FileKeyError());
+        continue;
+      }
       if (!p.enabled || (p.expiresAt !== null && p.expiresAt <= now)) continue;
       try {
         const spec = PeerSync.specOf(p);
         const key = encodeKey(spec.publicKey);
-        const conn = this.tunnel.upsertPeer(spec);
-        if (!this.#applied.has(key)) this.log.info("peer applied", { cid: conn.cid, public_key: key, peer: p.name });
+        const me: AddressOwner = { label: `peer "${p.name}"`, allowedIPs: spec.allowedIPs };
+        const clash = clashWith(me, owners);
+        if (clash) throw new AddressClashError(clash);
+        const endpoint = this.#endpointOf(p);
+        const changed = endpoint && this.#endpoints.get(key) !== endpointKey(endpoint);
+        let conn = this.tunnel.upsertPeer({ ...spec, endpoint: changed ? endpoint : undefined });
+        // A replaced connection (new preshared key) starts without one: give it the row's again.
+        if (endpoint && !conn.peer.endpoint) conn = this.tunnel.upsertPeer({ ...spec, endpoint });
+        if (endpoint) this.#endpoints.set(key, endpointKey(endpoint));
+        else this.#endpoints.delete(key);
+        owners.push(me);
+        if (!this.#applied.has(key)) this.log.info("peer applied", { cid: conn.cid, public_key: key, peer: p.name, remote: endpoint ? `${endpoint.address}:${endpoint.port}` : undefined });
         this.#applied.set(key, spec.allowedIPs);
         wanted.set(key, p);
         this.#reported.delete(p.id);
         upserted++;
       } catch (err) {
         skipped++;
-        if (this.#applied.has(p.publicKey)) kept.add(p.publicKey);
+        // Unusable rows leave an applied peer as it was; a clash takes the later claimant out.
+        if (this.#applied.has(p.publicKey) && !(err instanceof AddressClashError)) {
+          kept.add(p.publicKey);
+          // Still routed as it was: its addresses stay taken.
+          owners.push({ label: `peer "${p.name}"`, allowedIPs: this.#applied.get(p.publicKey)! });
+        }
         this.#report(p, err);
       }
     }
@@ -110,22 +180,81 @@ export class PeerSync {
     for (const key of [...this.#applied.keys()]) {
       if (wanted.has(key) || kept.has(key)) continue;
       const row = this.store.peers.byPublicKey(key);
-      const why = !row ? "deleted" : !row.enabled ? "disabled" : "expired";
+      const why = !row ? "deleted" : !row.enabled ? "disabled" : row.expiresAt !== null && row.expiresAt <= now ? "expired" : "address_clash";
       const conn = [...this.tunnel.connections()].find((c) => c.publicKey === key);
       // Tell a connected client first (Firezone's goodbye) so it fails over now, not at a timeout.
       const told = conn ? this.tunnel.goodbyeTo(conn.cid, now) : false;
       this.tunnel.removePeer(decodeKey(key));
       this.#applied.delete(key);
+      this.#endpoints.delete(key);
       this.log.info("peer removed from the data plane", { cid: conn?.cid, public_key: key, reason: why, goodbye_sent: told });
       removed++;
     }
     return { upserted, removed, skipped };
   }
 
+  /**
+   * The row's endpoint as the tunnel takes it: an IP literal directly; a hostname once resolved
+   * (resolution is started here and never awaited — the data plane does not wait for DNS).
+   */
+  #endpointOf(p: PeerRow): Endpoint | undefined {
+    if (!p.endpoint) return undefined;
+    let parsed: { host: string; port: number };
+    try {
+      parsed = parseEndpointText(p.endpoint);
+    } catch (cause) {
+      throw new StoredPeerError("endpoint", { cause });
+    }
+    const literal = parseIp(parsed.host);
+    if (literal) return { address: formatIp(literal), port: parsed.port };
+    const address = this.#resolved.get(parsed.host);
+    if (address) return { address, port: parsed.port };
+    this.#resolve(parsed.host, p);
+    return undefined;
+  }
+
+  #resolve(host: string, p: PeerRow): void {
+    const resolveHost = this.#opts.resolveHost;
+    if (!resolveHost || this.#resolving.has(host)) return;
+    this.#resolving.add(host);
+    const who = { peer: p.name.slice(0, 64), peer_id: p.id, endpoint: p.endpoint?.slice(0, 300) };
+    resolveHost(host).then(
+      (address) => {
+        this.#resolving.delete(host);
+        this.#unresolved.delete(host);
+        this.#resolved.set(host, address);
+        this.log.info("peer endpoint resolved", { ...who, address });
+        this.#opts.onResolved?.();
+      },
+      (err: unknown) => {
+        this.#resolving.delete(host);
+        // Tried again at the next sync (every 10 s); said once until it works.
+        if (!this.#unresolved.has(host)) this.log.warn("peer endpoint not resolved: the gateway cannot reach out to this peer until it does", { ...who, err });
+        this.#unresolved.add(host);
+      },
+    );
+  }
+
   #report(p: PeerRow, err: unknown): void {
-    const version = `${p.updatedAt}|${p.publicKey}|${p.presharedKey ?? ""}|${p.allowedIps}`;
+    const version = `${p.updatedAt}|${p.publicKey}|${p.presharedKey ?? ""}|${p.allowedIps}|${p.endpoint ?? ""}`;
     if (this.#reported.get(p.id) === version) return;
     this.#reported.set(p.id, version);
+    if (err instanceof FileKeyError) {
+      this.log.error("stored peer skipped: the config file has a peer with this key", { peer: p.name.slice(0, 64), peer_id: p.id, field: "public_key", public_key: p.publicKey.slice(0, 64) });
+      return;
+    }
+    if (err instanceof AddressClashError) {
+      this.log.error("stored peer skipped: its tunnel address is another peer's", {
+        peer: p.name.slice(0, 64),
+        peer_id: p.id,
+        field: "allowed_ips",
+        address: err.clash.address,
+        other_peer: err.clash.owner.label.slice(0, 200),
+        public_key: p.publicKey.slice(0, 64),
+        err: err.message,
+      });
+      return;
+    }
     const field = err instanceof StoredPeerError ? err.field : err instanceof PeerSpecError ? SPEC_COLUMN[err.field] : undefined;
     this.log.error("stored peer skipped: it cannot be applied", {
       peer: p.name.slice(0, 64),
@@ -138,6 +267,8 @@ export class PeerSync {
 }
 
 /** PeerSpec fields as the store's columns (what an operator would look for). */
+const endpointKey = (e: Endpoint): string => `${e.address}|${e.port}`;
+
 const SPEC_COLUMN: Record<keyof PeerSpec, string> = {
   publicKey: "public_key",
   presharedKey: "preshared_key",

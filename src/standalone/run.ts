@@ -24,7 +24,7 @@ import { connectionViews } from "../telemetry/view.ts";
 import { Logger, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
 import type { SentryReporter } from "../telemetry/sentry.ts";
-import { clientConfigText, nextFreeAddress } from "../config/index.ts";
+import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
 import { gatewayId, Store } from "../store/index.ts";
 import { PeerSync } from "./peer-sync.ts";
 import { testPolicy } from "./policy-test.ts";
@@ -154,7 +154,13 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   if (gatewayCore.policy.enforcing) log.info("resources enforced", { resources: cfg.resources.map((r) => r.id).join(","), authorizations: cfg.peers.reduce((n, p) => n + p.resources.length, 0) });
 
   const filePeers = new Set(cfg.peers.map((p) => encodeKey(p.publicKey)));
-  const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("peers"));
+  // A store peer's Endpoint hostname resolves off the data path; when it does, peers apply again.
+  let reapply = (): void => undefined;
+  const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("peers"), {
+    fileOwners: cfg.peers.map(filePeerOwner),
+    resolveHost: async (host) => (await lookup(host)).address,
+    onResolved: () => reapply(),
+  });
   const storePeers = sync.apply(clock());
   const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
   resourceSync.apply(clock());
@@ -265,6 +271,14 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     loop.wake();
     return r;
   };
+  reapply = () => {
+    // Runs from a DNS answer: a failure here is logged, never an unhandled rejection (fatal).
+    try {
+      applyPeers();
+    } catch (err) {
+      log.error("peer sync failed", { err });
+    }
+  };
   const gatewayPublicKey = encodeKey(publicKeyOf(cfg.interface.privateKey));
   const app = createAdminApp({
     envToken: opts.adminToken,
@@ -313,6 +327,14 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       },
       capture: captures,
       policyTest: (q) => testPolicy({ tunnel, core: gatewayCore, storePeers: () => store.peers.list() }, q, clock()),
+      filePeers: () => cfg.peers.map((p) => ({
+        line: p.line,
+        public_key: encodeKey(p.publicKey),
+        allowed_ips: p.allowedIPs.map(formatCidr),
+        endpoint: p.endpoint ? `${p.endpoint.host.includes(":") ? `[${p.endpoint.host}]` : p.endpoint.host}:${p.endpoint.port}` : null,
+        persistent_keepalive: p.persistentKeepalive ?? 0,
+        preshared_key: p.presharedKey !== undefined,
+      })),
       nextAddress: () => nextFreeAddress(cfg, store.peers.list().flatMap((p) => PeerSync.allowedIpsOrNone(p))),
       clientConfig: (p, host) =>
         p.clientPrivateKey

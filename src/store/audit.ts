@@ -8,7 +8,7 @@ export type AuditAction =
   | "peer.created" | "peer.updated" | "peer.deleted"
   | "resource.created" | "resource.updated" | "resource.deleted"
   | "connection.established" | "connection.closed"
-  | "admin.login" | "admin.login_failed" | "admin.login_throttled" | "admin.created" | "token.created"
+  | "admin.login" | "admin.login_failed" | "admin.login_throttled" | "admin.created" | "admin.password_changed" | "token.created"
   | "settings.updated"
   | "capture.started" | "capture.stopped";
 

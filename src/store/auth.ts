@@ -35,10 +35,32 @@ export class AdminAuth {
 
   async createUser(username: string, password: string, actor: string): Promise<void> {
     if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(username)) throw new Error(`username "${username}" must be 1–64 of A-Z a-z 0-9 _ . @ -`);
-    if (password.length < 8) throw new Error("password must have at least 8 characters");
+    checkPassword(password);
+    if (this.#user(username)) throw new UserExistsError(username);
     const passwordHash = await Bun.password.hash(password);
     this.db.insert(adminUsers).values({ username, passwordHash }).run();
     this.#audit.record({ actor, action: "admin.created", subject: username });
+  }
+
+  #user(username: string) {
+    return this.db.select().from(adminUsers).where(eq(adminUsers.username, username)).get();
+  }
+
+  /**
+   * Sets a user's password and ends every session of theirs (a password reset is often because
+   * one leaked: a browser still logged in with it must not stay in). Returns the sessions ended.
+   */
+  async setPassword(username: string, password: string, actor: string): Promise<number> {
+    checkPassword(password);
+    const user = this.#user(username);
+    if (!user) throw new Error(`no admin user "${username.slice(0, 64)}"`);
+    const passwordHash = await Bun.password.hash(password);
+    return this.db.transaction((tx) => {
+      tx.update(adminUsers).set({ passwordHash }).where(eq(adminUsers.id, user.id)).run();
+      const ended = tx.delete(adminSessions).where(eq(adminSessions.userId, user.id)).returning({ id: adminSessions.id }).all().length;
+      new AuditLog(tx as unknown as Db).record({ actor, action: "admin.password_changed", subject: username, reason: `${ended} session(s) ended` });
+      return ended;
+    });
   }
 
   /** Checks a login; records success or failure in the audit trail. */
@@ -83,6 +105,18 @@ export class AdminAuth {
     this.db.update(apiTokens).set({ lastUsedAt: Date.now() }).where(eq(apiTokens.id, row.id)).run();
     return row.name;
   }
+}
+
+/** A user that exists already (`admin create` points to `admin passwd`). */
+export class UserExistsError extends Error {
+  constructor(readonly username: string) {
+    super(`admin user "${username}" already exists`);
+    this.name = "UserExistsError";
+  }
+}
+
+function checkPassword(password: string): void {
+  if (password.length < 8) throw new Error("password must have at least 8 characters");
 }
 
 const DUMMY_HASH = Bun.password.hashSync("glassgate-dummy-password");

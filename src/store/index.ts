@@ -9,10 +9,10 @@ import { ProxyAssignments } from "./proxy-assignments.ts";
 import { ResourceRepository } from "./resources.ts";
 
 export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRow } from "./audit.ts";
-export { AdminAuth, SESSION_TTL, type Session } from "./auth.ts";
+export { AdminAuth, SESSION_TTL, UserExistsError, type Session } from "./auth.ts";
 export { DB_FILE, type Db, type OpenOptions } from "./database.ts";
 export { GATEWAY_ID_FILE, gatewayId } from "./gateway-id.ts";
-export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, type PeerRow } from "./peers.ts";
+export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, rowAllowedIps, storePeerOwner, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
 export { ProxyAssignments, type SavedAssignment } from "./proxy-assignments.ts";
 export { MAX_EXPIRES_AT, parseExpiresAt, ResourceError, ResourceRepository, type AuthorizationRow } from "./resources.ts";

@@ -3,13 +3,32 @@
 import { eq } from "drizzle-orm";
 import { z } from "zod";
 import { decodeKey, isUsablePublicKey, publicKeyProblem } from "../crypto/x25519.ts";
-import { formatCidr, parseCidr } from "../ip/address.ts";
+import { formatCidr, parseCidr, type Cidr } from "../ip/address.ts";
+import { clashMessage, clashWith, type AddressOwner } from "../config/overlap.ts";
 import { AuditLog } from "./audit.ts";
 import { MAX_EXPIRES_AT } from "./resources.ts";
 import type { Db } from "./database.ts";
 import { peers } from "./schema.ts";
 
 export type PeerRow = typeof peers.$inferSelect;
+
+/** A row's AllowedIPs; an entry that is not a CIDR (a hand-edited row) is left out. */
+export function rowAllowedIps(p: Pick<PeerRow, "allowedIps">): Cidr[] {
+  const out: Cidr[] = [];
+  for (const s of p.allowedIps.split(",").map((x) => x.trim()).filter(Boolean)) {
+    try {
+      out.push(parseCidr(s));
+    } catch {
+      // unusable row: peer sync reports it; the overlap check has nothing to compare
+    }
+  }
+  return out;
+}
+
+/** A store peer as the address-overlap check (config/overlap.ts) names it. */
+export function storePeerOwner<T extends PeerRow>(p: T): AddressOwner & { row: T } {
+  return { label: `peer "${p.name}"`, allowedIPs: rowAllowedIps(p), row: p };
+}
 
 const keyText = z.string().trim().refine((v) => {
   try {
@@ -67,8 +86,9 @@ export const PeerInput = z.object({
   }),
   endpoint: z.string().trim().transform((v, ctx) => {
     if (v === "") return undefined;
-    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(v)) {
-      ctx.addIssue({ code: "custom", message: `"${v}" is not host:port` });
+    const port = Number(/:([0-9]{1,5})$/.exec(v)?.[1]);
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(v) || port < 1 || port > 65535) {
+      ctx.addIssue({ code: "custom", message: `"${v}" is not host:port (port 1–65535)` });
       return z.NEVER;
     }
     return v;
@@ -104,7 +124,8 @@ export class PeerValidationError extends Error {
 export function parsePeerInput(raw: Record<string, unknown>, partial = false): Partial<PeerInput> {
   const schema = partial ? PeerInput.partial() : PeerInput;
   const r = schema.safeParse(raw);
-  if (r.success) return r.data;
+  // A partial update changes only what was sent: zod would fill in defaults (enabled, keepalive).
+  if (r.success) return partial ? Object.fromEntries(Object.entries(r.data).filter(([k]) => k in raw)) : r.data;
   const fields: Record<string, string> = {};
   for (const issue of r.error.issues) {
     const field = String(issue.path[0] ?? "form");
@@ -152,9 +173,20 @@ export class PeerRepository {
     return this.db.select().from(peers).where(eq(peers.publicKey, key)).get();
   }
 
-  create(input: PeerInput & { clientPrivateKey?: string }, actor: string): PeerRow {
+  /**
+   * Refuses AllowedIPs another peer already has: every other stored peer (enabled or not — it
+   * could be enabled later) and `others` (the config file's peers, which the store cannot see).
+   */
+  #assertFreeAddresses(name: string, allowedIps: string, exceptId: string | undefined, others: readonly AddressOwner[]): void {
+    const owners = [...others, ...this.list().filter((p) => p.id !== exceptId).map(storePeerOwner)];
+    const clash = clashWith({ label: `"${name}"`, allowedIPs: rowAllowedIps({ allowedIps }) }, owners);
+    if (clash) throw new PeerValidationError({ allowedIps: clashMessage(clash) });
+  }
+
+  create(input: PeerInput & { clientPrivateKey?: string }, actor: string, others: readonly AddressOwner[] = []): PeerRow {
     assertUsableKey(input.publicKey);
     if (this.byPublicKey(input.publicKey)) throw new PeerValidationError({ publicKey: `"${input.publicKey}" is already a peer` });
+    this.#assertFreeAddresses(input.name, input.allowedIps, undefined, others);
     return this.db.transaction((tx) => {
       const row = tx.insert(peers).values({
         id: crypto.randomUUID(),
@@ -173,9 +205,10 @@ export class PeerRepository {
     });
   }
 
-  update(id: string, patch: Partial<PeerInput>, actor: string): PeerRow {
+  update(id: string, patch: Partial<PeerInput>, actor: string, others: readonly AddressOwner[] = []): PeerRow {
     const before = this.get(id);
     if (!before) throw new PeerValidationError({ id: `"${id}" is not a peer` });
+    if (patch.allowedIps !== undefined) this.#assertFreeAddresses(patch.name ?? before.name, patch.allowedIps, id, others);
     if (patch.publicKey !== undefined) assertUsableKey(patch.publicKey);
     if (patch.publicKey && patch.publicKey !== before.publicKey && this.byPublicKey(patch.publicKey)) {
       throw new PeerValidationError({ publicKey: `"${patch.publicKey}" is already a peer` });

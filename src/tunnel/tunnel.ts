@@ -112,7 +112,11 @@ export class Tunnel {
       this.#routes.removeValue(existing);
       existing.allowedIPs = spec.allowedIPs;
       for (const c of spec.allowedIPs) this.#routes.insert(c, existing);
+      // An endpoint learnt after the peer was added (a hostname resolved later): its keepalive
+      // timer already fired with nowhere to send, so it is re-armed to bring the peer up now.
+      const firstEndpoint = spec.endpoint !== undefined && existing.peer.endpoint === undefined;
       if (spec.endpoint) existing.peer.setEndpoint(spec.endpoint);
+      if (firstEndpoint) existing.peer.setPersistentKeepalive(0);
       existing.peer.setPersistentKeepalive(spec.persistentKeepalive ?? 0);
       return existing;
     }
