@@ -16,6 +16,7 @@ import { requestSpans } from "./middleware/tracing.ts";
 import { apiRoutes } from "./routes/api.ts";
 import { loginRoutes, logoutRoutes } from "./routes/login.ts";
 import { pageRoutes } from "./routes/pages.ts";
+import { problemRoutes } from "./routes/problems.ts";
 import { peerRoutes } from "./routes/peers.ts";
 import { RESOURCE_STATUS, resourceRoutes } from "./routes/resources.ts";
 import { settingsRoutes } from "./routes/settings.ts";
@@ -49,6 +50,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.route("/", peerRoutes(opts));
   app.route("/", resourceRoutes(opts));
   app.route("/", apiRoutes(opts));
+  app.route("/", problemRoutes(opts));
   app.route("/", settingsRoutes(opts));
   app.route("/", toolRoutes(opts));
 

@@ -23,9 +23,11 @@ export function setup(override: Partial<AdminGateway> = {}) {
     cid: 3428714, public_key: encodeKey(publicKeyOf(generatePrivateKey())), endpoint: "192.0.2.7:51820", sessions: ["3428714|1"],
     last_handshake: new Date().toISOString(), rx_bytes: 2048, tx_bytes: 1024, rx_packets: 4, tx_packets: 2,
     handshakes: { initiated: 0, completed: 1, failed: 0 }, allowed_ips: ["10.99.0.2/32"], drops: { replay: 2 }, state: "connected",
+    state_since: new Date().toISOString(),
   }];
   const gateway: AdminGateway = {
     connections: () => conns,
+    problems: () => [],
     metrics: () => "glassgate_connections 1\n",
     peersChanged: () => void applied++,
     resourcesChanged: () => void resourcesApplied++,

@@ -5,12 +5,15 @@ import type { PeerRow, Store } from "../src/store/index.ts";
 import type { LogRing } from "../src/telemetry/log-ring.ts";
 import type { TargetLogger } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
+import type { ProblemView } from "../src/telemetry/problems.ts";
 import type { PolicyQuery, PolicyTestResult } from "../src/standalone/policy-test.ts";
 import type { CaptureControl } from "../src/standalone/capture-control.ts";
 
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
   connections(): ConnectionView[];
+  /** Named problems now (likely cause and fix), gateway-wide and per connection; `GET /api/problems`. */
+  problems(): ProblemView[];
   /** Prometheus text exposition. */
   metrics(): string | Promise<string>;
   /** Re-apply the store's peers to the data plane (after a change in the UI or API). */

@@ -6,6 +6,7 @@ import type { AdminEnv } from "../middleware/auth.ts";
 import { intParam } from "../input.ts";
 import type { AdminOptions } from "../types.ts";
 import * as v from "../views.ts";
+import { problemBanners } from "../views/problems.ts";
 import { auditFilter, CID, logQuery, page } from "./common.ts";
 import { capturePanelFor } from "./tools.ts";
 
@@ -21,7 +22,7 @@ export function pageRoutes(opts: AdminOptions) {
       const conn = gateway.connections().find((x) => x.cid === cid);
       if (!conn) return c.text(`no connection ${cid}`, 404);
       const traffic = store?.traffic.series(conn.public_key, now() - 24 * 3600_000) ?? [];
-      return page(c, `Connection ${cid}`, html`${v.connectionDetail(conn, logs?.query({ cid, limit: 500 }) ?? [], traffic, now())}${capturePanelFor(opts, c, cid)}`);
+      return page(c, `Connection ${cid}`, html`${problemBanners(gateway.problems(), cid)}${v.connectionDetail(conn, logs?.query({ cid, limit: 500 }) ?? [], traffic, now())}${capturePanelFor(opts, c, cid)}`);
     })
     .get("/logs", (c) => {
       const q = c.req.query();

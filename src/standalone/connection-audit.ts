@@ -1,4 +1,6 @@
-// Turns tunnel events into audit rows: a connection is established at its first handshake and
+// Turns tunnel events into audit rows: a connection is established once its keys are confirmed —
+// the initiator consumed a response, or a responder received the first authenticated packet on
+// its session (a response sent proves nothing: a wrong preshared key gets one every 5 s) — and
 // closed when it gives up, goes idle long enough for its keys to be erased, or the gateway stops.
 import type { Store } from "../store/index.ts";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
@@ -10,10 +12,13 @@ export class ConnectionAudit {
   constructor(private readonly store: Store, private readonly tunnel: Tunnel) {}
 
   onEvent(e: TunnelEvent): void {
-    if (e.type === "handshake_completed" && !this.#live.has(e.cid)) {
-      const key = this.tunnel.connection(e.cid)?.publicKey ?? "";
+    const confirmed = (e.type === "handshake_completed" && e.role === "initiator") || e.type === "session_confirmed";
+    if (confirmed && !this.#live.has(e.cid)) {
+      const conn = this.tunnel.connection(e.cid);
+      const key = conn?.publicKey ?? "";
+      const remote = e.type === "handshake_completed" ? e.remote : conn?.peer.endpoint;
       this.#live.set(e.cid, key);
-      this.store.audit.record({ actor: "gateway", action: "connection.established", cid: e.cid, subject: key, reason: `from ${formatEndpoint(e.remote)}` });
+      this.store.audit.record({ actor: "gateway", action: "connection.established", cid: e.cid, subject: key, reason: remote ? `from ${formatEndpoint(remote)}` : undefined });
     } else if ((e.type === "keys_zeroed" || e.type === "handshake_failed" || e.type === "goodbye_received") && this.#live.has(e.cid)) {
       this.#close(e.cid, e.type === "keys_zeroed" ? "idle: session keys erased" : e.type === "goodbye_received" ? "peer said goodbye" : "handshake gave up");
     }

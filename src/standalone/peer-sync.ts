@@ -47,6 +47,8 @@ export interface PeerSyncOptions {
   resolveHost?: (host: string) => Promise<string>;
   /** Called when a hostname resolved: apply again to hand the endpoint to the tunnel. */
   onResolved?: () => void;
+  /** A peer left the data plane, and why (connection states and problems follow it). */
+  onRemoved?: (cid: number, publicKey: string, reason: "deleted" | "disabled" | "expired" | "address_clash", now: number) => void;
 }
 
 /** "host:port" or "[v6]:port" as the store keeps it. */
@@ -70,6 +72,8 @@ export class PeerSync {
   /** Hostnames whose failure was logged (once until they resolve). */
   readonly #unresolved = new Set<string>();
   readonly #opts: PeerSyncOptions;
+  /** Rows kept out at the last apply because their tunnel address is taken (a named problem). */
+  clashes: { peer: string; publicKey: string; address: string; other: string }[] = [];
 
   constructor(
     private readonly tunnel: Tunnel,
@@ -133,6 +137,7 @@ export class PeerSync {
     let removed = 0;
     let skipped = 0;
     const seen = new Set<string>();
+    const clashes: typeof this.clashes = [];
     // Addresses go to whoever had them first: file peers, then store peers oldest first.
     const owners: AddressOwner[] = [...(this.#opts.fileOwners ?? [])];
     const rows = this.store.peers.list().sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
@@ -172,9 +177,11 @@ export class PeerSync {
           // Still routed as it was: its addresses stay taken.
           owners.push({ label: `peer "${p.name}"`, allowedIPs: this.#applied.get(p.publicKey)! });
         }
+        if (err instanceof AddressClashError) clashes.push({ peer: p.name.slice(0, 64), publicKey: p.publicKey, address: err.clash.address, other: err.clash.owner.label.slice(0, 200) });
         this.#report(p, err);
       }
     }
+    this.clashes = clashes;
     for (const id of this.#reported.keys()) if (!seen.has(id)) this.#reported.delete(id);
 
     for (const key of [...this.#applied.keys()]) {
@@ -188,6 +195,7 @@ export class PeerSync {
       this.#applied.delete(key);
       this.#endpoints.delete(key);
       this.log.info("peer removed from the data plane", { cid: conn?.cid, public_key: key, reason: why, goodbye_sent: told });
+      if (conn) this.#opts.onRemoved?.(conn.cid, key, why, now);
       removed++;
     }
     return { upserted, removed, skipped };

@@ -21,6 +21,8 @@ import { DnsResponder, filterText, GatewayCore } from "../gateway/index.ts";
 import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
 import { ResourceSync } from "./resource-sync.ts";
 import { connectionViews } from "../telemetry/view.ts";
+import { ConnectionStates } from "../telemetry/connection-state.ts";
+import { ProblemDetector, problemView } from "../telemetry/problems.ts";
 import { Logger, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
 import type { SentryReporter } from "../telemetry/sentry.ts";
@@ -44,6 +46,8 @@ export interface StandaloneOptions {
   /** What clients should dial, for generated configs (GLASSGATE_ENDPOINT); else the admin request's host. */
   publicEndpoint?: string;
   trafficSampleSeconds?: number;
+  /** A peer without a confirmed session this long after its creation is a problem (GLASSGATE_NEVER_CONNECTED_SECONDS, default 600). */
+  neverConnectedSeconds?: number;
   /** Audit events and traffic samples older than this are deleted (GLASSGATE_RETENTION_DAYS, default 90). */
   retentionDays?: number;
   /** OTLP export and per-peer series (see telemetry/metrics.ts); traces when `tracesUrl` is set (telemetry/otel.ts). */
@@ -88,7 +92,10 @@ async function resolveEndpoint(host: string, port: number): Promise<Endpoint> {
 function logEvent(log: TargetLogger, e: TunnelEvent): void {
   switch (e.type) {
     case "handshake_completed":
-      log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: formatEndpoint(e.remote), role: e.role, rtt_ms: e.rttMs });
+      // A responder has proven nothing yet: "completed" waits for the client's first packet
+      // (session_confirmed below), which a wrong preshared key never sends.
+      if (e.role === "initiator") log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: formatEndpoint(e.remote), role: e.role, rtt_ms: e.rttMs });
+      else if (log.enabled("debug")) log.debug("handshake response sent", { cid: e.cid, session: sessionField(e.session), remote: formatEndpoint(e.remote) });
       break;
     case "handshake_failed":
       log.warn("handshake gave up", { cid: e.cid, attempts: e.attempts });
@@ -107,8 +114,8 @@ function logEvent(log: TargetLogger, e: TunnelEvent): void {
       log.info("peer said goodbye", { cid: e.cid });
       break;
     case "session_confirmed":
-      // A responder's new session carried its first packet: the rollover every rekey ends with.
-      log.info("session rolled over", { cid: e.cid, session: sessionField(e.session), rtt_ms: e.rttMs });
+      // A responder's new session carried its first authenticated packet: key confirmation.
+      log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), role: "responder", rtt_ms: e.rttMs });
       break;
     default:
       break;
@@ -154,14 +161,53 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   if (gatewayCore.policy.enforcing) log.info("resources enforced", { resources: cfg.resources.map((r) => r.id).join(","), authorizations: cfg.peers.reduce((n, p) => n + p.resources.length, 0) });
 
   const filePeers = new Set(cfg.peers.map((p) => encodeKey(p.publicKey)));
+  // Connection states and named problems: fed by tunnel events, peer changes and a 1 s sample.
+  const startedAt = clock();
+  const states = new ConnectionStates();
+  const gatewayPublicKey = encodeKey(publicKeyOf(cfg.interface.privateKey));
+  const problems = new ProblemDetector({ gatewayPublicKey, neverConnectedMs: opts.neverConnectedSeconds !== undefined ? opts.neverConnectedSeconds * 1000 : undefined });
+  const plog = opts.logger.target("problems");
+  const drainProblems = () => {
+    for (let ch = problems.pollChange(); ch; ch = problems.pollChange()) {
+      const p = ch.problem;
+      const fields = { kind: p.kind, cid: p.cid, public_key: p.public_key, source: p.source, count: p.count };
+      if (ch.type === "cleared") {
+        plog.info("problem cleared", { ...fields, title: p.title });
+        continue;
+      }
+      plog.warn(p.title, { ...fields, likely_cause: p.likely_cause, fix: p.fix });
+      try {
+        opts.sentry?.reportProblem(p);
+      } catch {
+        // Reporting must never take the gateway down with it.
+      }
+    }
+  };
+  /** New connections enter the state machine and the detector (created: the store row's time, else start). */
+  const trackPeers = (now: number) => {
+    const created = new Map(store.peers.list().map((p) => [p.publicKey, p.createdAt]));
+    for (const c of tunnel.connections()) {
+      if (states.get(c.cid) && states.get(c.cid)!.state !== "expired" && states.get(c.cid)!.state !== "disabled") continue;
+      states.added(c.cid, now);
+      problems.peerAdded(c.cid, c.publicKey, Math.min(created.get(c.publicKey) ?? startedAt, now));
+    }
+    states.retain((cid) => tunnel.connection(cid) !== undefined);
+    problems.setAddressClashes(sync.clashes, now);
+    drainProblems();
+  };
   // A store peer's Endpoint hostname resolves off the data path; when it does, peers apply again.
   let reapply = (): void => undefined;
   const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("peers"), {
     fileOwners: cfg.peers.map(filePeerOwner),
     resolveHost: async (host) => (await lookup(host)).address,
     onResolved: () => reapply(),
+    onRemoved: (cid, _key, reason, now) => {
+      states.removed(cid, reason, now);
+      problems.peerRemoved(cid, now);
+    },
   });
   const storePeers = sync.apply(clock());
+  trackPeers(clock());
   const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
   resourceSync.apply(clock());
 
@@ -212,6 +258,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       withSpan(handshakeSpans.onEvent(e, now), () => {
         logEvent(opts.logger.target("tunnel"), e);
         audit.onEvent(e);
+        states.onEvent(e, now);
+        problems.onEvent(e, now);
+        drainProblems();
       });
       metrics?.onEvent(e);
     },
@@ -264,6 +313,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
 
   const applyPeers = () => {
     const r = sync.apply(clock());
+    trackPeers(clock());
     resourceSync.apply(clock());
     routeTunnel();
     audit.sweep();
@@ -279,7 +329,6 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       log.error("peer sync failed", { err });
     }
   };
-  const gatewayPublicKey = encodeKey(publicKeyOf(cfg.interface.privateKey));
   const app = createAdminApp({
     envToken: opts.adminToken,
     log: opts.logger.target("admin"),
@@ -289,7 +338,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     store,
     logs: opts.logs,
     gateway: {
-      connections: () => connectionViews(tunnel, clock()),
+      connections: () => connectionViews(tunnel, clock(), states),
+      problems: () => problems.problems().map(problemView),
       metrics: () => metrics!.prometheusText(),
       peersChanged: () => void applyPeers(),
       setSocketBuffers: (wanted) => {
@@ -380,8 +430,16 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       opts.logger.target("dns").info("idle DNS proxy names reclaimed", { count: reclaimed.length, first: reclaimed[0] });
     }
   });
+  // Per-packet evidence (drops by source, sources outside AllowedIPs) is read from counters the
+  // data path keeps, once a second; so are "stale" and "never connected", which no event announces.
+  const problemTimer = every("problem detection", 1000, () => {
+    const now = clock();
+    problems.sample(tunnel, now);
+    for (const c of tunnel.connections()) states.sample(c.cid, c.peer.stats.rxPackets, now);
+    drainProblems();
+  });
   const trafficTimer = every("traffic sampling", (opts.trafficSampleSeconds ?? 60) * 1000, () => {
-    store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
+    store.traffic.sample(Date.now(), connectionViews(tunnel, clock(), states).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
   });
   // The app limits bodies per route (admin/middleware/limits.ts); this is Bun's outer bound.
   const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, maxRequestBodySize: 1024 * 1024, fetch: (req, srv) => app.fetch(req, srv) });
@@ -389,7 +447,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const publicKey = gatewayPublicKey;
   if (opts.sentry) {
     opts.sentry.adminUrl = adminUrl;
-    opts.sentry.connection = (cid) => connectionViews(tunnel, clock()).find((c) => c.cid === cid);
+    opts.sentry.gid = gid;
+    opts.sentry.connection = (cid) => connectionViews(tunnel, clock(), states).find((c) => c.cid === cid);
   }
   log.info("gateway up", {
     gid,
@@ -414,6 +473,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       log.info("shutting down", { reason });
       clearInterval(expiryTimer);
       clearInterval(trafficTimer);
+      clearInterval(problemTimer);
       clearInterval(retentionTimer);
       const told = tunnel.goodbye(clock());
       loop.stop(); // flushes the goodbyes, then accepts nothing more

@@ -13,6 +13,7 @@
 import * as Sentry from "@sentry/bun";
 import { decodeKey, keyToU256Decimal } from "../crypto/x25519.ts";
 import type { LogLine, LogSink } from "./log.ts";
+import type { Problem } from "./problems.ts";
 import { Throttle } from "./throttle.ts";
 import type { ConnectionView } from "./view.ts";
 
@@ -20,8 +21,13 @@ export interface SentryOptions {
   dsn: string;
   release?: string;
   environment?: string;
-  /** The admin server's public URL, for links from events back to the connection. */
+  /** The admin server's URL, for links from events back to the connection (its bind address). */
   adminUrl?: string;
+  /**
+   * GLASSGATE_PUBLIC_ADMIN_URL: the admin as people reach it (behind a proxy, a DNS name). Links
+   * use it over `adminUrl`, whose bind address (127.0.0.1) is useless from a Sentry page.
+   */
+  publicAdminUrl?: string;
   /** Looks a connection up by cid for the `connection` context. */
   connection?: (cid: number) => ConnectionView | undefined;
   /** Monotonic milliseconds for the rate limit (tests pass a fake clock). */
@@ -54,6 +60,61 @@ export class SentryReporter {
   /** Set once the data plane exists (the logger, and so the reporter, are made before it). */
   connection: ((cid: number) => ConnectionView | undefined) | undefined;
   adminUrl: string | undefined;
+  /** The gateway id, tagged on problem events (known once the store is open). */
+  gid: string | undefined;
+
+  /** Where a link to `/connections/:cid` points: the public admin URL when set. */
+  connectionLink(cid: number): string | undefined {
+    const base = (this.opts.publicAdminUrl ?? this.adminUrl ?? this.opts.adminUrl)?.replace(/\/+$/, "");
+    return base ? `${base}/connections/${cid}` : undefined;
+  }
+
+  /**
+   * One event for a named problem (problems.ts) as it appears: grouped per problem kind and peer
+   * (fingerprint [kind, public key as u256 decimal], or the source address when no key is known),
+   * with the stack of the Error made where it was detected. Not rate-limited here: the detector
+   * raises a problem once until it clears.
+   */
+  reportProblem(p: Problem): string {
+    const conn = p.cid !== undefined ? this.connection?.(p.cid) : undefined;
+    let u256: string | undefined;
+    if (p.public_key) {
+      try {
+        u256 = keyToU256Decimal(decodeKey(p.public_key));
+      } catch {
+        u256 = undefined;
+      }
+    }
+    return Sentry.withScope((scope) => {
+      scope.setLevel("warning");
+      scope.setTag("target", "problems");
+      scope.setTag("problem", p.kind);
+      if (p.cid !== undefined) scope.setTag("cid", String(p.cid));
+      if (this.gid) scope.setTag("gid", this.gid);
+      if (u256) scope.setTag("public_key", u256);
+      scope.setFingerprint([p.kind, u256 ?? p.source ?? "gateway"]);
+      scope.setContext("problem", {
+        kind: p.kind,
+        title: p.title,
+        likely_cause: p.likely_cause,
+        fix: p.fix,
+        source: p.source,
+        count: p.count,
+        since: new Date(p.since).toISOString(),
+      });
+      if (p.cid !== undefined) {
+        scope.setContext("connection", {
+          cid: p.cid,
+          session: conn?.sessions[0],
+          endpoint: conn?.endpoint,
+          last_handshake: conn?.last_handshake,
+          state: conn?.state,
+          admin: this.connectionLink(p.cid),
+        });
+      }
+      return Sentry.captureException(p.error);
+    });
+  }
 
   /** Reports one log line; returns the Sentry event id, or undefined when rate-limited. */
   report(line: LogLine): string | undefined {
@@ -81,7 +142,7 @@ export class SentryReporter {
           endpoint: conn?.endpoint ?? line.remote,
           last_handshake: conn?.last_handshake,
           state: conn?.state,
-          admin: (this.adminUrl ?? this.opts.adminUrl) && cid !== undefined ? `${this.adminUrl ?? this.opts.adminUrl}/connections/${cid}` : undefined,
+          admin: cid !== undefined ? this.connectionLink(cid) : undefined,
         });
       }
       if (publicKey) {

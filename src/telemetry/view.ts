@@ -4,6 +4,7 @@
 import { formatCidr } from "../ip/address.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 import { formatEndpoint, sessionField } from "../wire/index.ts";
+import type { ConnectionState, ConnectionStates } from "./connection-state.ts";
 
 export interface ConnectionView {
   cid: number;
@@ -19,15 +20,23 @@ export interface ConnectionView {
   handshakes: { initiated: number; completed: number; failed: number };
   allowed_ips: string[];
   drops: Record<string, number>;
-  state: "connected" | "handshaking" | "idle";
+  /** See connection-state.ts: what the gateway has proven about this connection. */
+  state: ConnectionState;
+  /** When it entered `state` (ISO 8601). */
+  state_since: string;
 }
 
-export function connectionViews(tunnel: Tunnel, now: number): ConnectionView[] {
+/**
+ * `states` is the one place states are computed (fed by tunnel events); building a view also
+ * samples each connection's received packets into it, so "stale" is current when looked at.
+ */
+export function connectionViews(tunnel: Tunnel, now: number, states: ConnectionStates): ConnectionView[] {
   const out: ConnectionView[] = [];
   for (const c of tunnel.connections()) {
     const p = c.peer;
     const s = p.stats;
-    const current = p.keypairs.current;
+    states.sample(c.cid, s.rxPackets, now);
+    const st = states.get(c.cid)!;
     out.push({
       cid: c.cid,
       public_key: c.publicKey,
@@ -41,7 +50,8 @@ export function connectionViews(tunnel: Tunnel, now: number): ConnectionView[] {
       handshakes: { initiated: s.handshakesInitiated, completed: s.handshakesCompleted, failed: s.handshakesFailed },
       allowed_ips: c.allowedIPs.map(formatCidr),
       drops: p.drops.snapshot() as Record<string, number>,
-      state: current?.canReceive(now) ? "connected" : s.handshakesInitiated > s.handshakesCompleted + s.handshakesFailed ? "handshaking" : "idle",
+      state: st.state,
+      state_since: new Date(st.since).toISOString(),
     });
   }
   return out;

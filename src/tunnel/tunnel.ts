@@ -46,7 +46,33 @@ export interface Connection {
   publicKey: string;
   peer: WirePeer;
   allowedIPs: Cidr[];
+  /** Inner packets dropped because their source is outside AllowedIPs, and the last such source. */
+  rejectedSources: RejectedSources;
 }
+
+/** Written on the data path without allocating (a copy into bytes this connection owns). */
+export interface RejectedSources {
+  count: number;
+  /** The last rejected inner source address: `last[0..family === 4 ? 4 : 16)`. */
+  last: Uint8Array;
+  family: 0 | 4 | 6;
+}
+
+/**
+ * A handshake dropped before any peer is known — mac1 for another key (a client configured with
+ * the wrong gateway public key), or an initiation that decrypted to a static key no peer has —
+ * kept in a small ring by source so the problem detector can name who knocks (read per turn).
+ */
+export interface HandshakeDropSample {
+  seq: number;
+  reason: "mac1" | "unknown_peer";
+  address: string;
+  port: number;
+  /** unknown_peer: the static key the initiation carried. */
+  publicKey?: Uint8Array;
+}
+
+const SAMPLE_RING = 16;
 
 /** Events the tunnel itself raises about a connection (the rest come from its WirePeer). */
 export type ConnectionEvent =
@@ -84,6 +110,12 @@ export class Tunnel {
   #outbox: Transmit[] = [];
   #events: TunnelEvent[] = [];
   readonly #controlScratch = new Uint8Array(128);
+  // The handshake-drop ring (see HandshakeDropSample): parallel arrays, no allocation per drop.
+  #sampleSeq = 0;
+  readonly #sampleReason: ("mac1" | "unknown_peer")[] = new Array(SAMPLE_RING).fill("mac1");
+  readonly #sampleAddress: string[] = new Array(SAMPLE_RING).fill("");
+  readonly #samplePort = new Int32Array(SAMPLE_RING);
+  readonly #sampleKey = new Uint8Array(SAMPLE_RING * 32);
   /** Set by encapsulate/decapsulate: the connection the last packet belonged to, and where to send. */
   lastConnection: Connection | undefined;
 
@@ -141,7 +173,7 @@ export class Tunnel {
     }
     // Replaced only once its successor exists: a failure above leaves the old connection in place.
     if (existing) this.removePeer(spec.publicKey);
-    const conn: Connection = { cid, publicKey: key, peer, allowedIPs: spec.allowedIPs };
+    const conn: Connection = { cid, publicKey: key, peer, allowedIPs: spec.allowedIPs, rejectedSources: { count: 0, last: new Uint8Array(16), family: 0 } };
     this.#byCid.set(cid, conn);
     this.#byKey.set(key, conn);
     for (const c of spec.allowedIPs) this.#routes.insert(c, conn);
@@ -225,7 +257,7 @@ export class Tunnel {
       const event = controlEventOf(out.subarray(0, n));
       if (event !== undefined) return this.#onControl(conn, event);
     }
-    if (!this.#sourceAllowed(conn, out, n)) return this.#drop("allowed_ips");
+    if (!this.#sourceAllowed(conn, out, n)) return this.#rejectSource(conn, out, n);
     return n;
   }
 
@@ -247,12 +279,14 @@ export class Tunnel {
     const screen = screenHandshake(this.identity.cookies, this.#aead, msg, readU32(msg, Initiation.sender), from, now);
     if (!screen.ok) {
       if (screen.reason === "under_load") this.#outbox.push({ data: screen.cookieReply, to: from });
+      if (screen.reason === "mac1") this.#sample("mac1", from, undefined);
       return this.#drop(screen.reason);
     }
     const init = consumeInitiation(this.#aead, this.identity, msg);
     if (!init) return this.#drop("handshake_decrypt");
     const conn = this.#byKey.get(encodeKey(init.remoteStatic));
     if (!conn) {
+      this.#sample("unknown_peer", from, init.remoteStatic);
       wipeConsumedInitiation(init);
       return this.#drop("unknown_peer");
     }
@@ -267,6 +301,40 @@ export class Tunnel {
     if (version === 4 && n >= 20) return this.#routes.lookup(packet, 12, 4) === conn;
     if (version === 6 && n >= 40) return this.#routes.lookup(packet, 8, 6) === conn;
     return false;
+  }
+
+  #rejectSource(conn: Connection, packet: Uint8Array, n: number): number {
+    const r = conn.rejectedSources;
+    r.count++;
+    const v6 = packet[0]! >> 4 === 6 && n >= 40;
+    // A byte loop, not subarray(): a flood of spoofed sources must not allocate per packet.
+    const at = v6 ? 8 : 12;
+    const len = v6 ? 16 : n >= 20 ? 4 : 0;
+    for (let i = 0; i < len; i++) r.last[i] = packet[at + i]!;
+    r.family = v6 ? 6 : len === 4 ? 4 : 0;
+    return this.#drop("allowed_ips");
+  }
+
+  #sample(reason: "mac1" | "unknown_peer", from: Endpoint, key: Uint8Array | undefined): void {
+    const i = this.#sampleSeq++ % SAMPLE_RING;
+    this.#sampleReason[i] = reason;
+    this.#sampleAddress[i] = from.address;
+    this.#samplePort[i] = from.port;
+    if (key) this.#sampleKey.set(key, i * 32);
+  }
+
+  /**
+   * Handshake drops by source since `afterSeq` (at most the last SAMPLE_RING: a flood is
+   * sampled, not recorded). Control path: the detector calls it once per turn.
+   */
+  handshakeDropsSince(afterSeq: number): HandshakeDropSample[] {
+    const out: HandshakeDropSample[] = [];
+    for (let seq = Math.max(afterSeq, this.#sampleSeq - SAMPLE_RING); seq < this.#sampleSeq; seq++) {
+      const i = seq % SAMPLE_RING;
+      const reason = this.#sampleReason[i]!;
+      out.push({ seq: seq + 1, reason, address: this.#sampleAddress[i]!, port: this.#samplePort[i]!, publicKey: reason === "unknown_peer" ? this.#sampleKey.slice(i * 32, i * 32 + 32) : undefined });
+    }
+    return out;
   }
 
   // ───────────────────────────── control path ─────────────────────────────

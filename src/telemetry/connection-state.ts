@@ -1,0 +1,139 @@
+// What each connection is, computed in one place from what the gateway has proven: tunnel events
+// (handshakes, confirmations, give-ups) plus a per-turn sample of received packets, and the peer
+// sync's reasons for taking a peer out. Sans-IO: no clock inside, every input carries `now`.
+//
+// The rule it exists for: a responder has proven nothing when it sends its response — only the
+// first authenticated transport packet on the new session (key confirmation, `session_confirmed`)
+// shows the client derived the same keys (a wrong preshared key gets a response every 5 s and is
+// never confirmed). So a responder waits in `awaiting_confirmation`, not `connected`.
+import type { TunnelEvent } from "../tunnel/index.ts";
+import { REJECT_AFTER_TIME } from "../wire/index.ts";
+
+export const CONNECTION_STATES = [
+  "idle", // configured, no handshake yet (or the peer said goodbye): waiting for the peer
+  "handshaking", // the gateway sent an initiation and waits for the response
+  "awaiting_confirmation", // the gateway answered an initiation; no authenticated packet on it yet
+  "connected", // a confirmed session, with authenticated traffic within REJECT_AFTER_TIME
+  "stale", // was connected; nothing authenticated received for longer than REJECT_AFTER_TIME
+  "failed", // the gateway's handshake gave up (REKEY_ATTEMPT_TIME without a response)
+  "expired", // the peer's expiry passed: taken out of the data plane
+  "disabled", // the peer was disabled: taken out of the data plane
+] as const;
+export type ConnectionState = (typeof CONNECTION_STATES)[number];
+
+/** Why the peer sync took a peer out of the data plane (peer-sync.ts). */
+export type RemovalReason = "expired" | "disabled" | "deleted" | "address_clash";
+
+export interface StateEntry {
+  state: ConnectionState;
+  /** `now` of the input that moved it there. */
+  since: number;
+  /** Last time the sampled received-packet count grew (an authenticated packet arrived). */
+  lastRxAt: number;
+  rxPackets: number;
+}
+
+/** How many taken-out connections are remembered (their page still says expired/disabled). */
+const REMEMBER_REMOVED = 1024;
+
+export class ConnectionStates {
+  readonly #live = new Map<number, StateEntry>();
+  readonly #removed = new Map<number, StateEntry>();
+  readonly #staleAfter: number;
+
+  constructor(opts: { staleAfterMs?: number } = {}) {
+    // A session that has heard nothing for REJECT_AFTER_TIME cannot be receiving any more.
+    this.#staleAfter = opts.staleAfterMs ?? REJECT_AFTER_TIME;
+  }
+
+  /** The state of `cid`, live or recently taken out; undefined if never seen. */
+  get(cid: number): StateEntry | undefined {
+    return this.#live.get(cid) ?? this.#removed.get(cid);
+  }
+
+  #entry(cid: number, now: number): StateEntry {
+    let e = this.#live.get(cid);
+    if (!e) {
+      e = { state: "idle", since: now, lastRxAt: 0, rxPackets: 0 };
+      this.#live.set(cid, e);
+      this.#removed.delete(cid);
+    }
+    return e;
+  }
+
+  #move(e: StateEntry, to: ConnectionState, now: number): void {
+    if (e.state === to) return;
+    e.state = to;
+    e.since = now;
+  }
+
+  /** A connection exists (peer added): idle until something happens. */
+  added(cid: number, now: number): void {
+    this.#entry(cid, now);
+  }
+
+  onEvent(ev: TunnelEvent, now: number): void {
+    const e = this.#entry(ev.cid, now);
+    switch (ev.type) {
+      case "handshake_initiated":
+        // A rekey of a working session is no change of state; anything else now waits on us.
+        if (e.state !== "connected") this.#move(e, "handshaking", now);
+        break;
+      case "handshake_completed":
+        if (ev.role === "initiator") {
+          // The initiator consumed the response: both sides hold the keys (the response proves it).
+          e.lastRxAt = now;
+          this.#move(e, "connected", now);
+        } else if (e.state !== "connected") {
+          this.#move(e, "awaiting_confirmation", now);
+        }
+        break;
+      case "session_confirmed":
+        e.lastRxAt = now;
+        this.#move(e, "connected", now);
+        break;
+      case "handshake_failed":
+        this.#move(e, "failed", now);
+        break;
+      case "keys_zeroed":
+        if (e.state === "connected" || e.state === "awaiting_confirmation") this.#move(e, "stale", now);
+        break;
+      case "goodbye_received":
+        this.#move(e, "idle", now);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * Per-turn sample of a live connection's received packets (a counter the data path keeps
+   * anyway: nothing is counted per packet here). Growth means authenticated traffic arrived.
+   */
+  sample(cid: number, rxPackets: number, now: number): void {
+    const e = this.#entry(cid, now);
+    if (rxPackets !== e.rxPackets) {
+      e.rxPackets = rxPackets;
+      e.lastRxAt = now;
+      if (e.state === "stale") this.#move(e, "connected", now);
+    } else if (e.state === "connected" && now - e.lastRxAt > this.#staleAfter) {
+      this.#move(e, "stale", now);
+    }
+  }
+
+  /** The peer sync took the peer out: expired and disabled stay visible; deleted ones are forgotten. */
+  removed(cid: number, reason: RemovalReason, now: number): void {
+    const e = this.#live.get(cid);
+    this.#live.delete(cid);
+    if (reason !== "expired" && reason !== "disabled") return;
+    const kept = e ?? { state: "idle" as ConnectionState, since: now, lastRxAt: 0, rxPackets: 0 };
+    this.#move(kept, reason, now);
+    this.#removed.set(cid, kept);
+    if (this.#removed.size > REMEMBER_REMOVED) this.#removed.delete(this.#removed.keys().next().value!);
+  }
+
+  /** Live cids the tunnel no longer has (removed without a reason we were told): forgotten. */
+  retain(isLive: (cid: number) => boolean): void {
+    for (const cid of this.#live.keys()) if (!isLive(cid)) this.#live.delete(cid);
+  }
+}
