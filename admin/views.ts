@@ -100,7 +100,7 @@ export function connectionDetail(c: ConnectionView, logs: LogLine[], traffic: Tr
   return html`<h1>Connection ${c.cid}</h1>
 <table><tbody><tr><th>public key</th><td class="mono">${c.public_key}</td></tr><tr><th>endpoint</th><td class="mono">${c.endpoint ?? "—"}</td></tr>
 <tr><th>sessions</th><td class="mono">${c.sessions.map((s) => `(${s})`).join(" ") || "—"}</td></tr>
-<tr><th>state</th><td><span class="pill ${c.state}">${c.state.replace("_", " ")}</span> <span class="muted" title="${c.state_since}">since ${ago(c.state_since, now)}</span></td></tr><tr><th>last handshake</th><td>${ago(c.last_handshake, now)}</td></tr>
+<tr><th>state</th><td><span class="pill ${c.state}">${c.state.replace("_", " ")}</span> <span class="muted" title="${c.state_since}">entered ${ago(c.state_since, now)}</span></td></tr><tr><th>last handshake</th><td>${ago(c.last_handshake, now)}</td></tr>
 <tr><th>handshakes</th><td>${c.handshakes.completed} completed, ${c.handshakes.initiated} initiated, ${c.handshakes.failed} failed</td></tr>
 <tr><th>traffic</th><td>${fmtBytes(c.rx_bytes)} received, ${fmtBytes(c.tx_bytes)} sent</td></tr>
 <tr><th>allowed IPs</th><td class="mono">${c.allowed_ips.join(", ")}</td></tr></tbody></table>
