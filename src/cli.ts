@@ -147,6 +147,21 @@ function parseHostPort(flag: string, value: string): { hostname: string; port: n
   return { hostname: m[1] || "0.0.0.0", port: parsePort(flag, m[2]!) };
 }
 
+/** GLASSGATE_PUBLIC_ADMIN_URL: the admin as people reach it, for links from Sentry events. */
+function parsePublicAdminUrl(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.search || url.hash) {
+    throw new UsageError(`GLASSGATE_PUBLIC_ADMIN_URL: ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)} is not an http(s) URL without query (e.g. https://gateway.example.com/admin)`);
+  }
+  return url.href.replace(/\/+$/, "");
+}
+
 /** GLASSGATE_TRUSTED_PROXY: comma-separated addresses whose X-Forwarded-Proto/-For the admin believes. */
 function parseTrustedProxies(value: string | undefined): string[] | undefined {
   if (!value?.trim()) return undefined;
@@ -227,10 +242,12 @@ async function up(args: string[]): Promise<number> {
     retentionDays: envInt(env, "GLASSGATE_RETENTION_DAYS", 1, 36_500),
     otlpIntervalMs: envInt(env, "OTEL_METRIC_EXPORT_INTERVAL", 1000, 86_400_000),
     perPeerCap: envInt(env, "GLASSGATE_METRICS_PER_PEER_CAP", 0, 100_000),
+    neverConnectedSeconds: envInt(env, "GLASSGATE_NEVER_CONNECTED_SECONDS", 1, 365 * 86_400),
   };
+  const publicAdminUrl = parsePublicAdminUrl(env.GLASSGATE_PUBLIC_ADMIN_URL);
   let logger: Logger;
   const logs = new LogRing(10_000);
-  const sentry = env.SENTRY_DSN ? new SentryReporter({ dsn: env.SENTRY_DSN, environment: env.SENTRY_ENVIRONMENT }) : undefined;
+  const sentry = env.SENTRY_DSN ? new SentryReporter({ dsn: env.SENTRY_DSN, environment: env.SENTRY_ENVIRONMENT, publicAdminUrl }) : undefined;
   try {
     logger = new Logger(parseLogFilter(env.GLASSGATE_LOG), reportingSink(sentry, fanOut(stderrSink, logs.sink)));
   } catch (err) {
@@ -261,6 +278,7 @@ async function up(args: string[]): Promise<number> {
     publicEndpoint: env.GLASSGATE_ENDPOINT || undefined,
     trafficSampleSeconds: numbers.trafficSampleSeconds,
     retentionDays: numbers.retentionDays,
+    neverConnectedSeconds: numbers.neverConnectedSeconds,
     metrics: {
       otlpEndpoint: env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.replace(/\/v1\/metrics\/?$/, "") || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
       otlpIntervalMs: numbers.otlpIntervalMs,

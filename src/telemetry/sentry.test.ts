@@ -82,3 +82,32 @@ test("a flood of the same error becomes a few Sentry events per minute, the rest
   expect(ring.query({ level: "error", limit: 2000 }).filter((l) => l.sentry_event_id)).toHaveLength(8);
   await reporter.close();
 });
+
+test("a named problem is one Sentry event grouped by kind and peer, linking to the connection through the public admin URL, with the stack of its detection", async () => {
+  envelopes.length = 0;
+  const { ProblemDetector } = await import("./problems.ts");
+  const publicKey = encodeKey(publicKeyOf(generatePrivateKey()));
+  const reporter = new SentryReporter({ dsn: `http://abc123@127.0.0.1:${server.port}/4242`, adminUrl: "http://127.0.0.1:8080", publicAdminUrl: "https://gw.example.net/admin/" });
+  reporter.gid = "gid-1";
+  // Detected on simulated time: a peer that never connected within a 1 s grace.
+  const detector = new ProblemDetector({ gatewayPublicKey: publicKey, neverConnectedMs: 1000 });
+  detector.peerAdded(77, publicKey, 0);
+  const tunnel = { handshakeDropsSince: () => [], connections: () => [{ cid: 77, publicKey, allowedIPs: [], rejectedSources: { count: 0, last: new Uint8Array(16), family: 0 } }][Symbol.iterator]() };
+  for (let now = 0; now <= 5000; now += 1000) detector.sample(tunnel as never, now);
+  const problems = detector.problems();
+  expect(problems).toHaveLength(1);
+  for (let ch = detector.pollChange(); ch; ch = detector.pollChange()) if (ch.type === "appeared") reporter.reportProblem(ch.problem);
+  expect(await reporter.flush()).toBe(true);
+
+  const events = envelopes.flatMap((e) => e.items).filter((i) => i.header.type === "event").map((i) => i.payload) as { tags: Record<string, string>; contexts: Record<string, Record<string, unknown>>; fingerprint: string[]; exception: { values: { type: string; value: string; stacktrace: { frames: { filename: string; function?: string }[] } }[] } }[];
+  expect(events).toHaveLength(1);
+  const u256 = keyToU256Decimal(Buffer.from(publicKey, "base64"));
+  expect(events[0]!.fingerprint).toEqual(["never_connected", u256]);
+  expect(events[0]!.tags).toMatchObject({ cid: "77", gid: "gid-1", public_key: u256, problem: "never_connected" });
+  expect(events[0]!.contexts.connection!.admin).toBe("https://gw.example.net/admin/connections/77");
+  expect(events[0]!.contexts.problem).toMatchObject({ kind: "never_connected", fix: problems[0]!.fix });
+  const frames = events[0]!.exception.values[0]!.stacktrace.frames.map((f) => f.filename);
+  expect(frames.some((f) => f.endsWith("problems.ts"))).toBe(true);
+  expect(frames.some((f) => f.endsWith("sentry.ts"))).toBe(false);
+  await reporter.close();
+});
