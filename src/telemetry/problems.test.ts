@@ -35,7 +35,7 @@ function world(opts: { neverConnectedMs?: number } = {}) {
   /** Offline endpoints: what the gateway sends there is lost. */
   const silent = new Set<string>();
 
-  const addPeer = (publicKey: Uint8Array, ip: string, extra: { presharedKey?: Uint8Array; endpoint?: Endpoint } = {}) => {
+  const addPeer = (publicKey: Uint8Array, ip: string, extra: { presharedKey?: Uint8Array; endpoint?: Endpoint; persistentKeepalive?: number } = {}) => {
     const conn = gw.upsertPeer({ publicKey, allowedIPs: [parseCidr(`${ip}/32`)], ...extra });
     states.added(conn.cid, now);
     detector.peerAdded(conn.cid, conn.publicKey, now);
@@ -221,6 +221,15 @@ test("an endpoint that does not answer is named after three initiations, and the
   const st = w.states.get(conn.cid)!;
   expect(st.state).toBe("failed");
   expect(st.since).toBeGreaterThan(T0 + 85_000);
+});
+
+test("an endpoint that does not answer is named even when a persistent keepalive restarts each retry round", () => {
+  const w = world();
+  const c = w.client({ n: 11 });
+  const conn = w.addPeer(c.publicKey, c.ip, { endpoint: c.addr, persistentKeepalive: 5 });
+  w.silent.add(c.addr.address);
+  w.run(30_000);
+  expect(w.detector.problems()).toMatchObject([{ kind: "endpoint_unreachable", cid: conn.cid }]);
 });
 
 test("a connected peer that goes silent is stale after REJECT_AFTER_TIME", () => {

@@ -83,6 +83,8 @@ interface PeerWatch {
   createdAt: number;
   confirmed: boolean;
   unconfirmed: number;
+  /** Initiations the gateway sent in a row without a response (keepalives restart a retry round, so attempt numbers cannot tell). */
+  unanswered: number;
   /** rejectedSources.count at the last sample. */
   rejected: number;
 }
@@ -107,7 +109,7 @@ export class ProblemDetector {
 
   /** A peer entered the data plane; `createdAt` is when it was created (the store row, or start). */
   peerAdded(cid: number, publicKey: string, createdAt: number): void {
-    if (!this.#peers.has(cid)) this.#peers.set(cid, { publicKey, createdAt, confirmed: false, unconfirmed: 0, rejected: 0 });
+    if (!this.#peers.has(cid)) this.#peers.set(cid, { publicKey, createdAt, confirmed: false, unconfirmed: 0, unanswered: 0, rejected: 0 });
   }
 
   /** The peer left the data plane: its problems go with it. */
@@ -121,6 +123,8 @@ export class ProblemDetector {
     if (!w) return;
     switch (e.type) {
       case "handshake_completed":
+        // Any answer, even one to the peer's own initiation, shows the endpoint is alive.
+        w.unanswered = 0;
         if (e.role === "initiator") this.#confirmed(e.cid, w, now);
         else if (++w.unconfirmed >= this.#opts.unconfirmedResponses) {
           this.#raise(`psk_mismatch|${e.cid}`, now, w.unconfirmed, () => ({
@@ -138,10 +142,8 @@ export class ProblemDetector {
         this.#confirmed(e.cid, w, now);
         break;
       case "handshake_initiated":
-        if (e.attempt >= this.#opts.unansweredInitiations) this.#unanswered(e.cid, w, formatEndpoint(e.to), e.attempt - 1, now);
-        break;
-      case "handshake_failed":
-        this.#unanswered(e.cid, w, undefined, e.attempts, now);
+        // The one just sent cannot have been answered yet: it counts from the next one on.
+        if (++w.unanswered > this.#opts.unansweredInitiations) this.#unanswered(e.cid, w, formatEndpoint(e.to), w.unanswered - 1, now);
         break;
       default:
         break;
@@ -151,6 +153,7 @@ export class ProblemDetector {
   #confirmed(cid: number, w: PeerWatch, now: number): void {
     w.confirmed = true;
     w.unconfirmed = 0;
+    w.unanswered = 0;
     for (const kind of ["psk_mismatch", "never_connected", "endpoint_unreachable"] as const) this.#clear(`${kind}|${cid}`, now);
   }
 
@@ -214,13 +217,14 @@ export class ProblemDetector {
         }), { source });
       }
       if (!w.confirmed && now - w.createdAt >= this.#opts.neverConnectedMs && !this.#problems.has(`never_connected|${c.cid}`)) {
-        const minutes = Math.floor((now - w.createdAt) / 60_000);
+        const s = Math.floor((now - w.createdAt) / 1000);
+        const age = s < 120 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h`;
         this.#raise(`never_connected|${c.cid}`, now, 1, () => ({
           kind: "never_connected",
           cid: c.cid,
           public_key: w.publicKey,
           title: "Never connected since it was created",
-          likely_cause: `No session with this peer was ever confirmed, ${minutes > 0 ? `${minutes} min` : "some time"} after it was created: the client config was never installed or started, or the client cannot reach the gateway's UDP port.`,
+          likely_cause: `No session with this peer was ever confirmed, ${age} after it was created: the client config was never installed or started, or the client cannot reach the gateway's UDP port.`,
           fix: "Install the peer's client config and start the tunnel; check the client reaches the gateway's public endpoint and that the UDP port is open (firewall, NAT port forward).",
         }));
       }
