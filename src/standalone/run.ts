@@ -192,6 +192,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       problems.peerAdded(c.cid, c.publicKey, Math.min(created.get(c.publicKey) ?? startedAt, now));
     }
     states.retain((cid) => tunnel.connection(cid) !== undefined);
+    problems.retain((cid) => tunnel.connection(cid) !== undefined, now);
     problems.setAddressClashes(sync.clashes, now);
     drainProblems();
   };

@@ -147,6 +147,19 @@ test("the problem clears and the state is connected once the preshared keys agre
   expect(w.changes.map((x) => `${x.type}:${x.problem.kind}`)).toEqual(["appeared:psk_mismatch", "cleared:psk_mismatch"]);
 });
 
+test("a problem goes with its connection when the connection is replaced (new preshared key, new cid)", () => {
+  const w = world();
+  const c = w.client({ n: 12, presharedKey: new Uint8Array(32).fill(9) });
+  const conn = w.addPeer(c.publicKey, c.ip, { presharedKey: new Uint8Array(32).fill(1) });
+  w.ping(c);
+  w.run(20_000);
+  expect(kinds(w.detector)).toEqual(["psk_mismatch"]);
+  const next = w.gw.upsertPeer({ publicKey: c.publicKey, allowedIPs: conn.allowedIPs, presharedKey: new Uint8Array(32).fill(9) });
+  expect(next.cid).not.toBe(conn.cid);
+  w.detector.retain((cid) => w.gw.connection(cid) !== undefined, w.now());
+  expect(kinds(w.detector)).toEqual([]);
+});
+
 test("a client with the wrong gateway public key is named by its source address, once", () => {
   const w = world();
   const c = w.client({ n: 3, gatewayKey: publicKeyOf(generatePrivateKey(seededRandom(99))) });

@@ -118,6 +118,14 @@ export class ProblemDetector {
     for (const [id, p] of this.#problems) if (p.cid === cid) this.#clear(id, now);
   }
 
+  /**
+   * Forgets connections the tunnel no longer has (a changed preshared key replaces a connection
+   * under a new cid): their problems go with them.
+   */
+  retain(isLive: (cid: number) => boolean, now: number): void {
+    for (const cid of [...this.#peers.keys()]) if (!isLive(cid)) this.peerRemoved(cid, now);
+  }
+
   onEvent(e: TunnelEvent, now: number): void {
     const w = this.#peers.get(e.cid);
     if (!w) return;
