@@ -69,7 +69,7 @@ describe.skipIf(skip !== undefined)("a named problem in the browser", () => {
     expect(text).toContain("Fix to try:");
     expect(await page.locator(".pill.awaiting_confirmation").textContent()).toBe("awaiting confirmation");
     // The banner's style comes from app.css (no inline styles under the CSP): it is visibly set off.
-    expect(await banner.evaluate((el) => getComputedStyle(el).borderLeftStyle)).toBe("solid");
+    expect(await banner.evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { borderLeftStyle: string } }).getComputedStyle(el).borderLeftStyle)).toBe("solid");
     if (SHOTS) {
       mkdirSync(SHOTS, { recursive: true });
       await page.screenshot({ path: join(SHOTS, "connection-problem.png"), fullPage: true });
