@@ -89,7 +89,7 @@ async function resolveEndpoint(host: string, port: number): Promise<Endpoint> {
   return { address, port };
 }
 
-function logEvent(log: TargetLogger, e: TunnelEvent): void {
+function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): void {
   switch (e.type) {
     case "handshake_completed":
       // A responder has proven nothing yet: "completed" waits for the client's first packet
@@ -113,10 +113,12 @@ function logEvent(log: TargetLogger, e: TunnelEvent): void {
       // Firezone clients say goodbye when they leave: their sessions are gone at once (#10400).
       log.info("peer said goodbye", { cid: e.cid });
       break;
-    case "session_confirmed":
+    case "session_confirmed": {
       // A responder's new session carried its first authenticated packet: key confirmation.
-      log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), role: "responder", rtt_ms: e.rttMs });
+      const remote = tunnel.connection(e.cid)?.peer.endpoint;
+      log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: remote ? formatEndpoint(remote) : undefined, role: "responder", rtt_ms: e.rttMs });
       break;
+    }
     default:
       break;
   }
@@ -257,7 +259,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     onEvent: (e, now) => {
       // Inside the handshake's span: its log line and audit row carry the handshake's trace.
       withSpan(handshakeSpans.onEvent(e, now), () => {
-        logEvent(opts.logger.target("tunnel"), e);
+        logEvent(opts.logger.target("tunnel"), e, tunnel);
         audit.onEvent(e);
         states.onEvent(e, now);
         problems.onEvent(e, now);
