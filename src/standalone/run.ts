@@ -312,7 +312,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError });
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), ...metricsOpts, telemetry });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), ...metricsOpts, telemetry });
 
   const applyPeers = () => {
     const r = sync.apply(clock());

@@ -132,6 +132,13 @@ export class ConnectionStates {
     if (this.#removed.size > REMEMBER_REMOVED) this.#removed.delete(this.#removed.keys().next().value!);
   }
 
+  /** How many live connections are in each state (every state listed, zeros included). */
+  counts(): [ConnectionState, number][] {
+    const n = new Map<ConnectionState, number>(CONNECTION_STATES.map((st) => [st, 0]));
+    for (const e of this.#live.values()) n.set(e.state, n.get(e.state)! + 1);
+    return [...n];
+  }
+
   /** Live cids the tunnel no longer has (removed without a reason we were told): forgotten. */
   retain(isLive: (cid: number) => boolean): void {
     for (const cid of this.#live.keys()) if (!isLive(cid)) this.#live.delete(cid);

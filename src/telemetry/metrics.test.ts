@@ -199,3 +199,19 @@ test("per-peer series follow the peers: with churn, /metrics never holds more th
   expect(last).toHaveLength(3);
   expect(await series()).toEqual([]);
 });
+
+test("connections are counted by proven state and problems by kind", async () => {
+  const { tunnel, conn } = tunnelWithPeer();
+  const { ConnectionStates } = await import("./connection-state.ts");
+  const states = new ConnectionStates();
+  states.added(conn.cid, 0);
+  // Answered, never confirmed (a wrong preshared key): not a connection yet.
+  states.onEvent({ type: "handshake_completed", cid: conn.cid, session: 1, role: "responder", remote: { address: "192.0.2.1", port: 1 } }, 0);
+  const m = new GatewayMetrics({ tunnel, clock: () => 0, connectionStates: () => states.counts(), problems: () => [["psk_mismatch", 1]] });
+  cleanup.push(() => m.shutdown());
+  const text = await m.prometheusText();
+  expect(text).toContain('glassgate_connection_states{state="awaiting_confirmation"} 1');
+  expect(text).toContain('glassgate_connection_states{state="connected"} 0');
+  expect(text).toContain('glassgate_problems{kind="psk_mismatch"} 1');
+  if (hasPromtool) expect(promtoolCheck(text)).toBe("");
+});

@@ -31,6 +31,10 @@ export interface MetricsOptions {
   socketBuffers?: () => { recv: number; send: number };
   /** The gateway's DNS: resolver, upstream forwarder, proxy names and the DNS-resource NAT. */
   dns?: () => DnsCounters;
+  /** Connections per state (connection-state.ts): what the gateway has proven, not what it sent. */
+  connectionStates?: () => Iterable<readonly [string, number]>;
+  /** Named problems now, per kind (problems.ts). */
+  problems?: () => Iterable<readonly [string, number]>;
 }
 
 /** Handshake round-trip buckets (seconds): LAN to intercontinental plus retries. */
@@ -105,6 +109,19 @@ export class GatewayMetrics {
         });
     }
     if (opts.dns) registerDnsMetrics(m, opts.dns, opts.clock);
+    if (opts.connectionStates) {
+      const read = opts.connectionStates;
+      m.createObservableGauge("glassgate.connection.states", { description: "Connections by state (awaiting_confirmation: answered, not yet confirmed by a packet)." })
+        .addCallback((r) => {
+          for (const [state, n] of read()) r.observe(n, { state });
+        });
+    }
+    if (opts.problems) {
+      const read = opts.problems;
+      m.createObservableGauge("glassgate.problems", { description: "Named problems now, by kind (GET /api/problems has them in full)." }).addCallback((r) => {
+        for (const [kind, n] of read()) r.observe(n, { kind });
+      });
+    }
     this.#handshakeRtt = m.createHistogram("glassgate.handshake.duration.seconds", {
       description:
         "Handshake latency by role: initiator (initiation sent → response consumed), responder (response sent → first authenticated transport packet, key confirmation).",

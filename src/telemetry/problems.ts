@@ -301,6 +301,13 @@ export class ProblemDetector {
     return this.#changes.shift();
   }
 
+  /** How many problems of each kind (every kind listed, zeros included). */
+  counts(): [ProblemKind, number][] {
+    const n = new Map<ProblemKind, number>(PROBLEM_KINDS.map((k) => [k, 0]));
+    for (const p of this.#problems.values()) n.set(p.kind, n.get(p.kind)! + 1);
+    return [...n];
+  }
+
   problems(): Problem[] {
     return [...this.#problems.values()];
   }
