@@ -40,6 +40,12 @@ export function parseLogFilter(spec: string | undefined): LogFilter {
   return filter;
 }
 
+/**
+ * The Error a line's `err` was rendered from, kept beside the line (not in it: lines are plain
+ * JSON) so an error reporter can show the stack of where it was thrown, not of the reporter.
+ */
+export const lineErrors = new WeakMap<LogLine, Error>();
+
 /** Renders an error with its whole `cause` chain, so logs never show only the top message. */
 export function errorChain(err: unknown): string {
   const parts: string[] = [];
@@ -155,6 +161,7 @@ export class Logger {
           continue;
         }
         const value = k === "err" ? capText(errorChain(v), Math.min(MAX_ERR_CHARS, budget)) : safeValue(v, Math.min(MAX_FIELD_CHARS, budget));
+        if (k === "err" && v instanceof Error) lineErrors.set(line, v);
         if (value === undefined) continue;
         budget -= typeof value === "string" ? value.length : typeof value === "object" && value !== null ? JSON.stringify(value).length : 16;
         line[k] = value;

@@ -52,6 +52,10 @@ test("an error log line reaches Sentry with cid tags, the connection context and
   expect(ev.contexts.connection).toMatchObject({ cid: 3428714, session: "3428714|1", endpoint: "192.0.2.7:51820", state: "connected", admin: "http://127.0.0.1:8080/connections/3428714" });
   expect(ev.fingerprint).toEqual(["{{ default }}", keyToU256Decimal(Buffer.from(publicKey, "base64"))]);
   expect(ev.exception.values[0]!.value).toBe("decrypt failed repeatedly: outer: inner");
+  // The stack is the thrown error's (this test file), not the reporter's.
+  const frames = (ev.exception.values[0] as unknown as { stacktrace: { frames: { filename: string }[] } }).stacktrace.frames.map((f) => f.filename);
+  expect(frames.some((f) => f.endsWith("sentry.test.ts"))).toBe(true);
+  expect(frames.some((f) => f.endsWith("sentry.ts"))).toBe(false);
   await reporter.close();
 });
 

@@ -12,7 +12,7 @@
 // always kept.
 import * as Sentry from "@sentry/bun";
 import { decodeKey, keyToU256Decimal } from "../crypto/x25519.ts";
-import type { LogLine, LogSink } from "./log.ts";
+import { lineErrors, type LogLine, type LogSink } from "./log.ts";
 import type { Problem } from "./problems.ts";
 import { Throttle } from "./throttle.ts";
 import type { ConnectionView } from "./view.ts";
@@ -161,6 +161,9 @@ export class SentryReporter {
       scope.setExtras(heldBack > 0 ? { ...extra, suppressed_since_last: heldBack } : extra);
       const error = new Error(typeof err === "string" ? `${msg}: ${err}` : msg);
       error.name = line.target;
+      // The stack of the error as thrown (where it arose), not of this reporter.
+      const thrown = lineErrors.get(line)?.stack;
+      if (thrown) error.stack = `${error.name}: ${error.message}\n${thrown.split("\n").filter((l) => /^\s+at /.test(l)).join("\n")}`;
       return Sentry.captureException(error);
     });
   }
