@@ -12,6 +12,7 @@ import { encodeKey } from "../crypto/x25519.ts";
 import { formatCidr, formatIp } from "../ip/address.ts";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import { formatEndpoint } from "../wire/index.ts";
+import { Throttle } from "./throttle.ts";
 
 export const PROBLEM_KINDS = [
   "psk_mismatch",
@@ -70,6 +71,11 @@ export interface ProblemOptions {
   quietMs?: number;
   /** At most this many problems (spoofed sources must not grow it without bound). */
   max?: number;
+  /**
+   * New problems named by source address alone (wrong gateway key, unknown key) per minute: each
+   * is a log line and a Sentry event, and sources are free to spoof. The rest are only counted.
+   */
+  newSourcesPerMinute?: number;
 }
 
 export const UNCONFIRMED_RESPONSES = 3; // wireguard-go retries every REKEY_TIMEOUT (5 s): ~15 s
@@ -77,6 +83,7 @@ export const UNANSWERED_INITIATIONS = 3; // ~15 s of REKEY_TIMEOUT retries, well
 export const NEVER_CONNECTED_MS = 10 * 60_000;
 export const QUIET_MS = 5 * 60_000;
 const MAX_PROBLEMS = 256;
+const NEW_SOURCES_PER_MINUTE = 10;
 
 interface PeerWatch {
   publicKey: string;
@@ -95,6 +102,9 @@ export class ProblemDetector {
   readonly #peers = new Map<number, PeerWatch>();
   #changes: ProblemChange[] = [];
   #dropSeq = 0;
+  readonly #newSources: Throttle;
+  /** Drops from sources not named as a problem because of `newSourcesPerMinute` (counted, not said). */
+  suppressedSources = 0;
 
   constructor(opts: ProblemOptions) {
     this.#opts = {
@@ -103,8 +113,10 @@ export class ProblemDetector {
       neverConnectedMs: NEVER_CONNECTED_MS,
       quietMs: QUIET_MS,
       max: MAX_PROBLEMS,
+      newSourcesPerMinute: NEW_SOURCES_PER_MINUTE,
       ...opts,
     };
+    this.#newSources = new Throttle({ windowMs: 60_000, burst: this.#opts.newSourcesPerMinute });
   }
 
   /** A peer entered the data plane; `createdAt` is when it was created (the store row, or start). */
@@ -271,6 +283,10 @@ export class ProblemDetector {
       known.last_seen = now;
       known.count = opts.total ? Math.max(known.count, count) : known.count + count;
       if (opts.source !== undefined) known.source = opts.source;
+      return;
+    }
+    if ((id.startsWith("wrong_gateway_key|") || id.startsWith("unknown_key|")) && this.#newSources.admit("sources", now) === undefined) {
+      this.suppressedSources++;
       return;
     }
     if (this.#problems.size >= this.#opts.max) {
