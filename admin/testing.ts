@@ -22,7 +22,7 @@ export function setup(override: Partial<AdminGateway> = {}) {
   const conns: ConnectionView[] = [{
     cid: 3428714, public_key: encodeKey(publicKeyOf(generatePrivateKey())), endpoint: "192.0.2.7:51820", sessions: ["3428714|1"],
     last_handshake: new Date().toISOString(), rx_bytes: 2048, tx_bytes: 1024, rx_packets: 4, tx_packets: 2,
-    handshakes: { initiated: 0, completed: 1, failed: 0 }, allowed_ips: ["10.99.0.2/32"], drops: { replay: 2 }, state: "connected",
+    handshakes: { initiated: 0, completed: 1, failed: 0, confirmed: 1 }, allowed_ips: ["10.99.0.2/32"], drops: { replay: 2 }, state: "connected",
     state_since: new Date().toISOString(),
   }];
   const gateway: AdminGateway = {

@@ -101,7 +101,7 @@ export function connectionDetail(c: ConnectionView, logs: LogLine[], traffic: Tr
 <table><tbody><tr><th>public key</th><td class="mono">${c.public_key}</td></tr><tr><th>endpoint</th><td class="mono">${c.endpoint ?? "—"}</td></tr>
 <tr><th>sessions</th><td class="mono">${c.sessions.map((s) => `(${s})`).join(" ") || "—"}</td></tr>
 <tr><th>state</th><td><span class="pill ${c.state}">${c.state.replace("_", " ")}</span> <span class="muted" title="${c.state_since}">entered ${ago(c.state_since, now)}</span></td></tr><tr><th>last handshake</th><td>${ago(c.last_handshake, now)}</td></tr>
-<tr><th>handshakes</th><td>${c.handshakes.completed} completed, ${c.handshakes.initiated} initiated, ${c.handshakes.failed} failed</td></tr>
+<tr><th>handshakes</th><td>${c.handshakes.completed} completed (${c.handshakes.confirmed} confirmed), ${c.handshakes.initiated} initiated, ${c.handshakes.failed} failed</td></tr>
 <tr><th>traffic</th><td>${fmtBytes(c.rx_bytes)} received, ${fmtBytes(c.tx_bytes)} sent</td></tr>
 <tr><th>allowed IPs</th><td class="mono">${c.allowed_ips.join(", ")}</td></tr></tbody></table>
 <h2>Drops by reason</h2>${Object.keys(c.drops).length === 0 ? html`<p class="muted">None.</p>` : html`<table><tbody>${Object.entries(c.drops).map(([r, n]) => html`<tr><td>${r}</td><td>${n}</td></tr>`)}</tbody></table>`}

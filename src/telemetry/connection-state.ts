@@ -31,6 +31,8 @@ export interface StateEntry {
   /** Last time the sampled received-packet count grew (an authenticated packet arrived). */
   lastRxAt: number;
   rxPackets: number;
+  /** Handshakes with confirmed keys (initiator: response consumed; responder: first packet on it). */
+  confirmed: number;
 }
 
 /** How many taken-out connections are remembered (their page still says expired/disabled). */
@@ -54,7 +56,7 @@ export class ConnectionStates {
   #entry(cid: number, now: number): StateEntry {
     let e = this.#live.get(cid);
     if (!e) {
-      e = { state: "idle", since: now, lastRxAt: 0, rxPackets: 0 };
+      e = { state: "idle", since: now, lastRxAt: 0, rxPackets: 0, confirmed: 0 };
       this.#live.set(cid, e);
       this.#removed.delete(cid);
     }
@@ -83,6 +85,7 @@ export class ConnectionStates {
         if (ev.role === "initiator") {
           // The initiator consumed the response: both sides hold the keys (the response proves it).
           e.lastRxAt = now;
+          e.confirmed++;
           this.#move(e, "connected", now);
         } else if (e.state !== "connected") {
           this.#move(e, "awaiting_confirmation", now);
@@ -90,6 +93,7 @@ export class ConnectionStates {
         break;
       case "session_confirmed":
         e.lastRxAt = now;
+        e.confirmed++;
         this.#move(e, "connected", now);
         break;
       case "handshake_failed":
@@ -126,7 +130,7 @@ export class ConnectionStates {
     const e = this.#live.get(cid);
     this.#live.delete(cid);
     if (reason !== "expired" && reason !== "disabled") return;
-    const kept = e ?? { state: "idle" as ConnectionState, since: now, lastRxAt: 0, rxPackets: 0 };
+    const kept = e ?? { state: "idle" as ConnectionState, since: now, lastRxAt: 0, rxPackets: 0, confirmed: 0 };
     this.#move(kept, reason, now);
     this.#removed.set(cid, kept);
     if (this.#removed.size > REMEMBER_REMOVED) this.#removed.delete(this.#removed.keys().next().value!);

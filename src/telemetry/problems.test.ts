@@ -117,7 +117,7 @@ test("a wrong preshared key stays awaiting confirmation and is named after three
   const conn = w.addPeer(c.publicKey, c.ip, { presharedKey: new Uint8Array(32).fill(1) });
   w.ping(c);
   w.run(30_000);
-  expect(w.states.get(conn.cid)!.state).toBe("awaiting_confirmation");
+  expect(w.states.get(conn.cid)).toMatchObject({ state: "awaiting_confirmation", confirmed: 0 });
   const p = w.detector.problems();
   expect(p.map((x) => x.kind)).toEqual(["psk_mismatch"]);
   expect(p[0]).toMatchObject({ cid: conn.cid, public_key: encodeKey(c.publicKey), source: "198.51.100.1:40001" });

@@ -28,7 +28,7 @@ test("an error log line reaches Sentry with cid tags, the connection context and
   const publicKey = encodeKey(publicKeyOf(generatePrivateKey()));
   const conn: ConnectionView = {
     cid: 3428714, public_key: publicKey, endpoint: "192.0.2.7:51820", sessions: ["3428714|1"], last_handshake: "2026-11-28T00:00:00.000Z",
-    rx_bytes: 0, tx_bytes: 0, rx_packets: 0, tx_packets: 0, handshakes: { initiated: 0, completed: 1, failed: 0 }, allowed_ips: [], drops: {}, state: "connected",
+    rx_bytes: 0, tx_bytes: 0, rx_packets: 0, tx_packets: 0, handshakes: { initiated: 0, completed: 1, failed: 0, confirmed: 1 }, allowed_ips: [], drops: {}, state: "connected",
     state_since: "2026-11-28T00:00:00.000Z",
   };
   const reporter = new SentryReporter({

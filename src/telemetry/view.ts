@@ -17,7 +17,8 @@ export interface ConnectionView {
   tx_bytes: number;
   rx_packets: number;
   tx_packets: number;
-  handshakes: { initiated: number; completed: number; failed: number };
+  /** `completed` counts responses sent too; `confirmed` only handshakes whose keys were proven in use. */
+  handshakes: { initiated: number; completed: number; failed: number; confirmed: number };
   allowed_ips: string[];
   drops: Record<string, number>;
   /** See connection-state.ts: what the gateway has proven about this connection. */
@@ -47,7 +48,7 @@ export function connectionViews(tunnel: Tunnel, now: number, states: ConnectionS
       tx_bytes: s.txBytes,
       rx_packets: s.rxPackets,
       tx_packets: s.txPackets,
-      handshakes: { initiated: s.handshakesInitiated, completed: s.handshakesCompleted, failed: s.handshakesFailed },
+      handshakes: { initiated: s.handshakesInitiated, completed: s.handshakesCompleted, failed: s.handshakesFailed, confirmed: st.confirmed },
       allowed_ips: c.allowedIPs.map(formatCidr),
       drops: p.drops.snapshot() as Record<string, number>,
       state: st.state,
