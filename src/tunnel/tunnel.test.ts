@@ -209,3 +209,28 @@ test("a peer added with an endpoint and persistent keepalive gets an initiation 
   expect(lone.peer.drops.total).toBe(0);
   expect(later.peer.stats.handshakesInitiated).toBe(1);
 });
+
+test("handshakes for another gateway key are sampled by source in a bounded ring; a source outside AllowedIPs is kept per connection", () => {
+  const { gw, cs, settle, now } = setup(1);
+  const random = seededRandom(9);
+  const stranger = new WirePeer({ aead: nobleAead, local: new LocalIdentity(generatePrivateKey(random), random), remoteStatic: new LocalIdentity(generatePrivateKey(random), random).publicKey, connectionId: 7, endpoint: GW, random });
+  const out = new Uint8Array(2000);
+  for (let i = 0; i < 40; i++) {
+    stranger.connect(now() + i * 6000);
+    const t = stranger.pollTransmit()!;
+    gw.decapsulate(t.data, { address: `203.0.113.${i}`, port: 1000 + i }, out, now());
+  }
+  expect(gw.tunnelDrops().mac1).toBe(40);
+  const all = gw.handshakeDropsSince(0);
+  expect(all).toHaveLength(16); // the newest 16: a flood is sampled, not recorded
+  expect(all.at(-1)).toMatchObject({ seq: 40, reason: "mac1", address: "203.0.113.39", port: 1039 });
+  expect(gw.handshakeDropsSince(40)).toEqual([]);
+
+  const c = cs[0]!;
+  c.peer.send(echo(c.ip, "10.50.0.9", 1), now());
+  settle();
+  c.peer.send(echo("10.99.0.77", "10.50.0.9", 2), now());
+  settle();
+  expect(cs[0]!.conn.rejectedSources.count).toBe(1);
+  expect([...cs[0]!.conn.rejectedSources.last.subarray(0, 4)]).toEqual([10, 99, 0, 77]);
+});
