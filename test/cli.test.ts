@@ -205,3 +205,19 @@ test("up refuses a GLASSGATE_TRUSTED_PROXY that is not an address list (exit 2)"
   expect(r.exitCode).toBe(2);
   expect(r.stderr.toString()).toContain('GLASSGATE_TRUSTED_PROXY: "proxy.example" is not an IP address');
 });
+
+test("up refuses a GLASSGATE_PUBLIC_ADMIN_URL that is not an http(s) URL or a GLASSGATE_NEVER_CONNECTED_SECONDS of 0 (exit 2), naming it", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-puburl-"));
+  const file = join(dir, "gw.conf");
+  writeFileSync(file, `[Interface]\nPrivateKey = ${glassgate(["keygen"]).stdout.trim()}\n`);
+  for (const bad of ["vpn.example.com/admin", "ftp://vpn.example.com", "https://vpn.example.com/?x=1"]) {
+    const r = spawnSync(["bun", "run", "src/cli.ts", "up", "--config", file, "--interface", "ggpub0", "--admin", "127.0.0.1:0", "--data", join(dir, "data")],
+      { cwd: ROOT, env: { ...process.env, GLASSGATE_PUBLIC_ADMIN_URL: bad } });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr.toString()).toContain(`GLASSGATE_PUBLIC_ADMIN_URL: ${JSON.stringify(bad)} is not an http(s) URL`);
+  }
+  const r = spawnSync(["bun", "run", "src/cli.ts", "up", "--config", file, "--interface", "ggpub0", "--admin", "127.0.0.1:0", "--data", join(dir, "data")],
+    { cwd: ROOT, env: { ...process.env, GLASSGATE_NEVER_CONNECTED_SECONDS: "0" } });
+  expect(r.exitCode).toBe(2);
+  expect(r.stderr.toString()).toBe('glassgate: GLASSGATE_NEVER_CONNECTED_SECONDS: "0" is not a whole number from 1 to 31536000\n');
+}, 30_000);
