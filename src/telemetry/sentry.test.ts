@@ -101,6 +101,8 @@ test("a named problem is one Sentry event grouped by kind and peer, linking to t
   const problems = detector.problems();
   expect(problems).toHaveLength(1);
   for (let ch = detector.pollChange(); ch; ch = detector.pollChange()) if (ch.type === "appeared") reporter.reportProblem(ch.problem);
+  // The same problem of the same peer coming back (cleared, raised again) is not a second event.
+  expect(reporter.reportProblem(problems[0]!)).toBeUndefined();
   expect(await reporter.flush()).toBe(true);
 
   const events = envelopes.flatMap((e) => e.items).filter((i) => i.header.type === "event").map((i) => i.payload) as { tags: Record<string, string>; contexts: Record<string, Record<string, unknown>>; fingerprint: string[]; exception: { values: { type: string; value: string; stacktrace: { frames: { filename: string; function?: string }[] } }[] } }[];

@@ -37,10 +37,13 @@ export interface SentryOptions {
 export const REPORT_WINDOW_MS = 60_000;
 export const REPORT_BURST = 5;
 export const REPORT_GLOBAL_BURST = 100;
+/** A named problem that clears and comes back (a flapping endpoint) is reported again only after this. */
+export const PROBLEM_REPEAT_MS = 3600_000;
 
 export class SentryReporter {
   readonly #perKind = new Throttle({ windowMs: REPORT_WINDOW_MS, burst: REPORT_BURST });
   readonly #overall = new Throttle({ windowMs: REPORT_WINDOW_MS, burst: REPORT_GLOBAL_BURST });
+  readonly #problemRepeats = new Throttle({ windowMs: PROBLEM_REPEAT_MS, burst: 1, maxKeys: 10_000 });
   readonly #clock: () => number;
   /** Error lines not sent because of the rate limit. */
   suppressed = 0;
@@ -72,10 +75,10 @@ export class SentryReporter {
   /**
    * One event for a named problem (problems.ts) as it appears: grouped per problem kind and peer
    * (fingerprint [kind, public key as u256 decimal], or the source address when no key is known),
-   * with the stack of the Error made where it was detected. Not rate-limited here: the detector
-   * raises a problem once until it clears.
+   * with the stack of the Error made where it was detected. The detector raises a problem once
+   * until it clears; one that comes back within PROBLEM_REPEAT_MS is not sent again (undefined).
    */
-  reportProblem(p: Problem): string {
+  reportProblem(p: Problem): string | undefined {
     const conn = p.cid !== undefined ? this.connection?.(p.cid) : undefined;
     let u256: string | undefined;
     if (p.public_key) {
@@ -85,6 +88,8 @@ export class SentryReporter {
         u256 = undefined;
       }
     }
+    const fingerprint = [p.kind, u256 ?? p.source ?? "gateway"];
+    if (this.#problemRepeats.admit(fingerprint.join("|"), this.#clock()) === undefined) return undefined;
     return Sentry.withScope((scope) => {
       scope.setLevel("warning");
       scope.setTag("target", "problems");
@@ -92,7 +97,7 @@ export class SentryReporter {
       if (p.cid !== undefined) scope.setTag("cid", String(p.cid));
       if (this.gid) scope.setTag("gid", this.gid);
       if (u256) scope.setTag("public_key", u256);
-      scope.setFingerprint([p.kind, u256 ?? p.source ?? "gateway"]);
+      scope.setFingerprint(fingerprint);
       scope.setContext("problem", {
         kind: p.kind,
         title: p.title,
