@@ -165,6 +165,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const filePeers = new Set(cfg.peers.map((p) => encodeKey(p.publicKey)));
   // Connection states and named problems: fed by tunnel events, peer changes and a 1 s sample.
   const startedAt = clock();
+  const fileEndpoints = new Set(cfg.peers.filter((p) => p.endpoint).map((p) => encodeKey(p.publicKey)));
   const states = new ConnectionStates();
   const gatewayPublicKey = encodeKey(publicKeyOf(cfg.interface.privateKey));
   const problems = new ProblemDetector({ gatewayPublicKey, neverConnectedMs: opts.neverConnectedSeconds !== undefined ? opts.neverConnectedSeconds * 1000 : undefined });
@@ -187,11 +188,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   };
   /** New connections enter the state machine and the detector (created: the store row's time, else start). */
   const trackPeers = (now: number) => {
-    const created = new Map(store.peers.list().map((p) => [p.publicKey, p.createdAt]));
+    const rows = new Map(store.peers.list().map((p) => [p.publicKey, p]));
     for (const c of tunnel.connections()) {
-      if (states.get(c.cid) && states.get(c.cid)!.state !== "expired" && states.get(c.cid)!.state !== "disabled") continue;
-      states.added(c.cid, now);
-      problems.peerAdded(c.cid, c.publicKey, Math.min(created.get(c.publicKey) ?? startedAt, now));
+      const row = rows.get(c.publicKey);
+      const endpoint = row ? row.endpoint !== null && row.endpoint !== "" : fileEndpoints.has(c.publicKey);
+      problems.peerAdded(c.cid, c.publicKey, Math.min(row?.createdAt ?? startedAt, now), endpoint);
+      if (!states.get(c.cid) || states.get(c.cid)!.state === "expired" || states.get(c.cid)!.state === "disabled") states.added(c.cid, now);
     }
     states.retain((cid) => tunnel.connection(cid) !== undefined);
     problems.retain((cid) => tunnel.connection(cid) !== undefined, now);

@@ -38,7 +38,7 @@ function world(opts: { neverConnectedMs?: number } = {}) {
   const addPeer = (publicKey: Uint8Array, ip: string, extra: { presharedKey?: Uint8Array; endpoint?: Endpoint; persistentKeepalive?: number } = {}) => {
     const conn = gw.upsertPeer({ publicKey, allowedIPs: [parseCidr(`${ip}/32`)], ...extra });
     states.added(conn.cid, now);
-    detector.peerAdded(conn.cid, conn.publicKey, now);
+    detector.peerAdded(conn.cid, conn.publicKey, now, extra.endpoint !== undefined);
     return conn;
   };
   const client = (o: { n: number; gatewayKey?: Uint8Array; presharedKey?: Uint8Array; ip?: string }): Client => {
@@ -243,6 +243,23 @@ test("an endpoint that does not answer is named even when a persistent keepalive
   w.silent.add(c.addr.address);
   w.run(30_000);
   expect(w.detector.problems()).toMatchObject([{ kind: "endpoint_unreachable", cid: conn.cid }]);
+});
+
+test("a roaming client that went away is no unreachable endpoint: only a configured Endpoint is", () => {
+  const w = world();
+  const c = w.client({ n: 13 });
+  const conn = w.addPeer(c.publicKey, c.ip);
+  w.ping(c);
+  w.run(2000);
+  expect(w.states.get(conn.cid)!.state).toBe("connected");
+  // The laptop closes; later the LAN has something for it: the gateway initiates to where it was.
+  w.silent.add(c.addr.address);
+  c.peer.zeroize();
+  w.run(200_000);
+  w.gw.encapsulate(icmpEcho({ src: "10.50.0.9", dst: c.ip, type: 8, id: 1, seq: 1, payload: Uint8Array.of(1) }), new Uint8Array(2000), w.now());
+  w.run(30_000);
+  expect(w.gw.connection(conn.cid)!.peer.stats.handshakesInitiated).toBeGreaterThan(3);
+  expect(kinds(w.detector)).toEqual([]);
 });
 
 test("a connected peer that goes silent is stale after REJECT_AFTER_TIME", () => {

@@ -92,6 +92,8 @@ interface PeerWatch {
   unconfirmed: number;
   /** Initiations the gateway sent in a row without a response (keepalives restart a retry round, so attempt numbers cannot tell). */
   unanswered: number;
+  /** The operator configured an Endpoint: initiations going unanswered there is a problem (one learnt from a roaming client going quiet is not). */
+  configuredEndpoint: boolean;
   /** rejectedSources.count at the last sample. */
   rejected: number;
 }
@@ -119,9 +121,14 @@ export class ProblemDetector {
     this.#newSources = new Throttle({ windowMs: 60_000, burst: this.#opts.newSourcesPerMinute });
   }
 
-  /** A peer entered the data plane; `createdAt` is when it was created (the store row, or start). */
-  peerAdded(cid: number, publicKey: string, createdAt: number): void {
-    if (!this.#peers.has(cid)) this.#peers.set(cid, { publicKey, createdAt, confirmed: false, unconfirmed: 0, unanswered: 0, rejected: 0 });
+  /**
+   * A peer entered the data plane (or its config changed); `createdAt` is when it was created (the
+   * store row, or start); `configuredEndpoint` whether the operator gave it an Endpoint.
+   */
+  peerAdded(cid: number, publicKey: string, createdAt: number, configuredEndpoint = false): void {
+    const known = this.#peers.get(cid);
+    if (known) known.configuredEndpoint = configuredEndpoint;
+    else this.#peers.set(cid, { publicKey, createdAt, confirmed: false, unconfirmed: 0, unanswered: 0, configuredEndpoint, rejected: 0 });
   }
 
   /** The peer left the data plane: its problems go with it. */
@@ -163,7 +170,7 @@ export class ProblemDetector {
         break;
       case "handshake_initiated":
         // The one just sent cannot have been answered yet: it counts from the next one on.
-        if (++w.unanswered > this.#opts.unansweredInitiations) this.#unanswered(e.cid, w, formatEndpoint(e.to), w.unanswered - 1, now);
+        if (++w.unanswered > this.#opts.unansweredInitiations && w.configuredEndpoint) this.#unanswered(e.cid, w, formatEndpoint(e.to), w.unanswered - 1, now);
         break;
       default:
         break;
