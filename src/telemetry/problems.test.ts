@@ -277,19 +277,6 @@ test("a connected peer that goes silent is stale after REJECT_AFTER_TIME", () =>
   expect(w.states.get(conn.cid)!.state).toBe("stale");
 });
 
-test("expired and disabled peers keep their state with its time after they leave the data plane", () => {
-  const states = new ConnectionStates();
-  states.added(1, T0);
-  states.removed(1, "expired", T0 + 5000);
-  expect(states.get(1)).toMatchObject({ state: "expired", since: T0 + 5000 });
-  states.added(2, T0);
-  states.removed(2, "disabled", T0 + 6000);
-  expect(states.get(2)).toMatchObject({ state: "disabled", since: T0 + 6000 });
-  states.added(3, T0);
-  states.removed(3, "deleted", T0 + 7000);
-  expect(states.get(3)).toBeUndefined();
-});
-
 test("a flood of wrong-key handshakes from many sources keeps the problem list bounded", () => {
   const w = world();
   const detector = new ProblemDetector({ gatewayPublicKey: encodeKey(w.gw.identity.publicKey), max: 8, newSourcesPerMinute: 12 });
