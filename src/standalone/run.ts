@@ -15,7 +15,8 @@ import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp
 import { looseLogFields } from "../io/private-files.ts";
 import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
-import { Telemetry } from "../telemetry/otel.ts";
+import { SERVICE_VERSION, Telemetry } from "../telemetry/otel.ts";
+import { ThroughputRing } from "../telemetry/throughput.ts";
 import { HandshakeSpans, traceStoreWrites, withSpan } from "../telemetry/tracing.ts";
 import { DnsResponder, filterText, GatewayCore } from "../gateway/index.ts";
 import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
@@ -74,6 +75,9 @@ export interface RunningGateway {
   /** A fatal error from outside the event loop (e.g. an uncaught exception): log, goodbye, shut down. */
   fail(err: unknown): void;
 }
+
+/** How often the Overview's gateway-wide rates are sampled (120 points: the last 10 minutes). */
+const RATE_SAMPLE_MS = 5000;
 
 /** Monotonic milliseconds anchored to the Unix epoch: what the sans-IO cores take as `now`. */
 export const clock = (): number => performance.timeOrigin + performance.now();
@@ -280,6 +284,14 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     }
   };
   const gatewayPublicKey = encodeKey(publicKeyOf(cfg.interface.privateKey));
+  // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
+  const startedAt = Date.now();
+  const rates = new ThroughputRing(startedAt);
+  const unattributedDrops = () => {
+    const d: Record<string, number> = { ...(tunnel.tunnelDrops() as Record<string, number>) };
+    for (const [reason, n] of gatewayCore.drops) d[reason] = (d[reason] ?? 0) + n;
+    return d;
+  };
   const app = createAdminApp({
     envToken: opts.adminToken,
     log: opts.logger.target("admin"),
@@ -290,6 +302,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     logs: opts.logs,
     gateway: {
       connections: () => connectionViews(tunnel, clock()),
+      facts: () => ({
+        public_key: gatewayPublicKey, udp_port: udp.port, version: SERVICE_VERSION, gid, started_at: new Date(startedAt).toISOString(), aead: aead.name,
+        udp_buffers: udp.buffers, queue_depths: loop.depths(), unattributed_drops: unattributedDrops(),
+        traffic_sample_seconds: opts.trafficSampleSeconds ?? 60, throughput: rates.points(),
+      }),
       metrics: () => metrics!.prometheusText(),
       peersChanged: () => void applyPeers(),
       setSocketBuffers: (wanted) => {
@@ -383,6 +400,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const trafficTimer = every("traffic sampling", (opts.trafficSampleSeconds ?? 60) * 1000, () => {
     store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
   });
+  const rateTimer = every("throughput sampling", RATE_SAMPLE_MS, () => {
+    rates.sample(Date.now(), [...tunnel.connections()].map((c) => ({ cid: c.cid, rxBytes: c.peer.stats.rxBytes, txBytes: c.peer.stats.txBytes, handshakesCompleted: c.peer.stats.handshakesCompleted, handshakesFailed: c.peer.stats.handshakesFailed })));
+  });
   // The app limits bodies per route (admin/middleware/limits.ts); this is Bun's outer bound.
   const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, maxRequestBodySize: 1024 * 1024, fetch: (req, srv) => app.fetch(req, srv) });
   const adminUrl = `http://${opts.admin.hostname.includes(":") ? `[${opts.admin.hostname}]` : opts.admin.hostname}:${server.port}`;
@@ -414,6 +434,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       log.info("shutting down", { reason });
       clearInterval(expiryTimer);
       clearInterval(trafficTimer);
+      clearInterval(rateTimer);
       clearInterval(retentionTimer);
       const told = tunnel.goodbye(clock());
       loop.stop(); // flushes the goodbyes, then accepts nothing more
