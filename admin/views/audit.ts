@@ -21,6 +21,12 @@ function short(v: unknown): string {
   return s.length > VALUE_MAX ? `${s.slice(0, VALUE_MAX - 1)}…` : s;
 }
 
+/** Fields an operator looks for first; ids and timestamps repeat the row's own columns. */
+const FIRST = ["name", "allowedIps", "enabled", "expiresAt", "endpoint", "authorized", "expires_at"];
+const SKIP = new Set(["id", "createdAt", "updatedAt"]);
+const rank = (k: string) => (FIRST.includes(k) ? FIRST.indexOf(k) : FIRST.length);
+const fields = (o: Record<string, unknown>) => Object.entries(o).filter(([k]) => !SKIP.has(k)).sort((a, b) => rank(a[0]) - rank(b[0]));
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** One line: the fields that changed ("enabled: true → false"), or what was set or removed. */
@@ -29,11 +35,11 @@ export function changeSummary(before: string | null, after: string | null): stri
   const a = parse(after);
   const cap = (parts: string[]) => (parts.length > SUMMARY_MAX ? [...parts.slice(0, SUMMARY_MAX), `+${parts.length - SUMMARY_MAX} more`] : parts).join("; ");
   if (isObject(b) && isObject(a)) {
-    const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])].filter((k) => JSON.stringify(b[k]) !== JSON.stringify(a[k]) && k !== "updatedAt");
+    const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])].filter((k) => JSON.stringify(b[k]) !== JSON.stringify(a[k]) && !SKIP.has(k)).sort((x, y) => rank(x) - rank(y));
     return keys.length ? cap(keys.map((k) => `${k}: ${short(b[k])} → ${short(a[k])}`)) : "no field changed";
   }
-  if (isObject(a)) return `set ${cap(Object.entries(a).map(([k, v]) => `${k}=${short(v)}`))}`;
-  if (isObject(b)) return `removed ${cap(Object.entries(b).map(([k, v]) => `${k}=${short(v)}`))}`;
+  if (isObject(a)) return `set ${cap(fields(a).map(([k, v]) => `${k}=${short(v)}`))}`;
+  if (isObject(b)) return `removed ${cap(fields(b).map(([k, v]) => `${k}=${short(v)}`))}`;
   if (a !== undefined || b !== undefined) return `${b !== undefined ? short(b) : "—"} → ${a !== undefined ? short(a) : "—"}`;
   return "";
 }
@@ -68,7 +74,7 @@ subject <input name="subject" size="20" value="${q.subject ?? ""}"> cid <input n
 <button>Filter</button>${filtered ? html` <a href="/audit">clear</a>` : ""} · <a href="/audit.csv?${qs({})}">Export CSV</a></form>
 ${rows.length === 0
     ? html`<p class="empty" data-testid="audit-empty">${filtered ? "No audit event matches this filter." : "No audit events yet: logins, peer and resource changes and connections are recorded here."}</p>`
-    : html`<table class="audit"><thead><tr><th class="col-time">time</th><th>actor</th><th>action</th><th>subject</th><th>cid</th><th class="col-change">change</th><th>reason</th></tr></thead><tbody>
+    : html`<table class="audit"><thead><tr><th class="col-time">time</th><th class="col-actor">actor</th><th class="col-action">action</th><th class="col-subject">subject</th><th class="col-cid">cid</th><th class="col-change">change</th><th>reason</th></tr></thead><tbody>
 ${rows.map((r) => html`<tr data-action="${r.action}"><td>${utcTime(r.ts)}</td><td>${r.actor}</td><td>${r.action}</td><td class="mono subject">${subjectCell(r)}</td>
 <td>${r.cid !== null ? cidLink(r.cid) : ""}</td><td class="change">${changeCell(r)}</td><td>${r.reason ?? ""}</td></tr>`)}</tbody></table>`}
 <p>Page ${page} of ${pages} (${total} events) ${page > 1 ? html`<a href="/audit?${qs({ page: String(page - 1) })}">previous</a>` : ""} ${page < pages ? html`<a href="/audit?${qs({ page: String(page + 1) })}">next</a>` : ""}</p>`;

@@ -71,8 +71,12 @@ describe("time chart", () => {
   test("the highest value sits on the top tick, zero on the x axis", async () => {
     const out = await render({ unit: "count", series: [{ label: "completed", cls: "s-ok", points: pts([0, 4]) }], height: 180 });
     const [, first, last] = /points="[\d.]+,([\d.]+) [\d.]+,([\d.]+)"/.exec(out)!;
-    expect(Number(first)).toBe(180 - 30); // bottom margin: the x axis
-    expect(Number(last)).toBe(10); // top margin: the 4 tick
+    const axisY = Number(/<g class="axis"><line x1="72" x2="72" y1="(\d+)" y2="(\d+)"/.exec(out)![2]);
+    const grid = /<g class="grid">(.*?)<\/g>/.exec(out)![1]!;
+    const topTickY = Number([...grid.matchAll(/y1="([\d.]+)"/g)].at(-1)![1]);
+    expect(Number(first)).toBe(axisY);
+    expect(Number(last)).toBe(topTickY);
+    expect(topTickY).toBeLessThan(axisY);
   });
 });
 

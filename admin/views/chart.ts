@@ -31,7 +31,8 @@ export interface ChartOptions {
   height?: number;
 }
 
-const M = { left: 72, right: 12, top: 10, bottom: 30 };
+// Room for the y labels (left), the last time label (right), the unit line (top), the time labels (bottom).
+const M = { left: 72, right: 32, top: 22, bottom: 22 };
 
 /** Round tick values from 0 to at least `max` (1, 2, 2.5, 5 × 10^k steps), at most ~`count` + 1. */
 export function valueTicks(max: number, count = 4, integers = false): number[] {
@@ -96,8 +97,8 @@ export function timeChart(o: ChartOptions): Html {
 <g class="grid">${yt.map((v) => html`<line x1="${M.left}" x2="${W - M.right}" y1="${f(y(v))}" y2="${f(y(v))}"/>`)}</g>
 <g class="axis"><line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}"/><line x1="${M.left}" x2="${W - M.right}" y1="${M.top + ph}" y2="${M.top + ph}"/></g>
 <g class="ticks y" data-axis="y">${yt.map((v) => html`<text x="${M.left - 6}" y="${f(y(v) + 4)}" text-anchor="end">${valueLabel(v, o.unit)}</text>`)}</g>
-<g class="ticks x" data-axis="x">${xt.ticks.map((t) => html`<line x1="${f(x(t))}" x2="${f(x(t))}" y1="${M.top + ph}" y2="${M.top + ph + 4}"/><text x="${f(x(t))}" y="${H - 12}" text-anchor="middle">${timeLabel(t, xt.step)}</text>`)}</g>
-<text class="unit" x="${M.left}" y="${H - 1}">${unit}</text><text class="unit" x="${W - M.right}" y="${H - 1}" text-anchor="end">time (UTC)</text>
+<g class="ticks x" data-axis="x">${xt.ticks.map((t) => html`<line x1="${f(x(t))}" x2="${f(x(t))}" y1="${M.top + ph}" y2="${M.top + ph + 4}"/><text x="${f(x(t))}" y="${H - 6}" text-anchor="middle">${timeLabel(t, xt.step)}</text>`)}</g>
+<text class="unit" x="4" y="12">${unit}</text><text class="unit" x="${W - M.right}" y="12" text-anchor="end">time (UTC)</text>
 ${drawn.map((s) => html`<polyline class="line ${s.cls}" points="${s.points.map((p) => `${f(x(p.ts))},${f(y(p.value))}`).join(" ")}"><title>${s.label}</title></polyline>`)}
 </svg>
 <div class="legend">${o.series.map((s) => html`<span class="key ${s.cls}">${s.label}</span>`)} <span class="muted">${new Date(t0).toISOString().slice(11, 19)}–${new Date(t1).toISOString().slice(11, 19)} UTC</span></div></figure>`;
