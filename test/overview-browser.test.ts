@@ -86,13 +86,15 @@ describe.skipIf(skip !== undefined)("Overview in a browser", () => {
     expect(yLabels.at(-1)).toMatch(/^[\d.]+ [kM]?bit\/s$/);
     expect(await chart.locator('g[data-axis="x"] text').count()).toBeGreaterThan(1);
     expect(await chart.locator('polyline.s-rx').count()).toBe(1);
+    // A few more samples (one per 5 s) so the line shows the traffic rising and falling.
+    await waitFor("four throughput samples", async () => ((await chart.locator("polyline.s-rx").getAttribute("points")) ?? "").split(" ").length >= 4, 25_000, 500);
     await page.locator('svg[aria-label="Handshakes"]').waitFor();
 
     expect(await page.getByTestId("problems-empty").textContent()).toBe("No problems detected.");
     expect(await page.locator('[data-testid="top-talkers"] a.cid').count()).toBe(1);
     expect(await page.locator('[data-testid="expiring"]').textContent()).toContain("contractor-laptop");
     await shot("overview.png");
-  }, 60_000);
+  }, 90_000);
 
   test("every UTC time gets the browser's local time beside it, also after a live refresh", async () => {
     await page.goto(`${base}/`);

@@ -50,7 +50,7 @@ export function connectionRows(conns: ConnectionItem[], total: number, q: Connec
 export function connectionsPage(conns: ConnectionItem[], total: number, q: ConnectionListQuery, now: number): Html {
   return html`<h1>Connections</h1>
 ${q.problems.map((m) => html`<p class="err" role="alert" data-testid="query-problem">${m}</p>`)}
-<form method="get" action="/connections" id="connection-search" class="search"><label class="inline">Search <input name="q" type="search" value="${q.q}" placeholder="cid, peer, key, endpoint, address or state" size="36"></label>
+<form method="get" action="/connections" id="connection-search" class="search"><label class="inline">Search <input name="q" type="search" value="${q.q}" placeholder="cid, peer, key, endpoint, address or state" size="42"></label>
 <input type="hidden" name="sort" value="${q.sort}"><input type="hidden" name="dir" value="${q.dir}"> <button type="submit">Search</button>${q.q ? html` <a href="/connections">clear</a>` : ""}
 <span class="muted">Live: refreshed every second.</span></form>
 <table><thead><tr>${sortHeader(q, "cid")}${sortHeader(q, "name")}<th>public key</th><th>endpoint</th><th>sessions</th>${sortHeader(q, "handshake")}${sortHeader(q, "rx")}${sortHeader(q, "tx")}<th>packets rx/tx</th>${sortHeader(q, "state")}</tr></thead>

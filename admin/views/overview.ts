@@ -128,7 +128,7 @@ function topTalkers(conns: ConnectionView[], names: Map<string, PeerRow>): Html 
   return html`<h2>Top talkers</h2>${top.length === 0
     ? html`<p class="empty">No traffic since start.</p>`
     : html`<table data-testid="top-talkers"><thead><tr><th>connection</th><th>peer</th><th>received</th><th>sent</th></tr></thead><tbody>${top.map((c) => html`<tr><td>${cidLink(c.cid)}</td>
-<td>${names.get(c.public_key)?.name ?? html`<span class="mono">${c.public_key.slice(0, 12)}…</span>`}</td><td>${fmtBytes(c.rx_bytes)}</td><td>${fmtBytes(c.tx_bytes)}</td></tr>`)}</tbody></table><p class="muted small">Since the gateway started.</p>`}`;
+<td>${names.get(c.public_key)?.name ?? html`<span class="muted">config file</span> <span class="mono">${c.public_key.slice(0, 12)}…</span>`}</td><td>${fmtBytes(c.rx_bytes)}</td><td>${fmtBytes(c.tx_bytes)}</td></tr>`)}</tbody></table><p class="muted small">Since the gateway started.</p>`}`;
 }
 
 function expiringPeers(peers: PeerRow[], now: number): Html {
