@@ -135,5 +135,7 @@ describe("pages", () => {
     expect(await html("/errors")).toContain("No warnings or errors recorded.");
     expect(await html("/audit?action=nothing.like.this")).toContain('data-testid="audit-empty"');
     expect(await html("/resources")).toContain('data-testid="resources-empty"');
+    expect(await html("/logs?level=error")).toContain("No log line matches this filter.");
+    expect(await html("/logs/rows?level=error")).toContain("No log line matches this filter.");
   });
 });

@@ -114,7 +114,10 @@ export function pageRoutes(opts: AdminOptions) {
       const q = c.req.query();
       return page(c, "Logs", logv.logsPage(q, logs?.query(logQuery(q)) ?? []));
     })
-    .get("/logs/rows", (c) => c.html(logv.logRows(logs?.query(logQuery(c.req.query())) ?? [])))
+    .get("/logs/rows", (c) => {
+      const q = c.req.query();
+      return c.html(logv.logRows(logs?.query(logQuery(q)) ?? [], logv.logsEmpty(q)));
+    })
     .get("/errors", (c) => page(c, "Errors", logv.errorsPage(logs?.query({ level: "warn", limit: 200 }) ?? [])))
     .get("/audit", (c) => {
       const q = c.req.query();

@@ -26,6 +26,11 @@ export interface LogFilterForm {
   target?: string;
 }
 
+/** What an empty log table says: a filter that matches nothing is not an empty log. */
+export function logsEmpty(f: LogFilterForm): string {
+  return Object.values(f).some((v) => v) ? "No log line matches this filter." : "No log lines yet.";
+}
+
 export function logsPage(f: LogFilterForm, lines: LogLine[]): Html {
   const qs = new URLSearchParams(Object.entries(f).filter(([, v]) => v) as [string, string][]).toString();
   return html`<h1>Logs</h1><form method="get" action="/logs" id="log-filter">
@@ -34,7 +39,7 @@ level <select name="level">${["", "trace", "debug", "info", "warn", "error"].map
 target <input name="target" size="10" value="${f.target ?? ""}"> <button type="submit">Filter</button></form>
 <p class="muted">Live tail: newest first, refreshed every 2 s.</p>
 <table><thead><tr><th>ts</th><th>level</th><th>target</th><th>message</th></tr></thead>
-<tbody id="log-rows" hx-get="/logs/rows?${qs}" hx-trigger="every 2s" hx-swap="innerHTML">${logRows(lines, qs ? "No log line matches this filter." : "No log lines yet.")}</tbody></table>`;
+<tbody id="log-rows" hx-get="/logs/rows?${qs}" hx-trigger="every 2s" hx-swap="innerHTML">${logRows(lines, logsEmpty(f))}</tbody></table>`;
 }
 
 export function errorsPage(lines: LogLine[]): Html {
