@@ -76,7 +76,13 @@ describe("pages", () => {
     expect(live.status).toBe(200);
     expect(live.text).toContain("5.0 MiB received");
     expect(live.text).not.toContain("<html");
-    expect((await get("/connections/77/live")).status).toBe(404);
+    // Gone while the page is open: the fragment says so (2xx, so htmx swaps it) and stops polling.
+    ctx.conns.length = 0;
+    const gone = await get("/connections/3428714/live");
+    expect(gone.status).toBe(200);
+    expect(gone.text).toContain('data-testid="connection-gone"');
+    expect(gone.text).not.toContain("hx-trigger");
+    expect((await get("/connections/3428714")).status).toBe(404);
   });
 
   test("a connection's stored traffic is charted as a rate with axes, at the gateway's sample interval", async () => {

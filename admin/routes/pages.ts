@@ -103,7 +103,9 @@ export function pageRoutes(opts: AdminOptions) {
     })
     .get("/connections/:cid/live", (c) => {
       const d = detail(c);
-      return d ? c.html(conns.connectionLive(d)) : c.text(`no connection ${c.req.param("cid")}`, 404);
+      // htmx swaps only 2xx answers: a 404 would leave the page frozen on its last numbers.
+      // Said in place instead, and the replacement does not poll again.
+      return d ? c.html(conns.connectionLive(d)) : c.html(conns.connectionGone(Number(c.req.param("cid"))));
     })
     .get("/connections/:cid", (c) => {
       const d = detail(c);

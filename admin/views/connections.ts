@@ -116,3 +116,9 @@ export function connectionLive(d: ConnectionDetail): Html {
 <h2>Recent logs</h2><p><a href="/logs?cid=${c.cid}">all logs for cid ${c.cid}</a> · <a href="/audit?cid=${c.cid}">audit trail</a></p><table><tbody>${logRows(d.logs.slice(0, 50))}</tbody></table>
 <p class="muted small">Updated ${utcTime(now)} · refreshed every 2 s</p></div>`;
 }
+
+/** The live part once the connection has left the data plane (no polling: nothing more to show). */
+export function connectionGone(cid: number): Html {
+  return html`<div id="connection-live"><p class="empty" role="alert" data-testid="connection-gone">Connection ${cid} is no longer in the data plane: its peer was removed, disabled or replaced.
+<a href="/connections">All connections</a> · <a href="/audit?cid=${cid}">its audit trail</a> · <a href="/logs?cid=${cid}">its logs</a></p></div>`;
+}
