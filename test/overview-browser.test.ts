@@ -79,7 +79,7 @@ describe.skipIf(skip !== undefined)("Overview in a browser", () => {
     expect(await page.getByTestId("connected-count").textContent()).toBe("1");
 
     // Ten seconds of rates make a line; the fragment refresh brings it without a reload.
-    const chart = page.locator('svg[aria-label="Throughput (gateway-wide, WireGuard payload)"]');
+    const chart = page.locator('svg[aria-label="Throughput (gateway-wide, WireGuard transport bytes)"]');
     await chart.waitFor({ timeout: 20_000 });
     const yLabels = await chart.locator('g[data-axis="y"] text').allTextContents();
     expect(yLabels[0]).toBe("0 bit/s");

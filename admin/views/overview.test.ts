@@ -32,7 +32,7 @@ describe("overview", () => {
 
   test("charts throughput in bit/s and handshakes from the live ring", async () => {
     const out = await render({ facts: facts() });
-    expect(out).toContain('aria-label="Throughput (gateway-wide, WireGuard payload)"');
+    expect(out).toContain('aria-label="Throughput (gateway-wide, WireGuard transport bytes)"');
     // 2000 B/s received = 16 kbit/s, under the top tick of 20 kbit/s
     expect(out).toContain(">20 kbit/s</text>");
     expect(out).toContain("bit/s</text>");

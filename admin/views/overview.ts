@@ -77,7 +77,7 @@ function rateCharts(f: GatewayFacts): Html {
   const interval = pts.length ? Math.round(pts[pts.length - 1]!.interval_s) : 5;
   const empty = pts.length === 0 ? "No samples yet: the first arrives a few seconds after start." : `One sample so far (${utcTimeText(pts[0]!.ts)}); the line starts with the second.`;
   return html`${timeChart({
-    title: "Throughput (gateway-wide, WireGuard payload)",
+    title: "Throughput (gateway-wide, WireGuard transport bytes)",
     unit: "bit/s",
     empty,
     series: [
