@@ -8,7 +8,7 @@ import { ENV_TOKEN, login, postLogin, setup } from "./testing.ts";
 describe("authentication", () => {
   test("every registered route but /healthz, /login and htmx refuses unauthenticated access", async () => {
     const { app } = setup();
-    const open = new Set(["/healthz", "/login", "/static/htmx.min.js", "/static/app.css"]);
+    const open = new Set(["/healthz", "/login", "/static/htmx.min.js", "/static/app.css", "/static/local-time.js"]);
     const routes = app.routes.filter((r) => r.method !== "ALL" && !open.has(r.path));
     expect(routes.length).toBeGreaterThan(20);
     for (const r of routes) {
@@ -71,7 +71,7 @@ describe("pages", () => {
 
   test("connections page shows cid, session indices and traffic; rows refresh via htmx", async () => {
     const html = await (await get("/connections")).text();
-    expect(html).toContain('hx-get="/connections/rows"');
+    expect(html).toContain('hx-get="/connections/rows?');
     expect(html).toContain("(3428714|1)");
     expect(html).toContain("2.0 KiB");
     const rows = await (await get("/connections/rows")).text();

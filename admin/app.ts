@@ -27,6 +27,7 @@ export type { AdminGateway, AdminOptions, ResourceView } from "./types.ts";
 
 const HTMX = readFileSync(createRequire(import.meta.url).resolve("htmx.org/dist/htmx.min.js"), "utf8");
 const CSS = readFileSync(new URL("./static/app.css", import.meta.url), "utf8");
+const LOCAL_TIME_JS = readFileSync(new URL("./static/local-time.js", import.meta.url), "utf8");
 
 export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
@@ -41,6 +42,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/static/htmx.min.js", (c) => c.body(HTMX, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=86400" }));
+  app.get("/static/local-time.js", (c) => c.body(LOCAL_TIME_JS, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=3600" }));
   app.get("/static/app.css", (c) => c.body(CSS, 200, { "content-type": "text/css; charset=utf-8", "cache-control": "public, max-age=3600" }));
   app.route("/", loginRoutes(opts));
 

@@ -5,15 +5,13 @@ import type { PeerRow, Store } from "../src/store/index.ts";
 import type { LogRing } from "../src/telemetry/log-ring.ts";
 import type { TargetLogger } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
-import type { ProblemView } from "../src/telemetry/problems.ts";
 import type { PolicyQuery, PolicyTestResult } from "../src/standalone/policy-test.ts";
 import type { CaptureControl } from "../src/standalone/capture-control.ts";
+import type { RatePoint } from "../src/telemetry/throughput.ts";
 
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
   connections(): ConnectionView[];
-  /** Named problems now (likely cause and fix), gateway-wide and per connection; `GET /api/problems`. */
-  problems(): ProblemView[];
   /** Prometheus text exposition. */
   metrics(): string | Promise<string>;
   /** Re-apply the store's peers to the data plane (after a change in the UI or API). */
@@ -37,6 +35,51 @@ export interface AdminGateway {
   policyTest?(q: PolicyQuery): PolicyTestResult;
   /** Per-connection packet capture of inner traffic (start throws CaptureError when it cannot). */
   capture?: CaptureControl;
+  /** What the gateway is and how it runs now (the Overview's facts, live queues and rates). */
+  facts?(): GatewayFacts;
+  /** Named problems the gateway has seen (telemetry/problems.ts), newest first. */
+  problems?(): ProblemView[];
+}
+
+/** The gateway as the Overview shows it: identity, runtime, and the live rate ring. */
+export interface GatewayFacts {
+  public_key: string;
+  udp_port: number;
+  version: string;
+  /** The gateway id (service.instance.id, logs' gid). */
+  gid: string;
+  /** When this process started serving (ISO, UTC). */
+  started_at: string;
+  /** AEAD backend in use (libsodium or noble). */
+  aead: string;
+  /** UDP socket buffers in effect (getsockopt; Linux reports twice the granted size). */
+  udp_buffers: { recv: number; send: number };
+  /** Packets waiting in the data-plane queues now. */
+  queue_depths: { udp: number; tun: number };
+  /** Drops no connection can be blamed for (unknown sessions, junk, policy), by reason. */
+  unattributed_drops: Record<string, number>;
+  /** How often per-peer traffic is stored (GLASSGATE_TRAFFIC_SAMPLE_SECONDS): one connection chart point each. */
+  traffic_sample_seconds: number;
+  /** Gateway-wide rates over the last minutes, oldest first (telemetry/throughput.ts). */
+  throughput: RatePoint[];
+}
+
+/**
+ * One named problem: what is wrong, the likely cause, and the fix to try. `cid`/`public_key`
+ * are null when no peer is known (an unknown key knocking); `source` is the remote address it
+ * came from when that matters. Times are ISO (UTC).
+ */
+export interface ProblemView {
+  kind: string;
+  cid: number | null;
+  public_key: string | null;
+  source: string | null;
+  title: string;
+  likely_cause: string;
+  fix: string;
+  since: string;
+  last_seen: string;
+  count: number;
 }
 
 /** A [Peer] of the config file, as the admin shows it (never its preshared key). */

@@ -1,7 +1,7 @@
 // Headers on every response (pages, fragments, JSON, errors). The UI runs no inline script and no
 // inline style — scripts and styles come only from /static on this origin — so the policy can be
 // strict: an injected `<script>`, `onclick=` or `style=` does nothing. htmx's own indicator
-// stylesheet is turned off by the `htmx-config` meta tag in views.ts for the same reason.
+// stylesheet is turned off by the `htmx-config` meta tag in views/layout.ts for the same reason.
 import type { MiddlewareHandler } from "hono";
 
 export const CONTENT_SECURITY_POLICY = [

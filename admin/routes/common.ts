@@ -7,7 +7,7 @@ import { LEVELS } from "../../src/telemetry/log.ts";
 import type { AdminEnv, Principal } from "../middleware/auth.ts";
 import { enumParam, intParam, textParam, timeParam } from "../input.ts";
 import type { AdminOptions } from "../types.ts";
-import * as v from "../views.ts";
+import { layout, type Html } from "../views/layout.ts";
 
 export function principal(c: Context<AdminEnv>): Principal {
   return c.get("principal");
@@ -18,9 +18,9 @@ export function session(c: Context<AdminEnv>) {
   return p.kind === "session" ? p.session : undefined;
 }
 
-export function page(c: Context<AdminEnv>, title: string, body: ReturnType<typeof v.layout>, status: 200 | 400 | 404 | 409 = 200) {
+export function page(c: Context<AdminEnv>, title: string, body: Html, status: 200 | 400 | 404 | 409 = 200) {
   const s = session(c);
-  return c.html(v.layout({ title, path: c.req.path, user: s?.username ?? principal(c).actor, csrf: s?.csrfToken }, body), status);
+  return c.html(layout({ title, path: c.req.path, user: s?.username ?? principal(c).actor, csrf: s?.csrfToken }, body), status);
 }
 
 export function requireStore(opts: AdminOptions): Store {

@@ -7,7 +7,7 @@ import { loginCsrfToken, loginCsrfValid } from "../middleware/csrf.ts";
 import { DEVICE_COOKIE, LoginThrottle } from "../middleware/login-throttle.ts";
 import { sameOriginPath } from "../middleware/origin.ts";
 import type { AdminOptions } from "../types.ts";
-import * as v from "../views.ts";
+import * as v from "../views/layout.ts";
 import { session } from "./common.ts";
 
 export function loginRoutes(opts: AdminOptions) {

@@ -1,35 +1,128 @@
-// The read-only pages: overview, connections (with htmx-refreshed rows), logs, errors, audit.
-import { Hono } from "hono";
+// The read-only pages: overview, connections (list and page, each with an htmx-refreshed
+// fragment), logs, errors, audit.
+import { Hono, type Context } from "hono";
 import { html } from "hono/html";
-import { auditCsv } from "../../src/store/index.ts";
+import { auditCsv, type PeerRow } from "../../src/store/index.ts";
 import type { AdminEnv } from "../middleware/auth.ts";
-import { intParam } from "../input.ts";
+import { enumParam, InputError, intParam, textParam } from "../input.ts";
 import type { AdminOptions } from "../types.ts";
-import * as v from "../views.ts";
+import * as audit from "../views/audit.ts";
+import * as conns from "../views/connections.ts";
+import * as logv from "../views/logs.ts";
+import * as ov from "../views/overview.ts";
 import { problemBanners } from "../views/problems.ts";
 import { auditFilter, CID, logQuery, page } from "./common.ts";
 import { capturePanelFor } from "./tools.ts";
 
+/** The store's sampling interval when the gateway does not say (GLASSGATE_TRAFFIC_SAMPLE_SECONDS default). */
+const DEFAULT_SAMPLE_SECONDS = 60;
+const FRIENDLY: Record<string, string> = { q: "Search", sort: "Sort", dir: "Sort direction" };
+
+/** Reads ?q=&sort=&dir=; a value not understood falls back to the default and is said on the page. */
+export function connectionListQuery(query: Record<string, string | undefined>): conns.ConnectionListQuery {
+  const problems: string[] = [];
+  const read = <T>(f: () => T | undefined, fallback: T): T => {
+    try {
+      return f() ?? fallback;
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      problems.push(`${FRIENDLY[err.field] ?? err.field}: ${err.message.slice(err.field.length + 2)} — showing the default instead.`);
+      return fallback;
+    }
+  };
+  const q = read(() => textParam(query, "q", 100)?.trim(), "");
+  const sort = read(() => enumParam(query, "sort", conns.CONNECTION_SORTS), "cid");
+  const dir = read(() => enumParam(query, "dir", ["asc", "desc"] as const), ["cid", "name", "state"].includes(sort) ? "asc" : "desc");
+  return { q, sort, dir, problems };
+}
+
+/** Filters (any field containing the search, case-insensitive) and sorts; cid breaks ties. */
+export function listConnections(items: conns.ConnectionItem[], q: conns.ConnectionListQuery): conns.ConnectionItem[] {
+  const needle = q.q.toLowerCase();
+  const hit = (c: conns.ConnectionItem) =>
+    !needle || [String(c.cid), c.name, c.public_key, c.endpoint, c.state, ...c.allowed_ips].some((f) => f?.toLowerCase().includes(needle));
+  const time = (s: string | null) => (s ? Date.parse(s) : -Infinity);
+  const key: Record<conns.ConnectionSort, (a: conns.ConnectionItem, b: conns.ConnectionItem) => number> = {
+    cid: (a, b) => a.cid - b.cid,
+    name: (a, b) => (a.name ?? "\uffff").localeCompare(b.name ?? "\uffff"),
+    state: (a, b) => a.state.localeCompare(b.state),
+    handshake: (a, b) => time(a.last_handshake) - time(b.last_handshake) || 0,
+    rx: (a, b) => a.rx_bytes - b.rx_bytes,
+    tx: (a, b) => a.tx_bytes - b.tx_bytes,
+  };
+  const sign = q.dir === "asc" ? 1 : -1;
+  return items.filter(hit).sort((a, b) => sign * key[q.sort](a, b) || a.cid - b.cid);
+}
+
 export function pageRoutes(opts: AdminOptions) {
   const { gateway, store, logs } = opts;
   const now = () => Date.now();
+  const storePeers = (): PeerRow[] => store?.peers.list() ?? [];
+  const overviewData = (): ov.OverviewData => ({
+    conns: gateway.connections(),
+    facts: gateway.facts?.(),
+    problems: gateway.problems?.() ?? [],
+    peers: storePeers(),
+    errors: logs?.query({ level: "warn", limit: 1000 }).length ?? 0,
+    now: now(),
+  });
+  const connectionItems = (): conns.ConnectionItem[] => {
+    const names = new Map(storePeers().map((p) => [p.publicKey, p.name]));
+    return gateway.connections().map((c) => ({ ...c, name: names.get(c.public_key) ?? null }));
+  };
+  const connectionList = (c: Context<AdminEnv>) => {
+    const q = connectionListQuery(c.req.query());
+    const all = connectionItems();
+    return { q, all, shown: listConnections(all, q) };
+  };
+  const detail = (c: Context<AdminEnv>): conns.ConnectionDetail | undefined => {
+    const cid = intParam(c.req.param(), "cid", CID)!;
+    const conn = gateway.connections().find((x) => x.cid === cid);
+    if (!conn) return undefined;
+    const peer = storePeers().find((p) => p.publicKey === conn.public_key);
+    const t = now();
+    return {
+      c: conn,
+      name: peer?.name ?? null,
+      peerHref: peer ? `/peers/${encodeURIComponent(peer.id)}` : null,
+      logs: logs?.query({ cid, limit: 500 }) ?? [],
+      traffic: store?.traffic.series(conn.public_key, t - 24 * 3600_000) ?? [],
+      sampleSeconds: gateway.facts?.().traffic_sample_seconds ?? DEFAULT_SAMPLE_SECONDS,
+      banners: problemBanners(gateway.problems?.() ?? [], cid),
+      now: t,
+    };
+  };
   return new Hono<AdminEnv>()
-    .get("/", (c) => page(c, "Overview", v.overview(gateway.connections(), store?.peers.list().length ?? 0, logs?.query({ level: "warn", limit: 1000 }).length ?? 0, now())))
-    .get("/connections", (c) => page(c, "Connections", v.connectionsPage(gateway.connections(), now())))
-    .get("/connections/rows", (c) => c.html(v.connectionRows(gateway.connections(), now())))
+    .get("/", (c) => page(c, "Overview", ov.overview(overviewData())))
+    .get("/overview/live", (c) => c.html(ov.overviewLive(overviewData())))
+    .get("/connections", (c) => {
+      const { q, all, shown } = connectionList(c);
+      return page(c, "Connections", conns.connectionsPage(shown, all.length, q, now()));
+    })
+    .get("/connections/rows", (c) => {
+      const { q, all, shown } = connectionList(c);
+      return c.html(conns.connectionRows(shown, all.length, q, now()));
+    })
+    .get("/connections/:cid/live", (c) => {
+      const d = detail(c);
+      // htmx swaps only 2xx answers: a 404 would leave the page frozen on its last numbers.
+      // Said in place instead, and the replacement does not poll again.
+      return d ? c.html(conns.connectionLive(d)) : c.html(conns.connectionGone(Number(c.req.param("cid"))));
+    })
     .get("/connections/:cid", (c) => {
-      const cid = intParam(c.req.param(), "cid", CID)!;
-      const conn = gateway.connections().find((x) => x.cid === cid);
-      if (!conn) return c.text(`no connection ${cid}`, 404);
-      const traffic = store?.traffic.series(conn.public_key, now() - 24 * 3600_000) ?? [];
-      return page(c, `Connection ${cid}`, html`${problemBanners(gateway.problems(), cid)}${v.connectionDetail(conn, logs?.query({ cid, limit: 500 }) ?? [], traffic, now())}${capturePanelFor(opts, c, cid)}`);
+      const d = detail(c);
+      if (!d) return c.text(`no connection ${c.req.param("cid")}`, 404);
+      return page(c, `Connection ${d.c.cid}`, html`${conns.connectionDetail(d)}${capturePanelFor(opts, c, d.c.cid)}`);
     })
     .get("/logs", (c) => {
       const q = c.req.query();
-      return page(c, "Logs", v.logsPage(q, logs?.query(logQuery(q)) ?? []));
+      return page(c, "Logs", logv.logsPage(q, logs?.query(logQuery(q)) ?? []));
     })
-    .get("/logs/rows", (c) => c.html(v.logRows(logs?.query(logQuery(c.req.query())) ?? [])))
-    .get("/errors", (c) => page(c, "Errors", v.errorsPage(logs?.query({ level: "warn", limit: 200 }) ?? [])))
+    .get("/logs/rows", (c) => {
+      const q = c.req.query();
+      return c.html(logv.logRows(logs?.query(logQuery(q)) ?? [], logv.logsEmpty(q)));
+    })
+    .get("/errors", (c) => page(c, "Errors", logv.errorsPage(logs?.query({ level: "warn", limit: 200 }) ?? [])))
     .get("/audit", (c) => {
       const q = c.req.query();
       const size = 50;
@@ -37,7 +130,7 @@ export function pageRoutes(opts: AdminOptions) {
       const pageNo = intParam(q, "page", { min: 1, max: 1_000_000 }) ?? 1;
       const r = store?.audit.query(filter, { limit: size, offset: (pageNo - 1) * size }) ?? { rows: [], total: 0 };
       const keep = Object.fromEntries(Object.entries(filter).map(([k, val]) => [k, String(val)]));
-      return page(c, "Audit", v.auditPage(r.rows, r.total, pageNo, size, keep));
+      return page(c, "Audit", audit.auditPage(r.rows, r.total, pageNo, size, keep));
     })
     .get("/audit.csv", (c) => {
       const rows = store?.audit.query(auditFilter(c.req.query()), { limit: 100_000, offset: 0 }).rows ?? [];

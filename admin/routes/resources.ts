@@ -6,7 +6,7 @@ import { parseExpiresAt, ResourceError } from "../../src/store/index.ts";
 import type { AdminEnv } from "../middleware/auth.ts";
 import { capQuoted } from "../input.ts";
 import type { AdminOptions } from "../types.ts";
-import * as v from "../views.ts";
+import * as v from "../views/resources.ts";
 import { formText, page, principal, requireStore, session } from "./common.ts";
 
 export const RESOURCE_STATUS = { invalid: 400, conflict: 409, not_found: 404 } as const;

@@ -1,11 +1,9 @@
 // The Peers pages: the list (admin peers, searchable and sortable without JS, then the config
 // file's peers read-only), the add/edit form, and the client config.
 import { html, raw } from "hono/html";
-import type { HtmlEscapedString } from "hono/utils/html";
 import type { PeerRow } from "../../src/store/index.ts";
 import type { FilePeerView } from "../types.ts";
-
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+import { ago, type Html } from "./layout.ts";
 
 export const PEER_SORTS = ["name", "created", "handshake"] as const;
 export type PeerSort = (typeof PEER_SORTS)[number];
@@ -49,12 +47,6 @@ ${opts.errors.form ? html`<p class="err" role="alert">${opts.errors.form}</p>` :
 <label>Expires <input name="expiresAt" type="date" value="${v.expiresAt ?? ""}"> ${err("expiresAt")}</label>
 <label><input type="checkbox" name="enabled" value="on"${v.enabled === false ? "" : raw(" checked")}> Enabled</label>
 <button type="submit">${opts.submit}</button></form>`;
-}
-
-function ago(iso: string | null, now: number): string {
-  if (!iso) return "never";
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  return s < 120 ? `${s} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
 }
 
 const LABELS: Record<PeerSort, string> = { name: "name", created: "created", handshake: "last handshake" };

@@ -2,7 +2,7 @@
 // and the fix to try. hono/html escapes every interpolation.
 import { html } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
-import type { ProblemView } from "../../src/telemetry/problems.ts";
+import type { ProblemView } from "../types.ts";
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 

@@ -1,12 +1,9 @@
 // Operator tools: the policy tester's form and decision path, and the connection page's packet
 // capture panel. hono/html escapes every interpolation.
 import { html, raw } from "hono/html";
-import type { HtmlEscapedString } from "hono/utils/html";
 import type { CaptureLimits, CaptureStatus } from "../../src/io/capture.ts";
 import type { PolicyTestResult } from "../../src/standalone/policy-test.ts";
-import { fmtBytes } from "../views.ts";
-
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+import { fmtBytes, type Html } from "./layout.ts";
 
 export interface PolicyForm {
   peer?: string;

@@ -15,7 +15,8 @@ import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp
 import { looseLogFields } from "../io/private-files.ts";
 import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
-import { Telemetry } from "../telemetry/otel.ts";
+import { SERVICE_VERSION, Telemetry } from "../telemetry/otel.ts";
+import { ThroughputRing } from "../telemetry/throughput.ts";
 import { HandshakeSpans, traceStoreWrites, withSpan } from "../telemetry/tracing.ts";
 import { DnsResponder, filterText, GatewayCore } from "../gateway/index.ts";
 import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
@@ -78,6 +79,9 @@ export interface RunningGateway {
   /** A fatal error from outside the event loop (e.g. an uncaught exception): log, goodbye, shut down. */
   fail(err: unknown): void;
 }
+
+/** How often the Overview's gateway-wide rates are sampled (120 points: the last 10 minutes). */
+const RATE_SAMPLE_MS = 5000;
 
 /** Monotonic milliseconds anchored to the Unix epoch: what the sans-IO cores take as `now`. */
 export const clock = (): number => performance.timeOrigin + performance.now();
@@ -164,7 +168,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
 
   const filePeers = new Set(cfg.peers.map((p) => encodeKey(p.publicKey)));
   // Connection states and named problems: fed by tunnel events, peer changes and a 1 s sample.
-  const startedAt = clock();
+  /** When a peer without a store row (a config file peer) counts as created: this start. */
+  const peersSince = clock();
   const fileEndpoints = new Set(cfg.peers.filter((p) => p.endpoint).map((p) => encodeKey(p.publicKey)));
   const states = new ConnectionStates();
   const gatewayPublicKey = encodeKey(publicKeyOf(cfg.interface.privateKey));
@@ -192,7 +197,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     for (const c of tunnel.connections()) {
       const row = rows.get(c.publicKey);
       const endpoint = row ? row.endpoint !== null && row.endpoint !== "" : fileEndpoints.has(c.publicKey);
-      problems.peerAdded(c.cid, c.publicKey, Math.min(row?.createdAt ?? startedAt, now), endpoint);
+      problems.peerAdded(c.cid, c.publicKey, Math.min(row?.createdAt ?? peersSince, now), endpoint);
       if (!states.get(c.cid) || states.get(c.cid)!.state === "expired" || states.get(c.cid)!.state === "disabled") states.added(c.cid, now);
     }
     states.retain((cid) => tunnel.connection(cid) !== undefined);
@@ -334,6 +339,14 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       log.error("peer sync failed", { err });
     }
   };
+  // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
+  const startedAt = Date.now();
+  const rates = new ThroughputRing(startedAt);
+  const unattributedDrops = () => {
+    const d: Record<string, number> = { ...(tunnel.tunnelDrops() as Record<string, number>) };
+    for (const [reason, n] of gatewayCore.drops) d[reason] = (d[reason] ?? 0) + n;
+    return d;
+  };
   const app = createAdminApp({
     envToken: opts.adminToken,
     log: opts.logger.target("admin"),
@@ -344,7 +357,13 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     logs: opts.logs,
     gateway: {
       connections: () => connectionViews(tunnel, clock(), states),
-      problems: () => problems.problems().map(problemView),
+      // Newest first, as the Overview lists them.
+      problems: () => problems.problems().sort((a, b) => b.since - a.since).map(problemView),
+      facts: () => ({
+        public_key: gatewayPublicKey, udp_port: udp.port, version: SERVICE_VERSION, gid, started_at: new Date(startedAt).toISOString(), aead: aead.name,
+        udp_buffers: udp.buffers, queue_depths: loop.depths(), unattributed_drops: unattributedDrops(),
+        traffic_sample_seconds: opts.trafficSampleSeconds ?? 60, throughput: rates.points(),
+      }),
       metrics: () => metrics!.prometheusText(),
       peersChanged: () => void applyPeers(),
       setSocketBuffers: (wanted) => {
@@ -446,6 +465,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const trafficTimer = every("traffic sampling", (opts.trafficSampleSeconds ?? 60) * 1000, () => {
     store.traffic.sample(Date.now(), connectionViews(tunnel, clock(), states).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
   });
+  const rateTimer = every("throughput sampling", RATE_SAMPLE_MS, () => {
+    rates.sample(Date.now(), [...tunnel.connections()].map((c) => ({ cid: c.cid, rxBytes: c.peer.stats.rxBytes, txBytes: c.peer.stats.txBytes, handshakesCompleted: c.peer.stats.handshakesCompleted, handshakesFailed: c.peer.stats.handshakesFailed })));
+  });
   // The app limits bodies per route (admin/middleware/limits.ts); this is Bun's outer bound.
   const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, maxRequestBodySize: 1024 * 1024, fetch: (req, srv) => app.fetch(req, srv) });
   const adminUrl = `http://${opts.admin.hostname.includes(":") ? `[${opts.admin.hostname}]` : opts.admin.hostname}:${server.port}`;
@@ -479,6 +501,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       clearInterval(expiryTimer);
       clearInterval(trafficTimer);
       clearInterval(problemTimer);
+      clearInterval(rateTimer);
       clearInterval(retentionTimer);
       const told = tunnel.goodbye(clock());
       loop.stop(); // flushes the goodbyes, then accepts nothing more

@@ -18,7 +18,7 @@ export interface ConnectionView {
   rx_packets: number;
   tx_packets: number;
   /** `completed` counts responses sent too; `confirmed` only handshakes whose keys were proven in use. */
-  handshakes: { initiated: number; completed: number; failed: number; confirmed: number };
+  handshakes: { initiated: number; completed: number; failed: number; confirmed?: number };
   allowed_ips: string[];
   drops: Record<string, number>;
   /** See connection-state.ts: what the gateway has proven about this connection. */
