@@ -106,7 +106,7 @@ export function connectionLive(d: ConnectionDetail): Html {
 <div class="columns"><section><table class="facts"><tbody><tr><th>peer</th><td>${d.peerHref ? html`<a href="${d.peerHref}">${d.name}</a>` : html`<span class="muted">config file peer</span>`}</td></tr>
 <tr><th>public key</th><td class="mono">${c.public_key}</td></tr><tr><th>endpoint</th><td class="mono">${c.endpoint ?? "—"}</td></tr>
 <tr><th>sessions</th><td class="mono">${c.sessions.map((s) => `(${s})`).join(" ") || "—"}</td></tr>
-<tr><th>state</th><td><span class="pill ${c.state}" data-testid="state">${c.state.replace("_", " ")}</span> <span class="muted">entered ${ago(c.state_since, now)} · ${utcTime(c.state_since)}</span></td></tr><tr><th>last handshake</th><td>${c.last_handshake ? html`${ago(c.last_handshake, now)} · ${utcTime(c.last_handshake)}` : "never"}</td></tr>
+<tr><th>state</th><td><span class="pill ${c.state}" data-testid="state">${c.state.replace("_", " ")}</span> <span class="muted" title="${c.state_since}">entered ${ago(c.state_since, now)}</span></td></tr><tr><th>last handshake</th><td>${c.last_handshake ? html`${ago(c.last_handshake, now)} · ${utcTime(c.last_handshake)}` : "never"}</td></tr>
 <tr><th>handshakes</th><td>${c.handshakes.completed} completed (${c.handshakes.confirmed ?? 0} confirmed), ${c.handshakes.initiated} initiated, ${c.handshakes.failed} given up</td></tr>
 <tr><th>traffic</th><td>${fmtBytes(c.rx_bytes)} received (${c.rx_packets} packets), ${fmtBytes(c.tx_bytes)} sent (${c.tx_packets} packets)</td></tr>
 <tr><th>allowed IPs</th><td class="mono">${c.allowed_ips.join(", ")}</td></tr></tbody></table></section>
