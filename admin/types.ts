@@ -37,6 +37,11 @@ export interface AdminGateway {
   capture?: CaptureControl;
   /** What the gateway is and how it runs now (the Overview's facts, live queues and rates). */
   facts?(): GatewayFacts;
+  /**
+   * The last known state of a connection, also after it left the data plane (expired, disabled:
+   * telemetry/connection-state.ts), with when it entered it (ISO).
+   */
+  connectionState?(cid: number): { state: string; since: string } | undefined;
   /** Named problems the gateway has seen (telemetry/problems.ts), newest first. */
   problems?(): ProblemView[];
 }

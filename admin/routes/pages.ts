@@ -92,6 +92,10 @@ export function pageRoutes(opts: AdminOptions) {
       now: t,
     };
   };
+  const gone = (c: Context<AdminEnv>) => {
+    const cid = intParam(c.req.param(), "cid", CID)!;
+    return conns.connectionGone(cid, gateway.connectionState?.(cid));
+  };
   return new Hono<AdminEnv>()
     .get("/", (c) => page(c, "Overview", ov.overview(overviewData())))
     .get("/overview/live", (c) => c.html(ov.overviewLive(overviewData())))
@@ -107,11 +111,16 @@ export function pageRoutes(opts: AdminOptions) {
       const d = detail(c);
       // htmx swaps only 2xx answers: a 404 would leave the page frozen on its last numbers.
       // Said in place instead, and the replacement does not poll again.
-      return d ? c.html(conns.connectionLive(d)) : c.html(conns.connectionGone(Number(c.req.param("cid"))));
+      return d ? c.html(conns.connectionLive(d)) : c.html(gone(c));
     })
     .get("/connections/:cid", (c) => {
       const d = detail(c);
-      if (!d) return c.text(`no connection ${c.req.param("cid")}`, 404);
+      if (!d) {
+        // An expired or disabled peer's connection still says so, and since when.
+        const cid = intParam(c.req.param(), "cid", CID)!;
+        if (gateway.connectionState?.(cid)) return page(c, `Connection ${cid}`, html`<h1>Connection ${cid}</h1>${gone(c)}`, 404);
+        return c.text(`no connection ${c.req.param("cid")}`, 404);
+      }
       return page(c, `Connection ${d.c.cid}`, html`${conns.connectionDetail(d)}${capturePanelFor(opts, c, d.c.cid)}`);
     })
     .get("/logs", (c) => {

@@ -118,7 +118,8 @@ export function connectionLive(d: ConnectionDetail): Html {
 }
 
 /** The live part once the connection has left the data plane (no polling: nothing more to show). */
-export function connectionGone(cid: number): Html {
-  return html`<div id="connection-live"><p class="empty" role="alert" data-testid="connection-gone">Connection ${cid} is no longer in the data plane: its peer was removed, disabled or replaced.
+export function connectionGone(cid: number, last?: { state: string; since: string }): Html {
+  const why = last?.state === "expired" ? html`its peer <b>expired</b> ${utcTime(last.since)}` : last?.state === "disabled" ? html`its peer was <b>disabled</b> ${utcTime(last.since)}` : "its peer was removed, disabled or replaced";
+  return html`<div id="connection-live"><p class="empty" role="alert" data-testid="connection-gone" data-state="${last?.state ?? "gone"}">Connection ${cid} is no longer in the data plane: ${why}.
 <a href="/connections">All connections</a> · <a href="/audit?cid=${cid}">its audit trail</a> · <a href="/logs?cid=${cid}">its logs</a></p></div>`;
 }

@@ -357,6 +357,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     logs: opts.logs,
     gateway: {
       connections: () => connectionViews(tunnel, clock(), states),
+      connectionState: (cid) => {
+        const e = states.get(cid);
+        return e ? { state: e.state, since: new Date(e.since).toISOString() } : undefined;
+      },
       // Newest first, as the Overview lists them.
       problems: () => problems.problems().sort((a, b) => b.since - a.since).map(problemView),
       facts: () => ({
