@@ -40,6 +40,8 @@ export interface AuditFilter {
   subject?: string;
   /** Any of these subjects: a peer's whole trail is its keys (peer.*, connection.*, capture.* rows). */
   subjects?: string[];
+  /** The `?peer=` that gave `subjects` (kept for the page's links; the query uses `subjects`). */
+  peer?: string;
   cid?: number;
   since?: number;
   until?: number;
