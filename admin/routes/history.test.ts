@@ -24,6 +24,9 @@ describe("peer history", () => {
     expect(page).toContain(`/audit?peer=${p.id}`);
     expect(page).toContain('data-action="connection.established"');
     expect(page).toContain('data-action="peer.created"');
+    // The audit page links a subject (a key, with / and +) to the same history.
+    const byKey = await ctx.app.request(`/history/${encodeURIComponent(live.public_key)}`, { headers: auth });
+    expect(await byKey.text()).toContain(`data-testid="peer-id">${p.id}`);
   });
 
   test("an old cid of a peer not connected now says so; an unknown cid says it is unknown", async () => {

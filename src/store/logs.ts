@@ -45,10 +45,12 @@ export class LogArchive {
     if (rows.length === 0) return 0;
     return this.db.transaction((tx) => {
       for (let i = 0; i < rows.length; i += INSERT_CHUNK) tx.insert(logLines).values(rows.slice(i, i + INSERT_CHUNK) as ArchivedLine[]).run();
-      // The newest `rowCap` ids stay (ids only grow: rows are only ever appended).
-      const edge = tx.select({ id: logLines.id }).from(logLines).orderBy(desc(logLines.id)).limit(1).offset(this.rowCap - 1).get();
-      if (!edge) return 0;
-      return tx.delete(logLines).where(lt(logLines.id, edge.id)).returning({ id: logLines.id }).all().length;
+      // Rows are only appended (a rowid one past the largest) and only the oldest deleted, so the
+      // ids are dense: keeping ids above max − cap keeps the newest `rowCap` rows, found through
+      // the primary key alone (an OFFSET would walk the whole cap on every flush).
+      const max = tx.select({ id: sql<number | null>`max(${logLines.id})` }).from(logLines).get()?.id ?? 0;
+      if (max <= this.rowCap) return 0;
+      return tx.delete(logLines).where(lte(logLines.id, max - this.rowCap)).returning({ id: logLines.id }).all().length;
     });
   }
 

@@ -35,7 +35,7 @@ export class PersistedLogs {
   readonly queueCap: number;
   readonly #flushMs: number;
   readonly #defer: (f: () => void) => void;
-  #queue: ArchivedLine[] = [];
+  #queue: { line: LogLine; seq: number }[] = [];
   #archive: LogArchiveLike | undefined;
   #keyOf: (cid: number) => string | undefined = () => undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -65,19 +65,8 @@ export class PersistedLogs {
       this.dropped++;
       return;
     }
-    const cid = typeof line.cid === "number" ? line.cid : null;
-    this.#queue.push({
-      ts: Date.parse(line.ts),
-      level: RANK[line.level]!,
-      target: line.target,
-      cid,
-      gid: typeof line.gid === "string" ? line.gid : null,
-      rid: typeof line.rid === "string" ? line.rid : null,
-      publicKey: null, // resolved at flush time, off the caller's path
-      run: this.run,
-      seq,
-      line: JSON.stringify(line),
-    });
+    // Only a push here: the row (JSON text, parsed time, the cid's peer) is made at flush time.
+    this.#queue.push({ line, seq });
     if (this.#archive && this.#queue.length >= this.batch && !this.#due) {
       this.#due = true;
       this.#defer(() => this.flush());
@@ -105,10 +94,24 @@ export class PersistedLogs {
   flush(): number {
     this.#due = false;
     if (!this.#archive || this.#queue.length === 0) return 0;
-    const rows = this.#queue;
+    const queued = this.#queue;
     this.#queue = [];
-    for (const r of rows) if (r.cid !== null) r.publicKey = this.#keyOf(r.cid) ?? null;
     try {
+      const rows = queued.map(({ line, seq }): ArchivedLine => {
+        const cid = typeof line.cid === "number" ? line.cid : null;
+        return {
+          ts: Date.parse(line.ts),
+          level: RANK[line.level]!,
+          target: line.target,
+          cid,
+          gid: typeof line.gid === "string" ? line.gid : null,
+          rid: typeof line.rid === "string" ? line.rid : null,
+          publicKey: cid === null ? null : (this.#keyOf(cid) ?? null),
+          run: this.run,
+          seq,
+          line: JSON.stringify(line),
+        };
+      });
       this.#archive.insert(rows);
       return rows.length;
     } catch (err) {
