@@ -50,6 +50,8 @@ describe.skipIf(skip !== undefined)("peer history across a gateway restart", () 
     await topo.startGateway();
     await waitFor("the client to connect again", () => ping(client, topo.gwTunnelIp), 15_000, 200);
     const newCid = topo.connections()[0]!.cid;
+    // Named by its stable id wherever connections are listed.
+    expect(JSON.parse(topo.api("/api/connections").body).connections[0]).toMatchObject({ cid: newCid, peer_id: id, peer_name: null });
     expect(newCid).not.toBe(oldCid);
 
     // The old cid's page: the peer's history, with its connection now.

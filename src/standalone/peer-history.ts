@@ -40,6 +40,28 @@ export class ConnectionHistory {
     this.store.history.observe(this.gid, live, now, touch);
   }
 
+  /**
+   * Connection views with their peer's stable id and name beside the key (`peer_id`,
+   * `peer_name`), so the API and pages name the peer the same way everywhere.
+   */
+  withPeers<T extends { public_key: string }>(views: T[]): (T & { peer_id: string; peer_name: string | null })[] {
+    const stored = new Map(this.store.peers.list().map((p) => [p.publicKey, p]));
+    return views.map((v) => {
+      const p = stored.get(v.public_key);
+      return { ...v, peer_id: p?.id ?? this.#fileId(v.public_key), peer_name: p?.name ?? null };
+    });
+  }
+
+  readonly #fileIds = new Map<string, string>();
+  #fileId(key: string): string {
+    let id = this.#fileIds.get(key);
+    if (id === undefined) {
+      if (this.#fileIds.size > 100_000) this.#fileIds.clear(); // bounded: keys come from config and store only
+      this.#fileIds.set(key, (id = filePeerId(key)));
+    }
+    return id;
+  }
+
   keyOf(cid: number): string | undefined {
     return this.tunnel.connection(cid)?.publicKey ?? this.#cidKeys.get(cid);
   }

@@ -305,7 +305,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     logs: opts.logs,
     gateway: {
       gid,
-      connections: () => connectionViews(tunnel, clock()),
+      connections: () => history.withPeers(connectionViews(tunnel, clock())),
       metrics: () => metrics!.prometheusText(),
       peersChanged: () => void applyPeers(),
       setSocketBuffers: (wanted) => {

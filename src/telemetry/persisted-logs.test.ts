@@ -16,7 +16,7 @@ function setup(store: Store, opts: { batch?: number; queueCap?: number; ring?: n
   const ring = new LogRing(opts.ring ?? 100);
   ring.persistTo(persisted);
   persisted.attach(store.logs, (cid) => (cid === 7 ? "KEY7" : undefined), false);
-  const log = new Logger(parseLogFilter("debug"), ring.sink).target("tunnel");
+  const log = new Logger(parseLogFilter("trace"), ring.sink).target("tunnel");
   return { persisted, ring, log, deferred };
 }
 
@@ -25,6 +25,7 @@ test("only warnings, errors and connection lines are persisted, and only when a 
   const { log, deferred, persisted } = setup(store);
   log.info("gateway-wide chatter");
   log.debug("more chatter");
+  log.trace("decrypted", { cid: 7 }); // per-packet lines stay in the ring
   log.warn("a warning");
   log.info("handshake completed", { cid: 7 });
   log.error("an error", { cid: 8 });

@@ -2,7 +2,7 @@
 // cid) are queued and written to the store in batches, so timelines, the Errors page and Logs by
 // cid survive a restart. Never a write per line: the logger's caller (often the packet path) only
 // pushes onto a bounded queue; a flush runs every second, or soon after `batch` lines queued, from
-// a timer of its own. Lines logged before the store opens wait in the queue.
+// a timer of its own. Trace lines are not kept (see keeps()). Lines logged before the store opens wait in the queue.
 import type { ArchivedLine, ArchiveQuery } from "../store/logs.ts";
 import { LEVELS, type LogLine } from "./log.ts";
 import type { LogQuery } from "./log-ring.ts";
@@ -14,7 +14,7 @@ export interface LogArchiveLike {
 }
 
 export interface PersistedLogsOptions {
-  /** Lines queued before a flush is due at once (default 256). */
+  /** Lines queued before a flush is due at once (default 1000: one transaction, one fsync, each). */
   batch?: number;
   /** Lines held while the store is slow or not open yet; past it new lines are counted, not kept. */
   queueCap?: number;
@@ -28,6 +28,7 @@ export interface PersistedLogsOptions {
 
 const RANK = Object.fromEntries(LEVELS.map((l, i) => [l, i])) as Record<string, number>;
 const WARN = RANK.warn!;
+const TRACE = RANK.trace!;
 
 export class PersistedLogs {
   readonly run: string;
@@ -47,15 +48,20 @@ export class PersistedLogs {
 
   constructor(opts: PersistedLogsOptions = {}) {
     this.run = opts.run ?? crypto.randomUUID();
-    this.batch = opts.batch ?? 256;
+    this.batch = opts.batch ?? 1000;
     this.queueCap = opts.queueCap ?? 10_000;
     this.#flushMs = opts.flushMs ?? 1000;
     this.#defer = opts.defer ?? ((f) => void setTimeout(f, 0));
   }
 
-  /** Which lines are kept: warn and error, and any line about one connection. */
+  /**
+   * Which lines are kept: warn and error, and any line about one connection (a cid) from debug up.
+   * Trace lines stay in the ring only: they are per packet when on (a debugging session, minutes
+   * long), and a database write per packet batch would cost the data path what gating saved it.
+   */
   static keeps(line: LogLine): boolean {
-    return RANK[line.level]! >= WARN || typeof line.cid === "number";
+    const rank = RANK[line.level]!;
+    return rank >= WARN || (typeof line.cid === "number" && rank > TRACE);
   }
 
   /** Called by the ring for every line, with its sequence number in this run. Cheap: a push. */
