@@ -63,6 +63,10 @@ export class ConnectionHistory {
   }
 
   keyOf(cid: number): string | undefined {
-    return this.tunnel.connection(cid)?.publicKey ?? this.#cidKeys.get(cid);
+    try {
+      return this.tunnel.connection(cid)?.publicKey ?? this.#cidKeys.get(cid);
+    } catch {
+      return this.#cidKeys.get(cid); // the tunnel torn down (a flush during shutdown)
+    }
   }
 }

@@ -463,7 +463,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       // deadline, and says when it ran out rather than keeping the process past it.
       const unfinished: string[] = [];
       const bounded = (what: string, ms: number, f: () => Promise<unknown>) =>
-        step(what, () => Promise.race([f(), Bun.sleep(ms).then(() => void unfinished.push(what))]));
+        step(what, async () => {
+          let done = false;
+          await Promise.race([f().finally(() => (done = true)), Bun.sleep(ms)]);
+          if (!done) unfinished.push(what);
+        });
       await bounded("flushing metrics and traces", EXPORT_FLUSH_MS, async () => {
         await metrics?.shutdown();
         await telemetry.shutdown();
