@@ -62,6 +62,16 @@ test("a store peer keeps its id across a key change, and its history covers both
   s.close();
 });
 
+test("a deleted store peer's history still resolves by its id, with its name", () => {
+  const s = Store.open(dir());
+  const k = key();
+  const p = s.peers.create(parsePeerInput({ name: "old laptop", publicKey: k, allowedIps: "10.99.0.9/32" }) as PeerInput, "admin:a");
+  s.peers.delete(p.id, "admin:a");
+  expect(s.history.resolve(p.id)).toEqual({ peerId: p.id, name: "old laptop", source: "store", keys: [k] });
+  expect(s.audit.query({ subjects: [k] }).rows.map((r) => r.action)).toEqual(["peer.deleted", "peer.created"]);
+  s.close();
+});
+
 test("one filter shows a peer's peer.* and connection.* audit rows", () => {
   const s = Store.open(dir());
   const k = key();
