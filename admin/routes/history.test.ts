@@ -24,6 +24,9 @@ describe("peer history", () => {
     expect(page).toContain(`/audit?peer=${p.id}`);
     expect(page).toContain('data-action="connection.established"');
     expect(page).toContain('data-action="peer.created"');
+    // The peer's own page links its history.
+    const cookieless = await (await ctx.app.request(`/peers/${p.id}`, { headers: auth })).text();
+    expect(cookieless).toContain(`href="/history/${p.id}" data-testid="history-link"`);
     // The audit page links a subject (a key, with / and +) to the same history.
     const byKey = await ctx.app.request(`/history/${encodeURIComponent(live.public_key)}`, { headers: auth });
     expect(await byKey.text()).toContain(`data-testid="peer-id">${p.id}`);
