@@ -1,5 +1,6 @@
-// Stopping the gateway always finishes its records: "gateway down" is logged and every open
-// connection gets its connection.closed audit row — with Sentry on, on SIGINT, every time.
+// Stopping the gateway always finishes its records: "gateway down" is logged, every open
+// connection gets its connection.closed audit row and its last traffic sample — with Sentry on,
+// on SIGINT, every time.
 // (One stop in five used to end at the CLI's 2-s deadline first: see standalone/run.ts shutdown.)
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
@@ -42,7 +43,7 @@ describe.skipIf(skip !== undefined)("stopping a gateway with 3 wireguard-go clie
     await topo?.destroy();
   });
 
-  test(`each of ${STOPS} SIGINT stops logs "gateway down" and writes a connection.closed row per connection`, async () => {
+  test(`each of ${STOPS} SIGINT stops logs "gateway down" and writes a connection.closed row and a last traffic sample per connection`, async () => {
     const gwKey = encodeKey(publicKeyOf(topo.gwKey));
     const db = join(topo.dir, "data", "glassgate.db");
     for (let i = 0; i < STOPS; i++) {
@@ -63,8 +64,10 @@ describe.skipIf(skip !== undefined)("stopping a gateway with 3 wireguard-go clie
       expect({ stop: i + 1, gatewayDown: run.includes('"msg":"gateway down"') }).toEqual({ stop: i + 1, gatewayDown: true });
       const d = new Database(db, { readonly: true });
       const closed = (d.query("SELECT count(*) AS n FROM audit_events WHERE action = 'connection.closed' AND reason = 'gateway shutdown'").get() as { n: number }).n;
+      // The traffic since the last sample is kept too (each run is shorter than the 60-s sampling).
+      const sampled = (d.query("SELECT count(DISTINCT public_key) AS n FROM traffic_samples").get() as { n: number }).n;
       d.close();
-      expect({ stop: i + 1, closed }).toEqual({ stop: i + 1, closed: 3 * (i + 1) });
+      expect({ stop: i + 1, closed, sampled }).toEqual({ stop: i + 1, closed: 3 * (i + 1), sampled: 3 });
     }
   }, 300_000);
 });

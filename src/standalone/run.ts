@@ -450,6 +450,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       // used to take the connection.closed rows and "gateway down" with it.
       await step("auditing open connections", () => audit.shutdown());
       await step("recording connection ids", () => history.observe(Date.now(), true));
+      // The traffic since the last periodic sample (up to a minute of it) would be lost otherwise.
+      await step("sampling traffic", () => store.traffic.sample(Date.now(), connectionViews(tunnel, clock()).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes }))));
       await step("ending packet captures", () => captures.shutdown());
       await Bun.sleep(50); // let the goodbye sends complete before the sockets close
       tunnel.zeroize();
