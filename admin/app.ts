@@ -15,6 +15,7 @@ import { requestFacts, sameOriginGuard } from "./middleware/origin.ts";
 import { requestSpans } from "./middleware/tracing.ts";
 import { apiRoutes } from "./routes/api.ts";
 import { loginRoutes, logoutRoutes } from "./routes/login.ts";
+import { historyRoutes } from "./routes/history.ts";
 import { pageRoutes } from "./routes/pages.ts";
 import { problemRoutes } from "./routes/problems.ts";
 import { peerRoutes } from "./routes/peers.ts";
@@ -55,6 +56,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.route("/", problemRoutes(opts));
   app.route("/", settingsRoutes(opts));
   app.route("/", toolRoutes(opts));
+  app.route("/", historyRoutes(opts));
 
   app.notFound((c) => c.json({ error: "not_found", path: c.req.path.slice(0, ECHO_MAX) }, 404));
   // Bad input is the caller's 4xx naming the field; anything else is our bug: logged in full,

@@ -11,6 +11,8 @@ import type { RatePoint } from "../src/telemetry/throughput.ts";
 
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
+  /** The gateway's stable id (store/gateway-id.ts): cid history is per gid. */
+  gid?: string;
   connections(): ConnectionView[];
   /** Prometheus text exposition. */
   metrics(): string | Promise<string>;
@@ -91,6 +93,8 @@ export interface ProblemView {
 export interface FilePeerView {
   /** Line of its [Peer] header: how the file (and messages) locate it. */
   line: number;
+  /** Stable id: `file-` + a hash of the key (store/identity.ts). */
+  id: string;
   public_key: string;
   allowed_ips: string[];
   endpoint: string | null;

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.ts";
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
+import { PersistedLogs } from "./telemetry/persisted-logs.ts";
 import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
 import { DB_FILE, Store, storePeerOwner, UserExistsError } from "./store/index.ts";
 import { EnvError, envFlag } from "./config/env.ts";
@@ -247,6 +248,8 @@ async function up(args: string[]): Promise<number> {
   const publicAdminUrl = parsePublicAdminUrl(env.GLASSGATE_PUBLIC_ADMIN_URL);
   let logger: Logger;
   const logs = new LogRing(10_000);
+  // Warnings, errors and connection lines also go to the store (once it is open: run.ts), batched.
+  logs.persistTo(new PersistedLogs());
   const sentry = env.SENTRY_DSN ? new SentryReporter({ dsn: env.SENTRY_DSN, environment: env.SENTRY_ENVIRONMENT, publicAdminUrl }) : undefined;
   try {
     logger = new Logger(parseLogFilter(env.GLASSGATE_LOG), reportingSink(sentry, fanOut(stderrSink, logs.sink)));
@@ -259,7 +262,7 @@ async function up(args: string[]): Promise<number> {
 
   // Loaded for `up` only: the OpenTelemetry SDK alone takes ~0.3 s to import, which keygen,
   // pubkey, peers and check-config have no use for.
-  const { runStandalone } = await import("./standalone/run.ts");
+  const { runStandalone, SHUTDOWN_DEADLINE_MS } = await import("./standalone/run.ts");
   const { tracesUrlFromEnv } = await import("./telemetry/otel.ts");
   const gw = await runStandalone({
     config,
@@ -289,8 +292,12 @@ async function up(args: string[]): Promise<number> {
 
   return await new Promise<number>((resolve) => {
     const stop = (signal: string) => {
-      // The goodbye, flush and key erasure get 2 s; then we leave regardless.
-      const deadline = setTimeout(() => resolve(0), 2000);
+      // The goodbye, flush and key erasure get SHUTDOWN_DEADLINE_MS; then we leave regardless,
+      // saying so (the shutdown bounds its own waits, so this is the last resort).
+      const deadline = setTimeout(() => {
+        logger.log("error", "gateway", "shutdown did not finish in time: exiting", { deadline_ms: SHUTDOWN_DEADLINE_MS });
+        resolve(0);
+      }, SHUTDOWN_DEADLINE_MS);
       gw.shutdown(signal).then(
         () => {
           clearTimeout(deadline);
@@ -308,7 +315,7 @@ async function up(args: string[]): Promise<number> {
     process.on("uncaughtException", (err) => gw.fail(err));
     process.on("unhandledRejection", (err) => gw.fail(err));
     void gw.failed.then(() => {
-      const deadline = setTimeout(() => resolve(1), 2000);
+      const deadline = setTimeout(() => resolve(1), SHUTDOWN_DEADLINE_MS);
       gw.shutdown("fatal error").finally(() => {
         clearTimeout(deadline);
         resolve(1);

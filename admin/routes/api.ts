@@ -9,6 +9,7 @@ import type { AdminOptions } from "../types.ts";
 import { auditFilter, logQuery, principal, requireStore } from "./common.ts";
 import { PeerNotFound, peerCreator, peerUpdater } from "./peers.ts";
 import { otherPeers, reservedIds } from "./resources.ts";
+import { peerSubjects } from "./history.ts";
 
 /** What a JSON body may contain (values are validated by the store's parsers). */
 const PEER_FIELDS = knownFields(Object.keys(PeerInput.shape));
@@ -34,17 +35,17 @@ export function apiRoutes(opts: AdminOptions) {
     .get("/api/logs", (c) => c.json({ logs: logs?.query(logQuery(c.req.query())) ?? [] }))
     .get("/api/audit", (c) => {
       const q = c.req.query();
-      const filter = auditFilter(q);
+      const filter = auditFilter(q, (p) => peerSubjects(opts, p));
       const limit = intParam(q, "limit", { min: 1, max: 1000 }) ?? 50;
       const offset = intParam(q, "offset", { min: 0, max: 1_000_000_000 }) ?? 0;
       return c.json(store?.audit.query(filter, { limit, offset }) ?? { rows: [], total: 0 });
     })
-    // Every peer, config file ones included (read-only: `source: "file"`, no id, their [Peer] line).
+    // Every peer, config file ones included (read-only: `source: "file"`, a stable `file-…` id, their [Peer] line).
     .get("/api/peers", (c) => c.json({
       peers: [
         ...(store?.peers.list() ?? []).map(peerJson),
         ...(gateway.filePeers?.() ?? []).map((f) => ({
-          id: null, name: null, line: f.line, publicKey: f.public_key, allowedIps: f.allowed_ips.join(", "), endpoint: f.endpoint,
+          id: f.id, name: null, line: f.line, publicKey: f.public_key, allowedIps: f.allowed_ips.join(", "), endpoint: f.endpoint,
           persistentKeepalive: f.persistent_keepalive, presharedKey: f.preshared_key ? "(set)" : null, enabled: true, expiresAt: null, source: "file" as const,
         })),
       ],

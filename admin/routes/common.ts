@@ -49,8 +49,14 @@ export function logQuery(q: Record<string, string | undefined>): LogQuery {
   return out;
 }
 
-export function auditFilter(q: Record<string, string | undefined>): AuditFilter {
+/** `peerKeys` resolves `?peer=` (a stable id or key) to the subjects of that peer's rows (routes/history.ts). */
+export function auditFilter(q: Record<string, string | undefined>, peerKeys?: (peer: string) => string[]): AuditFilter {
   const f: AuditFilter = {};
+  const peer = textParam(q, "peer");
+  if (peer && peerKeys) {
+    f.peer = peer;
+    f.subjects = peerKeys(peer);
+  }
   const action = textParam(q, "action");
   if (action) f.action = action;
   const actor = textParam(q, "actor");

@@ -128,8 +128,9 @@ describe("pages", () => {
     const text = (await get("/audit")).text;
     expect(text).toContain('<table class="audit">');
     expect(text).toMatch(/<details><summary>enabled: true → false<\/summary>/);
-    expect(text).toContain(`<a href="/peers/${p.id}">${p.id}</a>`);
-    expect(text).toContain(`href="/peers?q=${encodeURIComponent(p.publicKey)}"`);
+    // peer.* and connection.* rows share the peer's public key: both lead to its history and trail.
+    expect(text.split(`href="/history/${encodeURIComponent(p.publicKey)}"`).length - 1).toBe(3);
+    expect(text).toContain(`href="/audit?peer=${encodeURIComponent(p.publicKey)}"`);
     expect(text).toContain('<a class="cid" href="/connections/3428714">3428714</a>');
     expect(text).not.toMatch(/<td[^>]*>[^<]*\{"/); // no raw JSON outside <details>
   });

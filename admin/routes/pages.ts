@@ -13,6 +13,7 @@ import * as ov from "../views/overview.ts";
 import { problemBanners } from "../views/problems.ts";
 import { auditFilter, CID, logQuery, page } from "./common.ts";
 import { capturePanelFor } from "./tools.ts";
+import { historyLink, oldConnectionPage, peerSubjects } from "./history.ts";
 
 /** The store's sampling interval when the gateway does not say (GLASSGATE_TRAFFIC_SAMPLE_SECONDS default). */
 const DEFAULT_SAMPLE_SECONDS = 60;
@@ -115,13 +116,8 @@ export function pageRoutes(opts: AdminOptions) {
     })
     .get("/connections/:cid", (c) => {
       const d = detail(c);
-      if (!d) {
-        // An expired or disabled peer's connection still says so, and since when.
-        const cid = intParam(c.req.param(), "cid", CID)!;
-        if (gateway.connectionState?.(cid)) return page(c, `Connection ${cid}`, html`<h1>Connection ${cid}</h1>${gone(c)}`, 404);
-        return c.text(`no connection ${c.req.param("cid")}`, 404);
-      }
-      return page(c, `Connection ${d.c.cid}`, html`${conns.connectionDetail(d)}${capturePanelFor(opts, c, d.c.cid)}`);
+      if (!d) return oldConnectionPage(opts, c, intParam(c.req.param(), "cid", CID)!); // an earlier run's cid: its peer's history
+      return page(c, `Connection ${d.c.cid}`, html`${historyLink(opts, d.c.public_key)}${conns.connectionDetail(d)}${capturePanelFor(opts, c, d.c.cid)}`);
     })
     .get("/logs", (c) => {
       const q = c.req.query();
@@ -135,14 +131,14 @@ export function pageRoutes(opts: AdminOptions) {
     .get("/audit", (c) => {
       const q = c.req.query();
       const size = 50;
-      const filter = auditFilter(q);
+      const filter = auditFilter(q, (p) => peerSubjects(opts, p));
       const pageNo = intParam(q, "page", { min: 1, max: 1_000_000 }) ?? 1;
       const r = store?.audit.query(filter, { limit: size, offset: (pageNo - 1) * size }) ?? { rows: [], total: 0 };
-      const keep = Object.fromEntries(Object.entries(filter).map(([k, val]) => [k, String(val)]));
+      const keep = Object.fromEntries(Object.entries(filter).filter(([k]) => k !== "subjects").map(([k, val]) => [k, String(val)]));
       return page(c, "Audit", audit.auditPage(r.rows, r.total, pageNo, size, keep));
     })
     .get("/audit.csv", (c) => {
-      const rows = store?.audit.query(auditFilter(c.req.query()), { limit: 100_000, offset: 0 }).rows ?? [];
+      const rows = store?.audit.query(auditFilter(c.req.query(), (p) => peerSubjects(opts, p)), { limit: 100_000, offset: 0 }).rows ?? [];
       return c.body(auditCsv(rows), 200, { "content-type": "text/csv; charset=utf-8", "content-disposition": 'attachment; filename="glassgate-audit.csv"' });
     });
 }

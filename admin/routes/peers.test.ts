@@ -4,13 +4,14 @@ import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/config/index.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../../src/crypto/x25519.ts";
 import type { FilePeerView } from "../types.ts";
+import { filePeerId } from "../../src/store/index.ts";
 import { BASE, ENV_TOKEN, login, setup, type App } from "../testing.ts";
 
 const json = { authorization: `Bearer ${ENV_TOKEN}`, "content-type": "application/json" };
 const newKey = () => encodeKey(publicKeyOf(generatePrivateKey()));
 const send = (app: App, method: string, path: string, body: unknown) => app.request(path, { method, headers: json, body: JSON.stringify(body) });
 const fileKey = newKey();
-const filePeer: FilePeerView = { line: 7, public_key: fileKey, allowed_ips: ["10.99.0.2/32"], endpoint: "192.0.2.50:51820", persistent_keepalive: 25, preshared_key: true };
+const filePeer: FilePeerView = { line: 7, id: filePeerId(fileKey), public_key: fileKey, allowed_ips: ["10.99.0.2/32"], endpoint: "192.0.2.50:51820", persistent_keepalive: 25, preshared_key: true };
 const withFilePeer = () => setup({ filePeers: () => [filePeer] });
 
 describe("POST /api/peers", () => {
@@ -107,7 +108,7 @@ describe("config file peers", () => {
     await send(ctx.app, "POST", "/api/peers", { name: "alice", publicKey: newKey(), allowedIps: "10.99.0.5/32" });
     const peers = ((await (await ctx.app.request("/api/peers", { headers: json })).json()) as { peers: Record<string, unknown>[] }).peers;
     expect(peers.map((p) => p.source)).toEqual(["store", "file"]);
-    expect(peers[1]).toMatchObject({ id: null, line: 7, publicKey: fileKey, allowedIps: "10.99.0.2/32", endpoint: "192.0.2.50:51820", persistentKeepalive: 25, presharedKey: "(set)" });
+    expect(peers[1]).toMatchObject({ id: filePeerId(fileKey), line: 7, publicKey: fileKey, allowedIps: "10.99.0.2/32", endpoint: "192.0.2.50:51820", persistentKeepalive: 25, presharedKey: "(set)" });
     const html = await (await ctx.app.request("/peers", { headers: { cookie: auth.cookie } })).text();
     const row = /<tr data-file-peer="7">[\s\S]*?<\/tr>/.exec(html)![0];
     expect(row).toContain(fileKey);

@@ -2,6 +2,7 @@
 // file's peers read-only), add (keys generated when none is given), edit, delete, client config.
 // Creation and updates for pages and API go through the same functions below, so the defaults
 // and the refusals (a key or an address another peer has) are the same wherever a peer is made.
+import { html } from "hono/html";
 import { Hono, type Context } from "hono";
 import QRCode from "qrcode";
 import { filePeerLabel, type AddressOwner } from "../../src/config/index.ts";
@@ -13,6 +14,7 @@ import { capFields, enumParam, InputError, textParam } from "../input.ts";
 import type { AdminOptions, FilePeerView } from "../types.ts";
 import * as v from "../views/peers.ts";
 import { page, principal, requireStore, session } from "./common.ts";
+import { historyLink } from "./history.ts";
 
 /** The config file's peers as the overlap check sees them (their addresses come first). */
 export function fileOwners(opts: AdminOptions): AddressOwner[] {
@@ -165,7 +167,7 @@ export function peerRoutes(opts: AdminOptions) {
       if (!p) return c.text("no such peer", 404);
       const values: v.PeerFormValues = { name: p.name, publicKey: p.publicKey, allowedIps: p.allowedIps, endpoint: p.endpoint ?? "", persistentKeepalive: String(p.persistentKeepalive),
         expiresAt: p.expiresAt ? new Date(p.expiresAt).toISOString().slice(0, 10) : "", enabled: p.enabled };
-      return page(c, `Peer ${p.name}`, v.peerForm({ action: `/peers/${encodeURIComponent(p.id)}`, csrf: session(c)?.csrfToken ?? "", values, errors: {}, submit: "Save" }));
+      return page(c, `Peer ${p.name}`, html`${historyLink(opts, p.publicKey)}${v.peerForm({ action: `/peers/${encodeURIComponent(p.id)}`, csrf: session(c)?.csrfToken ?? "", values, errors: {}, submit: "Save" })}`);
     })
     .post("/peers/:id", async (c) => {
       const id = c.req.param("id");

@@ -33,15 +33,15 @@ test("the connection page shows its own problems as banners (escaped), not other
   expect(text).toContain("a &lt;cause&gt;");
 });
 
-test("an expired peer's connection page says it expired, and since when, instead of a bare 404", async () => {
+test("an open connection page whose peer expired says so, and since when (its live part stops there)", async () => {
   const { app, store } = setup({ connectionState: (cid) => (cid === 77 ? { state: "expired", since: "2026-11-29T09:30:00.000Z" } : undefined) });
   const auth = await login(app, store);
-  const r = await app.request("/connections/77", { headers: { cookie: auth.cookie, accept: "text/html" } });
-  expect(r.status).toBe(404);
-  const text = await r.text();
-  expect(text).toContain('data-state="expired"');
-  expect(text).toContain("2026-11-29 09:30");
   const live = await app.request("/connections/77/live", { headers: { cookie: auth.cookie, accept: "text/html" } });
-  expect(await live.text()).toContain("<b>expired</b>");
-  expect((await app.request("/connections/78", { headers: { cookie: auth.cookie, accept: "text/html" } })).status).toBe(404);
+  const text = await live.text();
+  expect(text).toContain('data-state="expired"');
+  expect(text).toContain("<b>expired</b>");
+  expect(text).toContain("2026-11-29 09:30");
+  // A cid the state machine never knew keeps the general wording.
+  const other = await app.request("/connections/78/live", { headers: { cookie: auth.cookie, accept: "text/html" } });
+  expect(await other.text()).toContain('data-state="gone"');
 });

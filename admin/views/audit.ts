@@ -49,12 +49,16 @@ function pretty(json: string | null): string {
   return typeof v === "string" ? v : JSON.stringify(v, null, 2);
 }
 
-/** Where a row's subject lives: a store peer by id, a connection's peer by public key, a resource. */
+/**
+ * Where a row's subject lives: a peer's rows (peer.*, connection.*, capture.*) share its public
+ * key as subject and lead to its history (every cid it had, across restarts) and its whole trail.
+ */
 function subjectCell(r: AuditRow): Html {
   if (!r.subject) return html``;
+  if (/^(peer|connection|capture)\./.test(r.action)) {
+    return html`<a class="key" href="/history/${encodeURIComponent(r.subject)}">${r.subject}</a> <a class="muted small" href="/audit?peer=${encodeURIComponent(r.subject)}" title="this peer's whole audit trail">trail</a>`;
+  }
   const trail = html` <a class="muted small" href="/audit?subject=${encodeURIComponent(r.subject)}" title="every event with this subject">trail</a>`;
-  if (r.action.startsWith("peer.") && r.action !== "peer.deleted") return html`<a href="/peers/${encodeURIComponent(r.subject)}">${r.subject}</a>${trail}`;
-  if (r.action.startsWith("connection.") || r.action.startsWith("capture.")) return html`<a class="key" href="/peers?q=${encodeURIComponent(r.subject)}">${r.subject}</a>${trail}`;
   if (r.action.startsWith("resource.") && r.action !== "resource.deleted") return html`<a href="/resources#${encodeURIComponent(r.subject)}">${r.subject}</a>${trail}`;
   return html`${r.subject}${trail}`;
 }

@@ -70,13 +70,13 @@ export function peersPage(opts: { peers: PeerListItem[]; total: number; filePeer
       : html`<table id="peer-rows"><thead><tr>${sortHeader(q, "name")}<th>public key</th><th>allowed IPs</th><th>endpoint</th><th>enabled</th><th>expires</th>${sortHeader(q, "created")}${sortHeader(q, "handshake")}<th></th></tr></thead><tbody>
 ${opts.peers.map((p) => html`<tr data-peer="${p.name}"><td>${p.name}</td><td class="mono">${p.publicKey}</td><td class="mono">${p.allowedIps}</td><td class="mono">${p.endpoint ?? "—"}</td><td>${p.enabled ? "yes" : "no"}</td>
 <td>${p.expiresAt ? new Date(p.expiresAt).toISOString().slice(0, 10) : "never"}</td><td>${new Date(p.createdAt).toISOString().slice(0, 10)}</td><td>${ago(p.lastHandshake, now)}</td>
-<td><a href="/peers/${encodeURIComponent(p.id)}">edit</a>${p.clientPrivateKey ? html` · <a href="/peers/${encodeURIComponent(p.id)}/config">config</a>` : ""}
+<td><a href="/peers/${encodeURIComponent(p.id)}">edit</a> · <a href="/history/${encodeURIComponent(p.id)}" title="${p.id}">history</a>${p.clientPrivateKey ? html` · <a href="/peers/${encodeURIComponent(p.id)}/config">config</a>` : ""}
 <form class="inline" method="post" action="/peers/${encodeURIComponent(p.id)}/delete"><input type="hidden" name="_csrf" value="${csrf}"><button>delete</button></form></td></tr>`)}
 </tbody></table>${searching ? html`<p class="muted">${opts.peers.length} of ${opts.total} peers match “${q.q}”. <a href="/peers">Show all</a></p>` : ""}`;
   const fileTable = opts.fileTotal === 0 ? "" : html`<h2>From the config file</h2>
 <p class="muted">Read-only here: change them in the config file and restart the gateway.</p>
 ${opts.filePeers.length === 0 ? html`<p class="empty">No config file peer matches “${q.q}”.</p>` : html`<table id="file-peer-rows"><thead><tr><th>line</th><th>public key</th><th>allowed IPs</th><th>endpoint</th><th>keepalive</th><th>preshared key</th><th>last handshake</th></tr></thead><tbody>
-${opts.filePeers.map((p) => html`<tr data-file-peer="${p.line}"><td>${p.line}</td><td class="mono">${p.public_key}</td><td class="mono">${p.allowed_ips.join(", ")}</td><td class="mono">${p.endpoint ?? "—"}</td>
+${opts.filePeers.map((p) => html`<tr data-file-peer="${p.line}"><td>${p.line} <a href="/history/${p.id}" class="mono" title="stable id">${p.id}</a></td><td class="mono">${p.public_key}</td><td class="mono">${p.allowed_ips.join(", ")}</td><td class="mono">${p.endpoint ?? "—"}</td>
 <td>${p.persistent_keepalive ? `${p.persistent_keepalive} s` : "off"}</td><td>${p.preshared_key ? "set" : "none"}</td><td>${ago(p.lastHandshake, now)}</td></tr>`)}</tbody></table>`}`;
   return html`<h1>Peers</h1>
 ${q.problems.map((m) => html`<p class="err" role="alert" data-testid="query-problem">${m}</p>`)}

@@ -28,7 +28,8 @@ import { Logger, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
 import type { SentryReporter } from "../telemetry/sentry.ts";
 import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
-import { gatewayId, Store } from "../store/index.ts";
+import { filePeerId, gatewayId, Store } from "../store/index.ts";
+import { ConnectionHistory } from "./peer-history.ts";
 import { PeerSync } from "./peer-sync.ts";
 import { testPolicy } from "./policy-test.ts";
 import { CaptureService } from "./capture-control.ts";
@@ -82,6 +83,15 @@ export interface RunningGateway {
 
 /** How often the Overview's gateway-wide rates are sampled (120 points: the last 10 minutes). */
 const RATE_SAMPLE_MS = 5000;
+
+/**
+ * Shutdown budget: the CLI leaves after SHUTDOWN_DEADLINE_MS whatever is still running (a stop
+ * must not hang on an unreachable collector). The exporters' bounded waits plus the local steps
+ * (the TUN reader takes up to 500 ms) stay well inside it.
+ */
+export const SHUTDOWN_DEADLINE_MS = 2000;
+const EXPORT_FLUSH_MS = 400;
+const SENTRY_FLUSH_MS = 700;
 
 /** Monotonic milliseconds anchored to the Unix epoch: what the sans-IO cores take as `now`. */
 export const clock = (): number => performance.timeOrigin + performance.now();
@@ -253,6 +263,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
 
   const audit = new ConnectionAudit(store, tunnel);
+  // Old cids resolve to their peer after a restart; kept log lines name their cid's peer.
+  const history = new ConnectionHistory(store, tunnel, gid);
+  history.start(cfg.peers, Date.now());
+  opts.logs.persisted?.attach(store.logs, (cid) => history.keyOf(cid));
   // Errors that can repeat per packet or per turn: a few lines per 10 s each, then a count.
   const ioLog = opts.logger.target("io");
   const ioThrottle = new Throttle({ windowMs: 10_000, burst: 3 });
@@ -327,6 +341,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     resourceSync.apply(clock());
     routeTunnel();
     audit.sweep();
+    history.observe(Date.now());
     captures.sweep();
     loop.wake();
     return r;
@@ -356,7 +371,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     store,
     logs: opts.logs,
     gateway: {
-      connections: () => connectionViews(tunnel, clock(), states),
+      gid,
+      connections: () => history.withPeers(connectionViews(tunnel, clock(), states)),
       connectionState: (cid) => {
         const e = states.get(cid);
         return e ? { state: e.state, since: new Date(e.since).toISOString() } : undefined;
@@ -407,6 +423,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       policyTest: (q) => testPolicy({ tunnel, core: gatewayCore, storePeers: () => store.peers.list() }, q, clock()),
       filePeers: () => cfg.peers.map((p) => ({
         line: p.line,
+        id: filePeerId(encodeKey(p.publicKey)),
         public_key: encodeKey(p.publicKey),
         allowed_ips: p.allowedIPs.map(formatCidr),
         endpoint: p.endpoint ? `${p.endpoint.host.includes(":") ? `[${p.endpoint.host}]` : p.endpoint.host}:${p.endpoint.port}` : null,
@@ -433,6 +450,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     const cutoff = Date.now() - retentionMs;
     const n = store.audit.prune(cutoff);
     store.traffic.prune(cutoff);
+    store.history.prune(cutoff);
+    store.logs.prune(cutoff);
     if (n > 0) log.info("audit retention applied", { deleted: n, retention_days: opts.retentionDays ?? 90 });
   };
   prune();
@@ -509,8 +528,6 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       clearInterval(retentionTimer);
       const told = tunnel.goodbye(clock());
       loop.stop(); // flushes the goodbyes, then accepts nothing more
-      await Bun.sleep(50); // let the sends complete before the sockets close
-      tunnel.zeroize();
       // Each step on its own: after a fatal error (say, a full disk) one failing step must not
       // leave the rest undone.
       const step = async (what: string, f: () => unknown) => {
@@ -520,21 +537,39 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
           log.error(`shutdown: ${what} failed`, { err });
         }
       };
+      // The records first, before any step that waits on something else: the CLI leaves after
+      // SHUTDOWN_DEADLINE_MS whatever is still running, and a slow step (a Sentry delivery in flight)
+      // used to take the connection.closed rows and "gateway down" with it.
+      await step("auditing open connections", () => audit.shutdown());
+      await step("recording connection ids", () => history.observe(Date.now(), true));
+      // The traffic since the last periodic sample (up to a minute of it) would be lost otherwise.
+      await step("sampling traffic", () => store.traffic.sample(Date.now(), connectionViews(tunnel, clock(), states).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes }))));
+      await step("ending packet captures", () => captures.shutdown());
+      await Bun.sleep(50); // let the goodbye sends complete before the sockets close
+      tunnel.zeroize();
       await step("closing DNS", () => dns?.close());
       await step("closing UDP", () => udp.close());
       await step("stopping the TUN reader", () => reader.stop());
       await step("closing the TUN", () => tun.close());
       await step("stopping the admin server", () => server.stop(true));
-      await step("auditing open connections", () => audit.shutdown());
-      await step("ending packet captures", () => captures.shutdown());
       handshakeSpans.close(clock());
-      await step("flushing metrics and traces", async () => {
+      // Exporters wait on other hosts (a collector, Sentry): each gets a bounded share of the
+      // deadline, and says when it ran out rather than keeping the process past it.
+      const unfinished: string[] = [];
+      const bounded = (what: string, ms: number, f: () => Promise<unknown>) =>
+        step(what, async () => {
+          let done = false;
+          await Promise.race([f().finally(() => (done = true)), Bun.sleep(ms)]);
+          if (!done) unfinished.push(what);
+        });
+      await bounded("flushing metrics and traces", EXPORT_FLUSH_MS, async () => {
         await metrics?.shutdown();
         await telemetry.shutdown();
       });
-      await step("flushing Sentry", () => opts.sentry?.close());
+      await bounded("flushing Sentry", SENTRY_FLUSH_MS, async () => opts.sentry?.close(SENTRY_FLUSH_MS));
+      await step("writing kept log lines", () => opts.logs.persisted?.close());
       await step("closing the store", () => store.close());
-      log.info("gateway down", { goodbyes_sent: told });
+      log.info("gateway down", { goodbyes_sent: told, unfinished: unfinished.length ? unfinished : undefined });
     })());
 
   // A fatal error closes like SIGTERM does — every connected peer is told goodbye — then exits 1.

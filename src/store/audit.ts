@@ -1,6 +1,6 @@
 // The audit trail: who changed what (with before/after), connections established and closed,
 // admin logins and failures. Append-only but for retention pruning.
-import { and, count, desc, eq, gte, lt, lte, type SQL } from "drizzle-orm";
+import { and, count, desc, eq, gte, inArray, lt, lte, type SQL } from "drizzle-orm";
 import type { Db } from "./database.ts";
 import { auditEvents } from "./schema.ts";
 
@@ -38,6 +38,10 @@ export interface AuditFilter {
   action?: string;
   actor?: string;
   subject?: string;
+  /** Any of these subjects: a peer's whole trail is its keys (peer.*, connection.*, capture.* rows). */
+  subjects?: string[];
+  /** The `?peer=` that gave `subjects` (kept for the page's links; the query uses `subjects`). */
+  peer?: string;
   cid?: number;
   since?: number;
   until?: number;
@@ -64,6 +68,7 @@ export class AuditLog {
     if (f.action) c.push(eq(auditEvents.action, f.action));
     if (f.actor) c.push(eq(auditEvents.actor, f.actor));
     if (f.subject) c.push(eq(auditEvents.subject, f.subject));
+    if (f.subjects) c.push(f.subjects.length ? inArray(auditEvents.subject, f.subjects) : eq(auditEvents.id, -1));
     if (f.cid !== undefined) c.push(eq(auditEvents.cid, f.cid));
     if (f.since !== undefined) c.push(gte(auditEvents.ts, f.since));
     if (f.until !== undefined) c.push(lte(auditEvents.ts, f.until));

@@ -5,6 +5,8 @@ import { AdminAuth } from "./auth.ts";
 import { openDatabase, type Db, type OpenOptions } from "./database.ts";
 import { PeerRepository } from "./peers.ts";
 import { TrafficHistory } from "./traffic.ts";
+import { PeerHistory } from "./identity.ts";
+import { LogArchive } from "./logs.ts";
 import { ProxyAssignments } from "./proxy-assignments.ts";
 import { ResourceRepository } from "./resources.ts";
 
@@ -14,6 +16,8 @@ export { DB_FILE, type Db, type OpenOptions } from "./database.ts";
 export { GATEWAY_ID_FILE, gatewayId } from "./gateway-id.ts";
 export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, rowAllowedIps, storePeerOwner, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
+export { filePeerId, isFilePeerId, PeerHistory, type CidRow, type PeerIdentity, type PeerSource } from "./identity.ts";
+export { DEFAULT_LOG_ROW_CAP, LogArchive, type ArchivedLine, type ArchiveQuery } from "./logs.ts";
 export { ProxyAssignments, type SavedAssignment } from "./proxy-assignments.ts";
 export { MAX_EXPIRES_AT, parseExpiresAt, ResourceError, ResourceRepository, type AuthorizationRow } from "./resources.ts";
 
@@ -24,6 +28,8 @@ export class Store {
   readonly traffic: TrafficHistory;
   readonly proxyAssignments: ProxyAssignments;
   readonly resources: ResourceRepository;
+  readonly history: PeerHistory;
+  readonly logs: LogArchive;
 
   private constructor(readonly sqlite: Database, readonly db: Db) {
     this.audit = new AuditLog(db);
@@ -32,6 +38,8 @@ export class Store {
     this.traffic = new TrafficHistory(db);
     this.proxyAssignments = new ProxyAssignments(db);
     this.resources = new ResourceRepository(db);
+    this.history = new PeerHistory(db);
+    this.logs = new LogArchive(db);
   }
 
   static open(dataDir: string, opts: OpenOptions = {}): Store {

@@ -6,6 +6,7 @@ import { decodeKey, isUsablePublicKey, publicKeyProblem } from "../crypto/x25519
 import { formatCidr, parseCidr, type Cidr } from "../ip/address.ts";
 import { clashMessage, clashWith, type AddressOwner } from "../config/overlap.ts";
 import { AuditLog } from "./audit.ts";
+import { rememberIdentities } from "./identity.ts";
 import { MAX_EXPIRES_AT } from "./resources.ts";
 import type { Db } from "./database.ts";
 import { peers } from "./schema.ts";
@@ -200,7 +201,8 @@ export class PeerRepository {
         enabled: input.enabled,
         expiresAt: input.expiresAt ?? null,
       }).returning().get();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.created", subject: row.id, after: snapshot(row) });
+      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.created", subject: row.publicKey, after: snapshot(row) });
+      rememberIdentities(tx as unknown as Db, [{ publicKey: row.publicKey, peerId: row.id, name: row.name, source: "store" }], Date.now());
       return row;
     });
   }
@@ -225,7 +227,8 @@ export class PeerRepository {
         ...("expiresAt" in patch && { expiresAt: patch.expiresAt ?? null }),
         updatedAt: Date.now(),
       }).where(eq(peers.id, id)).returning().get();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.updated", subject: id, before: snapshot(before), after: snapshot(row) });
+      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.updated", subject: row.publicKey, before: snapshot(before), after: snapshot(row) });
+      rememberIdentities(tx as unknown as Db, [{ publicKey: row.publicKey, peerId: row.id, name: row.name, source: "store" }], Date.now());
       return row;
     });
   }
@@ -235,7 +238,7 @@ export class PeerRepository {
     if (!before) return false;
     this.db.transaction((tx) => {
       tx.delete(peers).where(eq(peers.id, id)).run();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.deleted", subject: id, before: snapshot(before) });
+      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.deleted", subject: before.publicKey, before: snapshot(before) });
     });
     return true;
   }

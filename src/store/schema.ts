@@ -110,3 +110,63 @@ export const authorizations = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.publicKey, t.resourceId] })],
 );
+
+/**
+ * Who each peer is, by public key (WireGuard's identity): its stable id (a store peer's row id, or
+ * `file-…` derived from the key for a config-file peer: see store/identity.ts) and last known name.
+ * Kept after a store peer is deleted, so its history still has a name.
+ */
+export const peerIdentities = sqliteTable(
+  "peer_identities",
+  {
+    publicKey: text("public_key").primaryKey(),
+    peerId: text("peer_id").notNull(),
+    name: text("name"),
+    source: text("source", { enum: ["file", "store"] }).notNull(),
+    firstSeen: integer("first_seen").notNull(),
+    lastSeen: integer("last_seen").notNull(),
+  },
+  (t) => [index("peer_identities_peer_id").on(t.peerId)],
+);
+
+/**
+ * Every connection id a peer was given, per gateway run: cids are drawn anew at each start, so a
+ * cid from yesterday (an audit row, a log line, a Sentry link) is resolved to its peer here.
+ */
+export const connectionIds = sqliteTable(
+  "connection_ids",
+  {
+    gid: text("gid").notNull(),
+    cid: integer("cid").notNull(),
+    publicKey: text("public_key").notNull(),
+    firstSeen: integer("first_seen").notNull(),
+    lastSeen: integer("last_seen").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.gid, t.cid, t.publicKey] }), index("connection_ids_cid").on(t.cid), index("connection_ids_key").on(t.publicKey)],
+);
+
+/**
+ * Warnings, errors and connection-scoped log lines, persisted in batches (telemetry/log-store.ts)
+ * so timelines and the Errors page survive restarts. `run` + `seq` name a line within its process,
+ * so a query can merge the in-memory ring with these rows without showing a line twice.
+ */
+export const logLines = sqliteTable(
+  "log_lines",
+  {
+    id: integer("id").primaryKey(),
+    ts: integer("ts").notNull(),
+    /** Level rank: 0 trace … 4 error (telemetry/log.ts LEVELS). */
+    level: integer("level").notNull(),
+    target: text("target").notNull(),
+    cid: integer("cid"),
+    gid: text("gid"),
+    rid: text("rid"),
+    /** The connection's peer when the line has a cid: its history finds it even after the cid is gone. */
+    publicKey: text("public_key"),
+    run: text("run").notNull(),
+    seq: integer("seq").notNull(),
+    /** The whole line as JSON. */
+    line: text("line").notNull(),
+  },
+  (t) => [index("log_lines_ts").on(t.ts), index("log_lines_cid").on(t.cid), index("log_lines_key").on(t.publicKey)],
+);

@@ -28,7 +28,7 @@ test("peer create/update/delete each leave an audit event with before/after and 
   expect(s.peers.get(p.id)).toMatchObject({ name: "work laptop", enabled: false, persistentKeepalive: 25 });
   expect(s.peers.delete(p.id, "token:ci")).toBe(true);
   expect(s.peers.list()).toHaveLength(0);
-  const { rows, total } = s.audit.query({ subject: p.id });
+  const { rows, total } = s.audit.query({ subject: p.publicKey });
   expect(total).toBe(3);
   expect(rows.map((r) => r.action)).toEqual(["peer.deleted", "peer.updated", "peer.created"]);
   expect(JSON.parse(rows[1]!.before!).name).toBe("laptop");

@@ -1,0 +1,124 @@
+// Stable peer identity and connection-id history.
+//
+// A peer's stable id: a store peer's row id, or for a config-file peer `file-` + the first 12 hex
+// digits of SHA-256 over its public key. Derived rather than kept in a table: the key *is* the
+// peer's WireGuard identity, so the id survives restarts, reordering or editing any other line of
+// the file, a lost data dir, and is the same on every gateway sharing the config; a new key is a
+// new peer, in WireGuard as here. (peer_identities still records it, for names and history.)
+//
+// cids are drawn anew at each start (wire/session-index.ts), so every (gid, cid, key) the gateway
+// handed out is kept with when it was first and last seen: an old cid resolves to its peer.
+import { createHash } from "node:crypto";
+import { desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import type { Db } from "./database.ts";
+import { connectionIds, peerIdentities } from "./schema.ts";
+
+export type PeerSource = "file" | "store";
+
+export interface PeerIdentity {
+  publicKey: string;
+  peerId: string;
+  name: string | null;
+  source: PeerSource;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export interface CidRow {
+  gid: string;
+  cid: number;
+  publicKey: string;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+const FILE_ID = /^file-[0-9a-f]{12}$/;
+
+/** The stable id of a config-file peer: `file-` + 12 hex digits of SHA-256(public key bytes). */
+export function filePeerId(publicKey: string): string {
+  return `file-${createHash("sha256").update(Buffer.from(publicKey, "base64")).digest("hex").slice(0, 12)}`;
+}
+
+export function isFilePeerId(id: string): boolean {
+  return FILE_ID.test(id);
+}
+
+/** Upserts identities (inside a caller's transaction too): the newest id and name win, first_seen stays. */
+export function rememberIdentities(db: Db, ids: readonly Omit<PeerIdentity, "firstSeen" | "lastSeen">[], now: number): void {
+  for (const p of ids) {
+    db.insert(peerIdentities)
+      .values({ ...p, firstSeen: now, lastSeen: now })
+      .onConflictDoUpdate({ target: peerIdentities.publicKey, set: { peerId: p.peerId, name: p.name, source: p.source, lastSeen: now } })
+      .run();
+  }
+}
+
+export class PeerHistory {
+  /** (gid|cid|key) already written this run: only new ones are inserted on each observation. */
+  readonly #known = new Set<string>();
+
+  constructor(private readonly db: Db) {}
+
+  remember(ids: readonly Omit<PeerIdentity, "firstSeen" | "lastSeen">[], now: number): void {
+    if (ids.length === 0) return;
+    this.db.transaction((tx) => rememberIdentities(tx as unknown as Db, ids, now));
+  }
+
+  /**
+   * Records the live connections of gateway `gid`. New (cid, key) pairs are inserted at once (an
+   * old cid must resolve from its first log line on); `touch` also moves last_seen of the ones
+   * already known (done periodically and at shutdown, not on every call). One transaction.
+   */
+  observe(gid: string, live: readonly { cid: number; publicKey: string }[], now: number, touch = false): number {
+    const fresh = live.filter((c) => !this.#known.has(`${gid}|${c.cid}|${c.publicKey}`));
+    if (fresh.length === 0 && !touch) return 0;
+    this.db.transaction((tx) => {
+      for (const c of touch ? live : fresh) {
+        tx.insert(connectionIds)
+          .values({ gid, cid: c.cid, publicKey: c.publicKey, firstSeen: now, lastSeen: now })
+          .onConflictDoUpdate({ target: [connectionIds.gid, connectionIds.cid, connectionIds.publicKey], set: { lastSeen: now } })
+          .run();
+      }
+    });
+    for (const c of fresh) this.#known.add(`${gid}|${c.cid}|${c.publicKey}`);
+    return fresh.length;
+  }
+
+  /** Whom `cid` named, newest first (a cid can recur across runs, rarely: 24 random bits). */
+  byCid(cid: number): CidRow[] {
+    return this.db.select().from(connectionIds).where(eq(connectionIds.cid, cid)).orderBy(desc(connectionIds.lastSeen)).limit(20).all();
+  }
+
+  /** The cids a peer (any of its keys) had, newest first. */
+  cidsOf(keys: readonly string[], limit = 100): CidRow[] {
+    if (keys.length === 0) return [];
+    return this.db.select().from(connectionIds).where(inArray(connectionIds.publicKey, [...keys])).orderBy(desc(connectionIds.lastSeen)).limit(limit).all();
+  }
+
+  byKey(publicKey: string): PeerIdentity | undefined {
+    return this.db.select().from(peerIdentities).where(eq(peerIdentities.publicKey, publicKey)).get() as PeerIdentity | undefined;
+  }
+
+  /**
+   * A peer by its stable id or a public key: every key it has had (a store peer's key can be
+   * edited; its id stays), newest first. Undefined when neither was ever seen.
+   */
+  resolve(idOrKey: string): { peerId: string; name: string | null; source: PeerSource; keys: string[] } | undefined {
+    const hit = this.db.select().from(peerIdentities)
+      .where(or(eq(peerIdentities.peerId, idOrKey), eq(peerIdentities.publicKey, idOrKey)))
+      .orderBy(desc(peerIdentities.lastSeen)).get();
+    if (!hit) return undefined;
+    const all = this.db.select().from(peerIdentities).where(eq(peerIdentities.peerId, hit.peerId)).orderBy(desc(peerIdentities.lastSeen)).all();
+    return { peerId: hit.peerId, name: all[0]!.name, source: all[0]!.source, keys: all.map((r) => r.publicKey) };
+  }
+
+  /** Retention: cid rows unseen since `before` go (identities stay: they are one row per peer). */
+  prune(before: number): number {
+    return this.db.delete(connectionIds).where(lt(connectionIds.lastSeen, before)).returning({ cid: connectionIds.cid }).all().length;
+  }
+
+  /** For tests and the API: how many cid rows gateway `gid` has. */
+  count(gid: string): number {
+    return this.db.select({ n: sql<number>`count(*)` }).from(connectionIds).where(eq(connectionIds.gid, gid)).get()?.n ?? 0;
+  }
+}
