@@ -139,7 +139,7 @@ describe("login", () => {
     const make = async (o: { secureCookie?: boolean; trustedProxies?: string[] }) => {
       const store = Store.open(mkdtempSync(join(tmpdir(), "gg-admin-")));
       await store.auth.createUser("alice", "correct horse", "test");
-      return createAdminApp({ gateway: { connections: () => [], problems: () => [], metrics: () => "", peersChanged() {}, nextAddress: () => "", clientConfig: () => undefined }, store, ...o });
+      return createAdminApp({ gateway: { connections: () => [], metrics: () => "", peersChanged() {}, nextAddress: () => "", clientConfig: () => undefined }, store, ...o });
     };
     const plain = await cookiesOf(await make({}));
     expect(plain.status).toBe(302);
@@ -167,7 +167,7 @@ describe("login", () => {
     const { app: _unused } = setup();
     const store = Store.open(mkdtempSync(join(tmpdir(), "gg-admin-")));
     await store.auth.createUser("alice", "correct horse", "test");
-    const app = createAdminApp({ gateway: { connections: () => [], problems: () => [], metrics: () => "", peersChanged() {}, nextAddress: () => "", clientConfig: () => undefined }, store, trustedProxies: ["10.0.0.5"] });
+    const app = createAdminApp({ gateway: { connections: () => [], metrics: () => "", peersChanged() {}, nextAddress: () => "", clientConfig: () => undefined }, store, trustedProxies: ["10.0.0.5"] });
     const fail = async (peer: string, forwardedFor: string) => {
       const env = { requestIP: () => ({ address: peer }) };
       const get = await app.request(`${BASE}/login`, {}, env);

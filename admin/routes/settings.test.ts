@@ -13,7 +13,6 @@ function setup() {
   const calls: { recv: number; send: number }[] = [];
   const gateway: AdminGateway = {
     connections: () => [],
-    problems: () => [],
     metrics: () => "",
     peersChanged: () => {},
     nextAddress: () => "10.99.0.9",

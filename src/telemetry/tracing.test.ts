@@ -178,7 +178,6 @@ test("admin requests are spans named by route pattern and status; store writes a
   const app = createAdminApp({
     gateway: {
       connections: () => { throw new Error("snapshot failed"); },
-      problems: () => [],
       metrics: () => "",
       peersChanged: () => undefined,
       nextAddress: () => "10.99.0.3",
