@@ -47,6 +47,7 @@ for (let i = 0; i < POOL; i++) {
 }
 
 let cookies = 0;
+let current: Uint8Array | undefined;
 let cookieFailures = 0;
 const socket = await Bun.udpSocket({
   connect: { hostname: address, port },
@@ -61,6 +62,9 @@ const socket = await Bun.udpSocket({
         return;
       }
       cookies++;
+      // Replies to messages sent before we had it carry the same cookie: restamp only on a new one.
+      if (current && current.every((x, i) => x === cookie[i])) return;
+      current = cookie;
       // mac2 over everything before it, keyed with the cookie: valid for our address for 120 s.
       for (const msg of pool) msg.set(mac(cookie, msg.subarray(0, msg.length - 16)), msg.length - 16);
     },
