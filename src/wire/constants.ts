@@ -82,12 +82,15 @@ export const UNDER_LOAD_BACKLOG = HANDSHAKE_QUEUE_SIZE / 8;
  */
 export const RATE_LIMIT_ALL_BACKLOG = HANDSHAKE_QUEUE_SIZE / 2;
 /**
- * Handshake messages per second the thread serves before a backlog builds. A budget of 10 % of
- * one core, so the data path keeps ≥ 90 % under a handshake flood, at ~6 ms per responder
- * handshake (consume initiation 2.7 ms + create response 3.0 ms with @noble/curves X25519 on the
- * 2-core CI VM, Nov 2026): 0.1 s / 6 ms ≈ 16. Re-derive it if the X25519 backend changes.
+ * Handshake messages per second the thread serves before a backlog builds: a budget of 10 % of
+ * one core, so the data path keeps ≥ 90 % under a handshake flood. What a flood buys is
+ * consume-initiation work — 2 DH, 2.7 ms with @noble/curves X25519 on the 2-core CI VM (Nov
+ * 2026) — and 0.1 s / 2.7 ms ≈ 37; 32 keeps some margin. A response (2 more DH, 3 ms) follows
+ * only for a configured peer's key, at most once per HANDSHAKE_INITIATION_RATE per peer. It must
+ * stay above HANDSHAKE_RATE_PER_SOURCE, or one source that answers cookies could fill the queue
+ * by itself. Re-derive it if the X25519 backend changes (native X25519 is ~17× faster here).
  */
-export const HANDSHAKE_SERVICE_RATE = 16;
+export const HANDSHAKE_SERVICE_RATE = 32;
 /** Once under load, stay so for this long (wireguard-go UnderLoadAfterTime). */
 export const UNDER_LOAD_AFTER_TIME = 1_000;
 
