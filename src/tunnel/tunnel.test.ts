@@ -234,3 +234,20 @@ test("handshakes for another gateway key are sampled by source in a bounded ring
   expect(cs[0]!.conn.rejectedSources.count).toBe(1);
   expect([...cs[0]!.conn.rejectedSources.last.subarray(0, 4)]).toEqual([10, 99, 0, 77]);
 });
+
+test("under load the gateway limits each source's handshakes and counts the rest as handshake_rate_limited", () => {
+  const { gw, cs, out, now, advance } = setup(1);
+  const c = cs[0]!;
+  gw.identity.cookies.forceUnderLoad = true;
+  c.peer.connect(now());
+  const first = c.peer.pollTransmit()!;
+  expect(gw.decapsulate(first.data, c.addr, out, now())).toBe(-1);
+  expect(gw.tunnelDrops().under_load).toBe(1);
+  c.peer.handleInput(gw.pollTransmit()!.data, GW, now()); // the cookie
+  advance(6_000);
+  c.peer.handleTimeout(now()); // retransmission, now with mac2
+  const withMac2 = c.peer.pollTransmit()!.data;
+  for (let i = 0; i < 30; i++) gw.decapsulate(withMac2, c.addr, out, now());
+  expect(gw.tunnelDrops().handshake_rate_limited).toBe(25);
+  expect(c.conn.peer.stats.handshakesCompleted).toBe(1); // the first of the burst was answered
+});

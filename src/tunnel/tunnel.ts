@@ -30,7 +30,7 @@ import { AllowedIps } from "./allowed-ips.ts";
 import { GOODBYE_EVENT, controlEventOf, goodbyePacket } from "./goodbye.ts";
 
 /** Drops decided here, before or after a peer's own checks (those are counted on the peer). */
-export type TunnelDropReason = "truncated" | "oversized" | "wrong_size" | "unknown_type" | "mac1" | "under_load" | "handshake_decrypt" | "unknown_peer" | "unknown_session" | "allowed_ips" | "no_route" | "unexpected_control";
+export type TunnelDropReason = "truncated" | "oversized" | "wrong_size" | "unknown_type" | "mac1" | "under_load" | "handshake_rate_limited" | "handshake_queue_full" | "handshake_decrypt" | "unknown_peer" | "unknown_session" | "allowed_ips" | "no_route" | "unexpected_control";
 
 export interface PeerSpec {
   publicKey: Uint8Array;

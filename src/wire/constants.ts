@@ -61,7 +61,45 @@ export const REPLAY_WINDOW_SIZE = 8128;
 
 /** Packets held while a handshake is in flight (wireguard-go QueueStagedSize is 128). */
 export const MAX_STAGED_PACKETS = 128;
-/** More handshake messages than this per second puts the interface "under load": cookies required. */
-export const UNDER_LOAD_HANDSHAKES_PER_SECOND = 128;
+// ── Handshake load (whitepaper §5.3) ──
+// Neither reference counts a rate. Both queue handshake messages for worker threads and are
+// "under load" (cookies required) while the backlog is at least 1/8 of the queue, and for
+// UNDER_LOAD_AFTER_TIME after: wireguard-go device.go IsUnderLoad with QueueHandshakeSize 1024
+// (queueconstants_default.go) → 128; Linux receive.c with MAX_QUEUED_INCOMING_HANDSHAKES 4096
+// → 512. We have no queue: each handshake is handled at once on the one thread that also moves
+// packets. So we model one (cookie.ts HandshakeLoad): every message that passes mac1 — each will
+// cost a cookie reply or Diffie-Hellman — enters a leaky bucket drained at HANDSHAKE_SERVICE_RATE,
+// and the bucket's level is the backlog a queue served at that rate would have. A burst or a
+// sustained stream above the service rate builds it up; a trickle never does.
+/** Capacity of the modelled handshake queue (wireguard-go QueueHandshakeSize); a full queue drops. */
+export const HANDSHAKE_QUEUE_SIZE = 1024;
+/** Backlog that puts us under load: 1/8 of the queue (wireguard-go IsUnderLoad, Linux receive.c). */
+export const UNDER_LOAD_BACKLOG = HANDSHAKE_QUEUE_SIZE / 8;
+/**
+ * Backlog from which every handshake message is rate-limited per source before any MAC work:
+ * half the queue (Linux receive.c wg_packet_receive), so a single flooding address costs a table
+ * lookup per packet rather than a BLAKE2s.
+ */
+export const RATE_LIMIT_ALL_BACKLOG = HANDSHAKE_QUEUE_SIZE / 2;
+/**
+ * Handshake messages per second the thread serves before a backlog builds: a budget of 10 % of
+ * one core, so the data path keeps ≥ 90 % under a handshake flood. What a flood buys is
+ * consume-initiation work — 2 DH, 2.7 ms with @noble/curves X25519 on the 2-core CI VM (Nov
+ * 2026) — and 0.1 s / 2.7 ms ≈ 37; 32 keeps some margin. A response (2 more DH, 3 ms) follows
+ * only for a configured peer's key, at most once per HANDSHAKE_INITIATION_RATE per peer. It must
+ * stay above HANDSHAKE_RATE_PER_SOURCE, or one source that answers cookies could fill the queue
+ * by itself. Re-derive it if the X25519 backend changes (native X25519 is ~17× faster here).
+ */
+export const HANDSHAKE_SERVICE_RATE = 32;
 /** Once under load, stay so for this long (wireguard-go UnderLoadAfterTime). */
 export const UNDER_LOAD_AFTER_TIME = 1_000;
+
+// Per-source rate limit under load (wireguard-go ratelimiter/ratelimiter.go, Linux ratelimiter.c).
+/** Handshake messages per second one source (IPv4 address, IPv6 /64) may have processed. */
+export const HANDSHAKE_RATE_PER_SOURCE = 20;
+/** Messages a source may send at once before its rate applies. */
+export const HANDSHAKE_BURST_PER_SOURCE = 5;
+/** A source idle this long is forgotten (its bucket would be full again anyway). */
+export const RATE_LIMITER_GC_TIME = 1_000;
+/** Sources tracked at most; new ones beyond are refused (Linux caps its table the same way). */
+export const RATE_LIMITER_MAX_SOURCES = 65_536;

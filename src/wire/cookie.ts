@@ -8,13 +8,17 @@ import { constantTimeEqual, hash, mac } from "../crypto/hash.ts";
 import {
   COOKIE_REFRESH_TIME,
   COOKIE_REPLY_SIZE,
+  HANDSHAKE_QUEUE_SIZE,
+  HANDSHAKE_SERVICE_RATE,
   LABEL_COOKIE,
   LABEL_MAC1,
   MESSAGE_COOKIE_REPLY,
+  RATE_LIMIT_ALL_BACKLOG,
   UNDER_LOAD_AFTER_TIME,
-  UNDER_LOAD_HANDSHAKES_PER_SECOND,
+  UNDER_LOAD_BACKLOG,
 } from "./constants.ts";
 import { CookieReply, writeU32 } from "./messages.ts";
+import { HandshakeRateLimiter } from "./ratelimiter.ts";
 
 const MAC_SIZE = 16;
 
@@ -41,13 +45,50 @@ function sourceBytes(from: Endpoint): Uint8Array {
   return encoder.encode(`${from.address}|${from.port}`);
 }
 
+/**
+ * The handshake queue we do not have, modelled (constants.ts explains why): a leaky bucket of
+ * handshake messages drained at `serviceRate` per second. Its level is the backlog; at
+ * UNDER_LOAD_BACKLOG we are under load, at capacity messages are dropped as a full queue drops.
+ */
+export class HandshakeLoad {
+  #level = 0;
+  #levelAt = -Infinity;
+  #underLoadUntil = -Infinity;
+
+  constructor(
+    readonly serviceRate = HANDSHAKE_SERVICE_RATE,
+    readonly capacity = HANDSHAKE_QUEUE_SIZE,
+  ) {}
+
+  /** The modelled backlog at `now`. */
+  backlog(now: number): number {
+    if (now > this.#levelAt) {
+      this.#level = Math.max(0, this.#level - ((now - this.#levelAt) * this.serviceRate) / 1000);
+      this.#levelAt = now;
+    }
+    return this.#level;
+  }
+
+  /** One message enters the queue; false when it is full (the message must be dropped). */
+  admit(now: number): boolean {
+    if (this.backlog(now) + 1 > this.capacity) return false;
+    this.#level += 1;
+    if (this.#level >= UNDER_LOAD_BACKLOG) this.#underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
+    return true;
+  }
+
+  /** Backlog at 1/8 of the queue now, or within the last UNDER_LOAD_AFTER_TIME. */
+  isUnderLoad(now: number): boolean {
+    return this.backlog(now) >= UNDER_LOAD_BACKLOG || now < this.#underLoadUntil;
+  }
+}
+
 /** Responder side, one per local identity: checks mac1/mac2, issues cookies, tracks load. */
 export class CookieChecker {
   #secret: Uint8Array;
   #secretSetAt = -Infinity;
-  #windowStart = -Infinity;
-  #windowCount = 0;
-  #underLoadUntil = -Infinity;
+  readonly load = new HandshakeLoad();
+  readonly limiter = new HandshakeRateLimiter();
   /** Tests and the IO shell can force the under-load state (e.g. from queue depth). */
   forceUnderLoad = false;
 
@@ -55,7 +96,6 @@ export class CookieChecker {
     private readonly mac1Key: Uint8Array,
     private readonly cookieKey: Uint8Array,
     private readonly random: (n: number) => Uint8Array,
-    private readonly threshold = UNDER_LOAD_HANDSHAKES_PER_SECOND,
   ) {
     this.#secret = new Uint8Array(32);
   }
@@ -73,21 +113,8 @@ export class CookieChecker {
     return constantTimeEqual(mac(cookie, msg.subarray(0, end)), msg.subarray(end));
   }
 
-  /**
-   * Counts one handshake message and says whether we are under load. More than `threshold`
-   * messages within one second switches load on for UNDER_LOAD_AFTER_TIME.
-   */
-  noteHandshake(now: number): boolean {
-    if (now - this.#windowStart >= 1000) {
-      this.#windowStart = now;
-      this.#windowCount = 0;
-    }
-    if (++this.#windowCount > this.threshold) this.#underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
-    return this.isUnderLoad(now);
-  }
-
   isUnderLoad(now: number): boolean {
-    return this.forceUnderLoad || now < this.#underLoadUntil;
+    return this.forceUnderLoad || this.load.isUnderLoad(now);
   }
 
   /** The 64-byte cookie reply to `msg` (an initiation or response) from `from`. */
@@ -163,17 +190,36 @@ export class CookieJar {
   }
 }
 
-export type ScreenResult = { ok: true } | { ok: false; reason: "mac1" } | { ok: false; reason: "under_load"; cookieReply: Uint8Array };
+export type ScreenResult =
+  | { ok: true }
+  | { ok: false; reason: "mac1" | "handshake_rate_limited" | "handshake_queue_full" }
+  | { ok: false; reason: "under_load"; cookieReply: Uint8Array };
 
 /**
- * The cheap checks every handshake message passes before any Diffie-Hellman work: mac1, then,
- * under load, mac2 — answering with a cookie reply instead of processing when it is missing.
+ * The cheap checks every handshake message passes before any Diffie-Hellman work, in the order
+ * that keeps a flood cheap:
+ * 1. backlog ≥ half the queue: the per-source limit comes first, a table lookup (Linux);
+ * 2. mac1 (the sender knows our public key), then the message enters the modelled queue;
+ * 3. under load: mac2 or a cookie reply instead of processing, then the per-source limit
+ *    (wireguard-go RoutineHandshake), charged once per message.
  */
 export function screenHandshake(checker: CookieChecker, aead: Aead, msg: Uint8Array, senderIndex: number, from: Endpoint, now: number): ScreenResult {
-  if (!checker.checkMac1(msg)) return { ok: false, reason: "mac1" };
-  if (checker.noteHandshake(now) && !checker.checkMac2(msg, from, now)) {
-    return { ok: false, reason: "under_load", cookieReply: checker.createReply(aead, msg, senderIndex, from, now) };
+  let charged = false;
+  if (checker.load.backlog(now) >= RATE_LIMIT_ALL_BACKLOG) {
+    if (!checker.limiter.allow(from, now)) return RATE_LIMITED;
+    charged = true;
+  }
+  if (!checker.checkMac1(msg)) return BAD_MAC1;
+  if (!checker.load.admit(now)) return QUEUE_FULL;
+  if (checker.isUnderLoad(now)) {
+    if (!checker.checkMac2(msg, from, now)) {
+      return { ok: false, reason: "under_load", cookieReply: checker.createReply(aead, msg, senderIndex, from, now) };
+    }
+    if (!charged && !checker.limiter.allow(from, now)) return RATE_LIMITED;
   }
   return SCREEN_OK;
 }
 const SCREEN_OK: ScreenResult = { ok: true };
+const BAD_MAC1: ScreenResult = { ok: false, reason: "mac1" };
+const RATE_LIMITED: ScreenResult = { ok: false, reason: "handshake_rate_limited" };
+const QUEUE_FULL: ScreenResult = { ok: false, reason: "handshake_queue_full" };

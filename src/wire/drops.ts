@@ -8,6 +8,8 @@ export const DROP_REASONS = [
   "unknown_type", // first 4 bytes are not 1..4 with zero reserved bytes
   "mac1", // mac1 does not match our public key: not meant for us, or forged
   "under_load", // valid mac1 but no valid mac2 while under load: answered with a cookie instead
+  "handshake_rate_limited", // under load, the source (IPv4 address, IPv6 /64) is over 20 handshake messages/s
+  "handshake_queue_full", // the modelled handshake queue is full: more handshake work than the thread serves
   "handshake_decrypt", // initiation/response failed to authenticate (wrong keys, corrupted)
   "unknown_peer", // a valid initiation from a static key that is not this peer
   "replayed_initiation", // TAI64N timestamp not newer than the last accepted one
