@@ -158,3 +158,25 @@ describe("Peers page search and sort", () => {
     expect(await (await empty.app.request("/peers", { headers: { cookie: auth.cookie } })).text()).toContain("No peers yet — add one below.");
   });
 });
+
+describe("client config page", () => {
+  const configWith = (endpoint: string) => (p: { clientPrivateKey: string | null }) =>
+    p.clientPrivateKey ? `[Interface]\nPrivateKey = ${p.clientPrivateKey}\n\n[Peer]\nEndpoint = ${endpoint}\n` : undefined;
+  const open = async (endpoint: string) => {
+    const ctx = setup({ clientConfig: configWith(endpoint) });
+    const created = (await (await send(ctx.app, "POST", "/api/peers", { name: "phone" })).json()) as { id: string };
+    return (await ctx.app.request(`/peers/${created.id}/config`, { headers: { authorization: `Bearer ${ENV_TOKEN}`, accept: "text/html" } })).text();
+  };
+
+  test("a config that would dial a loopback address says so and how to fix it", async () => {
+    for (const endpoint of ["127.0.0.1:52625", "[::1]:52625", "localhost:52625"]) {
+      const page = await open(endpoint);
+      expect(page).toContain('id="endpoint-warning"');
+      expect(page).toContain("GLASSGATE_ENDPOINT");
+    }
+  });
+
+  test("a config with a reachable endpoint carries no warning", async () => {
+    for (const endpoint of ["203.0.113.10:52625", "vpn.example.com:52625", "[2001:db8::1]:52625"]) expect(await open(endpoint)).not.toContain('id="endpoint-warning"');
+  });
+});

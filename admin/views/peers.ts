@@ -87,7 +87,21 @@ ${fileTable}
 <h2>Add a peer</h2><p class="muted">Leave the public key empty to have glassgate generate the client's keys and config.</p>${opts.form}`;
 }
 
+/**
+ * The host a generated config tells the client to dial, when it can only work on this machine: a
+ * loopback address comes from opening the admin through `ssh -L` without GLASSGATE_ENDPOINT set.
+ */
+export function loopbackEndpoint(config: string): string | undefined {
+  const endpoint = /^Endpoint\s*=\s*(\S+)\s*$/m.exec(config)?.[1];
+  if (!endpoint) return undefined;
+  const host = endpoint.replace(/:\d+$/, "").replace(/^\[|\]$/g, "").toLowerCase();
+  return host === "localhost" || host === "::1" || /^127\./.test(host) ? endpoint : undefined;
+}
+
 export function clientConfigPage(name: string, config: string, qrSvg: string): Html {
-  return html`<h1>Client config for ${name}</h1><p>Import into a WireGuard app (scan the QR code on a phone) or save as <code>${name.replace(/[^A-Za-z0-9_-]/g, "_")}.conf</code> for wg-quick.</p>
+  const loopback = loopbackEndpoint(config);
+  return html`<h1>Client config for ${name}</h1>${loopback ? html`<p class="notice" id="endpoint-warning">This config tells the client to dial <code>${loopback}</code>, which only works on this machine:
+the gateway does not know its public address (<code>GLASSGATE_ENDPOINT</code> is not set) and you opened the admin through a local address.
+Restart the gateway with <code>GLASSGATE_ENDPOINT=&lt;public host or IP&gt;:&lt;UDP port&gt;</code>, or edit <code>Endpoint</code> before importing.</p>` : ""}<p>Import into a WireGuard app (scan the QR code on a phone) or save as <code>${name.replace(/[^A-Za-z0-9_-]/g, "_")}.conf</code> for wg-quick.</p>
 <div class="config-layout"><pre id="client-config" class="config-text">${config}</pre><div>${raw(qrSvg)}</div></div>`;
 }

@@ -512,7 +512,13 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     aead: aead.name,
     udp_recv_buffer: udp.buffers.recv,
     udp_send_buffer: udp.buffers.send,
+    endpoint: opts.publicEndpoint ?? null,
   });
+  if (!opts.publicEndpoint) {
+    // Generated client configs then dial the host the admin was opened with: right on a LAN, wrong
+    // through `ssh -L` (127.0.0.1). Said once here; the config page warns when it happens.
+    log.info(`client configs will dial the admin's request host on UDP ${udp.port}: set GLASSGATE_ENDPOINT=<public host or IP>:${udp.port} so they carry the address clients reach`);
+  }
   if (!opts.adminToken && store.auth.userCount() === 0) {
     log.warn("no admin user yet: set GLASSGATE_ADMIN_USER and GLASSGATE_ADMIN_PASSWORD, or run `glassgate admin create`");
   }
