@@ -57,9 +57,15 @@ export function problemList(problems: ProblemView[]): Html {
   return html`<h2 id="problems">Problems</h2>${problems.length === 0
     ? html`<p class="empty" data-testid="problems-empty">No problems detected.</p>`
     : html`<ul class="problems" data-testid="problems">${problems.map((p) => html`<li class="problem" data-kind="${p.kind}">
-<strong>${p.title}</strong> ${p.cid !== null ? html`<span>on ${cidLink(p.cid)}</span>` : ""} ${p.source ? html`<span class="mono">from ${p.source}</span>` : ""}
-<span class="muted">· ${p.count}× since ${utcTime(p.since)}, last ${utcTime(p.last_seen)}</span>
-<div><span class="label">Likely cause</span> ${p.likely_cause}</div><div><span class="label">Fix</span> ${p.fix}</div></li>`)}</ul>`}`;
+<div class="title"><strong>${p.title}</strong> ${p.cid !== null ? html`<span>on connection ${cidLink(p.cid)}</span>` : ""} ${p.source ? html`<span class="mono">from ${p.source}</span>` : ""}</div>
+<dl class="why"><dt>Likely cause</dt><dd>${p.likely_cause}</dd><dt>Fix</dt><dd>${p.fix}</dd></dl>
+<div class="small muted">${seen(p)}</div></li>`)}</ul>`}`;
+}
+
+/** When a problem was seen, on its own line so the title and the fix stay readable. */
+function seen(p: ProblemView): Html {
+  if (p.count === 1 || p.since === p.last_seen) return html`Seen ${p.count === 1 ? "once" : `${p.count}×`} at ${utcTime(p.last_seen)}`;
+  return html`Seen ${p.count}×, first ${utcTime(p.since)}, last ${utcTime(p.last_seen)}`;
 }
 
 function factsTable(f: GatewayFacts, now: number): Html {
