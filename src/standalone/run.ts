@@ -24,7 +24,7 @@ import { ResourceSync } from "./resource-sync.ts";
 import { connectionViews } from "../telemetry/view.ts";
 import { ConnectionStates } from "../telemetry/connection-state.ts";
 import { ProblemDetector, problemView } from "../telemetry/problems.ts";
-import { Logger, type TargetLogger } from "../telemetry/log.ts";
+import { Logger, logMs, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
 import type { SentryReporter } from "../telemetry/sentry.ts";
 import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
@@ -103,12 +103,12 @@ async function resolveEndpoint(host: string, port: number): Promise<Endpoint> {
   return { address, port };
 }
 
-function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): void {
+export function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): void {
   switch (e.type) {
     case "handshake_completed":
       // A responder has proven nothing yet: "completed" waits for the client's first packet
       // (session_confirmed below), which a wrong preshared key never sends.
-      if (e.role === "initiator") log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: formatEndpoint(e.remote), role: e.role, rtt_ms: e.rttMs });
+      if (e.role === "initiator") log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: formatEndpoint(e.remote), role: e.role, rtt_ms: logMs(e.rttMs) });
       else if (log.enabled("debug")) log.debug("handshake response sent", { cid: e.cid, session: sessionField(e.session), remote: formatEndpoint(e.remote) });
       break;
     case "handshake_failed":
@@ -130,7 +130,7 @@ function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): void {
     case "session_confirmed": {
       // A responder's new session carried its first authenticated packet: key confirmation.
       const remote = tunnel.connection(e.cid)?.peer.endpoint;
-      log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: remote ? formatEndpoint(remote) : undefined, role: "responder", rtt_ms: e.rttMs });
+      log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: remote ? formatEndpoint(remote) : undefined, role: "responder", rtt_ms: logMs(e.rttMs) });
       break;
     }
     default:
