@@ -9,13 +9,16 @@ import type { GatewayFacts, ProblemView } from "../types.ts";
 import { timeChart } from "./chart.ts";
 import { cidLink, fmtBytes, fmtDuration, utcTime, type Html } from "./layout.ts";
 
+/** The most warnings the Overview counts (it says "1000+" beyond). */
+export const WARNINGS_CAP = 1000;
+
 export interface OverviewData {
   conns: ConnectionView[];
   facts?: GatewayFacts;
   problems: ProblemView[];
   /** The store's peers (names, expiry). */
   peers: PeerRow[];
-  /** Warnings and errors in the log ring. */
+  /** Warnings and errors logged in the last 24 h (counted up to WARNINGS_CAP). */
   errors: number;
   now: number;
 }
@@ -50,7 +53,7 @@ function summaryCards(d: OverviewData): Html {
 <div class="card">Peers in the UI<b>${d.peers.length}</b></div>
 <div class="card">Problems<b data-testid="problem-count">${d.problems.length}</b>${d.problems.length ? html`<a href="#problems">see below</a>` : "none detected"}</div>
 <div class="card">Received<b>${fmtBytes(rx)}</b>since start</div><div class="card">Sent<b>${fmtBytes(tx)}</b>since start</div>
-<div class="card">Recent warnings<b>${d.errors}</b><a href="/errors">see them</a></div></div>`;
+<div class="card">Warnings, last 24 h<b data-testid="warning-count">${d.errors >= WARNINGS_CAP ? `${WARNINGS_CAP}+` : d.errors}</b><a href="/errors">see them</a></div></div>`;
 }
 
 export function problemList(problems: ProblemView[]): Html {
