@@ -82,6 +82,9 @@ describe.skipIf(skip !== undefined)("named problems in the browser", () => {
     for (const kind of ["psk_mismatch", "allowed_ips", "never_connected", "endpoint_unreachable"]) {
       expect(problems.find((p) => p.kind === kind)!.cid).not.toBeNull();
     }
+    // The packets dropped for coming from outside AllowedIPs are the outside client's, and say so.
+    const outside = problems.find((p) => p.kind === "allowed_ips")!;
+    expect(await page.locator(`tr[data-reason="allowed_ips"] a[href="/connections/${outside.cid}"]`).count()).toBe(1);
     expect(await page.getByTestId("problem-count").textContent()).toBe(String(await page.locator('ul[data-testid="problems"] > li').count()));
     await shot("overview-problems.png");
     expect(cspViolations).toEqual([]);
@@ -99,7 +102,13 @@ describe.skipIf(skip !== undefined)("named problems in the browser", () => {
       expect(text).toContain(p.title);
       expect(text).toContain("Likely cause:");
       expect(text).toContain("Fix to try:");
+      // The problem's appearance is in the connection's Timeline, at warn, by its title.
+      const timeline = page.locator("h2:text-is('Timeline') + table");
+      expect(await timeline.locator("tr.level-warn", { hasText: p.title }).count()).toBeGreaterThanOrEqual(1);
     }
+    const outside = problems.find((p) => p.kind === "allowed_ips")!;
+    await page.goto(`${base}/connections/${outside.cid}`);
+    expect(await page.locator('[data-testid="drops"]').innerText()).toContain("allowed_ips");
     // The wrong-PSK client: never confirmed, so not "connected".
     const psk = problems.find((p) => p.kind === "psk_mismatch")!;
     await page.goto(`${base}/connections/${psk.cid}`);

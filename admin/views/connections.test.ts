@@ -25,6 +25,14 @@ describe("connection page timeline", () => {
     expect(tl).not.toContain("No handshakes or session events");
   });
 
+  test("a problem's line in the Timeline says what and when; its cause and fix stay in the banner", async () => {
+    const tl = await timelineOf([line("Never connected since it was created", "problems", "warn", { kind: "never_connected", likely_cause: "LONG CAUSE", fix: "LONG FIX", count: 1 })]);
+    expect(tl).toContain("Never connected since it was created");
+    expect(tl).toContain("kind=never_connected");
+    expect(tl).not.toContain("LONG CAUSE");
+    expect(tl).not.toContain("LONG FIX");
+  });
+
   test("keeps handshakes (whatever their case) and leaves other chatter to Recent logs", async () => {
     const tl = await timelineOf([line("Handshake completed", "tunnel"), line("packet forwarded", "tunnel")]);
     expect(tl).toContain("Handshake completed");

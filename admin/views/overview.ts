@@ -7,6 +7,7 @@ import type { PeerRow } from "../../src/store/index.ts";
 import type { ConnectionView } from "../../src/telemetry/view.ts";
 import type { GatewayFacts, ProblemView } from "../types.ts";
 import { timeChart } from "./chart.ts";
+import { problemSeen } from "./problems.ts";
 import { cidLink, fmtBytes, fmtDuration, utcTime, type Html } from "./layout.ts";
 
 /** The most warnings the Overview counts (it says "1000+" beyond). */
@@ -62,14 +63,9 @@ export function problemList(problems: ProblemView[]): Html {
     : html`<ul class="problems" data-testid="problems">${problems.map((p) => html`<li class="problem" data-kind="${p.kind}">
 <div class="title"><strong>${p.title}</strong> ${p.cid !== null ? html`<span>on connection ${cidLink(p.cid)}</span>` : ""} ${p.source ? html`<span class="mono">from ${p.source}</span>` : ""}</div>
 <dl class="why"><dt>Likely cause</dt><dd>${p.likely_cause}</dd><dt>Fix</dt><dd>${p.fix}</dd></dl>
-<div class="small muted">${seen(p)}</div></li>`)}</ul>`}`;
+<div class="small muted">${problemSeen(p)}</div></li>`)}</ul>`}`;
 }
 
-/** When a problem was seen, on its own line so the title and the fix stay readable. */
-function seen(p: ProblemView): Html {
-  if (p.count === 1 || p.since === p.last_seen) return html`Seen ${p.count === 1 ? "once" : `${p.count}×`} at ${utcTime(p.last_seen)}`;
-  return html`Seen ${p.count}×, first ${utcTime(p.since)}, last ${utcTime(p.last_seen)}`;
-}
 
 function factsTable(f: GatewayFacts, now: number): Html {
   const started = Date.parse(f.started_at);

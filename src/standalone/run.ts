@@ -21,7 +21,7 @@ import { HandshakeSpans, traceStoreWrites, withSpan } from "../telemetry/tracing
 import { DnsResponder, filterText, GatewayCore } from "../gateway/index.ts";
 import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
 import { ResourceSync } from "./resource-sync.ts";
-import { connectionViews } from "../telemetry/view.ts";
+import { connectionViews, unattributedDrops } from "../telemetry/view.ts";
 import { ConnectionStates } from "../telemetry/connection-state.ts";
 import { ProblemDetector, problemView } from "../telemetry/problems.ts";
 import { Logger, logMs, type TargetLogger } from "../telemetry/log.ts";
@@ -357,11 +357,6 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
   const startedAt = Date.now();
   const rates = new ThroughputRing(startedAt);
-  const unattributedDrops = () => {
-    const d: Record<string, number> = { ...(tunnel.tunnelDrops() as Record<string, number>) };
-    for (const [reason, n] of gatewayCore.drops) d[reason] = (d[reason] ?? 0) + n;
-    return d;
-  };
   const app = createAdminApp({
     envToken: opts.adminToken,
     log: opts.logger.target("admin"),
@@ -381,7 +376,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       problems: () => problems.problems().sort((a, b) => b.since - a.since).map(problemView),
       facts: () => ({
         public_key: gatewayPublicKey, udp_port: udp.port, version: SERVICE_VERSION, gid, started_at: new Date(startedAt).toISOString(), aead: aead.name,
-        udp_buffers: udp.buffers, queue_depths: loop.depths(), unattributed_drops: unattributedDrops(),
+        udp_buffers: udp.buffers, queue_depths: loop.depths(), unattributed_drops: unattributedDrops(tunnel, gatewayCore.drops),
         traffic_sample_seconds: opts.trafficSampleSeconds ?? 60, throughput: rates.points(),
       }),
       metrics: () => metrics!.prometheusText(),
