@@ -119,4 +119,19 @@ describe.skipIf(skip !== undefined)("named problems in the browser", () => {
     await shot("connection-problem.png");
     expect(cspViolations).toEqual([]);
   }, 60_000);
+
+  test("when the session ends, the connection page's live poll takes the whole page to the login and back to it", async () => {
+    const psk = problems.find((p) => p.kind === "psk_mismatch")!;
+    await page.goto(`${base}/connections/${psk.cid}`);
+    await page.context().clearCookies(); // as if the session expired
+    // The next poll (every 2 s) answers 401 + HX-Redirect: the browser navigates, nothing is swapped in.
+    await page.waitForURL(`${base}/login?next=${encodeURIComponent(`/connections/${psk.cid}`)}`, { timeout: 10_000 });
+    expect(await page.locator("#connection-live").count()).toBe(0);
+    await page.fill('input[name="username"]', USER);
+    await page.fill('input[name="password"]', PASSWORD);
+    await page.click('button[type="submit"]');
+    await page.waitForURL(`${base}/connections/${psk.cid}`);
+    expect(await page.locator(`[data-problem="psk_mismatch"]`).count()).toBe(1);
+    expect(cspViolations).toEqual([]);
+  }, 30_000);
 });
