@@ -190,7 +190,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       const p = ch.problem;
       const fields = { kind: p.kind, cid: p.cid, public_key: p.public_key, source: p.source, count: p.count };
       if (ch.type === "cleared") {
-        plog.info("problem cleared", { ...fields, title: p.title });
+        plog.info("problem cleared", { ...fields, title: p.title, superseded_by: ch.superseded_by });
         continue;
       }
       plog.warn(p.title, { ...fields, likely_cause: p.likely_cause, fix: p.fix });
