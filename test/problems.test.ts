@@ -7,11 +7,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { encodeKey, generatePrivateKey, keyToU256Decimal, publicKeyOf } from "../src/crypto/x25519.ts";
-import { Store } from "../src/store/index.ts";
+import { encodeKey, keyToU256Decimal, publicKeyOf } from "../src/crypto/x25519.ts";
 import type { ProblemView } from "../src/telemetry/problems.ts";
-import { skipReason, uniqueTag, waitFor } from "./support/netns.ts";
-import { CLIENT_PORT, Topology, type Client } from "./support/topology.ts";
+import { startMisconfigured } from "./support/misconfigured.ts";
+import { skipReason, waitFor } from "./support/netns.ts";
+import { CLIENT_PORT, type Client, type Topology } from "./support/topology.ts";
 
 const skip = skipReason(["ip", "wg", "wireguard-go", "ping"]);
 if (skip) console.warn(`skipping named problem tests: ${skip}`);
@@ -23,7 +23,7 @@ describe.skipIf(skip !== undefined)("named problems with misconfigured wireguard
   let topo: Topology;
   let events = "";
   let psk: Client, wrongKey: Client, outside: Client, never: Client, silent: Client, unknown: Client;
-  const squatterKey = encodeKey(publicKeyOf(generatePrivateKey()));
+  let squatterKey = "";
 
   const problems = (): ProblemView[] => JSON.parse(topo.api("/api/problems").body).problems;
   const cidOf = (c: Client) => topo.connections().find((x) => x.public_key === c.publicKey)!.cid;
@@ -31,47 +31,19 @@ describe.skipIf(skip !== undefined)("named problems with misconfigured wireguard
     readFileSync(events, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { fingerprint: string[]; tags: Record<string, string>; contexts: Record<string, Record<string, unknown>> });
 
   beforeAll(async () => {
-    topo = new Topology(uniqueTag(), 6);
-    [psk, wrongKey, outside, never, silent, unknown] = topo.clients as [Client, Client, Client, Client, Client, Client];
-    // A Sentry ingest stand-in where the gateway can reach it: its own namespace's loopback.
-    events = join(topo.dir, "sentry-events.jsonl");
-    writeFileSync(events, "");
-    topo.gw.start(["bun", "-e", `
+    const m = await startMisconfigured({ SENTRY_DSN: `http://abc123@127.0.0.1:${SENTRY_PORT}/4242`, GLASSGATE_PUBLIC_ADMIN_URL: PUBLIC_ADMIN }, (t) => {
+      // A Sentry ingest stand-in where the gateway can reach it: its own namespace's loopback.
+      events = join(t.dir, "sentry-events.jsonl");
+      writeFileSync(events, "");
+      t.gw.start(["bun", "-e", `
       const fs = require("node:fs");
       Bun.serve({ hostname: "127.0.0.1", port: ${SENTRY_PORT}, async fetch(req) {
         const lines = (await req.text()).split("\\n").filter(Boolean);
         for (let i = 1; i + 1 < lines.length; i += 2) if (JSON.parse(lines[i]).type === "event") fs.appendFileSync(${JSON.stringify(events)}, lines[i + 1] + "\\n");
         return Response.json({});
       } });`]);
-
-    // Wrong preshared key: the gateway has one, the client another.
-    await topo.configureClient(psk);
-    const pskFile = join(topo.dir, "client-psk");
-    writeFileSync(pskFile, encodeKey(generatePrivateKey()));
-    psk.ns.exec(["wg", "set", psk.wgIf, "peer", encodeKey(publicKeyOf(topo.gwKey)), "preshared-key", pskFile]);
-    // The wrong gateway public key: a key that is not the gateway's, at the gateway's address.
-    await topo.configureClient(wrongKey);
-    wrongKey.ns.exec(["wg", "set", wrongKey.wgIf, "peer", encodeKey(publicKeyOf(topo.gwKey)), "remove"]);
-    wrongKey.ns.exec(["wg", "set", wrongKey.wgIf, "peer", encodeKey(publicKeyOf(generatePrivateKey())), "endpoint", `${topo.gwUnderlayFor(wrongKey)}:52625`, "allowed-ips", `10.99.${topo.net}.0/24`]);
-    // Sends from a second address on its tunnel interface, outside its AllowedIPs (/32).
-    await topo.configureClient(outside);
-    outside.ns.exec(["ip", "addr", "add", `10.99.${topo.net}.77/24`, "dev", outside.wgIf]);
-    // `never` and `silent` are configured on the gateway only: their wireguard-go has no key and
-    // does not listen, so the gateway's initiations to silent's Endpoint go unanswered.
-    // `unknown` is configured correctly, but the gateway has no peer with its key.
-    await topo.configureClient(unknown);
-    // A database from before duplicate addresses were refused: a UI peer with psk's tunnel address.
-    const store = Store.open(join(topo.dir, "data"));
-    store.sqlite.run("INSERT INTO peers (id, name, public_key, allowed_ips) VALUES ('dup', 'squatter', ?, ?)", [squatterKey, `${psk.tunnelIp}/32`]);
-    store.close();
-    await topo.startGateway(
-      { SENTRY_DSN: `http://abc123@127.0.0.1:${SENTRY_PORT}/4242`, GLASSGATE_PUBLIC_ADMIN_URL: PUBLIC_ADMIN, GLASSGATE_NEVER_CONNECTED_SECONDS: "3" },
-      5,
-      { withEndpoints: [silent.index], peerLines: { [psk.index]: [`PresharedKey = ${encodeKey(generatePrivateKey())}`], [silent.index]: ["PersistentKeepalive = 5"] } },
-    );
-    // Traffic that makes each client try: its handshakes are retried every 5 s while packets wait.
-    for (const c of [psk, wrongKey, unknown]) c.ns.start(["ping", "-c", "30", "-i", "1", "-W", "1", topo.gwTunnelIp]);
-    outside.ns.start(["ping", "-c", "30", "-i", "1", "-W", "1", "-I", `10.99.${topo.net}.77`, topo.gwTunnelIp]);
+    });
+    ({ topo, psk, wrongKey, outside, never, silent, unknown, squatterKey } = m);
   }, 60_000);
 
   afterAll(async () => {

@@ -4,7 +4,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import { constantTimeEqual } from "./csrf.ts";
-import type { RequestFacts } from "./origin.ts";
+import { sameOriginPath, type RequestFacts } from "./origin.ts";
 import type { AdminAuth, Session } from "../../src/store/index.ts";
 
 export const SESSION_COOKIE = "gg_session";
@@ -40,6 +40,13 @@ export function requireAuth(opts: { auth: AdminAuth | undefined; envToken: strin
     }
     const session = opts.auth?.session(getCookie(c, SESSION_COOKIE));
     if (!session) {
+      // An htmx poll or action (e.g. a live table) would follow a 302 and swap the login form into
+      // the page's fragment. Tell htmx to navigate the whole page instead, back to the page the
+      // user is on (HX-Current-URL), not to the fragment's URL. next= obeys the login's same-origin rule.
+      if (c.req.header("hx-request") === "true") {
+        const next = sameOriginPath(c.req.header("hx-current-url") ?? c.req.path, c.get("facts").origin);
+        return c.body(null, 401, { "hx-redirect": `/login?next=${encodeURIComponent(next)}` });
+      }
       if (wantsHtml(c) && c.req.method === "GET") return c.redirect(`/login?next=${encodeURIComponent(c.req.path)}`);
       const why = opts.envToken || opts.auth ? "log in or send a bearer token" : "set GLASSGATE_ADMIN_TOKEN to use the admin API";
       return c.json({ error: "unauthorized", message: why }, 401, { "www-authenticate": 'Bearer realm="glassgate"' });

@@ -10,6 +10,8 @@ import { auditFilter, logQuery, principal, requireStore } from "./common.ts";
 import { PeerNotFound, peerCreator, peerUpdater } from "./peers.ts";
 import { otherPeers, reservedIds } from "./resources.ts";
 import { peerSubjects } from "./history.ts";
+import { overviewDataOf } from "./pages.ts";
+import { overviewJson } from "../views/overview.ts";
 
 /** What a JSON body may contain (values are validated by the store's parsers). */
 const PEER_FIELDS = knownFields(Object.keys(PeerInput.shape));
@@ -31,6 +33,8 @@ export function apiRoutes(opts: AdminOptions) {
   const invalid = (c: Context<AdminEnv>, err: PeerValidationError) => c.json({ error: "invalid", field: Object.keys(err.fields)[0], fields: capFields(err.fields) }, 400);
   return new Hono<AdminEnv>()
     .get("/api/connections", (c) => c.json({ connections: gateway.connections() }))
+    // The Overview's data: facts, problems, drops by reason with the cids causing them, top talkers, expiring peers.
+    .get("/api/overview", (c) => c.json(overviewJson(overviewDataOf(opts, Date.now()))))
     .get("/api/sessions", (c) => c.json({ sessions: gateway.connections().flatMap((x) => x.sessions.map((session) => ({ cid: x.cid, session, public_key: x.public_key }))) }))
     .get("/api/logs", (c) => c.json({ logs: logs?.query(logQuery(c.req.query())) ?? [] }))
     .get("/api/audit", (c) => {

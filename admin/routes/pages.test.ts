@@ -1,7 +1,10 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../../src/crypto/x25519.ts";
 import type { ConnectionView } from "../../src/telemetry/view.ts";
+import { LogRing } from "../../src/telemetry/log-ring.ts";
 import { login, setup } from "../testing.ts";
+import { overview } from "../views/overview.ts";
+import { recentWarnings } from "./pages.ts";
 import type { GatewayFacts, ProblemView } from "../types.ts";
 
 const newKey = () => encodeKey(publicKeyOf(generatePrivateKey()));
@@ -110,6 +113,27 @@ describe("pages", () => {
     const live = (await get("/overview/live")).text;
     expect(live).toStartWith('<div id="overview-live"');
     expect(live).toMatch(/data-fact="uptime">\d+ min \d+ s \(since <time/);
+  });
+
+  test("Overview counts warnings of the last 24 h only, not those kept from earlier runs, and says so", async () => {
+    const at = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+    const line = (level: "info" | "warn" | "error", msAgo: number) => ctx.logs.sink({ ts: at(msAgo), level, target: "tunnel", msg: `${level} ${msAgo}` });
+    for (let i = 0; i < 5; i++) line("warn", 3 * 86400_000 + i); // a run three days ago
+    line("error", 25 * 3600_000);
+    line("warn", 60_000);
+    line("error", 23 * 3600_000);
+    line("info", 1000);
+    const page = (await get("/")).text;
+    expect(page).toContain("Warnings, last 24 h");
+    expect(page).toMatch(/data-testid="warning-count">2</);
+  });
+
+  test("beyond 1000 warnings in a day the count says 1000+", async () => {
+    const big = new LogRing(1500);
+    for (let i = 0; i < 1200; i++) big.sink({ ts: new Date(Date.now() - 1000).toISOString(), level: "warn", target: "t", msg: "w" });
+    const n = recentWarnings(big, Date.now());
+    expect(n).toBe(1000);
+    expect(String(await overview({ conns: [], problems: [], peers: [], errors: n, now: Date.now() }))).toContain('data-testid="warning-count">1000+<');
   });
 
   test("cids in logs and errors link to their connection", async () => {

@@ -55,18 +55,31 @@ export function listConnections(items: conns.ConnectionItem[], q: conns.Connecti
   return items.filter(hit).sort((a, b) => sign * key[q.sort](a, b) || a.cid - b.cid);
 }
 
+/** Overview's warning count looks back this far: stored lines from earlier runs are not "recent". */
+export const RECENT_WARNINGS_MS = 24 * 3600_000;
+
+/** Warnings and errors logged in the last 24 h (this run's and stored ones), at most WARNINGS_CAP. */
+export function recentWarnings(logs: AdminOptions["logs"], now: number): number {
+  return logs?.query({ level: "warn", since: new Date(now - RECENT_WARNINGS_MS).toISOString(), limit: ov.WARNINGS_CAP }).length ?? 0;
+}
+
+/** What the Overview shows, read once (the page, its live fragment and GET /api/overview). */
+export function overviewDataOf(opts: AdminOptions, now: number): ov.OverviewData {
+  return {
+    conns: opts.gateway.connections(),
+    facts: opts.gateway.facts?.(),
+    problems: opts.gateway.problems?.() ?? [],
+    peers: opts.store?.peers.list() ?? [],
+    errors: recentWarnings(opts.logs, now),
+    now,
+  };
+}
+
 export function pageRoutes(opts: AdminOptions) {
   const { gateway, store, logs } = opts;
   const now = () => Date.now();
   const storePeers = (): PeerRow[] => store?.peers.list() ?? [];
-  const overviewData = (): ov.OverviewData => ({
-    conns: gateway.connections(),
-    facts: gateway.facts?.(),
-    problems: gateway.problems?.() ?? [],
-    peers: storePeers(),
-    errors: logs?.query({ level: "warn", limit: 1000 }).length ?? 0,
-    now: now(),
-  });
+  const overviewData = (): ov.OverviewData => overviewDataOf(opts, now());
   const connectionItems = (): conns.ConnectionItem[] => {
     const names = new Map(storePeers().map((p) => [p.publicKey, p.name]));
     return gateway.connections().map((c) => ({ ...c, name: names.get(c.public_key) ?? null }));

@@ -31,6 +31,8 @@ test("the connection page shows its own problems as banners (escaped), not other
   expect(text).toContain('data-problem="psk_mismatch"');
   expect(text).not.toContain('data-problem="allowed_ips"');
   expect(text).toContain("a &lt;cause&gt;");
+  // Times as everywhere in the admin (UTC, with a <time> the browser adds local time to), not raw ISO.
+  expect(text).toContain('Seen 4×, first <time datetime="2026-11-29T10:00:00.000Z">2026-11-29 10:00:00 UTC</time>');
 });
 
 test("an open connection page whose peer expired says so, and since when (its live part stops there)", async () => {

@@ -97,10 +97,27 @@ export function connectionDetail(d: ConnectionDetail): Html {
   return html`<h1>Connection ${d.c.cid}${d.name ? html` · ${d.name}` : ""}</h1>${connectionLive(d)}`;
 }
 
+/**
+ * What goes in a connection's Timeline: handshakes, sessions, endpoint and authorization changes,
+ * and its named problems appearing and clearing. Problem lines are matched by their target, not
+ * their message: an appearing problem's message is its title ("Packets from … outside the peer's
+ * AllowedIPs"), which no word list would catch.
+ */
+export function isTimelineEvent(l: LogLine): boolean {
+  return l.target === "problems" || /handshake|endpoint|session|keys|goodbye|connection|denied|authorization/i.test(l.msg);
+}
+
+/** A problem's cause and fix are in its banner: the Timeline says only what and when. */
+function timelineLine(l: LogLine): LogLine {
+  if (l.target !== "problems") return l;
+  const { likely_cause: _c, fix: _f, public_key: _k, ...rest } = l;
+  return rest as LogLine;
+}
+
 /** The part of a connection's page that refreshes (GET /connections/:cid/live). */
 export function connectionLive(d: ConnectionDetail): Html {
   const { c, now } = d;
-  const timeline = d.logs.filter((l) => /handshake|endpoint|session|keys|goodbye|connection|denied|authorization/.test(l.msg));
+  const timeline = d.logs.filter(isTimelineEvent).map(timelineLine);
   const drops = Object.entries(c.drops).filter(([, n]) => n);
   return html`<div id="connection-live" hx-get="/connections/${c.cid}/live" hx-trigger="every 2s" hx-swap="outerHTML">${d.banners ?? ""}
 <div class="columns"><section><table class="facts"><tbody><tr><th>peer</th><td>${d.peerHref ? html`<a href="${d.peerHref}">${d.name}</a>` : html`<span class="muted">config file peer</span>`}</td></tr>

@@ -7,7 +7,11 @@ import type { PeerRow } from "../../src/store/index.ts";
 import type { ConnectionView } from "../../src/telemetry/view.ts";
 import type { GatewayFacts, ProblemView } from "../types.ts";
 import { timeChart } from "./chart.ts";
+import { problemSeen } from "./problems.ts";
 import { cidLink, fmtBytes, fmtDuration, utcTime, type Html } from "./layout.ts";
+
+/** The most warnings the Overview counts (it says "1000+" beyond). */
+export const WARNINGS_CAP = 1000;
 
 export interface OverviewData {
   conns: ConnectionView[];
@@ -15,7 +19,7 @@ export interface OverviewData {
   problems: ProblemView[];
   /** The store's peers (names, expiry). */
   peers: PeerRow[];
-  /** Warnings and errors in the log ring. */
+  /** Warnings and errors logged in the last 24 h (counted up to WARNINGS_CAP). */
   errors: number;
   now: number;
 }
@@ -50,17 +54,18 @@ function summaryCards(d: OverviewData): Html {
 <div class="card">Peers in the UI<b>${d.peers.length}</b></div>
 <div class="card">Problems<b data-testid="problem-count">${d.problems.length}</b>${d.problems.length ? html`<a href="#problems">see below</a>` : "none detected"}</div>
 <div class="card">Received<b>${fmtBytes(rx)}</b>since start</div><div class="card">Sent<b>${fmtBytes(tx)}</b>since start</div>
-<div class="card">Recent warnings<b>${d.errors}</b><a href="/errors">see them</a></div></div>`;
+<div class="card">Warnings, last 24 h<b data-testid="warning-count">${d.errors >= WARNINGS_CAP ? `${WARNINGS_CAP}+` : d.errors}</b><a href="/errors">see them</a></div></div>`;
 }
 
 export function problemList(problems: ProblemView[]): Html {
   return html`<h2 id="problems">Problems</h2>${problems.length === 0
     ? html`<p class="empty" data-testid="problems-empty">No problems detected.</p>`
     : html`<ul class="problems" data-testid="problems">${problems.map((p) => html`<li class="problem" data-kind="${p.kind}">
-<strong>${p.title}</strong> ${p.cid !== null ? html`<span>on ${cidLink(p.cid)}</span>` : ""} ${p.source ? html`<span class="mono">from ${p.source}</span>` : ""}
-<span class="muted">· ${p.count}× since ${utcTime(p.since)}, last ${utcTime(p.last_seen)}</span>
-<div><span class="label">Likely cause</span> ${p.likely_cause}</div><div><span class="label">Fix</span> ${p.fix}</div></li>`)}</ul>`}`;
+<div class="title"><strong>${p.title}</strong> ${p.cid !== null ? html`<span>on connection ${cidLink(p.cid)}</span>` : ""} ${p.source ? html`<span class="mono">from ${p.source}</span>` : ""}</div>
+<dl class="why"><dt>Likely cause</dt><dd>${p.likely_cause}</dd><dt>Fix</dt><dd>${p.fix}</dd></dl>
+<div class="small muted">${problemSeen(p)}</div></li>`)}</ul>`}`;
 }
+
 
 function factsTable(f: GatewayFacts, now: number): Html {
   const started = Date.parse(f.started_at);
@@ -98,43 +103,112 @@ function rateCharts(f: GatewayFacts): Html {
 
 const utcTimeText = (ts: number) => `${new Date(ts).toISOString().slice(11, 19)} UTC`;
 
-/** Drops by reason over the whole gateway, each with the connections that caused it. */
-export function dropsTable(conns: ConnectionView[], unattributed: Record<string, number>): Html {
-  const by = new Map<string, { total: number; who: { cid: number; n: number }[]; none: number }>();
-  const get = (r: string) => by.get(r) ?? (by.set(r, { total: 0, who: [], none: 0 }), by.get(r)!);
+/** One drop reason gateway-wide: its packets, the connections that caused them (most first), and those no connection caused. */
+export interface DropReason {
+  reason: string;
+  packets: number;
+  by: { cid: number; packets: number }[];
+  no_connection: number;
+}
+
+/** Drops by reason over the whole gateway, biggest first (the page and GET /api/overview). */
+export function dropsByReason(conns: ConnectionView[], unattributed: Record<string, number>): DropReason[] {
+  const by = new Map<string, DropReason>();
+  const get = (reason: string) => by.get(reason) ?? (by.set(reason, { reason, packets: 0, by: [], no_connection: 0 }), by.get(reason)!);
   for (const c of conns) {
     for (const [reason, n] of Object.entries(c.drops)) {
       if (!n) continue;
       const e = get(reason);
-      e.total += n;
-      e.who.push({ cid: c.cid, n });
+      e.packets += n;
+      e.by.push({ cid: c.cid, packets: n });
     }
   }
   for (const [reason, n] of Object.entries(unattributed)) {
     if (!n) continue;
     const e = get(reason);
-    e.total += n;
-    e.none += n;
+    e.packets += n;
+    e.no_connection += n;
   }
-  const rows = [...by].sort((a, b) => b[1].total - a[1].total);
+  for (const e of by.values()) e.by.sort((x, y) => y.packets - x.packets || x.cid - y.cid);
+  return [...by.values()].sort((x, y) => y.packets - x.packets);
+}
+
+/** Drops by reason over the whole gateway, each with the connections that caused it. */
+export function dropsTable(conns: ConnectionView[], unattributed: Record<string, number>): Html {
+  const rows = dropsByReason(conns, unattributed);
   return html`<h2>Drops by reason</h2>${rows.length === 0
     ? html`<p class="empty">No packets dropped since start.</p>`
-    : html`<table data-testid="drops"><thead><tr><th>reason</th><th>packets</th><th>caused by</th></tr></thead><tbody>${rows.map(([reason, e]) => html`<tr data-reason="${reason}"><td class="mono">${reason}</td><td>${e.total}</td>
-<td>${e.who.sort((a, b) => b.n - a.n).slice(0, 8).map((w) => html`${cidLink(w.cid)} (${w.n}) `)}${e.who.length > 8 ? html`<span class="muted">and ${e.who.length - 8} more</span> ` : ""}${e.none ? html`<span class="muted">no known connection (${e.none})</span>` : ""}</td></tr>`)}</tbody></table>`}`;
+    : html`<table data-testid="drops"><thead><tr><th>reason</th><th>packets</th><th>caused by</th></tr></thead><tbody>${rows.map((e) => html`<tr data-reason="${e.reason}"><td class="mono">${e.reason}</td><td>${e.packets}</td>
+<td>${e.by.slice(0, 8).map((w) => html`${cidLink(w.cid)} (${w.packets}) `)}${e.by.length > 8 ? html`<span class="muted">and ${e.by.length - 8} more</span> ` : ""}${e.no_connection ? html`<span class="muted">no known connection (${e.no_connection})</span>` : ""}</td></tr>`)}</tbody></table>`}`;
+}
+
+export interface TopTalker {
+  cid: number;
+  public_key: string;
+  /** The store peer's name; null for a config file peer. */
+  name: string | null;
+  rx_bytes: number;
+  tx_bytes: number;
+}
+
+/** The connections that moved the most bytes since start (the page and GET /api/overview). */
+export function topTalkerList(conns: ConnectionView[], names: Map<string, PeerRow>): TopTalker[] {
+  return conns.filter((c) => c.rx_bytes + c.tx_bytes > 0).sort((a, b) => b.rx_bytes + b.tx_bytes - (a.rx_bytes + a.tx_bytes)).slice(0, TOP_TALKERS)
+    .map((c) => ({ cid: c.cid, public_key: c.public_key, name: names.get(c.public_key)?.name ?? null, rx_bytes: c.rx_bytes, tx_bytes: c.tx_bytes }));
+}
+
+export interface ExpiringPeer {
+  id: string;
+  name: string;
+  public_key: string;
+  expires_at: string;
+  expired: boolean;
+}
+
+/** Store peers expiring within a week, or expired within the last one, soonest first. */
+export function expiringPeerList(peers: PeerRow[], now: number): ExpiringPeer[] {
+  return peers.filter((p) => p.expiresAt !== null && p.expiresAt > now - EXPIRY_WINDOW_MS && p.expiresAt < now + EXPIRY_WINDOW_MS).sort((a, b) => a.expiresAt! - b.expiresAt!)
+    .map((p) => ({ id: p.id, name: p.name, public_key: p.publicKey, expires_at: new Date(p.expiresAt!).toISOString(), expired: p.expiresAt! <= now }));
+}
+
+/** The Overview as JSON (GET /api/overview): what the page shows, with the logs' field names. */
+export function overviewJson(d: OverviewData) {
+  const names = new Map(d.peers.map((p) => [p.publicKey, p]));
+  return {
+    now: new Date(d.now).toISOString(),
+    summary: {
+      connected: d.conns.filter((c) => c.state === "connected").length,
+      connections: d.conns.length,
+      store_peers: d.peers.length,
+      problems: d.problems.length,
+      rx_bytes: d.conns.reduce((a, c) => a + c.rx_bytes, 0),
+      tx_bytes: d.conns.reduce((a, c) => a + c.tx_bytes, 0),
+      warnings_24h: d.errors,
+      warnings_24h_capped: d.errors >= WARNINGS_CAP,
+    },
+    facts: d.facts ?? null,
+    problems: d.problems,
+    drops: dropsByReason(d.conns, d.facts?.unattributed_drops ?? {}),
+    top_talkers: topTalkerList(d.conns, names),
+    expiring_peers: expiringPeerList(d.peers, d.now),
+  };
 }
 
 function topTalkers(conns: ConnectionView[], names: Map<string, PeerRow>): Html {
-  const top = conns.filter((c) => c.rx_bytes + c.tx_bytes > 0).sort((a, b) => b.rx_bytes + b.tx_bytes - (a.rx_bytes + a.tx_bytes)).slice(0, TOP_TALKERS);
+  const top = topTalkerList(conns, names);
   return html`<h2>Top talkers</h2>${top.length === 0
     ? html`<p class="empty">No traffic since start.</p>`
     : html`<table data-testid="top-talkers"><thead><tr><th>connection</th><th>peer</th><th>received</th><th>sent</th></tr></thead><tbody>${top.map((c) => html`<tr><td>${cidLink(c.cid)}</td>
-<td>${names.get(c.public_key)?.name ?? html`<span class="muted">config file</span> <span class="mono">${c.public_key.slice(0, 12)}…</span>`}</td><td>${fmtBytes(c.rx_bytes)}</td><td>${fmtBytes(c.tx_bytes)}</td></tr>`)}</tbody></table><p class="muted small">Since the gateway started.</p>`}`;
+<td>${c.name ?? html`<span class="muted">config file</span> <span class="mono">${c.public_key.slice(0, 12)}…</span>`}</td><td>${fmtBytes(c.rx_bytes)}</td><td>${fmtBytes(c.tx_bytes)}</td></tr>`)}</tbody></table><p class="muted small">Since the gateway started.</p>`}`;
 }
 
 function expiringPeers(peers: PeerRow[], now: number): Html {
-  const soon = peers.filter((p) => p.expiresAt !== null && p.expiresAt > now - EXPIRY_WINDOW_MS && p.expiresAt < now + EXPIRY_WINDOW_MS).sort((a, b) => a.expiresAt! - b.expiresAt!);
+  const soon = expiringPeerList(peers, now);
   return html`<h2>Peers expiring soon</h2>${soon.length === 0
     ? html`<p class="empty">No peer expires within 7 days.</p>`
-    : html`<table data-testid="expiring"><thead><tr><th>peer</th><th>expires</th><th></th></tr></thead><tbody>${soon.map((p) => html`<tr><td><a href="/peers/${encodeURIComponent(p.id)}">${p.name}</a></td>
-<td>${utcTime(p.expiresAt!)}</td><td>${p.expiresAt! <= now ? html`<span class="pill failed">expired ${fmtDuration(now - p.expiresAt!)} ago</span>` : html`in ${fmtDuration(p.expiresAt! - now)}`}</td></tr>`)}</tbody></table>`}`;
+    : html`<table data-testid="expiring"><thead><tr><th>peer</th><th>expires</th><th></th></tr></thead><tbody>${soon.map((p) => {
+      const at = Date.parse(p.expires_at);
+      return html`<tr><td><a href="/peers/${encodeURIComponent(p.id)}">${p.name}</a></td>
+<td>${utcTime(at)}</td><td>${p.expired ? html`<span class="pill failed">expired ${fmtDuration(now - at)} ago</span>` : html`in ${fmtDuration(at - now)}`}</td></tr>`;
+    })}</tbody></table>`}`;
 }

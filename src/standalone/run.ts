@@ -21,10 +21,10 @@ import { HandshakeSpans, traceStoreWrites, withSpan } from "../telemetry/tracing
 import { DnsResponder, filterText, GatewayCore } from "../gateway/index.ts";
 import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
 import { ResourceSync } from "./resource-sync.ts";
-import { connectionViews } from "../telemetry/view.ts";
+import { connectionViews, unattributedDrops } from "../telemetry/view.ts";
 import { ConnectionStates } from "../telemetry/connection-state.ts";
 import { ProblemDetector, problemView } from "../telemetry/problems.ts";
-import { Logger, type TargetLogger } from "../telemetry/log.ts";
+import { Logger, logMs, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
 import type { SentryReporter } from "../telemetry/sentry.ts";
 import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
@@ -103,12 +103,12 @@ async function resolveEndpoint(host: string, port: number): Promise<Endpoint> {
   return { address, port };
 }
 
-function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): void {
+export function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): void {
   switch (e.type) {
     case "handshake_completed":
       // A responder has proven nothing yet: "completed" waits for the client's first packet
       // (session_confirmed below), which a wrong preshared key never sends.
-      if (e.role === "initiator") log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: formatEndpoint(e.remote), role: e.role, rtt_ms: e.rttMs });
+      if (e.role === "initiator") log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: formatEndpoint(e.remote), role: e.role, rtt_ms: logMs(e.rttMs) });
       else if (log.enabled("debug")) log.debug("handshake response sent", { cid: e.cid, session: sessionField(e.session), remote: formatEndpoint(e.remote) });
       break;
     case "handshake_failed":
@@ -130,7 +130,7 @@ function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): void {
     case "session_confirmed": {
       // A responder's new session carried its first authenticated packet: key confirmation.
       const remote = tunnel.connection(e.cid)?.peer.endpoint;
-      log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: remote ? formatEndpoint(remote) : undefined, role: "responder", rtt_ms: e.rttMs });
+      log.info("handshake completed", { cid: e.cid, session: sessionField(e.session), remote: remote ? formatEndpoint(remote) : undefined, role: "responder", rtt_ms: logMs(e.rttMs) });
       break;
     }
     default:
@@ -190,7 +190,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       const p = ch.problem;
       const fields = { kind: p.kind, cid: p.cid, public_key: p.public_key, source: p.source, count: p.count };
       if (ch.type === "cleared") {
-        plog.info("problem cleared", { ...fields, title: p.title });
+        plog.info("problem cleared", { ...fields, title: p.title, superseded_by: ch.superseded_by });
         continue;
       }
       plog.warn(p.title, { ...fields, likely_cause: p.likely_cause, fix: p.fix });
@@ -357,11 +357,6 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
   const startedAt = Date.now();
   const rates = new ThroughputRing(startedAt);
-  const unattributedDrops = () => {
-    const d: Record<string, number> = { ...(tunnel.tunnelDrops() as Record<string, number>) };
-    for (const [reason, n] of gatewayCore.drops) d[reason] = (d[reason] ?? 0) + n;
-    return d;
-  };
   const app = createAdminApp({
     envToken: opts.adminToken,
     log: opts.logger.target("admin"),
@@ -381,7 +376,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       problems: () => problems.problems().sort((a, b) => b.since - a.since).map(problemView),
       facts: () => ({
         public_key: gatewayPublicKey, udp_port: udp.port, version: SERVICE_VERSION, gid, started_at: new Date(startedAt).toISOString(), aead: aead.name,
-        udp_buffers: udp.buffers, queue_depths: loop.depths(), unattributed_drops: unattributedDrops(),
+        udp_buffers: udp.buffers, queue_depths: loop.depths(), unattributed_drops: unattributedDrops(tunnel, gatewayCore.drops),
         traffic_sample_seconds: opts.trafficSampleSeconds ?? 60, throughput: rates.points(),
       }),
       metrics: () => metrics!.prometheusText(),

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { Logger, errorChain, memorySink, parseLogFilter, type LogLine } from "./log.ts";
+import { Logger, errorChain, logMs, memorySink, parseLogFilter, type LogLine } from "./log.ts";
 import { LogRing } from "./log-ring.ts";
 
 test("per-target levels: the most specific directive wins", () => {
@@ -96,4 +96,14 @@ test("a log ring subscriber that throws stops neither the logger's caller nor th
   const log = new Logger(parseLogFilter("info"), ring.sink).target("admin");
   expect(() => log.info("hello")).not.toThrow();
   expect(seen).toEqual(["hello"]);
+});
+
+test("durations in log fields are rounded to 0.1 ms; a missing one stays missing", () => {
+  expect(logMs(48.98876953125)).toBe(49);
+  expect(logMs(0.04)).toBe(0);
+  expect(logMs(12.3456)).toBe(12.3);
+  expect(logMs(1234.56)).toBe(1234.6);
+  expect(logMs(undefined)).toBeUndefined();
+  // Printed as written: no binary-fraction tail in the JSON line.
+  expect(JSON.stringify({ rtt_ms: logMs(0.1 + 0.2) })).toBe('{"rtt_ms":0.3}');
 });

@@ -71,6 +71,17 @@ export const MAX_ERR_CHARS = 4096;
 export const MAX_LINE_CHARS = 16 * 1024;
 export const MAX_FIELDS = 48;
 
+/**
+ * A duration for a log field, in milliseconds rounded to 0.1 ms: clock differences are floats
+ * like 48.98876953125, whose digits past a tenth are noise that makes lines hard to read.
+ * Every duration a log line carries goes through this (fields named `*_ms`).
+ */
+export function logMs(ms: number): number;
+export function logMs(ms: number | undefined): number | undefined;
+export function logMs(ms: number | undefined): number | undefined {
+  return ms === undefined || !Number.isFinite(ms) ? ms : Math.round(ms * 10) / 10;
+}
+
 /** `s` cut to `max` characters, saying how much was cut (the cut is visible, not silent). */
 export function capText(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, max)}…(+${s.length - max} chars)`;

@@ -306,3 +306,24 @@ test("the API view is snake_case with ISO times and nulls for what is unknown", 
   expect(Object.keys(v)).toEqual(["kind", "cid", "public_key", "source", "title", "likely_cause", "fix", "since", "last_seen", "count"]);
   expect(v).toMatchObject({ kind: "never_connected", cid: conn.cid, source: null, since: new Date(T0 + 1000).toISOString() });
 });
+
+test("a peer that never connected because of a named cause shows that cause, not also 'never connected'", () => {
+  const w = world({ neverConnectedMs: 3000 });
+  // Before the cause is known it is "never connected"; the PSK mismatch then replaces it.
+  const c = w.client({ n: 7, presharedKey: new Uint8Array(32).fill(9) });
+  const conn = w.addPeer(c.publicKey, c.ip, { presharedKey: new Uint8Array(32).fill(1) });
+  w.run(4000);
+  expect(kinds(w.detector)).toEqual(["never_connected"]);
+  w.ping(c);
+  w.run(30_000);
+  expect(kinds(w.detector)).toEqual(["psk_mismatch"]);
+  const cleared = w.changes.find((x) => x.type === "cleared" && x.problem.kind === "never_connected");
+  expect(cleared).toMatchObject({ superseded_by: "psk_mismatch", problem: { cid: conn.cid } });
+  // A configured Endpoint that never answers: named as that once known, never as both.
+  const d = world({ neverConnectedMs: 3000 });
+  const s = d.client({ n: 8 });
+  d.silent.add(s.addr.address);
+  d.addPeer(s.publicKey, s.ip, { endpoint: s.addr, persistentKeepalive: 5 });
+  d.run(60_000);
+  expect(kinds(d.detector)).toEqual(["endpoint_unreachable"]);
+});

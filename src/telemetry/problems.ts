@@ -56,7 +56,14 @@ export interface ProblemView {
   count: number;
 }
 
-export type ProblemChange = { type: "appeared" | "cleared"; problem: Problem };
+/** `superseded_by`: cleared because a more specific problem of the same connection explains it. */
+export type ProblemChange = { type: "appeared" | "cleared"; problem: Problem; superseded_by?: ProblemKind };
+
+/**
+ * A connection's problems that say why it never connected: "never connected" (a guess: not
+ * installed, not started, or no reach) adds nothing beside them and its guess would mislead.
+ */
+const EXPLAINS_NEVER_CONNECTED: readonly ProblemKind[] = ["psk_mismatch", "endpoint_unreachable"];
 
 export interface ProblemOptions {
   /** This gateway's public key (base64), named in the wrong-key fix. */
@@ -243,7 +250,8 @@ export class ProblemDetector {
           fix: `Set the client's Address inside ${allowed}, or add ${source} to this peer's AllowedIPs if it should send from there.`,
         }), { source });
       }
-      if (!w.confirmed && now - w.createdAt >= this.#opts.neverConnectedMs && !this.#problems.has(`never_connected|${c.cid}`)) {
+      if (!w.confirmed && now - w.createdAt >= this.#opts.neverConnectedMs && !this.#problems.has(`never_connected|${c.cid}`) &&
+        !EXPLAINS_NEVER_CONNECTED.some((k) => this.#problems.has(`${k}|${c.cid}`))) {
         const s = Math.floor((now - w.createdAt) / 1000);
         const age = s < 120 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h`;
         this.#raise(`never_connected|${c.cid}`, now, 1, () => ({
@@ -309,14 +317,15 @@ export class ProblemDetector {
     const problem: Problem = { ...p, since: now, last_seen: now, count: Math.max(count, 1), error };
     this.#problems.set(id, problem);
     this.#changes.push({ type: "appeared", problem });
+    if (p.cid !== undefined && EXPLAINS_NEVER_CONNECTED.includes(p.kind)) this.#clear(`never_connected|${p.cid}`, now, p.kind);
   }
 
-  #clear(id: string, now: number): void {
+  #clear(id: string, now: number, supersededBy?: ProblemKind): void {
     const p = this.#problems.get(id);
     if (!p) return;
     this.#problems.delete(id);
     p.last_seen = Math.max(p.last_seen, now);
-    this.#changes.push({ type: "cleared", problem: p });
+    this.#changes.push({ type: "cleared", problem: p, ...(supersededBy && { superseded_by: supersededBy }) });
   }
 
   /** Appearances and clearances since the last call, in order. */

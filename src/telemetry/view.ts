@@ -50,7 +50,7 @@ export function connectionViews(tunnel: Tunnel, now: number, states: ConnectionS
       tx_packets: s.txPackets,
       handshakes: { initiated: s.handshakesInitiated, completed: s.handshakesCompleted, failed: s.handshakesFailed, confirmed: st.confirmed },
       allowed_ips: c.allowedIPs.map(formatCidr),
-      drops: p.drops.snapshot() as Record<string, number>,
+      drops: connectionDrops(p.drops.snapshot() as Record<string, number>, c.rejectedSources.count),
       state: st.state,
       state_since: new Date(st.since).toISOString(),
     });
@@ -58,3 +58,27 @@ export function connectionViews(tunnel: Tunnel, now: number, states: ConnectionS
   return out;
 }
 
+
+/**
+ * A connection's drops by reason. Packets from outside its AllowedIPs are counted by the tunnel
+ * (gateway-wide) and on the connection's rejectedSources, not in the peer's own counters: without
+ * this its page said "no drops" and the Overview "no known connection" for a peer whose every
+ * packet was dropped as allowed_ips.
+ */
+function connectionDrops(own: Record<string, number>, rejectedSources: number): Record<string, number> {
+  return rejectedSources ? { ...own, allowed_ips: (own.allowed_ips ?? 0) + rejectedSources } : own;
+}
+
+/**
+ * Drops no live connection accounts for: the tunnel's and the gateway core's gateway-wide counts,
+ * less the allowed_ips drops already shown on their connections (a removed connection's stay here).
+ */
+export function unattributedDrops(tunnel: Tunnel, gatewayDrops: Iterable<[string, number]>): Record<string, number> {
+  const d: Record<string, number> = { ...(tunnel.tunnelDrops() as Record<string, number>) };
+  for (const [reason, n] of gatewayDrops) d[reason] = (d[reason] ?? 0) + n;
+  if (d.allowed_ips) {
+    for (const c of tunnel.connections()) d.allowed_ips -= c.rejectedSources.count;
+    if (d.allowed_ips <= 0) delete d.allowed_ips;
+  }
+  return d;
+}

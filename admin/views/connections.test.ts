@@ -1,0 +1,41 @@
+import { describe, expect, test } from "bun:test";
+import type { LogLine } from "../../src/telemetry/log.ts";
+import type { ConnectionView } from "../../src/telemetry/view.ts";
+import { connectionLive } from "./connections.ts";
+
+const NOW = Date.parse("2026-11-29T12:00:00Z");
+const c: ConnectionView = {
+  cid: 7, public_key: `KEY7${"A".repeat(40)}=`, endpoint: "192.0.2.7:51820", sessions: [], last_handshake: null, rx_bytes: 0, tx_bytes: 0,
+  rx_packets: 0, tx_packets: 0, handshakes: { initiated: 0, completed: 0, failed: 0 }, allowed_ips: ["10.99.0.2/32"], drops: {}, state: "connected", state_since: "2026-11-29T11:00:00.000Z",
+};
+const line = (msg: string, target: string, level: LogLine["level"] = "info", fields: Record<string, unknown> = {}): LogLine => ({ ts: "2026-11-29T11:59:00.000Z", level, target, msg, cid: 7, ...fields });
+const timelineOf = async (logs: LogLine[]) => {
+  const out = String(await connectionLive({ c, name: null, peerHref: null, logs, traffic: [], sampleSeconds: 60, now: NOW }));
+  return out.slice(out.indexOf("<h2>Timeline</h2>"), out.indexOf("<h2>Recent logs</h2>"));
+};
+
+describe("connection page timeline", () => {
+  test("shows the connection's named problems appearing (by their title) and clearing", async () => {
+    const tl = await timelineOf([
+      line("Packets from 10.99.0.77, outside the peer's AllowedIPs", "problems", "warn", { kind: "allowed_ips" }),
+      line("problem cleared", "problems", "info", { kind: "allowed_ips", title: "Packets from 10.99.0.77, outside the peer's AllowedIPs" }),
+    ]);
+    expect(tl).toContain("Packets from 10.99.0.77, outside the peer&#39;s AllowedIPs");
+    expect(tl).toContain("problem cleared");
+    expect(tl).not.toContain("No handshakes or session events");
+  });
+
+  test("a problem's line in the Timeline says what and when; its cause and fix stay in the banner", async () => {
+    const tl = await timelineOf([line("Never connected since it was created", "problems", "warn", { kind: "never_connected", likely_cause: "LONG CAUSE", fix: "LONG FIX", count: 1 })]);
+    expect(tl).toContain("Never connected since it was created");
+    expect(tl).toContain("kind=never_connected");
+    expect(tl).not.toContain("LONG CAUSE");
+    expect(tl).not.toContain("LONG FIX");
+  });
+
+  test("keeps handshakes (whatever their case) and leaves other chatter to Recent logs", async () => {
+    const tl = await timelineOf([line("Handshake completed", "tunnel"), line("packet forwarded", "tunnel")]);
+    expect(tl).toContain("Handshake completed");
+    expect(tl).not.toContain("packet forwarded");
+  });
+});
