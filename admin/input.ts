@@ -95,3 +95,34 @@ export function knownFields(fields: readonly string[]) {
 export function capFields(fields: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(fields).map(([k, m]) => [k, capQuoted(m)]));
 }
+
+/** What a list page's ?q=&sort=&dir= asked for; `problems` says in words what fell back to a default. */
+export interface ListQuery<S extends string> {
+  q: string;
+  sort: S;
+  dir: "asc" | "desc";
+  problems: string[];
+}
+
+const LIST_FIELDS: Record<string, string> = { q: "Search", sort: "Sort", dir: "Sort direction" };
+
+/**
+ * Reads a list page's search and sort. A page is browsed, not scripted: a value not understood
+ * falls back to the default and is said on the page instead of failing with a 400.
+ */
+export function listQuery<S extends string>(query: Query, sorts: readonly S[], defaultSort: S, defaultDir: (sort: S) => "asc" | "desc"): ListQuery<S> {
+  const problems: string[] = [];
+  const read = <T>(f: () => T | undefined, fallback: T): T => {
+    try {
+      return f() ?? fallback;
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      problems.push(`${LIST_FIELDS[err.field] ?? err.field}: ${err.message.slice(err.field.length + 2)} — showing the default instead.`);
+      return fallback;
+    }
+  };
+  const q = read(() => textParam(query, "q", 100)?.trim(), "");
+  const sort = read(() => enumParam(query, "sort", sorts), defaultSort);
+  const dir = read(() => enumParam(query, "dir", ["asc", "desc"] as const), defaultDir(sort));
+  return { q, sort, dir, problems };
+}

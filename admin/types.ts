@@ -8,6 +8,7 @@ import type { ConnectionView } from "../src/telemetry/view.ts";
 import type { PolicyQuery, PolicyTestResult } from "../src/standalone/policy-test.ts";
 import type { CaptureControl } from "../src/standalone/capture-control.ts";
 import type { RatePoint } from "../src/telemetry/throughput.ts";
+import type { ProblemView } from "../src/telemetry/problems.ts";
 
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
@@ -71,23 +72,8 @@ export interface GatewayFacts {
   throughput: RatePoint[];
 }
 
-/**
- * One named problem: what is wrong, the likely cause, and the fix to try. `cid`/`public_key`
- * are null when no peer is known (an unknown key knocking); `source` is the remote address it
- * came from when that matters. Times are ISO (UTC).
- */
-export interface ProblemView {
-  kind: string;
-  cid: number | null;
-  public_key: string | null;
-  source: string | null;
-  title: string;
-  likely_cause: string;
-  fix: string;
-  since: string;
-  last_seen: string;
-  count: number;
-}
+/** One named problem (what is wrong, the likely cause, the fix to try): telemetry/problems.ts's shape. */
+export type { ProblemView } from "../src/telemetry/problems.ts";
 
 /** A [Peer] of the config file, as the admin shows it (never its preshared key). */
 export interface FilePeerView {

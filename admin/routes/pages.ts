@@ -4,7 +4,7 @@ import { Hono, type Context } from "hono";
 import { html } from "hono/html";
 import { auditCsv, type PeerRow } from "../../src/store/index.ts";
 import type { AdminEnv } from "../middleware/auth.ts";
-import { enumParam, InputError, intParam, textParam } from "../input.ts";
+import { intParam, listQuery } from "../input.ts";
 import type { AdminOptions } from "../types.ts";
 import * as audit from "../views/audit.ts";
 import * as conns from "../views/connections.ts";
@@ -17,24 +17,9 @@ import { historyLink, oldConnectionPage, peerSubjects } from "./history.ts";
 
 /** The store's sampling interval when the gateway does not say (GLASSGATE_TRAFFIC_SAMPLE_SECONDS default). */
 const DEFAULT_SAMPLE_SECONDS = 60;
-const FRIENDLY: Record<string, string> = { q: "Search", sort: "Sort", dir: "Sort direction" };
-
 /** Reads ?q=&sort=&dir=; a value not understood falls back to the default and is said on the page. */
 export function connectionListQuery(query: Record<string, string | undefined>): conns.ConnectionListQuery {
-  const problems: string[] = [];
-  const read = <T>(f: () => T | undefined, fallback: T): T => {
-    try {
-      return f() ?? fallback;
-    } catch (err) {
-      if (!(err instanceof InputError)) throw err;
-      problems.push(`${FRIENDLY[err.field] ?? err.field}: ${err.message.slice(err.field.length + 2)} — showing the default instead.`);
-      return fallback;
-    }
-  };
-  const q = read(() => textParam(query, "q", 100)?.trim(), "");
-  const sort = read(() => enumParam(query, "sort", conns.CONNECTION_SORTS), "cid");
-  const dir = read(() => enumParam(query, "dir", ["asc", "desc"] as const), ["cid", "name", "state"].includes(sort) ? "asc" : "desc");
-  return { q, sort, dir, problems };
+  return listQuery(query, conns.CONNECTION_SORTS, "cid", (sort) => (["cid", "name", "state"].includes(sort) ? "asc" : "desc"));
 }
 
 /** Filters (any field containing the search, case-insensitive) and sorts; cid breaks ties. */

@@ -10,7 +10,7 @@ import { encodeKey, generatePrivateKey, publicKeyOf } from "../../src/crypto/x25
 import { parseCidr } from "../../src/ip/address.ts";
 import { parsePeerInput, PeerValidationError, type PeerInput, type PeerRow } from "../../src/store/index.ts";
 import type { AdminEnv } from "../middleware/auth.ts";
-import { capFields, enumParam, InputError, textParam } from "../input.ts";
+import { capFields, listQuery } from "../input.ts";
 import type { AdminOptions, FilePeerView } from "../types.ts";
 import * as v from "../views/peers.ts";
 import { page, principal, requireStore, session } from "./common.ts";
@@ -95,22 +95,8 @@ function matches(q: string, ...fields: (string | null | undefined)[]): boolean {
 
 /** Reads ?q=&sort=&dir=; a value not understood falls back to the default and is said on the page. */
 export function peerListQuery(query: Record<string, string | undefined>): v.PeerListQuery {
-  const problems: string[] = [];
-  const read = <T>(f: () => T | undefined, fallback: T): T => {
-    try {
-      return f() ?? fallback;
-    } catch (err) {
-      if (!(err instanceof InputError)) throw err;
-      problems.push(`${FRIENDLY[err.field] ?? err.field}: ${err.message.slice(err.field.length + 2)} — showing the default instead.`);
-      return fallback;
-    }
-  };
-  const q = read(() => textParam(query, "q", 100)?.trim(), "");
-  const sort = read(() => enumParam(query, "sort", v.PEER_SORTS), "name");
-  const dir = read(() => enumParam(query, "dir", v.SORT_DIRS), sort === "name" ? "asc" : "desc");
-  return { q, sort, dir, problems };
+  return listQuery(query, v.PEER_SORTS, "name", (sort) => (sort === "name" ? "asc" : "desc"));
 }
-const FRIENDLY: Record<string, string> = { q: "Search", sort: "Sort", dir: "Sort direction" };
 
 export function peerRoutes(opts: AdminOptions) {
   const { gateway } = opts;

@@ -4,7 +4,7 @@ import type { ProblemView } from "../types.ts";
 import { ENV_TOKEN, login, setup } from "../testing.ts";
 
 const bearer = { authorization: `Bearer ${ENV_TOKEN}` };
-const problem = (kind: string, cid: number | null): ProblemView => ({
+const problem = (kind: ProblemView["kind"], cid: number | null): ProblemView => ({
   kind, cid, public_key: cid === null ? null : "KEY=", source: "198.51.100.9", title: `${kind} title`, likely_cause: "a <cause>", fix: "the fix",
   since: "2026-11-29T10:00:00.000Z", last_seen: "2026-11-29T10:01:00.000Z", count: 4,
 });
