@@ -24,3 +24,12 @@ test("a hostile upstream's bytes give an error string, never an exception or a r
     parseResponse(noise);
   }), { numRuns: 2000 });
 });
+
+test("a response whose question hides a dot inside a label cannot pass for the question asked", () => {
+  // "app.example" + "org" would read as app.example.org, the name our query asked for.
+  const forged = good.slice();
+  forged[12] = 11; // first label length: "app" (3) + "." + "example" (7) = 11 bytes
+  forged[16] = 0x2e; // the length byte of "example" becomes a dot inside the first label
+  expect(parseResponse(forged)).toBe("label contains a dot");
+  expect(parseQuery(forged.map((b, i) => (i === 2 ? b & 0x7f : b)))).toBe("label contains a dot");
+});

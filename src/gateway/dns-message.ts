@@ -29,6 +29,16 @@ export function parseQuery(msg: Uint8Array): DnsQuestion | string {
   if ((flags >> 11) & 0xf) return "opcode is not QUERY";
   const qd = (msg[4]! << 8) | msg[5]!;
   if (qd !== 1) return `has ${qd} questions (exactly 1 supported)`;
+  const q = readQuestion(msg);
+  if (typeof q === "string") return q;
+  return { id: (msg[0]! << 8) | msg[1]!, name: q.name, qtype: q.qtype, qclass: q.qclass, flags, questionEnd: q.end };
+}
+
+/**
+ * The one question of a message (queries and responses alike): an uncompressed name of plain
+ * labels, then type and class. `end` is where the question section ends.
+ */
+function readQuestion(msg: Uint8Array): { name: string; qtype: number; qclass: number; end: number } | string {
   const labels: string[] = [];
   let at = 12;
   for (;;) {
@@ -41,21 +51,14 @@ export function parseQuery(msg: Uint8Array): DnsQuestion | string {
     if (len & 0xc0) return "compressed name in the question";
     if (at + 1 + len > msg.length) return "label runs past the message";
     // A dot inside a label would make "a.b" + "c" read as the three labels a.b.c: a name that
-    // is not the one asked could then match a resource pattern.
+    // is not the one asked could then match a resource pattern (or pass for the question asked).
     if (msg.subarray(at + 1, at + 1 + len).includes(0x2e)) return "label contains a dot";
     labels.push(new TextDecoder().decode(msg.subarray(at + 1, at + 1 + len)).toLowerCase());
     at += 1 + len;
     if (at - 12 > 255) return "name longer than 255 bytes";
   }
   if (at + 4 > msg.length) return "question type/class missing";
-  return {
-    id: (msg[0]! << 8) | msg[1]!,
-    name: labels.join("."),
-    qtype: (msg[at]! << 8) | msg[at + 1]!,
-    qclass: (msg[at + 2]! << 8) | msg[at + 3]!,
-    flags,
-    questionEnd: at + 4,
-  };
+  return { name: labels.join("."), qtype: (msg[at]! << 8) | msg[at + 1]!, qclass: (msg[at + 2]! << 8) | msg[at + 3]!, end: at + 4 };
 }
 
 /** An answer to `query` (the original bytes) with `addresses` of the asked type, TTL in seconds. */
@@ -153,23 +156,10 @@ export function parseResponse(msg: Uint8Array): DnsResponse | string {
   let at = 12;
   let question: DnsResponse["question"];
   if (qd === 1) {
-    const labels: string[] = [];
-    for (;;) {
-      if (at >= msg.length) return "question name runs past the message";
-      const len = msg[at]!;
-      if (len === 0) {
-        at++;
-        break;
-      }
-      if (len & 0xc0) return "compressed name in the question";
-      if (at + 1 + len > msg.length) return "label runs past the message";
-      labels.push(new TextDecoder().decode(msg.subarray(at + 1, at + 1 + len)).toLowerCase());
-      at += 1 + len;
-      if (at - 12 > 255) return "name longer than 255 bytes";
-    }
-    if (at + 4 > msg.length) return "question type/class missing";
-    question = { name: labels.join("."), qtype: (msg[at]! << 8) | msg[at + 1]!, qclass: (msg[at + 2]! << 8) | msg[at + 3]! };
-    at += 4;
+    const q = readQuestion(msg);
+    if (typeof q === "string") return q;
+    question = { name: q.name, qtype: q.qtype, qclass: q.qclass };
+    at = q.end;
   }
   const addresses: Uint8Array[] = [];
   for (let i = 0; i < an; i++) {
