@@ -2,18 +2,17 @@
 // test creates: a packet capture started through the API, read back by Debian's tcpdump; the
 // policy tester and the capture panel in Chromium (under the admin's CSP, as admin-browser does).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { CHROMIUM, launchChromiumIn, screenshot, watchPage } from "./support/browser.ts";
 import { Topology } from "./support/topology.ts";
 import { sh, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const skip = skipReason(["ip", "wg", "wireguard-go", "ping", "tcpdump"]);
 if (skip) console.warn(`skipping operator tools tests: ${skip}`);
 const browserSkip = skip ?? (existsSync(CHROMIUM) ? undefined : `${CHROMIUM} missing (.ci/run installs Debian chromium)`);
 /** GLASSGATE_SCREENSHOTS=DIR saves the policy tester and the capture panel. */
-const SHOTS = process.env.GLASSGATE_SCREENSHOTS;
 const USER = "ops";
 const PASSWORD = "operator tools test password";
 
@@ -102,18 +101,9 @@ describe.skipIf(skip !== undefined)("operator tools with a real client", () => {
     const problems: string[] = [];
 
     beforeAll(async () => {
-      const wrapper = join(topo.dir, "chromium-in-gw.sh");
-      writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${topo.gw.name} ${CHROMIUM} "$@"\n`);
-      chmodSync(wrapper, 0o755);
-      browser = await chromium.launch({
-        executablePath: wrapper,
-        args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-      });
+      browser = await launchChromiumIn(topo.gw.name, topo.dir);
       page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-      page.on("console", (m) => {
-        if (/Content Security Policy|Refused to (apply|execute|load|connect|frame)/i.test(m.text())) problems.push(m.text());
-      });
-      page.on("pageerror", (e) => problems.push(String(e)));
+      watchPage(page, problems);
       await page.goto(`${base}/login`);
       await page.fill('input[name="username"]', USER);
       await page.fill('input[name="password"]', PASSWORD);
@@ -125,11 +115,7 @@ describe.skipIf(skip !== undefined)("operator tools with a real client", () => {
       await browser?.close();
     });
 
-    const shot = async (name: string) => {
-      if (!SHOTS) return;
-      mkdirSync(SHOTS, { recursive: true });
-      await page.screenshot({ path: join(SHOTS, name), fullPage: true });
-    };
+    const shot = (name: string) => screenshot(page, name);
 
     test("the policy tester shows a deny with its decision path", async () => {
       await page.goto(`${base}/`);

@@ -3,20 +3,19 @@
 // charts with axes, the Problems empty state, the browser-local time beside UTC, and no CSP
 // violation anywhere. GLASSGATE_SCREENSHOTS=DIR saves overview.png, connection.png, audit.png.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { existsSync } from "node:fs";
+
+import { type Browser, type Page } from "playwright-core";
+import { CHROMIUM, launchChromiumIn, screenshot, watchPage } from "./support/browser.ts";
 import { encodeKey, publicKeyOf } from "../src/crypto/x25519.ts";
 import { Topology } from "./support/topology.ts";
 import { sh, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const skip = skipReason(["ip", "wg", "wireguard-go", "ping"]) ?? (existsSync(CHROMIUM) ? undefined : `${CHROMIUM} missing (.ci/run installs Debian chromium)`);
 if (skip) console.warn(`skipping overview browser tests: ${skip}`);
 
 const USER = "ops";
 const PASSWORD = "overview-browser-pass";
-const SHOTS = process.env.GLASSGATE_SCREENSHOTS;
 /** A zone far from UTC, so the local time cannot be mistaken for the UTC text. */
 const ZONE = "America/New_York";
 
@@ -32,19 +31,10 @@ describe.skipIf(skip !== undefined)("Overview in a browser", () => {
     topo = new Topology(uniqueTag(), 1);
     await topo.configureClient(topo.clients[0]!);
     await topo.startGateway({ GLASSGATE_ADMIN_USER: USER, GLASSGATE_ADMIN_PASSWORD: PASSWORD, GLASSGATE_TRAFFIC_SAMPLE_SECONDS: "2" }, 1);
-    const wrapper = join(topo.dir, "chromium-in-gw.sh");
-    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${topo.gw.name} ${CHROMIUM} "$@"\n`);
-    chmodSync(wrapper, 0o755);
-    browser = await chromium.launch({
-      executablePath: wrapper,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-    });
+    browser = await launchChromiumIn(topo.gw.name, topo.dir);
     const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, timezoneId: ZONE, locale: "en-US" });
     page = await ctx.newPage();
-    page.on("console", (m) => {
-      if (/Content Security Policy|Refused to (apply|execute|load|connect|frame)/i.test(m.text())) cspViolations.push(m.text());
-    });
-    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    watchPage(page, cspViolations, pageErrors);
     await page.goto(`${base}/login`);
     await page.fill('input[name="username"]', USER);
     await page.fill('input[name="password"]', PASSWORD);
@@ -57,11 +47,7 @@ describe.skipIf(skip !== undefined)("Overview in a browser", () => {
     await topo?.destroy();
   });
 
-  const shot = async (name: string) => {
-    if (!SHOTS) return;
-    mkdirSync(SHOTS, { recursive: true });
-    await page.screenshot({ path: join(SHOTS, name), fullPage: true });
-  };
+  const shot = (name: string) => screenshot(page, name);
 
   test("with a client connected, Overview shows the gateway's facts, charts with axes and no problems", async () => {
     const c = topo.clients[0]!;

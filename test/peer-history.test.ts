@@ -2,19 +2,16 @@
 // the gateway restarts (new cids), and the old cid's page leads to the peer's history, its
 // connection now and its earlier log lines; the audit filter by peer shows its whole trail.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import { existsSync } from "node:fs";
+import { type Browser } from "playwright-core";
+import { CHROMIUM, launchChromiumIn, screenshot, watchPage } from "./support/browser.ts";
 import { encodeKey, publicKeyOf } from "../src/crypto/x25519.ts";
 import { filePeerId } from "../src/store/index.ts";
 import { sh, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
 import { ADMIN_TOKEN, CLIENT_PORT, Topology, type Client } from "./support/topology.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const skip = skipReason(["ip", "wg", "wireguard-go", "ping"]);
 if (skip) console.warn(`skipping peer-history test: ${skip}`);
-/** Where the screenshot goes (as in admin-browser.test.ts: GLASSGATE_SCREENSHOTS=docs). */
-const SHOTS = process.env.GLASSGATE_SCREENSHOTS;
 
 function ping(c: Client, target: string): boolean {
   return sh(["ip", "netns", "exec", c.ns.name, "ping", "-c", "1", "-W", "2", target], { allowFail: true }).includes("1 received");
@@ -76,24 +73,18 @@ describe.skipIf(skip !== undefined)("peer history across a gateway restart", () 
 
     // In a browser: the page renders under the admin's CSP (no inline script or style).
     if (existsSync(CHROMIUM)) {
-      const wrapper = join(topo.dir, "chromium-in-gw.sh");
-      writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${topo.gw.name} ${CHROMIUM} "$@"\n`);
-      chmodSync(wrapper, 0o755);
-      const browser: Browser = await chromium.launch({ executablePath: wrapper, args: ["--no-sandbox", "--disable-gpu", "--no-first-run"] });
+      const browser: Browser = await launchChromiumIn(topo.gw.name, topo.dir);
       try {
         const p = await browser.newPage({ viewport: { width: 1300, height: 900 }, extraHTTPHeaders: { authorization: `Bearer ${ADMIN_TOKEN}` } });
         const csp: string[] = [];
-        p.on("console", (m) => void (/Content Security Policy|Refused to/i.test(m.text()) && csp.push(m.text())));
+        watchPage(p, csp);
         await p.goto(`http://127.0.0.1:8080/connections/${oldCid}`);
         await p.getByTestId("current-connection").click();
         expect(new URL(p.url()).pathname).toBe(`/connections/${newCid}`);
         await p.getByTestId("history-link").click();
         expect(new URL(p.url()).pathname).toBe(`/history/${id}`);
         await p.goto(`http://127.0.0.1:8080/connections/${oldCid}`);
-        if (SHOTS) {
-          mkdirSync(SHOTS, { recursive: true });
-          await p.screenshot({ path: join(SHOTS, "peer-history.png"), fullPage: true });
-        }
+        await screenshot(p, "peer-history.png");
         expect(csp).toEqual([]);
       } finally {
         await browser.close();

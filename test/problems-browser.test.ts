@@ -5,17 +5,16 @@
 // wrong-PSK client "awaiting confirmation" rather than a healthy-looking "connected". No CSP
 // violation anywhere. GLASSGATE_SCREENSHOTS=DIR saves overview-problems.png and connection-problem.png.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { existsSync } from "node:fs";
+
+import { type Browser, type Page } from "playwright-core";
+import { CHROMIUM, launchChromiumIn, screenshot, watchPage } from "./support/browser.ts";
 import type { ProblemView } from "../src/telemetry/problems.ts";
 import { PROBLEM_KINDS, startMisconfigured, type Misconfigured } from "./support/misconfigured.ts";
 import { skipReason, waitFor } from "./support/netns.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const skip = skipReason(["ip", "wg", "wireguard-go", "ping"]) ?? (existsSync(CHROMIUM) ? undefined : `${CHROMIUM} missing (.ci/run installs Debian chromium)`);
 if (skip) console.warn(`skipping problem browser tests: ${skip}`);
-const SHOTS = process.env.GLASSGATE_SCREENSHOTS;
 const USER = "ops";
 const PASSWORD = "correct horse battery";
 
@@ -27,22 +26,13 @@ describe.skipIf(skip !== undefined)("named problems in the browser", () => {
   const base = "http://127.0.0.1:8080";
   const cspViolations: string[] = [];
 
-  const shot = async (name: string) => {
-    if (!SHOTS) return;
-    mkdirSync(SHOTS, { recursive: true });
-    await page.screenshot({ path: join(SHOTS, name), fullPage: true });
-  };
+  const shot = (name: string) => screenshot(page, name);
 
   beforeAll(async () => {
     m = await startMisconfigured({ GLASSGATE_ADMIN_USER: USER, GLASSGATE_ADMIN_PASSWORD: PASSWORD });
-    const wrapper = join(m.topo.dir, "chromium-in-gw.sh");
-    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${m.topo.gw.name} ${CHROMIUM} "$@"\n`);
-    chmodSync(wrapper, 0o755);
-    browser = await chromium.launch({ executablePath: wrapper, args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"] });
+    browser = await launchChromiumIn(m.topo.gw.name, m.topo.dir);
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.on("console", (msg) => {
-      if (/Content Security Policy|Refused to (apply|execute|load|connect|frame)/i.test(msg.text())) cspViolations.push(msg.text());
-    });
+    watchPage(page, cspViolations);
     await page.goto(`${base}/login`);
     await page.fill('input[name="username"]', USER);
     await page.fill('input[name="password"]', PASSWORD);
