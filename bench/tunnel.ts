@@ -1,64 +1,122 @@
-// Tunnel throughput, all measured in one run on the same two-namespace topology:
-//   (a) bare veth (the ceiling), (b) wireguard-go ↔ wireguard-go, (c) wireguard-go ↔ glassgate.
-// iperf3 TCP, 1 and 4 streams; prints Gbit/s per case and glassgate's ratio to wireguard-go (c/b).
-// Needs root, wireguard-go, wg and iperf3; everything it creates is removed at the end.
-import { join } from "node:path";
-import { spawn, type Subprocess } from "bun";
-import { writeFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
-import { Netns, sh, skipReason, uniqueTag, waitFor } from "../test/support/netns.ts";
+// Tunnel throughput, CPU per gigabyte and latency, every case measured in one run on the same
+// two-namespace topology (client namespace a ──veth── gateway namespace b):
+//   (a) bare veth, the ceiling
+//   (b) wireguard-go client → wireguard-go gateway
+//   (c) wireguard-go client → glassgate gateway, also with the admin UI polled
+//   (d) glassgate client → glassgate gateway (the client is a second `glassgate up` with the
+//       gateway as Endpoint + PersistentKeepalive, so it initiates)
+//   (e) wireguard-go ↔ wireguard-go: the (b) setup, named as the reference for (d)
+// All setups stay up for the whole run and rounds alternate between them, so slow drift of a shared
+// machine hits every case alike; each figure is the median over BENCH_TUNNEL_ROUNDS rounds.
+// Per case and round: ping idle, then iperf3 TCP ×1 with `ping -i 0.01` beside it (RTT under load),
+// then TCP ×4. The gateway's CPU time (utime+stime, all threads, /proc/<pid>/stat) is read around
+// each iperf3 run and divided by the gigabytes the server received.
+// GLASSGATE_* variables (e.g. GLASSGATE_OFFLOAD) pass through to both glassgate processes, so runs
+// with and without an option compare directly. BENCH_TUNNEL_CASES=a,c,… limits the cases.
+// Needs root, wireguard-go, wg, iperf3, ping; everything it creates is removed at the end.
+import type { Subprocess } from "bun";
+import { generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
+import { Netns, skipReason, uniqueTag, waitFor } from "../test/support/netns.ts";
+import {
+  TUNNEL_A, TUNNEL_B, UNDERLAY_B, WG_PORT, cpuSeconds, iperf3, measuredPid, median, ping, quantile, spread, startGlassgate,
+  startWireguardGo, threadCount, underlay, wgQuickConfig, type Glassgate, type PingResult,
+} from "./support.ts";
 
 const SECONDS = Number(process.env.BENCH_TUNNEL_SECONDS ?? 10);
-const ROOT = join(import.meta.dir, "..");
+const ROUNDS = Math.max(1, Number(process.env.BENCH_TUNNEL_ROUNDS ?? 3));
+/** Length of the idle ping per round; at 100 pings a second that is 200 samples. */
+const IDLE_PING_SECONDS = 2;
+const ADMIN_TOKEN = "bench-token";
+
+type CaseKey = "a" | "b" | "c" | "c+admin" | "d";
 
 interface Setup {
   a: Netns;
   b: Netns;
   target: string;
+  /** The gateway's process (namespace b), when there is one to measure. */
+  gatewayPid?: number;
+  /** The client's process (namespace a), when there is one. */
+  clientPid?: number;
   cleanup: () => Promise<void>;
-}
-
-function underlay(tag: string): { a: Netns; b: Netns } {
-  const a = new Netns(`gg-ba-${tag}`);
-  const b = new Netns(`gg-bb-${tag}`);
-  sh(["ip", "link", "add", `bva${tag}`, "type", "veth", "peer", "name", `bvb${tag}`]);
-  sh(["ip", "link", "set", `bva${tag}`, "netns", a.name]);
-  sh(["ip", "link", "set", `bvb${tag}`, "netns", b.name]);
-  a.exec(["ip", "addr", "add", "10.203.0.1/24", "dev", `bva${tag}`]);
-  b.exec(["ip", "addr", "add", "10.203.0.2/24", "dev", `bvb${tag}`]);
-  a.exec(["ip", "link", "set", `bva${tag}`, "up"]);
-  b.exec(["ip", "link", "set", `bvb${tag}`, "up"]);
-  return { a, b };
-}
-
-async function wgGo(ns: Netns, ifname: string, key: Uint8Array, peer: Uint8Array, addr: string, endpoint?: string): Promise<void> {
-  ns.start(["wireguard-go", "-f", ifname], { LOG_LEVEL: "error" });
-  await waitFor(`${ifname}`, () => ns.exec(["ip", "link", "show", ifname], { allowFail: true }).includes(ifname));
-  const dir = mkdtempSync(join(tmpdir(), "gg-bench-"));
-  writeFileSync(join(dir, "key"), encodeKey(key));
-  const args = ["wg", "set", ifname, "private-key", join(dir, "key"), "listen-port", "51820", "peer", encodeKey(publicKeyOf(peer)), "allowed-ips", "10.204.0.0/24"];
-  if (endpoint) args.push("endpoint", endpoint);
-  ns.exec(args);
-  ns.exec(["ip", "addr", "add", `${addr}/24`, "dev", ifname]);
-  ns.exec(["ip", "link", "set", ifname, "mtu", "1420", "up"]);
 }
 
 async function setupVeth(tag: string): Promise<Setup> {
   const { a, b } = underlay(tag);
-  return { a, b, target: "10.203.0.2", cleanup: async () => { await a.destroy(); await b.destroy(); } };
+  return { a, b, target: UNDERLAY_B, cleanup: async () => { await a.destroy(); await b.destroy(); } };
 }
 
 async function setupWgGo(tag: string): Promise<Setup> {
   const { a, b } = underlay(tag);
-  const ka = generatePrivateKey();
-  const kb = generatePrivateKey();
-  await wgGo(a, `wba${tag}`, ka, kb, "10.204.0.1", "10.203.0.2:51820");
-  await wgGo(b, `wbb${tag}`, kb, ka, "10.204.0.2");
-  return { a, b, target: "10.204.0.2", cleanup: async () => { await a.destroy(); await b.destroy(); } };
+  try {
+    const ka = generatePrivateKey();
+    const kb = generatePrivateKey();
+    const client = await startWireguardGo(a, `wba${tag}`, ka, { publicKey: publicKeyOf(kb), allowedIps: "10.204.0.0/24", endpoint: `${UNDERLAY_B}:${WG_PORT}` }, TUNNEL_A);
+    const gw = await startWireguardGo(b, `wbb${tag}`, kb, { publicKey: publicKeyOf(ka), allowedIps: "10.204.0.0/24" }, TUNNEL_B);
+    return {
+      a, b, target: TUNNEL_B,
+      clientPid: await measuredPid(client.pid, "wireguard-go"),
+      gatewayPid: await measuredPid(gw.pid, "wireguard-go"),
+      cleanup: async () => { await a.destroy(); await b.destroy(); },
+    };
+  } catch (e) {
+    await a.destroy();
+    await b.destroy();
+    throw e;
+  }
 }
 
-const ADMIN_TOKEN = "bench-token";
+function gatewayConfig(kb: Uint8Array, ka: Uint8Array): string {
+  return wgQuickConfig({ privateKey: kb, address: `${TUNNEL_B}/24`, listenPort: WG_PORT, peerPublicKey: publicKeyOf(ka), allowedIps: `${TUNNEL_A}/32` });
+}
+
+async function setupGlassgateGateway(tag: string): Promise<Setup> {
+  const { a, b } = underlay(tag);
+  let gw: Glassgate | undefined;
+  try {
+    const ka = generatePrivateKey();
+    const kb = generatePrivateKey();
+    const client = await startWireguardGo(a, `wba${tag}`, ka, { publicKey: publicKeyOf(kb), allowedIps: "10.204.0.0/24", endpoint: `${UNDERLAY_B}:${WG_PORT}` }, TUNNEL_A);
+    gw = await startGlassgate(b, { config: gatewayConfig(kb, ka), ifname: `gbb${tag}`, env: { GLASSGATE_ADMIN_TOKEN: ADMIN_TOKEN } });
+    const g = gw;
+    return {
+      a, b, target: TUNNEL_B,
+      clientPid: await measuredPid(client.pid, "wireguard-go"),
+      gatewayPid: gw.pid,
+      cleanup: async () => { await g.stop(); await a.destroy(); await b.destroy(); },
+    };
+  } catch (e) {
+    await gw?.stop();
+    await a.destroy();
+    await b.destroy();
+    throw e;
+  }
+}
+
+/** Both ends glassgate: the client knows the gateway's Endpoint and keeps the tunnel alive, like a site-to-site peer. */
+async function setupGlassgateBoth(tag: string): Promise<Setup> {
+  const { a, b } = underlay(tag);
+  const started: Glassgate[] = [];
+  const stopAll = async () => { for (const g of started) await g.stop(); };
+  try {
+    const ka = generatePrivateKey();
+    const kb = generatePrivateKey();
+    const gw = await startGlassgate(b, { config: gatewayConfig(kb, ka), ifname: `gbb${tag}`, env: { GLASSGATE_ADMIN_TOKEN: ADMIN_TOKEN } });
+    started.push(gw);
+    const client = await startGlassgate(a, {
+      config: wgQuickConfig({ privateKey: ka, address: `${TUNNEL_A}/24`, listenPort: WG_PORT, peerPublicKey: publicKeyOf(kb), allowedIps: `${TUNNEL_B}/32`, endpoint: `${UNDERLAY_B}:${WG_PORT}`, keepalive: 25 }),
+      ifname: `gba${tag}`,
+      env: { GLASSGATE_ADMIN_TOKEN: ADMIN_TOKEN },
+    });
+    started.push(client);
+    return { a, b, target: TUNNEL_B, gatewayPid: gw.pid, clientPid: client.pid, cleanup: async () => { await stopAll(); await a.destroy(); await b.destroy(); } };
+  } catch (e) {
+    await stopAll();
+    await a.destroy();
+    await b.destroy();
+    throw e;
+  }
+}
 
 /**
  * What an open Connections page costs: the live rows every second (as htmx does), plus the JSON
@@ -71,101 +129,151 @@ function startAdminLoad(b: Netns): Subprocess {
   return b.start(["bun", "-e", script]);
 }
 
-async function setupGlassgate(tag: string): Promise<Setup> {
-  const { a, b } = underlay(tag);
-  const ka = generatePrivateKey();
-  const kb = generatePrivateKey();
-  await wgGo(a, `wba${tag}`, ka, kb, "10.204.0.1", "10.203.0.2:51820");
-  const dir = mkdtempSync(join(tmpdir(), "gg-bench-"));
-  const conf = join(dir, "gw.conf");
-  writeFileSync(conf, `[Interface]\nPrivateKey = ${encodeKey(kb)}\nAddress = 10.204.0.2/24\nListenPort = 51820\n\n[Peer]\nPublicKey = ${encodeKey(publicKeyOf(ka))}\nAllowedIPs = 10.204.0.1/32\n`);
-  const gw: Subprocess<"ignore", "pipe", "pipe"> = spawn(
-    ["ip", "netns", "exec", b.name, "bun", "run", join(ROOT, "src/cli.ts"), "up", "--config", conf, "--interface", `gbb${tag}`, "--admin", "127.0.0.1:18080", "--data", join(dir, "data")],
-    { cwd: ROOT, env: { ...process.env, GLASSGATE_LOG: "warn", GLASSGATE_ADMIN_TOKEN: ADMIN_TOKEN }, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
-  );
-  await waitFor("glassgate TUN", () => b.exec(["ip", "link", "show", `gbb${tag}`], { allowFail: true }).includes("UP"), 20_000);
-  return {
-    a,
-    b,
-    target: "10.204.0.2",
-    cleanup: async () => {
-      gw.kill("SIGTERM");
-      await Promise.race([gw.exited, Bun.sleep(3000)]);
-      if (gw.exitCode === null) gw.kill("SIGKILL");
-      await a.destroy();
-      await b.destroy();
-    },
-  };
+/** Everything measured for one case, one entry per round (RTTs pooled over rounds). */
+interface Samples {
+  gbps1: number[];
+  gbps4: number[];
+  /** Gateway CPU-seconds per GB received, for the ×1 and ×4 runs. */
+  gwCpu1: number[];
+  gwCpu4: number[];
+  clientCpu1: number[];
+  clientCpu4: number[];
+  idle: PingResult[];
+  loaded: PingResult[];
 }
 
-async function iperf(s: Setup, streams: number): Promise<number> {
-  const server = s.b.start(["iperf3", "-s", "-1", "-B", s.target]);
-  await Bun.sleep(300);
-  const out = s.a.exec(["iperf3", "-c", s.target, "-t", String(SECONDS), "-P", String(streams), "-J"], { allowFail: true });
-  await Promise.race([server.exited, Bun.sleep(2000)]);
-  try {
-    return JSON.parse(out).end.sum_received.bits_per_second / 1e9;
-  } catch {
-    return NaN;
+function emptySamples(): Samples {
+  return { gbps1: [], gbps4: [], gwCpu1: [], gwCpu4: [], clientCpu1: [], clientCpu4: [], idle: [], loaded: [] };
+}
+
+function cpuOf(pid: number | undefined): number {
+  return pid === undefined ? NaN : cpuSeconds(pid);
+}
+
+/** One iperf3 run with the CPU time of both ends' processes read around it, optionally with a ping beside it. */
+async function measuredRun(s: Setup, streams: number, withPing: boolean): Promise<{ gbps: number; gwCpuPerGb: number; clientCpuPerGb: number; ping?: PingResult }> {
+  const gw0 = cpuOf(s.gatewayPid);
+  const cl0 = cpuOf(s.clientPid);
+  const [r, p] = await Promise.all([iperf3(s.a, s.b, s.target, SECONDS, streams), withPing ? ping(s.a, s.target, SECONDS) : undefined]);
+  const gb = r.bytes / 1e9;
+  return { gbps: r.gbps, gwCpuPerGb: (cpuOf(s.gatewayPid) - gw0) / gb, clientCpuPerGb: (cpuOf(s.clientPid) - cl0) / gb, ping: p };
+}
+
+async function measureRound(s: Setup, into: Samples): Promise<void> {
+  into.idle.push(await ping(s.a, s.target, IDLE_PING_SECONDS));
+  const one = await measuredRun(s, 1, true);
+  into.gbps1.push(one.gbps);
+  into.gwCpu1.push(one.gwCpuPerGb);
+  into.clientCpu1.push(one.clientCpuPerGb);
+  into.loaded.push(one.ping!);
+  const four = await measuredRun(s, 4, false);
+  into.gbps4.push(four.gbps);
+  into.gwCpu4.push(four.gwCpuPerGb);
+  into.clientCpu4.push(four.clientCpuPerGb);
+}
+
+const LABELS: Record<CaseKey, string> = {
+  a: "(a) veth",
+  b: "(b)=(e) wg-go→wg-go",
+  c: "(c) wg-go→glassgate",
+  "c+admin": "(c) + admin polled",
+  d: "(d) glassgate→glassgate",
+};
+
+function pooled(ps: PingResult[]): { p50: number; p99: number; lossPct: number } {
+  const rtts = ps.flatMap((p) => p.rtts);
+  const sent = ps.reduce((n, p) => n + p.sent, 0);
+  return { p50: quantile(rtts, 0.5), p99: quantile(rtts, 0.99), lossPct: sent ? (1 - rtts.length / sent) * 100 : NaN };
+}
+
+const fmt = (x: number, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
+const fmtSpread = (xs: number[]) => { const { min, max } = spread(xs); return `${fmt(min)}–${fmt(max)}`; };
+const ratio = (x: number, y: number) => fmt(x / y, 2) + "×";
+
+function printTable(cases: CaseKey[], r: Record<string, Samples>): void {
+  const width = 24;
+  const row = (name: string, cell: (s: Samples) => string) =>
+    console.log(name.padEnd(26) + cases.map((k) => (r[k] ? cell(r[k]!) : "failed").padStart(width)).join(""));
+  console.log("\n" + "".padEnd(26) + cases.map((k) => LABELS[k].padStart(width)).join(""));
+  row("TCP ×1 Gbit/s", (s) => fmt(median(s.gbps1)));
+  row("TCP ×4 Gbit/s", (s) => fmt(median(s.gbps4)));
+  row("gateway CPU-s/GB ×1", (s) => fmt(median(s.gwCpu1), 2));
+  row("gateway CPU-s/GB ×4", (s) => fmt(median(s.gwCpu4), 2));
+  row("client CPU-s/GB ×1", (s) => fmt(median(s.clientCpu1), 2));
+  row("ping idle p50/p99 ms", (s) => { const p = pooled(s.idle); return `${fmt(p.p50)} / ${fmt(p.p99)}`; });
+  row("ping ×1 load p50/p99 ms", (s) => { const p = pooled(s.loaded); return `${fmt(p.p50)} / ${fmt(p.p99)}`; });
+  row("ping ×1 load lost %", (s) => fmt(pooled(s.loaded).lossPct, 1));
+  row("TCP ×1 spread Gbit/s", (s) => fmtSpread(s.gbps1));
+  row("TCP ×4 spread Gbit/s", (s) => fmtSpread(s.gbps4));
+
+  const b = r.b, c = r.c, d = r.d, ca = r["c+admin"];
+  if (b && c) {
+    console.log(`\nc/b  Gbit/s: ×1 ${ratio(median(c.gbps1), median(b.gbps1))}, ×4 ${ratio(median(c.gbps4), median(b.gbps4))}`);
+    console.log(`CPU-s/GB b/c (wireguard-go's ÷ glassgate's, goal ≥ 4.0): ×1 ${ratio(median(b.gwCpu1), median(c.gwCpu1))}, ×4 ${ratio(median(b.gwCpu4), median(c.gwCpu4))}`);
+    console.log(`ping p99 under load c vs b (goal: c ≤ b): ${fmt(pooled(c.loaded).p99)} vs ${fmt(pooled(b.loaded).p99)} ms`);
+  }
+  if (b && d) {
+    console.log(`d/e  Gbit/s (goal ×1 ≥ 3.0): ×1 ${ratio(median(d.gbps1), median(b.gbps1))}, ×4 ${ratio(median(d.gbps4), median(b.gbps4))}`);
+    console.log(`ping p99 under load d vs e: ${fmt(pooled(d.loaded).p99)} vs ${fmt(pooled(b.loaded).p99)} ms`);
+  }
+  if (c && ca) {
+    const pct = (x: number, y: number) => `${((x / y - 1) * 100).toFixed(1)} %`;
+    console.log(`admin UI polled, throughput change (goal within ±3 %): ×1 ${pct(median(ca.gbps1), median(c.gbps1))}, ×4 ${pct(median(ca.gbps4), median(c.gbps4))}`);
+    console.log(`  spread without: ×1 ${fmtSpread(c.gbps1)}, ×4 ${fmtSpread(c.gbps4)}; with: ×1 ${fmtSpread(ca.gbps1)}, ×4 ${fmtSpread(ca.gbps4)} Gbit/s`);
   }
 }
 
 export async function runTunnelBench(): Promise<void> {
-  const skip = skipReason(["ip", "wg", "wireguard-go", "iperf3"]);
+  const skip = skipReason(["ip", "wg", "wireguard-go", "iperf3", "ping", "ss"]);
   if (skip) {
     console.log(`\ntunnel bench skipped: ${skip}`);
     return;
   }
-  console.log(`\nTCP through the tunnel, iperf3 ${SECONDS}s, same two-namespace topology`);
-  const results: Record<string, Record<number, number>> = {};
-  const ROUNDS = Number(process.env.BENCH_TUNNEL_ROUNDS ?? 3);
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-  for (const [name, make] of [["veth (ceiling)", setupVeth], ["wireguard-go ↔ wireguard-go", setupWgGo]] as const) {
-    const s = await make(uniqueTag());
-    try {
-      await waitFor("path up", () => s.a.exec(["ping", "-c", "1", "-W", "1", s.target], { allowFail: true }).includes("1 received"), 20_000, 200);
-      results[name] = {};
-      for (const streams of [1, 4]) {
-        results[name]![streams] = await iperf(s, streams);
-        console.log(`${name.padEnd(30)} -P ${streams}  ${results[name]![streams]!.toFixed(3).padStart(7)} Gbit/s`);
-      }
-    } finally {
-      await s.cleanup();
-    }
-  }
-  // glassgate with and without the admin UI polled: one gateway, alternating rounds, medians —
-  // the admin's cost is smaller than run-to-run noise, so single runs cannot show it.
-  const s = await setupGlassgate(uniqueTag());
-  const plain: Record<number, number[]> = { 1: [], 4: [] };
-  const polled: Record<number, number[]> = { 1: [], 4: [] };
+  const all: CaseKey[] = ["a", "b", "c", "c+admin", "d"];
+  const wanted = process.env.BENCH_TUNNEL_CASES?.split(",").map((x) => x.trim());
+  const cases = all.filter((k) => !wanted || wanted.includes(k) || (k === "c+admin" && wanted.includes("c")));
+  const passed = Object.entries(process.env).filter(([k]) => k.startsWith("GLASSGATE_")).map(([k, v]) => `${k}=${v}`);
+  console.log(`\nTunnel bench: iperf3 TCP ${SECONDS} s per run, ${ROUNDS} alternating rounds, medians; same two-namespace topology per case`);
+  console.log(`glassgate environment: ${passed.length ? passed.join(" ") : "no GLASSGATE_* set (defaults)"}`);
+
+  const base = uniqueTag().slice(0, 6);
+  const makers: Record<"a" | "b" | "c" | "d", (tag: string) => Promise<Setup>> = { a: setupVeth, b: setupWgGo, c: setupGlassgateGateway, d: setupGlassgateBoth };
+  const setups: Partial<Record<"a" | "b" | "c" | "d", Setup>> = {};
+  const results: Record<string, Samples> = {};
   try {
-    await waitFor("path up", () => s.a.exec(["ping", "-c", "1", "-W", "1", s.target], { allowFail: true }).includes("1 received"), 20_000, 200);
+    for (const k of ["a", "b", "c", "d"] as const) {
+      if (!cases.includes(k)) continue;
+      try {
+        const s = await makers[k](`${base}${k}`);
+        setups[k] = s;
+        await waitFor(`${k}: path up`, () => s.a.exec(["ping", "-c", "1", "-W", "1", s.target], { allowFail: true }).includes("1 received"), 20_000, 200);
+        const who = (pid: number | undefined) => (pid === undefined ? "–" : `PID ${pid} (${threadCount(pid)} threads)`);
+        console.log(`${LABELS[k].padEnd(26)} up; measured gateway ${who(s.gatewayPid)}, client ${who(s.clientPid)}`);
+      } catch (e) {
+        console.log(`${LABELS[k]}: setup failed, left out: ${(e as Error).message.slice(0, 400)}`);
+      }
+    }
+    for (const k of cases) if (setups[k === "c+admin" ? "c" : k]) results[k] = emptySamples();
     for (let round = 0; round < ROUNDS; round++) {
-      for (const streams of [1, 4]) {
-        plain[streams]!.push(await iperf(s, streams));
-        const load = startAdminLoad(s.b);
+      for (const k of cases) {
+        const s = setups[k === "c+admin" ? "c" : k];
+        if (!s || !results[k]) continue;
+        const load = k === "c+admin" ? startAdminLoad(s.b) : undefined;
         try {
-          polled[streams]!.push(await iperf(s, streams));
+          await measureRound(s, results[k]!);
         } finally {
-          load.kill();
+          load?.kill();
         }
+        const r = results[k]!;
+        console.log(`round ${round + 1} ${LABELS[k].padEnd(26)} ×1 ${fmt(r.gbps1.at(-1)!)} ×4 ${fmt(r.gbps4.at(-1)!)} Gbit/s, gateway CPU-s/GB ×1 ${fmt(r.gwCpu1.at(-1)!, 2)} ×4 ${fmt(r.gwCpu4.at(-1)!, 2)}`);
       }
     }
   } finally {
-    await s.cleanup();
+    for (const s of Object.values(setups)) await s.cleanup();
   }
-  results["wireguard-go ↔ glassgate"] = { 1: median(plain[1]!), 4: median(plain[4]!) };
-  results["… with the admin UI polled"] = { 1: median(polled[1]!), 4: median(polled[4]!) };
-  for (const name of ["wireguard-go ↔ glassgate", "… with the admin UI polled"]) {
-    for (const streams of [1, 4]) console.log(`${name.padEnd(30)} -P ${streams}  ${results[name]![streams]!.toFixed(3).padStart(7)} Gbit/s (median of ${ROUNDS})`);
-  }
-  const b = results["wireguard-go ↔ wireguard-go"]!;
-  const c = results["wireguard-go ↔ glassgate"]!;
-  const d = results["… with the admin UI polled"]!;
-  console.log(`ratio glassgate/wireguard-go (c/b): -P 1 ${(c[1]! / b[1]!).toFixed(2)}×, -P 4 ${(c[4]! / b[4]!).toFixed(2)}×`);
-  console.log(`throughput change with the admin UI polled (d/c − 1): -P 1 ${((d[1]! / c[1]! - 1) * 100).toFixed(1)} %, -P 4 ${((d[4]! / c[4]! - 1) * 100).toFixed(1)} % (target: a drop of at most 3 %)`);
-  console.log(`  runs without: -P 1 ${plain[1]!.map((x) => x.toFixed(3)).join(" ")}, -P 4 ${plain[4]!.map((x) => x.toFixed(3)).join(" ")}`);
-  console.log(`  runs with:    -P 1 ${polled[1]!.map((x) => x.toFixed(3)).join(" ")}, -P 4 ${polled[4]!.map((x) => x.toFixed(3)).join(" ")}`);
+  printTable(cases.filter((k) => results[k]), results);
+  console.log("(e) is the (b) setup; CPU-s/GB = utime+stime of the process (all threads) ÷ GB received; RTT pooled over rounds.");
+  console.log("Other work on this machine shares its cores: treat single figures as noisy, ratios from one run as the comparison.");
 }
 
 if (import.meta.main) await runTunnelBench();
