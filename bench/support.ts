@@ -148,11 +148,32 @@ function comm(pid: number): string {
   return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
 }
 
+/** Children of every thread of `pid` (a thread may exit while we look: it then has none). */
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const text = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
+    let text = "";
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
+    } catch {
+      continue;
+    }
     if (text) out.push(...text.split(/\s+/).map(Number));
+  }
+  return out;
+}
+
+/** Children running `expected`, each with its start time so a reused PID is not mistaken for the same process. */
+function childrenRunning(pid: number, expected: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const k of childrenOf(pid)) {
+    try {
+      if (comm(k) !== expected) continue;
+      const stat = readFileSync(`/proc/${k}/stat`, "utf8");
+      out.set(k, stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!); // field 22, starttime
+    } catch {
+      // exited meanwhile
+    }
   }
   return out;
 }
@@ -162,23 +183,22 @@ export function threadCount(pid: number): number {
 }
 
 /**
- * The PID whose CPU time is the program's: we spawn `ip netns exec … <program>`; `ip` execs, but a
+ * The PID whose CPU time is the program's. We spawn `ip netns exec … <program>`; `ip` execs, but a
  * launcher (`bun run`, a shell) could fork the real program as a child, whose time would then be
- * missing from ours until it exits. So: wait until the spawned PID runs `expected`, and follow a
- * lone child that runs `expected` too. Throws when the tree is not what we can measure.
+ * missing from ours. So: wait until the spawned PID runs `expected`, and follow a child that runs
+ * `expected` too and is still there a moment later — the program's own short-lived children (the
+ * gateway runs `ip route` at start) carry the parent's name between fork and exec, and must not
+ * be taken for it. Throws when the tree is not one we can measure.
  */
 export async function measuredPid(pid: number, expected: string): Promise<number> {
   await waitFor(`PID ${pid} to exec ${expected}`, () => comm(pid) === expected, 10_000);
-  const kids = childrenOf(pid).filter((k) => {
-    try {
-      return comm(k) === expected;
-    } catch {
-      return false; // exited meanwhile
-    }
-  });
-  if (kids.length === 0) return pid;
-  if (kids.length === 1) return measuredPid(kids[0]!, expected);
-  throw new Error(`PID ${pid} (${expected}) has ${kids.length} ${expected} children: which one to measure is unclear`);
+  const first = childrenRunning(pid, expected);
+  if (first.size === 0) return pid;
+  await Bun.sleep(300);
+  const lasting = [...childrenRunning(pid, expected)].filter(([k, start]) => first.get(k) === start).map(([k]) => k);
+  if (lasting.length === 0) return pid;
+  if (lasting.length === 1) return measuredPid(lasting[0]!, expected);
+  throw new Error(`PID ${pid} (${expected}) has ${lasting.length} ${expected} children: which one to measure is unclear`);
 }
 
 // --- iperf3 and ping --------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 // GLASSGATE_* variables (e.g. GLASSGATE_OFFLOAD) pass through to both glassgate processes, so runs
 // with and without an option compare directly. BENCH_TUNNEL_CASES=a,c,… limits the cases.
 // Needs root, wireguard-go, wg, iperf3, ping; everything it creates is removed at the end.
+import { readFileSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
 import { Netns, skipReason, uniqueTag, waitFor } from "../test/support/netns.ts";
@@ -186,6 +187,11 @@ function pooled(ps: PingResult[]): { p50: number; p99: number; lossPct: number }
   return { p50: quantile(rtts, 0.5), p99: quantile(rtts, 0.99), lossPct: sent ? (1 - rtts.length / sent) * 100 : NaN };
 }
 
+/** The 1/5/15-minute load: how busy the shared machine was, beside figures that depend on it. */
+function loadAverage(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+}
+
 const fmt = (x: number, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
 const fmtSpread = (xs: number[]) => { const { min, max } = spread(xs); return `${fmt(min)}–${fmt(max)}`; };
 const ratio = (x: number, y: number) => fmt(x / y, 2) + "×";
@@ -235,6 +241,7 @@ export async function runTunnelBench(): Promise<void> {
   const passed = Object.entries(process.env).filter(([k]) => k.startsWith("GLASSGATE_")).map(([k, v]) => `${k}=${v}`);
   console.log(`\nTunnel bench: iperf3 TCP ${SECONDS} s per run, ${ROUNDS} alternating rounds, medians; same two-namespace topology per case`);
   console.log(`glassgate environment: ${passed.length ? passed.join(" ") : "no GLASSGATE_* set (defaults)"}`);
+  console.log(`load average at start: ${loadAverage()}`);
 
   const base = uniqueTag().slice(0, 6);
   const makers: Record<"a" | "b" | "c" | "d", (tag: string) => Promise<Setup>> = { a: setupVeth, b: setupWgGo, c: setupGlassgateGateway, d: setupGlassgateBoth };
@@ -255,12 +262,16 @@ export async function runTunnelBench(): Promise<void> {
     }
     for (const k of cases) if (setups[k === "c+admin" ? "c" : k]) results[k] = emptySamples();
     for (let round = 0; round < ROUNDS; round++) {
-      for (const k of cases) {
+      // Each round starts one case later, so no case always runs right after the same neighbour.
+      for (const k of cases.map((_, i) => cases[(i + round) % cases.length]!)) {
         const s = setups[k === "c+admin" ? "c" : k];
         if (!s || !results[k]) continue;
         const load = k === "c+admin" ? startAdminLoad(s.b) : undefined;
         try {
           await measureRound(s, results[k]!);
+        } catch (e) {
+          console.log(`round ${round + 1} ${LABELS[k]}: failed, round left out: ${(e as Error).message.slice(0, 300)}`);
+          continue;
         } finally {
           load?.kill();
         }
@@ -271,6 +282,7 @@ export async function runTunnelBench(): Promise<void> {
   } finally {
     for (const s of Object.values(setups)) await s.cleanup();
   }
+  console.log(`load average at end: ${loadAverage()}`);
   printTable(cases.filter((k) => results[k]), results);
   console.log("(e) is the (b) setup; CPU-s/GB = utime+stime of the process (all threads) ÷ GB received; RTT pooled over rounds.");
   console.log("Other work on this machine shares its cores: treat single figures as noisy, ratios from one run as the comparison.");
