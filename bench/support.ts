@@ -182,6 +182,12 @@ export function threadCount(pid: number): number {
   return readdirSync(`/proc/${pid}/task`).length;
 }
 
+/** "PID 123 (9 threads): bun run …/cli.ts up …" — what a bench measures, shown so a reader can check it. */
+export function describeProcess(pid: number): string {
+  const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).map((a) => a.replace(/^.*\/(src\/)/, "$1")).join(" ");
+  return `PID ${pid} (${threadCount(pid)} threads): ${cmd.slice(0, 60)}`;
+}
+
 /**
  * The PID whose CPU time is the program's. We spawn `ip netns exec … <program>`; `ip` execs, but a
  * launcher (`bun run`, a shell) could fork the real program as a child, whose time would then be
@@ -203,10 +209,22 @@ export async function measuredPid(pid: number, expected: string): Promise<number
 
 // --- iperf3 and ping --------------------------------------------------------------------------
 
+const measuring = new Set<Subprocess>();
+
 async function run(cmd: string[]): Promise<{ code: number; out: string }> {
   const p = spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
-  return { code: await p.exited, out };
+  measuring.add(p);
+  try {
+    const [out] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
+    return { code: await p.exited, out };
+  } finally {
+    measuring.delete(p);
+  }
+}
+
+/** Ends the iperf3 clients and pings running now (by PID): for a bench that is interrupted. */
+export function stopMeasurements(): void {
+  for (const p of measuring) p.kill("SIGKILL");
 }
 
 export interface IperfResult {

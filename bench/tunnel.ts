@@ -12,15 +12,16 @@
 // then TCP ×4. The gateway's CPU time (utime+stime, all threads, /proc/<pid>/stat) is read around
 // each iperf3 run and divided by the gigabytes the server received.
 // GLASSGATE_* variables (e.g. GLASSGATE_OFFLOAD) pass through to both glassgate processes, so runs
-// with and without an option compare directly. BENCH_TUNNEL_CASES=a,c,… limits the cases.
+// with and without an option compare directly. BENCH_TUNNEL_CASES=a,c,… limits the cases;
+// BENCH_TUNNEL_JSON=<file> also writes every sample.
 // Needs root, wireguard-go, wg, iperf3, ping; everything it creates is removed at the end.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
 import { Netns, skipReason, uniqueTag, waitFor } from "../test/support/netns.ts";
 import {
   TUNNEL_A, TUNNEL_B, UNDERLAY_B, WG_PORT, cpuSeconds, iperf3, measuredPid, median, ping, quantile, spread, startGlassgate,
-  startWireguardGo, threadCount, underlay, wgQuickConfig, type Glassgate, type PingResult,
+  startWireguardGo, describeProcess, stopMeasurements, underlay, wgQuickConfig, type Glassgate, type PingResult,
 } from "./support.ts";
 
 const SECONDS = Number(process.env.BENCH_TUNNEL_SECONDS ?? 10);
@@ -247,6 +248,15 @@ export async function runTunnelBench(): Promise<void> {
   const makers: Record<"a" | "b" | "c" | "d", (tag: string) => Promise<Setup>> = { a: setupVeth, b: setupWgGo, c: setupGlassgateGateway, d: setupGlassgateBoth };
   const setups: Partial<Record<"a" | "b" | "c" | "d", Setup>> = {};
   const results: Record<string, Samples> = {};
+  // Interrupted by hand, the namespaces and peers must still go (cleanups are idempotent), and the
+  // iperf3 or ping running right then, which no namespace owns.
+  const interrupted = () => {
+    console.error("interrupted: removing the namespaces");
+    stopMeasurements();
+    void Promise.allSettled(Object.values(setups).map((s) => s.cleanup())).then(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     for (const k of ["a", "b", "c", "d"] as const) {
       if (!cases.includes(k)) continue;
@@ -254,8 +264,8 @@ export async function runTunnelBench(): Promise<void> {
         const s = await makers[k](`${base}${k}`);
         setups[k] = s;
         await waitFor(`${k}: path up`, () => s.a.exec(["ping", "-c", "1", "-W", "1", s.target], { allowFail: true }).includes("1 received"), 20_000, 200);
-        const who = (pid: number | undefined) => (pid === undefined ? "–" : `PID ${pid} (${threadCount(pid)} threads)`);
-        console.log(`${LABELS[k].padEnd(26)} up; measured gateway ${who(s.gatewayPid)}, client ${who(s.clientPid)}`);
+        const who = (pid: number | undefined) => (pid === undefined ? "–" : describeProcess(pid));
+        console.log(`${LABELS[k].padEnd(26)} up; measuring gateway ${who(s.gatewayPid)}; client ${who(s.clientPid)}`);
       } catch (e) {
         console.log(`${LABELS[k]}: setup failed, left out: ${(e as Error).message.slice(0, 400)}`);
       }
@@ -281,8 +291,14 @@ export async function runTunnelBench(): Promise<void> {
     }
   } finally {
     for (const s of Object.values(setups)) await s.cleanup();
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
   }
   console.log(`load average at end: ${loadAverage()}`);
+  if (process.env.BENCH_TUNNEL_JSON) {
+    writeFileSync(process.env.BENCH_TUNNEL_JSON, JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, env: passed, results }, null, 1));
+    console.log(`raw samples written to ${process.env.BENCH_TUNNEL_JSON}`);
+  }
   printTable(cases.filter((k) => results[k]), results);
   console.log("(e) is the (b) setup; CPU-s/GB = utime+stime of the process (all threads) ÷ GB received; RTT pooled over rounds.");
   console.log("Other work on this machine shares its cores: treat single figures as noisy, ratios from one run as the comparison.");
