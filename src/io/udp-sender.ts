@@ -22,6 +22,14 @@ export interface SenderSockets {
   v6: number;
 }
 
+/** The calls a batch send makes; tests wrap them to make the kernel answer what they need (EIO). */
+export interface SendCalls {
+  sendmmsg(fd: number, mmsghdrs: number, count: number, flags: number): number;
+  errno(): number;
+}
+
+const LIBC_SEND: SendCalls = { sendmmsg: (fd, mm, n, flags) => libc.sendmmsg(fd, mm, n, flags), errno };
+
 export class DatagramSender {
   /** UDP GSO in use; false from the start when the kernel lacks it, or after an EIO. */
   gso: boolean;
@@ -50,7 +58,7 @@ export class DatagramSender {
   #msgSegs = new Int32Array(0);
   #data: Uint8Array | undefined;
 
-  constructor(readonly sockets: SenderSockets, gso: boolean, readonly onGsoDisabled?: (errno: number) => void) {
+  constructor(readonly sockets: SenderSockets, gso: boolean, readonly onGsoDisabled?: (errno: number) => void, readonly calls: SendCalls = LIBC_SEND) {
     this.gso = gso;
     this.#destBase = ptr(this.#dest.mem);
   }
@@ -176,13 +184,13 @@ export class DatagramSender {
     let done = 0;
     while (done < m) {
       this.syscalls++;
-      const r = libc.sendmmsg(fd, this.#mmBase + done * MMSGHDR_SIZE, m - done, 0);
+      const r = this.calls.sendmmsg(fd, this.#mmBase + done * MMSGHDR_SIZE, m - done, 0);
       if (r > 0) {
         for (let x = done; x < done + r; x++) this.#sentNow += segs[x]!;
         done += r;
         continue;
       }
-      const e = errno();
+      const e = this.calls.errno();
       if (e === EINTR) continue;
       if (e === EAGAIN) {
         // The send buffer is full: wait for room (backpressure on the turn) or give up on the rest.

@@ -84,12 +84,12 @@ export class GatewayUdp {
 
   static async open(opts: GatewayUdpOptions): Promise<GatewayUdp> {
     const s = new GatewayUdp(opts.onDatagram);
-    const v4 = openSocket(AF_INET, opts.bindV4 ?? "0.0.0.0", opts.port);
+    const v4 = openUdpSocket(AF_INET, opts.bindV4 ?? "0.0.0.0", opts.port);
     s.#fds.push(v4.fd);
     s.port = v4.port;
     if (opts.ipv6 !== false) {
       try {
-        s.#v6 = openSocket(AF_INET6, opts.bindV6 ?? "::", s.port).fd;
+        s.#v6 = openUdpSocket(AF_INET6, opts.bindV6 ?? "::", s.port).fd;
         s.#fds.push(s.#v6);
       } catch {
         s.#v6 = -1; // no IPv6 on this host: IPv4 only
@@ -251,7 +251,8 @@ export class GatewayUdp {
   }
 }
 
-function openSocket(family: number, address: string, port: number): { fd: number; port: number } {
+/** A bound non-blocking UDP socket (IPv6 ones IPv6-only): its fd and port. */
+export function openUdpSocket(family: typeof AF_INET | typeof AF_INET6, address: string, port: number): { fd: number; port: number } {
   const bytes = parseIp(address);
   if (!bytes || (bytes.length === 4) !== (family === AF_INET)) throw new Error(`UDP bind address ${address} is not an IPv${family === AF_INET ? 4 : 6} address`);
   const fd = libc.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
