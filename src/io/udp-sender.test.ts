@@ -1,7 +1,7 @@
 import { read } from "bun:ffi";
 import { afterEach, expect, test } from "bun:test";
 import { DatagramBatch } from "../node/batches.ts";
-import { EIO } from "./errno.ts";
+import { EAGAIN, EIO } from "./errno.ts";
 import { DatagramSender, type SendCalls } from "./udp-sender.ts";
 import { GatewayUdp, openUdpSocket } from "./udp-socket.ts";
 import { AF_INET, errno, libc, MH_CONTROLLEN } from "./udp-sys.ts";
@@ -81,4 +81,41 @@ test("a GSO run ends at a new endpoint, a longer datagram, or after a shorter on
   expect(runs).toEqual([4, 2, 3]);
   for (let i = 0; i < 1000 && lens.length < 9; i++) await Bun.sleep(5);
   expect(lens).toEqual(sizes);
+});
+
+test("a full send buffer: the batch waits for room and goes out; one that stays full is dropped and counted", async () => {
+  const got: number[] = [];
+  const rx = await GatewayUdp.open({ port: 0, bindV4: "127.0.0.1", ipv6: false, sysctls, gro: false, onDatagram: (b, o) => got.push(b[o]!) });
+  closers.push(() => rx.close());
+  const tx = openUdpSocket(AF_INET, "127.0.0.1", 0);
+  closers.push(() => libc.close(tx.fd));
+  let full = 0; // EAGAIN answers still to give
+  let last = 0;
+  const calls: SendCalls = {
+    sendmmsg(fd, mm, n, flags) {
+      if (full > 0) {
+        full--;
+        last = EAGAIN;
+        return -1;
+      }
+      const r = libc.sendmmsg(fd, mm, n, flags);
+      last = r < 0 ? errno() : 0;
+      return r;
+    },
+    errno: () => last,
+  };
+  const sender = new DatagramSender({ v4: tx.fd, v6: -1 }, false, undefined, calls);
+  const batch = new DatagramBatch(16, 2048);
+  for (let i = 0; i < 10; i++) {
+    batch.data[batch.next()] = i;
+    batch.commit(100, { address: "127.0.0.1", port: rx.port });
+  }
+  full = 3;
+  expect(sender.sendBatch(batch)).toBe(10);
+  expect(sender.dropped).toBe(0);
+  full = 1_000_000;
+  expect(sender.sendBatch(batch)).toBe(0);
+  expect([sender.dropped, sender.errors]).toEqual([10, 0]);
+  for (let i = 0; i < 1000 && got.length < 10; i++) await Bun.sleep(5);
+  expect(got).toEqual(Array.from({ length: 10 }, (_, i) => i));
 });

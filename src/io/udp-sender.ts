@@ -13,8 +13,13 @@ import { EAGAIN, EINTR, EIO } from "./errno.ts";
 import { DestinationCache } from "./udp-endpoints.ts";
 import { CMSG_SPACE_INT, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_IOV, MH_IOVLEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, POLLOUT, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GSO_MAX_BYTES, UDP_MAX_SEGMENTS, UDP_SEGMENT } from "./udp-sys.ts";
 
-/** How long a full send buffer may hold the sender before the rest of the batch is dropped. */
+/** How long one wait for room in a full send buffer may take before the rest of the batch is dropped. */
 const SEND_WAIT_MS = 20;
+/**
+ * Waits per batch: poll() may call a socket writable that still has no room for a 64 KiB GSO
+ * message, so "writable" alone does not promise progress; this bounds the loop.
+ */
+const SEND_WAITS = 64;
 
 export interface SenderSockets {
   v4: number;
@@ -33,7 +38,7 @@ const LIBC_SEND: SendCalls = { sendmmsg: (fd, mm, n, flags) => libc.sendmmsg(fd,
 export class DatagramSender {
   /** UDP GSO in use; false from the start when the kernel lacks it, or after an EIO. */
   gso: boolean;
-  /** Datagrams not sent: full send buffer past SEND_WAIT_MS, a failed send, an unusable endpoint. */
+  /** Datagrams not sent: a send buffer that stayed full, a failed send, an unusable endpoint. */
   dropped = 0;
   /** Failed sends (any errno but EAGAIN/EINTR) and endpoints that are not IP addresses. */
   errors = 0;
@@ -182,6 +187,7 @@ export class DatagramSender {
       return -1;
     }
     let done = 0;
+    let waits = 0;
     while (done < m) {
       this.syscalls++;
       const r = this.calls.sendmmsg(fd, this.#mmBase + done * MMSGHDR_SIZE, m - done, 0);
@@ -194,7 +200,7 @@ export class DatagramSender {
       if (e === EINTR) continue;
       if (e === EAGAIN) {
         // The send buffer is full: wait for room (backpressure on the turn) or give up on the rest.
-        if (this.#waitWritable(fd)) continue;
+        if (waits++ < SEND_WAITS && this.#waitWritable(fd)) continue;
         for (let x = done; x < m; x++) this.dropped += segs[x]!;
         return -1;
       }
