@@ -69,6 +69,8 @@ interface Round {
   sentPps: number;
   pps: number;
   cpuPerGB: number;
+  /** The receiving process's share (its worker included). */
+  rxCpuPerGB: number;
   gbps: number;
   perSyscall: number;
 }
@@ -127,7 +129,8 @@ async function round(mode: Mode): Promise<Round> {
       await sock.close();
     };
   }
-  const c0 = cpuSeconds("self") + cpuSeconds(child.pid);
+  const tx0 = cpuSeconds("self");
+  const rx0 = cpuSeconds(child.pid);
   const t0 = performance.now();
   const end = t0 + SECONDS * 1000;
   while (performance.now() < end) {
@@ -135,14 +138,15 @@ async function round(mode: Mode): Promise<Round> {
     await Bun.sleep(0); // let dgram's queued sends and any callbacks run
   }
   await Bun.sleep(50); // the last datagrams in flight
-  const cpu = cpuSeconds("self") + cpuSeconds(child.pid) - c0;
+  const rxCpu = cpuSeconds(child.pid) - rx0;
+  const cpu = cpuSeconds("self") - tx0 + rxCpu;
   const secs = (performance.now() - t0) / 1000;
   child.stdin.write("stop\n");
   await child.stdin.flush();
   const { datagrams, bytes } = JSON.parse((await out.next()).value!) as { datagrams: number; bytes: number };
   await closeSender();
   await child.exited;
-  return { sentPps: sent / secs, pps: datagrams / secs, gbps: (bytes * 8) / secs / 1e9, cpuPerGB: cpu / (bytes / 1e9), perSyscall: sent / Math.max(1, sendCalls) };
+  return { sentPps: sent / secs, pps: datagrams / secs, gbps: (bytes * 8) / secs / 1e9, cpuPerGB: cpu / (bytes / 1e9), rxCpuPerGB: rxCpu / (bytes / 1e9), perSyscall: sent / Math.max(1, sendCalls) };
 }
 
 export async function runUdpBench(): Promise<void> {
@@ -155,7 +159,7 @@ export async function runUdpBench(): Promise<void> {
   for (const [mode, label] of [["dgram", "node:dgram (send + message event)"], ["ffi", "GatewayUdp (sendmmsg+GSO / recvmmsg+GRO)"], ["plain", "GatewayUdp, no GSO/GRO (fallback)"]] as const) {
     console.log(
       `${label.padEnd(44)} ${(med(mode, "sentPps") / 1000).toFixed(0).padStart(6)} kpps sent ${(med(mode, "pps") / 1000).toFixed(0).padStart(6)} kpps received  ${med(mode, "gbps").toFixed(2).padStart(6)} Gbit/s  ` +
-        `${med(mode, "cpuPerGB").toFixed(3).padStart(7)} CPU-s/GB  ${med(mode, "perSyscall").toFixed(1).padStart(6)} datagrams/send call`,
+        `${med(mode, "cpuPerGB").toFixed(3).padStart(7)} CPU-s/GB (receiver ${med(mode, "rxCpuPerGB").toFixed(3)})  ${med(mode, "perSyscall").toFixed(1).padStart(6)} datagrams/send call`,
     );
   }
   for (const mode of ["ffi", "plain"] as const) {

@@ -100,10 +100,8 @@ export class DestinationCache {
     const known = this.#index.get(to);
     if (known !== undefined) return known;
     const addr = parseIp(to.address);
-    if (!addr || !Number.isInteger(to.port) || to.port < 0 || to.port > 65535) {
-      this.#index.set(to, -1);
-      return -1;
-    }
+    // Not cached: endpoints that are no address are a bug elsewhere, rare, and must not fill the map.
+    if (!addr || !Number.isInteger(to.port) || to.port < 0 || to.port > 65535) return -1;
     if (this.#used >= this.capacity) this.reserve(this.capacity);
     const i = this.#used++;
     const at = i * SOCKADDR_ROOM;
