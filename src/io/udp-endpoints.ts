@@ -71,8 +71,8 @@ function word(b: Uint8Array, at: number): number {
 }
 
 /**
- * Endpoint → a sockaddr kept in one native buffer, by object identity (endpoints are shared
- * objects: from SourceCache, the config or the store). Bounded: when full it starts over, which
+ * Endpoint → a sockaddr kept in one native buffer, by object identity (endpoints are shared,
+ * immutable objects: from SourceCache, the config or the store; a roaming peer gets a new one). Bounded: when full it starts over, which
  * only costs re-encoding. `reserve()` before a batch so no index of the batch is invalidated.
  */
 export class DestinationCache {

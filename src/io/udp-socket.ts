@@ -162,9 +162,10 @@ export class GatewayUdp {
 
   /**
    * Hands up to `budget` received datagrams (ring slots; a GRO slot yields all its segments) to
-   * onDatagram, in arrival order. Returns the number of datagrams handed out.
+   * onDatagram (the one given at open unless another is passed), in arrival order. Returns the
+   * number of datagrams handed out.
    */
-  drain(budget = Number.MAX_SAFE_INTEGER): number {
+  drain(budget = Number.MAX_SAFE_INTEGER, onDatagram: DatagramHandler = this.#onDatagram): number {
     const ring = this.#ring;
     const ctl = ring.ctl;
     const slots = ring.layout.slots;
@@ -190,11 +191,11 @@ export class GatewayUdp {
           this.coalesced++;
           for (let o = 0; o < len; o += seg) {
             n++;
-            this.#onDatagram(data, off + o, Math.min(seg, len - o), from);
+            onDatagram(data, off + o, Math.min(seg, len - o), from);
           }
         } else {
           n++;
-          this.#onDatagram(data, off, len, from);
+          onDatagram(data, off, len, from);
         }
         // Hand the slot back now so the worker can receive into it while we work on the rest.
         Atomics.store(ctl, UCTL_READ, r);

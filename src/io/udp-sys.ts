@@ -25,7 +25,7 @@ export const IPV6_V6ONLY = 26;
 export const SOL_UDP = 17;
 export const UDP_SEGMENT = 103;
 export const UDP_GRO = 104;
-/** include/linux/udp.h UDP_MAX_SEGMENTS (1 << 6): more segments in one GSO send is EINVAL. */
+/** include/linux/udp.h UDP_MAX_SEGMENTS, 1 << 6 (later kernels may allow more); more segments in one send is EINVAL. */
 export const UDP_MAX_SEGMENTS = 64;
 /** One GSO send is one UDP datagram before splitting: its payload must fit 65535 − IPv4 (20) − UDP (8). */
 export const UDP_GSO_MAX_BYTES = 65507;
