@@ -171,3 +171,13 @@ test("a full ring holds the receiver back without losing or mixing up datagrams"
   check(rx.got, lengths);
   expect(rx.sock.dropped).toBe(0);
 });
+
+test("the shell's buffer report reads the new socket as it reads the old one", async () => {
+  const { reportSocketBuffers } = await import("./udp.ts");
+  const { sock } = await open();
+  const lines: string[] = [];
+  const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`warn ${m}`) };
+  reportSocketBuffers(sock, { recv: 8 << 20, send: 8 << 20 }, log as never);
+  expect(lines.slice(0, 2)).toEqual(["socket buffer limit", "socket buffer limit"]);
+  expect(sock.buffers.recv).toBeGreaterThan(0);
+});

@@ -261,9 +261,10 @@ function bind(type: "udp4" | "udp6", address: string, port: number, opts: UdpOpt
 
 /**
  * Logs what the kernel's limits did to a request for `wanted` (undefined: defaults kept): one line
- * per limit, and a warning when the sizes in effect came out smaller than asked.
+ * per limit, and a warning when the sizes in effect came out smaller than asked. Takes UdpSockets
+ * or GatewayUdp (udp-socket.ts).
  */
-export function reportSocketBuffers(udp: UdpSockets, wanted: SocketBuffers | undefined, log: TargetLogger): void {
+export function reportSocketBuffers(udp: Pick<UdpSockets, "buffers" | "limits" | "forced">, wanted: SocketBuffers | undefined, log: TargetLogger): void {
   // Linux reports twice what it granted (bookkeeping overhead included).
   const short = wanted !== undefined && (udp.buffers.recv < 2 * wanted.recv || udp.buffers.send < 2 * wanted.send);
   for (const l of udp.limits) {
