@@ -2,7 +2,9 @@
 import { runCryptoBench } from "./crypto.ts";
 import { runHandshakeFloodBench } from "./handshake-flood.ts";
 import { runTunnelBench } from "./tunnel.ts";
+import { runUdpBench } from "./udp.ts";
 
 runCryptoBench();
+await runUdpBench();
 await runTunnelBench();
 await runHandshakeFloodBench();

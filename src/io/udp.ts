@@ -112,6 +112,54 @@ function forceBufferSize(fd: number, option: number, bytes: number): boolean {
   return setsockopt(fd, SOL_SOCKET, option, ptr(value), 4) === 0;
 }
 
+/** A UDP socket whose kernel buffers can be sized: node:dgram's or one we own (udp-socket.ts). */
+export interface SizedSocket {
+  setRecvBufferSize(bytes: number): void;
+  setSendBufferSize(bytes: number): void;
+  getRecvBufferSize(): number;
+  getSendBufferSize(): number;
+  /** For SO_*BUFFORCE; undefined when the socket hides it. */
+  fd: number | undefined;
+}
+
+/**
+ * Asks for `wanted` on every socket, raising the kernel's limits first unless `keepLimits`
+ * (FIREZONE_NO_INC_BUF). Returns what happened to the limits and whether *FORCE was needed.
+ */
+export function resizeSocketBuffers(socks: SizedSocket[], wanted: SocketBuffers, keepLimits: boolean, sysctls: Sysctls): { limits: LimitOutcome[]; forced: boolean } {
+  const limits = keepLimits ? [] : raiseBufferLimits(wanted, sysctls);
+  let forced = false;
+  for (const sock of socks) {
+    try {
+      sock.setRecvBufferSize(wanted.recv);
+      sock.setSendBufferSize(wanted.send);
+    } catch {
+      // Not permitted or not supported: the defaults still work, just with less burst room.
+    }
+    // Still capped (limits we may not raise, as in a namespace or container): with CAP_NET_ADMIN,
+    // which the TUN needs anyway, the *FORCE options bypass the caps, as wireguard-go does.
+    if (!keepLimits && (sock.getRecvBufferSize() < 2 * wanted.recv || sock.getSendBufferSize() < 2 * wanted.send)) {
+      const fd = sock.fd;
+      if (fd !== undefined) {
+        const r = forceBufferSize(fd, SO_RCVBUFFORCE, wanted.recv);
+        const w = forceBufferSize(fd, SO_SNDBUFFORCE, wanted.send);
+        forced ||= r || w;
+      }
+    }
+  }
+  return { limits, forced };
+}
+
+function dgramSized(sock: dgram.Socket): SizedSocket {
+  return {
+    setRecvBufferSize: (n) => sock.setRecvBufferSize(n),
+    setSendBufferSize: (n) => sock.setSendBufferSize(n),
+    getRecvBufferSize: () => sock.getRecvBufferSize(),
+    getSendBufferSize: () => sock.getSendBufferSize(),
+    fd: socketFd(sock),
+  };
+}
+
 /** The socket's file descriptor. Bun's node:dgram keeps it in internal state: absent → undefined. */
 function socketFd(sock: dgram.Socket): number | undefined {
   try {
@@ -161,27 +209,11 @@ export class UdpSockets {
    * FIREZONE_NO_INC_BUF) and returns what is in effect afterwards, which may be less.
    */
   resize(wanted: SocketBuffers): SocketBuffers {
-    this.limits = this.#keepLimits ? [] : raiseBufferLimits(wanted, this.#sysctls);
-    this.forced = false;
-    for (const sock of [this.#v4, this.#v6]) {
-      if (!sock) continue;
-      try {
-        sock.setRecvBufferSize(wanted.recv);
-        sock.setSendBufferSize(wanted.send);
-      } catch {
-        // Not permitted or not supported: the defaults still work, just with less burst room.
-      }
-      // Still capped (limits we may not raise, as in a namespace or container): with CAP_NET_ADMIN,
-      // which the TUN needs anyway, the *FORCE options bypass the caps, as wireguard-go does.
-      if (!this.#keepLimits && (sock.getRecvBufferSize() < 2 * wanted.recv || sock.getSendBufferSize() < 2 * wanted.send)) {
-        const fd = socketFd(sock);
-        if (fd !== undefined) {
-          const r = forceBufferSize(fd, SO_RCVBUFFORCE, wanted.recv);
-          const w = forceBufferSize(fd, SO_SNDBUFFORCE, wanted.send);
-          this.forced ||= r || w;
-        }
-      }
-    }
+    const socks: SizedSocket[] = [];
+    for (const sock of [this.#v4, this.#v6]) if (sock) socks.push(dgramSized(sock));
+    const r = resizeSocketBuffers(socks, wanted, this.#keepLimits, this.#sysctls);
+    this.limits = r.limits;
+    this.forced = r.forced;
     return this.#readBack();
   }
 
@@ -229,9 +261,10 @@ function bind(type: "udp4" | "udp6", address: string, port: number, opts: UdpOpt
 
 /**
  * Logs what the kernel's limits did to a request for `wanted` (undefined: defaults kept): one line
- * per limit, and a warning when the sizes in effect came out smaller than asked.
+ * per limit, and a warning when the sizes in effect came out smaller than asked. Takes UdpSockets
+ * or GatewayUdp (udp-socket.ts).
  */
-export function reportSocketBuffers(udp: UdpSockets, wanted: SocketBuffers | undefined, log: TargetLogger): void {
+export function reportSocketBuffers(udp: Pick<UdpSockets, "buffers" | "limits" | "forced">, wanted: SocketBuffers | undefined, log: TargetLogger): void {
   // Linux reports twice what it granted (bookkeeping overhead included).
   const short = wanted !== undefined && (udp.buffers.recv < 2 * wanted.recv || udp.buffers.send < 2 * wanted.send);
   for (const l of udp.limits) {

@@ -1,0 +1,123 @@
+// Raw socket addresses ↔ the cores' `Endpoint` objects, cached both ways so a datagram from or to a
+// known endpoint costs no string and no object: the cores compare endpoints by value, but the
+// shell hands them the same object for the same source every time.
+import { formatIp, parseIp } from "../ip/address.ts";
+import type { Endpoint } from "../wire/index.ts";
+import { AF_INET, AF_INET6, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM } from "./udp-sys.ts";
+
+const WAYS = 4;
+const KEY_WORDS = 5; // family<<16|port, then the address as four words (IPv4: one, rest 0)
+
+/**
+ * sockaddr_in / sockaddr_in6 bytes → a shared Endpoint. A set-associative table (`sets` × 4 ways,
+ * round-robin replacement) keeps it bounded: a scan from a million sources costs misses, not memory.
+ */
+export class SourceCache {
+  readonly #keys: Uint32Array;
+  readonly #endpoints: (Endpoint | undefined)[];
+  readonly #mask: number;
+  #victim = 0;
+  /** Sources seen that were not cached (an Endpoint was made). */
+  misses = 0;
+
+  /** `sets` is rounded up to a power of two. */
+  constructor(sets = 1024) {
+    const n = 1 << Math.ceil(Math.log2(Math.max(1, sets)));
+    this.#mask = n - 1;
+    this.#keys = new Uint32Array(n * WAYS * KEY_WORDS);
+    this.#endpoints = new Array<Endpoint | undefined>(n * WAYS).fill(undefined);
+  }
+
+  /** The Endpoint for the sockaddr at `buf[at]`, or undefined when it is neither IPv4 nor IPv6. */
+  lookup(buf: Uint8Array, at: number): Endpoint | undefined {
+    const family = buf[at]! | (buf[at + 1]! << 8);
+    const port = (buf[at + 2]! << 8) | buf[at + 3]!;
+    let a0: number, a1 = 0, a2 = 0, a3 = 0;
+    if (family === AF_INET) {
+      a0 = word(buf, at + 4);
+    } else if (family === AF_INET6) {
+      a0 = word(buf, at + 8);
+      a1 = word(buf, at + 12);
+      a2 = word(buf, at + 16);
+      a3 = word(buf, at + 20);
+    } else return undefined;
+    const tag = ((family << 16) | port) >>> 0;
+    let h = Math.imul(tag ^ a0, 0x9e3779b1);
+    h = Math.imul(h ^ a1 ^ (h >>> 15), 0x85ebca6b);
+    h = Math.imul(h ^ a2 ^ a3 ^ (h >>> 13), 0xc2b2ae35);
+    const set = ((h ^ (h >>> 16)) & this.#mask) * WAYS;
+    const k = this.#keys;
+    for (let w = 0; w < WAYS; w++) {
+      const o = (set + w) * KEY_WORDS;
+      if (k[o] === tag && k[o + 1] === a0 && k[o + 2] === a1 && k[o + 3] === a2 && k[o + 4] === a3) return this.#endpoints[set + w];
+    }
+    this.misses++;
+    const e = set + (this.#victim++ & (WAYS - 1));
+    const o = e * KEY_WORDS;
+    k[o] = tag;
+    k[o + 1] = a0;
+    k[o + 2] = a1;
+    k[o + 3] = a2;
+    k[o + 4] = a3;
+    const bytes = family === AF_INET ? buf.slice(at + 4, at + 8) : buf.slice(at + 8, at + 24);
+    const endpoint: Endpoint = { address: formatIp(bytes), port };
+    this.#endpoints[e] = endpoint;
+    return endpoint;
+  }
+}
+
+function word(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+}
+
+/**
+ * Endpoint → a sockaddr kept in one native buffer, by object identity (endpoints are shared,
+ * immutable objects: from SourceCache, the config or the store; a roaming peer gets a new one). Bounded: when full it starts over, which
+ * only costs re-encoding. `reserve()` before a batch so no index of the batch is invalidated.
+ */
+export class DestinationCache {
+  /** sockaddrs, SOCKADDR_ROOM bytes each; pointers into it go into msghdr.msg_name. */
+  readonly mem: Uint8Array;
+  /** Per entry: 4 or 6 (which socket sends it). */
+  readonly family: Uint8Array;
+  readonly #index = new Map<Endpoint, number>();
+  #used = 0;
+
+  constructor(readonly capacity = 4096) {
+    this.mem = new Uint8Array(capacity * SOCKADDR_ROOM);
+    this.family = new Uint8Array(capacity);
+  }
+
+  /** Makes room for `n` new entries, forgetting all when there is not. */
+  reserve(n: number): void {
+    if (this.capacity - this.#used >= n) return;
+    this.#index.clear();
+    this.#used = 0;
+  }
+
+  /** Entry index of `to`, or -1 when its address is not an IP address (counted by the caller). */
+  lookup(to: Endpoint): number {
+    const known = this.#index.get(to);
+    if (known !== undefined) return known;
+    const addr = parseIp(to.address);
+    // Not cached: endpoints that are no address are a bug elsewhere, rare, and must not fill the map.
+    if (!addr || !Number.isInteger(to.port) || to.port < 0 || to.port > 65535) return -1;
+    if (this.#used >= this.capacity) this.reserve(this.capacity);
+    const i = this.#used++;
+    const at = i * SOCKADDR_ROOM;
+    this.mem.fill(0, at, at + SOCKADDR_ROOM);
+    const v4 = addr.length === 4;
+    this.mem[at] = v4 ? AF_INET : AF_INET6;
+    this.mem[at + 2] = to.port >> 8;
+    this.mem[at + 3] = to.port & 0xff;
+    this.mem.set(addr, at + (v4 ? 4 : 8));
+    this.family[i] = v4 ? 4 : 6;
+    this.#index.set(to, i);
+    return i;
+  }
+
+  /** sizeof the sockaddr of entry `i`. */
+  nameLength(i: number): number {
+    return this.family[i] === 4 ? SOCKADDR_IN_SIZE : SOCKADDR_IN6_SIZE;
+  }
+}

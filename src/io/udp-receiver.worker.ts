@@ -1,0 +1,133 @@
+// Worker: receives from the gateway's UDP sockets with recvmmsg straight into the shared datagram
+// ring (udp-ring.ts), so the main thread never makes a receive syscall and never sees a datagram it
+// has to copy. One mmsghdr per ring slot is filled once at start (buffer, sockaddr and control
+// pointers into that slot), so a receive call only resets two lengths per message.
+//
+// Failures other than EAGAIN/EINTR are counted in the ring (UCTL_ERRORS) and followed by a short
+// back-off, so an error storm (POLLERR at once) cannot become a busy loop.
+import { ptr } from "bun:ffi";
+import { EAGAIN, EINTR } from "./errno.ts";
+import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE, type DatagramRingLayout } from "./udp-ring.ts";
+import { CMSG_HDR, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_FLAGS, MH_IOV, MH_IOVLEN, MH_LEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, POLLIN, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GRO } from "./udp-sys.ts";
+
+declare const self: Worker;
+
+export interface UdpWorkerInit {
+  fds: number[];
+  sab: SharedArrayBuffer;
+  layout: DatagramRingLayout;
+  /** Messages per recvmmsg call. */
+  batch: number;
+}
+
+const POLL_TIMEOUT_MS = 100; // how quickly a stop request is noticed
+
+self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
+  const { fds, sab, layout, batch } = ev.data;
+  const ring = new DatagramRing(sab, layout);
+  const slots = layout.slots;
+
+  const mm = new Uint8Array(slots * MMSGHDR_SIZE);
+  const mm32 = new Uint32Array(mm.buffer);
+  const iov = new Uint8Array(slots * IOVEC_SIZE);
+  const iov32 = new Uint32Array(iov.buffer);
+  const dataBase = ptr(ring.data);
+  const metaBase = ptr(ring.meta);
+  const iovBase = ptr(iov);
+  for (let i = 0; i < slots; i++) {
+    setPtr(iov32, i * IOVEC_SIZE, dataBase + i * layout.slotSize);
+    iov32[(i * IOVEC_SIZE + 8) >>> 2] = layout.slotSize;
+    const m = i * MMSGHDR_SIZE;
+    setPtr(mm32, m + MH_NAME, metaBase + i * META_SIZE + META_NAME);
+    setPtr(mm32, m + MH_IOV, iovBase + i * IOVEC_SIZE);
+    mm32[(m + MH_IOVLEN) >>> 2] = 1;
+    setPtr(mm32, m + MH_CONTROL, metaBase + i * META_SIZE + META_CONTROL);
+  }
+  const mmBase = ptr(mm);
+
+  const pfd = new Uint8Array(8 * fds.length);
+  const pv = new DataView(pfd.buffer);
+  fds.forEach((fd, i) => {
+    pv.setInt32(8 * i, fd, true);
+    pv.setInt16(8 * i + 4, POLLIN, true);
+  });
+  const meta32 = ring.meta32;
+  const ctl = ring.ctl;
+  let failures = 0;
+  Atomics.store(ctl, UCTL_RUNNING, 1);
+
+  /** One recvmmsg on `fd` into the free slots after `w`; returns how many arrived (published). */
+  function receive(fd: number): number {
+    const w = Atomics.load(ctl, UCTL_WRITE);
+    const free = slots - ((w - Atomics.load(ctl, UCTL_READ)) | 0);
+    if (free <= 0) return 0;
+    const first = w % slots;
+    const k = Math.min(batch, free, slots - first);
+    for (let i = first; i < first + k; i++) {
+      const m = i * MMSGHDR_SIZE;
+      mm32[(m + MH_NAMELEN) >>> 2] = SOCKADDR_ROOM;
+      mm32[(m + MH_CONTROLLEN) >>> 2] = META_CONTROL_ROOM;
+      mm32[(m + MH_CONTROLLEN + 4) >>> 2] = 0;
+    }
+    const n = libc.recvmmsg(fd, mmBase + first * MMSGHDR_SIZE, k, MSG_DONTWAIT, null);
+    if (n < 0) {
+      const e = errno();
+      if (e !== EAGAIN && e !== EINTR) {
+        Atomics.add(ctl, UCTL_ERRORS, 1);
+        failures++;
+      }
+      return 0;
+    }
+    failures = 0;
+    let out = w;
+    for (let i = first; i < first + n; i++) {
+      const m = i * MMSGHDR_SIZE;
+      const len = mm32[(m + MH_LEN) >>> 2]!;
+      if ((mm32[(m + MH_FLAGS) >>> 2]! & MSG_TRUNC) !== 0) {
+        Atomics.add(ctl, UCTL_TRUNCATED, 1);
+        meta32[(i * META_SIZE + META_LEN) >>> 2] = -1; // the consumer skips it: keeps slots in step with the ring
+      } else {
+        meta32[(i * META_SIZE + META_LEN) >>> 2] = len;
+      }
+      meta32[(i * META_SIZE + META_SEGMENT) >>> 2] = groSegment(i * META_SIZE + META_CONTROL, mm32[(m + MH_CONTROLLEN) >>> 2]!);
+      out = (out + 1) | 0;
+    }
+    if (n > 0) {
+      Atomics.store(ctl, UCTL_WRITE, out);
+      if (Atomics.compareExchange(ctl, UCTL_SLEEPING, 1, 0) === 1) self.postMessage(0);
+    }
+    return n;
+  }
+
+  /** The UDP_GRO cmsg's segment size among the control messages at meta[at, at+len), or 0. */
+  function groSegment(at: number, len: number): number {
+    let o = 0;
+    while (o + CMSG_HDR <= len) {
+      const c = at + o;
+      const clen = meta32[c >>> 2]!; // size_t, low word (control room is < 4 GiB)
+      if (clen < CMSG_HDR) break;
+      if (meta32[(c + 8) >>> 2] === SOL_UDP && meta32[(c + 12) >>> 2] === UDP_GRO) return meta32[(c + CMSG_HDR) >>> 2]!;
+      o += (clen + 7) & ~7;
+    }
+    return 0;
+  }
+
+  for (;;) {
+    if (Atomics.load(ctl, UCTL_STOP) === 1) break;
+    if (((Atomics.load(ctl, UCTL_WRITE) - Atomics.load(ctl, UCTL_READ)) | 0) >= slots) {
+      // Full: the consumer is behind. Wait for it; the kernel's socket buffer takes the burst (and
+      // drops past it, counted by the kernel), while the ring's slots stay intact.
+      Atomics.wait(ctl, UCTL_READ, Atomics.load(ctl, UCTL_READ), POLL_TIMEOUT_MS);
+      continue;
+    }
+    let got = 0;
+    for (let i = 0; i < fds.length; i++) got += receive(fds[i]!);
+    if (got > 0) continue;
+    if (failures > 0) {
+      Atomics.wait(ctl, UCTL_STOP, 0, Math.min(100, 2 ** Math.min(failures - 1, 7)));
+      continue;
+    }
+    libc.poll(pfd, fds.length, POLL_TIMEOUT_MS);
+  }
+  self.postMessage(-1);
+};

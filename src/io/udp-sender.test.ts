@@ -1,0 +1,121 @@
+import { read } from "bun:ffi";
+import { afterEach, expect, test } from "bun:test";
+import { DatagramBatch } from "../node/batches.ts";
+import { EAGAIN, EIO } from "./errno.ts";
+import { DatagramSender, type SendCalls } from "./udp-sender.ts";
+import { GatewayUdp, openUdpSocket } from "./udp-socket.ts";
+import { AF_INET, errno, libc, MH_CONTROLLEN } from "./udp-sys.ts";
+
+// Limits high enough that nothing is written to /proc, so the receiver gets its 8 MiB.
+const sysctls = { read: () => String(1 << 30), write: () => {} };
+const closers: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) await c();
+});
+
+/** The kernel as on a route whose device cannot checksum GSO segments: any segmented message is EIO. */
+function refusingGso(): SendCalls & { refused: number } {
+  let last = 0;
+  const calls = {
+    refused: 0,
+    sendmmsg(fd: number, mm: number, n: number, flags: number): number {
+      if (read.u32(mm, MH_CONTROLLEN) !== 0) {
+        calls.refused++;
+        last = EIO;
+        return -1;
+      }
+      const r = libc.sendmmsg(fd, mm, n, flags);
+      last = r < 0 ? errno() : 0;
+      return r;
+    },
+    errno: () => last,
+  };
+  return calls;
+}
+
+test("EIO from a GSO send turns GSO off once, says so, and resends the batch plainly without losing any", async () => {
+  const got: number[] = [];
+  const rx = await GatewayUdp.open({ port: 0, bindV4: "127.0.0.1", ipv6: false, sysctls, gro: false, onDatagram: (b, o) => got.push(b[o]!) });
+  closers.push(() => rx.close());
+  const tx = openUdpSocket(AF_INET, "127.0.0.1", 0);
+  closers.push(() => libc.close(tx.fd));
+  const calls = refusingGso();
+  const disabled: number[] = [];
+  const sender = new DatagramSender({ v4: tx.fd, v6: -1 }, true, (e) => disabled.push(e), calls);
+  const batch = new DatagramBatch(64, 2048);
+  const to = { address: "127.0.0.1", port: rx.port };
+  for (let i = 0; i < 50; i++) {
+    batch.data[batch.next()] = i;
+    batch.commit(1000, to);
+  }
+  expect(sender.sendBatch(batch)).toBe(50);
+  expect([sender.gso, sender.eioRetries, calls.refused, disabled]).toEqual([false, 1, 1, [EIO]]);
+  expect(sender.sendBatch(batch)).toBe(50); // from now on plain: no second refusal
+  expect(calls.refused).toBe(1);
+  for (let i = 0; i < 1000 && got.length < 100; i++) await Bun.sleep(5);
+  expect(got).toEqual([...Array.from({ length: 50 }, (_, i) => i), ...Array.from({ length: 50 }, (_, i) => i)]);
+  expect(sender.dropped + sender.errors).toBe(0);
+});
+
+test("a GSO run ends at a new endpoint, a longer datagram, or after a shorter one", async () => {
+  const lens: number[] = [];
+  const rx = await GatewayUdp.open({ port: 0, bindV4: "127.0.0.1", ipv6: false, sysctls, gro: false, onDatagram: (_b, _o, l) => lens.push(l) });
+  closers.push(() => rx.close());
+  const tx = openUdpSocket(AF_INET, "127.0.0.1", 0);
+  closers.push(() => libc.close(tx.fd));
+  const runs: number[] = [];
+  const calls: SendCalls = {
+    sendmmsg(fd, mm, n, flags) {
+      for (let m = 0; m < n; m++) runs.push(Number(read.u64(mm, m * 64 + 24))); // msg_iovlen: slots in the message
+      return libc.sendmmsg(fd, mm, n, flags);
+    },
+    errno,
+  };
+  const sender = new DatagramSender({ v4: tx.fd, v6: -1 }, true, undefined, calls);
+  const batch = new DatagramBatch(64, 2048);
+  const a = { address: "127.0.0.1", port: rx.port };
+  const b = { address: "127.0.0.1", port: rx.port }; // same value, other object: same run
+  const sizes = [500, 500, 500, 200, 500, 500, 600, 600, 600];
+  sizes.forEach((len, i) => batch.commit(len, i === 1 ? b : a));
+  expect(sender.sendBatch(batch)).toBe(9);
+  expect(runs).toEqual([4, 2, 3]);
+  for (let i = 0; i < 1000 && lens.length < 9; i++) await Bun.sleep(5);
+  expect(lens).toEqual(sizes);
+});
+
+test("a full send buffer: the batch waits for room and goes out; one that stays full is dropped and counted", async () => {
+  const got: number[] = [];
+  const rx = await GatewayUdp.open({ port: 0, bindV4: "127.0.0.1", ipv6: false, sysctls, gro: false, onDatagram: (b, o) => got.push(b[o]!) });
+  closers.push(() => rx.close());
+  const tx = openUdpSocket(AF_INET, "127.0.0.1", 0);
+  closers.push(() => libc.close(tx.fd));
+  let full = 0; // EAGAIN answers still to give
+  let last = 0;
+  const calls: SendCalls = {
+    sendmmsg(fd, mm, n, flags) {
+      if (full > 0) {
+        full--;
+        last = EAGAIN;
+        return -1;
+      }
+      const r = libc.sendmmsg(fd, mm, n, flags);
+      last = r < 0 ? errno() : 0;
+      return r;
+    },
+    errno: () => last,
+  };
+  const sender = new DatagramSender({ v4: tx.fd, v6: -1 }, false, undefined, calls);
+  const batch = new DatagramBatch(16, 2048);
+  for (let i = 0; i < 10; i++) {
+    batch.data[batch.next()] = i;
+    batch.commit(100, { address: "127.0.0.1", port: rx.port });
+  }
+  full = 3;
+  expect(sender.sendBatch(batch)).toBe(10);
+  expect(sender.dropped).toBe(0);
+  full = 1_000_000;
+  expect(sender.sendBatch(batch)).toBe(0);
+  expect([sender.dropped, sender.errors]).toEqual([10, 0]);
+  for (let i = 0; i < 1000 && got.length < 10; i++) await Bun.sleep(5);
+  expect(got).toEqual(Array.from({ length: 10 }, (_, i) => i));
+});

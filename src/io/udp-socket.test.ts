@@ -1,0 +1,183 @@
+import { afterEach, expect, test } from "bun:test";
+import { DatagramBatch } from "../node/batches.ts";
+import type { Endpoint } from "../wire/index.ts";
+import type { Sysctls } from "./udp.ts";
+import { GatewayUdp, type GatewayUdpOptions } from "./udp-socket.ts";
+
+// Limits high enough that nothing is written to /proc: the sizing logic has its own tests (udp.test.ts).
+const sysctls: Sysctls = { read: () => String(1 << 30), write: () => {} };
+const opened: GatewayUdp[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+});
+
+interface Received {
+  from: Endpoint;
+  bytes: Uint8Array;
+}
+
+async function open(opts: Partial<GatewayUdpOptions> = {}, into: Received[] = []): Promise<{ sock: GatewayUdp; got: Received[] }> {
+  const sock = await GatewayUdp.open({
+    port: 0,
+    bindV4: "127.0.0.1",
+    ipv6: false,
+    sysctls,
+    onDatagram: (buf, off, len, from) => into.push({ from, bytes: buf.slice(off, off + len) }),
+    ...opts,
+  });
+  opened.push(sock);
+  return { sock, got: into };
+}
+
+/** Payload of datagram `seq`: every byte depends on seq and position, so a mix-up or a cut shows. */
+function fill(buf: Uint8Array, at: number, len: number, seq: number): void {
+  for (let i = 0; i < len; i++) buf[at + i] = (seq * 31 + i * 7) & 0xff;
+  if (len >= 4) new DataView(buf.buffer, buf.byteOffset + at, 4).setUint32(0, seq);
+}
+
+function check(got: Received[], lengths: number[]): void {
+  expect(got.length).toBe(lengths.length);
+  got.forEach((d, seq) => {
+    expect(d.bytes.length).toBe(lengths[seq]!);
+    const want = new Uint8Array(lengths[seq]!);
+    fill(want, 0, want.length, seq);
+    if (!Buffer.from(d.bytes).equals(Buffer.from(want))) throw new Error(`datagram ${seq} arrived changed`);
+  });
+}
+
+/** Sends datagrams of these lengths to `to`, in batches of `batch.capacity`. */
+function sendAll(sock: GatewayUdp, to: Endpoint, lengths: number[], batch = new DatagramBatch(256, 2048)): number {
+  let sent = 0;
+  for (let seq = 0; seq < lengths.length; seq++) {
+    if (batch.full) {
+      sent += sock.sendBatch(batch);
+      batch.clear();
+    }
+    fill(batch.data, batch.next(), lengths[seq]!, seq);
+    batch.commit(lengths[seq]!, to);
+  }
+  sent += sock.sendBatch(batch);
+  batch.clear();
+  return sent;
+}
+
+/** Waits (bounded, not timed: the assertions after it decide) until `cond` holds. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !cond(); i++) await Bun.sleep(5);
+}
+
+test("thousands of datagrams arrive intact and in order, both ways at once, from one shared endpoint", async () => {
+  const a = await open();
+  const b = await open();
+  const lengths = Array.from({ length: 3000 }, (_, i) => 60 + ((i * 37) % 1400));
+  expect(sendAll(a.sock, { address: "127.0.0.1", port: b.sock.port }, lengths)).toBe(3000);
+  expect(sendAll(b.sock, { address: "127.0.0.1", port: a.sock.port }, lengths)).toBe(3000);
+  await until(() => a.got.length >= 3000 && b.got.length >= 3000);
+  check(b.got, lengths);
+  check(a.got, lengths);
+  expect(b.got[0]!.from).toEqual({ address: "127.0.0.1", port: a.sock.port });
+  // One object for one source: the cores compare it, nobody allocates one per datagram.
+  expect(b.got.every((d) => d.from === b.got[0]!.from)).toBe(true);
+  expect(a.sock.dropped + a.sock.errors + b.sock.dropped + b.sock.errors).toBe(0);
+});
+
+test("a GSO send is one syscall and reaches a receiver without GRO as the separate datagrams", async () => {
+  const rx = await open({ gro: false });
+  const tx = await open();
+  if (!tx.sock.gso) return console.warn("skipped: this kernel has no UDP GSO");
+  const lengths = [...Array<number>(99).fill(1000), 300];
+  expect(sendAll(tx.sock, { address: "127.0.0.1", port: rx.sock.port }, lengths)).toBe(100);
+  expect(tx.sock.sendSyscalls).toBe(1);
+  await until(() => rx.got.length >= 100);
+  check(rx.got, lengths);
+  expect(rx.sock.coalesced).toBe(0);
+});
+
+test("with GRO the receiver gets super-datagrams and splits them at the segment size the kernel reports", async () => {
+  const rx = await open({ gro: true });
+  const tx = await open();
+  if (!tx.sock.gso || !rx.sock.gro) return console.warn("skipped: this kernel has no UDP GSO/GRO");
+  // Three runs (lengths change between them), each ending shorter: the kernel keeps each run as one.
+  const lengths = [...Array<number>(40).fill(1200), 100, ...Array<number>(30).fill(1420), ...Array<number>(20).fill(800), 799];
+  sendAll(tx.sock, { address: "127.0.0.1", port: rx.sock.port }, lengths);
+  await until(() => rx.got.length >= lengths.length);
+  check(rx.got, lengths);
+  expect(rx.sock.coalesced).toBeGreaterThanOrEqual(2);
+});
+
+test("IPv6: datagrams to ::1 arrive from ::1 on the IPv6 socket, and a batch may mix both families", async () => {
+  const rx = await open({ ipv6: true, bindV6: "::1" });
+  const tx = await open({ ipv6: true, bindV6: "::1" });
+  const v6: Endpoint = { address: "::1", port: rx.sock.port };
+  const v4: Endpoint = { address: "127.0.0.1", port: rx.sock.port };
+  const batch = new DatagramBatch(64, 2048);
+  const lengths: number[] = [];
+  for (let seq = 0; seq < 60; seq++) {
+    lengths.push(500);
+    fill(batch.data, batch.next(), 500, seq);
+    batch.commit(500, seq % 3 === 0 ? v4 : v6);
+  }
+  expect(tx.sock.sendBatch(batch)).toBe(60);
+  await until(() => rx.got.length >= 60);
+  expect(rx.got.length).toBe(60);
+  // Order holds per family (one socket each); every datagram is intact.
+  const bySeq = rx.got.map((d) => new DataView(d.bytes.buffer).getUint32(0)).sort((x, y) => x - y);
+  expect(bySeq).toEqual(lengths.map((_, i) => i));
+  const fromV6 = rx.got.filter((d) => d.from.address === "::1");
+  expect(fromV6.length).toBe(40);
+  expect(fromV6[0]!.from.port).toBe(tx.sock.port);
+  const seqsV6 = fromV6.map((d) => new DataView(d.bytes.buffer).getUint32(0));
+  expect(seqsV6).toEqual([...seqsV6].sort((x, y) => x - y));
+});
+
+test("without GSO (the fallback) the same datagrams arrive the same way, still one sendmmsg per batch", async () => {
+  const rx = await open({ gro: true });
+  const tx = await open({ gso: false });
+  expect(tx.sock.gso).toBe(false);
+  const lengths = [...Array<number>(99).fill(1000), 300];
+  sendAll(tx.sock, { address: "127.0.0.1", port: rx.sock.port }, lengths);
+  expect(tx.sock.sendSyscalls).toBe(1);
+  await until(() => rx.got.length >= 100);
+  check(rx.got, lengths);
+  expect(rx.sock.coalesced).toBe(0);
+});
+
+test("the control path: one datagram with send(), and an endpoint that is no address is counted, not thrown", async () => {
+  const rx = await open();
+  const tx = await open();
+  const msg = new Uint8Array(148);
+  fill(msg, 0, 148, 0);
+  tx.sock.send(msg, { address: "127.0.0.1", port: rx.sock.port });
+  tx.sock.send(msg, { address: "not-an-address", port: 1 });
+  await until(() => rx.got.length >= 1);
+  check(rx.got, [148]);
+  expect(tx.sock.dropped).toBe(1);
+  expect(tx.sock.errors).toBe(1);
+});
+
+test("a full ring holds the receiver back without losing or mixing up datagrams", async () => {
+  let readable = 0;
+  const rx = await open({ gro: false, ringSlots: 8, onReadable: () => readable++ });
+  const tx = await open();
+  const lengths = Array.from({ length: 50 }, (_, i) => 100 + i);
+  sendAll(tx.sock, { address: "127.0.0.1", port: rx.sock.port }, lengths);
+  await until(() => rx.sock.pending >= 8 && readable > 0);
+  expect(rx.sock.pending).toBe(8); // full, not overwritten; the rest waits in the kernel
+  expect(readable).toBe(1); // one wake-up while we slept, none per datagram
+  // Drain in small steps; the worker refills behind us.
+  for (let i = 0; i < 2000 && rx.got.length < 50; i++) {
+    if (rx.sock.drain(3) === 0) await Bun.sleep(2);
+  }
+  check(rx.got, lengths);
+  expect(rx.sock.dropped).toBe(0);
+});
+
+test("the shell's buffer report reads the new socket as it reads the old one", async () => {
+  const { reportSocketBuffers } = await import("./udp.ts");
+  const { sock } = await open();
+  const lines: string[] = [];
+  const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`warn ${m}`) };
+  reportSocketBuffers(sock, { recv: 8 << 20, send: 8 << 20 }, log as never);
+  expect(lines.slice(0, 2)).toEqual(["socket buffer limit", "socket buffer limit"]);
+  expect(sock.buffers.recv).toBeGreaterThan(0);
+});

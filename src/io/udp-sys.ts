@@ -1,0 +1,90 @@
+// The Linux socket API the gateway's own UDP socket needs, through bun:ffi (glibc, x86-64/arm64 LP64):
+// the calls, the constants and the byte layouts of the structs we fill by hand. Shared by the main
+// thread (udp-socket.ts, udp-sender.ts) and the receive worker (udp-receiver.worker.ts).
+import { dlopen, FFIType, read as readMemory } from "bun:ffi";
+
+// bits/socket.h, bits/socket_type.h, asm-generic/fcntl.h
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0x800;
+export const SOCK_CLOEXEC = 0x80000;
+export const MSG_DONTWAIT = 0x40;
+/** msg_flags: the datagram was longer than the buffer and cut. */
+export const MSG_TRUNC = 0x20;
+
+// asm-generic/socket.h
+export const SOL_SOCKET = 1;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+// netinet/in.h (IPPROTO_IPV6), linux/in6.h (IPV6_V6ONLY)
+export const IPPROTO_IPV6 = 41;
+export const IPV6_V6ONLY = 26;
+// linux/udp.h: SOL_UDP is IPPROTO_UDP. UDP_SEGMENT takes a u16 segment size (sendmsg cmsg or
+// setsockopt); UDP_GRO an int flag, and recvmsg then reports the segment size in an int cmsg.
+export const SOL_UDP = 17;
+export const UDP_SEGMENT = 103;
+export const UDP_GRO = 104;
+/** include/linux/udp.h UDP_MAX_SEGMENTS, 1 << 6 (later kernels may allow more); more segments in one send is EINVAL. */
+export const UDP_MAX_SEGMENTS = 64;
+/** One GSO send is one UDP datagram before splitting: its payload must fit 65535 − IPv4 (20) − UDP (8). */
+export const UDP_GSO_MAX_BYTES = 65507;
+
+// poll.h
+export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
+
+/**
+ * Struct layouts on LP64 Linux (x86-64, arm64), from bits/socket.h and bits/uio.h:
+ *   struct iovec   { void *iov_base; size_t iov_len; }                                   16 B
+ *   struct msghdr  { void *msg_name; socklen_t msg_namelen; (pad 4) struct iovec *msg_iov;
+ *                    size_t msg_iovlen; void *msg_control; size_t msg_controllen; int msg_flags; (pad 4) }  56 B
+ *   struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; (pad 4) }               64 B
+ *   struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; data… }             16 B + data, 8-aligned
+ *   sockaddr_in    { u16 family; u16 port (BE); u8 addr[4]; u8 zero[8] }                 16 B
+ *   sockaddr_in6   { u16 family; u16 port (BE); u32 flowinfo; u8 addr[16]; u32 scope_id } 28 B
+ */
+export const IOVEC_SIZE = 16;
+export const MMSGHDR_SIZE = 64;
+export const MH_NAME = 0;
+export const MH_NAMELEN = 8;
+export const MH_IOV = 16;
+export const MH_IOVLEN = 24;
+export const MH_CONTROL = 32;
+export const MH_CONTROLLEN = 40;
+export const MH_FLAGS = 48;
+export const MH_LEN = 56;
+export const CMSG_HDR = 16;
+/** CMSG_SPACE(sizeof(u16 or int)): header + data rounded up to 8. */
+export const CMSG_SPACE_INT = 24;
+export const SOCKADDR_IN_SIZE = 16;
+export const SOCKADDR_IN6_SIZE = 28;
+/** Room for either sockaddr, 8-aligned. */
+export const SOCKADDR_ROOM = 32;
+
+export const libc = dlopen("libc.so.6", {
+  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
+  sendmmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
+  recvmmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.u32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+  close: { args: [FFIType.i32], returns: FFIType.i32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+}).symbols;
+
+/** errno of the last failed call; read it at once, the next FFI call may overwrite it. */
+export function errno(): number {
+  const p = libc.__errno_location();
+  return p === null ? 0 : readMemory.i32(p, 0);
+}
+
+/** Writes a pointer (a JS number from `ptr()`, < 2^53) as a little-endian u64 without a BigInt. */
+export function setPtr(u32: Uint32Array, byteOffset: number, p: number): void {
+  const i = byteOffset >>> 2;
+  u32[i] = p >>> 0;
+  u32[i + 1] = Math.floor(p / 0x1_0000_0000);
+}
