@@ -10,6 +10,11 @@ import { clientChannel, EXIT_BAD_CONFIG, gatewayChannel, loginUrl, type ChannelE
 import { parseSeed } from "../tools/dev-portal/seed.ts";
 import { startDevPortal, type DevPortalServer } from "../tools/dev-portal/server.ts";
 import type { Record_ } from "../tools/dev-portal/portal.ts";
+import { Logger, memorySink, parseLogFilter, type LogLine } from "../src/telemetry/log.ts";
+
+/** Every device logs here (target `portal`), so a test can check what an operator would read. */
+const lines: LogLine[] = [];
+const logger = new Logger(parseLogFilter("info"), memorySink(lines)).target("portal");
 
 const seed = parseSeed({
   gateways: [{ id: "gw-1", name: "edge-1", token: "gateway-token-1" }],
@@ -39,6 +44,7 @@ class Device {
       channel,
       url: () => loginUrl({ apiUrl: server().url, token, id: `${mode}-machine-id`, name: `${mode} under test`, publicKey: this.publicKey, mode }),
       userAgent: UA.replace("gateway", mode === "gateway" ? "gateway" : "headless-client"),
+      log: logger,
       onEvent: (ev) => {
         this.events.push(ev as AnyEvent);
         onEvent?.(ev as AnyEvent, this);
@@ -68,6 +74,7 @@ async function until(what: string, cond: () => boolean, ms = 15_000): Promise<vo
 let server: DevPortalServer;
 const devices: Device[] = [];
 afterEach(async () => {
+  lines.length = 0;
   for (const d of devices.splice(0)) d.socket.stop();
   await server?.stop();
 });
@@ -174,6 +181,7 @@ describe("gateway ↔ dev portal over a real WebSocket", () => {
     await until("2 malformed", () => gw.count("malformed") === 2);
     expect(gw.events.filter((e) => e.kind === "malformed").map((e) => (e as { event: string | null }).event)).toEqual([null, "reject_access"]);
     expect(gw.channel.stats()).toMatchObject({ malformed: 2, state: "joined" });
+    expect(lines.filter((l) => l.msg === "malformed portal message").at(-1)).toMatchObject({ level: "warn", target: "portal", topic: "gateway", event: "reject_access", ref: null, issue: expect.stringContaining("payload.client_id"), count: 2 });
     server.portal.sendRaw("gateway", "gw-1", JSON.stringify({ topic: "gateway", event: "reject_access", payload: { client_id: "client-1", resource_id: "res-lab" }, ref: null }));
     await until("a good message after", () => gw.messages("reject_access").length === 1);
   });

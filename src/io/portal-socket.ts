@@ -60,7 +60,10 @@ export class PortalSocket<In extends { event: string }, Out extends { event: str
     for (let ev = ch.pollEvent(); ev; ev = ch.pollEvent()) {
       if (ev.kind === "open") this.open();
       else if (ev.kind === "close") this.drop(ev.reason);
-      else this.o.onEvent(ev);
+      else {
+        if (this.o.log) logEvent(this.o.log, ev);
+        this.o.onEvent(ev);
+      }
     }
     for (let frame = ch.pollSend(); frame !== undefined; frame = ch.pollSend()) {
       if (this.o.log?.enabled("trace")) this.o.log.trace("sent", { frame });
@@ -137,5 +140,27 @@ export class PortalSocket<In extends { event: string }, Out extends { event: str
     } catch {
       // closing a socket that never opened may throw in some runtimes; it is gone either way
     }
+  }
+}
+
+/** One log line per lifecycle event, fields not prose; messages themselves are the application's
+ * to log (it knows their cid/rid). */
+export function logEvent(log: TargetLogger, ev: ChannelEvent<{ event: string }>): void {
+  switch (ev.kind) {
+    case "joined":
+      return log.info("joined portal channel", { topic: ev.topic, join_ms: ev.latencyMs });
+    case "reconnect_scheduled":
+      return (ev.attempt > 3 ? log.warn : log.info).call(log, "reconnecting to portal", { after_ms: ev.afterMs, attempt: ev.attempt, reason: ev.reason });
+    case "malformed":
+      return log.warn("malformed portal message", { topic: ev.topic, event: ev.event, ref: ev.ref, issue: ev.issue, count: ev.count });
+    case "error_reply":
+      return log.warn("portal answered with an error", { topic: ev.topic, ref: ev.ref, reason: ev.reason });
+    case "dropped":
+      return log.warn("portal message dropped", { event: ev.event, reason: ev.reason });
+    case "fatal":
+      return log.error("portal connection failed for good", { reason: ev.reason, exit_code: ev.exitCode, err: ev.message });
+    case "message":
+      if (log.enabled("debug")) log.debug("portal message", { event: ev.message.event });
+      return;
   }
 }
