@@ -251,3 +251,20 @@ test("phoenix.js's own Socket joins the dev portal with v1 object frames (encode
     socket.disconnect();
   }
 });
+
+test("a portal that accepts TCP but never answers the upgrade: the shell drops the socket at the connect timeout and tries again", async () => {
+  const accepted: number[] = [];
+  const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: () => void accepted.push(1), data() {} } });
+  const fake = { url: `http://127.0.0.1:${silent.port}` } as DevPortalServer;
+  const d = new Device(gatewayChannel({ random: () => 0.5, timers: { connectTimeoutMs: 150 } }) as never, () => fake, "gateway-token-1", "gateway");
+  d.socket.start();
+  try {
+    await until("two attempts timed out", () => d.events.filter((e) => e.kind === "reconnect_scheduled").length >= 2);
+    expect(d.events.filter((e) => e.kind === "reconnect_scheduled").map((e) => (e as { reason: string }).reason)).toEqual(["connecting timed out after 150 ms", "connecting timed out after 150 ms"]);
+    expect(accepted.length).toBeGreaterThanOrEqual(2);
+    expect(d.count("joined")).toBe(0);
+  } finally {
+    d.socket.stop();
+    silent.stop(true);
+  }
+});

@@ -25,3 +25,4 @@ export function gatewayChannel(options: ChannelOptions): GatewayChannel {
 export function clientChannel(options: ChannelOptions): ClientChannel {
   return new PhoenixChannel(CLIENT_CODEC, options);
 }
+export { DEFAULT_API_URL, portalSettings, type PortalSettings } from "./settings.ts";
