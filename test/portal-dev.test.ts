@@ -268,3 +268,57 @@ test("a portal that accepts TCP but never answers the upgrade: the shell drops t
     silent.stop(true);
   }
 });
+
+describe("tools/portal-probe as a process", () => {
+  const probe = (env: Record<string, string>) =>
+    Bun.spawn(["bun", "tools/portal-probe.ts"], { cwd: `${import.meta.dir}/..`, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? "/root", GLASSGATE_LOG: "info", ...env }, stdout: "pipe", stderr: "pipe" });
+
+  test("a refused token exits 2 with a message naming FIREZONE_TOKEN", async () => {
+    server = startDevPortal({ seed });
+    const p = probe({ FIREZONE_API_URL: server.url, FIREZONE_TOKEN: "not-the-token", FIREZONE_ID: "probe" });
+    expect(await p.exited).toBe(2);
+    expect(await new Response(p.stderr).text()).toContain("portal refused the connection with HTTP 401: check FIREZONE_TOKEN");
+  });
+
+  test("token_expired after a join exits 2; the portal saw the join, a User-Agent and a public key", async () => {
+    server = startDevPortal({ seed });
+    const p = probe({ FIREZONE_API_URL: server.url, FIREZONE_TOKEN: "gateway-token-1", FIREZONE_ID: "5bd8e0a4-4c1f-4e7f-9a55-2f0f7a1c0b11", FIREZONE_NAME: "probe" });
+    try {
+      await until("probe joined", () => server.portal.sessions.get("gateway:gw-1")?.joined === true);
+      const s = server.portal.sessions.get("gateway:gw-1")!;
+      expect(s.userAgent).toMatch(/^[^/]+\/\S+ gateway\/\d+\.\d+\.\d+ \(\S+; \S+\)$/);
+      expect(s.externalId).toMatch(/^[0-9a-f]{64}$/);
+      expect(s.publicKey).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+      server.portal.expireToken("gateway", "gw-1");
+      expect(await p.exited).toBe(2);
+      expect(await new Response(p.stderr).text()).toContain("token_expired");
+    } finally {
+      p.kill();
+    }
+  });
+
+  test("no token at all exits 2 naming FIREZONE_TOKEN", async () => {
+    const p = probe({});
+    expect(await p.exited).toBe(2);
+    expect(await new Response(p.stderr).text()).toContain("FIREZONE_TOKEN: not set");
+  });
+});
+
+test("a refused connection is retried, and the token never shows in what is reported or logged", async () => {
+  const closed = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = closed.port;
+  closed.stop(true);
+  const fake = { url: `http://127.0.0.1:${port}` } as DevPortalServer;
+  const d = new Device(gatewayChannel({ random: () => 0.5 }) as never, () => fake, "secret-token-xyz", "gateway");
+  lines.length = 0;
+  d.socket.start();
+  try {
+    await until("two retries", () => d.count("reconnect_scheduled") >= 2);
+    const reasons = d.events.filter((e) => e.kind === "reconnect_scheduled").map((e) => (e as { reason: string }).reason);
+    expect(reasons[0]).toContain("token=REDACTED");
+    expect(JSON.stringify(d.events)).not.toContain("secret-token-xyz");
+    expect(JSON.stringify(lines)).not.toContain("secret-token-xyz");
+  } finally {
+    d.socket.stop();
+  }
+});

@@ -112,7 +112,8 @@ export class PortalSocket<In extends { event: string }, Out extends { event: str
       this.pump();
     };
     ws.onerror = (e) => {
-      error = (e as ErrorEvent).message ?? "WebSocket error";
+      // Bun's text quotes the whole URL, token included: it must not reach a log line or an exit message.
+      error = scrubToken(((e as ErrorEvent).message ?? "WebSocket error").replaceAll(url, redactedUrl(url)));
     };
     ws.onclose = (e) => {
       if (!current()) return;
@@ -123,7 +124,7 @@ export class PortalSocket<In extends { event: string }, Out extends { event: str
         : status
           ? { kind: "http", status: Number(status[1]) }
           : { kind: "error", message: error || `closed before opening (${e.code})` };
-      this.o.log?.info("portal socket ended", { end: JSON.stringify(end) });
+      this.o.log?.info("portal socket ended", { ...end, end: end.kind, kind: undefined });
       this.o.channel.handleDisconnected(end, this.clock());
       this.pump();
     };
@@ -141,6 +142,11 @@ export class PortalSocket<In extends { event: string }, Out extends { event: str
       // closing a socket that never opened may throw in some runtimes; it is gone either way
     }
   }
+}
+
+/** Any `token=` query value in a text, replaced. */
+export function scrubToken(text: string): string {
+  return text.replace(/([?&]token=)[^&'"\s]*/g, "$1REDACTED");
 }
 
 /** One log line per lifecycle event, fields not prose; messages themselves are the application's
