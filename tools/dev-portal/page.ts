@@ -22,7 +22,7 @@ export function renderPage(p: DevPortal, notice?: string): string {
       .join("");
   const policies = p
     .policyList()
-    .map((x) => `<tr><td>${esc(x.client)}</td><td>${esc(x.resource)}</td><td>${x.expires_in ? `${x.expires_in} s` : "—"}</td><td>${revokeForm(x.client, x.resource)}</td></tr>`)
+    .map((x) => `<tr><td>${esc(x.client)}</td><td>${esc(x.resource)}</td><td>${x.expires_in ? `${x.expires_in} s` : "24 h (default)"}</td><td>${revokeForm(x.client, x.resource)}</td></tr>`)
     .join("");
   const flows = [...p.flows.values()]
     .map(
