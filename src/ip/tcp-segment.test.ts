@@ -121,10 +121,10 @@ describe("lone packets", () => {
     sp.set(pkt, VNET_HDR_LEN);
     const seg = new TcpSegmenter();
     expect(seg.begin(sp, 0, sp.length)).toBe(1);
-    expect(sp.subarray(VNET_HDR_LEN)).toEqual(pkt);
+    expect(sp.subarray(VNET_HDR_LEN)).toEqual(pkt as Uint8Array<ArrayBuffer>);
     const dst = new Uint8Array(200);
     expect(seg.writeSegment(0, dst, 0)).toBe(pkt.length);
-    expect(dst.subarray(0, pkt.length)).toEqual(pkt);
+    expect(dst.subarray(0, pkt.length)).toEqual(pkt as Uint8Array<ArrayBuffer>);
   });
 });
 
