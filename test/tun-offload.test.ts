@@ -35,6 +35,7 @@ function lines(p: Subprocess<"ignore", "pipe", "pipe">): { all: string[]; next: 
 interface WireStats {
   stats: { reads: number; readBytes: number; superReads: number; segments: number; writes: number; mergedWrites: number; mergedSegments: number; writeErrors: number; refused: number };
   cpuSeconds: number;
+  userSeconds: number;
 }
 
 async function transferThroughWire(mode: "offload" | "refused", v6: boolean): Promise<{ ready: { a: { offload: string; refused?: string } }; wire: WireStats; sent: { bytes: number; sha256: string }; got: { bytes: number; sha256: string } }> {

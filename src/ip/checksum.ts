@@ -86,33 +86,3 @@ export function pseudoHeaderSumAt(b: Uint8Array, srcAt: number, dstAt: number, a
   return s;
 }
 
-/**
- * Copies src[s, s+n) to dst[d, …) and returns their ones-complement sum added to `acc` (folded):
- * segmentation must both move and checksum every payload byte, so it reads each byte once.
- * Bytes pair from `s` on, so `s` must sit at an even distance from the start of the summed range.
- */
-export function copyAndSum16(src: Uint8Array, s: number, dst: Uint8Array, d: number, n: number, acc = 0): number {
-  let sum = acc;
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    const a = src[s + i]!;
-    const b = src[s + i + 1]!;
-    dst[d + i] = a;
-    dst[d + i + 1] = b;
-    sum += (a << 8) | b;
-    // Fold now and then so the sum stays a small integer (no float arithmetic in the JIT).
-    if ((i & 0x3ffe) === 0x3ffe) sum = (sum & 0xffff) + (sum >>> 16);
-  }
-  if (i < n) {
-    const a = src[s + i]!;
-    dst[d + i] = a;
-    sum += a << 8;
-  }
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
-
-/** Copies src[s, s+n) to dst[d, …) byte by byte: no subarray view per packet. Ranges must not overlap. */
-export function copyBytes(src: Uint8Array, s: number, dst: Uint8Array, d: number, n: number): void {
-  for (let i = 0; i < n; i++) dst[d + i] = src[s + i]!;
-}

@@ -12,7 +12,8 @@
 // NEEDS_CSUM at the TCP checksum) and, as the kernel expects for CHECKSUM_PARTIAL, only the
 // pseudo-header sum in the TCP checksum field; the IPv4 header checksum is complete (ip_rcv checks
 // it). A lone packet gets a zero header written into its slot's headroom: no copy.
-import { copyBytes, pseudoHeaderSumAt, writeIpv4HeaderChecksum } from "./checksum.ts";
+import { pseudoHeaderSumAt, writeIpv4HeaderChecksum } from "./checksum.ts";
+import { copyBytes } from "./copy.ts";
 import { PROTO_TCP } from "./packet.ts";
 import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_LEN, writeVnetHeader, writeZeroVnetHeader } from "./vnet-header.ts";
 
@@ -112,7 +113,7 @@ export class TcpCoalescer {
       this.#tHash = new Int32Array(t);
     }
     // Merged output is never longer than its input plus one header per write.
-    const arena = cap * batch.slotSize + cap * VNET_HDR_LEN;
+    const arena = cap * batch.slotSize + cap * (VNET_HDR_LEN + 3);
     if (this.#arena.length < arena) this.#arena = new Uint8Array(arena);
   }
 
@@ -168,6 +169,8 @@ export class TcpCoalescer {
         this.#addWrite(0, at, batch.lengths[head]! + VNET_HDR_LEN);
         this.loneWrites++;
       } else {
+        // Start the packet (behind its 10-byte header) on a 4-byte boundary: payloads then copy word-wise.
+        arenaAt += (2 - arenaAt) & 3;
         const len = this.#build(batch, g, arenaAt);
         this.#addWrite(1, arenaAt, len);
         arenaAt += len;

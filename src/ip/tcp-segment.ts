@@ -9,7 +9,8 @@
 // behind the WireGuard header, to be encrypted in place): `begin()` checks the super-packet once and
 // says how many segments it holds; `writeSegment(i, dst, at)` builds segment i there. Nothing is
 // allocated per packet; a malformed super-packet is refused (−1) with its reason counted, never thrown.
-import { copyAndSum16, copyBytes, pseudoHeaderSumAt, sum16, writeIpv4HeaderChecksum } from "./checksum.ts";
+import { pseudoHeaderSumAt, sum16, writeIpv4HeaderChecksum } from "./checksum.ts";
+import { copyAndSum16, copyBytes } from "./copy.ts";
 import { PROTO_TCP, PROTO_UDP } from "./packet.ts";
 import { VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VNET_HDR_LEN, VnetHeader } from "./vnet-header.ts";
 

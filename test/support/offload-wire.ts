@@ -100,6 +100,6 @@ for (let turn = 0; ; turn++) {
 const cpu = process.cpuUsage(cpu0);
 stats.mergedWrites = ab.coal.mergedWrites + ba.coal.mergedWrites;
 stats.mergedSegments = ab.coal.mergedSegments + ba.coal.mergedSegments;
-console.log(JSON.stringify({ stats, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));
+console.log(JSON.stringify({ stats, cpuSeconds: (cpu.user + cpu.system) / 1e6, userSeconds: cpu.user / 1e6 }));
 a.close();
 b.close();
