@@ -51,7 +51,7 @@ export const OFFLOAD_READ_SIZE = 10 + 65535;
  * super-packet, so fewer of them (128 × 64 KB ≈ 8 MB of SharedArrayBuffer instead of 1024 × 64 KB).
  */
 export function readerLayout(mtu: number, opts: { slots?: number; vnetHeader?: boolean }): RingLayout {
-  if (opts.vnetHeader) return { slots: opts.slots ?? 128, slotSize: (OFFLOAD_READ_SIZE + 15) & ~15 };
+  if (opts.vnetHeader) return { slots: opts.slots ?? 128, slotSize: (OFFLOAD_READ_SIZE + 6 + 15) & ~15, lead: 6 };
   return { slots: opts.slots ?? 1024, slotSize: Math.max(mtu, 1280) + 64 };
 }
 

@@ -27,6 +27,8 @@ class Direction {
   readonly batch = new TunBatch(256, 2048);
   readonly coal: TcpCoalescer;
   readonly readBuf = new Uint8Array(65552);
+  // Reads land 6 bytes in, so the packet behind the 10-byte vnet header is word-aligned (as in the reader ring).
+  readonly readView = this.readBuf.subarray(6);
   constructor(readonly from: TunDevice, readonly to: TunDevice) {
     this.coal = new TcpCoalescer(to.vnetHeader);
   }
@@ -36,11 +38,11 @@ class Direction {
     const { from, seg, batch } = this;
     for (let r = 0; r < 64; r++) {
       if (from.vnetHeader) {
-        const n = from.read(this.readBuf);
+        const n = from.read(this.readView);
         if (n === 0) break;
         stats.reads++;
         stats.readBytes += n;
-        const count = seg.begin(this.readBuf, 0, n);
+        const count = seg.begin(this.readBuf, 6, n);
         if (count < 0) {
           stats.refused++;
           continue;
