@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { mkdtempSync, openSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { TunReader, type TunReadFailure } from "./tun-reader.ts";
+import { readerLayout, TunReader, type TunReadFailure } from "./tun-reader.ts";
 
 /** Waits until `n` failures were reported (the test's own timeout bounds it). */
 async function failures(n: number, start: (onReadError: (f: TunReadFailure) => void) => TunReader): Promise<{ seen: TunReadFailure[]; reader: TunReader }> {
@@ -35,4 +35,12 @@ test("read errors that persist are each reported, then the device counts as lost
   } finally {
     closeSync(fd);
   }
+});
+
+test("an offload reader's slots hold a vnet header and a 64 KB super-packet; plain ones stay MTU-sized", () => {
+  expect(readerLayout(1420, {})).toEqual({ slots: 1024, slotSize: 1484 });
+  const off = readerLayout(1420, { vnetHeader: true });
+  expect(off.slotSize - (off.lead ?? 0)).toBeGreaterThanOrEqual(10 + 65535);
+  expect(((off.lead ?? 0) + 10) % 4).toBe(0); // the packet behind the header starts word-aligned
+  expect(off.slots * off.slotSize).toBeLessThan(16 * 1024 * 1024);
 });

@@ -39,6 +39,20 @@ export interface TunReaderOptions {
   onReadError?: (failure: TunReadFailure) => void;
   slots?: number;
   lostAfter?: LostAfter;
+  /** The device was opened with offloads (TunDevice.vnetHeader): reads are a vnet header + up to 64 KB. */
+  vnetHeader?: boolean;
+}
+
+/** Bytes one read from an offload TUN can return: a virtio_net_hdr (10 B) + an IP packet of up to 64 KB. */
+export const OFFLOAD_READ_SIZE = 10 + 65535;
+
+/**
+ * Ring layout for a reader: MTU-sized slots in plain mode; in offload mode each slot holds a whole
+ * super-packet, so fewer of them (128 × 64 KB ≈ 8 MB of SharedArrayBuffer instead of 1024 × 64 KB).
+ */
+export function readerLayout(mtu: number, opts: { slots?: number; vnetHeader?: boolean }): RingLayout {
+  if (opts.vnetHeader) return { slots: opts.slots ?? 128, slotSize: (OFFLOAD_READ_SIZE + 6 + 15) & ~15, lead: 6 };
+  return { slots: opts.slots ?? 1024, slotSize: Math.max(mtu, 1280) + 64 };
 }
 
 export class TunReader {
@@ -49,7 +63,7 @@ export class TunReader {
   readErrors = 0;
 
   constructor(fd: number, mtu: number, opts: TunReaderOptions) {
-    this.ring = PacketRing.create({ slots: opts.slots ?? 1024, slotSize: Math.max(mtu, 1280) + 64 });
+    this.ring = PacketRing.create(readerLayout(mtu, opts));
     this.#worker = new Worker(new URL("./tun-reader.worker.ts", import.meta.url).href);
     this.#worker.onmessage = (ev: MessageEvent<number | TunReadFailure>) => {
       if (ev.data === 0) opts.onReadable();

@@ -48,7 +48,8 @@ self.onmessage = (ev: MessageEvent<TunWorkerInit>) => {
       Atomics.wait(ring.ctl, CTL_READ, Atomics.load(ring.ctl, CTL_READ), POLL_TIMEOUT_MS);
       continue;
     }
-    const n = Number(libc.read(fd, base + ring.slotOffset(w), layout.slotSize));
+    const lead = layout.lead ?? 0;
+    const n = Number(libc.read(fd, base + ring.slotOffset(w) + lead, layout.slotSize - lead));
     if (n < 0) {
       const e = errno(); // read at once: the next FFI call may overwrite it
       if (e !== EAGAIN && e !== EINTR) {

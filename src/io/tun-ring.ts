@@ -11,6 +11,12 @@ const CTL_WORDS = 4;
 export interface RingLayout {
   slots: number;
   slotSize: number;
+  /**
+   * Bytes left free at the start of each slot before the read lands. An offload TUN read starts
+   * with a 10-byte vnet header; a lead of 6 puts the packet behind it on a 4-byte boundary, so
+   * segmentation copies it word by word (ip/copy.ts).
+   */
+  lead?: number;
 }
 
 export class PacketRing {
@@ -47,7 +53,7 @@ export class PacketRing {
     let n = 0;
     while (r !== w && n < budget) {
       try {
-        fn(this.data, this.slotOffset(r), this.lengths[r % this.layout.slots]!);
+        fn(this.data, this.slotOffset(r) + (this.layout.lead ?? 0), this.lengths[r % this.layout.slots]!);
       } finally {
         r = (r + 1) | 0;
         n++;

@@ -76,3 +76,13 @@ export function adjustChecksum(b: Uint8Array, ckAt: number, oldSum: number, newS
   b[ckAt] = c >> 8;
   b[ckAt + 1] = c & 0xff;
 }
+
+/** Pseudo-header sum (RFC 793/8200) from raw fields: addresses at srcAt/dstAt of `alen` bytes. */
+export function pseudoHeaderSumAt(b: Uint8Array, srcAt: number, dstAt: number, alen: number, protocol: number, l4Length: number): number {
+  let s = sum16(b, srcAt, srcAt + alen);
+  s = sum16(b, dstAt, dstAt + alen, s);
+  s += protocol + (l4Length & 0xffff) + (l4Length >>> 16);
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+
