@@ -30,7 +30,7 @@ export class ReasonCounters<R extends string> {
 export type StunDropReason = StunParseErrorKind | ChannelDataErrorKind;
 
 /** Parses, and counts a rejection exactly once under its reason. */
-export function readStun(buf: Uint8Array, length: number, drops: ReasonCounters<StunDropReason>): StunMessage | undefined {
+export function readStun(buf: Uint8Array, length: number, drops: { count(reason: StunDropReason): void }): StunMessage | undefined {
   const m = parseStun(buf, length);
   if (m instanceof StunMessage) return m;
   drops.count(m.kind);
