@@ -29,9 +29,9 @@ export class Channel {
     this.requestedAt = now;
   }
 
-  /** Can data go out on it now? Bound and not lapsed, or being bound for the first time. */
+  /** Can data go out on it now? Bound and not lapsed, or being (re-)bound. */
   usable(now: number): boolean {
-    return this.bound ? now < this.boundAt + CHANNEL_LIFETIME_MS : this.binding;
+    return this.binding || (this.bound && now < this.boundAt + CHANNEL_LIFETIME_MS);
   }
 
   /** When it needs a refresh: at half its lifetime, if it carried traffic. */

@@ -275,11 +275,37 @@ describe("channels", () => {
     const binds = w.requests(StunMethod.channelBind).map((r) => [r.msg!.channelNumber, r.at / S]);
     expect(binds).toEqual([[0x4000, 0], [0x4001, 0], [0x4000, 300], [0x4000, 600]]);
     const buf = new Uint8Array(16);
-    expect(w.client.encapsulate(buf, 0, idle, w.now)).toBe(-1); // lapsed at 600 s
-    expect(w.client.drops.get("no_channel")).toBe(1);
+    expect(idle.usable(w.now)).toBe(false); // lapsed at 600 s
+    expect(w.client.encapsulate(buf, 0, idle, w.now)).toBe(4); // goes out on a fresh binding at once
     w.pump();
     expect(w.requests(StunMethod.channelBind).at(-1)!.msg!.channelNumber).toBe(0x4001); // re-bound, same number
-    expect(w.client.encapsulate(buf, 0, idle, w.now)).toBe(4);
+    expect(w.requests(StunMethod.channelBind).at(-1)!.at).toBe(w.now);
+  });
+
+  test("a channel handle from an allocation since replaced still sends, on a new binding", () => {
+    const w = new World();
+    const old = w.client.bindChannel(PEER, w.now)!;
+    w.pump();
+    w.relay.allocated = false; // the relay restarted: the refresh meets 437 and a new allocation is made
+    w.runUntil(301 * S);
+    expect(w.ofType("allocated").length).toBe(2);
+    expect(old.usable(w.now)).toBe(false);
+    const buf = new Uint8Array(16);
+    expect(w.client.encapsulate(buf, 0, old, w.now)).toBe(4);
+    w.pump();
+    expect(w.relay.channels.get(0x4000)).toEqual(PEER);
+    expect(w.ofType("channel_bound").length).toBe(2);
+  });
+
+  test("without an allocation nothing is sent and the drop is counted", () => {
+    const w = new World({}, { password: "wrong" });
+    const c = w.client.bindChannel(PEER, w.now);
+    expect(c).toBeUndefined(); // failed: no channels
+    const w2 = new World();
+    const c2 = w2.client.bindChannel(PEER, w2.now)!;
+    w2.client.free(w2.now);
+    expect(w2.client.encapsulate(new Uint8Array(8), 0, c2, w2.now)).toBe(-1);
+    expect(w2.client.drops.get("no_channel")).toBe(1);
   });
 
   test("channels asked for before the allocation exists are bound once it does", () => {

@@ -13,7 +13,7 @@
 // arrives before the binding at worst, which is what snownet does rather than queueing.
 
 import { ChannelDataView, CHANNEL_DATA_HEADER, looksLikeChannelData, writeChannelDataHeader } from "./channel-data.ts";
-import { ReasonCounters, readStun, type StunDropReason } from "./drops.ts";
+import { ReasonCounters, readStun } from "./drops.ts";
 import {
   Attr, checkIntegrity, FAMILY_V6, longTermKey, StunClass, StunMethod, StunWriter, TRANSACTION_ID_SIZE, TRANSPORT_UDP, transactionKey,
   type StunMessage,
@@ -22,62 +22,8 @@ import { Channel, ChannelTable } from "./turn-channels.ts";
 import * as C from "./turn-constants.ts";
 import { Transactions, type PendingRequest, type RequestPurpose } from "./turn-transactions.ts";
 import { Logger, parseLogFilter, type TargetLogger } from "../telemetry/log.ts";
+import type { AllocationFailure, AllocationState, TurnClientOptions, TurnDropReason, TurnEvent } from "./turn-events.ts";
 import { formatEndpoint, sameEndpoint, type Endpoint, type Transmit } from "../wire/index.ts";
-
-export type AllocationFailure =
-  | "no_response" // no relay address answered a binding request within 8 s: UDP to it blocked?
-  | "timeout" // the relay answered once, then stopped (allocate, refresh or keepalive unanswered for 8 s)
-  | "auth" // credentials refused (401 on a request that carried a nonce, or 441)
-  | "realm_mismatch" // the relay's realm is not the one we were told to use
-  | "protocol" // the relay does not speak our dialect (420, a success without the attributes it must carry)
-  | "unsupported_transport" // 442: no UDP relaying
-  | "quota" // 486: too many allocations for these credentials
-  | "insufficient_capacity" // 508: the relay is full
-  | "rejected"; // any other error answer
-
-export const ALLOCATION_FAILURES: readonly AllocationFailure[] = [
-  "no_response", "timeout", "auth", "realm_mismatch", "protocol", "unsupported_transport", "quota", "insufficient_capacity", "rejected",
-];
-
-export type TurnDropReason =
-  | StunDropReason
-  | "unknown_transaction" // a response to nothing we asked (late, duplicated or forged)
-  | "integrity" // a success whose MESSAGE-INTEGRITY does not check with our key
-  | "unexpected_message" // a request, or an indication other than Data, from the relay
-  | "unknown_channel" // ChannelData on a number we never bound
-  | "channel_not_bound" // ChannelData on a channel the relay has not confirmed (or that lapsed)
-  | "no_channel"; // wanted to send to a peer without a usable channel (a binding was started)
-
-export type TurnEvent =
-  /** The local address the relay traffic leaves from, when the shell says (a host candidate). */
-  | { type: "host_candidate"; address: Endpoint }
-  /** XOR-MAPPED-ADDRESS of a binding or allocate answer: how the relay sees us. New or changed. */
-  | { type: "srflx_candidate"; address: Endpoint }
-  | { type: "allocated"; relays: Endpoint[]; srflx: Endpoint | undefined; lifetimeS: number }
-  /** The relayed addresses are gone (expired, refused refresh, relay silent, freed). */
-  | { type: "candidates_invalidated"; relays: Endpoint[]; reason: string }
-  | { type: "failed"; reason: AllocationFailure; detail: string }
-  | { type: "channel_bound"; peer: Endpoint; channel: number }
-  | { type: "channel_failed"; peer: Endpoint; channel: number; detail: string }
-  | { type: "permission_failed"; address: string; detail: string }
-  /** A Data indication (a peer we have a permission but no channel for). Rare, so allocated. */
-  | { type: "data"; peer: Endpoint; data: Uint8Array }
-  | { type: "freed" };
-
-export type AllocationState = "binding" | "allocating" | "allocated" | "failed" | "freeing" | "freed";
-
-export interface TurnClientOptions {
-  /** The relay's addresses (one per family; Firezone hands out both). */
-  servers: Endpoint[];
-  username: string;
-  password: string;
-  /** When known in advance (Firezone: "firezone"), a relay answering with another realm is refused. */
-  realm?: string;
-  software?: string;
-  /** Fills transaction ids; tests pass a seeded one. */
-  random?: (buf: Uint8Array) => void;
-  log?: TargetLogger;
-}
 
 const silent = new Logger(parseLogFilter("off"), () => {}).target("turn");
 
@@ -240,21 +186,24 @@ export class TurnClient {
   }
 
   /**
-   * Frames `buf[CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + dataLength)` for `channel`; returns the
-   * datagram's length, to send to `server`, or -1 (counted) when the channel is not usable — a
-   * new binding is then started, so the next packet can go.
+   * Frames `buf[CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + dataLength)` for the channel to
+   * `channel.peer`; returns the datagram's length, to send to `server`, or -1 (counted) when
+   * there is no allocation to send through. A handle that lapsed (idle 10 min) or belongs to an
+   * allocation since replaced still works: the peer gets a fresh binding and the data goes out
+   * on it right away, as on any channel being bound.
    */
   encapsulate(buf: Uint8Array, dataLength: number, channel: Channel, now: number): number {
-    if (!this.#server || this.#state !== "allocated" || !channel.usable(now)) {
+    let c: Channel | undefined = channel;
+    if (!c.usable(now) || this.#channels.byNumber(c.number) !== c) c = this.#state === "allocated" ? this.bindChannel(channel.peer, now) : undefined;
+    if (!c || !c.usable(now) || !this.#server) {
       this.drops.count("no_channel");
-      if (this.#state === "allocated") this.bindChannel(channel.peer, now);
       return -1;
     }
-    channel.sentBytes += dataLength;
+    c.sentBytes += dataLength;
     this.relayedBytesSent += dataLength;
     // Relayed data keeps the NAT mapping towards the relay open just as a binding would.
     this.#nextBindingAt = now + C.BINDING_INTERVAL_MS;
-    return writeChannelDataHeader(buf, channel.number, dataLength);
+    return writeChannelDataHeader(buf, c.number, dataLength);
   }
 
   /**
@@ -639,6 +588,7 @@ export class TurnClient {
     this.#relays = [];
     this.#lifetime = undefined;
     this.#nextBindingAt = Infinity;
+    for (const c of this.#channels.values()) c.bound = c.binding = false; // handles the caller holds stop working
     this.#channels.clear();
     for (const p of this.#permissions.values()) {
       p.installedAt = undefined;
@@ -686,6 +636,7 @@ export function channelDataLength(buf: Uint8Array): number {
   return (buf[2]! << 8) | buf[3]!;
 }
 export { CHANNEL_DATA_HEADER };
+export { ALLOCATION_FAILURES, type AllocationFailure, type AllocationState, type TurnClientOptions, type TurnDropReason, type TurnEvent } from "./turn-events.ts";
 
 function methodOf(p: RequestPurpose): number {
   switch (p.kind) {
