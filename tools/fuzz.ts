@@ -135,7 +135,20 @@ const attrTypes = [...Object.values(Attr), 0x0018, 0xc001];
 let stunParsed = 0;
 for (let i = 0; i < count / 4; i++) {
   const w = new StunWriter(int(0x1000), int(4) as StunClass, crypto.getRandomValues(new Uint8Array(12)));
-  for (let n = int(6); n > 0; n--) w.bytes(pick(attrTypes), crypto.getRandomValues(new Uint8Array(int(24))));
+  // Half well-formed attributes (so the valid paths are walked too), half random bytes.
+  for (let n = int(6); n > 0; n--) {
+    if (rnd() < 0.5) w.bytes(pick(attrTypes), crypto.getRandomValues(new Uint8Array(int(24))));
+    else pick([
+      () => w.u32(pick([Attr.LIFETIME, Attr.PRIORITY]), int(2 ** 32)),
+      () => w.text(pick([Attr.USERNAME, Attr.REALM, Attr.NONCE, Attr.SOFTWARE]), "x".repeat(int(40))),
+      () => w.channelNumber(0x4000 + int(0x1000)),
+      () => w.u8(pick([Attr.REQUESTED_TRANSPORT, Attr.ADDITIONAL_ADDRESS_FAMILY, Attr.REQUESTED_ADDRESS_FAMILY]), 1 + int(2)),
+      () => w.errorCode(300 + int(400), "reason"),
+      () => w.u64(pick([Attr.ICE_CONTROLLED, Attr.ICE_CONTROLLING]), BigInt(int(2 ** 32))),
+      () => w.flag(Attr.USE_CANDIDATE),
+      () => w.address(pick([Attr.XOR_MAPPED_ADDRESS, Attr.MAPPED_ADDRESS, Attr.XOR_RELAYED_ADDRESS]), { address: rnd() < 0.5 ? v4() : v6(), port: int(65536) }),
+    ])();
+  }
   if (rnd() < 0.3) w.address(Attr.XOR_PEER_ADDRESS, { address: rnd() < 0.5 ? v4() : v6(), port: int(65536) });
   if (rnd() < 0.3) w.integrity(shortTermKey("pw"), rnd() < 0.5);
   if (rnd() < 0.5) w.fingerprint();
