@@ -33,6 +33,8 @@ class World {
   readonly sent: { at: number; msg: StunMessage | undefined; data: Uint8Array }[] = [];
   readonly logs: LogLine[] = [];
   lose: (data: Uint8Array, toRelay: boolean) => boolean = () => false;
+  /** How the relay sees us: a NAT that rebinds changes it. */
+  mapped: Endpoint = ME;
   duplicate: () => boolean = () => false;
 
   constructor(relay: Partial<TestRelayOptions> = {}, client: Partial<TurnClientOptions> = {}) {
@@ -48,7 +50,7 @@ class World {
       const msg = parseStun(t.data);
       this.sent.push({ at: this.now, msg: msg instanceof StunMessage ? msg : undefined, data: t.data });
       if (this.lose(t.data, true) || !sameAddr(t.to, this.relay.opts.address)) continue;
-      const answer = this.relay.answer(t.data, ME);
+      const answer = this.relay.answer(t.data, this.mapped);
       if (answer && !this.lose(answer, false)) {
         this.client.handleInput(answer, answer.length, t.to, this.now);
         if (this.duplicate()) this.client.handleInput(answer, answer.length, t.to, this.now);
@@ -131,6 +133,34 @@ describe("allocating", () => {
     const last = w.requests(StunMethod.allocate).at(-1)!.msg!;
     expect(last.additionalAddressFamily).toBeUndefined();
     expect(w.ofType("allocated")[0]!.relays).toEqual([{ address: "192.0.2.10", port: 50000 }]);
+  });
+
+  test.each([
+    [420, "protocol", "does not understand 0x8000 in allocate"],
+    [442, "unsupported_transport", "442"],
+    [486, "quota", "486"],
+    [508, "insufficient_capacity", "508"],
+    [403, "rejected", "403"],
+  ] as const)("an Allocate refused with %i fails as %s, naming why", (code, reason, detail) => {
+    const w = new World();
+    w.client.restart(w.now);
+    w.relay.allocated = false;
+    w.relay.refuseAllocate = code;
+    w.pump();
+    const [failed] = w.ofType("failed");
+    expect(failed!.reason).toBe(reason);
+    expect(failed!.detail).toContain(detail);
+    expect(w.client.failures.get(reason)).toBe(1);
+    expect(w.client.pollTimeout()).toBeUndefined(); // nothing left to retry
+  });
+
+  test("a NAT that rebinds shows as a new srflx candidate at the next keepalive, the old one not invalidated", () => {
+    const w = new World();
+    w.mapped = { address: "198.51.100.7", port: 40001 };
+    w.runUntil(25 * S);
+    expect(w.ofType("srflx_candidate").map((e) => e.address.port)).toEqual([40000, 40001]);
+    expect(w.ofType("candidates_invalidated")).toEqual([]);
+    expect(w.client.srflx).toEqual(w.mapped);
   });
 
   test("with a second relay address the first to answer is used", () => {

@@ -26,6 +26,7 @@ export class TestRelay {
   silent = false;
   staleNonceNext = false;
   refuseRefresh: number | undefined;
+  refuseAllocate: number | undefined;
   lifetimeS: number;
   allocated = false;
   readonly channels = new Map<number, Endpoint>();
@@ -62,6 +63,8 @@ export class TestRelay {
     switch (m.method) {
       case StunMethod.allocate: {
         if (this.allocated) return err(437, "Allocation Mismatch");
+        if (this.refuseAllocate === 420) return reply(StunClass.error).errorCode(420, "Unknown Attribute").bytes(Attr.UNKNOWN_ATTRIBUTES, Uint8Array.of(0x80, 0x00)).integrity(this.#key).finish();
+        if (this.refuseAllocate !== undefined) return err(this.refuseAllocate, "Refused");
         if (m.additionalAddressFamily !== undefined && this.opts.refuseDual) return err(440, "Address Family not Supported");
         this.allocated = true;
         const w = ok().address(Attr.XOR_MAPPED_ADDRESS, from).u32(Attr.LIFETIME, this.lifetimeS);
