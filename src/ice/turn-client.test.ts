@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseStun, StunClass, StunMessage, StunMethod, StunWriter } from "./stun.ts";
 import { CHANNEL_DATA_HEADER, channelDataLength, TurnClient, type TurnClientOptions, type TurnEvent } from "./turn-client.ts";
-import { TestRelay, type TestRelayOptions } from "./turn-test-relay.ts";
+import { TestRelay, type TestRelayOptions } from "../../test/support/turn-relay.ts";
 import { turnRestCredentials } from "./turn-credentials.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
 import type { Endpoint } from "../wire/index.ts";

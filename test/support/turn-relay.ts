@@ -3,8 +3,8 @@
 // the ways real relays say no (stale nonces, no IPv6, silence). Not a relay to deploy: it
 // relays nothing, it only answers. Kept beside the client so both read the same codec.
 
-import { Attr, checkIntegrity, longTermKey, parseStun, StunClass, StunMessage, StunMethod, StunWriter } from "./stun.ts";
-import type { Endpoint } from "../wire/index.ts";
+import { Attr, checkIntegrity, longTermKey, parseStun, StunClass, StunMessage, StunMethod, StunWriter } from "../../src/ice/stun.ts";
+import type { Endpoint } from "../../src/wire/index.ts";
 
 export interface TestRelayOptions {
   address: Endpoint;
