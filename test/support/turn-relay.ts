@@ -1,7 +1,7 @@
 // A TURN relay small enough to read, for the client's simulated-time tests: long-term
 // credentials with nonces, allocations with lifetimes, channels and permissions, and knobs for
 // the ways real relays say no (stale nonces, no IPv6, silence). Not a relay to deploy: it
-// relays nothing, it only answers. Kept beside the client so both read the same codec.
+// relays nothing, it only answers, using the same codec as the client.
 
 import { Attr, checkIntegrity, longTermKey, parseStun, StunClass, StunMessage, StunMethod, StunWriter } from "../../src/ice/stun.ts";
 import type { Endpoint } from "../../src/wire/index.ts";
