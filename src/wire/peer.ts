@@ -210,6 +210,15 @@ export class WirePeer {
     return this.#transmits.shift();
   }
 
+  /** Outputs waiting for pollTransmit / pollEvent: how a tunnel knows to queue this peer. */
+  get pendingTransmits(): number {
+    return this.#transmits.length;
+  }
+
+  get pendingEvents(): number {
+    return this.#events.length;
+  }
+
   pollEvent(): WireEvent | undefined {
     return this.#events.shift();
   }
@@ -276,27 +285,36 @@ export class WirePeer {
    * packet is then staged (copied) and a handshake started; it goes out once the session is up.
    */
   encapsulate(plaintext: Uint8Array, out: Uint8Array, now: number): number {
+    return this.encapsulateAt(plaintext, 0, plaintext.length, out, 0, now);
+  }
+
+  /**
+   * `encapsulate` on caller buffers at offsets: src[srcOff, srcOff+len) into out at outOff (a
+   * batch slot), so the data path makes no view per packet.
+   */
+  encapsulateAt(src: Uint8Array, srcOff: number, len: number, out: Uint8Array, outOff: number, now: number): number {
     const kp = this.keypairs.current;
     if (kp === undefined || !kp.canSend(now) || this.#endpoint === undefined) {
-      this.#stage(plaintext);
+      this.#stage(src.slice(srcOff, srcOff + len));
       this.#sendInitiation(now, false);
       return 0;
     }
-    const len = plaintext.length;
     let padded = len === 0 ? 0 : Math.ceil(len / PADDING_MULTIPLE) * PADDING_MULTIPLE;
     if (padded > this.#mtu) padded = Math.max(len, this.#mtu);
     const total = TRANSPORT_HEADER_SIZE + padded + TAG_LENGTH;
-    if (out.length < total) throw new RangeError(`encapsulate: output buffer of ${out.length} B is smaller than ${total} B`);
+    if (out.length - outOff < total) throw new RangeError(`encapsulate: output buffer of ${out.length - outOff} B is smaller than ${total} B`);
 
     const counter = kp.sendCounter++;
-    out[0] = MESSAGE_TRANSPORT;
-    out[1] = out[2] = out[3] = 0;
-    writeU32(out, Transport.receiver, kp.remoteIndex);
-    writeCounter(out, Transport.counter, counter);
+    out[outOff] = MESSAGE_TRANSPORT;
+    out[outOff + 1] = out[outOff + 2] = out[outOff + 3] = 0;
+    writeU32(out, outOff + Transport.receiver, kp.remoteIndex);
+    writeCounter(out, outOff + Transport.counter, counter);
     writeCounter(kp.sendNonce, 4, counter);
-    out.set(plaintext, Transport.payload);
-    out.fill(0, Transport.payload + len, Transport.payload + padded);
-    this.#aead.sealInPlace(kp.sendKey, kp.sendNonce, out, Transport.payload, padded);
+    const payload = outOff + Transport.payload;
+    if (src === out) out.copyWithin(payload, srcOff, srcOff + len);
+    else for (let i = 0; i < len; i++) out[payload + i] = src[srcOff + i]!;
+    out.fill(0, payload + len, payload + padded);
+    this.#aead.sealInPlace(kp.sendKey, kp.sendNonce, out, payload, padded);
 
     this.stats.txPackets++;
     this.stats.txBytes += total;
@@ -314,13 +332,13 @@ export class WirePeer {
    * dropped with a counted reason. Never throws on bad input; never answers what fails to
    * authenticate.
    */
-  decapsulate(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number): number {
+  decapsulate(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number, outOff = 0): number {
     const len = datagram.length;
     if (len < 4) return this.#drop("truncated");
     if (len > MAX_DATAGRAM_SIZE) return this.#drop("oversized");
     switch (messageType(datagram)) {
       case MESSAGE_TRANSPORT:
-        return this.#decapsulateTransport(datagram, from, out, now);
+        return this.#decapsulateTransport(datagram, from, out, outOff, now);
       case MESSAGE_INITIATION:
         if (len !== INITIATION_SIZE) return this.#drop(len < INITIATION_SIZE ? "truncated" : "wrong_size");
         this.#handleInitiation(datagram, from, now);
@@ -338,7 +356,7 @@ export class WirePeer {
     }
   }
 
-  #decapsulateTransport(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number): number {
+  #decapsulateTransport(datagram: Uint8Array, from: Endpoint, out: Uint8Array, outOff: number, now: number): number {
     const len = datagram.length;
     if (len < TRANSPORT_MIN_SIZE) return this.#drop("truncated");
     const kp = this.keypairs.find(readU32(datagram, Transport.receiver));
@@ -348,9 +366,9 @@ export class WirePeer {
     if (counter >= REJECT_COUNTER) return this.#drop("counter_limit");
     if (!kp.replay.check(counter)) return this.#drop("replay");
     const sealedLength = len - TRANSPORT_HEADER_SIZE;
-    if (out.length < sealedLength - TAG_LENGTH) return this.#drop("oversized");
+    if (out.length - outOff < sealedLength - TAG_LENGTH) return this.#drop("oversized");
     writeCounter(kp.recvNonce, 4, counter);
-    const n = this.#aead.openFrom(kp.recvKey, kp.recvNonce, datagram, Transport.payload, sealedLength, out);
+    const n = this.#aead.openFrom(kp.recvKey, kp.recvNonce, datagram, Transport.payload, sealedLength, out, outOff);
     if (n < 0) return this.#drop("decrypt");
     // Only now, authenticated, may the packet move the window, confirm a session or roam us.
     if (!kp.replay.accept(counter)) return this.#drop("replay");
@@ -373,7 +391,7 @@ export class WirePeer {
     }
     if (n === 0) return 0; // keepalive
 
-    const inner = innerPacketLength(out, n);
+    const inner = innerPacketLength(out, outOff, n);
     if (inner < 0) return this.#drop("inner_length");
     this.#timers.dataReceived(now);
     return inner;
@@ -571,16 +589,16 @@ const RECV_SCRATCH = new Uint8Array(MAX_DATAGRAM_SIZE);
  * own header (IPv4 total length, IPv6 payload length + 40), or -1 when the header is not a
  * complete IP header or claims more than was received.
  */
-function innerPacketLength(buf: Uint8Array, n: number): number {
-  const version = buf[0]! >> 4;
+function innerPacketLength(buf: Uint8Array, at: number, n: number): number {
+  const version = buf[at]! >> 4;
   let len: number;
   if (version === 4) {
     if (n < 20) return -1;
-    len = (buf[2]! << 8) | buf[3]!;
+    len = (buf[at + 2]! << 8) | buf[at + 3]!;
     if (len < 20) return -1;
   } else if (version === 6) {
     if (n < 40) return -1;
-    len = 40 + ((buf[4]! << 8) | buf[5]!);
+    len = 40 + ((buf[at + 4]! << 8) | buf[at + 5]!);
   } else {
     return -1;
   }
