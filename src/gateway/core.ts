@@ -15,6 +15,8 @@ export type GatewayEvent =
 
 /** At most this many ICMP errors per second in total: a denied flood must not become a reflected one. */
 export const ICMP_REPLIES_PER_SECOND = 100;
+/** Idle DNS-NAT sessions are swept this often while there are any (was the shell's 10 s interval). */
+export const NAT_SWEEP_INTERVAL = 10_000;
 
 export class GatewayCore {
   readonly policy = new AccessPolicy();
@@ -28,6 +30,8 @@ export class GatewayCore {
   #replies: Uint8Array[] = [];
   #events: GatewayEvent[] = [];
   #icmpWindow = -Infinity;
+  /** Next NAT sweep; armed when the first session appears (see pollTimeout). */
+  #natSweepAt = Infinity;
   #icmpCount = 0;
   /** Denials per (cid, reason) since the last event about them: logs stay readable under floods. */
   readonly #denials = new Map<string, number>();
@@ -58,6 +62,8 @@ export class GatewayCore {
       this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
       return false;
     }
+    // The NAT sweep runs only while there is something to sweep: an idle gateway sleeps.
+    if (this.#natSweepAt === Infinity && this.nat.sessions > 0) this.#natSweepAt = now + NAT_SWEEP_INTERVAL;
     return true;
   }
 
@@ -136,13 +142,18 @@ export class GatewayCore {
     return this.#events.shift();
   }
 
+  /** Authorization expiry (only what is due) and, every NAT_SWEEP_INTERVAL while it has sessions, the NAT sweep. */
   handleTimeout(now: number): void {
-    this.nat.sweep(now);
+    if (now >= this.#natSweepAt) {
+      this.nat.sweep(now);
+      this.#natSweepAt = this.nat.sessions > 0 ? now + NAT_SWEEP_INTERVAL : Infinity;
+    }
     for (const e of this.policy.sweep(now)) this.#events.push({ type: "authorization_expired", cid: e.cid, rid: e.rid });
   }
 
   pollTimeout(): number | undefined {
-    return this.policy.nextExpiry();
+    const at = Math.min(this.#natSweepAt, this.policy.nextExpiry() ?? Infinity);
+    return at === Infinity ? undefined : at;
   }
 }
 
