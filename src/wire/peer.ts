@@ -49,6 +49,7 @@ import { isAfter } from "./tai64n.ts";
 import { PeerTimers } from "./timers.ts";
 import { staticSharedSecret } from "./handshake.ts";
 import { constantTimeEqual } from "../crypto/hash.ts";
+import { isUsablePublicKey } from "../crypto/x25519.ts";
 
 export interface Transmit {
   data: Uint8Array;
@@ -124,7 +125,12 @@ export class WirePeer {
   readonly #aead: Aead;
   readonly #local: LocalIdentity;
   readonly #presharedKey: Uint8Array | undefined;
-  readonly #staticShared: Uint8Array;
+  /**
+   * DH(our static, their static), made at the first initiation we send: a responder-only peer
+   * (most clients of a gateway) never needs it, and 10 000 configured peers start without
+   * 10 000 scalar multiplications.
+   */
+  #staticShared: Uint8Array | undefined;
   readonly #cookies: CookieJar;
   readonly #slots: SlotCounter;
   readonly #random: (n: number) => Uint8Array;
@@ -150,9 +156,8 @@ export class WirePeer {
     this.#local = opts.local;
     this.remoteStatic = opts.remoteStatic;
     this.#presharedKey = opts.presharedKey;
-    const ss = staticSharedSecret(opts.local, opts.remoteStatic);
-    if (!ss) throw new Error("peer public key is a low-order point (no usable shared secret)");
-    this.#staticShared = ss;
+    // The table check that stands for the DH result: exactly the keys whose secret is all zero.
+    if (!isUsablePublicKey(opts.remoteStatic)) throw new Error("peer public key is a low-order point (no usable shared secret)");
     this.#cookies = new CookieJar(opts.remoteStatic);
     this.connectionId = opts.connectionId;
     this.#slots = new SlotCounter(opts.connectionId);
@@ -273,7 +278,8 @@ export class WirePeer {
   zeroize(): void {
     this.keypairs.clear();
     this.#clearHandshake();
-    this.#staticShared.fill(0);
+    this.#staticShared?.fill(0);
+    this.#staticShared = undefined;
     this.#staged = [];
   }
 
@@ -498,6 +504,8 @@ export class WirePeer {
     if (now - this.#lastSentInitiationAt < REKEY_TIMEOUT) return;
     if (this.#endpoint === undefined) return void this.#drop("no_endpoint");
     const localIndex = this.#slots.next();
+    this.#staticShared ??= staticSharedSecret(this.#local, this.remoteStatic);
+    if (this.#staticShared === undefined) return void this.#drop("handshake_decrypt");
     const built = createInitiation(this.#aead, this.#local, this.remoteStatic, this.#staticShared, localIndex, now, this.#random);
     if (built === undefined) return void this.#drop("handshake_decrypt");
     this.#cookies.stamp(built.message, now);
