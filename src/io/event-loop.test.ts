@@ -159,7 +159,7 @@ test("a capture copies its connection's packets both ways, and no other; with no
   } as unknown as TunReader;
   const loop = new EventLoop({
     tunnel: sim.gw,
-    tun: { write: (p: Uint8Array, n: number) => void toTun.push(p.slice(0, n)) } as unknown as TunDevice,
+    tun: { write: (p: Uint8Array, n: number, o = 0) => void toTun.push(p.slice(o, o + n)) } as unknown as TunDevice,
     clock: () => sim.now,
     onEvent: () => undefined,
     onBatchErrors: () => undefined,

@@ -84,9 +84,10 @@ export class TunDevice {
    * (`errnoOf`): EIO while the link is down is one lost packet; EBADFD means the interface was
    * deleted, which the event loop treats as fatal (io/errno.ts DEVICE_GONE).
    */
-  write(buf: Uint8Array, length = buf.length): void {
+  /** Writes one packet, buf[offset, offset+length) (a batch slot: no view made). */
+  write(buf: Uint8Array, length = buf.length, offset = 0): void {
     for (;;) {
-      const n = Number(libc.write(this.fd, ptr(buf), length));
+      const n = Number(libc.write(this.fd, ptr(buf, offset), length));
       if (n >= 0) return;
       const e = errno();
       if (e !== EINTR) throw new Error(`writing TUN ${this.name}`, { cause: osError("write", e) });

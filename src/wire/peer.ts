@@ -278,8 +278,10 @@ export class WirePeer {
   zeroize(): void {
     this.keypairs.clear();
     this.#clearHandshake();
-    this.#staticShared?.fill(0);
-    this.#staticShared = undefined;
+    // Zeros, not undefined: a zeroized peer must not derive the secret again (as before, its
+    // initiations are then useless to anyone).
+    if (this.#staticShared) this.#staticShared.fill(0);
+    else this.#staticShared = new Uint8Array(32);
     this.#staged = [];
   }
 
