@@ -6,6 +6,7 @@ import { buildIcmpError, buildProhibited } from "../ip/build.ts";
 import { isIcmpError, PacketView, protocolName, type IpParseErrorKind } from "../ip/packet.ts";
 import { AccessPolicy, type DenyReason, type Explanation } from "./policy.ts";
 import { DnsNat, ProxyIpAllocator } from "./dns-nat.ts";
+import { DropCounters } from "../wire/drops.ts";
 
 export type GatewayDropReason = DenyReason | `malformed_${IpParseErrorKind}` | "dns_unresolved" | "dns_nat_full";
 
@@ -25,7 +26,7 @@ export class GatewayCore {
   /** The gateway's own DNS service (its tunnel addresses, port 53): always reachable. */
   readonly #localDns = new Set<string>();
   readonly #inView = new PacketView();
-  readonly drops = new Map<GatewayDropReason, number>();
+  readonly drops = new DropCounters<GatewayDropReason>();
   readonly #view = new PacketView();
   #replies: Uint8Array[] = [];
   #events: GatewayEvent[] = [];
@@ -59,7 +60,7 @@ export class GatewayCore {
       // Unresolved: the answer is on its way, the client's stack retransmits. Refused: the NAT's
       // session table is full (counted by cap in nat.limits). No ICMP: neither is a denial.
       const reason = nat === "unresolved" ? "dns_unresolved" : "dns_nat_full";
-      this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+      this.drops.count(reason);
       return false;
     }
     // The NAT sweep runs only while there is something to sweep: an idle gateway sleeps.
@@ -106,7 +107,7 @@ export class GatewayCore {
   }
 
   #deny(cid: number, reason: GatewayDropReason, v: PacketView, parsed: boolean, now: number): void {
-    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+    this.drops.count(reason);
     const key = `${cid}|${reason}`;
     const n = (this.#denials.get(key) ?? 0) + 1;
     this.#denials.set(key, n);

@@ -26,6 +26,7 @@ import {
   type Transmit,
   type WireEvent,
 } from "../wire/index.ts";
+import { DropCounters } from "../wire/drops.ts";
 import { AllowedIps } from "./allowed-ips.ts";
 import { MinHeap } from "./min-heap.ts";
 import { ReadyQueue } from "./ready-queue.ts";
@@ -118,7 +119,7 @@ export interface TunnelOptions {
 
 export class Tunnel {
   readonly identity: LocalIdentity;
-  readonly #tunnelDrops = new Map<TunnelDropReason, number>();
+  readonly #tunnelDrops = new DropCounters<TunnelDropReason>();
   readonly #aead: Aead;
   readonly #random: (n: number) => Uint8Array;
   readonly #mtu: number;
@@ -280,7 +281,7 @@ export class Tunnel {
   }
 
   tunnelDrops(): Partial<Record<TunnelDropReason, number>> {
-    return Object.fromEntries(this.#tunnelDrops);
+    return this.#tunnelDrops.snapshot();
   }
 
   // ───────────────────────────── data path ─────────────────────────────
@@ -523,7 +524,7 @@ export class Tunnel {
   }
 
   #drop(reason: TunnelDropReason): number {
-    this.#tunnelDrops.set(reason, (this.#tunnelDrops.get(reason) ?? 0) + 1);
+    this.#tunnelDrops.count(reason);
     return DECAP_NONE;
   }
 }

@@ -7,7 +7,6 @@
 // - data path: encapsulate(plaintext, out, now) and decapsulate(datagram, from, out, now) work on
 //   caller-owned buffers and return lengths, allocating nothing per packet.
 import type { Aead } from "../crypto/aead.ts";
-import { TAG_LENGTH } from "../crypto/aead.ts";
 import {
   COOKIE_REPLY_SIZE,
   HANDSHAKE_INITIATION_RATE,
@@ -20,13 +19,10 @@ import {
   MESSAGE_INITIATION,
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
-  PADDING_MULTIPLE,
   REJECT_AFTER_TIME,
-  REJECT_COUNTER,
   REKEY_AFTER_TIME,
   REKEY_TIMEOUT,
   RESPONSE_SIZE,
-  TRANSPORT_HEADER_SIZE,
   TRANSPORT_MIN_SIZE,
 } from "./constants.ts";
 import { CookieJar, sameEndpoint, screenHandshake, type Endpoint } from "./cookie.ts";
@@ -43,10 +39,12 @@ import {
 } from "./handshake.ts";
 import type { LocalIdentity } from "./identity.ts";
 import { Keypair, Keypairs } from "./keypair.ts";
-import { CookieReply, Initiation, Response, Transport, messageType, readCounter, readU32, writeCounter, writeU32 } from "./messages.ts";
+import { CookieReply, Initiation, Response, Transport, messageType, readU32 } from "./messages.ts";
 import { SlotCounter, type SessionIndex } from "./session-index.ts";
 import { isAfter } from "./tai64n.ts";
 import { PeerTimers } from "./timers.ts";
+import { sealTransport } from "./send.ts";
+import { innerPacketLength, openTransport } from "./receive.ts";
 import { staticSharedSecret } from "./handshake.ts";
 import { constantTimeEqual } from "../crypto/hash.ts";
 import { isUsablePublicKey } from "../crypto/x25519.ts";
@@ -177,10 +175,7 @@ export class WirePeer {
    * brings the tunnel up if there is no session; otherwise it takes effect from the next packet.
    */
   setPersistentKeepalive(seconds: number): void {
-    const wasOff = this.#timers.persistentKeepalive === 0;
-    this.#timers.persistentKeepalive = seconds * 1000;
-    if (seconds === 0) this.#timers.persistentKeepaliveAt = undefined;
-    else if (wasOff) this.#timers.persistentKeepaliveTurnedOn();
+    this.#timers.setPersistentKeepalive(seconds * 1000);
   }
 
   get endpoint(): Endpoint | undefined {
@@ -233,34 +228,22 @@ export class WirePeer {
   }
 
   handleTimeout(now: number): void {
-    if (this.#timers.retransmitAt !== undefined && now >= this.#timers.retransmitAt) {
-      this.#timers.retransmitAt = undefined;
-      this.#onRetransmitHandshake(now);
-    }
-    if (this.#timers.sendKeepaliveAt !== undefined && now >= this.#timers.sendKeepaliveAt) {
-      this.#timers.sendKeepaliveAt = undefined;
+    const timers = this.#timers;
+    if (!timers.due(now)) return;
+    if (timers.take("retransmit", now)) this.#onRetransmitHandshake(now);
+    if (timers.take("send_keepalive", now)) {
       this.#sendKeepalive(now);
-      if (this.#timers.needAnotherKeepalive) {
-        this.#timers.needAnotherKeepalive = false;
-        this.#timers.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
-      }
+      timers.keepaliveSent(now);
     }
-    if (this.#timers.newHandshakeAt !== undefined && now >= this.#timers.newHandshakeAt) {
-      // We sent data and heard nothing back for KEEPALIVE + REKEY_TIMEOUT: the session may be dead.
-      this.#timers.newHandshakeAt = undefined;
-      this.#sendInitiation(now, false);
-    }
-    if (this.#timers.zeroKeysAt !== undefined && now >= this.#timers.zeroKeysAt) {
-      this.#timers.zeroKeysAt = undefined;
+    // We sent data and heard nothing back for KEEPALIVE + REKEY_TIMEOUT: the session may be dead.
+    if (timers.take("new_handshake", now)) this.#sendInitiation(now, false);
+    if (timers.take("zero_keys", now)) {
       this.keypairs.clear();
       this.#clearHandshake();
       this.#events.push({ type: "keys_zeroed" });
     }
-    if (this.#timers.persistentKeepaliveAt !== undefined && now >= this.#timers.persistentKeepaliveAt) {
-      this.#timers.persistentKeepaliveAt = undefined;
-      // Toward no known endpoint there is nothing to bring up: the peer will come to us.
-      if (this.#timers.persistentKeepalive > 0 && this.#endpoint !== undefined) this.#sendKeepalive(now);
-    }
+    // Toward no known endpoint there is nothing to bring up: the peer will come to us.
+    if (timers.take("persistent_keepalive", now) && timers.persistentKeepalive > 0 && this.#endpoint !== undefined) this.#sendKeepalive(now);
   }
 
   /**
@@ -271,7 +254,7 @@ export class WirePeer {
     this.keypairs.clear();
     this.#clearHandshake();
     this.#staged = [];
-    this.#timers.sendKeepaliveAt = this.#timers.newHandshakeAt = this.#timers.zeroKeysAt = this.#timers.persistentKeepaliveAt = undefined;
+    this.#timers.sessionsEnded();
   }
 
   /** Erases every key this peer holds (shutdown). */
@@ -307,22 +290,7 @@ export class WirePeer {
       this.#sendInitiation(now, false);
       return 0;
     }
-    let padded = len === 0 ? 0 : Math.ceil(len / PADDING_MULTIPLE) * PADDING_MULTIPLE;
-    if (padded > this.#mtu) padded = Math.max(len, this.#mtu);
-    const total = TRANSPORT_HEADER_SIZE + padded + TAG_LENGTH;
-    if (out.length - outOff < total) throw new RangeError(`encapsulate: output buffer of ${out.length - outOff} B is smaller than ${total} B`);
-
-    const counter = kp.sendCounter++;
-    out[outOff] = MESSAGE_TRANSPORT;
-    out[outOff + 1] = out[outOff + 2] = out[outOff + 3] = 0;
-    writeU32(out, outOff + Transport.receiver, kp.remoteIndex);
-    writeCounter(out, outOff + Transport.counter, counter);
-    writeCounter(kp.sendNonce, 4, counter);
-    const payload = outOff + Transport.payload;
-    if (src === out) out.copyWithin(payload, srcOff, srcOff + len);
-    else for (let i = 0; i < len; i++) out[payload + i] = src[srcOff + i]!;
-    out.fill(0, payload + len, payload + padded);
-    this.#aead.sealInPlace(kp.sendKey, kp.sendNonce, out, payload, padded);
+    const total = sealTransport(this.#aead, kp, src, srcOff, len, out, outOff, this.#mtu);
 
     this.stats.txPackets++;
     this.stats.txBytes += total;
@@ -369,17 +337,9 @@ export class WirePeer {
     if (len < TRANSPORT_MIN_SIZE) return this.#drop("truncated");
     const kp = this.keypairs.find(readU32(datagram, Transport.receiver));
     if (kp === undefined) return this.#drop("unknown_session");
-    if (!kp.canReceive(now)) return this.#drop("expired_session");
-    const counter = readCounter(datagram, Transport.counter);
-    if (counter >= REJECT_COUNTER) return this.#drop("counter_limit");
-    if (!kp.replay.check(counter)) return this.#drop("replay");
-    const sealedLength = len - TRANSPORT_HEADER_SIZE;
-    if (out.length - outOff < sealedLength - TAG_LENGTH) return this.#drop("oversized");
-    writeCounter(kp.recvNonce, 4, counter);
-    const n = this.#aead.openFrom(kp.recvKey, kp.recvNonce, datagram, Transport.payload, sealedLength, out, outOff);
-    if (n < 0) return this.#drop("decrypt");
-    // Only now, authenticated, may the packet move the window, confirm a session or roam us.
-    if (!kp.replay.accept(counter)) return this.#drop("replay");
+    const n = openTransport(this.#aead, kp, datagram, out, outOff, now);
+    if (typeof n !== "number") return this.#drop(n);
+    // Only now, authenticated, may the packet confirm a session or roam us.
 
     if (this.keypairs.confirm(kp)) {
       this.#timers.handshakeComplete();
@@ -574,7 +534,7 @@ export class WirePeer {
   #clearHandshake(): void {
     if (this.#handshake) wipeInitiatorState(this.#handshake);
     this.#handshake = undefined;
-    this.#timers.retransmitAt = undefined;
+    this.#timers.handshakeCleared();
   }
 
   #drop(reason: DropReason): number {
@@ -593,24 +553,3 @@ const EMPTY_PACKET = new Uint8Array(0);
 // Separate buffers because a received packet can trigger sends (staged flush) mid-decapsulate.
 const SEND_SCRATCH = new Uint8Array(MAX_DATAGRAM_SIZE + TRANSPORT_MIN_SIZE);
 const RECV_SCRATCH = new Uint8Array(MAX_DATAGRAM_SIZE);
-
-/**
- * The real length of the IP packet at the start of a decrypted, zero-padded payload, from its
- * own header (IPv4 total length, IPv6 payload length + 40), or -1 when the header is not a
- * complete IP header or claims more than was received.
- */
-function innerPacketLength(buf: Uint8Array, at: number, n: number): number {
-  const version = buf[at]! >> 4;
-  let len: number;
-  if (version === 4) {
-    if (n < 20) return -1;
-    len = (buf[at + 2]! << 8) | buf[at + 3]!;
-    if (len < 20) return -1;
-  } else if (version === 6) {
-    if (n < 40) return -1;
-    len = 40 + ((buf[at + 4]! << 8) | buf[at + 5]!);
-  } else {
-    return -1;
-  }
-  return len > n ? -1 : len;
-}
