@@ -2,14 +2,14 @@
 // behind one interface the IO loop drives. Two speeds (DESIGN.md §2):
 // - data path: handleNetworkInput / handleTunInput take a packet where the shell has it (a buffer
 //   and an offset), write what must go out straight into the turn's TunBatch / DatagramBatch, and
-//   return what happened as a number — no object, no view, no "last connection" to read back;
+//   return what happened as a number — no object per packet, no "last connection" to read back;
 // - control path: handleTimeout / pollTimeout / pollTransmit / pollEvent, costing the peers that
 //   have work (the tunnel's timer heap and ready queues), not every configured one.
 // Deny replies (ICMP) and goodbyes are the node's output like any handshake message: they come out
 // of pollTransmit, encrypted, with their endpoint.
 import type { Explanation } from "../gateway/policy.ts";
 import { GatewayCore, type GatewayEvent } from "../gateway/core.ts";
-import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
+import type { PacketOwner, Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import { MAX_DATAGRAM_SIZE, type Endpoint, type Transmit } from "../wire/index.ts";
 import type { DatagramBatch, TunBatch } from "./batches.ts";
 
@@ -87,6 +87,8 @@ export class GatewayNode {
   readonly counters: NodeCounters = { delivered: 0, sent: 0, denied: 0, staged: 0, replies: 0, segmentFailures: 0 };
   captures: CaptureTap | undefined;
   segmenter: TunSegmenter | undefined;
+  /** Whose packet the tunnel just handled (its explicit output, reused). */
+  readonly #owner: PacketOwner = { conn: undefined };
   /** Control-path datagrams the node made itself (ICMP denials), before the tunnel's own. */
   #outbox: Transmit[] = [];
   readonly #replyWire = new Uint8Array(MAX_DATAGRAM_SIZE + 64);
@@ -120,9 +122,9 @@ export class GatewayNode {
     // itself (the batched UDP shell will hand whole slots; Bun's socket hands whole buffers).
     const datagram = off === 0 && len === buf.length ? buf : buf.subarray(off, off + len);
     const tunnel = this.tunnel;
-    const n = tunnel.decapsulate(datagram, from, out.data, now, at);
+    const n = tunnel.decapsulate(datagram, from, out.data, now, at, this.#owner);
     if (n <= 0) return NET_NONE;
-    const cid = tunnel.lastConnection!.cid;
+    const cid = this.#owner.conn!.cid;
     const packet = out.view(out.count);
     // Capture tap, client → gateway after decryption (before the policy: denied packets too).
     const caps = this.captures;
@@ -167,8 +169,8 @@ export class GatewayNode {
     // Reverse NAT parses from index 0: a view only while DNS-resource NAT has sessions at all.
     if (gw.nat.sessions !== 0) gw.toClient(off === 0 ? buf : buf.subarray(off, off + len), len, now);
     const tunnel = this.tunnel;
-    const n = tunnel.encapsulateAt(buf, off, len, out.data, at, now);
-    const conn = tunnel.lastConnection;
+    const n = tunnel.encapsulateAt(buf, off, len, out.data, at, now, this.#owner);
+    const conn = this.#owner.conn;
     if (conn === undefined) return TUN_DROPPED;
     // Capture tap, gateway → client before encryption (after reverse NAT: what the client gets).
     const caps = this.captures;
@@ -188,8 +190,8 @@ export class GatewayNode {
     for (let r = gw.pollReply(); r; r = gw.pollReply()) {
       const caps = this.captures;
       if (caps !== undefined && caps.active.size !== 0) caps.tap(cid, r, r.length, now);
-      const m = this.tunnel.encapsulate(r, this.#replyWire, now);
-      const to = this.tunnel.lastConnection?.peer.endpoint;
+      const m = this.tunnel.encapsulate(r, this.#replyWire, now, this.#owner);
+      const to = this.#owner.conn?.peer.endpoint;
       if (m > 0 && to !== undefined) {
         this.#outbox.push({ data: this.#replyWire.slice(0, m), to });
         this.counters.replies++;

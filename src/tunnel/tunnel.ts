@@ -102,6 +102,14 @@ export type ConnectionEvent =
 
 export type TunnelEvent = (WireEvent | ConnectionEvent) & { cid: number };
 
+/**
+ * Whose packet it was: filled by encapsulate/decapsulate when the caller passes one (a reusable
+ * object the caller owns — an explicit output, allocated once, not state to read back).
+ */
+export interface PacketOwner {
+  conn: Connection | undefined;
+}
+
 /** A peer spec the tunnel cannot take; nothing was changed. `field` names the PeerSpec field. */
 export class PeerSpecError extends Error {
   constructor(readonly field: keyof PeerSpec, message: string, options?: { cause?: unknown }) {
@@ -137,12 +145,6 @@ export class Tunnel {
   readonly #sampleAddress: string[] = new Array(SAMPLE_RING).fill("");
   readonly #samplePort = new Int32Array(SAMPLE_RING);
   readonly #sampleKey = new Uint8Array(SAMPLE_RING * 32);
-  /**
-   * The connection the last encapsulate/decapsulate concerned (undefined: none). A register
-   * overwritten per packet, read right after the call by the one core that drives the tunnel
-   * (node/gateway-node.ts), never kept.
-   */
-  lastConnection: Connection | undefined;
   readonly work: TunnelWork = { timerVisits: 0, queueVisits: 0 };
   /** Every connection's next deadline (lazily: see #touch). */
   readonly #timers = new MinHeap<Connection>();
@@ -288,15 +290,15 @@ export class Tunnel {
 
   /**
    * Routes an inner IP packet to its peer by destination address and encrypts it into `out`.
-   * Returns the datagram length (send it to `lastConnection.peer.endpoint`), 0 when the packet
+   * Returns the datagram length (send it to `owner.conn.peer.endpoint`), 0 when the packet
    * waits for a handshake, or DECAP_NONE when no peer owns the destination (`no_route`).
    */
-  encapsulate(packet: Uint8Array, out: Uint8Array, now: number): number {
+  encapsulate(packet: Uint8Array, out: Uint8Array, now: number, owner?: PacketOwner): number {
     const version = packet.length > 0 ? packet[0]! >> 4 : 0;
     let conn: Connection | undefined;
     if (version === 4 && packet.length >= 20) conn = this.#routes.lookup(packet, 16, 4);
     else if (version === 6 && packet.length >= 40) conn = this.#routes.lookup(packet, 24, 6);
-    this.lastConnection = conn;
+    if (owner) owner.conn = conn;
     if (!conn) return this.#drop("no_route");
     const n = conn.peer.encapsulate(packet, out, now);
     this.#touch(conn);
@@ -305,14 +307,14 @@ export class Tunnel {
 
   /**
    * `encapsulate` at offsets: the inner packet src[srcOff, srcOff+len) is routed and encrypted
-   * into out at outOff (a batch slot). Same results; `lastConnection` names the peer.
+   * into out at outOff (a batch slot). Same results; `owner.conn` names the peer.
    */
-  encapsulateAt(src: Uint8Array, srcOff: number, len: number, out: Uint8Array, outOff: number, now: number): number {
+  encapsulateAt(src: Uint8Array, srcOff: number, len: number, out: Uint8Array, outOff: number, now: number, owner?: PacketOwner): number {
     const version = len > 0 ? src[srcOff]! >> 4 : 0;
     let conn: Connection | undefined;
     if (version === 4 && len >= 20) conn = this.#routes.lookup(src, srcOff + 16, 4);
     else if (version === 6 && len >= 40) conn = this.#routes.lookup(src, srcOff + 24, 6);
-    this.lastConnection = conn;
+    if (owner) owner.conn = conn;
     if (!conn) return this.#drop("no_route");
     const n = conn.peer.encapsulateAt(src, srcOff, len, out, outOff, now);
     this.#touch(conn);
@@ -321,21 +323,21 @@ export class Tunnel {
 
   /**
    * Consumes one datagram from the UDP socket. Returns the inner packet length written to `out`
-   * (write it to the TUN device), or DECAP_NONE. `lastConnection` names the peer it came from.
+   * (write it to the TUN device), or DECAP_NONE. `owner.conn` names the peer it came from.
    */
-  decapsulate(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number, outOff = 0): number {
-    this.lastConnection = undefined;
+  decapsulate(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number, outOff = 0, owner?: PacketOwner): number {
+    if (owner) owner.conn = undefined;
     if (datagram.length > MAX_DATAGRAM_SIZE) return this.#drop("oversized");
     const type = messageType(datagram);
     if (type < 1 || type > 4) return this.#drop(datagram.length < 4 ? "truncated" : "unknown_type");
-    if (type === MESSAGE_INITIATION) return this.#handleInitiation(datagram, from, now);
+    if (type === MESSAGE_INITIATION) return this.#handleInitiation(datagram, from, now, owner);
     if (datagram.length < 12) return this.#drop("truncated");
     // Response, cookie reply and transport all carry our index at offset 4 (receiver) — except
     // the response, whose receiver sits at 8 after its own sender index.
     const receiver = readU32(datagram, type === 2 ? 8 : 4);
     const conn = this.#byCid.get(connectionIdOf(receiver));
     if (!conn) return this.#drop("unknown_session");
-    this.lastConnection = conn;
+    if (owner) owner.conn = conn;
     const n = conn.peer.decapsulate(datagram, from, out, now, outOff);
     this.#touch(conn);
     if (n <= 0) return n;
@@ -362,7 +364,7 @@ export class Tunnel {
     return DECAP_NONE;
   }
 
-  #handleInitiation(msg: Uint8Array, from: Endpoint, now: number): number {
+  #handleInitiation(msg: Uint8Array, from: Endpoint, now: number, owner: PacketOwner | undefined): number {
     if (msg.length !== INITIATION_SIZE) return this.#drop(msg.length < INITIATION_SIZE ? "truncated" : "wrong_size");
     const screen = screenHandshake(this.identity.cookies, this.#aead, msg, readU32(msg, Initiation.sender), from, now);
     if (!screen.ok) {
@@ -378,7 +380,7 @@ export class Tunnel {
       wipeConsumedInitiation(init);
       return this.#drop("unknown_peer");
     }
-    this.lastConnection = conn;
+    if (owner) owner.conn = conn;
     conn.peer.acceptInitiation(init, from, now);
     this.#touch(conn);
     return DECAP_NONE;
