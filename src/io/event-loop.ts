@@ -35,9 +35,10 @@ export interface LoopStats {
 }
 
 /**
- * Hands a whole batch to the kernel and clears it. The defaults here are one write / one send per
+ * Hands a whole batch to the kernel (the loop clears it afterwards). The defaults here are one write / one send per
  * slot; the batched shells (TUN with offloads, sendmmsg + UDP GSO) plug in instead. A throw is a
- * per-batch error (reported with the turn's others), except TunGoneError-like fatal ones.
+ * per-batch error (reported with the turn's others); a TunGoneError is fatal. A custom flush counts its own writes/sends
+ * (stats.tunOut / udpOut count the default flushes only).
  */
 export type FlushTun = (batch: TunBatch) => void;
 export type FlushUdp = (batch: DatagramBatch) => void;
@@ -67,8 +68,8 @@ export interface EventLoopOptions {
   captures?: CaptureTap;
 }
 
-/** Writing to the TUN failed because the device no longer exists: not a per-packet error. */
-class TunGoneError extends Error {}
+/** Writing to the TUN failed because the device no longer exists: not a per-packet error (fatal). */
+export class TunGoneError extends Error {}
 
 export class EventLoop {
   readonly stats: LoopStats = { turns: 0, udpIn: 0, tunIn: 0, tunOut: 0, udpOut: 0, batchErrors: 0, maxUdpBatch: 0, maxTunBatch: 0, tunReadErrors: 0, tunWriteErrors: 0 };
