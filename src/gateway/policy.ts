@@ -35,6 +35,8 @@ export class AccessPolicy {
    * what is due — not every client's every authorization per turn.
    */
   readonly #expiries = new MinHeap<Expired>();
+  /** Heap size at which stale entries are compacted away (re-authorizations push new ones). */
+  #compactAt = 1024;
   /** The resource the last `decide` matched (for logs and the connection timeline). */
   lastResource: Resource | undefined;
 
@@ -100,6 +102,18 @@ export class AccessPolicy {
     if (!g) this.#grants.set(cid, (g = new Map()));
     g.set(rid, expiresAt);
     if (expiresAt !== null) this.#expiries.push(expiresAt, { cid, rid });
+    if (this.#expiries.size >= this.#compactAt) this.#compact();
+  }
+
+  /**
+   * Rebuilds the heap from the live grants: a portal that extends authorizations again and again
+   * must not grow it without bound. Runs when it doubled since the last time: amortised O(1).
+   */
+  #compact(): void {
+    const heap = this.#expiries;
+    heap.clear();
+    for (const [cid, g] of this.#grants) for (const [rid, exp] of g) if (exp !== null) heap.push(exp, { cid, rid });
+    this.#compactAt = Math.max(1024, 2 * heap.size);
   }
 
   /** Whether a heap entry still describes a grant. */
