@@ -16,8 +16,7 @@ import { nobleAead } from "../src/crypto/aead-noble.ts";
 import { generatePrivateKey } from "../src/crypto/x25519.ts";
 import { Tunnel } from "../src/tunnel/index.ts";
 import { LocalIdentity, WirePeer, type Endpoint } from "../src/wire/index.ts";
-import { DatagramBatch, TunBatch } from "../src/node/batches.ts";
-import { GatewayNode, NET_DELIVERED, NET_DENIED } from "../src/node/gateway-node.ts";
+import { DatagramBatch, GatewayNode, NET_DELIVERED, NET_DENIED, TunBatch } from "../src/node/index.ts";
 
 const { values } = parseArgs({ args: Bun.argv.slice(2), options: { count: { type: "string" }, seed: { type: "string" } }, strict: true });
 const count = Number(values.count ?? 100_000);

@@ -7,8 +7,7 @@
 // escaping a setImmediate callback and the process dying with every client left waiting out
 // its timeouts (Firezone #10401).
 import type { GatewayCore, GatewayEvent } from "../gateway/index.ts";
-import { DatagramBatch, TunBatch } from "../node/batches.ts";
-import { GatewayNode, isGatewayEvent, type CaptureTap } from "../node/gateway-node.ts";
+import { DatagramBatch, GatewayNode, TunBatch, isGatewayEvent, type CaptureTap } from "../node/index.ts";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import type { Endpoint } from "../wire/index.ts";
 import { DEVICE_GONE, errnoOf } from "./errno.ts";

@@ -7,7 +7,7 @@ import { selectAead } from "../crypto/select.ts";
 import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
 import { formatCidr, formatIp, parseCidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
-import { GatewayNode } from "../node/gateway-node.ts";
+import { GatewayNode } from "../node/index.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { errnoName } from "../io/errno.ts";
 import { Throttle } from "../telemetry/throttle.ts";
