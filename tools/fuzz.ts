@@ -1,6 +1,9 @@
 // `bun run fuzz -- --count N [--seed S]`: random and mutated IP packets through the gateway's
-// packet path — strict parse, access decision, NAT rewrites, ICMP error building; then STUN and TURN ChannelData (src/ice). Fails on any
-// exception or on any rejection that was not counted; prints counts per outcome and reason.
+// packet path — the GatewayNode as the event loop drives it: encrypted by a real client, then
+// decryption, strict parse, access decision, NAT rewrites, ICMP error building; the same packets
+// from the TUN side, and mutated WireGuard datagrams. Fails on any exception or on any rejection
+// that was not counted; prints counts per outcome and reason. Then STUN and TURN ChannelData (src/ice),
+// under the same rule.
 import { parseArgs } from "node:util";
 import { buildIcmpEcho, buildIcmpError, buildProhibited, buildTcp, buildUdp } from "../src/ip/build.ts";
 import { computeL4Checksum, l4ChecksumOffset } from "../src/ip/checksum.ts";
@@ -9,7 +12,12 @@ import { setAddress, setInnerAddress, setPort } from "../src/ip/rewrite.ts";
 import { GatewayCore } from "../src/gateway/core.ts";
 import { parseResource } from "../src/gateway/resources.ts";
 import { DnsNat, ProxyIpAllocator } from "../src/gateway/dns-nat.ts";
-import { formatIp, parseIp } from "../src/ip/address.ts";
+import { formatIp, parseCidr, parseIp } from "../src/ip/address.ts";
+import { nobleAead } from "../src/crypto/aead-noble.ts";
+import { generatePrivateKey } from "../src/crypto/x25519.ts";
+import { Tunnel } from "../src/tunnel/index.ts";
+import { LocalIdentity, WirePeer, type Endpoint } from "../src/wire/index.ts";
+import { DatagramBatch, GatewayNode, NET_DELIVERED, NET_DENIED, TunBatch } from "../src/node/index.ts";
 import { Attr, checkIntegrity, shortTermKey, type StunClass, StunWriter } from "../src/ice/stun.ts";
 import { ChannelDataView } from "../src/ice/channel-data.ts";
 import { ReasonCounters, readStun, type StunDropReason } from "../src/ice/drops.ts";
@@ -65,24 +73,69 @@ function mutate(p: Uint8Array): Uint8Array {
   }
 }
 
+const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
 const gw = new GatewayCore();
+const node = new GatewayNode({ tunnel: new Tunnel({ aead: nobleAead, privateKey: generatePrivateKey(random), random }), gateway: gw });
+// One client owning every source address (so the tunnel's AllowedIPs check lets fuzzed sources
+// through to the gateway), connected before the run.
+const GATEWAY: Endpoint = { address: "192.0.2.1", port: 52625 };
+const CLIENT: Endpoint = { address: "198.51.100.1", port: 40000 };
+const clientId = new LocalIdentity(generatePrivateKey(random), random);
+const client = new WirePeer({ aead: nobleAead, local: clientId, remoteStatic: node.tunnel.identity.publicKey, connectionId: 7, endpoint: GATEWAY, random });
+const conn = node.tunnel.upsertPeer({ publicKey: clientId.publicKey, allowedIPs: [parseCidr("0.0.0.0/0"), parseCidr("::/0")] });
+const tunOut = new TunBatch(4);
+const udpOut = new DatagramBatch(4);
+const wire = new Uint8Array(70_000);
+client.connect(0);
+for (let round = 0; round < 4; round++) {
+  for (let t = client.pollTransmit(); t; t = client.pollTransmit()) node.handleNetworkInput(t.data, 0, t.data.length, CLIENT, 0, tunOut);
+  for (let t = node.pollTransmit(); t; t = node.pollTransmit()) client.handleInput(t.data, GATEWAY, 0);
+}
+if (!client.keypairs.current) throw new Error("fuzz: the client did not connect to the node");
+while (node.pollEvent());
+const dropsTotal = () => gw.drops.total + Object.values(node.tunnel.tunnelDrops()).reduce((a, b) => a + (b ?? 0), 0) + conn.peer.drops.total;
+const wireOutcomes = { datagrams: 0, delivered: 0 };
+
 gw.policy.upsertResource(parseResource({ type: "cidr", id: "ten", address: "10.0.0.0/8", filters: [{ protocol: "tcp", port_range_start: 22, port_range_end: 22 }, { protocol: "icmp" }] }));
 gw.policy.upsertResource(parseResource({ type: "cidr", id: "ula", address: "fd00::/8" }));
 gw.policy.upsertResource(parseResource({ type: "internet", id: "inet" }));
-gw.policy.authorize(1, "ten", null);
-gw.policy.authorize(1, "ula", 1_000);
+gw.policy.authorize(conn.cid, "ten", null);
+gw.policy.authorize(conn.cid, "ula", 1_000);
 
 const outcomes = { forwarded: 0, dropped: 0 };
 const view = new PacketView();
 const t0 = performance.now();
 for (let i = 0; i < count; i++) {
   const p = rnd() < 0.25 ? seed() : mutate(seed());
-  const before = [...gw.drops.values()].reduce((a, b) => a + b, 0);
+  const before = dropsTotal();
   let forwarded: boolean;
+  let counted = true;
+  let after = before;
   try {
-    forwarded = gw.fromClient(int(3), p, p.length, int(2_000));
-    while (gw.pollReply()) { /* ICMP replies are built; the shell would send them */ }
-    while (gw.pollEvent()) { /* events drained */ }
+    // Client → node: the client's WireGuard encrypts it, the node decrypts and decides.
+    const now = int(2_000);
+    const n = client.encapsulate(p, wire, now);
+    tunOut.clear();
+    const r = node.handleNetworkInput(wire, 0, n, CLIENT, now, tunOut);
+    forwarded = r === NET_DELIVERED;
+    // A keepalive (empty) is no rejection; a denial is counted by the gateway.
+    counted = p.length > 0 || r === NET_DENIED;
+    while (node.pollTransmit()) { /* ICMP replies are encrypted; the shell would send them */ }
+    while (node.pollEvent()) { /* events drained */ }
+    after = dropsTotal();
+    // Node ← TUN: the same bytes as if the network sent them toward the client.
+    if (rnd() < 0.5) {
+      udpOut.clear();
+      node.handleTunInput(p, 0, p.length, now, udpOut);
+    }
+    // Mutated WireGuard datagrams: never a throw, never delivered unless authentic.
+    if (n > 0 && rnd() < 0.05) {
+      const d = wire.slice(0, n);
+      for (let k = 0, m = 1 + int(3); k < m; k++) d[int(d.length)]! ^= 1 << int(8);
+      tunOut.clear();
+      wireOutcomes.datagrams++;
+      if (node.handleNetworkInput(d, 0, int(d.length + 1), CLIENT, now, tunOut) === NET_DELIVERED) wireOutcomes.delivered++;
+    }
     // DNS-resource NAT both ways on whatever parses, then raw rewrites there and back.
     if (!view.parse(p)) {
       nat.outbound(view, int(2_000), int(6));
@@ -114,8 +167,7 @@ for (let i = 0; i < count; i++) {
     console.error(`input ${i} threw: ${(err as Error).stack}\npacket: ${Buffer.from(p).toString("hex")}`);
     process.exit(1);
   }
-  const after = [...gw.drops.values()].reduce((a, b) => a + b, 0);
-  if (!forwarded && after !== before + 1) {
+  if (!forwarded && counted && after !== before + 1) {
     console.error(`input ${i} was rejected without being counted exactly once\npacket: ${Buffer.from(p).toString("hex")}`);
     process.exit(1);
   }
@@ -124,6 +176,11 @@ for (let i = 0; i < count; i++) {
 const secs = (performance.now() - t0) / 1000;
 console.log(`fuzz: ${count} inputs in ${secs.toFixed(1)} s (${Math.round(count / secs)}/s): ${outcomes.forwarded} forwarded, ${outcomes.dropped} dropped`);
 console.log(`dns nat: ${nat.sessions} sessions, evicted ${JSON.stringify(nat.limits.evicted)}, refused ${JSON.stringify(nat.limits.refused)}, ports remapped ${nat.portsRemapped}, displaced ${nat.displaced}; proxy names ${nat.proxies.size}, refused ${JSON.stringify(nat.proxies.refused)}`);
+if (wireOutcomes.delivered > 0) {
+  console.error(`${wireOutcomes.delivered} corrupted datagrams were delivered`);
+  process.exit(1);
+}
+console.log(`node: ${JSON.stringify(node.counters)}; corrupted datagrams ${wireOutcomes.datagrams}, none delivered; tunnel drops ${JSON.stringify(node.tunnel.tunnelDrops())}, peer drops ${JSON.stringify(conn.peer.drops.snapshot())}`);
 console.log(`drop reasons: ${[...gw.drops].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r}=${n}`).join(" ")}`);
 
 // STUN/TURN (src/ice): valid messages with random attributes, mutated the same ways, through the

@@ -33,5 +33,5 @@ export const nobleAead: Aead = {
     const plain = buf.slice(offset, offset + length);
     return seal(chacha20poly1305, k, n, plain, EMPTY, buf.subarray(offset));
   },
-  openFrom: (k, n, src, off, len, dst) => open(chacha20poly1305, k, n, src.subarray(off, off + len), EMPTY, dst),
+  openFrom: (k, n, src, off, len, dst, dstOff = 0) => open(chacha20poly1305, k, n, src.subarray(off, off + len), EMPTY, dstOff === 0 ? dst : dst.subarray(dstOff)),
 };

@@ -79,10 +79,10 @@ export function loadSodiumAead(): Aead {
       encC(at, null, at, length, null, 0, null, n, k);
       return length + TAG_LENGTH;
     },
-    openFrom(k, n, src, off, sealedLength, dst) {
+    openFrom(k, n, src, off, sealedLength, dst, dstOff = 0) {
       const len = sealedLength - TAG_LENGTH;
-      if (len < 0 || dst.length < len || off + sealedLength > src.length) return -1;
-      return decC(len === 0 ? ptr(src, off) : dst, null, null, ptr(src, off), sealedLength, null, 0, n, k) === 0 ? len : -1;
+      if (len < 0 || dst.length - dstOff < len || off + sealedLength > src.length) return -1;
+      return decC(len === 0 ? ptr(src, off) : ptr(dst, dstOff), null, null, ptr(src, off), sealedLength, null, 0, n, k) === 0 ? len : -1;
     },
   };
 }

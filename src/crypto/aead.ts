@@ -28,10 +28,11 @@ export interface Aead {
    */
   sealInPlace(key: Uint8Array, nonce: Uint8Array, buf: Uint8Array, offset: number, length: number): number;
   /**
-   * Data path: decrypts src[srcOffset, srcOffset+sealedLength) (ciphertext‖tag) into dst at 0.
+   * Data path: decrypts src[srcOffset, srcOffset+sealedLength) (ciphertext‖tag) into dst at
+   * dstOffset (0 if omitted: a batch slot is written in place, no view per packet).
    * Returns the plaintext length, or -1 when authentication fails or dst is too small.
    */
-  openFrom(key: Uint8Array, nonce: Uint8Array, src: Uint8Array, srcOffset: number, sealedLength: number, dst: Uint8Array): number;
+  openFrom(key: Uint8Array, nonce: Uint8Array, src: Uint8Array, srcOffset: number, sealedLength: number, dst: Uint8Array, dstOffset?: number): number;
 }
 
 export const EMPTY = new Uint8Array(0);

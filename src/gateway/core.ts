@@ -6,6 +6,7 @@ import { buildIcmpError, buildProhibited } from "../ip/build.ts";
 import { isIcmpError, PacketView, protocolName, type IpParseErrorKind } from "../ip/packet.ts";
 import { AccessPolicy, type DenyReason, type Explanation } from "./policy.ts";
 import { DnsNat, ProxyIpAllocator } from "./dns-nat.ts";
+import { DropCounters } from "../wire/drops.ts";
 
 export type GatewayDropReason = DenyReason | `malformed_${IpParseErrorKind}` | "dns_unresolved" | "dns_nat_full";
 
@@ -15,6 +16,8 @@ export type GatewayEvent =
 
 /** At most this many ICMP errors per second in total: a denied flood must not become a reflected one. */
 export const ICMP_REPLIES_PER_SECOND = 100;
+/** Idle DNS-NAT sessions are swept this often while there are any (was the shell's 10 s interval). */
+export const NAT_SWEEP_INTERVAL = 10_000;
 
 export class GatewayCore {
   readonly policy = new AccessPolicy();
@@ -23,11 +26,13 @@ export class GatewayCore {
   /** The gateway's own DNS service (its tunnel addresses, port 53): always reachable. */
   readonly #localDns = new Set<string>();
   readonly #inView = new PacketView();
-  readonly drops = new Map<GatewayDropReason, number>();
+  readonly drops = new DropCounters<GatewayDropReason>();
   readonly #view = new PacketView();
   #replies: Uint8Array[] = [];
   #events: GatewayEvent[] = [];
   #icmpWindow = -Infinity;
+  /** Next NAT sweep; armed when the first session appears (see pollTimeout). */
+  #natSweepAt = Infinity;
   #icmpCount = 0;
   /** Denials per (cid, reason) since the last event about them: logs stay readable under floods. */
   readonly #denials = new Map<string, number>();
@@ -55,9 +60,11 @@ export class GatewayCore {
       // Unresolved: the answer is on its way, the client's stack retransmits. Refused: the NAT's
       // session table is full (counted by cap in nat.limits). No ICMP: neither is a denial.
       const reason = nat === "unresolved" ? "dns_unresolved" : "dns_nat_full";
-      this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+      this.drops.count(reason);
       return false;
     }
+    // The NAT sweep runs only while there is something to sweep: an idle gateway sleeps.
+    if (this.#natSweepAt === Infinity && this.nat.sessions > 0) this.#natSweepAt = now + NAT_SWEEP_INTERVAL;
     return true;
   }
 
@@ -100,7 +107,7 @@ export class GatewayCore {
   }
 
   #deny(cid: number, reason: GatewayDropReason, v: PacketView, parsed: boolean, now: number): void {
-    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+    this.drops.count(reason);
     const key = `${cid}|${reason}`;
     const n = (this.#denials.get(key) ?? 0) + 1;
     this.#denials.set(key, n);
@@ -136,13 +143,18 @@ export class GatewayCore {
     return this.#events.shift();
   }
 
+  /** Authorization expiry (only what is due) and, every NAT_SWEEP_INTERVAL while it has sessions, the NAT sweep. */
   handleTimeout(now: number): void {
-    this.nat.sweep(now);
+    if (now >= this.#natSweepAt) {
+      this.nat.sweep(now);
+      this.#natSweepAt = this.nat.sessions > 0 ? now + NAT_SWEEP_INTERVAL : Infinity;
+    }
     for (const e of this.policy.sweep(now)) this.#events.push({ type: "authorization_expired", cid: e.cid, rid: e.rid });
   }
 
   pollTimeout(): number | undefined {
-    return this.policy.nextExpiry();
+    const at = Math.min(this.#natSweepAt, this.policy.nextExpiry() ?? Infinity);
+    return at === Infinity ? undefined : at;
   }
 }
 

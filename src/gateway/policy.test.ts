@@ -183,3 +183,16 @@ describe("resources", () => {
     expect(filtersAllow([{ protocol: "udp", portStart: 53, portEnd: 53 }], 6, 53)).toBe(false);
   });
 });
+
+test("extending one authorization a hundred thousand times keeps its expiry exact through the heap compactions", () => {
+  const p = new AccessPolicy();
+  p.upsertResource(parseResource({ type: "cidr", id: "lan", address: "10.50.1.0/24" }));
+  for (let i = 1; i <= 100_000; i++) p.authorize(1, "lan", 1_000_000 + i);
+  p.authorize(2, "lan", 5);
+  expect(p.nextExpiry()).toBe(5);
+  expect(p.sweep(5)).toEqual([{ cid: 2, rid: "lan" }]);
+  expect(p.nextExpiry()).toBe(1_100_000);
+  expect(p.sweep(1_099_999)).toEqual([]);
+  expect(p.sweep(1_100_000)).toEqual([{ cid: 1, rid: "lan" }]);
+  expect(p.nextExpiry()).toBeUndefined();
+});

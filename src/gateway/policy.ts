@@ -5,6 +5,7 @@
 import { formatCidr, isPublicAddress, type Cidr } from "../ip/address.ts";
 import { isIcmpError, PROTO_TCP, PROTO_UDP, protocolName, type PacketView } from "../ip/packet.ts";
 import { AllowedIps } from "../tunnel/allowed-ips.ts";
+import { MinHeap } from "../tunnel/min-heap.ts";
 import { filterText, matchingFilter, NO_FILTER_MATCHES, NO_FILTERS, type Resource } from "./resources.ts";
 
 export type DenyReason = "no_resource" | "not_authorized" | "authorization_expired" | "filtered" | "outbound_icmp_error" | "not_public";
@@ -28,6 +29,14 @@ export class AccessPolicy {
   /** Proxy addresses of DNS resources (DNS-resource NAT), per resource id. */
   readonly #proxyRoutes = new Map<string, Cidr[]>();
   readonly #grants = new Map<number, Map<string, ExpiresAt>>();
+  /**
+   * Every expiry ever granted, earliest first. An entry whose grant changed or went since is
+   * stale and skipped when it surfaces, so the next expiry is O(1) and a sweep touches only
+   * what is due — not every client's every authorization per turn.
+   */
+  readonly #expiries = new MinHeap<Expired>();
+  /** Heap size at which stale entries are compacted away (re-authorizations push new ones). */
+  #compactAt = 1024;
   /** The resource the last `decide` matched (for logs and the connection timeline). */
   lastResource: Resource | undefined;
 
@@ -92,6 +101,24 @@ export class AccessPolicy {
     let g = this.#grants.get(cid);
     if (!g) this.#grants.set(cid, (g = new Map()));
     g.set(rid, expiresAt);
+    if (expiresAt !== null) this.#expiries.push(expiresAt, { cid, rid });
+    if (this.#expiries.size >= this.#compactAt) this.#compact();
+  }
+
+  /**
+   * Rebuilds the heap from the live grants: a portal that extends authorizations again and again
+   * must not grow it without bound. Runs when it doubled since the last time: amortised O(1).
+   */
+  #compact(): void {
+    const heap = this.#expiries;
+    heap.clear();
+    for (const [cid, g] of this.#grants) for (const [rid, exp] of g) if (exp !== null) heap.push(exp, { cid, rid });
+    this.#compactAt = Math.max(1024, 2 * heap.size);
+  }
+
+  /** Whether a heap entry still describes a grant. */
+  #current(at: number, e: Expired): boolean {
+    return this.#grants.get(e.cid)?.get(e.rid) === at;
   }
 
   /** Removes `cid`'s authorization for `rid` (or all of them); false when there was none. */
@@ -111,23 +138,27 @@ export class AccessPolicy {
   /** Removes every authorization that has expired; returns them (for logs, audit, goodbye). */
   sweep(now: number): Expired[] {
     const out: Expired[] = [];
-    for (const [cid, g] of this.#grants) {
-      for (const [rid, exp] of g) {
-        if (exp !== null && exp <= now) {
-          g.delete(rid);
-          out.push({ cid, rid });
-        }
-      }
-      if (g.size === 0) this.#grants.delete(cid);
+    const heap = this.#expiries;
+    while (heap.size > 0 && heap.peekAt() <= now) {
+      const at = heap.peekAt();
+      const e = heap.pop()!;
+      if (!this.#current(at, e)) continue;
+      const g = this.#grants.get(e.cid)!;
+      g.delete(e.rid);
+      if (g.size === 0) this.#grants.delete(e.cid);
+      out.push(e);
     }
     return out;
   }
 
   /** The earliest expiry, so the shell knows when to sweep next. */
   nextExpiry(): number | undefined {
-    let t: number | undefined;
-    for (const g of this.#grants.values()) for (const e of g.values()) if (e !== null && (t === undefined || e < t)) t = e;
-    return t;
+    const heap = this.#expiries;
+    while (heap.size > 0) {
+      if (this.#current(heap.peekAt(), heap.peek()!)) return heap.peekAt();
+      heap.pop();
+    }
+    return undefined;
   }
 
   /** May `cid` send this (parsed, valid) packet? undefined = yes. The data path's call: no trace. */

@@ -25,7 +25,7 @@ test("a fatal error in a turn stops the loop and is reported once; the goodbyes 
   const fatal: unknown[] = [];
   const loop = new EventLoop({
     tunnel: sim.gw,
-    tun: { write: () => undefined } as unknown as TunDevice,
+    tun: { writeAt: () => undefined } as unknown as TunDevice,
     clock: () => sim.now,
     onEvent: () => {
       throw new Error("audit store: disk full");
@@ -65,7 +65,7 @@ async function loopWithFailingTun(errno: () => number | undefined) {
   const batchErrors: unknown[][] = [];
   const tun = {
     name: "ggtest0",
-    write: () => {
+    writeAt: () => {
       const e = errno();
       if (e !== undefined) throw new Error("writing TUN ggtest0", { cause: new OsError("write", e) });
     },
@@ -159,7 +159,7 @@ test("a capture copies its connection's packets both ways, and no other; with no
   } as unknown as TunReader;
   const loop = new EventLoop({
     tunnel: sim.gw,
-    tun: { write: (p: Uint8Array, n: number) => void toTun.push(p.slice(0, n)) } as unknown as TunDevice,
+    tun: { writeAt: (p: Uint8Array, o: number, n: number) => void toTun.push(p.slice(o, o + n)) } as unknown as TunDevice,
     clock: () => sim.now,
     onEvent: () => undefined,
     onBatchErrors: () => undefined,
@@ -186,4 +186,55 @@ test("a capture copies its connection's packets both ways, and no other; with no
   expect(c.packets).toBe(2);
   // Record 1: a's decrypted request; record 2: the reply to a, before encryption. Nothing of b's.
   expect(c.records.map((r) => [...r.subarray(16)])).toEqual([[...toTun[2]!], [...reply(a, 2)]]);
+});
+
+test("a turn hands whole batches to the flush functions: five pings in, one TUN batch of five; five replies out, one datagram batch", async () => {
+  const sim = new TunnelClients();
+  const a = sim.client();
+  sim.gw.upsertPeer({ publicKey: a.local.publicKey, allowedIPs: [parseCidr(`${a.ip}/32`)] });
+  sim.ping(a);
+  const tunBatches: number[][] = [];
+  const udpBatches: { count: number; to: string[] }[] = [];
+  let fromNetwork: Uint8Array[] = [];
+  const reader = {
+    ring: {
+      drain: (_max: number, f: (d: Uint8Array, o: number, l: number) => void) => {
+        const batch = fromNetwork;
+        fromNetwork = [];
+        // At an offset, as ring slots are.
+        for (const p of batch) {
+          const slot = new Uint8Array(p.length + 64);
+          slot.set(p, 64);
+          f(slot, 64, p.length);
+        }
+        return batch.length;
+      },
+      get pending() {
+        return fromNetwork.length;
+      },
+      sleep: () => true,
+    },
+  } as unknown as TunReader;
+  const loop = new EventLoop({
+    tunnel: sim.gw,
+    tun: { name: "ggtest0" } as unknown as TunDevice,
+    clock: () => sim.now,
+    onEvent: () => undefined,
+    onBatchErrors: () => undefined,
+    flushTun: (b) => void tunBatches.push([...b.lengths.subarray(0, b.count)]),
+    flushUdp: (b) => void udpBatches.push({ count: b.count, to: b.to.slice(0, b.count).map((e) => `${e!.address}:${e!.port}`) }),
+  });
+  loop.attach({ send: () => undefined } as unknown as UdpSockets, reader);
+  await hops();
+  tunBatches.length = 0;
+  udpBatches.length = 0;
+  for (let seq = 1; seq <= 5; seq++) {
+    a.peer.send(icmpEcho({ src: a.ip, dst: "10.50.0.9", type: 8, id: 1, seq, payload: Uint8Array.of(seq) }), sim.now);
+    loop.onDatagram(a.peer.pollTransmit()!.data, a.addr);
+  }
+  fromNetwork = [1, 2, 3, 4, 5].map((seq) => icmpEcho({ src: "10.50.0.9", dst: a.ip, type: 0, id: 1, seq, payload: Uint8Array.of(seq) }));
+  await hops();
+  expect(tunBatches).toEqual([[29, 29, 29, 29, 29]]);
+  expect(udpBatches).toEqual([{ count: 5, to: Array(5).fill(`${a.addr.address}:${a.addr.port}`) }]);
+  expect(loop.stats).toMatchObject({ udpIn: 5, tunIn: 5, maxUdpBatch: 5, maxTunBatch: 5 });
 });

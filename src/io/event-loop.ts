@@ -7,13 +7,13 @@
 // escaping a setImmediate callback and the process dying with every client left waiting out
 // its timeouts (Firezone #10401).
 import type { GatewayCore, GatewayEvent } from "../gateway/index.ts";
+import { DatagramBatch, GatewayNode, TunBatch, isGatewayEvent, type CaptureTap } from "../node/index.ts";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import type { Endpoint } from "../wire/index.ts";
 import { DEVICE_GONE, errnoOf } from "./errno.ts";
 import type { TunDevice } from "./tun.ts";
 import { readFailureMessage, type TunReadFailure, type TunReader } from "./tun-reader.ts";
 import type { UdpSockets } from "./udp.ts";
-import type { Captures } from "./capture.ts";
 
 /** Per-source work per turn: big enough to amortise a turn, small enough to interleave sources. */
 export const BATCH = 256;
@@ -33,9 +33,22 @@ export interface LoopStats {
   tunWriteErrors: number;
 }
 
+/**
+ * Hands a whole batch to the kernel (the loop clears it afterwards). The defaults here are one write / one send per
+ * slot; the batched shells (TUN with offloads, sendmmsg + UDP GSO) plug in instead. A throw is a
+ * per-batch error (reported with the turn's others); a TunGoneError is fatal. A custom flush counts its own writes/sends
+ * (stats.tunOut / udpOut count the default flushes only).
+ */
+export type FlushTun = (batch: TunBatch) => void;
+export type FlushUdp = (batch: DatagramBatch) => void;
+
 export interface EventLoopOptions {
-  tunnel: Tunnel;
+  /** The core. Or `tunnel` (+ `gateway`, `captures`), from which the loop makes one. */
+  node?: GatewayNode;
+  tunnel?: Tunnel;
   tun: TunDevice;
+  flushTun?: FlushTun;
+  flushUdp?: FlushUdp;
   clock: () => number;
   /** `now`: the turn's clock, when the core produced the event (span times are taken from it). */
   onEvent: (e: TunnelEvent, now: number) => void;
@@ -51,34 +64,46 @@ export interface EventLoopOptions {
   gateway?: GatewayCore;
   onGatewayEvent?: (e: GatewayEvent) => void;
   /** Per-connection packet captures (io/capture.ts): tapped only while one is running. */
-  captures?: Captures;
+  captures?: CaptureTap;
 }
 
-/** Writing to the TUN failed because the device no longer exists: not a per-packet error. */
-class TunGoneError extends Error {}
+/** Writing to the TUN failed because the device no longer exists: not a per-packet error (fatal). */
+export class TunGoneError extends Error {}
 
 export class EventLoop {
   readonly stats: LoopStats = { turns: 0, udpIn: 0, tunIn: 0, tunOut: 0, udpOut: 0, batchErrors: 0, maxUdpBatch: 0, maxTunBatch: 0, tunReadErrors: 0, tunWriteErrors: 0 };
-  readonly #tunnel: Tunnel;
+  readonly node: GatewayNode;
   readonly #tun: TunDevice;
   readonly #clock: () => number;
   readonly #opts: EventLoopOptions;
   #udp: UdpSockets | undefined;
   #reader: TunReader | undefined;
+  // Datagrams from Bun's socket callback, until the batched UDP shell replaces it: a moving head,
+  // no splice per turn.
   #udpQueue: { data: Uint8Array; from: Endpoint }[] = [];
+  #udpHead = 0;
   #scheduled = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #stopped = false;
   #failed = false;
-  readonly #inner = new Uint8Array(65536);
-  readonly #wire = new Uint8Array(65536 + 64);
+  /** The turn's output batches, reused every turn. */
+  readonly #tunOut = new TunBatch(BATCH);
+  readonly #udpOut = new DatagramBatch(BATCH);
+  readonly #flushTun: FlushTun;
+  readonly #flushUdp: FlushUdp;
+  /** Per-packet errors of the running turn (the default flushes add theirs). */
+  #errors: unknown[] = [];
+  #now = 0;
 
   constructor(opts: EventLoopOptions) {
     this.#opts = opts;
-    this.#tunnel = opts.tunnel;
+    if (!opts.node && !opts.tunnel) throw new Error("EventLoop needs a node or a tunnel");
+    this.node = opts.node ?? new GatewayNode({ tunnel: opts.tunnel!, gateway: opts.gateway, captures: opts.captures });
     this.#tun = opts.tun;
     this.#clock = opts.clock;
+    this.#flushTun = opts.flushTun ?? this.#writeEachToTun;
+    this.#flushUdp = opts.flushUdp ?? this.#sendEach;
   }
 
   attach(udp: UdpSockets, reader: TunReader): void {
@@ -113,7 +138,7 @@ export class EventLoop {
 
   /** Queue depths, sampled for gauges. */
   depths(): { udp: number; tun: number } {
-    return { udp: this.#udpQueue.length, tun: this.#reader?.ring.pending ?? 0 };
+    return { udp: this.#udpQueue.length - this.#udpHead, tun: this.#reader?.ring.pending ?? 0 };
   }
 
   #turn = (): void => {
@@ -137,76 +162,60 @@ export class EventLoop {
 
   #runTurn(): void {
     const now = this.#clock();
-    const errors: unknown[] = [];
+    this.#now = now;
+    this.#errors = [];
+    const errors = this.#errors;
+    const node = this.node;
     this.stats.turns++;
 
-    // 1. UDP → tunnel → TUN
-    const udpBatch = Math.min(this.#udpQueue.length, BATCH);
-    const batch = this.#udpQueue.splice(0, udpBatch);
-    for (const d of batch) {
+    // 1. UDP → node → TunBatch → TUN
+    const tunOut = this.#tunOut;
+    const queue = this.#udpQueue;
+    const udpBatch = Math.min(queue.length - this.#udpHead, BATCH);
+    for (let i = 0; i < udpBatch; i++) {
+      const d = queue[this.#udpHead]!;
+      queue[this.#udpHead++] = undefined as never;
+      if (tunOut.full) this.#flushTunBatch();
       try {
-        const n = this.#tunnel.decapsulate(d.data, d.from, this.#inner, now);
-        if (n > 0) {
-          const gw = this.#opts.gateway;
-          const cid = this.#tunnel.lastConnection!.cid;
-          // Capture tap, client → gateway after decryption (before the policy: denied packets too).
-          const caps = this.#opts.captures;
-          if (caps !== undefined && caps.active.size !== 0) caps.tap(cid, this.#inner, n, now);
-          if (!gw || gw.fromClient(cid, this.#inner, n, now)) {
-            this.#writeTun(n);
-          } else {
-            // Denied: answer the client's stack with the ICMP error the gateway built.
-            for (let r = gw.pollReply(); r; r = gw.pollReply()) {
-              if (caps !== undefined && caps.active.size !== 0) caps.tap(cid, r, r.length, now);
-              const m = this.#tunnel.encapsulate(r, this.#wire, now);
-              if (m > 0) this.#send(this.#wire.slice(0, m), this.#tunnel.lastConnection!.peer.endpoint!);
-            }
-          }
-        }
+        node.handleNetworkInput(d.data, 0, d.data.length, d.from, now, tunOut);
       } catch (err) {
-        if (err instanceof TunGoneError) throw err;
         errors.push(err);
       }
     }
+    if (this.#udpHead === queue.length) {
+      queue.length = 0;
+      this.#udpHead = 0;
+    }
+    this.#flushTunBatch();
     this.stats.udpIn += udpBatch;
     if (udpBatch > this.stats.maxUdpBatch) this.stats.maxUdpBatch = udpBatch;
 
-    // 2. TUN → tunnel → UDP
-    const tunBatch = this.#reader
-      ? this.#reader.ring.drain(BATCH, (data, offset, length) => {
-          try {
-            const packet = data.subarray(offset, offset + length);
-            this.#opts.gateway?.toClient(packet, length, now);
-            const n = this.#tunnel.encapsulate(packet, this.#wire, now);
-            // Capture tap, gateway → client before encryption (after reverse NAT: what the client gets).
-            const caps = this.#opts.captures;
-            if (caps !== undefined && caps.active.size !== 0 && this.#tunnel.lastConnection) caps.tap(this.#tunnel.lastConnection.cid, packet, length, now);
-            if (n > 0) this.#send(this.#wire.slice(0, n), this.#tunnel.lastConnection!.peer.endpoint!);
-          } catch (err) {
-            errors.push(err);
-          }
-        })
-      : 0;
+    // 2. TUN → node → DatagramBatch → UDP
+    const udpOut = this.#udpOut;
+    const tunBatch = this.#reader ? this.#reader.ring.drain(BATCH, this.#fromTun) : 0;
     this.stats.tunIn += tunBatch;
     if (tunBatch > this.stats.maxTunBatch) this.stats.maxTunBatch = tunBatch;
 
-    // 3. timers
-    const due = this.#tunnel.pollTimeout();
+    // 3. timers: only the due peers (the node's heap), authorization expiry, NAT sweep
+    const due = node.pollTimeout();
     if (due !== undefined && due <= now) {
       try {
-        this.#tunnel.handleTimeout(now);
+        node.handleTimeout(now);
       } catch (err) {
         errors.push(err);
       }
     }
-    const gw = this.#opts.gateway;
-    const gwDue = gw?.pollTimeout();
-    if (gw && gwDue !== undefined && gwDue <= now) gw.handleTimeout(now);
 
-    // 4. outputs
-    for (let t = this.#tunnel.pollTransmit(); t; t = this.#tunnel.pollTransmit()) this.#send(t.data, t.to);
-    for (let e = this.#tunnel.pollEvent(); e; e = this.#tunnel.pollEvent()) this.#opts.onEvent(e, now);
-    if (gw) for (let e = gw.pollEvent(); e; e = gw.pollEvent()) this.#opts.onGatewayEvent?.(e);
+    // 4. outputs: handshakes, denials, goodbyes join the turn's datagrams; then events
+    for (;;) {
+      if (udpOut.full) this.#flushUdpBatch();
+      if (node.drainTransmits(udpOut) === 0) break;
+    }
+    this.#flushUdpBatch();
+    for (let e = node.pollEvent(); e; e = node.pollEvent()) {
+      if (isGatewayEvent(e)) this.#opts.onGatewayEvent?.(e);
+      else this.#opts.onEvent(e, now);
+    }
 
     if (errors.length > 0) {
       this.stats.batchErrors++;
@@ -214,7 +223,7 @@ export class EventLoop {
     }
 
     // More work waiting? Another turn right away (after other callbacks had their chance).
-    if (this.#udpQueue.length > 0 || (this.#reader && this.#reader.ring.pending > 0)) {
+    if (this.#udpQueue.length > this.#udpHead || (this.#reader && this.#reader.ring.pending > 0)) {
       this.wake();
     } else if (this.#reader && !this.#reader.ring.sleep()) {
       this.wake();
@@ -222,29 +231,75 @@ export class EventLoop {
     this.#armTimer();
   }
 
-  /**
-   * One failed write is one lost packet (EIO while the link is down); a deleted interface
-   * (EBADFD) fails every write to come, so it ends the turn as fatal instead of a warning per turn.
-   */
-  #writeTun(n: number): void {
+  /** The ring's per-packet callback, made once (no closure per turn). */
+  readonly #fromTun = (data: Uint8Array, offset: number, length: number): void => {
+    if (this.#udpOut.full) this.#flushUdpBatch();
     try {
-      this.#tun.write(this.#inner, n);
-      this.stats.tunOut++;
+      this.node.handleTunInput(data, offset, length, this.#now, this.#udpOut);
     } catch (err) {
-      this.stats.tunWriteErrors++;
-      const e = errnoOf(err);
-      if (e !== undefined && DEVICE_GONE.has(e)) throw new TunGoneError(`TUN ${this.#tun.name} is gone`, { cause: err });
-      throw err;
+      this.#errors.push(err);
+    }
+  };
+
+  #flushTunBatch(): void {
+    const b = this.#tunOut;
+    if (b.count === 0) return;
+    try {
+      this.#flushTun(b);
+    } catch (err) {
+      if (err instanceof TunGoneError) throw err;
+      this.#errors.push(err);
+    } finally {
+      b.clear();
     }
   }
 
-  #send(data: Uint8Array, to: Endpoint): void {
-    this.#udp?.send(data, to);
-    this.stats.udpOut++;
+  #flushUdpBatch(): void {
+    const b = this.#udpOut;
+    if (b.count === 0) return;
+    try {
+      this.#flushUdp(b);
+    } catch (err) {
+      this.#errors.push(err);
+    } finally {
+      b.clear();
+    }
   }
 
+  /**
+   * The default TUN flush: one write per slot. One failed write is one lost packet (EIO while the
+   * link is down); a deleted interface (EBADFD) fails every write to come, so it ends the turn as
+   * fatal instead of a warning per turn.
+   */
+  readonly #writeEachToTun = (b: TunBatch): void => {
+    for (let i = 0; i < b.count; i++) {
+      try {
+        this.#tun.writeAt(b.data, b.offset(i), b.lengths[i]!);
+        this.stats.tunOut++;
+      } catch (err) {
+        this.stats.tunWriteErrors++;
+        const e = errnoOf(err);
+        if (e !== undefined && DEVICE_GONE.has(e)) throw new TunGoneError(`TUN ${this.#tun.name} is gone`, { cause: err });
+        this.#errors.push(err);
+      }
+    }
+  };
+
+  /** The default UDP flush: one send per slot; a failed send loses that datagram only. */
+  readonly #sendEach = (b: DatagramBatch): void => {
+    for (let i = 0; i < b.count; i++) {
+      const at = b.offset(i);
+      try {
+        this.#udp?.send(b.data.subarray(at, at + b.lengths[i]!), b.to[i]!);
+        this.stats.udpOut++;
+      } catch (err) {
+        this.#errors.push(err);
+      }
+    }
+  };
+
   #armTimer(): void {
-    const at = Math.min(this.#tunnel.pollTimeout() ?? Infinity, this.#opts.gateway?.pollTimeout() ?? Infinity);
+    const at = this.node.pollTimeout() ?? Infinity;
     if (at === this.#timerAt) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -263,16 +318,17 @@ export class EventLoop {
    */
   stop(): void {
     if (this.#stopped) return;
-    for (let t = this.#tunnel.pollTransmit(); t; t = this.#tunnel.pollTransmit()) {
-      try {
-        this.#send(t.data, t.to);
-      } catch {
-        // The socket may be what failed; the other peers still get theirs.
-      }
+    this.#errors = [];
+    this.#udpOut.clear();
+    try {
+      while (this.node.drainTransmits(this.#udpOut) > 0) this.#flushUdpBatch();
+      this.#flushUdpBatch();
+    } catch {
+      // The socket may be what failed; what was sent is sent.
     }
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#udpQueue = [];
+    this.#udpHead = 0;
   }
 }
-

@@ -23,6 +23,16 @@ class SlotBatch {
     return i * this.slotSize + this.headroom;
   }
 
+  /**
+   * Slot i's payload area as its own view, starting at index 0 — for parsers that read from 0
+   * (ip/packet.ts's PacketView). Made once per slot and kept, so the data path allocates none.
+   */
+  view(i: number): Uint8Array {
+    const views = (this.#views ??= new Array<Uint8Array | undefined>(this.capacity).fill(undefined));
+    return (views[i] ??= this.data.subarray(this.offset(i), this.offset(i) + this.room));
+  }
+  #views: (Uint8Array | undefined)[] | undefined;
+
   /** Bytes a payload may take in one slot. */
   get room(): number {
     return this.slotSize - this.headroom;

@@ -7,6 +7,7 @@ import { selectAead } from "../crypto/select.ts";
 import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
 import { formatCidr, formatIp, parseCidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
+import { GatewayNode } from "../node/index.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { errnoName } from "../io/errno.ts";
 import { Throttle } from "../telemetry/throttle.ts";
@@ -273,8 +274,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const captures = new CaptureService(tunnel, store, clock);
   let onFatal: (err: unknown) => void = () => undefined;
   let metrics: GatewayMetrics | undefined;
+  // The one core: tunnel, policy and NAT; the loop feeds it and flushes its batches.
+  const node = new GatewayNode({ tunnel, gateway: gatewayCore, captures: captures.captures });
   const loop = new EventLoop({
-    tunnel,
+    node,
     tun,
     clock,
     onEvent: (e, now) => {
@@ -288,8 +291,6 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       });
       metrics?.onEvent(e);
     },
-    gateway: gatewayCore,
-    captures: captures.captures,
     onGatewayEvent: (e) => {
       const glog = opts.logger.target("gateway");
       if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
@@ -464,7 +465,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // Expiry is checked every 10 s; traffic history is sampled every trafficSampleSeconds.
   const expiryTimer = every("peer and resource sync", 10_000, () => {
     applyPeers();
-    gatewayCore.nat.sweep(clock());
+    // (The NAT sweep and authorization expiry are the node's timers now: see GatewayNode.handleTimeout.)
     // Proxy names unused for a day (and without live NAT sessions) give back their addresses and row.
     const reclaimed = dnsResponder.reclaimIdle(clock());
     if (reclaimed.length > 0) {
@@ -527,7 +528,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       clearInterval(problemTimer);
       clearInterval(rateTimer);
       clearInterval(retentionTimer);
-      const told = tunnel.goodbye(clock());
+      const told = node.goodbye(clock());
       loop.stop(); // flushes the goodbyes, then accepts nothing more
       // Each step on its own: after a fatal error (say, a full disk) one failing step must not
       // leave the rest undone.

@@ -6,7 +6,7 @@ import { parseCidr } from "../ip/address.ts";
 import { LocalIdentity, WirePeer, connectionIdOf, type Endpoint } from "../wire/index.ts";
 import { seededRandom } from "../../test/support/wire-pair.ts";
 import { icmpEcho, parseEcho } from "../../test/support/icmp.ts";
-import { Tunnel } from "./tunnel.ts";
+import { Tunnel, type PacketOwner } from "./tunnel.ts";
 import { GOODBYE_EVENT, controlEventOf, goodbyePacket } from "./goodbye.ts";
 
 const GW: Endpoint = { address: "192.0.2.1", port: 52625 };
@@ -32,8 +32,9 @@ function setup(clients = 3) {
       for (const c of cs) {
         for (let t = c.peer.pollTransmit(); t; t = c.peer.pollTransmit()) {
           moved = true;
-          const n = gw.decapsulate(t.data, c.addr, out, now);
-          if (n > 0) atGw.push({ packet: out.slice(0, n), cid: gw.lastConnection!.cid });
+          const owner: PacketOwner = { conn: undefined };
+          const n = gw.decapsulate(t.data, c.addr, out, now, 0, owner);
+          if (n > 0) atGw.push({ packet: out.slice(0, n), cid: owner.conn!.cid });
         }
       }
       for (let t = gw.pollTransmit(); t; t = gw.pollTransmit()) {
@@ -68,9 +69,10 @@ test("three clients connect; each packet is demuxed to its own connection by ses
   }
   // Replies route by destination (AllowedIPs) to the right client.
   for (const [i, c] of cs.entries()) {
-    const n = gw.encapsulate(echo("10.50.0.9", c.ip, i, 0), out, now());
+    const owner: PacketOwner = { conn: undefined };
+    const n = gw.encapsulate(echo("10.50.0.9", c.ip, i, 0), out, now(), owner);
     expect(n).toBeGreaterThan(0);
-    expect(gw.lastConnection!.cid).toBe(c.conn.cid);
+    expect(owner.conn!.cid).toBe(c.conn.cid);
     c.peer.handleInput(out.slice(0, n), GW, now());
     const e = c.peer.pollEvent();
     expect(e?.type).toBe("data");

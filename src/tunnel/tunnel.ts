@@ -26,7 +26,10 @@ import {
   type Transmit,
   type WireEvent,
 } from "../wire/index.ts";
+import { DropCounters } from "../wire/drops.ts";
 import { AllowedIps } from "./allowed-ips.ts";
+import { MinHeap } from "./min-heap.ts";
+import { ReadyQueue } from "./ready-queue.ts";
 import { GOODBYE_EVENT, controlEventOf, goodbyePacket } from "./goodbye.ts";
 
 /** Drops decided here, before or after a peer's own checks (those are counted on the peer). */
@@ -48,6 +51,24 @@ export interface Connection {
   allowedIPs: Cidr[];
   /** Inner packets dropped because their source is outside AllowedIPs, and the last such source. */
   rejectedSources: RejectedSources;
+  /** Scheduling (see Tunnel #touch): the deadline of its newest timer-heap entry, Infinity when none. */
+  timerAt: number;
+  /** In the transmit / event ready queue. */
+  txQueued: boolean;
+  eventQueued: boolean;
+  /** Removed from the tunnel: its heap and queue entries are skipped when they surface. */
+  removed: boolean;
+}
+
+/**
+ * Per-peer work done by the control path since construction: how a test proves a turn costs the
+ * peers that have something to do, not every configured one.
+ */
+export interface TunnelWork {
+  /** Connections taken off the timer heap (due, or their deadline moved). */
+  timerVisits: number;
+  /** Connections looked at by pollTransmit / pollEvent. */
+  queueVisits: number;
 }
 
 /** Written on the data path without allocating (a copy into bytes this connection owns). */
@@ -81,6 +102,14 @@ export type ConnectionEvent =
 
 export type TunnelEvent = (WireEvent | ConnectionEvent) & { cid: number };
 
+/**
+ * Whose packet it was: filled by encapsulate/decapsulate when the caller passes one (a reusable
+ * object the caller owns — an explicit output, allocated once, not state to read back).
+ */
+export interface PacketOwner {
+  conn: Connection | undefined;
+}
+
 /** A peer spec the tunnel cannot take; nothing was changed. `field` names the PeerSpec field. */
 export class PeerSpecError extends Error {
   constructor(readonly field: keyof PeerSpec, message: string, options?: { cause?: unknown }) {
@@ -98,7 +127,7 @@ export interface TunnelOptions {
 
 export class Tunnel {
   readonly identity: LocalIdentity;
-  readonly #tunnelDrops = new Map<TunnelDropReason, number>();
+  readonly #tunnelDrops = new DropCounters<TunnelDropReason>();
   readonly #aead: Aead;
   readonly #random: (n: number) => Uint8Array;
   readonly #mtu: number;
@@ -116,8 +145,12 @@ export class Tunnel {
   readonly #sampleAddress: string[] = new Array(SAMPLE_RING).fill("");
   readonly #samplePort = new Int32Array(SAMPLE_RING);
   readonly #sampleKey = new Uint8Array(SAMPLE_RING * 32);
-  /** Set by encapsulate/decapsulate: the connection the last packet belonged to, and where to send. */
-  lastConnection: Connection | undefined;
+  readonly work: TunnelWork = { timerVisits: 0, queueVisits: 0 };
+  /** Every connection's next deadline (lazily: see #touch). */
+  readonly #timers = new MinHeap<Connection>();
+  readonly #txReady = new ReadyQueue<Connection>();
+  readonly #eventReady = new ReadyQueue<Connection>();
+  readonly #dueScratch: Connection[] = [];
 
   constructor(opts: TunnelOptions) {
     this.#aead = opts.aead;
@@ -150,6 +183,7 @@ export class Tunnel {
       if (spec.endpoint) existing.peer.setEndpoint(spec.endpoint);
       if (firstEndpoint) existing.peer.setPersistentKeepalive(0);
       existing.peer.setPersistentKeepalive(spec.persistentKeepalive ?? 0);
+      this.#touch(existing);
       return existing;
     }
     const cid = this.#ids.allocate();
@@ -173,10 +207,14 @@ export class Tunnel {
     }
     // Replaced only once its successor exists: a failure above leaves the old connection in place.
     if (existing) this.removePeer(spec.publicKey);
-    const conn: Connection = { cid, publicKey: key, peer, allowedIPs: spec.allowedIPs, rejectedSources: { count: 0, last: new Uint8Array(16), family: 0 } };
+    const conn: Connection = {
+      cid, publicKey: key, peer, allowedIPs: spec.allowedIPs, rejectedSources: { count: 0, last: new Uint8Array(16), family: 0 },
+      timerAt: Infinity, txQueued: false, eventQueued: false, removed: false,
+    };
     this.#byCid.set(cid, conn);
     this.#byKey.set(key, conn);
     for (const c of spec.allowedIPs) this.#routes.insert(c, conn);
+    this.#touch(conn);
     return conn;
   }
 
@@ -196,7 +234,39 @@ export class Tunnel {
     this.#byCid.delete(conn.cid);
     this.#ids.release(conn.cid);
     conn.peer.zeroize();
+    // Its heap and queue entries go stale; they are dropped when they surface.
+    conn.removed = true;
+    conn.timerAt = Infinity;
     return true;
+  }
+
+  /**
+   * After anything that may have changed a connection's timers or queued output — every peer call
+   * the tunnel makes, and `touch(cid)` for callers that drive a peer directly: a deadline earlier
+   * than its newest heap entry gets a new entry (a later one is found out when the old entry
+   * surfaces), and pending output puts it in the ready queues once. O(1) per packet, no allocation.
+   */
+  #touch(conn: Connection): void {
+    const peer = conn.peer;
+    const t = peer.pollTimeout();
+    if (t !== undefined && t < conn.timerAt) {
+      conn.timerAt = t;
+      this.#timers.push(t, conn);
+    }
+    if (!conn.txQueued && peer.pendingTransmits > 0) {
+      conn.txQueued = true;
+      this.#txReady.push(conn);
+    }
+    if (!conn.eventQueued && peer.pendingEvents > 0) {
+      conn.eventQueued = true;
+      this.#eventReady.push(conn);
+    }
+  }
+
+  /** A caller drove a connection's peer directly (connect, send): schedule what it produced. */
+  touch(cid: number): void {
+    const conn = this.#byCid.get(cid);
+    if (conn) this.#touch(conn);
   }
 
   connections(): IterableIterator<Connection> {
@@ -213,51 +283,70 @@ export class Tunnel {
   }
 
   tunnelDrops(): Partial<Record<TunnelDropReason, number>> {
-    return Object.fromEntries(this.#tunnelDrops);
+    return this.#tunnelDrops.snapshot();
   }
 
   // ───────────────────────────── data path ─────────────────────────────
 
   /**
    * Routes an inner IP packet to its peer by destination address and encrypts it into `out`.
-   * Returns the datagram length (send it to `lastConnection.peer.endpoint`), 0 when the packet
+   * Returns the datagram length (send it to `owner.conn.peer.endpoint`), 0 when the packet
    * waits for a handshake, or DECAP_NONE when no peer owns the destination (`no_route`).
    */
-  encapsulate(packet: Uint8Array, out: Uint8Array, now: number): number {
+  encapsulate(packet: Uint8Array, out: Uint8Array, now: number, owner?: PacketOwner): number {
     const version = packet.length > 0 ? packet[0]! >> 4 : 0;
     let conn: Connection | undefined;
     if (version === 4 && packet.length >= 20) conn = this.#routes.lookup(packet, 16, 4);
     else if (version === 6 && packet.length >= 40) conn = this.#routes.lookup(packet, 24, 6);
-    this.lastConnection = conn;
+    if (owner) owner.conn = conn;
     if (!conn) return this.#drop("no_route");
-    return conn.peer.encapsulate(packet, out, now);
+    const n = conn.peer.encapsulate(packet, out, now);
+    this.#touch(conn);
+    return n;
+  }
+
+  /**
+   * `encapsulate` at offsets: the inner packet src[srcOff, srcOff+len) is routed and encrypted
+   * into out at outOff (a batch slot). Same results; `owner.conn` names the peer.
+   */
+  encapsulateAt(src: Uint8Array, srcOff: number, len: number, out: Uint8Array, outOff: number, now: number, owner?: PacketOwner): number {
+    const version = len > 0 ? src[srcOff]! >> 4 : 0;
+    let conn: Connection | undefined;
+    if (version === 4 && len >= 20) conn = this.#routes.lookup(src, srcOff + 16, 4);
+    else if (version === 6 && len >= 40) conn = this.#routes.lookup(src, srcOff + 24, 6);
+    if (owner) owner.conn = conn;
+    if (!conn) return this.#drop("no_route");
+    const n = conn.peer.encapsulateAt(src, srcOff, len, out, outOff, now);
+    this.#touch(conn);
+    return n;
   }
 
   /**
    * Consumes one datagram from the UDP socket. Returns the inner packet length written to `out`
-   * (write it to the TUN device), or DECAP_NONE. `lastConnection` names the peer it came from.
+   * (write it to the TUN device), or DECAP_NONE. `owner.conn` names the peer it came from.
    */
-  decapsulate(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number): number {
-    this.lastConnection = undefined;
+  decapsulate(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number, outOff = 0, owner?: PacketOwner): number {
+    if (owner) owner.conn = undefined;
     if (datagram.length > MAX_DATAGRAM_SIZE) return this.#drop("oversized");
     const type = messageType(datagram);
     if (type < 1 || type > 4) return this.#drop(datagram.length < 4 ? "truncated" : "unknown_type");
-    if (type === MESSAGE_INITIATION) return this.#handleInitiation(datagram, from, now);
+    if (type === MESSAGE_INITIATION) return this.#handleInitiation(datagram, from, now, owner);
     if (datagram.length < 12) return this.#drop("truncated");
     // Response, cookie reply and transport all carry our index at offset 4 (receiver) — except
     // the response, whose receiver sits at 8 after its own sender index.
     const receiver = readU32(datagram, type === 2 ? 8 : 4);
     const conn = this.#byCid.get(connectionIdOf(receiver));
     if (!conn) return this.#drop("unknown_session");
-    this.lastConnection = conn;
-    const n = conn.peer.decapsulate(datagram, from, out, now);
+    if (owner) owner.conn = conn;
+    const n = conn.peer.decapsulate(datagram, from, out, now, outOff);
+    this.#touch(conn);
     if (n <= 0) return n;
     // Before the AllowedIPs check: a control packet's source `::` is inside a peer's ::/0.
-    if (n === 48 && out[0] === 0x60 && out[6] === 0xff) {
-      const event = controlEventOf(out.subarray(0, n));
+    if (n === 48 && out[outOff] === 0x60 && out[outOff + 6] === 0xff) {
+      const event = controlEventOf(out.subarray(outOff, outOff + n));
       if (event !== undefined) return this.#onControl(conn, event);
     }
-    if (!this.#sourceAllowed(conn, out, n)) return this.#rejectSource(conn, out, n);
+    if (!this.#sourceAllowed(conn, out, outOff, n)) return this.#rejectSource(conn, out, outOff, n);
     return n;
   }
 
@@ -270,11 +359,12 @@ export class Tunnel {
   #onControl(conn: Connection, event: number): number {
     if (event !== GOODBYE_EVENT) return this.#drop("unexpected_control");
     conn.peer.endSessions();
+    this.#touch(conn);
     this.#events.push({ type: "goodbye_received", cid: conn.cid });
     return DECAP_NONE;
   }
 
-  #handleInitiation(msg: Uint8Array, from: Endpoint, now: number): number {
+  #handleInitiation(msg: Uint8Array, from: Endpoint, now: number, owner: PacketOwner | undefined): number {
     if (msg.length !== INITIATION_SIZE) return this.#drop(msg.length < INITIATION_SIZE ? "truncated" : "wrong_size");
     const screen = screenHandshake(this.identity.cookies, this.#aead, msg, readU32(msg, Initiation.sender), from, now);
     if (!screen.ok) {
@@ -290,25 +380,26 @@ export class Tunnel {
       wipeConsumedInitiation(init);
       return this.#drop("unknown_peer");
     }
-    this.lastConnection = conn;
+    if (owner) owner.conn = conn;
     conn.peer.acceptInitiation(init, from, now);
+    this.#touch(conn);
     return DECAP_NONE;
   }
 
   /** Cryptokey routing: the inner source must be inside the sending peer's AllowedIPs. */
-  #sourceAllowed(conn: Connection, packet: Uint8Array, n: number): boolean {
-    const version = packet[0]! >> 4;
-    if (version === 4 && n >= 20) return this.#routes.lookup(packet, 12, 4) === conn;
-    if (version === 6 && n >= 40) return this.#routes.lookup(packet, 8, 6) === conn;
+  #sourceAllowed(conn: Connection, packet: Uint8Array, off: number, n: number): boolean {
+    const version = packet[off]! >> 4;
+    if (version === 4 && n >= 20) return this.#routes.lookup(packet, off + 12, 4) === conn;
+    if (version === 6 && n >= 40) return this.#routes.lookup(packet, off + 8, 6) === conn;
     return false;
   }
 
-  #rejectSource(conn: Connection, packet: Uint8Array, n: number): number {
+  #rejectSource(conn: Connection, packet: Uint8Array, off: number, n: number): number {
     const r = conn.rejectedSources;
     r.count++;
-    const v6 = packet[0]! >> 4 === 6 && n >= 40;
+    const v6 = packet[off]! >> 4 === 6 && n >= 40;
     // A byte loop, not subarray(): a flood of spoofed sources must not allocate per packet.
-    const at = v6 ? 8 : 12;
+    const at = off + (v6 ? 8 : 12);
     const len = v6 ? 16 : n >= 20 ? 4 : 0;
     for (let i = 0; i < len; i++) r.last[i] = packet[at + i]!;
     r.family = v6 ? 6 : len === 4 ? 4 : 0;
@@ -339,28 +430,52 @@ export class Tunnel {
 
   // ───────────────────────────── control path ─────────────────────────────
 
+  /**
+   * Runs the timers of the connections that are due — taken off the heap, so the work is theirs
+   * alone. Due ones are collected first: a timer re-armed at or before `now` waits for the next
+   * call (pollTimeout says so) instead of looping here.
+   */
   handleTimeout(now: number): void {
-    for (const c of this.#byCid.values()) {
+    const due = this.#dueScratch;
+    const heap = this.#timers;
+    while (heap.size > 0 && heap.peekAt() <= now) {
+      const at = heap.peekAt();
+      const c = heap.pop()!;
+      if (c.removed || at !== c.timerAt) continue; // stale: superseded by an earlier entry, or gone
+      c.timerAt = Infinity;
+      due.push(c);
+    }
+    for (let i = 0; i < due.length; i++) {
+      const c = due[i]!;
+      this.work.timerVisits++;
+      // The entry may be older than the deadline (it moved later since): then only re-arm.
       const t = c.peer.pollTimeout();
       if (t !== undefined && t <= now) c.peer.handleTimeout(now);
+      this.#touch(c);
     }
+    due.length = 0;
   }
 
+  /** The earliest deadline of any connection: O(1) (stale heap tops are dropped on the way). */
   pollTimeout(): number | undefined {
-    let earliest: number | undefined;
-    for (const c of this.#byCid.values()) {
-      const t = c.peer.pollTimeout();
-      if (t !== undefined && (earliest === undefined || t < earliest)) earliest = t;
+    const heap = this.#timers;
+    while (heap.size > 0) {
+      const c = heap.peek()!;
+      if (!c.removed && heap.peekAt() === c.timerAt) return c.timerAt;
+      heap.pop();
     }
-    return earliest;
+    return undefined;
   }
 
   pollTransmit(): Transmit | undefined {
     const own = this.#outbox.shift();
     if (own) return own;
-    for (const c of this.#byCid.values()) {
-      const t = c.peer.pollTransmit();
+    for (let c = this.#txReady.peek(); c; c = this.#txReady.peek()) {
+      this.work.queueVisits++;
+      const t = c.removed ? undefined : c.peer.pollTransmit();
       if (t) return t;
+      c.txQueued = false;
+      this.#txReady.shift();
     }
     return undefined;
   }
@@ -368,9 +483,12 @@ export class Tunnel {
   pollEvent(): TunnelEvent | undefined {
     const own = this.#events.shift();
     if (own) return own;
-    for (const c of this.#byCid.values()) {
-      const e = c.peer.pollEvent();
+    for (let c = this.#eventReady.peek(); c; c = this.#eventReady.peek()) {
+      this.work.queueVisits++;
+      const e = c.removed ? undefined : c.peer.pollEvent();
       if (e) return { ...e, cid: c.cid };
+      c.eventQueued = false;
+      this.#eventReady.shift();
     }
     return undefined;
   }
@@ -395,6 +513,7 @@ export class Tunnel {
     const to = c?.peer.endpoint;
     if (!c || !to || !c.peer.keypairs.current?.canSend(now)) return false;
     const n = c.peer.encapsulate(GOODBYE, this.#controlScratch, now);
+    this.#touch(c);
     if (n <= 0) return false;
     this.#outbox.push({ data: this.#controlScratch.slice(0, n), to });
     return true;
@@ -407,7 +526,7 @@ export class Tunnel {
   }
 
   #drop(reason: TunnelDropReason): number {
-    this.#tunnelDrops.set(reason, (this.#tunnelDrops.get(reason) ?? 0) + 1);
+    this.#tunnelDrops.count(reason);
     return DECAP_NONE;
   }
 }

@@ -28,16 +28,21 @@ export const DROP_REASONS = [
 
 export type DropReason = (typeof DROP_REASONS)[number];
 
-export class DropCounters {
-  readonly #counts = new Map<DropReason, number>();
+/**
+ * Drops counted by reason — the one counters type of the data plane: a peer's (DropReason), the
+ * tunnel's and the gateway's (their own reason unions). Iterates as [reason, count] pairs, as
+ * metrics and the admin read them.
+ */
+export class DropCounters<R extends string = DropReason> {
+  readonly #counts = new Map<R, number>();
   #total = 0;
 
-  count(reason: DropReason): void {
+  count(reason: R): void {
     this.#counts.set(reason, (this.#counts.get(reason) ?? 0) + 1);
     this.#total++;
   }
 
-  get(reason: DropReason): number {
+  get(reason: R): number {
     return this.#counts.get(reason) ?? 0;
   }
 
@@ -46,7 +51,11 @@ export class DropCounters {
   }
 
   /** Non-zero counts, for logs, metrics and the admin view. */
-  snapshot(): Partial<Record<DropReason, number>> {
-    return Object.fromEntries(this.#counts) as Partial<Record<DropReason, number>>;
+  snapshot(): Partial<Record<R, number>> {
+    return Object.fromEntries(this.#counts) as Partial<Record<R, number>>;
+  }
+
+  [Symbol.iterator](): IterableIterator<[R, number]> {
+    return this.#counts.entries();
   }
 }

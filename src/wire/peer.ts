@@ -7,7 +7,6 @@
 // - data path: encapsulate(plaintext, out, now) and decapsulate(datagram, from, out, now) work on
 //   caller-owned buffers and return lengths, allocating nothing per packet.
 import type { Aead } from "../crypto/aead.ts";
-import { TAG_LENGTH } from "../crypto/aead.ts";
 import {
   COOKIE_REPLY_SIZE,
   HANDSHAKE_INITIATION_RATE,
@@ -20,13 +19,10 @@ import {
   MESSAGE_INITIATION,
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
-  PADDING_MULTIPLE,
   REJECT_AFTER_TIME,
-  REJECT_COUNTER,
   REKEY_AFTER_TIME,
   REKEY_TIMEOUT,
   RESPONSE_SIZE,
-  TRANSPORT_HEADER_SIZE,
   TRANSPORT_MIN_SIZE,
 } from "./constants.ts";
 import { CookieJar, sameEndpoint, screenHandshake, type Endpoint } from "./cookie.ts";
@@ -43,12 +39,15 @@ import {
 } from "./handshake.ts";
 import type { LocalIdentity } from "./identity.ts";
 import { Keypair, Keypairs } from "./keypair.ts";
-import { CookieReply, Initiation, Response, Transport, messageType, readCounter, readU32, writeCounter, writeU32 } from "./messages.ts";
+import { CookieReply, Initiation, Response, Transport, messageType, readU32 } from "./messages.ts";
 import { SlotCounter, type SessionIndex } from "./session-index.ts";
 import { isAfter } from "./tai64n.ts";
 import { PeerTimers } from "./timers.ts";
+import { sealTransport } from "./send.ts";
+import { innerPacketLength, openTransport } from "./receive.ts";
 import { staticSharedSecret } from "./handshake.ts";
 import { constantTimeEqual } from "../crypto/hash.ts";
+import { isUsablePublicKey } from "../crypto/x25519.ts";
 
 export interface Transmit {
   data: Uint8Array;
@@ -124,7 +123,12 @@ export class WirePeer {
   readonly #aead: Aead;
   readonly #local: LocalIdentity;
   readonly #presharedKey: Uint8Array | undefined;
-  readonly #staticShared: Uint8Array;
+  /**
+   * DH(our static, their static), made at the first initiation we send: a responder-only peer
+   * (most clients of a gateway) never needs it, and 10 000 configured peers start without
+   * 10 000 scalar multiplications.
+   */
+  #staticShared: Uint8Array | undefined;
   readonly #cookies: CookieJar;
   readonly #slots: SlotCounter;
   readonly #random: (n: number) => Uint8Array;
@@ -150,9 +154,8 @@ export class WirePeer {
     this.#local = opts.local;
     this.remoteStatic = opts.remoteStatic;
     this.#presharedKey = opts.presharedKey;
-    const ss = staticSharedSecret(opts.local, opts.remoteStatic);
-    if (!ss) throw new Error("peer public key is a low-order point (no usable shared secret)");
-    this.#staticShared = ss;
+    // The table check that stands for the DH result: exactly the keys whose secret is all zero.
+    if (!isUsablePublicKey(opts.remoteStatic)) throw new Error("peer public key is a low-order point (no usable shared secret)");
     this.#cookies = new CookieJar(opts.remoteStatic);
     this.connectionId = opts.connectionId;
     this.#slots = new SlotCounter(opts.connectionId);
@@ -172,10 +175,7 @@ export class WirePeer {
    * brings the tunnel up if there is no session; otherwise it takes effect from the next packet.
    */
   setPersistentKeepalive(seconds: number): void {
-    const wasOff = this.#timers.persistentKeepalive === 0;
-    this.#timers.persistentKeepalive = seconds * 1000;
-    if (seconds === 0) this.#timers.persistentKeepaliveAt = undefined;
-    else if (wasOff) this.#timers.persistentKeepaliveTurnedOn();
+    this.#timers.setPersistentKeepalive(seconds * 1000);
   }
 
   get endpoint(): Endpoint | undefined {
@@ -210,6 +210,15 @@ export class WirePeer {
     return this.#transmits.shift();
   }
 
+  /** Outputs waiting for pollTransmit / pollEvent: how a tunnel knows to queue this peer. */
+  get pendingTransmits(): number {
+    return this.#transmits.length;
+  }
+
+  get pendingEvents(): number {
+    return this.#events.length;
+  }
+
   pollEvent(): WireEvent | undefined {
     return this.#events.shift();
   }
@@ -219,34 +228,22 @@ export class WirePeer {
   }
 
   handleTimeout(now: number): void {
-    if (this.#timers.retransmitAt !== undefined && now >= this.#timers.retransmitAt) {
-      this.#timers.retransmitAt = undefined;
-      this.#onRetransmitHandshake(now);
-    }
-    if (this.#timers.sendKeepaliveAt !== undefined && now >= this.#timers.sendKeepaliveAt) {
-      this.#timers.sendKeepaliveAt = undefined;
+    const timers = this.#timers;
+    if (!timers.due(now)) return;
+    if (timers.take("retransmit", now)) this.#onRetransmitHandshake(now);
+    if (timers.take("send_keepalive", now)) {
       this.#sendKeepalive(now);
-      if (this.#timers.needAnotherKeepalive) {
-        this.#timers.needAnotherKeepalive = false;
-        this.#timers.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
-      }
+      timers.keepaliveSent(now);
     }
-    if (this.#timers.newHandshakeAt !== undefined && now >= this.#timers.newHandshakeAt) {
-      // We sent data and heard nothing back for KEEPALIVE + REKEY_TIMEOUT: the session may be dead.
-      this.#timers.newHandshakeAt = undefined;
-      this.#sendInitiation(now, false);
-    }
-    if (this.#timers.zeroKeysAt !== undefined && now >= this.#timers.zeroKeysAt) {
-      this.#timers.zeroKeysAt = undefined;
+    // We sent data and heard nothing back for KEEPALIVE + REKEY_TIMEOUT: the session may be dead.
+    if (timers.take("new_handshake", now)) this.#sendInitiation(now, false);
+    if (timers.take("zero_keys", now)) {
       this.keypairs.clear();
       this.#clearHandshake();
       this.#events.push({ type: "keys_zeroed" });
     }
-    if (this.#timers.persistentKeepaliveAt !== undefined && now >= this.#timers.persistentKeepaliveAt) {
-      this.#timers.persistentKeepaliveAt = undefined;
-      // Toward no known endpoint there is nothing to bring up: the peer will come to us.
-      if (this.#timers.persistentKeepalive > 0 && this.#endpoint !== undefined) this.#sendKeepalive(now);
-    }
+    // Toward no known endpoint there is nothing to bring up: the peer will come to us.
+    if (timers.take("persistent_keepalive", now) && timers.persistentKeepalive > 0 && this.#endpoint !== undefined) this.#sendKeepalive(now);
   }
 
   /**
@@ -257,14 +254,17 @@ export class WirePeer {
     this.keypairs.clear();
     this.#clearHandshake();
     this.#staged = [];
-    this.#timers.sendKeepaliveAt = this.#timers.newHandshakeAt = this.#timers.zeroKeysAt = this.#timers.persistentKeepaliveAt = undefined;
+    this.#timers.sessionsEnded();
   }
 
   /** Erases every key this peer holds (shutdown). */
   zeroize(): void {
     this.keypairs.clear();
     this.#clearHandshake();
-    this.#staticShared.fill(0);
+    // Zeros, not undefined: a zeroized peer must not derive the secret again (as before, its
+    // initiations are then useless to anyone).
+    if (this.#staticShared) this.#staticShared.fill(0);
+    else this.#staticShared = new Uint8Array(32);
     this.#staged = [];
   }
 
@@ -276,27 +276,21 @@ export class WirePeer {
    * packet is then staged (copied) and a handshake started; it goes out once the session is up.
    */
   encapsulate(plaintext: Uint8Array, out: Uint8Array, now: number): number {
+    return this.encapsulateAt(plaintext, 0, plaintext.length, out, 0, now);
+  }
+
+  /**
+   * `encapsulate` on caller buffers at offsets: src[srcOff, srcOff+len) into out at outOff (a
+   * batch slot), so the data path makes no view per packet.
+   */
+  encapsulateAt(src: Uint8Array, srcOff: number, len: number, out: Uint8Array, outOff: number, now: number): number {
     const kp = this.keypairs.current;
     if (kp === undefined || !kp.canSend(now) || this.#endpoint === undefined) {
-      this.#stage(plaintext);
+      this.#stage(src.slice(srcOff, srcOff + len));
       this.#sendInitiation(now, false);
       return 0;
     }
-    const len = plaintext.length;
-    let padded = len === 0 ? 0 : Math.ceil(len / PADDING_MULTIPLE) * PADDING_MULTIPLE;
-    if (padded > this.#mtu) padded = Math.max(len, this.#mtu);
-    const total = TRANSPORT_HEADER_SIZE + padded + TAG_LENGTH;
-    if (out.length < total) throw new RangeError(`encapsulate: output buffer of ${out.length} B is smaller than ${total} B`);
-
-    const counter = kp.sendCounter++;
-    out[0] = MESSAGE_TRANSPORT;
-    out[1] = out[2] = out[3] = 0;
-    writeU32(out, Transport.receiver, kp.remoteIndex);
-    writeCounter(out, Transport.counter, counter);
-    writeCounter(kp.sendNonce, 4, counter);
-    out.set(plaintext, Transport.payload);
-    out.fill(0, Transport.payload + len, Transport.payload + padded);
-    this.#aead.sealInPlace(kp.sendKey, kp.sendNonce, out, Transport.payload, padded);
+    const total = sealTransport(this.#aead, kp, src, srcOff, len, out, outOff, this.#mtu);
 
     this.stats.txPackets++;
     this.stats.txBytes += total;
@@ -314,13 +308,13 @@ export class WirePeer {
    * dropped with a counted reason. Never throws on bad input; never answers what fails to
    * authenticate.
    */
-  decapsulate(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number): number {
+  decapsulate(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number, outOff = 0): number {
     const len = datagram.length;
     if (len < 4) return this.#drop("truncated");
     if (len > MAX_DATAGRAM_SIZE) return this.#drop("oversized");
     switch (messageType(datagram)) {
       case MESSAGE_TRANSPORT:
-        return this.#decapsulateTransport(datagram, from, out, now);
+        return this.#decapsulateTransport(datagram, from, out, outOff, now);
       case MESSAGE_INITIATION:
         if (len !== INITIATION_SIZE) return this.#drop(len < INITIATION_SIZE ? "truncated" : "wrong_size");
         this.#handleInitiation(datagram, from, now);
@@ -338,22 +332,14 @@ export class WirePeer {
     }
   }
 
-  #decapsulateTransport(datagram: Uint8Array, from: Endpoint, out: Uint8Array, now: number): number {
+  #decapsulateTransport(datagram: Uint8Array, from: Endpoint, out: Uint8Array, outOff: number, now: number): number {
     const len = datagram.length;
     if (len < TRANSPORT_MIN_SIZE) return this.#drop("truncated");
     const kp = this.keypairs.find(readU32(datagram, Transport.receiver));
     if (kp === undefined) return this.#drop("unknown_session");
-    if (!kp.canReceive(now)) return this.#drop("expired_session");
-    const counter = readCounter(datagram, Transport.counter);
-    if (counter >= REJECT_COUNTER) return this.#drop("counter_limit");
-    if (!kp.replay.check(counter)) return this.#drop("replay");
-    const sealedLength = len - TRANSPORT_HEADER_SIZE;
-    if (out.length < sealedLength - TAG_LENGTH) return this.#drop("oversized");
-    writeCounter(kp.recvNonce, 4, counter);
-    const n = this.#aead.openFrom(kp.recvKey, kp.recvNonce, datagram, Transport.payload, sealedLength, out);
-    if (n < 0) return this.#drop("decrypt");
-    // Only now, authenticated, may the packet move the window, confirm a session or roam us.
-    if (!kp.replay.accept(counter)) return this.#drop("replay");
+    const n = openTransport(this.#aead, kp, datagram, out, outOff, now);
+    if (typeof n !== "number") return this.#drop(n);
+    // Only now, authenticated, may the packet confirm a session or roam us.
 
     if (this.keypairs.confirm(kp)) {
       this.#timers.handshakeComplete();
@@ -373,7 +359,7 @@ export class WirePeer {
     }
     if (n === 0) return 0; // keepalive
 
-    const inner = innerPacketLength(out, n);
+    const inner = innerPacketLength(out, outOff, n);
     if (inner < 0) return this.#drop("inner_length");
     this.#timers.dataReceived(now);
     return inner;
@@ -480,6 +466,8 @@ export class WirePeer {
     if (now - this.#lastSentInitiationAt < REKEY_TIMEOUT) return;
     if (this.#endpoint === undefined) return void this.#drop("no_endpoint");
     const localIndex = this.#slots.next();
+    this.#staticShared ??= staticSharedSecret(this.#local, this.remoteStatic);
+    if (this.#staticShared === undefined) return void this.#drop("handshake_decrypt");
     const built = createInitiation(this.#aead, this.#local, this.remoteStatic, this.#staticShared, localIndex, now, this.#random);
     if (built === undefined) return void this.#drop("handshake_decrypt");
     this.#cookies.stamp(built.message, now);
@@ -546,7 +534,7 @@ export class WirePeer {
   #clearHandshake(): void {
     if (this.#handshake) wipeInitiatorState(this.#handshake);
     this.#handshake = undefined;
-    this.#timers.retransmitAt = undefined;
+    this.#timers.handshakeCleared();
   }
 
   #drop(reason: DropReason): number {
@@ -565,24 +553,3 @@ const EMPTY_PACKET = new Uint8Array(0);
 // Separate buffers because a received packet can trigger sends (staged flush) mid-decapsulate.
 const SEND_SCRATCH = new Uint8Array(MAX_DATAGRAM_SIZE + TRANSPORT_MIN_SIZE);
 const RECV_SCRATCH = new Uint8Array(MAX_DATAGRAM_SIZE);
-
-/**
- * The real length of the IP packet at the start of a decrypted, zero-padded payload, from its
- * own header (IPv4 total length, IPv6 payload length + 40), or -1 when the header is not a
- * complete IP header or claims more than was received.
- */
-function innerPacketLength(buf: Uint8Array, n: number): number {
-  const version = buf[0]! >> 4;
-  let len: number;
-  if (version === 4) {
-    if (n < 20) return -1;
-    len = (buf[2]! << 8) | buf[3]!;
-    if (len < 20) return -1;
-  } else if (version === 6) {
-    if (n < 40) return -1;
-    len = 40 + ((buf[4]! << 8) | buf[5]!);
-  } else {
-    return -1;
-  }
-  return len > n ? -1 : len;
-}

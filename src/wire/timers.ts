@@ -6,6 +6,9 @@ import { KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITT
 /** A deadline already past on any clock: fires at the first handleTimeout (sans-IO has no `now` here). */
 export const DUE_NOW = 0;
 
+/** The five timers of whitepaper §6, in the order a peer acts on them when several are due. */
+export type TimerKind = "retransmit" | "send_keepalive" | "new_handshake" | "zero_keys" | "persistent_keepalive";
+
 export class PeerTimers {
   /** Resend the initiation (no response yet). */
   retransmitAt: number | undefined;
@@ -37,13 +40,75 @@ export class PeerTimers {
     this.persistentKeepaliveAt = DUE_NOW;
   }
 
+  /** Is any timer due at `now`? (What the peer's handleTimeout and a scheduler ask.) */
+  due(now: number): boolean {
+    const t = this.next();
+    return t !== undefined && t <= now;
+  }
+
+  /**
+   * Disarms `kind` and returns true if it is due at `now`. The peer asks one timer at a time, in
+   * TimerKind order, because acting on one (an initiation sent) can disarm the next (a keepalive
+   * becomes moot) — as wireguard-go's timer callbacks see each other's effects.
+   */
+  take(kind: TimerKind, now: number): boolean {
+    switch (kind) {
+      case "retransmit":
+        if (this.retransmitAt === undefined || now < this.retransmitAt) return false;
+        this.retransmitAt = undefined;
+        return true;
+      case "send_keepalive":
+        if (this.sendKeepaliveAt === undefined || now < this.sendKeepaliveAt) return false;
+        this.sendKeepaliveAt = undefined;
+        return true;
+      case "new_handshake":
+        if (this.newHandshakeAt === undefined || now < this.newHandshakeAt) return false;
+        this.newHandshakeAt = undefined;
+        return true;
+      case "zero_keys":
+        if (this.zeroKeysAt === undefined || now < this.zeroKeysAt) return false;
+        this.zeroKeysAt = undefined;
+        return true;
+      case "persistent_keepalive":
+        if (this.persistentKeepaliveAt === undefined || now < this.persistentKeepaliveAt) return false;
+        this.persistentKeepaliveAt = undefined;
+        return true;
+    }
+  }
+
+  /** The keepalive timer fired and one was sent: data received meanwhile asks for another. */
+  keepaliveSent(now: number): void {
+    if (!this.needAnotherKeepalive) return;
+    this.needAnotherKeepalive = false;
+    this.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
+  }
+
+  /** The peer's sessions ended (goodbye): nothing may fire on them. The retransmit belongs to the handshake. */
+  sessionsEnded(): void {
+    this.sendKeepaliveAt = this.newHandshakeAt = this.zeroKeysAt = this.persistentKeepaliveAt = undefined;
+  }
+
+  /** Persistent keepalive interval, ms (0 turns it off). */
+  setPersistentKeepalive(ms: number): void {
+    const wasOff = this.persistentKeepalive === 0;
+    this.persistentKeepalive = ms;
+    if (ms === 0) this.persistentKeepaliveAt = undefined;
+    else if (wasOff) this.persistentKeepaliveTurnedOn();
+  }
+
+  /** The pending handshake is over (completed or abandoned): no retransmission. */
+  handshakeCleared(): void {
+    this.retransmitAt = undefined;
+  }
+
   /** The earliest armed deadline. */
   next(): number | undefined {
-    let t: number | undefined;
-    for (const d of [this.retransmitAt, this.sendKeepaliveAt, this.newHandshakeAt, this.zeroKeysAt, this.persistentKeepaliveAt]) {
-      if (d !== undefined && (t === undefined || d < t)) t = d;
-    }
-    return t;
+    // Asked after every packet (the tunnel's timer heap): compared in place, no array per call.
+    let t = earlier(undefined, this.retransmitAt);
+    t = earlier(t, this.sendKeepaliveAt);
+    t = earlier(t, this.newHandshakeAt);
+    t = earlier(t, this.zeroKeysAt);
+    return earlier(t, this.persistentKeepaliveAt);
   }
 
   handshakeInitiated(now: number): void {
@@ -77,4 +142,8 @@ export class PeerTimers {
     this.sendKeepaliveAt = undefined;
     this.zeroKeysAt ??= now + 3 * REJECT_AFTER_TIME;
   }
+}
+
+function earlier(a: number | undefined, b: number | undefined): number | undefined {
+  return b !== undefined && (a === undefined || b < a) ? b : a;
 }

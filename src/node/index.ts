@@ -1,0 +1,19 @@
+// The gateway's sans-IO core and the batches its IO shells hand to the kernel.
+export { DatagramBatch, TUN_HEADROOM, TunBatch } from "./batches.ts";
+export {
+  GatewayNode,
+  NET_DELIVERED,
+  NET_DENIED,
+  NET_NONE,
+  TUN_DROPPED,
+  TUN_SENT,
+  TUN_STAGED,
+  isGatewayEvent,
+  type CaptureTap,
+  type GatewayNodeOptions,
+  type GsoInfo,
+  type NodeCounters,
+  type NodeEvent,
+  type SegmentSink,
+  type TunSegmenter,
+} from "./gateway-node.ts";
