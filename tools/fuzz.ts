@@ -1,5 +1,5 @@
 // `bun run fuzz -- --count N [--seed S]`: random and mutated IP packets through the gateway's
-// packet path — strict parse, access decision, NAT rewrites, ICMP error building. Fails on any
+// packet path — strict parse, access decision, NAT rewrites, ICMP error building; then STUN and TURN ChannelData (src/ice). Fails on any
 // exception or on any rejection that was not counted; prints counts per outcome and reason.
 import { parseArgs } from "node:util";
 import { buildIcmpEcho, buildIcmpError, buildProhibited, buildTcp, buildUdp } from "../src/ip/build.ts";
@@ -10,6 +10,9 @@ import { GatewayCore } from "../src/gateway/core.ts";
 import { parseResource } from "../src/gateway/resources.ts";
 import { DnsNat, ProxyIpAllocator } from "../src/gateway/dns-nat.ts";
 import { formatIp, parseIp } from "../src/ip/address.ts";
+import { Attr, checkIntegrity, shortTermKey, type StunClass, StunWriter } from "../src/ice/stun.ts";
+import { ChannelDataView } from "../src/ice/channel-data.ts";
+import { ReasonCounters, readStun, type StunDropReason } from "../src/ice/drops.ts";
 
 const { values } = parseArgs({ args: Bun.argv.slice(2), options: { count: { type: "string" }, seed: { type: "string" } }, strict: true });
 const count = Number(values.count ?? 100_000);
@@ -122,3 +125,42 @@ const secs = (performance.now() - t0) / 1000;
 console.log(`fuzz: ${count} inputs in ${secs.toFixed(1)} s (${Math.round(count / secs)}/s): ${outcomes.forwarded} forwarded, ${outcomes.dropped} dropped`);
 console.log(`dns nat: ${nat.sessions} sessions, evicted ${JSON.stringify(nat.limits.evicted)}, refused ${JSON.stringify(nat.limits.refused)}, ports remapped ${nat.portsRemapped}, displaced ${nat.displaced}; proxy names ${nat.proxies.size}, refused ${JSON.stringify(nat.proxies.refused)}`);
 console.log(`drop reasons: ${[...gw.drops].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r}=${n}`).join(" ")}`);
+
+// STUN/TURN (src/ice): valid messages with random attributes, mutated the same ways, through the
+// strict parser, the integrity check and the ChannelData framing. Same rule: no throw, every
+// rejection counted exactly once.
+const stunDrops = new ReasonCounters<StunDropReason>();
+const channel = new ChannelDataView();
+const attrTypes = [...Object.values(Attr), 0x0018, 0xc001];
+let stunParsed = 0;
+for (let i = 0; i < count / 4; i++) {
+  const w = new StunWriter(int(0x1000), int(4) as StunClass, crypto.getRandomValues(new Uint8Array(12)));
+  for (let n = int(6); n > 0; n--) w.bytes(pick(attrTypes), crypto.getRandomValues(new Uint8Array(int(24))));
+  if (rnd() < 0.3) w.address(Attr.XOR_PEER_ADDRESS, { address: rnd() < 0.5 ? v4() : v6(), port: int(65536) });
+  if (rnd() < 0.3) w.integrity(shortTermKey("pw"), rnd() < 0.5);
+  if (rnd() < 0.5) w.fingerprint();
+  const m = rnd() < 0.2 ? w.finish() : mutate(w.finish());
+  if (rnd() < 0.1) m[0] = 0x40 | int(16); // ChannelData-shaped
+  let counted = true;
+  try {
+    const before = stunDrops.total;
+    const msg = readStun(m, m.length, stunDrops);
+    if (msg) {
+      stunParsed++;
+      void checkIntegrity(msg, shortTermKey("pw"));
+    }
+    counted &&= stunDrops.total === before + (msg ? 0 : 1);
+    const mid = stunDrops.total;
+    const cd = channel.parse(m, m.length);
+    if (cd) stunDrops.count(cd);
+    counted &&= stunDrops.total === mid + (cd ? 1 : 0);
+  } catch (err) {
+    console.error(`stun input ${i} threw: ${(err as Error).stack}\nmessage: ${Buffer.from(m).toString("hex")}`);
+    process.exit(1);
+  }
+  if (!counted) {
+    console.error(`stun input ${i} was not counted exactly once\nmessage: ${Buffer.from(m).toString("hex")}`);
+    process.exit(1);
+  }
+}
+console.log(`stun: ${Math.floor(count / 4)} inputs, ${stunParsed} parsed; drop reasons: ${Object.entries(stunDrops.snapshot()).sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r}=${n}`).join(" ")}`);
