@@ -37,7 +37,7 @@ const checkSendTimes = (w: IceWorld, to: string) => w.agentSends.filter((s) => `
 
 function decodeBindingClass(data: Uint8Array): string {
   const m = decodeBinding(data);
-  return typeof m === "string" ? m : m.class;
+  return "drop" in m ? m.drop : m.class;
 }
 
 describe("ICE agent (controlled)", () => {
@@ -56,7 +56,7 @@ describe("ICE agent (controlled)", () => {
     expect(transitions).toEqual(["new->waiting", "waiting->in_progress", "in_progress->succeeded"]);
     // Our checks carry what RFC 8445 §7.1 asks for.
     const first = decodeBinding(w.agentSends.find((s) => decodeBindingClass(s.t.data) === "request")!.t.data);
-    if (typeof first === "string") throw new Error(first);
+    if ("drop" in first) throw new Error(first.drop);
     expect(first.username).toBe("cluf:gwuf");
     expect(first.iceControlled).toBeDefined();
     expect(first.iceControlling).toBeUndefined();
@@ -254,7 +254,7 @@ describe("ICE agent (controlled)", () => {
     for (let e = agent.pollEvent(); e; e = agent.pollEvent()) if (e.kind === "candidate" && e.action === "learned") learnt.push(e.candidate);
     expect(learnt).toEqual([{ type: "prflx", address: "203.0.113.50", port: 61000, priority: 1853824767 }]);
     const answer = decodeBinding(agent.pollTransmit()!.data);
-    if (typeof answer === "string") throw new Error(answer);
+    if ("drop" in answer) throw new Error(answer.drop);
     expect(answer.class).toBe("success");
     expect(answer.mapped).toEqual(natted);
     agent.handleTimeout(0);
@@ -283,7 +283,7 @@ describe("ICE agent (controlled)", () => {
     const req = encodeBindingRequest({ transactionId: new Uint8Array(12).fill(3), username: "gwuf:cluf", password: OURS.pwd, priority: 1, iceControlled: 5n });
     agent.handleInput(req, CL_HOST, GW_HOST, 0);
     const answer = decodeBinding(agent.pollTransmit()!.data);
-    if (typeof answer === "string") throw new Error(answer);
+    if ("drop" in answer) throw new Error(answer.drop);
     expect(answer.class).toBe("error");
     expect(answer.errorCode).toBe(487);
   });

@@ -24,6 +24,7 @@ import {
   checkTimeout,
   retransmitDelay,
 } from "./agent-constants.ts";
+import { transactionKey } from "./stun.ts";
 import { decodeBinding, encodeBindingError, encodeBindingRequest, encodeBindingSuccess, type BindingMessage } from "./agent-messages.ts";
 import { byPriority, formatPair, pairPriority, remoteEndpoint, sameFamily, viewOfLocal, viewOfPair, viewOfRemote, type CandidateView, type Check, type LocalBase, type Pair, type PairState, type PairView, type RemoteCandidate } from "./agent-pairs.ts";
 
@@ -324,16 +325,14 @@ export class IceAgent {
    */
   handleInput(data: Uint8Array, from: Endpoint, at: Endpoint, now: number, relay?: string): IceInput {
     const msg = decodeBinding(data);
-    if (msg === "not_stun") return this.#drop("not_stun", "not_mine");
-    if (msg === "malformed") return this.#drop("malformed", "not_mine");
-    if (msg.class === "request") return this.#onRequest(msg, data, from, at, now, relay);
-    if (msg.class === "success" || msg.class === "error") return this.#onResponse(msg, data, from, at, now, relay);
-    return this.#drop("malformed", "not_mine");
+    if ("drop" in msg) return this.#drop(msg.drop === "not_stun" || msg.drop === "bad_cookie" || msg.drop === "truncated" ? "not_stun" : "malformed", "not_mine", msg.drop);
+    if (msg.class === "request") return this.#onRequest(msg, from, at, now, relay);
+    return this.#onResponse(msg, from, at, now, relay);
   }
 
-  #drop(reason: IceDropReason, result: IceInput): IceInput {
+  #drop(reason: IceDropReason, result: IceInput, detail?: string): IceInput {
     this.drops[reason]++;
-    if (this.#log?.enabled("trace")) this.#log.trace("stun dropped", { cid: this.#cid, reason });
+    if (this.#log?.enabled("trace")) this.#log.trace("stun dropped", { cid: this.#cid, reason, detail });
     return result;
   }
 
@@ -345,11 +344,11 @@ export class IceAgent {
     return this.#locals.find((l) => l.relay === undefined && l.base.port === at.port && sameFamily(l.base.address, at.address));
   }
 
-  #onRequest(msg: BindingMessage, data: Uint8Array, from: Endpoint, at: Endpoint, now: number, relay: string | undefined): IceInput {
+  #onRequest(msg: BindingMessage, from: Endpoint, at: Endpoint, now: number, relay: string | undefined): IceInput {
     const username = msg.username;
     if (username === undefined || !username.startsWith(this.local.ufrag + ":")) return this.#drop("wrong_username", "not_mine");
     if (this.#remote && username !== `${this.local.ufrag}:${this.#remote.ufrag}`) return this.#drop("wrong_username", "not_mine");
-    if (!msg.verify(data, this.local.pwd)) return this.#drop("bad_integrity", "consumed");
+    if (!msg.verify(this.local.pwd)) return this.#drop("bad_integrity", "consumed");
     if (this.#state === "failed") return this.#drop("after_failure", "consumed");
     const local = this.#findLocal(at, relay);
     if (!local) return this.#drop("unknown_local", "consumed");
@@ -390,11 +389,11 @@ export class IceAgent {
     return "consumed";
   }
 
-  #onResponse(msg: BindingMessage, data: Uint8Array, from: Endpoint, at: Endpoint, now: number, relay: string | undefined): IceInput {
+  #onResponse(msg: BindingMessage, from: Endpoint, at: Endpoint, now: number, relay: string | undefined): IceInput {
     const key = transactionKey(msg.transactionId);
     const pair = this.#transactions.get(key);
     if (!pair || !pair.check) return this.#drop("unknown_transaction", "not_mine");
-    if (!this.#remote || !msg.verify(data, this.#remote.pwd)) return this.#drop("bad_integrity", "consumed");
+    if (!this.#remote || !msg.verify(this.#remote.pwd)) return this.#drop("bad_integrity", "consumed");
     // RFC 8445 §7.2.5.2.1: only a symmetric answer proves the pair.
     const r = pair.remote.candidate;
     if (from.address !== r.address || from.port !== r.port || this.#findLocal(at, relay) !== pair.local) return this.#drop("response_from_elsewhere", "consumed");
@@ -644,8 +643,3 @@ export class IceAgent {
   }
 }
 
-function transactionKey(id: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < id.length; i++) s += id[i]!.toString(16).padStart(2, "0");
-  return s;
-}

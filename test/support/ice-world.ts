@@ -61,16 +61,16 @@ export class ControllingDouble {
     this.#now = now;
     if (!this.alive) return;
     const msg = decodeBinding(data);
-    if (typeof msg === "string") return;
+    if ("drop" in msg) return;
     if (msg.class === "request") {
-      if (!msg.verify(data, this.creds.pwd)) return;
+      if (!msg.verify(this.creds.pwd)) return;
       this.requestsSeen++;
       this.out.push({ from: at, to: from, data: encodeBindingSuccess(msg.transactionId, from, this.creds.pwd) });
       return;
     }
     const tx = Array.from(msg.transactionId, (b) => b.toString(16).padStart(2, "0")).join("");
     const p = this.#tx.get(tx);
-    if (!p || msg.class !== "success" || !msg.verify(data, this.remoteCreds.pwd)) return;
+    if (!p || msg.class !== "success" || !msg.verify(this.remoteCreds.pwd)) return;
     this.#tx.delete(tx);
     p.succeeded = true;
     p.tx = undefined;
