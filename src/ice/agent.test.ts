@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { ControllingDouble, IceWorld, seededFloats, type LinkConditions } from "../../test/support/ice-world.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
 import { IceAgent } from "./agent.ts";
-import { decodeBinding, encodeBindingRequest } from "./agent-messages.ts";
+import { decodeBinding, encodeBindingRequest, encodeBindingSuccess } from "./agent-messages.ts";
 import { localCandidate } from "./candidate.ts";
 
 const OURS = { ufrag: "gwuf", pwd: "gateway-password-0123456789" };
@@ -170,9 +170,11 @@ describe("ICE agent (controlled)", () => {
   test("a candidate pair arriving during the disconnect grace brings the connection back", () => {
     const { agent, peer, w } = world();
     connectHosts(agent, peer);
-    w.blackholed.add("10.0.0.2");
+    peer.alive = false; // its first address never works
     w.run(16_000);
     expect(agent.state).toBe("disconnected");
+    peer.alive = true;
+    peer.dropLocal(CL_HOST);
     peer.locals.push({ address: "10.0.0.3", port: 40001 });
     peer.addRemote(GW_HOST);
     agent.addRemoteCandidate(localCandidate("host", "10.0.0.3", 40001), w.now);
@@ -261,6 +263,29 @@ describe("ICE agent (controlled)", () => {
     const check = agent.pollTransmit()!;
     expect(check.to).toEqual(natted);
     void w;
+  });
+
+  test("a check from the peer on a pair still being checked sends ours again at once (its NAT just opened)", () => {
+    const { agent } = world();
+    agent.addLocalCandidate(localCandidate("host", GW_HOST.address, GW_HOST.port), 0);
+    agent.addRemoteCandidate(localCandidate("host", CL_HOST.address, CL_HOST.port), 0);
+    agent.handleTimeout(0);
+    const first = decodeBinding(agent.pollTransmit()!.data);
+    if ("drop" in first) throw new Error(first.drop);
+    expect(agent.pollTimeout()).toBe(250);
+    const req = encodeBindingRequest({ transactionId: new Uint8Array(12).fill(9), username: "gwuf:cluf", password: OURS.pwd, priority: 1853824767, iceControlling: 1n });
+    agent.handleInput(req, CL_HOST, GW_HOST, 100);
+    expect(decodeBindingClass(agent.pollTransmit()!.data)).toBe("success");
+    expect(agent.pollTimeout()).toBeLessThanOrEqual(100);
+    agent.handleTimeout(100);
+    const second = decodeBinding(agent.pollTransmit()!.data);
+    if ("drop" in second) throw new Error(second.drop);
+    expect(second.class).toBe("request");
+    expect(second.transactionId).not.toEqual(first.transactionId);
+    // The answer to the cancelled first transaction still proves the pair.
+    const answer = encodeBindingSuccess(first.transactionId, GW_HOST, THEIRS.pwd);
+    expect(agent.handleInput(answer, CL_HOST, GW_HOST, 120)).toBe("consumed");
+    expect(agent.pairs()[0]!.state).toBe("succeeded");
   });
 
   test("checks with a wrong password or for another connection are refused", () => {

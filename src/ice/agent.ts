@@ -292,7 +292,7 @@ export class IceAgent {
     if (!gone.length) return;
     this.#pairs = this.#pairs.filter((p) => !gone.includes(p));
     for (const p of gone) {
-      if (p.check) this.#transactions.delete(p.check.key);
+      this.#forgetTransactions(p);
       this.#emit({ kind: "pair_state", pair: viewOfPair(p), from: p.state, to: "removed" });
     }
     if (this.#selected && gone.includes(this.#selected)) this.#selectedLost(now, "selected pair's candidate invalidated");
@@ -380,6 +380,10 @@ export class IceAgent {
     if (pair.state === "waiting" || pair.state === "failed") {
       pair.triggered = true;
       if (pair.state === "failed") this.#setPairState(pair, "waiting");
+    } else if (pair.state === "in_progress" && pair !== this.#selected) {
+      // The peer's check got through, so ours may now too (its NAT just opened): a new transaction
+      // at once instead of waiting out the backoff; answers to the old one still count.
+      pair.triggered = true;
     }
     if (msg.useCandidate && !pair.nominated) {
       pair.nominated = true;
@@ -392,12 +396,12 @@ export class IceAgent {
   #onResponse(msg: BindingMessage, from: Endpoint, at: Endpoint, now: number, relay: string | undefined): IceInput {
     const key = transactionKey(msg.transactionId);
     const pair = this.#transactions.get(key);
-    if (!pair || !pair.check) return this.#drop("unknown_transaction", "not_mine");
+    if (!pair) return this.#drop("unknown_transaction", "not_mine");
     if (!this.#remote || !msg.verify(this.#remote.pwd)) return this.#drop("bad_integrity", "consumed");
     // RFC 8445 §7.2.5.2.1: only a symmetric answer proves the pair.
     const r = pair.remote.candidate;
     if (from.address !== r.address || from.port !== r.port || this.#findLocal(at, relay) !== pair.local) return this.#drop("response_from_elsewhere", "consumed");
-    this.#transactions.delete(key);
+    this.#forgetTransactions(pair);
     pair.check = undefined;
     if (msg.class === "error") {
       this.#log?.debug("check answered with an error", { cid: this.#cid, pair: formatPair(pair), code: msg.errorCode });
@@ -498,8 +502,13 @@ export class IceAgent {
     this.#emit({ kind: "pair_state", pair: viewOfPair(pair), from, to: state });
   }
 
+  /** Every transaction of the pair, the current one and any cancelled by a triggered check. */
+  #forgetTransactions(pair: Pair): void {
+    for (const [key, p] of this.#transactions) if (p === pair) this.#transactions.delete(key);
+  }
+
   #pairFailed(pair: Pair, now: number, reason: string): void {
-    if (pair.check) this.#transactions.delete(pair.check.key);
+    this.#forgetTransactions(pair);
     pair.check = undefined;
     pair.triggered = false;
     this.#setPairState(pair, "failed");
@@ -557,23 +566,22 @@ export class IceAgent {
     // Start checks: triggered first, then waiting pairs by priority. One component, a handful of
     // pairs: no pacing beyond what one handleTimeout round sends.
     if (this.#remote) {
-      for (const pair of this.#pairs) if (pair.triggered && !pair.check) this.#startCheck(pair, now, false);
+      for (const pair of this.#pairs) if (pair.triggered) this.#startCheck(pair, now, false);
       for (const pair of this.#pairs) if (pair.state === "waiting" && !pair.check) this.#startCheck(pair, now, false);
     }
   }
 
   #fail(now: number, reason: string): void {
-    for (const p of this.#pairs) if (p.check) this.#transactions.delete(p.check.key);
+    this.#transactions.clear();
     for (const p of this.#pairs) p.check = undefined;
     this.#selected = undefined;
     this.#setState("failed", now, reason);
   }
 
   #startCheck(pair: Pair, now: number, consent: boolean): void {
-    if (pair.check) {
-      if (consent) return; // a consent check still in flight counts; do not stack another
-      this.#transactions.delete(pair.check.key);
-    }
+    // A consent check still in flight counts; do not stack another. A triggered check cancels the
+    // one in flight (RFC 8445 §7.3.1.4): no more retransmits, but its answer is still accepted.
+    if (pair.check && consent) return;
     const transactionId = new Uint8Array(12);
     this.#random(transactionId);
     const key = transactionKey(transactionId);
@@ -611,7 +619,7 @@ export class IceAgent {
     if (this.#state === "connected") t = Math.min(t, this.#lastTrafficAt + IDLE_AFTER_MS);
     for (const p of this.#pairs) {
       if (p.check) t = Math.min(t, p.check.nextAt);
-      if (this.#remote && ((p.state === "waiting" && !p.check) || (p.triggered && !p.check))) t = -Infinity;
+      if (this.#remote && ((p.state === "waiting" && !p.check) || p.triggered)) t = -Infinity;
     }
     const sel = this.#selected;
     if (sel && sel.nextConsentAt !== undefined && this.#remote) {
