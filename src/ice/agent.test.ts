@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { ControllingDouble, IceWorld, seededFloats, type LinkConditions } from "../../test/support/ice-world.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
-import { IceAgent } from "./agent.ts";
+import { IceAgent, bindingRoute } from "./agent.ts";
 import { decodeBinding, encodeBindingRequest, encodeBindingSuccess } from "./agent-messages.ts";
 import { localCandidate } from "./candidate.ts";
 
@@ -285,6 +285,37 @@ describe("ICE agent (controlled)", () => {
     // The answer to the cancelled first transaction still proves the pair.
     const answer = encodeBindingSuccess(first.transactionId, GW_HOST, THEIRS.pwd);
     expect(agent.handleInput(answer, CL_HOST, GW_HOST, 120)).toBe("consumed");
+    expect(agent.pairs()[0]!.state).toBe("succeeded");
+  });
+
+  test("a relay candidate: checks and data go out tagged with the allocation, answers come back through it", () => {
+    const relayed = { address: "198.51.100.1", port: 3000 };
+    const { agent, peer, w } = world();
+    agent.addLocalCandidate(localCandidate("relay", relayed.address, relayed.port), 0);
+    agent.addRemoteCandidate(localCandidate("host", CL_HOST.address, CL_HOST.port), 0);
+    peer.addRemote(relayed);
+    w.run(2_000);
+    expect(agent.state).toBe("connected");
+    expect(agent.route).toEqual({ from: relayed, relay: "198.51.100.1:3000", to: CL_HOST });
+    expect(w.eventsOf("nominated")[0]!.event.pair.local).toMatchObject({ type: "relay", relay: "198.51.100.1:3000" });
+    expect(w.agentSends.every((s) => s.t.relay === "198.51.100.1:3000")).toBe(true);
+  });
+
+  test("the node can route a Binding message to its agent: requests by ufrag, responses by transaction", () => {
+    const { agent } = world();
+    agent.addLocalCandidate(localCandidate("host", GW_HOST.address, GW_HOST.port), 0);
+    agent.addRemoteCandidate(localCandidate("host", CL_HOST.address, CL_HOST.port), 0);
+    agent.handleTimeout(0);
+    const check = decodeBinding(agent.pollTransmit()!.data);
+    if ("drop" in check) throw new Error(check.drop);
+    const answer = decodeBinding(encodeBindingSuccess(check.transactionId, GW_HOST, THEIRS.pwd));
+    if ("drop" in answer) throw new Error(answer.drop);
+    const route = bindingRoute(answer);
+    expect(route && "transaction" in route && agent.ownsTransaction(route.transaction)).toBe(true);
+    const req = decodeBinding(encodeBindingRequest({ transactionId: new Uint8Array(12), username: "gwuf:cluf", password: OURS.pwd, priority: 1, iceControlling: 1n }));
+    if ("drop" in req) throw new Error(req.drop);
+    expect(bindingRoute(req)).toEqual({ ufrag: "gwuf" });
+    expect(agent.handleBinding(answer, CL_HOST, GW_HOST, 5)).toBe("consumed");
     expect(agent.pairs()[0]!.state).toBe("succeeded");
   });
 

@@ -326,8 +326,18 @@ export class IceAgent {
   handleInput(data: Uint8Array, from: Endpoint, at: Endpoint, now: number, relay?: string): IceInput {
     const msg = decodeBinding(data);
     if ("drop" in msg) return this.#drop(msg.drop === "not_stun" || msg.drop === "bad_cookie" || msg.drop === "truncated" ? "not_stun" : "malformed", "not_mine", msg.drop);
+    return this.handleBinding(msg, from, at, now, relay);
+  }
+
+  /** handleInput for a message the node already decoded (it parses once to pick the agent: `bindingRoute`). */
+  handleBinding(msg: BindingMessage, from: Endpoint, at: Endpoint, now: number, relay?: string): IceInput {
     if (msg.class === "request") return this.#onRequest(msg, from, at, now, relay);
     return this.#onResponse(msg, from, at, now, relay);
+  }
+
+  /** Whether a response with this transaction id (stun.ts `transactionKey`) answers one of our checks. */
+  ownsTransaction(key: string): boolean {
+    return this.#transactions.has(key);
   }
 
   #drop(reason: IceDropReason, result: IceInput, detail?: string): IceInput {
@@ -651,3 +661,15 @@ export class IceAgent {
   }
 }
 
+
+/**
+ * Which agent a Binding message is for, without knowing the agents: a request names the receiving
+ * agent's ufrag (USERNAME "ours:theirs"), a response only its transaction (`ownsTransaction`).
+ */
+export function bindingRoute(msg: BindingMessage): { ufrag: string } | { transaction: string } | undefined {
+  if (msg.class === "request") {
+    const colon = msg.username?.indexOf(":") ?? -1;
+    return colon > 0 ? { ufrag: msg.username!.slice(0, colon) } : undefined;
+  }
+  return { transaction: transactionKey(msg.transactionId) };
+}
