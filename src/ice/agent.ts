@@ -11,7 +11,7 @@
 import type { TargetLogger } from "../telemetry/log.ts";
 import type { Endpoint } from "../wire/cookie.ts";
 import { formatEndpoint } from "../wire/cookie.ts";
-import { candidatePriority, formatCandidate, isIPv4, localCandidate, parseCandidate, sameCandidate, type Candidate } from "./candidate.ts";
+import { candidatePriority, formatCandidate, localCandidate, parseCandidate, sameCandidate, type Candidate } from "./candidate.ts";
 import {
   DISCONNECT_GRACE_MS,
   IDLE_AFTER_MS,
@@ -25,6 +25,7 @@ import {
   retransmitDelay,
 } from "./agent-constants.ts";
 import { transactionKey } from "./stun.ts";
+import { optimisticCandidates } from "./optimistic.ts";
 import { decodeBinding, encodeBindingError, encodeBindingRequest, encodeBindingSuccess, type BindingMessage } from "./agent-messages.ts";
 import { byPriority, formatPair, pairPriority, remoteEndpoint, sameFamily, viewOfLocal, viewOfPair, viewOfRemote, type CandidateView, type Check, type LocalBase, type Pair, type PairState, type PairView, type RemoteCandidate } from "./agent-pairs.ts";
 
@@ -234,36 +235,9 @@ export class IceAgent {
     for (const l of this.#locals) this.#formPair(l, remote, now);
   }
 
-  /**
-   * Many NATs keep the port a host socket had (endpoint-independent mapping with port
-   * preservation): the remote srflx address with each remote host port is worth a check before
-   * the srflx port itself is known to work. IPv4 only (v6 has no NAT to guess about), at most 2.
-   */
+  /** Guessed remote candidates (optimistic.ts), checked like signalled ones. */
   #addOptimistic(now: number): void {
-    let count = this.#remotes.filter((r) => r.optimistic).length;
-    for (const srflx of this.#remotes) {
-      if (srflx.candidate.type !== "srflx" || srflx.optimistic || !isIPv4(srflx.candidate.address)) continue;
-      for (const host of this.#remotes) {
-        if (count >= MAX_OPTIMISTIC_CANDIDATES) return;
-        if (host.candidate.type !== "host" || !isIPv4(host.candidate.address)) continue;
-        const address = srflx.candidate.address;
-        const port = host.candidate.port;
-        if (this.#remotes.some((r) => r.candidate.address === address && r.candidate.port === port)) continue;
-        const candidate: Candidate = {
-          foundation: srflx.candidate.foundation,
-          component: 1,
-          transport: "udp",
-          priority: candidatePriority("srflx", 0), // below every signalled srflx: a guess goes last
-          address,
-          port,
-          type: "srflx",
-          relatedAddress: host.candidate.address,
-          relatedPort: port,
-        };
-        this.#addRemote({ candidate, optimistic: true }, now);
-        count++;
-      }
-    }
+    for (const candidate of optimisticCandidates(this.#remotes, MAX_OPTIMISTIC_CANDIDATES)) this.#addRemote({ candidate, optimistic: true }, now);
   }
 
   #formPair(local: LocalBase, remote: RemoteCandidate, now: number): Pair | undefined {
@@ -530,6 +504,11 @@ export class IceAgent {
     return this.#state === "idle" ? IDLE_RTO_MS : MAX_RTO_MS;
   }
 
+  /** How long the selected pair may leave checks unanswered: 15.25 s active, 100 s idle. */
+  #consentTimeout(): number {
+    return this.#state === "idle" ? IDLE_RTO_MS * IDLE_RETRANSMITS : checkTimeout(MAX_RETRANSMITS, MAX_RTO_MS);
+  }
+
   // ---- timers ------------------------------------------------------------------------------
 
   handleTimeout(now: number): void {
@@ -562,8 +541,7 @@ export class IceAgent {
     const sel = this.#selected;
     if (sel && sel.nextConsentAt !== undefined) {
       const idle = this.#state === "idle";
-      const timeout = idle ? IDLE_RTO_MS * IDLE_RETRANSMITS : checkTimeout(MAX_RETRANSMITS, MAX_RTO_MS);
-      if (sel.unansweredSince !== undefined && now - sel.unansweredSince >= timeout) {
+      if (sel.unansweredSince !== undefined && now - sel.unansweredSince >= this.#consentTimeout()) {
         this.#log?.info("selected pair stopped answering", { cid: this.#cid, pair: formatPair(sel), idle });
         this.#pairFailed(sel, now, idle ? "no answer for 100 s while idle" : "no answer within the ICE timeout");
       } else if (now >= sel.nextConsentAt && this.#remote) {
@@ -634,10 +612,7 @@ export class IceAgent {
     const sel = this.#selected;
     if (sel && sel.nextConsentAt !== undefined && this.#remote) {
       t = Math.min(t, sel.nextConsentAt);
-      if (sel.unansweredSince !== undefined) {
-        const timeout = this.#state === "idle" ? IDLE_RTO_MS * IDLE_RETRANSMITS : checkTimeout(MAX_RETRANSMITS, MAX_RTO_MS);
-        t = Math.min(t, sel.unansweredSince + timeout);
-      }
+      if (sel.unansweredSince !== undefined) t = Math.min(t, sel.unansweredSince + this.#consentTimeout());
     }
     if (t === -Infinity) return 0;
     return Number.isFinite(t) ? t : undefined;
