@@ -301,6 +301,22 @@ describe("ICE agent (controlled)", () => {
     expect(w.agentSends.every((s) => s.t.relay === "198.51.100.1:3000")).toBe(true);
   });
 
+  test("one wildcard socket with two host addresses: answers for either candidate are accepted", () => {
+    const { agent } = world();
+    agent.addLocalCandidate(localCandidate("host", "10.0.0.1", 52625), 0);
+    agent.addLocalCandidate(localCandidate("host", "192.168.9.1", 52625), 0);
+    agent.addRemoteCandidate(localCandidate("host", CL_HOST.address, CL_HOST.port), 0);
+    agent.handleTimeout(0);
+    const wildcard = { address: "0.0.0.0", port: 52625 };
+    for (let t = agent.pollTransmit(); t; t = agent.pollTransmit()) {
+      const check = decodeBinding(t.data);
+      if ("drop" in check) throw new Error(check.drop);
+      expect(agent.handleInput(encodeBindingSuccess(check.transactionId, t.from, THEIRS.pwd), CL_HOST, wildcard, 5)).toBe("consumed");
+    }
+    expect(agent.pairs().map((p) => p.state)).toEqual(["succeeded", "succeeded"]);
+    expect(agent.drops.response_from_elsewhere).toBe(0);
+  });
+
   test("the node can route a Binding message to its agent: requests by ufrag, responses by transaction", () => {
     const { agent } = world();
     agent.addLocalCandidate(localCandidate("host", GW_HOST.address, GW_HOST.port), 0);

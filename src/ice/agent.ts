@@ -325,7 +325,7 @@ export class IceAgent {
     const exact = this.#locals.find((l) => l.relay === undefined && l.base.address === at.address && l.base.port === at.port);
     if (exact) return exact;
     // A socket bound to the wildcard address knows its port, not which address a datagram hit.
-    return this.#locals.find((l) => l.relay === undefined && l.base.port === at.port && sameFamily(l.base.address, at.address));
+    return this.#locals.find((l) => arrivedAt(l, at, undefined));
   }
 
   #onRequest(msg: BindingMessage, from: Endpoint, at: Endpoint, now: number, relay: string | undefined): IceInput {
@@ -384,7 +384,7 @@ export class IceAgent {
     if (!this.#remote || !msg.verify(this.#remote.pwd)) return this.#drop("bad_integrity", "consumed");
     // RFC 8445 §7.2.5.2.1: only a symmetric answer proves the pair.
     const r = pair.remote.candidate;
-    if (from.address !== r.address || from.port !== r.port || this.#findLocal(at, relay) !== pair.local) return this.#drop("response_from_elsewhere", "consumed");
+    if (from.address !== r.address || from.port !== r.port || !arrivedAt(pair.local, at, relay)) return this.#drop("response_from_elsewhere", "consumed");
     this.#forgetTransactions(pair);
     pair.check = undefined;
     if (msg.class === "error") {
@@ -636,6 +636,16 @@ export class IceAgent {
   }
 }
 
+
+/**
+ * Could a datagram received at `at` (via `relay`) have reached `local`? The gateway's sockets are
+ * bound to the wildcard address, so the shell knows the socket (port, family), not which of the
+ * host's addresses a datagram hit: a host candidate matches on port and family.
+ */
+function arrivedAt(local: LocalBase, at: Endpoint, relay: string | undefined): boolean {
+  if (relay !== undefined || local.relay !== undefined) return local.relay === relay;
+  return local.base.port === at.port && (sameFamily(local.base.address, at.address) || at.address === "::");
+}
 
 /**
  * Which agent a Binding message is for, without knowing the agents: a request names the receiving
