@@ -265,6 +265,19 @@ describe("ICE agent (controlled)", () => {
     void w;
   });
 
+  test("a peer-reflexive candidate the peer signals later takes the signalled type, without a second pair", () => {
+    const natted = { address: "203.0.113.50", port: 61000 };
+    const { agent } = world();
+    agent.addLocalCandidate(localCandidate("host", GW_HOST.address, GW_HOST.port), 0);
+    const req = encodeBindingRequest({ transactionId: new Uint8Array(12).fill(4), username: "gwuf:cluf", password: OURS.pwd, priority: 1853824767, iceControlling: 1n });
+    agent.handleInput(req, natted, GW_HOST, 0);
+    const srflx = localCandidate("srflx", natted.address, natted.port, CL_HOST);
+    agent.addRemoteCandidate(srflx, 10);
+    expect(agent.pairs().map((p) => `${p.remote.type} ${p.remote.address}:${p.remote.port} ${p.remote.priority}`)).toEqual([`srflx 203.0.113.50:61000 ${srflx.priority}`]);
+    agent.invalidateRemoteCandidate(srflx, 20);
+    expect(agent.pairs()).toEqual([]);
+  });
+
   test("a check from the peer on a pair still being checked sends ours again at once (its NAT just opened)", () => {
     const { agent } = world();
     agent.addLocalCandidate(localCandidate("host", GW_HOST.address, GW_HOST.port), 0);

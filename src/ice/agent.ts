@@ -206,10 +206,16 @@ export class IceAgent {
   }
 
   addRemoteCandidate(candidate: Candidate, now: number): void {
-    const known = this.#remotes.find((r) => sameCandidate(r.candidate, candidate));
+    const known = this.#remotes.find((r) => r.candidate.address === candidate.address && r.candidate.port === candidate.port);
     if (known) {
-      // The peer signalled what we had guessed or learnt: it is theirs now, not a guess.
-      if (known.optimistic) known.optimistic = false;
+      // The peer signalled what we had guessed (optimistic) or learnt from a check (prflx): the
+      // signalled type and priority win, and its pairs are re-ranked.
+      if (known.optimistic || known.candidate.type === "prflx") {
+        known.optimistic = false;
+        known.candidate = candidate;
+        for (const p of this.#pairs) if (p.remote === known) p.priority = pairPriority(candidate.priority, p.local.candidate.priority);
+        this.#pairs.sort(byPriority);
+      }
       return;
     }
     this.#addRemote({ candidate }, now);
