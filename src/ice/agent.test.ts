@@ -47,6 +47,7 @@ describe("ICE agent (controlled)", () => {
     w.run(1_000);
     expect(agent.state).toBe("connected");
     expect(agent.route).toEqual({ from: GW_HOST, to: CL_HOST });
+    expect(agent.route).toBe(agent.route); // one object per selection: the data path reads it per packet
     const nominated = w.eventsOf("nominated");
     expect(nominated).toHaveLength(1);
     expect(nominated[0]!.event.pair.local).toMatchObject({ type: "host", address: "10.0.0.1", port: 52625 });

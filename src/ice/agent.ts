@@ -36,6 +36,13 @@ export interface IceCredentials {
 
 export type ConnectionState = "checking" | "connected" | "idle" | "disconnected" | "failed";
 
+/** The selected pair as the data path needs it: send from `from` (through allocation `relay`, if set) to `to`. */
+export interface IceRoute {
+  from: Endpoint;
+  relay?: string;
+  to: Endpoint;
+}
+
 /** A datagram to send: from `from` (a host socket address, or via the TURN allocation `relay`) to `to`. */
 export interface IceTransmit {
   from: Endpoint;
@@ -97,6 +104,7 @@ export class IceAgent {
 
   #state: ConnectionState = "checking";
   #selected: Pair | undefined;
+  #route: IceRoute | undefined;
   #lastTrafficAt: number;
   /** While nothing can be checked: since when (the 10 s failure clock). */
   #nothingToCheckSince: number | undefined;
@@ -140,11 +148,15 @@ export class IceAgent {
     return this.#selected && viewOfPair(this.#selected);
   }
 
-  /** Where WireGuard datagrams go now: the selected pair's local base (and relay) and remote. */
-  get route(): { from: Endpoint; relay?: string; to: Endpoint } | undefined {
-    const p = this.#selected;
-    if (!p) return undefined;
-    return p.local.relay !== undefined ? { from: p.local.base, relay: p.local.relay, to: remoteEndpoint(p) } : { from: p.local.base, to: remoteEndpoint(p) };
+  /** Where WireGuard datagrams go now. Built once per selection, so the data path may read it per packet. */
+  get route(): IceRoute | undefined {
+    return this.#route;
+  }
+
+  #select(pair: Pair | undefined): void {
+    this.#selected = pair;
+    if (!pair) this.#route = undefined;
+    else this.#route = pair.local.relay !== undefined ? { from: pair.local.base, relay: pair.local.relay, to: remoteEndpoint(pair) } : { from: pair.local.base, to: remoteEndpoint(pair) };
   }
 
   pairs(): PairView[] {
@@ -436,7 +448,7 @@ export class IceAgent {
     const current = this.#selected;
     if (current && current !== pair && current.state === "succeeded" && byPriority(current, pair) < 0) return;
     if (current === pair) return;
-    this.#selected = pair;
+    this.#select(pair);
     pair.nextConsentAt = now + this.#consentInterval();
     pair.unansweredSince = undefined;
     this.#disconnectedAt = undefined;
@@ -454,7 +466,7 @@ export class IceAgent {
 
   /** The selected pair is gone or dead: fall back to another nominated pair that works, or disconnect. */
   #selectedLost(now: number, reason: string): void {
-    this.#selected = undefined;
+    this.#select(undefined);
     const next = this.#pairs.filter((p) => p.nominated && p.state === "succeeded").sort(byPriority)[0];
     if (next) {
       this.#considerSelecting(next, now);
@@ -568,7 +580,7 @@ export class IceAgent {
   #fail(now: number, reason: string): void {
     this.#transactions.clear();
     for (const p of this.#pairs) p.check = undefined;
-    this.#selected = undefined;
+    this.#select(undefined);
     this.#setState("failed", now, reason);
   }
 
