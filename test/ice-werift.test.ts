@@ -17,7 +17,12 @@ class JsonPeer {
   readonly stderr: string[] = [];
   readonly proc: Subprocess<"pipe", "pipe", "pipe">;
 
-  constructor(ns: Netns, script: string, env: Record<string, string>) {
+  constructor(
+    ns: Netns,
+    readonly name: string,
+    script: string,
+    env: Record<string, string>,
+  ) {
     this.proc = spawn(["ip", "netns", "exec", ns.name, BUN, `${SUPPORT}/${script}`], { env: { ...process.env, ...env }, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     void this.#read(this.proc.stdout, (l) => this.lines.push(JSON.parse(l) as Line));
     void this.#read(this.proc.stderr, (l) => this.stderr.push(l));
@@ -43,7 +48,12 @@ class JsonPeer {
   }
 
   async next(kind: string, timeoutMs = 20_000, where: (l: Line) => boolean = () => true): Promise<Line> {
-    return waitFor(`${kind} from ${this.proc.pid} (stderr: ${this.stderr.slice(-5).join(" | ")}; lines: ${this.lines.map((l) => l.kind).join(",")})`, () => this.lines.find((l) => l.kind === kind && where(l)), timeoutMs);
+    try {
+      return await waitFor(`"${kind}" from ${this.name}`, () => this.lines.find((l) => l.kind === kind && where(l)), timeoutMs);
+    } catch (err) {
+      // What the process said by then, not when the wait began.
+      throw new Error(`${String(err)}; its lines: ${this.lines.map((l) => l.kind).join(",")}; stderr: ${this.stderr.slice(-8).join(" | ")}`);
+    }
   }
 
   async stop(): Promise<void> {
@@ -108,8 +118,8 @@ describe.skipIf(SKIP !== undefined)("ICE interop with werift-ice (controlling cl
   test("host candidates on loopback: werift nominates, datagrams flow both ways", async () => {
     const ns = new Netns(`icelo${uniqueTag()}`);
     cleanups.push(() => ns.destroy());
-    const gateway = new JsonPeer(ns, "ice-gateway-shell.ts", { HOST_ADDRESSES: "127.0.0.1" });
-    const client = new JsonPeer(ns, "werift-client.ts", { HOST_ADDRESS: "127.0.0.1" });
+    const gateway = new JsonPeer(ns, "gateway", "ice-gateway-shell.ts", { HOST_ADDRESSES: "127.0.0.1" });
+    const client = new JsonPeer(ns, "werift", "werift-client.ts", { HOST_ADDRESS: "127.0.0.1" });
     cleanups.push(() => gateway.stop(), () => client.stop());
 
     const { nominated, connected } = await connect(gateway, client);
@@ -147,12 +157,12 @@ describe.skipIf(SKIP !== undefined)("ICE interop with werift-ice (controlling cl
       nat.exec(["iptables", "-A", "INPUT", "-i", "wan0", "-p", "udp", "-j", "DROP"]);
     }
 
-    const stunServer = new JsonPeer(inet, "stun-responder.ts", { PORT: "3478", HOST: "203.0.113.254" });
+    const stunServer = new JsonPeer(inet, "stun", "stun-responder.ts", { PORT: "3478", HOST: "203.0.113.254" });
     cleanups.push(() => stunServer.stop());
     await stunServer.next("listening");
 
-    const gateway = new JsonPeer(gw, "ice-gateway-shell.ts", { HOST_ADDRESSES: "10.7.0.2", STUN_SERVER: "203.0.113.254:3478" });
-    const client = new JsonPeer(cl, "werift-client.ts", { STUN_SERVER: "203.0.113.254:3478" });
+    const gateway = new JsonPeer(gw, "gateway", "ice-gateway-shell.ts", { HOST_ADDRESSES: "10.7.0.2", STUN_SERVER: "203.0.113.254:3478" });
+    const client = new JsonPeer(cl, "werift", "werift-client.ts", { STUN_SERVER: "203.0.113.254:3478" });
     cleanups.push(() => gateway.stop(), () => client.stop());
 
     const { gwHello, clHello, nominated, connected } = await connect(gateway, client);
