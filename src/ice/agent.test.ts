@@ -374,6 +374,42 @@ describe("ICE agent (controlled)", () => {
     expect(answer.errorCode).toBe(487);
   });
 
+  test("ten simulated minutes of bursts and pauses: idle and awake in turn, never disconnected", () => {
+    const { agent, peer, w } = world({ link: { loss: 0.05, jitterMs: 20 } });
+    connectHosts(agent, peer);
+    // Traffic for a minute, silence for a minute and a half, and so on.
+    for (let t = 0; t < 600_000; t += 1_000) {
+      if (t % 150_000 < 60_000) agent.noteTraffic(t);
+      w.run(t);
+    }
+    const states = w.stateChanges().map((s) => s.state);
+    expect(states.filter((s) => s === "disconnected" || s === "failed")).toEqual([]);
+    expect(states.filter((s) => s === "idle").length).toBe(4);
+    // Idle costs one check per 25 s, not one per 1.5 s.
+    const idleSpans = w.stateChanges().filter((s) => s.state === "idle").map((s) => s.at);
+    const checksWhileIdle = checkSendTimes(w, "10.0.0.2:40000").filter((t) => idleSpans.some((start) => t > start && t < start + 70_000)).length;
+    expect(checksWhileIdle).toBeLessThan(4 * 5);
+  });
+
+  test("checks that arrive before the peer's credentials are answered, and ours follow once they are known", () => {
+    const agent = new IceAgent({ local: OURS, now: 0, random: seeded(3) });
+    agent.addLocalCandidate(localCandidate("host", GW_HOST.address, GW_HOST.port), 0);
+    agent.addRemoteCandidate(localCandidate("host", CL_HOST.address, CL_HOST.port), 0);
+    agent.handleTimeout(0);
+    expect(agent.pollTransmit()).toBeUndefined(); // nothing to sign our checks with yet
+    const req = encodeBindingRequest({ transactionId: new Uint8Array(12).fill(6), username: "gwuf:cluf", password: OURS.pwd, priority: 1853824767, iceControlling: 1n, useCandidate: true });
+    expect(agent.handleInput(req, CL_HOST, GW_HOST, 10)).toBe("consumed");
+    expect(decodeBindingClass(agent.pollTransmit()!.data)).toBe("success");
+    agent.setRemoteCredentials(THEIRS);
+    expect(agent.pollTimeout()).toBe(0);
+    agent.handleTimeout(20);
+    const check = decodeBinding(agent.pollTransmit()!.data);
+    if ("drop" in check) throw new Error(check.drop);
+    expect(check.username).toBe("cluf:gwuf");
+    agent.handleInput(encodeBindingSuccess(check.transactionId, GW_HOST, THEIRS.pwd), CL_HOST, GW_HOST, 30);
+    expect(agent.state).toBe("connected");
+  });
+
   test("over a lossy link (30 % loss, duplicates, reordering) the pair is still nominated", () => {
     const times: number[] = [];
     for (let seed = 1; seed <= 20; seed++) {
