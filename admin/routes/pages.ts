@@ -57,6 +57,7 @@ export function overviewDataOf(opts: AdminOptions, now: number): ov.OverviewData
     peers: opts.store?.peers.list() ?? [],
     errors: recentWarnings(opts.logs, now),
     now,
+    portal: opts.gateway.portal?.(),
   };
 }
 
