@@ -90,6 +90,7 @@ export function pageRoutes(opts: AdminOptions) {
       sampleSeconds: gateway.facts?.().traffic_sample_seconds ?? DEFAULT_SAMPLE_SECONDS,
       banners: problemBanners(gateway.problems?.() ?? [], cid),
       now: t,
+      portal: gateway.connectionPortal?.(cid),
     };
   };
   const gone = (c: Context<AdminEnv>) => {

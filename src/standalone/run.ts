@@ -409,7 +409,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     logs: opts.logs,
     gateway: {
       gid,
-      connections: () => history.withPeers(connectionViews(tunnel, clock(), states)),
+      connections: () => {
+        const views = history.withPeers(connectionViews(tunnel, clock(), states));
+        const who = opts.portal?.admin?.connectionPortal;
+        if (!who) return views;
+        return views.map((v) => {
+          const p = who(v.cid);
+          return p ? { ...v, portal: { client_id: p.client_id, name: p.name } } : v;
+        });
+      },
       connectionState: (cid) => {
         const e = states.get(cid);
         return e ? { state: e.state, since: new Date(e.since).toISOString() } : undefined;
