@@ -97,6 +97,10 @@ describe.skipIf(skip !== undefined)("glassgate up --portal with the dev portal",
     client.send({ event: "create_flow", payload: { resource_id: "res-lab" } });
     const created = await waitFor("flow_created", () => events.find((e) => e.event === "flow_created"), 10_000);
     expect(created.event).toBe("flow_created");
+    // The gateway's ICE agent signals its host candidates (the veth address, the WireGuard port) through the portal.
+    const cands = await waitFor("the gateway's candidates", () => events.find((e) => e.event === "ice_candidates"), 10_000);
+    expect(cands.event === "ice_candidates" && cands.payload.candidates.join("\n")).toContain(`${addrs.nsAddr} 52625 typ host`);
+    client.send({ event: "broadcast_ice_candidates", payload: { gateway_ids: ["gw-1"], candidates: ["candidate:1 1 udp 2130706431 10.213.99.1 40000 typ host"] } });
     client.stop();
     const mine = (await connections()).find((c) => c.public_key === encodeKey(publicKey));
     expect(mine).toBeDefined();
@@ -104,6 +108,17 @@ describe.skipIf(skip !== undefined)("glassgate up --portal with the dev portal",
     const granted = lines().find((l) => l.msg === "authorization granted")!;
     expect(granted).toMatchObject({ target: "portal", client_id: "client-1", rid: "res-lab", cid: mine!.cid });
     expect(typeof granted.gid).toBe("string");
+    // The connection page names the portal client and lists the portal messages that touched it.
+    const connectionPage = async () => (await fetch(`http://${addrs.nsAddr}:8080/connections/${mine!.cid}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+    // The client's candidates arrive as ice_candidates (a timeline row of their own).
+    const page = await waitFor("the client's candidates on the timeline", async () => {
+      const p = await connectionPage();
+      return p.includes('<td class="mono">ice_candidates</td>') && p;
+    }, 10_000);
+    expect(page).toContain('data-testid="portal-client">client-1<');
+    const timeline = page.slice(page.indexOf('data-testid="portal-timeline"'));
+    expect(timeline).toContain("authorize_flow");
+    expect(timeline).toContain("broadcast_ice_candidates");
   }, 30_000);
 
   test("the portal restarting mid-session: the gateway rejoins and keeps its connections", async () => {

@@ -5,7 +5,7 @@
 //
 // Fatal portal errors (token refused or expired, join rejected, 15 minutes without a join) end the
 // gateway like a fatal error does — goodbye to every client — and exit with the channel's code.
-import { hostname } from "node:os";
+import { hostname, networkInterfaces } from "node:os";
 import pkg from "../../package.json" with { type: "json" };
 import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
 import { DEFAULT_LISTEN_PORT, DEFAULT_MTU, type WireguardConfig } from "../config/index.ts";
@@ -14,10 +14,9 @@ import { PortalSocket } from "../io/portal-socket.ts";
 import { runIp } from "../io/routes.ts";
 import { readSystemFacts } from "../io/system-facts.ts";
 import { gatewayChannel, loginUrl, redactedUrl, userAgent, type ChannelTimers, type GatewayEgress, type GatewayIngress, type PortalSettings } from "../portal/index.ts";
-import type { TargetLogger } from "../telemetry/log.ts";
-import type { Tunnel } from "../tunnel/index.ts";
-import { PortalSession, type PortalInterface, type PortalNode, type PortalNodeEvent } from "./portal-session.ts";
-import { addTunAddresses, clock, runStandalone, type GatewayParts, type RunningGateway, type StandaloneOptions } from "./run.ts";
+import type { Endpoint } from "../wire/index.ts";
+import { PortalSession, type PortalInterface } from "./portal-session.ts";
+import { addTunAddresses, clock, runStandalone, type RunningGateway, type StandaloneOptions } from "./run.ts";
 
 /** Firezone's client ranges: every client address is in these, routed into the TUN (connlib's IPV4_TUNNEL / IPV6_TUNNEL). */
 export const CLIENT_RANGE_V4 = "100.64.0.0/11";
@@ -53,10 +52,9 @@ export async function runPortal(opts: PortalOptions): Promise<RunningPortalGatew
     ...opts,
     config,
     portal: {
-      onNodeEvent: (e, now) => {
-        const pe = e as unknown as PortalNodeEvent;
-        if (pe.type !== "local_candidates" && pe.type !== "invalidated_candidates") return;
-        session?.handleNodeEvent(pe, now);
+      onIceEvent: (e, now) => {
+        if (e.type !== "local_candidates" && e.type !== "invalidated_candidates") return;
+        session?.handleNodeEvent(e, now);
         flush();
       },
       onExpired: (cid, rid, now) => {
@@ -90,8 +88,10 @@ export async function runPortal(opts: PortalOptions): Promise<RunningPortalGatew
     },
   });
   const { parts } = gw;
-  const node = portalNode(parts, opts.logger.target("gateway"));
-  session = new PortalSession({ node, policy: parts.core.policy, log, gid: parts.gid, random: randomBytes });
+  const hosts = hostCandidates(gw.udpPort, parts.tunName);
+  parts.node.setHostAddresses(hosts, clock());
+  log.info("host candidates", { gid: parts.gid, hosts: hosts.map((h) => `${h.address}:${h.port}`).join(",") || undefined });
+  session = new PortalSession({ node: parts.node, policy: parts.core.policy, log, gid: parts.gid, random: randomBytes });
   const s = session;
 
   const publicKey = encodeKey(publicKeyOf(config.interface.privateKey));
@@ -168,43 +168,17 @@ export async function runPortal(opts: PortalOptions): Promise<RunningPortalGatew
 }
 
 /**
- * The node's client API when it has one (ICE: helper icenode's upsertClient & co.); else a
- * WireGuard-only stand-in on the tunnel — a client that knows the gateway's address reaches it,
- * without ICE or relays — so portal mode runs (and its tests pass) on a node without ICE.
+ * The host's own addresses (not loopback, not link-local, not the TUN) with the WireGuard port: the
+ * host candidates every client gets. Read once at start (a host that renumbers needs a restart).
  */
-export function portalNode(parts: GatewayParts, log: TargetLogger): PortalNode {
-  const n = parts.node as unknown as Partial<PortalNode>;
-  if (typeof n.upsertClient === "function") return n as PortalNode;
-  log.warn("this gateway's node has no ICE: portal clients are plain WireGuard peers (no candidates, no relays)", { gid: parts.gid });
-  return tunnelClients(parts.tunnel);
-}
-
-export function tunnelClients(tunnel: Tunnel): PortalNode {
-  const keys = new Map<string, Uint8Array>();
-  const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
-  return {
-    upsertClient(spec) {
-      const had = keys.get(spec.clientId);
-      const replaced = had !== undefined && !same(had, spec.publicKey);
-      // Its addresses move to the new key: the old connection goes first (AllowedIPs must not overlap).
-      if (replaced) tunnel.removePeer(had);
-      const conn = tunnel.upsertPeer({ publicKey: spec.publicKey, presharedKey: spec.presharedKey, allowedIPs: [parseCidr(`${spec.ipv4}/32`), parseCidr(`${spec.ipv6}/128`)] });
-      keys.set(spec.clientId, spec.publicKey);
-      return { cid: conn.cid, replaced };
-    },
-    addRemoteCandidates() {},
-    removeRemoteCandidates() {},
-    removeClient(clientId, now) {
-      const key = keys.get(clientId);
-      if (!key) return;
-      keys.delete(clientId);
-      const text = encodeKey(key);
-      const conn = [...tunnel.connections()].find((c) => c.publicKey === text);
-      if (conn) tunnel.goodbyeTo(conn.cid, now);
-      // The goodbye is queued on the connection: it stays until the transmit is drained; the
-      // policy already refuses its packets (no authorizations).
-    },
-    setRelays() {},
-    removeRelays() {},
-  };
+export function hostCandidates(port: number, tunName: string): Endpoint[] {
+  const out: Endpoint[] = [];
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name === tunName) continue;
+    for (const a of addrs ?? []) {
+      if (a.internal || (a.family === "IPv6" && a.address.toLowerCase().startsWith("fe80"))) continue;
+      out.push({ address: a.address, port });
+    }
+  }
+  return out;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { AccessPolicy } from "../gateway/index.ts";
+import { formatCidr } from "../ip/address.ts";
 import { GATEWAY_INGRESS, type GatewayIngress } from "../portal/index.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
 import { PortalSession, type ClientSpec, type PortalNode, type RelaySpec } from "./portal-session.ts";
@@ -97,7 +98,7 @@ describe("portal session", () => {
     expect(c.spec.localIce).toEqual({ ufrag: "gw", pwd: "gwpassword1234567890ab" });
     expect(c.spec.remoteIce).toEqual({ ufrag: "cl", pwd: "clpassword1234567890ab" });
     expect(Buffer.from(c.spec.presharedKey!).toString("base64")).toBe(PSK);
-    expect(c.spec.ipv4).toBe("100.64.0.2");
+    expect(c.spec.allowedIPs!.map(formatCidr)).toEqual(["100.64.0.2/32", "fd00:2021:1111::2/128"]);
     expect(w.policy.authorizations(c.cid)).toEqual([{ rid: R1, expiresAt: T0 + 60_000 }]);
     expect(w.sent()).toEqual([{ event: "flow_authorized", payload: { ref: "abc" } }]);
     const line = w.lines.find((l) => l.msg === "authorization granted")!;

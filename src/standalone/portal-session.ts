@@ -9,6 +9,8 @@
 // Portal ids: a client's id (`client_id`) is a string from the portal; the data plane's `cid` is
 // the node's number. Log lines and timeline entries carry both, plus the portal's resource id as `rid`.
 import type { AccessPolicy, ExpiresAt } from "../gateway/index.ts";
+import { parseCidr } from "../ip/address.ts";
+import type { ClientSpec, RelaySpec } from "../node/index.ts";
 import type { GatewayEgress, GatewayIngress } from "../portal/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
 import type { Endpoint } from "../wire/index.ts";
@@ -16,31 +18,9 @@ import type { Endpoint } from "../wire/index.ts";
 type Msg<E extends GatewayIngress["event"]> = Extract<GatewayIngress, { event: E }>["payload"];
 export type PortalInterface = Msg<"init">["interface"];
 
-export interface IceCredentialsSpec {
-  ufrag: string;
-  pwd: string;
-}
+export type { ClientSpec, RelaySpec };
 
-export interface ClientSpec {
-  clientId: string;
-  publicKey: Uint8Array;
-  presharedKey?: Uint8Array;
-  localIce: IceCredentialsSpec;
-  remoteIce: IceCredentialsSpec;
-  /** The client's tunnel addresses from the portal (its AllowedIPs on this gateway, /32 and /128). */
-  ipv4: string;
-  ipv6: string;
-}
-
-export interface RelaySpec {
-  id: string;
-  addr: Endpoint[];
-  username: string;
-  password: string;
-  expiresAt?: number;
-}
-
-/** The node's client-facing API (src/node, helper icenode's names); a fake stands in for it in tests. */
+/** The node's client-facing API (GatewayNode's, src/node/ice-connections.ts); a fake stands in for it in tests. */
 export interface PortalNode {
   upsertClient(spec: ClientSpec, now: number): { cid: number; replaced: boolean };
   addRemoteCandidates(clientId: string, sdps: string[], now: number): void;
@@ -272,8 +252,8 @@ export class PortalSession {
       presharedKey: Buffer.from(spec.presharedKey, "base64"),
       localIce: { ufrag: spec.localIce.username, pwd: spec.localIce.password },
       remoteIce: { ufrag: spec.remoteIce.username, pwd: spec.remoteIce.password },
-      ipv4: spec.ipv4,
-      ipv6: spec.ipv6,
+      // The portal's client addresses are its AllowedIPs here (inside 100.64.0.0/11, fd00:2021:1111::/107).
+      allowedIPs: [parseCidr(`${spec.ipv4}/32`), parseCidr(`${spec.ipv6}/128`)],
     }, now);
     let c = this.#clients.get(spec.clientId);
     if (c && c.cid !== cid) {

@@ -7,7 +7,7 @@ import { selectAead } from "../crypto/select.ts";
 import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
 import { formatCidr, formatIp, parseCidr, type Cidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
-import { GatewayNode, type NodeEvent } from "../node/index.ts";
+import { GatewayNode, type IceNodeEvent } from "../node/index.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { errnoName } from "../io/errno.ts";
 import { Throttle } from "../telemetry/throttle.ts";
@@ -73,8 +73,8 @@ export interface StandaloneOptions {
 
 /** What portal mode plugs into the standalone composition. */
 export interface PortalHooks {
-  /** Every node event (after the standalone handling): the portal session answers ICE's. */
-  onNodeEvent(e: NodeEvent, now: number): void;
+  /** The node's ICE events: the portal session signals gathered candidates to the clients. */
+  onIceEvent(e: IceNodeEvent, now: number): void;
   /** An authorization's expiry (the node's sweep): the portal session says goodbye when it was the last. */
   onExpired(cid: number, rid: string, now: number): void;
   /** The admin's portal views (Overview, connections). */
@@ -324,8 +324,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         drainProblems();
       });
       metrics?.onEvent(e);
-      opts.portal?.onNodeEvent(e, now);
     },
+    onIceEvent: (e, now) => opts.portal?.onIceEvent(e, now),
     onGatewayEvent: (e) => {
       const glog = opts.logger.target("gateway");
       if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
