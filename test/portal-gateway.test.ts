@@ -143,7 +143,7 @@ describe.skipIf(skip !== undefined)("glassgate up --portal with the dev portal",
     portal.portal.sendRaw("gateway", "gw-1", JSON.stringify({ topic: "gateway", event: "authorize_flow", payload: { ref: 7 }, ref: null }));
     await waitFor("two malformed lines", () => lines().filter((l) => l.msg === "malformed portal message").length >= 2, 5_000);
     const bad = lines().filter((l) => l.msg === "malformed portal message").at(-1)!;
-    expect(bad).toMatchObject({ level: "warn", event: "authorize_flow", count: 2 });
+    expect(bad).toMatchObject({ level: "warn", event: "authorize_flow", count: 2, gid: expect.any(String) });
     expect(gateway.exitCode).toBeNull();
     const overview = (await admin("/api/overview")) as { portal?: { malformed: number; state: string } };
     expect(overview.portal).toMatchObject({ malformed: 2, state: "joined" });

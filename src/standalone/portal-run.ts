@@ -44,7 +44,8 @@ export function portalConfig(listenPort = DEFAULT_LISTEN_PORT): WireguardConfig 
 }
 
 export async function runPortal(opts: PortalOptions): Promise<RunningPortalGateway> {
-  const log = opts.logger.target("portal");
+  // Every portal line names this gateway (gid) once it is known (the store holds it).
+  let log = opts.logger.target("portal");
   const config = portalConfig(opts.listenPort);
   let session: PortalSession | undefined;
   let flush = (): void => undefined;
@@ -88,6 +89,7 @@ export async function runPortal(opts: PortalOptions): Promise<RunningPortalGatew
     },
   });
   const { parts } = gw;
+  log = log.with({ gid: parts.gid });
   const hosts = hostCandidates(gw.udpPort, parts.tunName);
   parts.node.setHostAddresses(hosts, clock());
   log.info("host candidates", { gid: parts.gid, hosts: hosts.map((h) => `${h.address}:${h.port}`).join(",") || undefined });
