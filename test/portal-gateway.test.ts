@@ -4,7 +4,7 @@
 // resource, so the gateway gets a real authorize_flow. Then the portal misbehaves as a real one
 // can: it restarts mid-session, sends garbage, stalls a join, and finally expires the token.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -13,6 +13,7 @@ import { PortalSocket } from "../src/io/portal-socket.ts";
 import { clientChannel, loginUrl, type ClientEgress, type ClientIngress } from "../src/portal/index.ts";
 import { startDevPortal, type DevPortalServer } from "../tools/dev-portal/server.ts";
 import { parseSeed } from "../tools/dev-portal/seed.ts";
+import { CHROMIUM, launchChromiumIn, screenshot, watchPage } from "./support/browser.ts";
 import { Netns, sh, skipReason, uniqueTag, vethInto, waitFor } from "./support/netns.ts";
 
 const skip = skipReason(["ip"]);
@@ -54,6 +55,8 @@ describe.skipIf(skip !== undefined)("glassgate up --portal with the dev portal",
       FIREZONE_ID: "gw-1",
       FIREZONE_NAME: "edge-1",
       GLASSGATE_ADMIN_TOKEN: ADMIN_TOKEN,
+      GLASSGATE_ADMIN_USER: "admin",
+      GLASSGATE_ADMIN_PASSWORD: "portal-e2e-password-1",
       GLASSGATE_LOG: "info",
     });
     void (async () => {
@@ -137,6 +140,35 @@ describe.skipIf(skip !== undefined)("glassgate up --portal with the dev portal",
     expect(overview.portal).toMatchObject({ state: "joined" });
     expect(overview.portal!.reconnects).toBeGreaterThanOrEqual(1);
   }, 40_000);
+
+  test.skipIf(!existsSync(CHROMIUM))("in a browser: the Overview shows the portal, the connection names its portal client and lists portal messages", async () => {
+    const browser = await launchChromiumIn(ns.name, dataDir);
+    try {
+      const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+      const problems: string[] = [];
+      watchPage(page, problems);
+      const base = `http://${addrs.nsAddr}:8080`;
+      await page.goto(`${base}/login`);
+      await page.fill('input[name="username"]', "admin");
+      await page.fill('input[name="password"]', "portal-e2e-password-1");
+      await page.click('button[type="submit"]');
+      await page.waitForURL(`${base}/`);
+      expect(await page.locator('[data-portal="state"]').textContent()).toBe("joined");
+      expect(Number(await page.locator('[data-portal="reconnects"]').textContent())).toBeGreaterThanOrEqual(1);
+      expect(await page.locator('[data-portal="join_latency_ms"]').textContent()).toMatch(/^\d+ ms$/);
+      await screenshot(page, "portal-overview.png");
+      const cid = (await connections())[0]!.cid;
+      await page.goto(`${base}/connections`);
+      expect(await page.locator(`span[title="portal client client-1"]`).count()).toBe(1);
+      await page.goto(`${base}/connections/${cid}`);
+      expect(await page.getByTestId("portal-client").textContent()).toBe("client-1");
+      expect(await page.getByTestId("portal-timeline").locator("tr").count()).toBeGreaterThanOrEqual(3);
+      await screenshot(page, "portal-connection.png");
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 
   test("garbage from the portal is counted and logged, not fatal", async () => {
     portal.portal.sendRaw("gateway", "gw-1", "this is not a phoenix frame");
