@@ -43,6 +43,23 @@ describe.skipIf(skip !== undefined)("glassgate up --portal with the dev portal",
   type Conn = { cid: number; public_key: string; portal?: { client_id: string; name: string | null } };
   const connections = async () => ((await admin("/api/connections")) as { connections: Conn[] }).connections;
 
+  /** A client that joins the dev portal and asks for `rid`; resolves once the flow is created (the gateway authorized it). */
+  const flowFor = async (rid: string) => {
+    const { publicKey } = generateKeyPair();
+    const events: ClientIngress[] = [];
+    const client: PortalSocket<ClientIngress, ClientEgress> = new PortalSocket({
+      channel: clientChannel({ random: Math.random }),
+      url: () => loginUrl({ apiUrl: portal.url, token: "client-token-1", id: "client-1", name: "laptop", publicKey: encodeKey(publicKey), mode: "client" }),
+      userAgent: "e2e/1 client/1",
+      onEvent: (ev) => void (ev.kind === "message" && events.push(ev.message)),
+    });
+    client.start();
+    await waitFor("the client's init", () => events.some((e) => e.event === "init"), 10_000);
+    client.send({ event: "create_flow", payload: { resource_id: rid } });
+    await waitFor("flow_created", () => events.find((e) => e.event === "flow_created"), 10_000);
+    return client;
+  };
+
   beforeAll(async () => {
     ns = new Netns(`gp${tag}`);
     hostIf = `gph${tag}`.slice(0, 15);
@@ -194,6 +211,24 @@ describe.skipIf(skip !== undefined)("glassgate up --portal with the dev portal",
     await waitFor("the join after the stall", () => lines().filter((l) => l.msg === "joined portal channel").length > joinsBefore, 30_000);
     expect(gateway.exitCode).toBeNull();
   }, 60_000);
+
+  test("the portal moving a flow's expiry ends it then (goodbye, connection gone); reject_access ends a new flow at once", async () => {
+    expect((await connections()).length).toBe(1);
+    portal.portal.setExpiry("client-1", "res-lab", Math.floor(Date.now() / 1000) + 2);
+    await waitFor("the expiry update", () => lines().some((l) => l.msg === "authorization expiry moved" && l.client_id === "client-1"), 5_000);
+    await waitFor("the connection to end at the new expiry", async () => (await connections()).length === 0, 10_000);
+    expect(lines().find((l) => l.msg === "authorization expired")).toMatchObject({ client_id: "client-1", rid: "res-lab", gid: expect.any(String) });
+    expect(lines().some((l) => l.msg === "goodbye sent: no resources left" && l.client_id === "client-1")).toBe(true);
+
+    // A new flow, then the operator revokes the policy: reject_access cuts it.
+    const client = await flowFor("res-lab");
+    client.stop();
+    expect((await connections()).length).toBe(1);
+    portal.portal.revoke("client-1", "res-lab");
+    await waitFor("reject_access to end the connection", async () => (await connections()).length === 0, 10_000);
+    expect(lines().find((l) => l.msg === "authorization revoked by the portal")).toMatchObject({ client_id: "client-1", rid: "res-lab" });
+    portal.portal.authorize("client-1", "res-lab");
+  }, 40_000);
 
   test("token_expired ends the gateway with exit code 2 and a clear message", async () => {
     portal.portal.expireToken("gateway", "gw-1");
