@@ -80,7 +80,7 @@ export class IcePairWorld {
   }
 
   eventsOf<K extends IceEvent["kind"]>(side: "a" | "b", kind: K): { at: number; event: Extract<IceEvent, { kind: K }> }[] {
-    return this.events.filter((e) => e.side === side && e.event.kind === kind) as { at: number; event: Extract<IceEvent, { kind: K }> }[];
+    return this.events.filter((e) => e.side === side && e.event.kind === kind) as unknown as { at: number; event: Extract<IceEvent, { kind: K }> }[];
   }
 
   states(side: "a" | "b"): string[] {
