@@ -47,6 +47,35 @@ export interface AdminGateway {
   connectionState?(cid: number): { state: string; since: string } | undefined;
   /** Named problems the gateway has seen (telemetry/problems.ts), newest first. */
   problems?(): ProblemView[];
+  /** Portal mode: the portal connection's state (the Overview). Absent standalone. */
+  portal?(): PortalView;
+  /** Portal mode: who the portal says a connection is, and each portal message that touched it. */
+  connectionPortal?(cid: number): ConnectionPortalView | undefined;
+}
+
+/** The portal connection (channel.stats()), times as ISO strings. */
+export interface PortalView {
+  url: string;
+  state: string;
+  connected_since: string | null;
+  last_message_at: string | null;
+  reconnects: number;
+  join_latency_ms: number | null;
+  malformed: number;
+  dropped: number;
+  /** The addresses the last `init` gave this gateway. */
+  ipv4: string | null;
+  ipv6: string | null;
+  clients: number;
+}
+
+export interface ConnectionPortalView {
+  client_id: string;
+  name: string | null;
+  ipv4: string;
+  ipv6: string;
+  resources: { rid: string; expires_at: string | null }[];
+  timeline: { at: string; event: string; rid?: string; detail?: string }[];
 }
 
 /** The gateway as the Overview shows it: identity, runtime, and the live rate ring. */

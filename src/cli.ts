@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 // glassgate command line. Exit codes (DESIGN.md §3): 0 ok, 1 runtime failure, 2 bad config/usage.
-import { clashMessage, clashWith, ConfigError, createPeer, filePeerOwner, newGatewayConfigText, nextFreeAddress, parseConfig, readConfigText, type AddressOwner } from "./config/index.ts";
+import { clashMessage, clashWith, ConfigError, createPeer, DEFAULT_LISTEN_PORT, filePeerOwner, newGatewayConfigText, nextFreeAddress, parseConfig, readConfigText, type AddressOwner } from "./config/index.ts";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from "./crypto/x25519.ts";
 import { formatCidr, parseCidr, parseIp } from "./ip/address.ts";
@@ -23,6 +23,10 @@ const USAGE = `usage: glassgate <command>
   up --config FILE [--init] [--interface NAME] [--listen-port N] [--admin HOST:PORT] [--data DIR]
                          run the standalone gateway (needs root or CAP_NET_ADMIN for the TUN device);
                          --init creates FILE with a new key when it does not exist
+  up --portal [--interface NAME] [--listen-port N] [--admin HOST:PORT] [--data DIR]
+                         portal mode: a Firezone gateway driven by the portal (FIREZONE_API_URL,
+                         FIREZONE_TOKEN or FIREZONE_TOKEN_FILE, FIREZONE_ID, FIREZONE_NAME); exits 2
+                         when the portal refuses or expires the token, 1 when it gives up otherwise
   admin create --data DIR --username NAME   (password read from stdin)
                          create an admin user for the web UI
   admin passwd --data DIR --username NAME   (password read from stdin)
@@ -212,6 +216,7 @@ async function up(args: string[]): Promise<number> {
   const values = flags("up", args, {
     config: { type: "string" },
     init: { type: "boolean" },
+    portal: { type: "boolean" },
     interface: { type: "string" },
     "listen-port": { type: "string" },
     admin: { type: "string" },
@@ -225,16 +230,26 @@ async function up(args: string[]): Promise<number> {
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_GROUP_READABLE");
   const adminSecureCookie = envFlag(env, "GLASSGATE_ADMIN_SECURE_COOKIE");
   const trustedProxies = parseTrustedProxies(env.GLASSGATE_TRUSTED_PROXY);
-  const configFile = values.config ?? env.GLASSGATE_CONFIG;
-  if (!configFile) throw new UsageError("up: missing --config FILE (or GLASSGATE_CONFIG)");
-  if (values.init && !existsSync(configFile)) {
+  // Portal mode: no config file; the portal says who may connect (settings errors name the variable).
+  let portal: import("./portal/index.ts").PortalSettings | undefined;
+  if (values.portal) {
+    if (values.config || values.init) throw new UsageError("up --portal: --config and --init are for standalone mode (the portal configures the gateway)");
+    const { portalSettings } = await import("./portal/settings.ts");
+    try {
+      portal = portalSettings(env, (p) => readFileSync(p, "utf8"));
+    } catch (err) {
+      throw new UsageError(errorChain(err));
+    }
+  }
+  const configFile = portal ? undefined : (values.config ?? env.GLASSGATE_CONFIG);
+  if (!portal && !configFile) throw new UsageError("up: missing --config FILE (or GLASSGATE_CONFIG), or --portal");
+  if (configFile && values.init && !existsSync(configFile)) {
     // First start: a fresh key, readable by the owner only.
     writePrivateFile(configFile, newGatewayConfigText(), { exclusive: true });
     process.stderr.write(`glassgate: created ${configFile} with a new key; add clients with: bun run glassgate peers add --config ${configFile} --endpoint <this host's address>\n`);
   }
-  const f = Bun.file(configFile);
-  if (!(await f.exists())) throw new UsageError(`up: ${configFile}: no such file`);
-  const config = parseConfig(await readConfigText(configFile), configFile);
+  if (configFile && !(await Bun.file(configFile).exists())) throw new UsageError(`up: ${configFile}: no such file`);
+  const config = configFile ? parseConfig(await readConfigText(configFile), configFile) : undefined;
   const portText = values["listen-port"] ?? env.GLASSGATE_LISTEN_PORT;
   const interfaceName = values.interface ?? env.GLASSGATE_INTERFACE ?? "glassgate0";
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(interfaceName)) throw new UsageError(`--interface: "${interfaceName}" is not an interface name (1–15 of A-Z a-z 0-9 _ . -)`);
@@ -258,16 +273,15 @@ async function up(args: string[]): Promise<number> {
   }
   // The config holds the gateway's private key (and peers' preshared keys).
   const onLoose: OnLoose = (f) => logger.log("warn", "gateway", "secret file was readable by others", looseLogFields(f));
-  tightenPrivate(configFile, PRIVATE_FILE_MODE, onLoose);
+  if (configFile) tightenPrivate(configFile, PRIVATE_FILE_MODE, onLoose);
 
   // Loaded for `up` only: the OpenTelemetry SDK alone takes ~0.3 s to import, which keygen,
   // pubkey, peers and check-config have no use for.
   const { runStandalone, SHUTDOWN_DEADLINE_MS } = await import("./standalone/run.ts");
   const { tracesUrlFromEnv } = await import("./telemetry/otel.ts");
-  const gw = await runStandalone({
-    config,
+  const common = {
     interfaceName,
-    listenPort: portText !== undefined ? parsePort("--listen-port", portText) : config.interface.listenPort,
+    listenPort: portText !== undefined ? parsePort("--listen-port", portText) : (config?.interface.listenPort ?? DEFAULT_LISTEN_PORT),
     admin: parseHostPort("--admin", values.admin ?? env.GLASSGATE_ADMIN ?? "127.0.0.1:8080"),
     adminToken: env.GLASSGATE_ADMIN_TOKEN || adminTokenFromFile(env, onLoose),
     adminSecureCookie,
@@ -288,7 +302,15 @@ async function up(args: string[]): Promise<number> {
       perPeer: { enabled: perPeerMetrics, cap: numbers.perPeerCap ?? 100 },
       tracesUrl: tracesUrlFromEnv(env),
     },
-  });
+  };
+  let portalFailed: Promise<{ exitCode: number; message: string }> | undefined;
+  let gw;
+  if (portal) {
+    const { runPortal } = await import("./standalone/portal-run.ts");
+    const pg = await runPortal({ ...common, settings: portal, dnsPort: envInt(env, "GLASSGATE_PORTAL_DNS_PORT", 1, 65535) });
+    portalFailed = pg.portalFailed;
+    gw = pg;
+  } else gw = await runStandalone({ ...common, config: config! });
 
   return await new Promise<number>((resolve) => {
     const stop = (signal: string) => {
@@ -314,6 +336,14 @@ async function up(args: string[]): Promise<number> {
     // A fatal error (the event loop's, or one escaping any callback) closes like SIGTERM, exit 1.
     process.on("uncaughtException", (err) => gw.fail(err));
     process.on("unhandledRejection", (err) => gw.fail(err));
+    // The portal refused us for good: goodbye to every client, then the channel's exit code.
+    void portalFailed?.then(({ exitCode }) => {
+      const deadline = setTimeout(() => resolve(exitCode), SHUTDOWN_DEADLINE_MS);
+      gw.shutdown("portal connection failed").finally(() => {
+        clearTimeout(deadline);
+        resolve(exitCode);
+      });
+    });
     void gw.failed.then(() => {
       const deadline = setTimeout(() => resolve(1), SHUTDOWN_DEADLINE_MS);
       gw.shutdown("fatal error").finally(() => {

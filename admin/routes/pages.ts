@@ -57,6 +57,7 @@ export function overviewDataOf(opts: AdminOptions, now: number): ov.OverviewData
     peers: opts.store?.peers.list() ?? [],
     errors: recentWarnings(opts.logs, now),
     now,
+    portal: opts.gateway.portal?.(),
   };
 }
 
@@ -89,6 +90,7 @@ export function pageRoutes(opts: AdminOptions) {
       sampleSeconds: gateway.facts?.().traffic_sample_seconds ?? DEFAULT_SAMPLE_SECONDS,
       banners: problemBanners(gateway.problems?.() ?? [], cid),
       now: t,
+      portal: gateway.connectionPortal?.(cid),
     };
   };
   const gone = (c: Context<AdminEnv>) => {

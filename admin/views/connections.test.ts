@@ -39,3 +39,29 @@ describe("connection page timeline", () => {
     expect(tl).not.toContain("packet forwarded");
   });
 });
+
+describe("connection page in portal mode", () => {
+  const portal = {
+    client_id: "client-1", name: "laptop", ipv4: "100.64.0.2", ipv6: "fd00:2021:1111::2",
+    resources: [{ rid: "res-lab", expires_at: "2026-11-30T12:00:00.000Z" }],
+    timeline: [
+      { at: "2026-11-29T11:58:00.000Z", event: "authorize_flow", rid: "res-lab" },
+      { at: "2026-11-29T11:58:01.000Z", event: "ice_candidates", detail: "2 candidate(s)" },
+      { at: "2026-11-29T11:59:00.000Z", event: "reject_access", rid: "res-lab" },
+    ],
+  };
+  test("names the portal client and its resources instead of a config file peer", async () => {
+    const out = String(await connectionLive({ c, name: null, peerHref: null, logs: [], traffic: [], sampleSeconds: 60, now: NOW, portal }));
+    expect(out).toContain('portal client <span class="mono" data-testid="portal-client">client-1</span> · laptop');
+    expect(out).toContain("res-lab (until 2026-11-30T12:00:00.000Z)");
+    expect(out).not.toContain("config file peer");
+  });
+  test("lists each portal message that touched the client, newest first", async () => {
+    const out = String(await connectionLive({ c, name: null, peerHref: null, logs: [], traffic: [], sampleSeconds: 60, now: NOW, portal }));
+    const table = out.slice(out.indexOf('data-testid="portal-timeline"'));
+    const order = ["reject_access", "ice_candidates", "authorize_flow"].map((e) => table.indexOf(`<td class="mono">${e}</td>`));
+    expect(order.every((i) => i > 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(table).toContain("2 candidate(s)");
+  });
+});

@@ -4,6 +4,7 @@ import { html, raw } from "hono/html";
 import type { LogLine } from "../../src/telemetry/log.ts";
 import type { ConnectionView } from "../../src/telemetry/view.ts";
 import type { TrafficPoint } from "../../src/store/index.ts";
+import type { ConnectionPortalView } from "../types.ts";
 import { fillQuietIntervals, timeChart } from "./chart.ts";
 import { ago, cidLink, fmtBytes, utcTime, type Html } from "./layout.ts";
 import { logRows } from "./logs.ts";
@@ -41,7 +42,7 @@ export function connectionRows(conns: ConnectionItem[], total: number, q: Connec
   if (total === 0) return html`<tr><td colspan="10" class="empty" data-testid="connections-empty">No peers in the data plane yet. Add one on the <a href="/peers">Peers</a> page.</td></tr>`;
   if (conns.length === 0) return html`<tr><td colspan="10" class="empty" data-testid="connections-no-match">No connection matches “${q.q}”. <a href="/connections">Show all ${total}</a></td></tr>`;
   return html`${conns.map((c) => html`<tr data-cid="${c.cid}" data-state="${c.state}">
-<td>${cidLink(c.cid)}</td><td>${c.name ?? html`<span class="muted">config file</span>`}</td><td class="mono key">${c.public_key}</td><td class="mono">${c.endpoint ?? "—"}</td>
+<td>${cidLink(c.cid)}</td><td>${c.name ?? (c.portal ? html`<span title="portal client ${c.portal.client_id}">${c.portal.name ?? c.portal.client_id}</span> <span class="muted small">portal</span>` : html`<span class="muted">config file</span>`)}</td><td class="mono key">${c.public_key}</td><td class="mono">${c.endpoint ?? "—"}</td>
 <td class="mono">${c.sessions.map((s) => `(${s})`).join(" ") || "—"}</td><td>${ago(c.last_handshake, now)}</td>
 <td>${fmtBytes(c.rx_bytes)}</td><td>${fmtBytes(c.tx_bytes)}</td><td>${c.rx_packets} / ${c.tx_packets}</td>
 <td><span class="pill ${c.state}" title="since ${c.state_since}">${c.state.replace("_", " ")}</span> <span class="muted">${ago(c.state_since, now)}</span></td></tr>`)}`;
@@ -91,6 +92,16 @@ export interface ConnectionDetail {
   /** Banners for the connection's problems (admin/views/problems.ts), rendered by the caller. */
   banners?: Html;
   now: number;
+  /** Portal mode: the client as the portal knows it, and the portal messages that touched it. */
+  portal?: ConnectionPortalView;
+}
+
+/** Each portal message that touched this client, newest first (portal-session.ts keeps the last 64). */
+function portalTimeline(p: ConnectionPortalView): Html {
+  const rows = [...p.timeline].reverse();
+  return html`<h3>Portal messages</h3><table data-testid="portal-timeline"><tbody>${rows.length === 0
+    ? html`<tr><td class="empty">No portal messages for this client yet.</td></tr>`
+    : rows.map((e) => html`<tr><td>${utcTime(e.at)}</td><td class="mono">${e.event}</td><td class="mono">${e.rid ?? ""}</td><td>${e.detail ?? ""}</td></tr>`)}</tbody></table>`;
 }
 
 export function connectionDetail(d: ConnectionDetail): Html {
@@ -120,7 +131,8 @@ export function connectionLive(d: ConnectionDetail): Html {
   const timeline = d.logs.filter(isTimelineEvent).map(timelineLine);
   const drops = Object.entries(c.drops).filter(([, n]) => n);
   return html`<div id="connection-live" hx-get="/connections/${c.cid}/live" hx-trigger="every 2s" hx-swap="outerHTML">${d.banners ?? ""}
-<div class="columns"><section><table class="facts"><tbody><tr><th>peer</th><td>${d.peerHref ? html`<a href="${d.peerHref}">${d.name}</a>` : html`<span class="muted">config file peer</span>`}</td></tr>
+<div class="columns"><section><table class="facts"><tbody><tr><th>peer</th><td>${d.peerHref ? html`<a href="${d.peerHref}">${d.name}</a>` : d.portal ? html`portal client <span class="mono" data-testid="portal-client">${d.portal.client_id}</span>${d.portal.name ? html` · ${d.portal.name}` : ""}` : html`<span class="muted">config file peer</span>`}</td></tr>
+${d.portal ? html`<tr><th>portal resources</th><td class="mono">${d.portal.resources.map((r) => `${r.rid}${r.expires_at ? ` (until ${r.expires_at})` : ""}`).join(", ") || "—"}</td></tr>` : ""}
 <tr><th>public key</th><td class="mono">${c.public_key}</td></tr><tr><th>endpoint</th><td class="mono">${c.endpoint ?? "—"}</td></tr>
 <tr><th>sessions</th><td class="mono">${c.sessions.map((s) => `(${s})`).join(" ") || "—"}</td></tr>
 <tr><th>state</th><td><span class="pill ${c.state}" data-testid="state">${c.state.replace("_", " ")}</span> <span class="muted" title="${c.state_since}">entered ${ago(c.state_since, now)}</span></td></tr><tr><th>last handshake</th><td>${c.last_handshake ? html`${ago(c.last_handshake, now)} · ${utcTime(c.last_handshake)}` : "never"}</td></tr>
@@ -130,6 +142,7 @@ export function connectionLive(d: ConnectionDetail): Html {
 <section><h2>Drops by reason</h2>${drops.length === 0 ? html`<p class="empty">No packets from or to this peer were dropped.</p>` : html`<table data-testid="drops"><tbody>${drops.map(([r, n]) => html`<tr><td class="mono">${r}</td><td>${n}</td></tr>`)}</tbody></table>`}</section></div>
 <h2>Traffic history</h2>${trafficChart(d.traffic, d.sampleSeconds, now)}
 <h2>Timeline</h2><table><tbody>${logRows(timeline, "No handshakes or session events logged for this connection yet.")}</tbody></table>
+${d.portal ? portalTimeline(d.portal) : ""}
 <h2>Recent logs</h2><p><a href="/logs?cid=${c.cid}">all logs for cid ${c.cid}</a> · <a href="/audit?cid=${c.cid}">audit trail</a></p><table><tbody>${logRows(d.logs.slice(0, 50))}</tbody></table>
 <p class="muted small">Updated ${utcTime(now)} · refreshed every 2 s</p></div>`;
 }

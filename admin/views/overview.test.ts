@@ -88,4 +88,19 @@ describe("overview", () => {
   test("the live part refreshes itself as one fragment", async () => {
     expect(await render({})).toContain('hx-get="/overview/live" hx-trigger="every 5s" hx-swap="outerHTML"');
   });
+
+  test("portal mode: the portal's state, since when it is joined, last message, reconnects and join latency", async () => {
+    const portal = { url: "wss://api.example/", state: "joined", connected_since: "2026-11-29T11:30:00.000Z", last_message_at: "2026-11-29T11:59:50.000Z", reconnects: 3, join_latency_ms: 41.7, malformed: 2, dropped: 0, ipv4: "100.64.0.1", ipv6: "fd00:2021:1111::1", clients: 1 };
+    const out = await render({ facts: facts(), portal });
+    const table = out.slice(out.indexOf('data-testid="portal"'));
+    expect(table).toContain("<strong>joined</strong>");
+    expect(table).toContain("(30 min)");
+    expect(table).toContain("(10 s ago)");
+    expect(table).toContain('data-portal="reconnects">3<');
+    expect(table).toContain('data-portal="join_latency_ms">42 ms<');
+    expect(table).toContain('data-portal="malformed">2<');
+    expect(table).toContain("100.64.0.1 fd00:2021:1111::1");
+    expect(await render({ facts: facts() })).not.toContain('data-testid="portal"');
+  });
 });
+

@@ -5,7 +5,7 @@
 import { html } from "hono/html";
 import type { PeerRow } from "../../src/store/index.ts";
 import type { ConnectionView } from "../../src/telemetry/view.ts";
-import type { GatewayFacts, ProblemView } from "../types.ts";
+import type { GatewayFacts, PortalView, ProblemView } from "../types.ts";
 import { timeChart } from "./chart.ts";
 import { problemSeen } from "./problems.ts";
 import { cidLink, fmtBytes, fmtDuration, utcTime, type Html } from "./layout.ts";
@@ -22,6 +22,8 @@ export interface OverviewData {
   /** Warnings and errors logged in the last 24 h (counted up to WARNINGS_CAP). */
   errors: number;
   now: number;
+  /** Portal mode: the portal connection. */
+  portal?: PortalView;
 }
 
 /** Peers whose expiry falls within this window are listed (and those expired in it). */
@@ -38,6 +40,7 @@ export function overviewLive(d: OverviewData): Html {
 ${summaryCards(d)}
 ${problemList(d.problems)}
 ${d.facts ? factsTable(d.facts, d.now) : ""}
+${d.portal ? portalTable(d.portal, d.now) : ""}
 <div class="charts">${d.facts ? rateCharts(d.facts) : ""}</div>
 <div class="columns"><section>${dropsTable(d.conns, d.facts?.unattributed_drops ?? {})}</section>
 <section>${topTalkers(d.conns, names)}</section></div>
@@ -75,6 +78,20 @@ function factsTable(f: GatewayFacts, now: number): Html {
 <tr><th>uptime</th><td data-fact="uptime">${fmtDuration(now - started)} (since ${utcTime(started)})</td><th>AEAD backend</th><td data-fact="aead">${f.aead}</td></tr>
 <tr><th>UDP buffers in effect</th><td data-fact="udp_buffers">receive ${fmtBytes(f.udp_buffers.recv)}, send ${fmtBytes(f.udp_buffers.send)}</td>
 <th>queue depths</th><td data-fact="queue_depths">UDP ${f.queue_depths.udp}, TUN ${f.queue_depths.tun} packets waiting</td></tr></tbody></table>`;
+}
+
+/** Portal mode: is the portal there, since when, how often it went away, and how fast it answers a join. */
+function portalTable(p: PortalView, now: number): Html {
+  const since = p.connected_since ? Date.parse(p.connected_since) : null;
+  const last = p.last_message_at ? Date.parse(p.last_message_at) : null;
+  return html`<h2>Portal</h2><table class="facts" data-testid="portal"><tbody>
+<tr><th>portal</th><td class="mono" data-portal="url">${p.url}</td><th>state</th><td data-portal="state"><strong>${p.state}</strong></td></tr>
+<tr><th>connected since</th><td data-portal="connected_since">${since === null ? "not joined" : html`${utcTime(since)} (${fmtDuration(now - since)})`}</td>
+<th>last message</th><td data-portal="last_message_at">${last === null ? "none yet" : html`${utcTime(last)} (${fmtDuration(now - last)} ago)`}</td></tr>
+<tr><th>reconnects</th><td data-portal="reconnects">${p.reconnects}</td><th>join latency</th><td data-portal="join_latency_ms">${p.join_latency_ms === null ? "—" : `${Math.round(p.join_latency_ms)} ms`}</td></tr>
+<tr><th>malformed messages</th><td data-portal="malformed">${p.malformed}</td><th>dropped (buffer full)</th><td data-portal="dropped">${p.dropped}</td></tr>
+<tr><th>tunnel addresses (init)</th><td class="mono" data-portal="addresses">${p.ipv4 ?? "—"} ${p.ipv6 ?? ""}</td><th>portal clients</th><td data-portal="clients">${p.clients}</td></tr>
+</tbody></table>`;
 }
 
 function rateCharts(f: GatewayFacts): Html {
@@ -187,6 +204,7 @@ export function overviewJson(d: OverviewData) {
       warnings_24h_capped: d.errors >= WARNINGS_CAP,
     },
     facts: d.facts ?? null,
+    portal: d.portal ?? null,
     problems: d.problems,
     drops: dropsByReason(d.conns, d.facts?.unattributed_drops ?? {}),
     top_talkers: topTalkerList(d.conns, names),

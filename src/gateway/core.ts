@@ -25,6 +25,7 @@ export class GatewayCore {
   readonly nat = new DnsNat(new ProxyIpAllocator());
   /** The gateway's own DNS service (its tunnel addresses, port 53): always reachable. */
   readonly #localDns = new Set<string>();
+  #dnsPort = 53;
   readonly #inView = new PacketView();
   readonly drops = new DropCounters<GatewayDropReason>();
   readonly #view = new PacketView();
@@ -90,7 +91,7 @@ export class GatewayCore {
   }
 
   #isLocalDns(v: PacketView): boolean {
-    return v.dstPort === 53 && this.#localDns.has(addressKey(v.buf, v.dstAt, v.addressLength));
+    return v.dstPort === this.#dnsPort && this.#localDns.has(addressKey(v.buf, v.dstAt, v.addressLength));
   }
 
   /** A packet from the network (TUN) to a client: reverse DNS-resource NAT where it applies. */
@@ -101,8 +102,12 @@ export class GatewayCore {
     this.nat.inbound(v, now);
   }
 
-  /** Marks `addr` (the gateway's tunnel address) as serving DNS on port 53. */
-  serveDnsOn(addr: Uint8Array): void {
+  /**
+   * Marks `addr` (the gateway's tunnel address) as serving DNS on `port`: 53 standalone, 53535 in
+   * portal mode (Firezone clients ask the gateway there). One port for every address.
+   */
+  serveDnsOn(addr: Uint8Array, port = 53): void {
+    this.#dnsPort = port;
     this.#localDns.add(addressKey(addr));
   }
 

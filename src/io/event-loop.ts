@@ -7,7 +7,7 @@
 // escaping a setImmediate callback and the process dying with every client left waiting out
 // its timeouts (Firezone #10401).
 import type { GatewayCore, GatewayEvent } from "../gateway/index.ts";
-import { DatagramBatch, GatewayNode, TunBatch, isGatewayEvent, type CaptureTap } from "../node/index.ts";
+import { DatagramBatch, GatewayNode, TunBatch, isGatewayEvent, isIceEvent, type CaptureTap, type IceNodeEvent } from "../node/index.ts";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import type { Endpoint } from "../wire/index.ts";
 import { DEVICE_GONE, errnoOf } from "./errno.ts";
@@ -63,6 +63,8 @@ export interface EventLoopOptions {
   /** Resources and authorizations: decides what clients may send into the network. */
   gateway?: GatewayCore;
   onGatewayEvent?: (e: GatewayEvent) => void;
+  /** ICE / TURN events (portal mode): candidates to signal, the timeline, relay state. */
+  onIceEvent?: (e: IceNodeEvent, now: number) => void;
   /** Per-connection packet captures (io/capture.ts): tapped only while one is running. */
   captures?: CaptureTap;
 }
@@ -214,6 +216,7 @@ export class EventLoop {
     this.#flushUdpBatch();
     for (let e = node.pollEvent(); e; e = node.pollEvent()) {
       if (isGatewayEvent(e)) this.#opts.onGatewayEvent?.(e);
+      else if (isIceEvent(e)) this.#opts.onIceEvent?.(e, now);
       else this.#opts.onEvent(e, now);
     }
 

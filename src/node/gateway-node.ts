@@ -12,6 +12,14 @@ import { GatewayCore, type GatewayEvent } from "../gateway/core.ts";
 import type { PacketOwner, Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import { MAX_DATAGRAM_SIZE, type Endpoint, type Transmit } from "../wire/index.ts";
 import type { DatagramBatch, TunBatch } from "./batches.ts";
+import { bindingRoute } from "../ice/agent.ts";
+import { decodeBinding } from "../ice/agent-messages.ts";
+import { CHANNEL_DATA_HEADER } from "../ice/channel-data.ts";
+import { channelDataLength } from "../ice/turn-client.ts";
+import { looksLikeStun } from "../ice/stun.ts";
+import type { TargetLogger } from "../telemetry/log.ts";
+import { IceConnections, type ClientSpec, type IceConnection, type IceNodeEvent } from "./ice-connections.ts";
+import { relayKey, type RelaySpec } from "./relays.ts";
 
 /** What handleNetworkInput did with a datagram. */
 export const NET_DELIVERED = 1; // an inner packet was committed to the TunBatch (its last slot)
@@ -24,11 +32,13 @@ export const TUN_SENT = 1; // encrypted datagram(s) committed to the DatagramBat
 export const TUN_STAGED = 0; // waits for a handshake (the initiation comes out of pollTransmit)
 export const TUN_DROPPED = -1; // counted (no_route, …)
 
-export type NodeEvent = TunnelEvent | GatewayEvent;
+export type NodeEvent = TunnelEvent | GatewayEvent | IceNodeEvent;
 
 export function isGatewayEvent(e: NodeEvent): e is GatewayEvent {
   return e.type === "denied" || e.type === "authorization_expired";
 }
+
+export { isIceEvent, type ClientSpec, type IceNodeEvent } from "./ice-connections.ts";
 
 /** Taps inner traffic per connection (io/capture.ts's Captures): called only while `active.size !== 0`. */
 export interface CaptureTap {
@@ -72,6 +82,9 @@ export interface NodeCounters {
   replies: number;
   /** Super-packets that could not be segmented. */
   segmentFailures: number;
+  /** Datagrams the demux handed to ICE agents / TURN allocations, and ones nobody took. */
+  stun: number;
+  stunUnclaimed: number;
 }
 
 export interface GatewayNodeOptions {
@@ -79,12 +92,25 @@ export interface GatewayNodeOptions {
   /** The policy and NAT; a plain WireGuard server when it has no resources. Made here if absent. */
   gateway?: GatewayCore;
   captures?: CaptureTap;
+  /** Logs of the ICE agents (target `ice`) and the TURN allocations (target `turn`). */
+  iceLog?: TargetLogger;
+  turnLog?: TargetLogger;
 }
 
 export class GatewayNode {
   readonly tunnel: Tunnel;
   readonly gateway: GatewayCore;
-  readonly counters: NodeCounters = { delivered: 0, sent: 0, denied: 0, staged: 0, replies: 0, segmentFailures: 0 };
+  readonly counters: NodeCounters = { delivered: 0, sent: 0, denied: 0, staged: 0, replies: 0, segmentFailures: 0, stun: 0, stunUnclaimed: 0 };
+  /** Clients reached through ICE, the TURN relays, the candidates: empty in standalone mode. */
+  readonly ice: IceConnections;
+  /**
+   * Whether anything but WireGuard can arrive (ICE clients or relays exist): standalone mode pays
+   * one boolean check per datagram for the demux, nothing more.
+   */
+  #demuxing = false;
+  /** The socket's port: the `at` of a datagram for the agents (the socket is bound to the wildcard). */
+  #at = { address: "0.0.0.0", port: 0 };
+  #at6 = { address: "::", port: 0 };
   captures: CaptureTap | undefined;
   segmenter: TunSegmenter | undefined;
   /** Whose packet the tunnel just handled (its explicit output, reused). */
@@ -107,6 +133,7 @@ export class GatewayNode {
     this.tunnel = opts.tunnel;
     this.gateway = opts.gateway ?? new GatewayCore();
     this.captures = opts.captures;
+    this.ice = new IceConnections(this.tunnel, opts.iceLog, opts.turnLog);
   }
 
   // ───────────────────────────── data path ─────────────────────────────
@@ -121,8 +148,23 @@ export class GatewayNode {
     // The wire parsers read from index 0: a view only when the shell's datagram is not at 0 by
     // itself (the batched UDP shell will hand whole slots; Bun's socket hands whole buffers).
     const datagram = off === 0 && len === buf.length ? buf : buf.subarray(off, off + len);
+    // The demux (snownet's order): transport data (type 4, the hot case) goes straight on; the
+    // rest may be STUN, TURN or ChannelData once ICE is in use.
+    if (this.#demuxing && buf[off] !== 4) {
+      const handled = this.#demux(datagram, len, from, now, out, at);
+      if (handled !== undefined) return handled;
+    }
+    return this.#wireguardIn(datagram, from, now, out, at);
+  }
+
+  #wireguardIn(datagram: Uint8Array, from: Endpoint, now: number, out: TunBatch, at: number): number {
     const tunnel = this.tunnel;
     const n = tunnel.decapsulate(datagram, from, out.data, now, at, this.#owner);
+    if (this.#demuxing) {
+      // ICE's consent: traffic either way keeps the connection out of idle.
+      const conn = this.#owner.conn;
+      if (conn !== undefined) this.ice.byCid(conn.cid)?.agent.noteTraffic(now);
+    }
     if (n <= 0) return NET_NONE;
     const cid = this.#owner.conn!.cid;
     const packet = out.view(out.count);
@@ -138,6 +180,63 @@ export class GatewayNode {
     out.commit(n);
     this.counters.delivered++;
     return NET_DELIVERED;
+  }
+
+  /**
+   * Not transport data while ICE is in use: STUN from a relay → its allocation; ChannelData from a
+   * relay → unwrapped, then STUN → the agents, else WireGuard; STUN from anyone else → the agent
+   * its USERNAME (request) or transaction (response) names. undefined: WireGuard, for the tunnel.
+   */
+  #demux(datagram: Uint8Array, len: number, from: Endpoint, now: number, out: TunBatch, at: number): number | undefined {
+    const b0 = datagram[0]!;
+    const ice = this.ice;
+    if (ice.relays.size !== 0 && (b0 < 4 || (b0 >= 0x40 && b0 <= 0x4f))) {
+      const relay = ice.relays.byServer(from);
+      if (relay !== undefined) {
+        if (b0 >= 0x40) {
+          const ch = relay.turn.decapsulate(datagram, len, from, now);
+          if (ch === undefined) return NET_NONE;
+          const inner = channelDataLength(datagram);
+          // The relayed path pays one view per datagram: the tunnel and STUN parsers read from 0.
+          const payload = datagram.subarray(CHANNEL_DATA_HEADER, CHANNEL_DATA_HEADER + inner);
+          if (looksLikeStun(payload)) {
+            this.#toAgents(payload, ch.peer, ch.peer, now, relayKey(relay.id, ch.peer));
+            return NET_NONE;
+          }
+          return this.#wireguardIn(payload, ch.peer, now, out, at);
+        }
+        if (looksLikeStun(datagram, len) && relay.turn.handleInput(datagram, len, from, now, from.address.includes(":") ? this.#at6 : this.#at)) {
+          this.counters.stun++;
+          ice.afterRelayInput(now);
+          return NET_NONE;
+        }
+      }
+    }
+    if (b0 < 4 && looksLikeStun(datagram, len)) {
+      this.#toAgents(datagram, from, from.address.includes(":") ? this.#at6 : this.#at, now, undefined);
+      return NET_NONE;
+    }
+    return undefined;
+  }
+
+  /** A Binding message for one of the agents; `at` is where it arrived, `relay` the allocation it came through. */
+  #toAgents(data: Uint8Array, from: Endpoint, at: Endpoint, now: number, relay: string | undefined): void {
+    const msg = decodeBinding(data);
+    if ("drop" in msg) {
+      this.counters.stunUnclaimed++;
+      return;
+    }
+    const route = bindingRoute(msg);
+    let target = undefined;
+    if (route !== undefined && "ufrag" in route) target = this.ice.byUfrag(route.ufrag);
+    else if (route !== undefined) for (const ic of this.ice.all()) if (ic.agent.ownsTransaction(route.transaction)) target = ic;
+    if (target === undefined) {
+      this.counters.stunUnclaimed++;
+      return;
+    }
+    this.counters.stun++;
+    target.agent.handleBinding(msg, from, at, now, relay);
+    this.ice.afterInput(target, now);
   }
 
   /**
@@ -169,9 +268,15 @@ export class GatewayNode {
     // Reverse NAT parses from index 0: a view only while DNS-resource NAT has sessions at all.
     if (gw.nat.sessions !== 0) gw.toClient(off === 0 ? buf : buf.subarray(off, off + len), len, now);
     const tunnel = this.tunnel;
+    if (this.ice.relayed.length !== 0) {
+      const r = tunnel.routeAt(buf, off, len);
+      const ic = r !== undefined ? this.ice.byCid(r.cid) : undefined;
+      if (ic !== undefined && ic.channel !== undefined) return this.#encryptRelayed(buf, off, len, out, at, now, ic);
+    }
     const n = tunnel.encapsulateAt(buf, off, len, out.data, at, now, this.#owner);
     const conn = this.#owner.conn;
     if (conn === undefined) return TUN_DROPPED;
+    if (this.#demuxing) this.ice.byCid(conn.cid)?.agent.noteTraffic(now);
     // Capture tap, gateway → client before encryption (after reverse NAT: what the client gets).
     const caps = this.captures;
     if (caps !== undefined && caps.active.size !== 0) caps.tap(conn.cid, buf.subarray(off, off + len), len, now);
@@ -180,6 +285,28 @@ export class GatewayNode {
       return TUN_STAGED;
     }
     out.commit(n, conn.peer.endpoint!);
+    this.counters.sent++;
+    return TUN_SENT;
+  }
+
+  /**
+   * A packet for a connection whose selected pair is relayed: encrypted 4 bytes into the slot,
+   * the ChannelData header written in front, sent to the relay. Nothing allocated.
+   */
+  #encryptRelayed(buf: Uint8Array, off: number, len: number, out: DatagramBatch, at: number, now: number, ic: IceConnection): number {
+    const n = this.tunnel.encapsulateAt(buf, off, len, out.data, at + CHANNEL_DATA_HEADER, now, this.#owner);
+    const caps = this.captures;
+    if (caps !== undefined && caps.active.size !== 0) caps.tap(ic.cid, buf.subarray(off, off + len), len, now);
+    if (n <= 0) {
+      this.counters.staged++;
+      return TUN_STAGED;
+    }
+    ic.agent.noteTraffic(now);
+    const turn = ic.relay!.turn;
+    const server = turn.server;
+    const m = server !== undefined ? turn.encapsulate(out.view(out.count), n, ic.channel!, now) : -1;
+    if (m < 0) return TUN_DROPPED;
+    out.commit(m, server!);
     this.counters.sent++;
     return TUN_SENT;
   }
@@ -193,7 +320,8 @@ export class GatewayNode {
       const m = this.tunnel.encapsulate(r, this.#replyWire, now, this.#owner);
       const to = this.#owner.conn?.peer.endpoint;
       if (m > 0 && to !== undefined) {
-        this.#outbox.push({ data: this.#replyWire.slice(0, m), to });
+        const t = { data: this.#replyWire.slice(0, m), to };
+        this.#outbox.push(this.#demuxing ? this.ice.frame(t, now) : t);
         this.counters.replies++;
       }
     }
@@ -207,18 +335,30 @@ export class GatewayNode {
     if (t !== undefined && t <= now) this.tunnel.handleTimeout(now);
     const g = this.gateway.pollTimeout();
     if (g !== undefined && g <= now) this.gateway.handleTimeout(now);
+    if (this.#demuxing) {
+      const i = this.ice.pollTimeout();
+      if (i !== undefined && i <= now) this.ice.handleTimeout(now);
+    }
   }
 
   /** When handleTimeout must run next: O(1). */
   pollTimeout(): number | undefined {
     const t = this.tunnel.pollTimeout();
     const g = this.gateway.pollTimeout();
-    if (t === undefined) return g;
-    return g === undefined || t < g ? t : g;
+    let m = t === undefined ? g : g === undefined || t < g ? t : g;
+    if (this.#demuxing) {
+      const i = this.ice.pollTimeout();
+      if (i !== undefined && (m === undefined || i < m)) m = i;
+    }
+    return m;
   }
 
   pollTransmit(): Transmit | undefined {
-    return this.#outbox.shift() ?? this.tunnel.pollTransmit();
+    const own = this.#outbox.shift() ?? this.ice.pollTransmit();
+    if (own !== undefined) return own;
+    const t = this.tunnel.pollTransmit();
+    // Toward a relayed connection, the tunnel's handshakes and keepalives go inside ChannelData.
+    return t !== undefined && this.ice.relayed.length !== 0 ? this.ice.frame(t, this.ice.now) : t;
   }
 
   /**
@@ -239,7 +379,54 @@ export class GatewayNode {
   }
 
   pollEvent(): NodeEvent | undefined {
-    return this.tunnel.pollEvent() ?? this.gateway.pollEvent();
+    return this.tunnel.pollEvent() ?? this.gateway.pollEvent() ?? this.ice.pollEvent();
+  }
+
+  // ───────────────────────────── ICE (portal mode) ─────────────────────────────
+
+  /**
+   * The socket's addresses (host candidates) and port, as the shell finds them. Call before the
+   * first client; again when they change.
+   */
+  setHostAddresses(hosts: Endpoint[], now: number): void {
+    const port = hosts[0]?.port ?? 0;
+    this.#at = { address: "0.0.0.0", port };
+    this.#at6 = { address: "::", port };
+    this.ice.setHostAddresses(hosts, now);
+  }
+
+  /** Adds or updates a client reached through ICE (ice-connections.ts: when it is kept, when replaced). */
+  upsertClient(spec: ClientSpec, now: number): { cid: number; replaced: boolean } {
+    this.#demuxing = true;
+    return this.ice.upsert(spec, now);
+  }
+
+  addRemoteCandidates(clientId: string, sdps: string[], now: number): void {
+    this.ice.addRemoteCandidates(clientId, sdps, now);
+  }
+
+  removeRemoteCandidates(clientId: string, sdps: string[], now: number): void {
+    this.ice.removeRemoteCandidates(clientId, sdps, now);
+  }
+
+  /** Goodbye first (queued, framed for the client's path), then gone. */
+  removeClient(clientId: string, now: number): void {
+    this.ice.remove(clientId, now);
+  }
+
+  setRelays(relays: RelaySpec[], now: number): void {
+    this.#demuxing = true;
+    this.ice.setRelays(relays, now);
+  }
+
+  removeRelays(ids: string[], now: number): void {
+    this.ice.removeRelays(ids, now);
+  }
+
+  /** The admin's path for a connection: `direct host`, `srflx`, `relay via …`; undefined if not ICE or no pair yet. */
+  pathOf(cid: number): string | undefined {
+    const ic = this.ice.byCid(cid);
+    return ic ? this.ice.pathOf(ic) : undefined;
   }
 
   // ───────────────────────────── admin surface ─────────────────────────────

@@ -9,6 +9,9 @@ export {
   TUN_SENT,
   TUN_STAGED,
   isGatewayEvent,
+  isIceEvent,
+  type ClientSpec,
+  type IceNodeEvent,
   type CaptureTap,
   type GatewayNodeOptions,
   type GsoInfo,
@@ -17,3 +20,5 @@ export {
   type SegmentSink,
   type TunSegmenter,
 } from "./gateway-node.ts";
+export { IceConnections, ROLLOVER_DEBOUNCE_MS, type IceConnection } from "./ice-connections.ts";
+export { Relays, type RelaySpec, type RelayView } from "./relays.ts";

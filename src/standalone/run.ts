@@ -5,9 +5,9 @@ import { createAdminApp } from "../../admin/app.ts";
 import type { WireguardConfig } from "../config/index.ts";
 import { selectAead } from "../crypto/select.ts";
 import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
-import { formatCidr, formatIp, parseCidr } from "../ip/address.ts";
+import { formatCidr, formatIp, parseCidr, type Cidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
-import { GatewayNode } from "../node/index.ts";
+import { GatewayNode, type IceNodeEvent } from "../node/index.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { errnoName } from "../io/errno.ts";
 import { Throttle } from "../telemetry/throttle.ts";
@@ -28,6 +28,7 @@ import { ProblemDetector, problemView } from "../telemetry/problems.ts";
 import { Logger, logMs, type TargetLogger } from "../telemetry/log.ts";
 import type { LogRing } from "../telemetry/log-ring.ts";
 import type { SentryReporter } from "../telemetry/sentry.ts";
+import type { AdminGateway } from "../../admin/types.ts";
 import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
 import { filePeerId, gatewayId, Store } from "../store/index.ts";
 import { ConnectionHistory } from "./peer-history.ts";
@@ -66,6 +67,31 @@ export interface StandaloneOptions {
   dataDir: string;
   keepDefaultBuffers: boolean;
   logger: Logger;
+  /** Portal mode (portal-run.ts): what it adds to this composition. Absent: standalone. */
+  portal?: PortalHooks;
+}
+
+/** What portal mode plugs into the standalone composition. */
+export interface PortalHooks {
+  /** The node's ICE events: the portal session signals gathered candidates to the clients. */
+  onIceEvent(e: IceNodeEvent, now: number): void;
+  /** An authorization's expiry (the node's sweep): the portal session says goodbye when it was the last. */
+  onExpired(cid: number, rid: string, now: number): void;
+  /** The admin's portal views (Overview, connections). */
+  admin?: Pick<AdminGateway, "portal" | "connectionPortal">;
+}
+
+/** The running parts portal mode drives after start (its TUN addresses and DNS come with `init`). */
+export interface GatewayParts {
+  node: GatewayNode;
+  tunnel: Tunnel;
+  core: GatewayCore;
+  tunName: string;
+  gid: string;
+  /** Run an event-loop turn (after a change made outside it). */
+  wake(): void;
+  /** Starts the DNS service on `listen` (tunnel addresses) once; later calls are ignored. */
+  startDns(listen: Uint8Array[], port: number, upstream: string | undefined): Promise<void>;
 }
 
 export interface RunningGateway {
@@ -80,6 +106,20 @@ export interface RunningGateway {
   failed: Promise<unknown>;
   /** A fatal error from outside the event loop (e.g. an uncaught exception): log, goodbye, shut down. */
   fail(err: unknown): void;
+  parts: GatewayParts;
+}
+
+/**
+ * Adds tunnel addresses to the TUN. One the host already routes elsewhere would be shadowed or
+ * shadow it: said loudly, and the address stands (the operator's, or the portal's, choice).
+ */
+export function addTunAddresses(tunName: string, addresses: Cidr[], log: TargetLogger, field = "[Interface] Address"): void {
+  const hostRoutes = readHostRoutes().filter((r) => r.dev !== tunName);
+  for (const a of addresses) {
+    const clash = hostConflict(parseCidr(formatCidr(a)), hostRoutes);
+    if (clash) log.error(`tunnel Address overlaps a network the host already routes: fix ${field}`, { address: formatCidr(a), interface: tunName, ...clash });
+  }
+  for (const a of addresses) ip(["addr", "add", formatCidr(a), "dev", tunName]);
 }
 
 /** How often the Overview's gateway-wide rates are sampled (120 points: the last 10 minutes). */
@@ -242,14 +282,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       c.allowedIPs.map((prefix) => ({ prefix, peer: { cid: c.cid, publicKey: c.publicKey, name: names.get(c.publicKey) } }))));
   };
   try {
-    // The tunnel subnet gets a connected route on the TUN: one the host already has elsewhere
-    // would be shadowed or shadow it. Said loudly; the operator's Address stands.
-    const hostRoutes = readHostRoutes().filter((r) => r.dev !== tun.name);
-    for (const a of cfg.interface.addresses) {
-      const clash = hostConflict(parseCidr(formatCidr(a)), hostRoutes);
-      if (clash) log.error("tunnel Address overlaps a network the host already routes: fix [Interface] Address", { address: formatCidr(a), interface: tun.name, ...clash });
-    }
-    for (const a of cfg.interface.addresses) ip(["addr", "add", formatCidr(a), "dev", tun.name]);
+    // The tunnel subnet gets a connected route on the TUN.
+    addTunAddresses(tun.name, cfg.interface.addresses, log);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
     routeTunnel();
     try {
@@ -291,12 +325,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       });
       metrics?.onEvent(e);
     },
+    onIceEvent: (e, now) => opts.portal?.onIceEvent(e, now),
     onGatewayEvent: (e) => {
       const glog = opts.logger.target("gateway");
       if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
       else {
-        // Logged once, with a goodbye when it was the client's last resource (resource-sync.ts).
-        resourceSync.onExpired(e.cid, e.rid, clock());
+        // Logged once, with a goodbye when it was the client's last resource (resource-sync.ts,
+        // or the portal session, which also forgets the client).
+        if (opts.portal) opts.portal.onExpired(e.cid, e.rid, clock());
+        else resourceSync.onExpired(e.cid, e.rid, clock());
         loop.wake();
       }
     },
@@ -324,13 +361,17 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   reportSocketBuffers(udp, opts.keepDefaultBuffers ? undefined : { recv: WANTED_SOCKET_BUFFER, send: WANTED_SOCKET_BUFFER }, iolog);
   // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
   let dns: DnsService | undefined;
+  const startDns = async (addresses: Uint8Array[], port: number, configured: string | undefined): Promise<void> => {
+    if (dns) return;
+    const upstream = configured ?? systemResolver();
+    if (!upstream) throw new Error("DNS resources need an upstream resolver: set DNS = in [Interface] or a nameserver in /etc/resolv.conf");
+    const listen = addresses.filter((a) => a.length === 4).map((a) => formatIp(a));
+    for (const a of addresses) gatewayCore.serveDnsOn(a, port);
+    dns = await DnsService.start({ listen, listenPort: port, upstream, responder: dnsResponder, nat: gatewayCore.nat, tunnel, clock, log: opts.logger.target("dns"), wake: () => loop.wake(), tracer: telemetry.tracer });
+  };
   // (Resources added through the API later need a restart for the resolver to start.)
   if ([...cfg.resources, ...store.resources.list()].some((r) => r.type === "dns")) {
-    const upstream = cfg.interface.dns[0] ?? systemResolver();
-    if (!upstream) throw new Error("DNS resources need an upstream resolver: set DNS = in [Interface] or a nameserver in /etc/resolv.conf");
-    const listen = cfg.interface.addresses.filter((a) => a.family === 4).map((a) => formatIp(a.bytes));
-    for (const a of cfg.interface.addresses) gatewayCore.serveDnsOn(a.bytes);
-    dns = await DnsService.start({ listen, upstream, responder: dnsResponder, nat: gatewayCore.nat, tunnel, clock, log: opts.logger.target("dns"), wake: () => loop.wake(), tracer: telemetry.tracer });
+    await startDns(cfg.interface.addresses.map((a) => a.bytes), 53, cfg.interface.dns[0]);
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError });
   loop.attach(udp, reader);
@@ -368,7 +409,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     logs: opts.logs,
     gateway: {
       gid,
-      connections: () => history.withPeers(connectionViews(tunnel, clock(), states)),
+      connections: () => {
+        const views = history.withPeers(connectionViews(tunnel, clock(), states));
+        const who = opts.portal?.admin?.connectionPortal;
+        if (!who) return views;
+        return views.map((v) => {
+          const p = who(v.cid);
+          return p ? { ...v, portal: { client_id: p.client_id, name: p.name } } : v;
+        });
+      },
       connectionState: (cid) => {
         const e = states.get(cid);
         return e ? { state: e.state, since: new Date(e.since).toISOString() } : undefined;
@@ -416,6 +465,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         loop.wake();
       },
       capture: captures,
+      ...opts.portal?.admin,
       policyTest: (q) => testPolicy({ tunnel, core: gatewayCore, storePeers: () => store.peers.list() }, q, clock()),
       filePeers: () => cfg.peers.map((p) => ({
         line: p.line,
@@ -586,5 +636,6 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     void shutdown("fatal error").catch(() => undefined);
   };
 
-  return { publicKey, udpPort: udp.port, adminUrl, shutdown, failed, fail: (err) => onFatal(err) };
+  const parts: GatewayParts = { node, tunnel, core: gatewayCore, tunName: tun.name, gid, wake: () => loop.wake(), startDns };
+  return { publicKey, udpPort: udp.port, adminUrl, shutdown, failed, fail: (err) => onFatal(err), parts };
 }

@@ -107,3 +107,12 @@ test("durations in log fields are rounded to 0.1 ms; a missing one stays missing
   // Printed as written: no binary-fraction tail in the JSON line.
   expect(JSON.stringify({ rtt_ms: logMs(0.1 + 0.2) })).toBe('{"rtt_ms":0.3}');
 });
+
+test("a logger with bound fields puts them on every line, and a line's own fields win", () => {
+  const lines: LogLine[] = [];
+  const log = new Logger(parseLogFilter("info"), memorySink(lines)).target("portal").with({ gid: "gw-9", rid: "bound" });
+  log.info("joined");
+  log.warn("message", { rid: "own", cid: 3 });
+  expect(lines[0]).toMatchObject({ target: "portal", msg: "joined", gid: "gw-9", rid: "bound" });
+  expect(lines[1]).toMatchObject({ gid: "gw-9", rid: "own", cid: 3 });
+});

@@ -201,15 +201,22 @@ export class Logger {
 }
 
 export class TargetLogger {
-  constructor(readonly root: Logger, readonly name: string) {}
+  constructor(readonly root: Logger, readonly name: string, readonly bound?: LogFields) {}
+  /** The same target with `fields` on every line (portal mode's `gid` on each portal line); a line's own fields win. */
+  with(fields: LogFields): TargetLogger {
+    return new TargetLogger(this.root, this.name, { ...this.bound, ...fields });
+  }
   enabled(level: Exclude<Level, "off">): boolean {
     return this.root.enabled(level, this.name);
   }
-  trace(msg: string, fields?: LogFields) { this.root.log("trace", this.name, msg, fields); }
-  debug(msg: string, fields?: LogFields) { this.root.log("debug", this.name, msg, fields); }
-  info(msg: string, fields?: LogFields) { this.root.log("info", this.name, msg, fields); }
-  warn(msg: string, fields?: LogFields) { this.root.log("warn", this.name, msg, fields); }
-  error(msg: string, fields?: LogFields) { this.root.log("error", this.name, msg, fields); }
+  #f(fields: LogFields | undefined): LogFields | undefined {
+    return this.bound ? { ...this.bound, ...fields } : fields;
+  }
+  trace(msg: string, fields?: LogFields) { this.root.log("trace", this.name, msg, this.#f(fields)); }
+  debug(msg: string, fields?: LogFields) { this.root.log("debug", this.name, msg, this.#f(fields)); }
+  info(msg: string, fields?: LogFields) { this.root.log("info", this.name, msg, this.#f(fields)); }
+  warn(msg: string, fields?: LogFields) { this.root.log("warn", this.name, msg, this.#f(fields)); }
+  error(msg: string, fields?: LogFields) { this.root.log("error", this.name, msg, this.#f(fields)); }
 }
 
 export function stderrSink(line: LogLine): void {

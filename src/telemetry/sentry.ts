@@ -140,6 +140,8 @@ export class SentryReporter {
       if (cid !== undefined) scope.setTag("cid", String(cid));
       if (typeof line.gid === "string") scope.setTag("gid", line.gid);
       if (typeof line.rid === "string") scope.setTag("rid", line.rid);
+      // Portal mode: the portal's id of the client (cid is the gateway's number for its connection).
+      if (typeof line.client_id === "string") scope.setTag("client_id", line.client_id);
       if (conn || cid !== undefined) {
         scope.setContext("connection", {
           cid,

@@ -9,6 +9,8 @@ import type { ConnectionState, ConnectionStates } from "./connection-state.ts";
 export interface ConnectionView {
   cid: number;
   public_key: string;
+  /** Portal mode: the client this connection is, as the portal names it. */
+  portal?: { client_id: string; name: string | null };
   endpoint: string | null;
   /** Live sessions, newest first, as "connection|slot". */
   sessions: string[];

@@ -306,6 +306,18 @@ export class Tunnel {
   }
 
   /**
+   * Which connection `encapsulateAt` would route src[srcOff, srcOff+len) to, without encrypting:
+   * the node asks first when some connections are relayed (their datagrams get a ChannelData
+   * header in front, so they are encrypted 4 bytes further into the slot).
+   */
+  routeAt(src: Uint8Array, srcOff: number, len: number): Connection | undefined {
+    const version = len > 0 ? src[srcOff]! >> 4 : 0;
+    if (version === 4 && len >= 20) return this.#routes.lookup(src, srcOff + 16, 4);
+    if (version === 6 && len >= 40) return this.#routes.lookup(src, srcOff + 24, 6);
+    return undefined;
+  }
+
+  /**
    * `encapsulate` at offsets: the inner packet src[srcOff, srcOff+len) is routed and encrypted
    * into out at outOff (a batch slot). Same results; `owner.conn` names the peer.
    */
