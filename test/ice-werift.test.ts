@@ -1,5 +1,6 @@
 // Our controlled ICE agent against werift-ice, an independent implementation, as the controlling
-// client: (a) host candidates only, (b) both sides behind MASQUERADE NATs so only srflx works. Each
+// client: (a) host candidates only, (b) both sides behind MASQUERADE NATs so only srflx works;
+// and roles swapped: our controlling agent (a client's) against werift-ice controlled. Each
 // side runs in a namespace the test creates; after nomination datagrams flow both ways over the pair.
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawn, type Subprocess } from "bun";
@@ -127,6 +128,26 @@ describe.skipIf(SKIP !== undefined)("ICE interop with werift-ice (controlling cl
     expect(nominated.local).toMatch(/^host 127\.0\.0\.1:/);
     expect(nominated.remote).toMatch(/^host 127\.0\.0\.1:/);
     await exchange(gateway, client);
+  }, 60_000);
+
+  test("roles swapped: our controlling agent nominates, werift-ice (controlled) accepts, datagrams flow both ways", async () => {
+    const ns = new Netns(`icecr${uniqueTag()}`);
+    cleanups.push(() => ns.destroy());
+    const ours = new JsonPeer(ns, "controlling", "ice-gateway-shell.ts", { HOST_ADDRESSES: "127.0.0.1", ICE_ROLE: "controlling" });
+    const werift = new JsonPeer(ns, "werift", "werift-client.ts", { HOST_ADDRESS: "127.0.0.1", ICE_ROLE: "controlled" });
+    cleanups.push(() => ours.stop(), () => werift.stop());
+
+    const { nominated, connected } = await connect(ours, werift);
+    console.log(`controlling: selected after ${(nominated.ms as number).toFixed(1)} ms (ours), werift connected after ${(connected.ms as number).toFixed(1)} ms; pair ${nominated.local} -> ${nominated.remote}`);
+    expect(nominated.local).toMatch(/^host 127\.0\.0\.1:/);
+    expect(nominated.remote).toMatch(/^host 127\.0\.0\.1:/);
+    // werift's side of the pair is ours, mirrored: the USE-CANDIDATE check went where we carry data.
+    expect(connected.remote).toBe(nominated.local);
+    expect(connected.local).toBe(nominated.remote);
+    // The checks we sent said ICE-CONTROLLING, and nothing drew a role conflict.
+    const events = ours.lines.filter((l) => l.kind === "event").map((l) => l.event as { kind: string; state?: string });
+    expect(events.filter((e) => e.kind === "state").map((e) => e.state)).toEqual(["connected"]);
+    await exchange(ours, werift);
   }, 60_000);
 
   test("both sides behind MASQUERADE NATs: only the srflx path works, and it is nominated", async () => {

@@ -37,8 +37,10 @@ export interface Pair {
   remote: RemoteCandidate;
   priority: bigint;
   state: PairState;
-  /** The controlling side sent USE-CANDIDATE on this pair. */
+  /** The controlling side sent USE-CANDIDATE on this pair (and, when we control, it was answered). */
   nominated: boolean;
+  /** Controlling: our checks on this pair carry USE-CANDIDATE until one is answered (regular nomination). */
+  nominate?: boolean;
   check?: Check;
   /** A check was triggered by a request on this pair (RFC 8445 §7.3.1.4): send it before others. */
   triggered: boolean;

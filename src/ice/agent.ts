@@ -1,4 +1,6 @@
-// The gateway's ICE agent for one connection (RFC 8445), always *controlled*: the client nominates.
+// The ICE agent for one connection (RFC 8445). The gateway's is *controlled* (the client nominates);
+// a client runs it *controlling* (`role: "controlling"`, agent-role.ts): it nominates by regular
+// nomination and resolves role conflicts with the tie-breaker.
 // Sans-IO: datagrams come in with the time, checks and answers go out as transmits the node sends
 // from the named local base (a host socket, or a TURN allocation for relay candidates), and every
 // timer fires in handleTimeout. Behaviour and timers follow Firezone's snownet (str0m underneath),
@@ -27,7 +29,8 @@ import {
 import { transactionKey } from "./stun.ts";
 import { optimisticCandidates } from "./optimistic.ts";
 import { decodeBinding, encodeBindingError, encodeBindingRequest, encodeBindingSuccess, type BindingMessage } from "./agent-messages.ts";
-import { byPriority, formatPair, pairPriority, remoteEndpoint, sameFamily, viewOfLocal, viewOfPair, viewOfRemote, type CandidateView, type Check, type LocalBase, type Pair, type PairState, type PairView, type RemoteCandidate } from "./agent-pairs.ts";
+import { otherRole, pairPriorityFor, roleVerdict, type IceRole } from "./agent-role.ts";
+import { byPriority, formatPair, remoteEndpoint, sameFamily, viewOfLocal, viewOfPair, viewOfRemote, type CandidateView, type Check, type LocalBase, type Pair, type PairState, type PairView, type RemoteCandidate } from "./agent-pairs.ts";
 
 export interface IceCredentials {
   ufrag: string;
@@ -81,6 +84,11 @@ export interface IceAgentOptions {
   random?: (into: Uint8Array) => void;
   /** Connection id for log lines. */
   cid?: string;
+  /**
+   * Default "controlled", and then for good (the gateway). "controlling" nominates, and may turn
+   * controlled (and back) when the tie-breaker says so in a role conflict.
+   */
+  role?: IceRole;
 }
 
 /** What handleInput did with a datagram: `not_mine` lets the node offer it to another agent. */
@@ -93,6 +101,9 @@ export class IceAgent {
   readonly #random: (into: Uint8Array) => void;
   readonly #cid: string | undefined;
   readonly #tieBreaker: bigint;
+  #role: IceRole;
+  /** Created controlled: never switches roles (the gateway). */
+  readonly #fixedRole: boolean;
 
   #locals: LocalBase[] = [];
   /** Local srflx candidates: signalled to the peer, checked through their host base (RFC 8445 §6.1.2.4). */
@@ -137,6 +148,25 @@ export class IceAgent {
     const tb = new Uint8Array(8);
     this.#random(tb);
     this.#tieBreaker = new DataView(tb.buffer).getBigUint64(0);
+    this.#role = opts.role ?? "controlled";
+    this.#fixedRole = this.#role === "controlled";
+  }
+
+  get role(): IceRole {
+    return this.#role;
+  }
+
+  /** RFC 8445 §7.2.5.1, §7.3.1.1: the tie-breaker lost, the other role is ours. Priorities follow. */
+  #switchRole(now: number, why: string): void {
+    this.#role = otherRole(this.#role);
+    this.#log?.info("ice role switched", { cid: this.#cid, role: this.#role, why });
+    for (const p of this.#pairs) {
+      p.priority = pairPriorityFor(this.#role, p.local.candidate.priority, p.remote.candidate.priority);
+      p.nominate = false;
+      if (this.#role === "controlled" && p !== this.#selected) p.nominated = false;
+    }
+    this.#pairs.sort(byPriority);
+    if (this.#role === "controlling") this.#nominateBest(now);
   }
 
   get state(): ConnectionState {
@@ -225,7 +255,7 @@ export class IceAgent {
       if (known.optimistic || known.candidate.type === "prflx") {
         known.optimistic = false;
         known.candidate = candidate;
-        for (const p of this.#pairs) if (p.remote === known) p.priority = pairPriority(candidate.priority, p.local.candidate.priority);
+        for (const p of this.#pairs) if (p.remote === known) p.priority = pairPriorityFor(this.#role, p.local.candidate.priority, candidate.priority);
         this.#pairs.sort(byPriority);
       }
       return;
@@ -266,7 +296,7 @@ export class IceAgent {
       id: this.#nextPairId++,
       local,
       remote,
-      priority: pairPriority(remote.candidate.priority, local.candidate.priority),
+      priority: pairPriorityFor(this.#role, local.candidate.priority, remote.candidate.priority),
       state: "waiting",
       nominated: false,
       triggered: false,
@@ -358,11 +388,13 @@ export class IceAgent {
       this.#reply(local, from, encodeBindingError(msg.transactionId, 400, "PRIORITY missing", this.local.pwd));
       return this.#drop("missing_attributes", "consumed");
     }
-    if (msg.iceControlling === undefined) {
-      // Both sides controlled: we cannot take the controlling role, so the peer must (RFC 8445 §7.3.1.1).
+    const verdict = roleVerdict(this.#role, this.#fixedRole, this.#tieBreaker, msg);
+    if (verdict === "conflict") {
+      // Both sides claim one role and ours stays (the gateway never takes control): the peer must switch.
       this.#reply(local, from, encodeBindingError(msg.transactionId, 487, "Role Conflict", this.local.pwd));
       return this.#drop("role_conflict", "consumed");
     }
+    if (verdict === "switch") this.#switchRole(now, "role conflict in a request: the peer's tie-breaker won");
     this.#reply(local, from, encodeBindingSuccess(msg.transactionId, from, this.local.pwd));
 
     // RFC 8445 §7.3.1.3: a source we do not know is a peer-reflexive candidate of the peer.
@@ -387,7 +419,8 @@ export class IceAgent {
       // at once instead of waiting out the backoff; answers to the old one still count.
       pair.triggered = true;
     }
-    if (msg.useCandidate && !pair.nominated) {
+    // USE-CANDIDATE is the controlling side's word; a controlling agent ignores it from the peer.
+    if (msg.useCandidate && !pair.nominated && this.#role === "controlled") {
       pair.nominated = true;
       this.#log?.debug("pair nominated by peer", { cid: this.#cid, pair: formatPair(pair), state: pair.state });
       if (pair.state === "succeeded") this.#considerSelecting(pair, now);
@@ -403,10 +436,19 @@ export class IceAgent {
     // RFC 8445 §7.2.5.2.1: only a symmetric answer proves the pair.
     const r = pair.remote.candidate;
     if (from.address !== r.address || from.port !== r.port || !arrivedAt(pair.local, at, relay)) return this.#drop("response_from_elsewhere", "consumed");
+    // Only the answer to the check that carried USE-CANDIDATE nominates (not one to a check it cancelled).
+    const nominationAnswered = pair.check?.key === key && pair.check.nominating && this.#role === "controlling";
     this.#forgetTransactions(pair);
     pair.check = undefined;
     if (msg.class === "error") {
       this.#log?.debug("check answered with an error", { cid: this.#cid, pair: formatPair(pair), code: msg.errorCode });
+      if (msg.errorCode === 487 && !this.#fixedRole) {
+        // RFC 8445 §7.2.5.1: the peer holds our role and won: take the other one and check again.
+        this.drops.role_conflict++;
+        this.#switchRole(now, "487 Role Conflict from the peer");
+        pair.triggered = true;
+        return "consumed";
+      }
       if (msg.errorCode === 487) this.drops.role_conflict++;
       this.#pairFailed(pair, now, `error ${msg.errorCode ?? "?"}`);
       return "consumed";
@@ -423,6 +465,13 @@ export class IceAgent {
     if (pair.state !== "succeeded") {
       this.#setPairState(pair, "succeeded");
       if (pair.nominated) this.#considerSelecting(pair, now);
+    }
+    if (this.#role === "controlling") {
+      if (nominationAnswered && !pair.nominated) {
+        pair.nominated = true;
+        pair.nominate = false;
+        this.#considerSelecting(pair, now);
+      } else if (!pair.nominated) this.#nominateBest(now);
     }
     return "consumed";
   }
@@ -464,6 +513,22 @@ export class IceAgent {
     this.#lastTrafficAt = Math.max(this.#lastTrafficAt, now);
   }
 
+  /**
+   * Controlling: nominate the best pair that works, unless a nomination of one at least as good is
+   * done or under way. A better pair that succeeds later is nominated too, and the peer moves to it
+   * (the controlled side carries data on its best nominated pair, §8.1.1).
+   */
+  #nominateBest(_now: number): void {
+    const best = this.#pairs.find((p) => p.state === "succeeded");
+    if (!best || best.nominated || best.nominate) return;
+    const pending = this.#pairs.find((p) => p.nominate || (p.nominated && p.state === "succeeded"));
+    if (pending && byPriority(pending, best) <= 0) return;
+    if (pending) pending.nominate = false;
+    best.nominate = true;
+    best.triggered = true; // the USE-CANDIDATE check goes out at the next handleTimeout, ahead of others
+    this.#log?.debug("nominating", { cid: this.#cid, pair: formatPair(best) });
+  }
+
   /** The selected pair is gone or dead: fall back to another nominated pair that works, or disconnect. */
   #selectedLost(now: number, reason: string): void {
     this.#select(undefined);
@@ -473,6 +538,7 @@ export class IceAgent {
       return;
     }
     this.#disconnect(now, reason);
+    if (this.#role === "controlling") this.#nominateBest(now);
   }
 
   #disconnect(now: number, reason: string): void {
@@ -591,7 +657,7 @@ export class IceAgent {
     const transactionId = new Uint8Array(12);
     this.#random(transactionId);
     const key = transactionKey(transactionId);
-    pair.check = { transactionId, key, firstSentAt: now, transmissions: 0, nextAt: now, nominating: pair.nominated };
+    pair.check = { transactionId, key, firstSentAt: now, transmissions: 0, nextAt: now, nominating: this.#role === "controlling" && (pair.nominated || pair.nominate === true) };
     pair.triggered = false;
     this.#transactions.set(key, pair);
     if (pair.state === "waiting" || pair.state === "failed") this.#setPairState(pair, "in_progress");
@@ -611,7 +677,7 @@ export class IceAgent {
       password: remote.pwd,
       // RFC 8445 §7.1.1: the priority a peer-reflexive candidate of ours would have.
       priority: candidatePriority("prflx", (pair.local.candidate.priority >>> 8) & 0xffff),
-      iceControlled: this.#tieBreaker,
+      ...(this.#role === "controlling" ? { iceControlling: this.#tieBreaker, useCandidate: c.nominating } : { iceControlled: this.#tieBreaker }),
     });
     if (this.#log?.enabled("trace")) this.#log.trace("check sent", { cid: this.#cid, pair: formatPair(pair), n: c.transmissions });
     this.#send(pair.local, remoteEndpoint(pair), data);

@@ -5,7 +5,8 @@
 //   stdout {kind:"nominated", ms, local, remote}    ms since the remote candidates arrived
 //   stdout {kind:"event", event}                    every IceEvent, for the test's timeline
 //   stdin  {kind:"send", text} → datagram over the selected pair; stdout {kind:"data", text} per non-STUN datagram
-// Env: HOST_ADDRESSES=ip[,ip] (host candidates), PORT, STUN_SERVER=host:port.
+// Env: HOST_ADDRESSES=ip[,ip] (host candidates), PORT, STUN_SERVER=host:port,
+// ICE_ROLE=controlling (our agent as a client runs it: it nominates; "nominated" then means selected).
 import { IceAgent } from "../../src/ice/agent.ts";
 import { localCandidate } from "../../src/ice/candidate.ts";
 import { StunClass, StunMessage, StunMethod, StunWriter, looksLikeStun, parseStun } from "../../src/ice/stun.ts";
@@ -16,7 +17,8 @@ const now = () => performance.now();
 
 const hosts = (process.env.HOST_ADDRESSES ?? "127.0.0.1").split(",");
 const log = new Logger(parseLogFilter(process.env.GLASSGATE_LOG ?? "info")).target("ice");
-const agent = new IceAgent({ local: { ufrag: randomText(8), pwd: randomText(24) }, now: now(), log, cid: "interop" });
+const role = process.env.ICE_ROLE === "controlling" ? "controlling" : "controlled";
+const agent = new IceAgent({ local: { ufrag: randomText(8), pwd: randomText(24) }, now: now(), log, cid: "interop", role });
 
 let stunTid: string | undefined;
 let srflx: ((e: { address: string; port: number }) => void) | undefined;

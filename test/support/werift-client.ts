@@ -4,14 +4,15 @@
 //   stdin  {kind:"remote", ufrag, pwd, candidates}           the gateway's credentials and candidates
 //   stdout {kind:"connected", ms, local, remote}             nominated (ms since the remote arrived)
 //   stdin  {kind:"send", text} → datagram on the selected pair; stdout {kind:"data", text} per datagram in
-// Env: STUN_SERVER=host:port (srflx), HOST_ADDRESS=ip (an extra host address, e.g. 127.0.0.1).
+// Env: STUN_SERVER=host:port (srflx), HOST_ADDRESS=ip (an extra host address, e.g. 127.0.0.1),
+// ICE_ROLE=controlled (werift as the controlled side, against our controlling agent).
 import { Candidate, Connection } from "werift-ice";
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
 
 const stun = process.env.STUN_SERVER;
 const extra = process.env.HOST_ADDRESS;
-const conn = new Connection(true, {
+const conn = new Connection(process.env.ICE_ROLE !== "controlled", {
   useIpv6: false,
   ...(stun ? { stunServer: [stun.split(":")[0]!, Number(stun.split(":")[1])] as [string, number] } : {}),
   ...(extra ? { additionalHostAddresses: [extra] } : {}),
