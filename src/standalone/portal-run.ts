@@ -58,6 +58,7 @@ export async function runPortal(opts: PortalOptions): Promise<RunningPortalGatew
         session?.handleNodeEvent(e, now);
         flush();
       },
+      clientId: (cid) => session?.clientIdOf(cid),
       onExpired: (cid, rid, now) => {
         session?.onExpired(cid, rid, now);
         flush();

@@ -124,6 +124,8 @@ describe("portal session", () => {
     expect(w.policy.authorizations(old)).toEqual([]);
     expect(w.policy.authorizations(now).map((g) => g.rid).sort()).toEqual([R1, R2]);
     expect(w.session.client(now)?.client_id).toBe(C1);
+    expect(w.session.clientIdOf(now)).toBe(C1);
+    expect(w.session.clientIdOf(old)).toBeUndefined();
     expect(w.session.client(old)).toBeUndefined();
   });
 

@@ -207,6 +207,11 @@ export class PortalSession {
     return [...this.#clients.values()].map((c) => this.#view(c));
   }
 
+  /** The portal's id of the client behind `cid` (cheap: metric labels per scrape). */
+  clientIdOf(cid: number): string | undefined {
+    return this.#byCid.get(cid)?.clientId;
+  }
+
   /** The portal messages that touched `cid`'s client, oldest first. */
   timeline(cid: number): PortalTimelineEntry[] {
     return [...(this.#byCid.get(cid)?.timeline ?? [])];

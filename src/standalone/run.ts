@@ -77,6 +77,8 @@ export interface PortalHooks {
   onIceEvent(e: IceNodeEvent, now: number): void;
   /** An authorization's expiry (the node's sweep): the portal session says goodbye when it was the last. */
   onExpired(cid: number, rid: string, now: number): void;
+  /** The portal's id of the client behind a cid (metric labels). */
+  clientId(cid: number): string | undefined;
   /** The admin's portal views (Overview, connections). */
   admin?: Pick<AdminGateway, "portal" | "connectionPortal">;
 }
@@ -375,7 +377,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError });
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), ...metricsOpts, telemetry });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), clientId: opts.portal?.clientId, ...metricsOpts, telemetry });
 
   const applyPeers = () => {
     const r = sync.apply(clock());

@@ -53,6 +53,13 @@ test("Prometheus names follow conventions: _total counters, base units, reasons 
   expect(text).not.toContain("# UNIT"); // plain Prometheus 0.0.4 text, which promtool accepts
 });
 
+test("portal mode: per-peer series also carry the portal's client id", async () => {
+  const { tunnel, conn } = tunnelWithPeer();
+  const m = new GatewayMetrics({ tunnel, clock: () => 0, perPeer: { enabled: true, cap: 10 }, clientId: (cid) => (cid === conn.cid ? "client-1" : undefined) });
+  cleanup.push(() => m.shutdown());
+  expect(await m.prometheusText()).toContain(`glassgate_peer_sent_bytes_total{cid="${conn.cid}",public_key="${conn.publicKey}",client_id="client-1"} 0`);
+});
+
 test("per-peer series are off by default and capped when on", async () => {
   const { tunnel } = tunnelWithPeer();
   const off = new GatewayMetrics({ tunnel, clock: () => 0 });

@@ -21,6 +21,8 @@ export interface MetricsOptions {
   clock: () => number;
   /** Per-peer series (labelled by cid and public key) are opt-in and capped. */
   perPeer?: { enabled: boolean; cap: number };
+  /** Portal mode: the portal's id of the client behind a cid, a `client_id` label on per-peer series. */
+  clientId?: (cid: number) => string | undefined;
   /** The gateway's SDK (otel.ts); without one these metrics get an SDK of their own, built from the three fields below. */
   telemetry?: Telemetry;
   /** OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT); metrics go to `${url}/v1/metrics`. */
@@ -157,7 +159,10 @@ export class GatewayMetrics {
     const label = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
     const family = (name: string, type: string, help: string, read: (c: PeerCounters) => number) =>
       `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n` +
-      peers.map((c) => `${name}{cid="${c.cid}",public_key="${label(c.publicKey)}"} ${read(c)}\n`).join("");
+      peers.map((c) => {
+        const client = this.opts.clientId?.(c.cid);
+        return `${name}{cid="${c.cid}",public_key="${label(c.publicKey)}"${client !== undefined ? `,client_id="${label(client)}"` : ""}} ${read(c)}\n`;
+      }).join("");
     return (
       family("glassgate_peer_received_bytes_total", "counter", "Per peer (opt-in, capped): bytes received.", (c) => c.rxBytes) +
       family("glassgate_peer_sent_bytes_total", "counter", "Per peer (opt-in, capped): bytes sent.", (c) => c.txBytes) +
