@@ -221,3 +221,26 @@ test("up refuses a GLASSGATE_PUBLIC_ADMIN_URL that is not an http(s) URL or a GL
   expect(r.exitCode).toBe(2);
   expect(r.stderr.toString()).toBe('glassgate: GLASSGATE_NEVER_CONNECTED_SECONDS: "0" is not a whole number from 1 to 31536000\n');
 }, 30_000);
+
+test("up --portal: a missing or conflicting portal setting is a usage error naming it (exit 2), before anything starts", () => {
+  const run = (args: string[], env: Record<string, string | undefined>) => {
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FIREZONE_")));
+    const r = spawnSync(["bun", "run", "src/cli.ts", ...args], { cwd: ROOT, env: { ...base, ...env } as Record<string, string> });
+    return { code: r.exitCode, stderr: r.stderr.toString() };
+  };
+  const noToken = run(["up", "--portal"], {});
+  expect(noToken.code).toBe(2);
+  expect(noToken.stderr).toContain("FIREZONE_TOKEN: not set");
+  const both = run(["up", "--portal"], { FIREZONE_TOKEN: "t", FIREZONE_TOKEN_FILE: "/nonexistent" });
+  expect(both.code).toBe(2);
+  expect(both.stderr).toContain("FIREZONE_TOKEN and FIREZONE_TOKEN_FILE are both set");
+  const badUrl = run(["up", "--portal"], { FIREZONE_TOKEN: "t", FIREZONE_API_URL: "ftp://portal" });
+  expect(badUrl.code).toBe(2);
+  expect(badUrl.stderr).toContain("FIREZONE_API_URL");
+  const withConfig = run(["up", "--portal", "--config", "x.conf"], { FIREZONE_TOKEN: "t" });
+  expect(withConfig.code).toBe(2);
+  expect(withConfig.stderr).toContain("--config and --init are for standalone mode");
+  const neither = run(["up"], { GLASSGATE_CONFIG: undefined });
+  expect(neither.code).toBe(2);
+  expect(neither.stderr).toContain("or --portal");
+});
