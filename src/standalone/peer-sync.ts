@@ -13,7 +13,7 @@
 // (config/overlap.ts) — and an Endpoint hostname is resolved here in the shell, asynchronously:
 // the peer is applied at once, and gets its endpoint (and, with a keepalive, its first
 // handshake) when the name resolves.
-import { clashMessage, clashWith, type AddressClash, type AddressOwner } from "../config/overlap.ts";
+import { AddressIndex, clashMessage, type AddressClash, type AddressOwner } from "../config/overlap.ts";
 import { decodeKey, encodeKey } from "../crypto/x25519.ts";
 import { formatIp, parseCidr, parseIp, type Cidr } from "../ip/address.ts";
 import type { PeerRow, Store } from "../store/index.ts";
@@ -139,7 +139,7 @@ export class PeerSync {
     const seen = new Set<string>();
     const clashes: typeof this.clashes = [];
     // Addresses go to whoever had them first: file peers, then store peers oldest first.
-    const owners: AddressOwner[] = [...(this.#opts.fileOwners ?? [])];
+    const owners = new AddressIndex<AddressOwner>(this.#opts.fileOwners ?? []);
     const rows = this.store.peers.list().sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
     for (const p of rows) {
       seen.add(p.id);
@@ -154,7 +154,7 @@ export class PeerSync {
         const spec = PeerSync.specOf(p);
         const key = encodeKey(spec.publicKey);
         const me: AddressOwner = { label: `peer "${p.name}"`, allowedIPs: spec.allowedIPs };
-        const clash = clashWith(me, owners);
+        const clash = owners.clashOf(me);
         if (clash) throw new AddressClashError(clash);
         const endpoint = this.#endpointOf(p);
         const changed = endpoint && this.#endpoints.get(key) !== endpointKey(endpoint);
@@ -163,7 +163,7 @@ export class PeerSync {
         if (endpoint && !conn.peer.endpoint) conn = this.tunnel.upsertPeer({ ...spec, endpoint });
         if (endpoint) this.#endpoints.set(key, endpointKey(endpoint));
         else this.#endpoints.delete(key);
-        owners.push(me);
+        owners.add(me);
         if (!this.#applied.has(key)) this.log.info("peer applied", { cid: conn.cid, public_key: key, peer: p.name, remote: endpoint ? `${endpoint.address}:${endpoint.port}` : undefined });
         this.#applied.set(key, spec.allowedIPs);
         wanted.set(key, p);
@@ -175,7 +175,7 @@ export class PeerSync {
         if (this.#applied.has(p.publicKey) && !(err instanceof AddressClashError)) {
           kept.add(p.publicKey);
           // Still routed as it was: its addresses stay taken.
-          owners.push({ label: `peer "${p.name}"`, allowedIPs: this.#applied.get(p.publicKey)! });
+          owners.add({ label: `peer "${p.name}"`, allowedIPs: this.#applied.get(p.publicKey)! });
         }
         if (err instanceof AddressClashError) clashes.push({ peer: p.name.slice(0, 64), publicKey: p.publicKey, address: err.clash.address, other: err.clash.owner.label.slice(0, 200) });
         this.#report(p, err);
