@@ -66,10 +66,10 @@ export interface StartedGateway {
 }
 
 /** Starts `glassgate up` in `ns` and waits for "gateway up" (the admin answers /healthz from then on). */
-export async function startGateway(ns: Netns, conf: string, dataDir: string, ifname: string, adminPort: number, env: Record<string, string> = {}): Promise<StartedGateway> {
+export async function startGateway(ns: Netns, conf: string, dataDir: string, ifname: string, adminPort: number, env: Record<string, string> = {}, bunFlags: string[] = []): Promise<StartedGateway> {
   const t0 = performance.now();
   const p: Subprocess<"ignore", "pipe", "pipe"> = spawn(
-    ["ip", "netns", "exec", ns.name, "bun", "run", join(ROOT, "src/cli.ts"), "up", "--config", conf, "--interface", ifname, "--admin", `127.0.0.1:${adminPort}`, "--data", dataDir],
+    ["ip", "netns", "exec", ns.name, "bun", ...bunFlags, "run", join(ROOT, "src/cli.ts"), "up", "--config", conf, "--interface", ifname, "--admin", `127.0.0.1:${adminPort}`, "--data", dataDir],
     { cwd: ROOT, env: { ...process.env, GLASSGATE_LOG: "info", GLASSGATE_ADMIN_TOKEN: "bench-token", ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );
   let log = "";
