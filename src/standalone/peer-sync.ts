@@ -59,6 +59,9 @@ export function parseEndpointText(text: string): { host: string; port: number } 
   return { host: m[1]!, port };
 }
 
+/** Peers newly applied in one sync that get a line each; the rest are counted in one line. */
+const PEER_LINES = 32;
+
 export class PeerSync {
   /** Public keys the store put into the tunnel, with the AllowedIPs applied for each. */
   readonly #applied = new Map<string, Cidr[]>();
@@ -136,6 +139,7 @@ export class PeerSync {
     let upserted = 0;
     let removed = 0;
     let skipped = 0;
+    let newlyApplied = 0;
     const seen = new Set<string>();
     const clashes: typeof this.clashes = [];
     // Addresses go to whoever had them first: file peers, then store peers oldest first.
@@ -164,7 +168,10 @@ export class PeerSync {
         if (endpoint) this.#endpoints.set(key, endpointKey(endpoint));
         else this.#endpoints.delete(key);
         owners.add(me);
-        if (!this.#applied.has(key)) this.log.info("peer applied", { cid: conn.cid, public_key: key, peer: p.name, remote: endpoint ? `${endpoint.address}:${endpoint.port}` : undefined });
+        if (!this.#applied.has(key)) {
+          newlyApplied++;
+          if (newlyApplied <= PEER_LINES) this.log.info("peer applied", { cid: conn.cid, public_key: key, peer: p.name, remote: endpoint ? `${endpoint.address}:${endpoint.port}` : undefined });
+        }
         this.#applied.set(key, spec.allowedIPs);
         wanted.set(key, p);
         this.#reported.delete(p.id);
@@ -181,6 +188,8 @@ export class PeerSync {
         this.#report(p, err);
       }
     }
+    // A first sync of thousands of rows: the first lines, then how many more (not 10 000 lines).
+    if (newlyApplied > PEER_LINES) this.log.info("peers applied", { count: newlyApplied, not_logged_one_by_one: newlyApplied - PEER_LINES });
     this.clashes = clashes;
     for (const id of this.#reported.keys()) if (!seen.has(id)) this.#reported.delete(id);
 
