@@ -1,8 +1,10 @@
 // `bun run bench`: every benchmark, each printing ratios against a reference measured in the same run.
 import { runCryptoBench } from "./crypto.ts";
 import { runHandshakeFloodBench } from "./handshake-flood.ts";
+import { runPeersAtScaleBench } from "./peers-at-scale.ts";
 import { runTunnelBench } from "./tunnel.ts";
 
 runCryptoBench();
 await runTunnelBench();
 await runHandshakeFloodBench();
+await runPeersAtScaleBench();
