@@ -118,6 +118,7 @@ describe.skipIf(SKIP !== undefined)("portal mode end to end: headless client, de
     const cid = conns[0]!.cid;
     // The gateway's lines about this client carry its cid, the portal's client id and the resource.
     expect(w.gateway.lines.find((l) => l.msg === "authorization granted")).toMatchObject({ cid, client_id: "client-1", rid: "res-lab", gid: expect.any(String) });
+    expect(w.gateway.lines.find((l) => l.target === "tunnel" && l.msg === "handshake completed")).toMatchObject({ cid, client_id: "client-1", gid: expect.any(String) });
 
     // The operator moves the flow's end 2 s ahead: access_authorization_expiry_updated, then the
     // node's sweep ends it and the gateway says goodbye.

@@ -324,7 +324,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     onEvent: (e, now) => {
       // Inside the handshake's span: its log line and audit row carry the handshake's trace.
       withSpan(handshakeSpans.onEvent(e, now), () => {
-        logEvent(opts.logger.target("tunnel"), e, tunnel);
+        // Portal mode: a connection's lines also name this gateway and the portal's client (control path only).
+        const tlog = opts.logger.target("tunnel");
+        logEvent(opts.portal ? tlog.with({ gid, client_id: opts.portal.clientId(e.cid) }) : tlog, e, tunnel);
         audit.onEvent(e);
         states.onEvent(e, now);
         problems.onEvent(e, now);
