@@ -115,6 +115,8 @@ describe.skipIf(SKIP !== undefined)("ICE through the gateway's data path (werift
   }, 60_000);
 
   test("both sides behind MASQUERADE NATs: srflx (learnt from the relay's binding answers) is the path", async () => {
+    // The relay refuses the gateway's credentials: its binding answers still give the srflx
+    // candidate (as a Firezone gateway learns it), and no relayed pair can win the race.
     const tag = uniqueTag();
     const cl = new Netns(`icncl${tag}`);
     const clnat = new Netns(`icncn${tag}`);
@@ -136,7 +138,7 @@ describe.skipIf(SKIP !== undefined)("ICE through the gateway's data path (werift
       nat.exec(["iptables", "-A", "INPUT", "-i", "wan0", "-p", "udp", "-j", "DROP"]); // see ice-werift.test.ts
     }
     const turn = await coturn(inet, "203.0.113.254");
-    const gateway = new JsonPeer(gw, "gateway", "ice-node-shell.ts", { HOST_ADDRESSES: "10.7.0.2", PORT: "51820", TURN_SERVER: turn.server, TURN_USER: "gw", TURN_PASSWORD: "gw-secret" });
+    const gateway = new JsonPeer(gw, "gateway", "ice-node-shell.ts", { HOST_ADDRESSES: "10.7.0.2", PORT: "51820", TURN_SERVER: turn.server, TURN_USER: "gw", TURN_PASSWORD: "not-the-password" });
     const client = new JsonPeer(cl, "werift", "werift-client.ts", { STUN_SERVER: "203.0.113.254:3478", WG: "1" });
     cleanups.push(() => gateway.stop(), () => client.stop());
     const { cands, nominated, connected } = await connect(gateway, client);
@@ -145,6 +147,7 @@ describe.skipIf(SKIP !== undefined)("ICE through the gateway's data path (werift
     expect(nominated.path).toBe("srflx");
     const stats = await pingThrough(gateway, client);
     expect(stats.path).toBe("srflx");
+    expect((stats.relays as { failures: Record<string, number> }[])[0]!.failures).toEqual({ auth: 1 });
   }, 90_000);
 
   test("direct UDP blocked: the relay through coturn carries the checks and the tunnel (relay via …)", async () => {

@@ -57,7 +57,7 @@ const loop = new EventLoop({
     } else if (e.type === "ice_path") out({ kind: "path", path: e.path });
     else if (e.type === "relay") {
       out({ kind: "relay", event: e.event.type === "data" ? { type: "data" } : e.event });
-      if (e.event.type === "allocated") relayReady?.();
+      if (e.event.type === "allocated" || e.event.type === "failed") relayReady?.();
     }
   },
 });
