@@ -368,7 +368,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     logs: opts.logs,
     gateway: {
       gid,
-      connections: () => history.withPeers(connectionViews(tunnel, clock(), states)),
+      connections: () => history.withPeers(connectionViews(tunnel, clock(), states, (cid) => node.pathOf(cid))),
       connectionState: (cid) => {
         const e = states.get(cid);
         return e ? { state: e.state, since: new Date(e.since).toISOString() } : undefined;
