@@ -9,6 +9,7 @@ import type { PolicyQuery, PolicyTestResult } from "../src/standalone/policy-tes
 import type { CaptureControl } from "../src/standalone/capture-control.ts";
 import type { RatePoint } from "../src/telemetry/throughput.ts";
 import type { ProblemView } from "../src/telemetry/problems.ts";
+import type { RelayView } from "../src/node/relays.ts";
 
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
@@ -47,6 +48,8 @@ export interface AdminGateway {
   connectionState?(cid: number): { state: string; since: string } | undefined;
   /** Named problems the gateway has seen (telemetry/problems.ts), newest first. */
   problems?(): ProblemView[];
+  /** Portal mode: the TURN relays (allocations, channels, lifetimes); absent in standalone mode. */
+  relays?(): RelayView[];
 }
 
 /** The gateway as the Overview shows it: identity, runtime, and the live rate ring. */
