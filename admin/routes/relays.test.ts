@@ -1,14 +1,9 @@
 // The Relays page and GET /api/relays; the Connections page's path column.
 import { expect, test } from "bun:test";
 import type { RelayView } from "../../src/node/relays.ts";
-import { ENV_TOKEN, login, setup } from "../testing.ts";
+import { ENV_TOKEN, RELAY, login, setup } from "../testing.ts";
 
 const bearer = { authorization: `Bearer ${ENV_TOKEN}` };
-export const RELAY: RelayView = {
-  id: "relay-eu-1", servers: ["203.0.113.50:3478"], server: "203.0.113.50:3478", state: "allocated", relayed: ["203.0.113.50:50012"], srflx: "198.51.100.1:51820",
-  expires_in_s: 540, credentials_expire_in_s: 86000, channels: [{ number: 0x4001, peer: "192.0.2.44:40000", bound: true, sent_bytes: 123456, received_bytes: 654321 }],
-  relayed_bytes: { sent: 123456, received: 654321 }, failures: { auth: 1 },
-};
 
 test("the Relays page lists allocations with their lifetimes and channels; /api/relays has the same in JSON", async () => {
   const { app, store } = setup({ relays: () => [RELAY] });
