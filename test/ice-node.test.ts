@@ -7,12 +7,9 @@
 //   (a) host candidates on loopback; (b) both sides behind MASQUERADE NATs, srflx from the relay's
 //   binding answers; (c) direct UDP blocked, only the relay through coturn works.
 import { afterAll, describe, expect, test } from "bun:test";
-import { spawn } from "bun";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Netns, sh, skipReason, uniqueTag } from "./support/netns.ts";
 import { JsonPeer, type Line } from "./support/json-peer.ts";
+import { coturn } from "./support/coturn-netns.ts";
 
 const SKIP = skipReason(["ip", "iptables", "turnserver"]);
 
@@ -57,26 +54,6 @@ async function waitCount(p: JsonPeer, pred: (l: Line) => boolean, n: number, ms:
     if (performance.now() > end) throw new Error(`${p.name}: ${p.lines.filter(pred).length}/${n} lines; stderr: ${p.stderr.slice(-5).join(" | ")}`);
     await Bun.sleep(20);
   }
-}
-
-/** coturn in a namespace, a static user, relayed ports 3500–3560. */
-async function coturn(ns: Netns, ip: string) {
-  const dir = mkdtempSync(join(tmpdir(), "gg-ice-coturn-"));
-  const conf = [
-    `listening-ip=${ip}`, "listening-port=3478", `relay-ip=${ip}`, "min-port=3500", "max-port=3560", "realm=glassgate.test",
-    "lt-cred-mech", "user=gw:gw-secret", "fingerprint", "no-tls", "no-dtls", "no-cli", "no-rfc5780", "allow-loopback-peers",
-    `pidfile=${join(dir, "pid")}`, `log-file=${join(dir, "turn.log")}`, "simple-log",
-  ];
-  writeFileSync(join(dir, "turnserver.conf"), conf.join("\n") + "\n");
-  const proc = spawn(["ip", "netns", "exec", ns.name, "turnserver", "-c", join(dir, "turnserver.conf"), "--no-cli"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
-  cleanups.push(async () => {
-    if (proc.exitCode === null) proc.kill("SIGTERM");
-    await Promise.race([proc.exited, Bun.sleep(2000)]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await Bun.sleep(500);
-  if (proc.exitCode !== null) throw new Error(`turnserver exited ${proc.exitCode}: ${readFileSync(join(dir, "turn.log"), "utf8").slice(-1000)}`);
-  return { server: `${ip}:3478`, log: () => readFileSync(join(dir, "turn.log"), "utf8") };
 }
 
 /** A veth pair between two namespaces, named inside each (werift ignores interfaces named veth*). */
@@ -137,7 +114,7 @@ describe.skipIf(SKIP !== undefined)("ICE through the gateway's data path (werift
       nat.exec(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE"]);
       nat.exec(["iptables", "-A", "INPUT", "-i", "wan0", "-p", "udp", "-j", "DROP"]); // see ice-werift.test.ts
     }
-    const turn = await coturn(inet, "203.0.113.254");
+    const turn = await coturn(inet, "203.0.113.254", cleanups);
     const gateway = new JsonPeer(gw, "gateway", "ice-node-shell.ts", { HOST_ADDRESSES: "10.7.0.2", PORT: "51820", TURN_SERVER: turn.server, TURN_USER: "gw", TURN_PASSWORD: "not-the-password" });
     const client = new JsonPeer(cl, "werift", "werift-client.ts", { STUN_SERVER: "203.0.113.254:3478", WG: "1" });
     cleanups.push(() => gateway.stop(), () => client.stop());
@@ -155,7 +132,7 @@ describe.skipIf(SKIP !== undefined)("ICE through the gateway's data path (werift
     cleanups.push(() => ns.destroy());
     // Only the relay's ports pass: gateway ↔ coturn (3478) and client ↔ relayed addresses (3500–3560).
     ns.exec(["iptables", "-A", "INPUT", "-p", "udp", "-m", "multiport", "!", "--ports", "3478,3500:3560", "-j", "DROP"]);
-    const turn = await coturn(ns, "127.0.0.1");
+    const turn = await coturn(ns, "127.0.0.1", cleanups);
     const gateway = new JsonPeer(ns, "gateway", "ice-node-shell.ts", { HOST_ADDRESSES: "127.0.0.1", PORT: "51820", TURN_SERVER: turn.server, TURN_USER: "gw", TURN_PASSWORD: "gw-secret" });
     const client = new JsonPeer(ns, "werift", "werift-client.ts", { HOST_ADDRESS: "127.0.0.1", WG: "1" });
     cleanups.push(() => gateway.stop(), () => client.stop());

@@ -35,10 +35,37 @@ function flushWg(): void {
   if (!peer) return;
   for (let t = peer.pollTransmit(); t; t = peer.pollTransmit()) void conn.send(Buffer.from(t.data)).catch(() => {});
   for (let e = peer.pollEvent(); e; e = peer.pollEvent()) {
-    if (e.type === "data") out({ kind: "wg_data", len: e.packet.length, icmpType: e.packet[9] === 1 ? e.packet[20] : undefined });
+    if (e.type === "data" && flood) {
+      flood.replies++;
+      flood.bytes += e.packet.length;
+      flood.outstanding--;
+    } else if (e.type === "data") out({ kind: "wg_data", len: e.packet.length, icmpType: e.packet[9] === 1 ? e.packet[20] : undefined });
     else if (e.type === "handshake_completed") out({ kind: "wg_handshake" });
   }
 }
+/** Bench mode: echo requests of `size` bytes kept `window` in flight for `ms`; replies counted. */
+let flood: { until: number; size: number; window: number; outstanding: number; sent: number; replies: number; bytes: number; started: number } | undefined;
+function floodMore(): void {
+  const f = flood;
+  if (!f || !peer) return;
+  const now = performance.now();
+  if (now >= f.until) {
+    out({ kind: "flood_done", sent: f.sent, replies: f.replies, bytes: f.bytes, ms: now - f.started });
+    flood = undefined;
+    return;
+  }
+  while (f.outstanding < f.window) {
+    f.outstanding++;
+    f.sent++;
+    peer.send(icmpEcho({ src: clientIp, dst: "10.99.0.1", type: 8, id: 10, seq: f.sent & 0xffff, payload: new Uint8Array(f.size) }), now);
+  }
+  flushWg();
+  setImmediate(floodMore);
+}
+// A lost echo must not stall the window: what is still out after 200 ms is written off.
+setInterval(() => {
+  if (flood) flood.outstanding = Math.min(flood.outstanding, flood.window / 2);
+}, 200);
 if (wg) setInterval(() => {
   if (!peer) return;
   peer.handleTimeout(performance.now());
@@ -82,6 +109,11 @@ for await (const chunk of Bun.stdin.stream()) {
     } else if (msg.kind === "ping") {
       for (let i = 0; i < (msg.count ?? 1); i++) peer?.send(icmpEcho({ src: clientIp, dst: msg.dst ?? "10.99.0.1", type: 8, id: 9, seq: i + 1, payload: new Uint8Array(32).fill(i) }), performance.now());
       flushWg();
+    } else if (msg.kind === "flood") {
+      const m = msg as unknown as { ms: number; size: number; window: number };
+      const now = performance.now();
+      flood = { until: now + m.ms, size: m.size, window: m.window, outstanding: 0, sent: 0, replies: 0, bytes: 0, started: now };
+      floodMore();
     } else if (msg.kind === "send") {
       await conn.send(Buffer.from(msg.text!));
     } else if (msg.kind === "close") {
