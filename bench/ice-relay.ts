@@ -15,7 +15,7 @@ import { Netns, skipReason, uniqueTag } from "../test/support/netns.ts";
 const SECONDS = Number(process.env.BENCH_ICE_SECONDS ?? 5);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ICE_ROUNDS ?? 3));
 const SIZE = 1200;
-const WINDOW = 32;
+const WINDOW = Number(process.env.BENCH_ICE_WINDOW ?? 32);
 
 const skip = skipReason(["ip", "iptables", "turnserver"]);
 if (skip) {
@@ -43,7 +43,7 @@ async function setup(relayOnly: boolean) {
   return { gateway, client, path: nominated.path as string };
 }
 
-async function round(s: { client: JsonPeer }): Promise<number> {
+async function round(s: { client: JsonPeer; gateway: JsonPeer }): Promise<number> {
   const before = s.client.lines.filter((l) => l.kind === "flood_done").length;
   s.client.send({ kind: "flood", ms: SECONDS * 1000, size: SIZE, window: WINDOW });
   const end = performance.now() + SECONDS * 1000 + 10_000;
@@ -52,6 +52,14 @@ async function round(s: { client: JsonPeer }): Promise<number> {
     await Bun.sleep(50);
   }
   const done = s.client.lines.filter((l) => l.kind === "flood_done")[before]!;
+  if (process.env.BENCH_ICE_DEBUG) {
+    const g = s.gateway;
+    const n = g.lines.filter((l) => l.kind === "stats").length;
+    g.send({ kind: "stats" });
+    while (g.lines.filter((l) => l.kind === "stats").length === n) await Bun.sleep(20);
+    const st = g.lines.filter((l) => l.kind === "stats")[n]!;
+    console.log(JSON.stringify({ sent: done.sent, replies: done.replies, gw: st.counters, relayBytes: st.relayBytes }));
+  }
   return ((done.bytes as number) * 8) / ((done.ms as number) / 1000) / 1e6;
 }
 
