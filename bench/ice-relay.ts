@@ -58,7 +58,7 @@ async function round(s: { client: JsonPeer; gateway: JsonPeer }): Promise<number
     g.send({ kind: "stats" });
     while (g.lines.filter((l) => l.kind === "stats").length === n) await Bun.sleep(20);
     const st = g.lines.filter((l) => l.kind === "stats")[n]!;
-    console.log(JSON.stringify({ sent: done.sent, replies: done.replies, gw: st.counters, relayBytes: st.relayBytes }));
+    console.log(JSON.stringify({ sent: done.sent, replies: done.replies, clientDrops: done.drops, gw: st.counters, relayBytes: st.relayBytes }));
   }
   return ((done.bytes as number) * 8) / ((done.ms as number) / 1000) / 1e6;
 }

@@ -50,7 +50,7 @@ function floodMore(): void {
   if (!f || !peer) return;
   const now = performance.now();
   if (now >= f.until) {
-    out({ kind: "flood_done", sent: f.sent, replies: f.replies, bytes: f.bytes, ms: now - f.started });
+    out({ kind: "flood_done", sent: f.sent, replies: f.replies, bytes: f.bytes, ms: now - f.started, drops: peer.drops.snapshot() });
     flood = undefined;
     return;
   }
