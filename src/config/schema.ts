@@ -3,7 +3,7 @@
 import { z } from "zod";
 import { decodeKey, encodeKey, publicKeyOf, publicKeyProblem } from "../crypto/x25519.ts";
 import { parseCidr, type Cidr } from "../ip/address.ts";
-import { clashMessage, clashWith, type AddressOwner } from "./overlap.ts";
+import { AddressIndex, clashMessage, type AddressOwner } from "./overlap.ts";
 import { ConfigError, quoteValue, readSections, type Entry, type Section } from "./wg-quick.ts";
 import { parseFilterText, parseResource, ResourceId, type Resource } from "../gateway/resources.ts";
 
@@ -215,6 +215,7 @@ export function parseConfig(text: string, file: string): WireguardConfig {
 
   const peers: PeerConfig[] = [];
   const seenKeys = new Map<string, number>();
+  const owners = new AddressIndex<AddressOwner>();
   const ownPublicKey = encodeKey(publicKeyOf(iface.privateKey as Uint8Array));
   for (const s of sections.filter((s) => s.name === "Peer")) {
     const p = applyEntries(s, PEER_KEYS, file) as Partial<PeerConfig>;
@@ -230,8 +231,10 @@ export function parseConfig(text: string, file: string): WireguardConfig {
       }
     }
     const peer: PeerConfig = { allowedIPs: [], resources: [], ...p, publicKey: p.publicKey, line: s.line };
-    const clash = clashWith(filePeerOwner(peer), peers.map(filePeerOwner));
+    const owner = filePeerOwner(peer);
+    const clash = owners.clashOf(owner);
     if (clash) throw new ConfigError(file, s.entries.find((e) => e.key === "AllowedIPs")?.line ?? s.line, "AllowedIPs", clashMessage(clash));
+    owners.add(owner);
     peers.push(peer);
   }
   return {

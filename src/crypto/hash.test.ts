@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { blake2s } from "@noble/hashes/blake2.js";
-import { constantTimeEqual, hash, hmac, kdf1, kdf2, kdf3, mac } from "./hash.ts";
+import { constantTimeEqual, hash, hashNoble, hmac, kdf1, kdf2, kdf3, mac } from "./hash.ts";
 import { decodeKey, encodeKey, generatePrivateKey, keyToU256Decimal, publicKeyOf, sharedSecret } from "./x25519.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -72,4 +72,13 @@ test("u256 decimal form is stable and numeric", () => {
   expect(keyToU256Decimal(k)).toBe("1");
   k[31] = 0x80;
   expect(keyToU256Decimal(k)).toBe((2n ** 255n + 1n).toString());
+});
+
+test("HASH (native BLAKE2s when present) equals noble's on random inputs split into random parts", () => {
+  const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+  for (let i = 0; i < 300; i++) {
+    const parts = Array.from({ length: 1 + (i % 4) }, (_, j) => random((i * 37 + j * 11) % 200));
+    expect(Buffer.from(hash(...parts)).toString("hex")).toBe(Buffer.from(hashNoble(...parts)).toString("hex"));
+  }
+  expect(Buffer.from(hash(new TextEncoder().encode("abc"))).toString("hex")).toBe("508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982");
 });

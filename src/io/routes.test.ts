@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { parseCidr } from "../ip/address.ts";
 import { LogRing } from "../telemetry/log-ring.ts";
 import { Logger, parseLogFilter } from "../telemetry/log.ts";
-import { TunRoutes, type IpCommand, type WantedRoute } from "./routes.ts";
+import { batchErrors, TunRoutes, type IpCommand, type WantedRoute } from "./routes.ts";
 
 /** A host's main table that `ip` reads and changes, as JSON like `ip -j route` prints it. */
 function fakeHost(routes: { dst: string; dev?: string; gateway?: string }[]) {
@@ -69,4 +69,17 @@ test("routes of a peer that left are removed; the host's own stay", () => {
   expect(host.routes.map((r) => `${r.dst} ${r.dev}`)).toEqual(["default eth0", "192.168.1.0/24 eth0", "10.61.0.0/16 gg0"]);
   routes.sync([]);
   expect(host.routes.map((r) => `${r.dst} ${r.dev}`)).toEqual(["default eth0", "192.168.1.0/24 eth0"]);
+});
+
+test("one `ip -batch` run: each failed command gets its own error, the others count as done", () => {
+  const cmds = [1, 1, 2, 3, 9].map((n, i) => ["route", i === 4 ? "del" : "add", `10.1.0.${n}/32`, "dev", i === 3 ? "nosuch" : "d0"]);
+  // What ip 6.x printed here for these five commands (the second is a duplicate, the fourth names no device).
+  const stderr = "RTNETLINK answers: File exists\nCommand failed -:2\nCannot find device \"nosuch\"\nCommand failed -:4\nRTNETLINK answers: No such process\nCommand failed -:5\n";
+  const failed = batchErrors(cmds, stderr, 1);
+  expect([...failed.keys()]).toEqual([1, 3, 4]);
+  expect(failed.get(1)).toBe("ip route add 10.1.0.1/32 dev d0: RTNETLINK answers: File exists");
+  expect(failed.get(3)).toContain('Cannot find device "nosuch"');
+  expect(batchErrors(cmds, "", 0).size).toBe(0);
+  // ip could not run at all: nothing was done.
+  expect(batchErrors(cmds, "ip: command not found", 127).size).toBe(5);
 });

@@ -17,6 +17,58 @@ export const runIp: IpCommand = (args) => {
   return r.stdout.toString();
 };
 
+/**
+ * Runs many `ip` commands in one process (`ip -force -batch -`); returns the error of each command
+ * that failed, by its index. One spawn for 10 000 peer routes instead of 10 000 spawns (~3 ms
+ * each: half a minute at start).
+ */
+export type IpBatch = (commands: string[][]) => Map<number, string>;
+
+export const runIpBatch: IpBatch = (commands) => {
+  if (commands.length === 0) return new Map();
+  const r = spawnSync(["ip", "-force", "-batch", "-"], { stdin: new TextEncoder().encode(commands.map((c) => c.join(" ")).join("\n") + "\n"), stdout: "pipe", stderr: "pipe" });
+  return batchErrors(commands, r.stderr.toString(), r.exitCode);
+};
+
+/** The failed commands of an `ip -force -batch` run, from its stderr: each error, by command index. */
+export function batchErrors(commands: string[][], stderr: string, exitCode: number): Map<number, string> {
+  const failed = new Map<number, string>();
+  // ip prints a failed command's error lines, then "Command failed -:<line>" (1-based).
+  let pending: string[] = [];
+  for (const line of stderr.split("\n")) {
+    const m = /^Command failed -:(\d+)$/.exec(line.trim());
+    if (m) {
+      const i = Number(m[1]) - 1;
+      failed.set(i, `ip ${commands[i]?.join(" ") ?? "?"}: ${pending.join(" ")}`);
+      pending = [];
+    } else if (line.trim()) pending.push(line.trim());
+  }
+  // A failure ip did not attribute to a line (it could not start, say): every command counts as failed.
+  if (exitCode !== 0 && failed.size === 0) {
+    const why = stderr.trim() || `exit ${exitCode}`;
+    for (let i = 0; i < commands.length; i++) failed.set(i, `ip ${commands[i]!.join(" ")}: ${why}`);
+  }
+  return failed;
+}
+
+/** A batch made of single `ip` calls (tests give TunRoutes a fake `ip`; the batch follows it). */
+export function batchOf(ip: IpCommand): IpBatch {
+  return (commands) => {
+    const failed = new Map<number, string>();
+    commands.forEach((c, i) => {
+      try {
+        ip(c);
+      } catch (err) {
+        failed.set(i, (err as Error).message);
+      }
+    });
+    return failed;
+  };
+}
+
+/** Above this many changes in one sync, one summary line instead of a line per route. */
+const ROUTE_LINES = 32;
+
 interface IpJsonRoute {
   dst?: string;
   dev?: string;
@@ -64,6 +116,7 @@ export class TunRoutes {
     private readonly dev: string,
     private readonly log: TargetLogger,
     private readonly ip: IpCommand = runIp,
+    private readonly batch: IpBatch = ip === runIp ? runIpBatch : batchOf(ip),
   ) {}
 
   /** Prefixes currently routed into the TUN by us. */
@@ -94,28 +147,28 @@ export class TunRoutes {
       });
     }
     this.#reported = stillRefused;
-    for (const c of plan.remove) {
+    const removed = this.batch(plan.remove.map((c) => ["route", "del", formatCidr(c), "dev", this.dev]));
+    plan.remove.forEach((c, i) => {
       const text = formatCidr(c);
-      try {
-        this.ip(["route", "del", text, "dev", this.dev]);
-        this.log.info("route removed: no peer needs it", { allowed_ips: text, interface: this.dev });
-      } catch (err) {
-        // Already gone (someone removed it by hand): nothing left to undo.
-        this.log.debug("route already gone", { allowed_ips: text, err });
-      }
+      // Already gone (someone removed it by hand): nothing left to undo.
+      if (removed.has(i)) this.log.debug("route already gone", { allowed_ips: text, err: removed.get(i) });
+      else if (plan.remove.length <= ROUTE_LINES) this.log.info("route removed: no peer needs it", { allowed_ips: text, interface: this.dev });
       this.#installed.delete(text);
-    }
-    for (const w of plan.add) {
+    });
+    if (plan.remove.length > ROUTE_LINES) this.log.info("routes removed: no peer needs them", { count: plan.remove.length - removed.size, interface: this.dev });
+    // `add`, never `replace`: if a route appeared since we read the table, we fail rather than take it over.
+    const failed = this.batch(plan.add.map((w) => ["route", "add", formatCidr(w.prefix), "dev", this.dev]));
+    plan.add.forEach((w, i) => {
       const text = formatCidr(w.prefix);
-      try {
-        // `add`, never `replace`: if a route appeared since we read the table, we fail rather than take it over.
-        this.ip(["route", "add", text, "dev", this.dev]);
-        this.#installed.add(text);
-        this.log.info("route added", { cid: w.peer.cid, public_key: w.peer.publicKey, peer: w.peer.name, allowed_ips: text, interface: this.dev });
-      } catch (err) {
-        this.log.error("peer route could not be added: the peer is served without it", { cid: w.peer.cid, public_key: w.peer.publicKey, peer: w.peer.name, allowed_ips: text, err });
+      const err = failed.get(i);
+      if (err !== undefined) {
+        this.log.error("peer route could not be added: the peer is served without it", { cid: w.peer.cid, public_key: w.peer.publicKey, peer: w.peer.name, allowed_ips: text, err: new Error(err) });
+        return;
       }
-    }
+      this.#installed.add(text);
+      if (plan.add.length <= ROUTE_LINES) this.log.info("route added", { cid: w.peer.cid, public_key: w.peer.publicKey, peer: w.peer.name, allowed_ips: text, interface: this.dev });
+    });
+    if (plan.add.length > ROUTE_LINES) this.log.info("routes added", { count: plan.add.length - failed.size, failed: failed.size || undefined, interface: this.dev });
     this.#lastWanted = fingerprint;
     return plan;
   }

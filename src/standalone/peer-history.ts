@@ -34,7 +34,9 @@ export class ConnectionHistory {
     const touch = force || now - this.#lastTouch >= TOUCH_EVERY_MS;
     if (touch) {
       this.#lastTouch = now;
-      this.#cidKeys = new Map([...this.#cidKeys].filter(([cid]) => live.some((c) => c.cid === cid)));
+      // A set, not live.some() per entry: that was 10 000 × 10 000 comparisons each minute.
+      const liveCids = new Set(live.map((c) => c.cid));
+      this.#cidKeys = new Map([...this.#cidKeys].filter(([cid]) => liveCids.has(cid)));
     }
     for (const c of live) this.#cidKeys.set(c.cid, c.publicKey);
     this.store.history.observe(this.gid, live, now, touch);

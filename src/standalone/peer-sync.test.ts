@@ -225,3 +225,33 @@ test("a stored row with a config file peer's key is said once, and the file's pe
   expect(lines.filter((l) => l.level === "error").map((l) => [l.msg, l.peer, l.field])).toEqual([["stored peer skipped: the config file has a peer with this key", "copy", "public_key"]]);
   expect([...sim.gw.connections()][0]!.allowedIPs.map((c) => c.bytes.join("."))).toEqual(["10.99.0.2"]);
 });
+
+test("a sync with nothing changed upserts nothing; an edited row, or a peer gone from the tunnel, is applied again", () => {
+  const w = world();
+  const a = w.sim.client();
+  const b = w.sim.client();
+  const keyA = encodeKey(a.local.publicKey);
+  const rowA = w.add("alice", keyA, "10.99.0.2/32");
+  w.add("bob", encodeKey(b.local.publicKey), "10.99.0.3/32");
+  expect(w.sync.apply(w.sim.now)).toMatchObject({ upserted: 2, removed: 0, skipped: 0 });
+  const upserts: string[] = [];
+  const real = w.sim.gw.upsertPeer.bind(w.sim.gw);
+  w.sim.gw.upsertPeer = (spec) => {
+    upserts.push(encodeKey(spec.publicKey));
+    return real(spec);
+  };
+  for (let i = 0; i < 3; i++) expect(w.sync.apply(w.sim.now)).toMatchObject({ upserted: 2, removed: 0, skipped: 0 });
+  expect(upserts).toEqual([]);
+
+  // An edit (the repository moves updated_at) reaches the tunnel at the next sync.
+  w.store.peers.update(rowA.id, { allowedIps: "10.99.0.12/32" }, "test");
+  w.sync.apply(w.sim.now);
+  expect(upserts).toEqual([keyA]);
+  expect([...w.sim.gw.connections()].find((c) => c.publicKey === keyA)!.allowedIPs.map((c) => c.bytes.join("."))).toEqual(["10.99.0.12"]);
+
+  // Taken out of the tunnel by something else: put back, not trusted from the cache.
+  w.sim.gw.removePeer(a.local.publicKey);
+  w.sync.apply(w.sim.now);
+  expect(upserts).toEqual([keyA, keyA]);
+  expect(w.inTunnel()).toContain(keyA);
+});

@@ -13,7 +13,7 @@
 // (config/overlap.ts) — and an Endpoint hostname is resolved here in the shell, asynchronously:
 // the peer is applied at once, and gets its endpoint (and, with a keepalive, its first
 // handshake) when the name resolves.
-import { clashMessage, clashWith, type AddressClash, type AddressOwner } from "../config/overlap.ts";
+import { AddressIndex, clashMessage, type AddressClash, type AddressOwner } from "../config/overlap.ts";
 import { decodeKey, encodeKey } from "../crypto/x25519.ts";
 import { formatIp, parseCidr, parseIp, type Cidr } from "../ip/address.ts";
 import type { PeerRow, Store } from "../store/index.ts";
@@ -59,9 +59,14 @@ export function parseEndpointText(text: string): { host: string; port: number } 
   return { host: m[1]!, port };
 }
 
+/** Peers newly applied in one sync that get a line each; the rest are counted in one line. */
+const PEER_LINES = 32;
+
 export class PeerSync {
   /** Public keys the store put into the tunnel, with the AllowedIPs applied for each. */
   readonly #applied = new Map<string, Cidr[]>();
+  /** Per applied key: the row version it was applied from, and its connection (see rowVersion). */
+  readonly #appliedVersions = new Map<string, { version: string; cid: number }>();
   /** Rows reported as unusable: id → the row version reported, so each version logs once. */
   readonly #reported = new Map<string, string>();
   /** The endpoint last handed to the tunnel per key: passed again only when the row changes it, so a roaming client is not pulled back every sync. */
@@ -136,10 +141,11 @@ export class PeerSync {
     let upserted = 0;
     let removed = 0;
     let skipped = 0;
+    let newlyApplied = 0;
     const seen = new Set<string>();
     const clashes: typeof this.clashes = [];
     // Addresses go to whoever had them first: file peers, then store peers oldest first.
-    const owners: AddressOwner[] = [...(this.#opts.fileOwners ?? [])];
+    const owners = new AddressIndex<AddressOwner>(this.#opts.fileOwners ?? []);
     const rows = this.store.peers.list().sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
     for (const p of rows) {
       seen.add(p.id);
@@ -150,11 +156,26 @@ export class PeerSync {
         continue;
       }
       if (!p.enabled || (p.expiresAt !== null && p.expiresAt <= now)) continue;
+      // Unchanged since the last apply and still in the tunnel: nothing to decode, upsert or
+      // re-route. The sync runs every 10 s; with 10 000 rows the full path cost ~1 CPU-s each time.
+      const version = rowVersion(p);
+      const prev = this.#appliedVersions.get(p.publicKey);
+      if (prev && prev.version === version && !p.endpoint && this.#applied.has(p.publicKey) && this.tunnel.connection(prev.cid)?.publicKey === p.publicKey) {
+        const me: AddressOwner = { label: `peer "${p.name}"`, allowedIPs: this.#applied.get(p.publicKey)! };
+        const clash = owners.clashOf(me);
+        if (!clash) {
+          owners.add(me);
+          wanted.set(p.publicKey, p);
+          upserted++;
+          continue;
+        }
+        // A file peer or an older row took its address since: the full path below reports it.
+      }
       try {
         const spec = PeerSync.specOf(p);
         const key = encodeKey(spec.publicKey);
         const me: AddressOwner = { label: `peer "${p.name}"`, allowedIPs: spec.allowedIPs };
-        const clash = clashWith(me, owners);
+        const clash = owners.clashOf(me);
         if (clash) throw new AddressClashError(clash);
         const endpoint = this.#endpointOf(p);
         const changed = endpoint && this.#endpoints.get(key) !== endpointKey(endpoint);
@@ -163,9 +184,13 @@ export class PeerSync {
         if (endpoint && !conn.peer.endpoint) conn = this.tunnel.upsertPeer({ ...spec, endpoint });
         if (endpoint) this.#endpoints.set(key, endpointKey(endpoint));
         else this.#endpoints.delete(key);
-        owners.push(me);
-        if (!this.#applied.has(key)) this.log.info("peer applied", { cid: conn.cid, public_key: key, peer: p.name, remote: endpoint ? `${endpoint.address}:${endpoint.port}` : undefined });
+        owners.add(me);
+        if (!this.#applied.has(key)) {
+          newlyApplied++;
+          if (newlyApplied <= PEER_LINES) this.log.info("peer applied", { cid: conn.cid, public_key: key, peer: p.name, remote: endpoint ? `${endpoint.address}:${endpoint.port}` : undefined });
+        }
         this.#applied.set(key, spec.allowedIPs);
+        this.#appliedVersions.set(key, { version, cid: conn.cid });
         wanted.set(key, p);
         this.#reported.delete(p.id);
         upserted++;
@@ -175,12 +200,14 @@ export class PeerSync {
         if (this.#applied.has(p.publicKey) && !(err instanceof AddressClashError)) {
           kept.add(p.publicKey);
           // Still routed as it was: its addresses stay taken.
-          owners.push({ label: `peer "${p.name}"`, allowedIPs: this.#applied.get(p.publicKey)! });
+          owners.add({ label: `peer "${p.name}"`, allowedIPs: this.#applied.get(p.publicKey)! });
         }
         if (err instanceof AddressClashError) clashes.push({ peer: p.name.slice(0, 64), publicKey: p.publicKey, address: err.clash.address, other: err.clash.owner.label.slice(0, 200) });
         this.#report(p, err);
       }
     }
+    // A first sync of thousands of rows: the first lines, then how many more (not 10 000 lines).
+    if (newlyApplied > PEER_LINES) this.log.info("peers applied", { count: newlyApplied, not_logged_one_by_one: newlyApplied - PEER_LINES });
     this.clashes = clashes;
     for (const id of this.#reported.keys()) if (!seen.has(id)) this.#reported.delete(id);
 
@@ -193,6 +220,7 @@ export class PeerSync {
       const told = conn ? this.tunnel.goodbyeTo(conn.cid, now) : false;
       this.tunnel.removePeer(decodeKey(key));
       this.#applied.delete(key);
+      this.#appliedVersions.delete(key);
       this.#endpoints.delete(key);
       this.log.info("peer removed from the data plane", { cid: conn?.cid, public_key: key, reason: why, goodbye_sent: told });
       if (conn) this.#opts.onRemoved?.(conn.cid, key, why, now);
@@ -272,6 +300,11 @@ export class PeerSync {
       err: err instanceof StoredPeerError ? err.cause : err,
     });
   }
+}
+
+/** Every column the data plane takes from a row: equal versions apply identically. */
+function rowVersion(p: PeerRow): string {
+  return `${p.updatedAt}|${p.publicKey}|${p.presharedKey ?? ""}|${p.allowedIps}|${p.endpoint ?? ""}|${p.persistentKeepalive}`;
 }
 
 /** PeerSpec fields as the store's columns (what an operator would look for). */

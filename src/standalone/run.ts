@@ -139,6 +139,9 @@ export function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): voi
   }
 }
 
+/** Above this many config file peers, start logs one "peers configured" line instead of one per peer. */
+const PEER_LINES = 32;
+
 export async function runStandalone(opts: StandaloneOptions): Promise<RunningGateway> {
   const log = opts.logger.target("gateway");
   const cfg = opts.config;
@@ -172,8 +175,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     const endpoint = p.endpoint ? await resolveEndpoint(p.endpoint.host, p.endpoint.port) : undefined;
     const conn = tunnel.upsertPeer({ publicKey: p.publicKey, presharedKey: p.presharedKey, allowedIPs: p.allowedIPs, endpoint, persistentKeepalive: p.persistentKeepalive });
     for (const g of p.resources) gatewayCore.policy.authorize(conn.cid, g.rid, g.expiresAt);
-    log.info("peer configured", { cid: conn.cid, public_key: conn.publicKey, allowed_ips: p.allowedIPs.map(formatCidr).join(","), remote: endpoint ? formatEndpoint(endpoint) : undefined });
+    // One line per peer for a handful; with thousands, one summary (10 000 lines cost ~1 s and fill the log ring).
+    if (cfg.peers.length <= PEER_LINES) log.info("peer configured", { cid: conn.cid, public_key: conn.publicKey, allowed_ips: p.allowedIPs.map(formatCidr).join(","), remote: endpoint ? formatEndpoint(endpoint) : undefined });
   }
+  if (cfg.peers.length > PEER_LINES) log.info("peers configured", { count: cfg.peers.length, with_endpoint: cfg.peers.filter((p) => p.endpoint).length });
 
   if (gatewayCore.policy.enforcing) log.info("resources enforced", { resources: cfg.resources.map((r) => r.id).join(","), authorizations: cfg.peers.reduce((n, p) => n + p.resources.length, 0) });
 

@@ -67,7 +67,7 @@ export class AdminAuth {
   async login(username: string, password: string, remote: string): Promise<Session | undefined> {
     const user = this.db.select().from(adminUsers).where(eq(adminUsers.username, username)).get();
     // Verify against a dummy hash when the user is unknown, so timing does not reveal usernames.
-    const ok = await Bun.password.verify(password, user?.passwordHash ?? DUMMY_HASH).catch(() => false);
+    const ok = await Bun.password.verify(password, user?.passwordHash ?? (await dummyHash())).catch(() => false);
     if (!user || !ok) {
       this.#audit.record({ actor: `anonymous@${remote}`, action: "admin.login_failed", subject: username.slice(0, 64), reason: user ? "wrong password" : "unknown user" });
       return undefined;
@@ -119,4 +119,11 @@ function checkPassword(password: string): void {
   if (password.length < 8) throw new Error("password must have at least 8 characters");
 }
 
-const DUMMY_HASH = Bun.password.hashSync("glassgate-dummy-password");
+/**
+ * Made on the first login attempt, not at import: an argon2 hash takes ~0.6 s of CPU, which every
+ * gateway start paid before it could serve a packet. Made once (the promise is kept).
+ */
+let dummy: Promise<string> | undefined;
+function dummyHash(): Promise<string> {
+  return (dummy ??= Bun.password.hash("glassgate-dummy-password"));
+}

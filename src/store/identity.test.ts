@@ -106,3 +106,17 @@ test("peer.* audit rows written before the upgrade are renamed to the peer's key
   expect(s.audit.query({ subject: "lan" }).total).toBe(1);
   s.close();
 });
+
+test("1 200 identities and cids (more than one multi-row insert) are all kept: names update, first_seen stays", () => {
+  const s = Store.open(dir());
+  const keys = Array.from({ length: 1200 }, (_, i) => encodeKey(Uint8Array.from({ length: 32 }, (_, j) => (i * 7 + j * 13 + (i >> 8)) & 255)));
+  s.history.remember(keys.map((k, i) => ({ publicKey: k, peerId: `p${i}`, name: `old${i}`, source: "store" as const })), 1000);
+  s.history.remember(keys.map((k, i) => ({ publicKey: k, peerId: `p${i}`, name: `new${i}`, source: "store" as const })), 2000);
+  expect(s.history.byKey(keys[1100]!)).toEqual({ publicKey: keys[1100]!, peerId: "p1100", name: "new1100", source: "store", firstSeen: 1000, lastSeen: 2000 });
+  const live = keys.map((k, i) => ({ cid: i + 1, publicKey: k }));
+  expect(s.history.observe(GID, live, 1000)).toBe(1200);
+  expect(s.history.count(GID)).toBe(1200);
+  s.history.observe(GID, live, 9000, true);
+  expect(s.history.byCid(1150)).toEqual([{ gid: GID, cid: 1150, publicKey: keys[1149]!, firstSeen: 1000, lastSeen: 9000 }]);
+  s.close();
+});

@@ -38,7 +38,7 @@ export class Store {
     this.traffic = new TrafficHistory(db);
     this.proxyAssignments = new ProxyAssignments(db);
     this.resources = new ResourceRepository(db);
-    this.history = new PeerHistory(db);
+    this.history = new PeerHistory(db, sqlite);
     this.logs = new LogArchive(db);
   }
 

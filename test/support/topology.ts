@@ -148,7 +148,7 @@ export class Topology {
   async startGateway(
     extraEnv: Record<string, string> = {},
     fileClients = this.clients.length,
-    opts: { withEndpoints?: number[]; sections?: string; peerLines?: Record<number, string[]>; interfaceLines?: string[] } = {},
+    opts: { withEndpoints?: number[]; sections?: string; peerLines?: Record<number, string[]>; interfaceLines?: string[]; readyTimeoutMs?: number } = {},
   ): Promise<void> {
     const config = this.writeGatewayConfig(fileClients, opts.withEndpoints, opts);
     const p = spawn(
@@ -163,7 +163,7 @@ export class Topology {
     await waitFor("glassgate to be up", () => {
       if (p.exitCode !== null) throw new Error(`glassgate exited ${p.exitCode}: ${this.gatewayLog}`);
       return this.gatewayLog.includes('"msg":"gateway up"');
-    }, 20_000);
+    }, opts.readyTimeoutMs ?? 20_000);
   }
 
   /** SIGTERM, and the exit code and how long it took. */
