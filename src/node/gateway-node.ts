@@ -7,6 +7,9 @@
 //   have work (the tunnel's timer heap and ready queues), not every configured one.
 // Deny replies (ICMP) and goodbyes are the node's output like any handshake message: they come out
 // of pollTransmit, encrypted, with their endpoint.
+// Portal mode (ice-connections.ts, relays.ts): the same socket carries STUN and TURN, demuxed in
+// handleNetworkInput once a client or relay exists; transport data (type 4) skips the demux, and a
+// standalone node pays one boolean check per datagram for it.
 import type { Explanation } from "../gateway/policy.ts";
 import { GatewayCore, type GatewayEvent } from "../gateway/core.ts";
 import type { PacketOwner, Tunnel, TunnelEvent } from "../tunnel/index.ts";

@@ -256,3 +256,17 @@ test("the connection's Timeline shows its ICE life: candidates, the pair that wo
   expect(w.logs.find((l) => l.msg === "connection path changed")!.path).toBe(`relay via ${RELAY.address}:${RELAY.port}`);
   expect(w.logs.some((l) => l.msg === "relay allocated")).toBe(true);
 });
+
+test("a standalone node (no ICE client, no relay) hands every datagram to the tunnel: STUN is a WireGuard drop, nothing else runs", () => {
+  const sim = new TunnelClients();
+  const node = new GatewayNode({ tunnel: sim.gw });
+  const tunOut = new TunBatch(4);
+  const stun = new Uint8Array(20);
+  stun[1] = 1; // binding request
+  stun.set([0x21, 0x12, 0xa4, 0x42], 4);
+  node.handleNetworkInput(stun, 0, stun.length, { address: "192.0.2.9", port: 1 }, sim.now, tunOut);
+  expect(node.counters.stun + node.counters.stunUnclaimed).toBe(0);
+  expect(sim.gw.tunnelDrops().truncated ?? 0).toBe(0);
+  expect(Object.values(sim.gw.tunnelDrops()).reduce((a, b) => a + (b ?? 0), 0)).toBe(1);
+  expect(node.pollTimeout()).toBeUndefined();
+});
