@@ -18,6 +18,7 @@ import { loginRoutes, logoutRoutes } from "./routes/login.ts";
 import { historyRoutes } from "./routes/history.ts";
 import { pageRoutes } from "./routes/pages.ts";
 import { problemRoutes } from "./routes/problems.ts";
+import { relayRoutes } from "./routes/relays.ts";
 import { peerRoutes } from "./routes/peers.ts";
 import { RESOURCE_STATUS, resourceRoutes } from "./routes/resources.ts";
 import { settingsRoutes } from "./routes/settings.ts";
@@ -54,6 +55,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.route("/", resourceRoutes(opts));
   app.route("/", apiRoutes(opts));
   app.route("/", problemRoutes(opts));
+  app.route("/", relayRoutes(opts));
   app.route("/", settingsRoutes(opts));
   app.route("/", toolRoutes(opts));
   app.route("/", historyRoutes(opts));

@@ -72,3 +72,10 @@ export async function login(app: App, store: Store): Promise<{ cookie: string; c
   const csrf = /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
   return { cookie, csrf };
 }
+
+/** A relay as portal mode shows it (GatewayNode.relayViews): one allocation, one bound channel. */
+export const RELAY: import("../src/node/relays.ts").RelayView = {
+  id: "relay-eu-1", servers: ["203.0.113.50:3478"], server: "203.0.113.50:3478", state: "allocated", relayed: ["203.0.113.50:50012"], srflx: "198.51.100.1:51820",
+  expires_in_s: 540, credentials_expire_in_s: 86000, channels: [{ number: 0x4001, peer: "192.0.2.44:40000", bound: true, sent_bytes: 123456, received_bytes: 654321 }],
+  relayed_bytes: { sent: 123456, received: 654321 }, failures: { auth: 1 },
+};

@@ -9,6 +9,7 @@ import type { PolicyQuery, PolicyTestResult } from "../src/standalone/policy-tes
 import type { CaptureControl } from "../src/standalone/capture-control.ts";
 import type { RatePoint } from "../src/telemetry/throughput.ts";
 import type { ProblemView } from "../src/telemetry/problems.ts";
+import type { RelayView } from "../src/node/relays.ts";
 
 /** Everything the admin may ask of the gateway. */
 export interface AdminGateway {
@@ -51,6 +52,8 @@ export interface AdminGateway {
   portal?(): PortalView;
   /** Portal mode: who the portal says a connection is, and each portal message that touched it. */
   connectionPortal?(cid: number): ConnectionPortalView | undefined;
+  /** Portal mode: the TURN relays (allocations, channels, lifetimes); absent in standalone mode. */
+  relays?(): RelayView[];
 }
 
 /** The portal connection (channel.stats()), times as ISO strings. */

@@ -42,7 +42,7 @@ export function connectionRows(conns: ConnectionItem[], total: number, q: Connec
   if (total === 0) return html`<tr><td colspan="10" class="empty" data-testid="connections-empty">No peers in the data plane yet. Add one on the <a href="/peers">Peers</a> page.</td></tr>`;
   if (conns.length === 0) return html`<tr><td colspan="10" class="empty" data-testid="connections-no-match">No connection matches “${q.q}”. <a href="/connections">Show all ${total}</a></td></tr>`;
   return html`${conns.map((c) => html`<tr data-cid="${c.cid}" data-state="${c.state}">
-<td>${cidLink(c.cid)}</td><td>${c.name ?? (c.portal ? html`<span title="portal client ${c.portal.client_id}">${c.portal.name ?? c.portal.client_id}</span> <span class="muted small">portal</span>` : html`<span class="muted">config file</span>`)}</td><td class="mono key">${c.public_key}</td><td class="mono">${c.endpoint ?? "—"}</td>
+<td>${cidLink(c.cid)}</td><td>${c.name ?? (c.portal ? html`<span title="portal client ${c.portal.client_id}">${c.portal.name ?? c.portal.client_id}</span> <span class="muted small">portal</span>` : html`<span class="muted">config file</span>`)}</td><td class="mono key">${c.public_key}</td><td class="mono">${c.endpoint ?? "—"}${c.path ? html`<br><span class="muted small" data-testid="path">${c.path}</span>` : ""}</td>
 <td class="mono">${c.sessions.map((s) => `(${s})`).join(" ") || "—"}</td><td>${ago(c.last_handshake, now)}</td>
 <td>${fmtBytes(c.rx_bytes)}</td><td>${fmtBytes(c.tx_bytes)}</td><td>${c.rx_packets} / ${c.tx_packets}</td>
 <td><span class="pill ${c.state}" title="since ${c.state_since}">${c.state.replace("_", " ")}</span> <span class="muted">${ago(c.state_since, now)}</span></td></tr>`)}`;
@@ -115,7 +115,7 @@ export function connectionDetail(d: ConnectionDetail): Html {
  * AllowedIPs"), which no word list would catch.
  */
 export function isTimelineEvent(l: LogLine): boolean {
-  return l.target === "problems" || /handshake|endpoint|session|keys|goodbye|connection|denied|authorization/i.test(l.msg);
+  return l.target === "problems" || /handshake|endpoint|session|keys|goodbye|connection|denied|authorization|candidate|pair|nominat|relay|ice /i.test(l.msg);
 }
 
 /** A problem's cause and fix are in its banner: the Timeline says only what and when. */
@@ -133,7 +133,7 @@ export function connectionLive(d: ConnectionDetail): Html {
   return html`<div id="connection-live" hx-get="/connections/${c.cid}/live" hx-trigger="every 2s" hx-swap="outerHTML">${d.banners ?? ""}
 <div class="columns"><section><table class="facts"><tbody><tr><th>peer</th><td>${d.peerHref ? html`<a href="${d.peerHref}">${d.name}</a>` : d.portal ? html`portal client <span class="mono" data-testid="portal-client">${d.portal.client_id}</span>${d.portal.name ? html` · ${d.portal.name}` : ""}` : html`<span class="muted">config file peer</span>`}</td></tr>
 ${d.portal ? html`<tr><th>portal resources</th><td class="mono">${d.portal.resources.map((r) => `${r.rid}${r.expires_at ? ` (until ${r.expires_at})` : ""}`).join(", ") || "—"}</td></tr>` : ""}
-<tr><th>public key</th><td class="mono">${c.public_key}</td></tr><tr><th>endpoint</th><td class="mono">${c.endpoint ?? "—"}</td></tr>
+<tr><th>public key</th><td class="mono">${c.public_key}</td></tr><tr><th>endpoint</th><td class="mono">${c.endpoint ?? "—"}</td></tr>${c.path ? html`<tr><th>path</th><td data-testid="path">${c.path}</td></tr>` : ""}
 <tr><th>sessions</th><td class="mono">${c.sessions.map((s) => `(${s})`).join(" ") || "—"}</td></tr>
 <tr><th>state</th><td><span class="pill ${c.state}" data-testid="state">${c.state.replace("_", " ")}</span> <span class="muted" title="${c.state_since}">entered ${ago(c.state_since, now)}</span></td></tr><tr><th>last handshake</th><td>${c.last_handshake ? html`${ago(c.last_handshake, now)} · ${utcTime(c.last_handshake)}` : "never"}</td></tr>
 <tr><th>handshakes</th><td>${c.handshakes.completed} completed (${c.handshakes.confirmed ?? 0} confirmed), ${c.handshakes.initiated} initiated, ${c.handshakes.failed} given up</td></tr>

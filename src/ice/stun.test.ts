@@ -261,3 +261,16 @@ describe("ChannelData", () => {
 test("crc32 is the ISO-HDLC one (check value of \"123456789\")", () => {
   expect(crc32(new TextEncoder().encode("123456789"))).toBe(0xcbf43926);
 });
+
+test("a message inside a pooled node Buffer (as node:dgram hands them) parses, and the pool is left as it was", () => {
+  const tid = crypto.getRandomValues(new Uint8Array(12));
+  // XOR-MAPPED-ADDRESS is un-XORed in a copy: in a view of the pool it would corrupt the message (and fail FINGERPRINT).
+  const m = new StunWriter(StunMethod.binding, StunClass.success, tid).address(Attr.XOR_MAPPED_ADDRESS, { address: "192.0.2.7", port: 4242 }).integrity(shortTermKey("pw")).fingerprint().finish();
+  const pool = Buffer.alloc(4096, 0xee);
+  pool.set(m, 100);
+  const before = Uint8Array.from(pool);
+  const parsed = parseStun(pool.subarray(100, 100 + m.length));
+  expect(parsed).toBeInstanceOf(StunMessage);
+  expect((parsed as StunMessage).xorMappedAddress).toEqual({ address: "192.0.2.7", port: 4242 });
+  expect(Uint8Array.from(pool)).toEqual(before);
+});

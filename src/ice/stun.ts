@@ -182,7 +182,9 @@ export function parseStun(buf: Uint8Array, length = buf.length): StunMessage | S
   const declared = (buf[2]! << 8) | buf[3]!;
   if (declared + HEADER_SIZE !== length) return new StunParseError("length_mismatch", `header says ${declared} bytes of attributes, datagram has ${length - HEADER_SIZE}`);
   if ((declared & 3) !== 0) return new StunParseError("unaligned", `length ${declared}`);
-  const raw = buf.slice(0, length);
+  // A copy as a plain Uint8Array: a node Buffer's slice() is a view into the socket's pool, which
+  // the fingerprint check below would then write into (and the next datagram overwrite).
+  const raw = new Uint8Array(buf.subarray(0, length));
   const { method, cls } = splitType((raw[0]! << 8) | raw[1]!);
   const msg = new StunMessage(method, cls, raw.subarray(8, HEADER_SIZE), raw);
   let at = HEADER_SIZE;

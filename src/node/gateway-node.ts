@@ -7,6 +7,9 @@
 //   have work (the tunnel's timer heap and ready queues), not every configured one.
 // Deny replies (ICMP) and goodbyes are the node's output like any handshake message: they come out
 // of pollTransmit, encrypted, with their endpoint.
+// Portal mode (ice-connections.ts, relays.ts): the same socket carries STUN and TURN, demuxed in
+// handleNetworkInput once a client or relay exists; transport data (type 4) skips the demux, and a
+// standalone node pays one boolean check per datagram for it.
 import type { Explanation } from "../gateway/policy.ts";
 import { GatewayCore, type GatewayEvent } from "../gateway/core.ts";
 import type { PacketOwner, Tunnel, TunnelEvent } from "../tunnel/index.ts";
@@ -19,7 +22,7 @@ import { channelDataLength } from "../ice/turn-client.ts";
 import { looksLikeStun } from "../ice/stun.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
 import { IceConnections, type ClientSpec, type IceConnection, type IceNodeEvent } from "./ice-connections.ts";
-import { relayKey, type RelaySpec } from "./relays.ts";
+import { relayKey, type RelaySpec, type RelayView } from "./relays.ts";
 
 /** What handleNetworkInput did with a datagram. */
 export const NET_DELIVERED = 1; // an inner packet was committed to the TunBatch (its last slot)
@@ -421,6 +424,16 @@ export class GatewayNode {
 
   removeRelays(ids: string[], now: number): void {
     this.ice.removeRelays(ids, now);
+  }
+
+  /** What the metrics export for ICE and TURN (telemetry/metrics.ts `ice`). */
+  iceMetrics(): { pairs: Record<string, number>; relayBytes: { sent: number; received: number }; allocationFailures: Partial<Record<string, number>> } {
+    return { pairs: this.ice.pairsByState(), relayBytes: this.ice.relays.bytes(), allocationFailures: this.ice.relays.failures() };
+  }
+
+  /** The admin's Relays view: allocations, channels, lifetimes (a snapshot). */
+  relayViews(now: number): RelayView[] {
+    return this.ice.relays.views(now);
   }
 
   /** The admin's path for a connection: `direct host`, `srflx`, `relay via …`; undefined if not ICE or no pair yet. */

@@ -11,6 +11,9 @@
 // - local candidates are the same for every client: host addresses (the shell says which), and
 //   srflx + relay from each TURN allocation, added to every agent and signalled as
 //   `local_candidates` events.
+// - an ICE connection that failed stays (its `ice` state event says so) until the portal removes
+//   it or upserts it anew: the portal owns the connection's life, ICE only its path;
+// - pollTimeout scans every agent: O(clients) per event-loop turn, fine for hundreds of clients.
 // The data path (gateway-node.ts) reads `route`/`channel` per packet; everything here is control path.
 import { IceAgent, type IceCredentials, type IceEvent, type IceRoute } from "../ice/agent.ts";
 import { formatCandidate, localCandidate, type Candidate } from "../ice/candidate.ts";

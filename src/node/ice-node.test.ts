@@ -11,7 +11,10 @@ import { looksLikeStun } from "../ice/stun.ts";
 import type { Endpoint } from "../wire/index.ts";
 import { DatagramBatch, TunBatch } from "./batches.ts";
 import { GatewayNode, NET_DELIVERED, TUN_SENT, type NodeEvent } from "./gateway-node.ts";
-import { ROLLOVER_DEBOUNCE_MS } from "./ice-connections.ts";
+import { ROLLOVER_DEBOUNCE_MS, isIceEvent } from "./ice-connections.ts";
+import { logIceEvent } from "./ice-log.ts";
+import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
+import { isTimelineEvent } from "../../admin/views/connections.ts";
 
 const key = (e: Endpoint) => `${e.address}:${e.port}`;
 const RELAY: Endpoint = { address: "203.0.113.50", port: 3478 };
@@ -27,7 +30,9 @@ interface Opts {
 
 function world(opts: Opts = {}) {
   const sim = new TunnelClients();
-  const node = new GatewayNode({ tunnel: sim.gw });
+  const logs: LogLine[] = [];
+  const logger = new Logger(parseLogFilter("info"), memorySink(logs));
+  const node = new GatewayNode({ tunnel: sim.gw, iceLog: logger.target("ice"), turnLog: logger.target("turn") });
   const c: SimClient = sim.client();
   const double = new ControllingDouble(clCreds, gwCreds, [c.addr], 7);
   const relay = opts.relay ? new TestRelay({ address: RELAY, username: "u", password: "p", relayV4: RELAYED }) : undefined;
@@ -101,7 +106,10 @@ function world(opts: Opts = {}) {
         moved = true;
         fromGateway(udpOut.data.slice(udpOut.offset(i), udpOut.offset(i) + udpOut.lengths[i]!), udpOut.to[i]!);
       }
-      for (let e = node.pollEvent(); e; e = node.pollEvent()) events.push(e);
+      for (let e = node.pollEvent(); e; e = node.pollEvent()) {
+        events.push(e);
+        if (isIceEvent(e)) logIceEvent(logger.target("ice"), logger.target("turn"), e);
+      }
       if (!moved) break;
     }
   };
@@ -124,7 +132,7 @@ function world(opts: Opts = {}) {
   };
   const upsert = (over: Partial<{ localIce: typeof gwCreds; psk: Uint8Array }> = {}) =>
     node.upsertClient({ clientId: "client-1", publicKey: c.local.publicKey, presharedKey: over.psk, localIce: over.localIce ?? gwCreds, remoteIce: clCreds, allowedIPs: [parseCidr(`${c.ip}/32`)] }, now);
-  return { sim, node, c, double, relay, events, delivered, settle, run, upsert, tunOut, udpOut, get now() { return now; } };
+  return { logs, sim, node, c, double, relay, events, delivered, settle, run, upsert, tunOut, udpOut, get now() { return now; } };
 }
 
 const ping = (c: SimClient, seq: number) => icmpEcho({ src: c.ip, dst: "10.50.0.9", type: 8, id: 1, seq, payload: Uint8Array.of(seq) });
@@ -228,4 +236,37 @@ test("nothing is torn down while the control plane is silent; removeClient says 
   for (let e = before.peer.pollEvent(); e; e = before.peer.pollEvent()) if (e.type === "data" && e.packet.length === 48 && e.packet[6] === 0xff) controlBefore.push(1);
   expect(controlBefore.length).toBe(1);
   expect(w.node.tunnel.connection(cid)).toBeUndefined();
+});
+
+test("the connection's Timeline shows its ICE life: candidates, the pair that worked, the nomination and the path", () => {
+  const w = world({ relay: true, blockDirect: true });
+  w.run(100);
+  const { cid } = w.upsert();
+  w.node.addRemoteCandidates("client-1", [`candidate:1 1 udp 2130706431 ${w.c.addr.address} ${w.c.addr.port} typ host`], w.now);
+  w.double.addRemote(GATEWAY);
+  w.double.addRemote(RELAYED);
+  w.run(5000);
+  const timeline = w.logs.filter((l) => l.cid === cid && isTimelineEvent(l)).map((l) => l.msg);
+  expect(timeline).toContain("ice candidate added");
+  expect(timeline).toContain("ice pair succeeded");
+  expect(timeline).toContain("ice pair nominated");
+  expect(timeline).toContain("connection path changed");
+  const nominated = w.logs.find((l) => l.msg === "ice pair nominated")!;
+  expect(nominated.relayed).toBe(true);
+  expect(w.logs.find((l) => l.msg === "connection path changed")!.path).toBe(`relay via ${RELAY.address}:${RELAY.port}`);
+  expect(w.logs.some((l) => l.msg === "relay allocated")).toBe(true);
+});
+
+test("a standalone node (no ICE client, no relay) hands every datagram to the tunnel: STUN is a WireGuard drop, nothing else runs", () => {
+  const sim = new TunnelClients();
+  const node = new GatewayNode({ tunnel: sim.gw });
+  const tunOut = new TunBatch(4);
+  const stun = new Uint8Array(20);
+  stun[1] = 1; // binding request
+  stun.set([0x21, 0x12, 0xa4, 0x42], 4);
+  node.handleNetworkInput(stun, 0, stun.length, { address: "192.0.2.9", port: 1 }, sim.now, tunOut);
+  expect(node.counters.stun + node.counters.stunUnclaimed).toBe(0);
+  expect(sim.gw.tunnelDrops().truncated ?? 0).toBe(0);
+  expect(Object.values(sim.gw.tunnelDrops()).reduce((a, b) => a + (b ?? 0), 0)).toBe(1);
+  expect(node.pollTimeout()).toBeUndefined();
 });

@@ -22,3 +22,4 @@ export {
 } from "./gateway-node.ts";
 export { IceConnections, ROLLOVER_DEBOUNCE_MS, type IceConnection } from "./ice-connections.ts";
 export { Relays, type RelaySpec, type RelayView } from "./relays.ts";
+export { logIceEvent } from "./ice-log.ts";

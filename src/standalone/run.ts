@@ -7,7 +7,7 @@ import { selectAead } from "../crypto/select.ts";
 import { encodeKey, publicKeyOf, randomBytes } from "../crypto/x25519.ts";
 import { formatCidr, formatIp, parseCidr, type Cidr } from "../ip/address.ts";
 import { EventLoop } from "../io/event-loop.ts";
-import { GatewayNode, type IceNodeEvent } from "../node/index.ts";
+import { GatewayNode, logIceEvent, type IceNodeEvent } from "../node/index.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { errnoName } from "../io/errno.ts";
 import { Throttle } from "../telemetry/throttle.ts";
@@ -317,6 +317,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   let metrics: GatewayMetrics | undefined;
   // The one core: tunnel, policy and NAT; the loop feeds it and flushes its batches.
   const node = new GatewayNode({ tunnel, gateway: gatewayCore, captures: captures.captures });
+  const iceLog = opts.logger.target("ice");
+  const turnLog = opts.logger.target("turn");
   const loop = new EventLoop({
     node,
     tun,
@@ -334,7 +336,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       });
       metrics?.onEvent(e);
     },
-    onIceEvent: (e, now) => opts.portal?.onIceEvent(e, now),
+    onIceEvent: (e, now) => {
+      // The connection's ICE life (candidates, checks, the nominated pair, relays) on its timeline.
+      logIceEvent(iceLog, turnLog, e);
+      opts.portal?.onIceEvent(e, now);
+    },
     onGatewayEvent: (e) => {
       const glog = opts.logger.target("gateway");
       if (e.type === "denied") glog.info("packet denied", { cid: e.cid, rid: e.rid, reason: e.reason, src: e.src, dst: e.dst, protocol: e.protocol, port: e.dstPort, count: e.count });
@@ -384,7 +390,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError });
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), clientId: opts.portal?.clientId, ...metricsOpts, telemetry });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), clientId: opts.portal?.clientId, ice: () => node.iceMetrics(), ...metricsOpts, telemetry });
 
   const applyPeers = () => {
     const r = sync.apply(clock());
@@ -419,7 +425,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     gateway: {
       gid,
       connections: () => {
-        const views = history.withPeers(connectionViews(tunnel, clock(), states));
+        const views = history.withPeers(connectionViews(tunnel, clock(), states, (cid) => node.pathOf(cid)));
         const who = opts.portal?.admin?.connectionPortal;
         if (!who) return views;
         return views.map((v) => {
@@ -433,6 +439,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       },
       // Newest first, as the Overview lists them.
       problems: () => problems.problems().sort((a, b) => b.since - a.since).map(problemView),
+      // TURN relays exist only when a portal hands them out.
+      ...(opts.portal ? { relays: () => node.relayViews(clock()) } : {}),
       facts: () => ({
         public_key: gatewayPublicKey, udp_port: udp.port, version: SERVICE_VERSION, gid, started_at: new Date(startedAt).toISOString(), aead: aead.name,
         udp_buffers: udp.buffers, queue_depths: loop.depths(), unattributed_drops: unattributedDrops(tunnel, gatewayCore.drops),

@@ -222,3 +222,14 @@ test("connections are counted by proven state and problems by kind", async () =>
   expect(text).toContain('glassgate_problems{kind="psk_mismatch"} 1');
   if (hasPromtool) expect(promtoolCheck(text)).toBe("");
 });
+
+test("portal mode: ICE candidate pairs by state, TURN relayed bytes by direction and allocation failures by reason", async () => {
+  const { tunnel } = tunnelWithPeer();
+  const m = new GatewayMetrics({ tunnel, clock: () => 0, ice: () => ({ pairs: { waiting: 1, in_progress: 2, succeeded: 3, failed: 0 }, relayBytes: { sent: 1200, received: 3400 }, allocationFailures: { auth: 2 } }) });
+  cleanup.push(() => m.shutdown());
+  const text = await m.prometheusText();
+  expect(text).toContain('glassgate_ice_candidate_pairs{state="succeeded"} 3');
+  expect(text).toContain('glassgate_turn_relayed_bytes_total{direction="received"} 3400');
+  expect(text).toContain('glassgate_turn_allocation_failures_total{reason="auth"} 2');
+  if (hasPromtool) expect(promtoolCheck(text)).toBe("");
+});

@@ -37,6 +37,14 @@ export interface MetricsOptions {
   connectionStates?: () => Iterable<readonly [string, number]>;
   /** Named problems now, per kind (problems.ts). */
   problems?: () => Iterable<readonly [string, number]>;
+  /** Portal mode: ICE candidate pairs by state, bytes relayed through TURN, allocation failures by reason (GatewayNode.iceMetrics). */
+  ice?: () => IceMetrics;
+}
+
+export interface IceMetrics {
+  pairs: Record<string, number>;
+  relayBytes: { sent: number; received: number };
+  allocationFailures: Partial<Record<string, number>>;
 }
 
 /** Handshake round-trip buckets (seconds): LAN to intercontinental plus retries. */
@@ -122,6 +130,20 @@ export class GatewayMetrics {
       const read = opts.problems;
       m.createObservableGauge("glassgate.problems", { description: "Named problems now, by kind (GET /api/problems has them in full)." }).addCallback((r) => {
         for (const [kind, n] of read()) r.observe(n, { kind });
+      });
+    }
+    if (opts.ice) {
+      const read = opts.ice;
+      m.createObservableGauge("glassgate.ice.candidate_pairs", { description: "ICE candidate pairs over every client connection, by state." }).addCallback((r) => {
+        for (const [state, n] of Object.entries(read().pairs)) r.observe(n, { state });
+      });
+      m.createObservableCounter("glassgate.turn.relayed.bytes", { description: "Payload bytes relayed through TURN channels, by direction (sent: to the relay)." }).addCallback((r) => {
+        const b = read().relayBytes;
+        r.observe(b.sent, { direction: "sent" });
+        r.observe(b.received, { direction: "received" });
+      });
+      m.createObservableCounter("glassgate.turn.allocation.failures", { description: "TURN allocations that failed, by reason (auth, no_response, timeout, quota, …)." }).addCallback((r) => {
+        for (const [reason, n] of Object.entries(read().allocationFailures)) r.observe(n ?? 0, { reason });
       });
     }
     this.#handshakeRtt = m.createHistogram("glassgate.handshake.duration.seconds", {

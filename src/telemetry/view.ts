@@ -27,13 +27,15 @@ export interface ConnectionView {
   state: ConnectionState;
   /** When it entered `state` (ISO 8601). */
   state_since: string;
+  /** ICE clients (portal mode): the data path — `direct host`, `srflx`, `relay via …`. Absent for plain WireGuard peers. */
+  path?: string;
 }
 
 /**
  * `states` is the one place states are computed (fed by tunnel events); building a view also
  * samples each connection's received packets into it, so "stale" is current when looked at.
  */
-export function connectionViews(tunnel: Tunnel, now: number, states: ConnectionStates): ConnectionView[] {
+export function connectionViews(tunnel: Tunnel, now: number, states: ConnectionStates, pathOf?: (cid: number) => string | undefined): ConnectionView[] {
   const out: ConnectionView[] = [];
   for (const c of tunnel.connections()) {
     const p = c.peer;
@@ -56,6 +58,8 @@ export function connectionViews(tunnel: Tunnel, now: number, states: ConnectionS
       state: st.state,
       state_since: new Date(st.since).toISOString(),
     });
+    const path = pathOf?.(c.cid);
+    if (path !== undefined) out[out.length - 1]!.path = path;
   }
   return out;
 }
