@@ -6,7 +6,7 @@
 // + a controlled IceAgent over the portal's gateway topic: the double the client was first built
 // against). Paths: direct, and relayed through coturn when UDP between the two hosts is blocked.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -119,6 +119,8 @@ async function world(opts: { gateway: "glassgate" | "double"; relay: boolean }):
   gw.exec(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"]);
 
   const dir = mkdtempSync(join(tmpdir(), "headless-"));
+  // Seed, coturn's files and (on failure) the logs; HEADLESS_KEEP_LOGS=1 keeps them for a look.
+  if (!process.env.HEADLESS_KEEP_LOGS) cleanups.unshift(() => rmSync(dir, { recursive: true, force: true })); // last: after the processes
   const seedPath = join(dir, "seed.json");
   writeFileSync(seedPath, JSON.stringify({
     gateways: [{ id: "gw-1", name: "edge-1", token: "gateway-token-1", ipv4: "100.64.0.1", ipv6: "fd00:2021:1111::1" }],
@@ -163,7 +165,7 @@ async function world(opts: { gateway: "glassgate" | "double"; relay: boolean }):
   const diagnose = () => {
     writeFileSync(join(dir, "client.stderr"), client.stderr.join("\n"));
     writeFileSync(join(dir, "gateway.log"), [...gateway.lines.map((l) => JSON.stringify(l)), ...gateway.stderr].join("\n"));
-    return `client: ${JSON.stringify(client.lines.slice(-15))}\nlogs in ${dir}\nclient routes: ${cl.exec(["ip", "route"])}\ngateway routes: ${gw.exec(["ip", "route"])}\nportal: ${portalOut.lines.slice(-12).map((l) => JSON.stringify(l)).join(" ")}`;
+    return `client: ${JSON.stringify(client.lines.slice(-15))}\nlogs in ${dir} (kept with HEADLESS_KEEP_LOGS=1)\nclient routes: ${cl.exec(["ip", "route"])}\ngateway routes: ${gw.exec(["ip", "route"])}\nportal: ${portalOut.lines.slice(-12).map((l) => JSON.stringify(l)).join(" ")}`;
   };
   return {
     cl, gw, dir, tag, client, clientProc, gateway, portalOut, diagnose,
