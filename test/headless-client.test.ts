@@ -178,7 +178,8 @@ async function world(opts: { gateway: "glassgate" | "double"; relay: boolean }):
 async function connected(w: World) {
   try {
     const c = await w.client.next((l) => l.event === "connected", "connected", 30_000);
-    await w.client.next((l) => l.event === "handshake_completed", "handshake");
+    const h = await w.client.next((l) => l.event === "handshake_completed", "handshake");
+    console.log(`connected over ${String(c.pair)} ${c.ms} ms after flow_created, WireGuard up at ${h.ms} ms`);
     return c;
   } catch (err) {
     throw new Error(`${String(err)}\n${w.diagnose()}`);
