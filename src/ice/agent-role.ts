@@ -5,7 +5,7 @@
 // one component: "regular nomination" — once a check on a pair succeeds, a second check on it
 // carries USE-CANDIDATE, and the pair carries data once that one is answered too.
 import type { BindingMessage } from "./agent-messages.ts";
-import { pairPriority } from "./agent-pairs.ts";
+import { byPriority, pairPriority, type Pair } from "./agent-pairs.ts";
 
 export type IceRole = "controlling" | "controlled";
 
@@ -35,4 +35,19 @@ export function pairPriorityFor(role: IceRole, localPriority: number, remotePrio
 
 export function otherRole(role: IceRole): IceRole {
   return role === "controlling" ? "controlled" : "controlling";
+}
+
+/**
+ * Controlling, regular nomination: which pair to nominate now, given the pairs in priority order.
+ * The best pair that works, unless a nomination of one at least as good is done or under way; a
+ * better pair that succeeds later is nominated too (`replaces`: the worse nomination still pending,
+ * which stops asking), and the peer moves to it — the controlled side carries data on its best
+ * nominated pair (RFC 8445 §8.1.1).
+ */
+export function nominationChoice(pairs: readonly Pair[]): { pair: Pair; replaces?: Pair } | undefined {
+  const best = pairs.find((p) => p.state === "succeeded");
+  if (!best || best.nominated || best.nominate) return undefined;
+  const pending = pairs.find((p) => p.nominate || (p.nominated && p.state === "succeeded"));
+  if (pending && byPriority(pending, best) <= 0) return undefined;
+  return pending?.nominate ? { pair: best, replaces: pending } : { pair: best };
 }

@@ -29,7 +29,7 @@ import {
 import { transactionKey } from "./stun.ts";
 import { optimisticCandidates } from "./optimistic.ts";
 import { decodeBinding, encodeBindingError, encodeBindingRequest, encodeBindingSuccess, type BindingMessage } from "./agent-messages.ts";
-import { otherRole, pairPriorityFor, roleVerdict, type IceRole } from "./agent-role.ts";
+import { nominationChoice, otherRole, pairPriorityFor, roleVerdict, type IceRole } from "./agent-role.ts";
 import { byPriority, formatPair, remoteEndpoint, sameFamily, viewOfLocal, viewOfPair, viewOfRemote, type CandidateView, type Check, type LocalBase, type Pair, type PairState, type PairView, type RemoteCandidate } from "./agent-pairs.ts";
 
 export interface IceCredentials {
@@ -513,20 +513,14 @@ export class IceAgent {
     this.#lastTrafficAt = Math.max(this.#lastTrafficAt, now);
   }
 
-  /**
-   * Controlling: nominate the best pair that works, unless a nomination of one at least as good is
-   * done or under way. A better pair that succeeds later is nominated too, and the peer moves to it
-   * (the controlled side carries data on its best nominated pair, §8.1.1).
-   */
+  /** Controlling: start nominating the pair `nominationChoice` picks (agent-role.ts), if any. */
   #nominateBest(_now: number): void {
-    const best = this.#pairs.find((p) => p.state === "succeeded");
-    if (!best || best.nominated || best.nominate) return;
-    const pending = this.#pairs.find((p) => p.nominate || (p.nominated && p.state === "succeeded"));
-    if (pending && byPriority(pending, best) <= 0) return;
-    if (pending) pending.nominate = false;
-    best.nominate = true;
-    best.triggered = true; // the USE-CANDIDATE check goes out at the next handleTimeout, ahead of others
-    this.#log?.debug("nominating", { cid: this.#cid, pair: formatPair(best) });
+    const choice = nominationChoice(this.#pairs);
+    if (!choice) return;
+    if (choice.replaces) choice.replaces.nominate = false;
+    choice.pair.nominate = true;
+    choice.pair.triggered = true; // the USE-CANDIDATE check goes out at the next handleTimeout, ahead of others
+    this.#log?.debug("nominating", { cid: this.#cid, pair: formatPair(choice.pair) });
   }
 
   /** The selected pair is gone or dead: fall back to another nominated pair that works, or disconnect. */

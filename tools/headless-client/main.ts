@@ -61,6 +61,7 @@ let core: HeadlessClient | undefined;
 let tun: TunDevice | undefined;
 let reader: TunReader | undefined;
 let installed = new Set<string>();
+let flowAt: number | undefined;
 let timer: ReturnType<typeof setTimeout> | undefined;
 const netOut = new Uint8Array(65536);
 const tunOut = new Uint8Array(65536);
@@ -169,6 +170,15 @@ function onClientEvent(e: ClientEvent): void {
       out({ event: "flow_failed", resource: e.resourceId, reason: e.reason });
       console.error(`cannot reach resource ${e.resourceId}: ${e.reason}`);
       void shutdown(1);
+      return;
+    case "flow_created":
+      flowAt = clock();
+      out({ event: e.type, gatewayId: e.gatewayId, resourceId: e.resourceId });
+      return;
+    case "connected":
+    case "handshake_completed":
+      // Milliseconds since flow_created: how long ICE (and then WireGuard) took.
+      out({ event: e.type, ...e, type: undefined, ms: flowAt === undefined ? undefined : Math.round(clock() - flowAt) });
       return;
     default:
       out({ event: e.type, ...e, type: undefined });
