@@ -11,9 +11,6 @@ export {
   isGatewayEvent,
   type CaptureTap,
   type GatewayNodeOptions,
-  type GsoInfo,
   type NodeCounters,
   type NodeEvent,
-  type SegmentSink,
-  type TunSegmenter,
 } from "./gateway-node.ts";

@@ -11,8 +11,10 @@ import { GatewayNode } from "../node/index.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { errnoName } from "../io/errno.ts";
 import { Throttle } from "../telemetry/throttle.ts";
-import { TUN_TX_QUEUE_LEN, TunDevice } from "../io/tun.ts";
-import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp.ts";
+import { TUN_TX_QUEUE_LEN } from "../io/tun.ts";
+import { reportSocketBuffers, WANTED_SOCKET_BUFFER } from "../io/udp.ts";
+import { GatewayUdp } from "../io/udp-socket.ts";
+import { dataPlaneFields, openTun, openUdp, type DataPlaneChoices } from "./data-plane-io.ts";
 import { looseLogFields } from "../io/private-files.ts";
 import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
@@ -65,6 +67,8 @@ export interface StandaloneOptions {
   trustedProxies?: string[];
   dataDir: string;
   keepDefaultBuffers: boolean;
+  /** GLASSGATE_OFFLOAD / GLASSGATE_UDP_GSO (both default on): see data-plane-io.ts. */
+  dataPlane?: DataPlaneChoices;
   logger: Logger;
 }
 
@@ -232,7 +236,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
   resourceSync.apply(clock());
 
-  const tun = TunDevice.open(opts.interfaceName);
+  const dataPlane: DataPlaneChoices = opts.dataPlane ?? { offload: true, udpGso: true };
+  const tun = openTun(opts.interfaceName, dataPlane);
   // Host routes for the AllowedIPs of peers in the data plane (file peers, enabled store peers):
   // never one the host already has (io/route-plan.ts), and gone again when no peer needs it.
   const routes = new TunRoutes(tun.name, opts.logger.target("routes"));
@@ -310,8 +315,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       if (suppressed !== undefined) ioLog.error("TUN read failed", { interface: tun.name, errno: errnoName(f.errno), consecutive: f.consecutive, lost: f.lost, suppressed: suppressed || undefined });
     },
   });
-  const udp = await UdpSockets.open({
+  const iolog = opts.logger.target("io");
+  const udp = await openUdp({
     port: opts.listenPort,
+    udpGso: dataPlane.udpGso,
+    onReadable: loop.wake,
     onDatagram: loop.onDatagram,
     // Send errors can come per packet (a firewall's EPERM, an unreachable endpoint): throttled.
     onError: (err) => {
@@ -319,8 +327,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       if (suppressed !== undefined) ioLog.error("UDP socket error", { err, suppressed: suppressed || undefined });
     },
     keepDefaultBuffers: opts.keepDefaultBuffers,
+    log: iolog,
+  }).catch((err) => {
+    tun.close();
+    throw err;
   });
-  const iolog = opts.logger.target("io");
+  iolog.info("data plane", { interface: tun.name, ...dataPlaneFields(tun, udp, dataPlane) });
   reportSocketBuffers(udp, opts.keepDefaultBuffers ? undefined : { recv: WANTED_SOCKET_BUFFER, send: WANTED_SOCKET_BUFFER }, iolog);
   // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
   let dns: DnsService | undefined;
@@ -332,9 +344,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     for (const a of cfg.interface.addresses) gatewayCore.serveDnsOn(a.bytes);
     dns = await DnsService.start({ listen, upstream, responder: dnsResponder, nat: gatewayCore.nat, tunnel, clock, log: opts.logger.target("dns"), wake: () => loop.wake(), tracer: telemetry.tracer });
   }
-  const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError });
+  const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError, vnetHeader: tun.vnetHeader });
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), ...metricsOpts, telemetry });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), batchedUdp: udp instanceof GatewayUdp ? udp : undefined, tunOffload: tun.vnetHeader, ...metricsOpts, telemetry });
 
   const applyPeers = () => {
     const r = sync.apply(clock());
