@@ -13,6 +13,7 @@ import type { PacketOwner, Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import { MAX_DATAGRAM_SIZE, type Endpoint, type Transmit } from "../wire/index.ts";
 import type { TcpSegmenter } from "../ip/tcp-segment.ts";
 import type { DatagramBatch, TunBatch } from "./batches.ts";
+import { DatagramViews } from "./datagram-views.ts";
 
 /** What handleNetworkInput did with a datagram. */
 export const NET_DELIVERED = 1; // an inner packet was committed to the TunBatch (its last slot)
@@ -70,6 +71,8 @@ export class GatewayNode {
   /** Control-path datagrams the node made itself (ICMP denials), before the tunnel's own. */
   #outbox: Transmit[] = [];
   readonly #replyWire = new Uint8Array(MAX_DATAGRAM_SIZE + 64);
+  /** Datagram views for the wire parsers, remembered per place in the shell's ring. */
+  readonly datagramViews = new DatagramViews();
   // Segments of a super-packet are built here one at a time, then encrypted like a plain packet.
   readonly #segmentScratch = new Uint8Array(65536 + 128);
   /** The read being segmented (beginTunRead .. encryptSegments): the shell's buffer, not a copy. */
@@ -90,9 +93,9 @@ export class GatewayNode {
   handleNetworkInput(buf: Uint8Array, off: number, len: number, from: Endpoint, now: number, out: TunBatch): number {
     const at = out.next();
     if (at < 0) throw new RangeError("handleNetworkInput: the TunBatch is full (flush it first)");
-    // The wire parsers read from index 0: a view only when the shell's datagram is not at 0 by
-    // itself (the batched UDP shell will hand whole slots; Bun's socket hands whole buffers).
-    const datagram = off === 0 && len === buf.length ? buf : buf.subarray(off, off + len);
+    // The wire parsers read from index 0: a view when the shell's datagram is not a buffer of its
+    // own (the batched UDP shell hands ring slots), remembered so steady traffic makes none.
+    const datagram = off === 0 && len === buf.length ? buf : this.datagramViews.get(buf, off, len);
     const tunnel = this.tunnel;
     const n = tunnel.decapsulate(datagram, from, out.data, now, at, this.#owner);
     if (n <= 0) return NET_NONE;
