@@ -20,6 +20,7 @@ export interface LoopSource {
 /** The batched UDP socket (io/udp-socket.ts): what its syscalls carry and which offloads it has. */
 export interface BatchedUdpSource {
   readonly sendSyscalls: number;
+  readonly recvSyscalls: number;
   readonly received: number;
   /** GRO super-datagrams split into segments. */
   readonly coalesced: number;
@@ -138,7 +139,11 @@ export class GatewayMetrics {
     }
     if (opts.batchedUdp) {
       const u = opts.batchedUdp;
-      counter("glassgate.udp.syscalls", "sendmmsg/sendmsg calls made for the data path (datagrams.sent / this = datagrams per call).", () => u.sendSyscalls);
+      m.createObservableCounter("glassgate.udp.syscalls", { description: "Data-path UDP syscalls: sendmmsg/sendmsg (op=send), recvmmsg calls that returned datagrams (op=recv); datagrams / this = datagrams per call." })
+        .addCallback((r) => {
+          r.observe(u.sendSyscalls, { op: "send" });
+          r.observe(u.recvSyscalls, { op: "recv" });
+        });
       counter("glassgate.udp.gro.super_datagrams", "Received GRO super-datagrams (each split into its segments).", () => u.coalesced);
       gauge("glassgate.udp.recv_batch", "Messages per recvmmsg call.", () => u.recvBatch);
     }
