@@ -226,6 +226,8 @@ async function up(args: string[]): Promise<number> {
   // Every yes/no variable read before anything is written, so a bad value changes nothing.
   const keepDefaultBuffers = envFlag(env, "FIREZONE_NO_INC_BUF");
   const perPeerMetrics = envFlag(env, "GLASSGATE_METRICS_PER_PEER");
+  // Data-path offloads are on unless turned off (=0): unset means the fastest path the kernel allows.
+  const dataPlane = { offload: env.GLASSGATE_OFFLOAD === undefined || envFlag(env, "GLASSGATE_OFFLOAD"), udpGso: env.GLASSGATE_UDP_GSO === undefined || envFlag(env, "GLASSGATE_UDP_GSO") };
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_CREATE");
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_GROUP_READABLE");
   const adminSecureCookie = envFlag(env, "GLASSGATE_ADMIN_SECURE_COOKIE");
@@ -288,6 +290,7 @@ async function up(args: string[]): Promise<number> {
     trustedProxies,
     dataDir: values.data ?? env.GLASSGATE_DATA_DIR ?? "./data",
     keepDefaultBuffers,
+    dataPlane,
     logger,
     logs,
     sentry,

@@ -15,13 +15,42 @@ function ping(c: Client, target: string, count = 3, extra: string[] = []): { ok:
   return { ok: out.includes(`${count} received`), out };
 }
 
-describe.skipIf(skip !== undefined)("standalone gateway with wireguard-go clients", () => {
+/** Prometheus counter value on the gateway's /metrics (0 when absent). */
+function metric(topo: Topology, name: string): number {
+  const body = topo.api("/metrics").body;
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, "m").exec(body);
+  return m ? Number(m[1]) : 0;
+}
+
+// The core scenarios run on both data paths: TUN offloads + UDP GSO/GRO (the default), and plain
+// packets with one datagram per segment (what a kernel refusing them gets).
+const MODES = [
+  { mode: "offloads on", env: {} as Record<string, string>, offload: true },
+  { mode: "offloads off", env: { GLASSGATE_OFFLOAD: "0", GLASSGATE_UDP_GSO: "0" }, offload: false },
+];
+
+describe.skipIf(skip !== undefined).each(MODES)("standalone gateway with wireguard-go clients ($mode)", ({ env, offload }) => {
   let topo: Topology;
 
   beforeAll(async () => {
     topo = new Topology(uniqueTag(), 3);
     for (const c of topo.clients) await topo.configureClient(c);
-    await topo.startGateway();
+    await topo.startGateway(env);
+  });
+
+  test("the start names the data path it got, once", () => {
+    const lines = topo.gatewayLog.split("\n").filter((l) => l.includes('"msg":"data plane"'));
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]!);
+    expect(line.udp).toBe("recvmmsg/sendmmsg");
+    if (offload) {
+      expect(line.tun_offload).toMatch(/^tcp/);
+      expect(line.udp_gro).toBe("on");
+    } else {
+      expect(line.tun_offload).toBe("off (GLASSGATE_OFFLOAD=0)");
+      expect(line.udp_gso).toBe("off (GLASSGATE_UDP_GSO=0)");
+      expect(line.udp_gro).toBe("off (GLASSGATE_UDP_GSO=0)");
+    }
   });
 
   afterAll(async () => {
@@ -62,6 +91,10 @@ describe.skipIf(skip !== undefined)("standalone gateway with wireguard-go client
     expect(sinkCode).toBe(0);
     expect(sourceOut.trim()).toStartWith(`${100 * 1024 * 1024} `);
     expect(sinkOut.trim()).toBe(sourceOut.trim());
+    // The offload path was the one taken: decrypted segments went to the TUN merged.
+    if (offload) expect(metric(topo, "glassgate_tun_coalesced_segments_total")).toBeGreaterThan(0);
+    else expect(metric(topo, "glassgate_tun_coalesced_segments_total")).toBe(0);
+    expect(metric(topo, "glassgate_udp_syscalls_total")).toBeGreaterThan(0);
   }, 120_000);
 
   test("three clients at once, each with its own connection", async () => {
@@ -133,7 +166,7 @@ describe.skipIf(skip !== undefined)("standalone gateway with wireguard-go client
     expect(code).toBe(0);
     expect(ms).toBeLessThan(2_000);
     expect(topo.gatewayLog).toMatch(/"msg":"gateway down","goodbyes_sent":[1-9]/);
-    await topo.startGateway();
+    await topo.startGateway(env);
     // The restarted gateway knows no sessions; wireguard-go notices silence (~15 s) and re-handshakes.
     await waitFor("client to recover after restart", () => ping(c, topo.lanIp, 1).ok, 40_000, 500);
     const conn = topo.connections().find((x) => x.public_key === c.publicKey)!;

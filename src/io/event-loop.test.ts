@@ -6,7 +6,9 @@ import { GATEWAY, TunnelClients } from "../../test/support/tunnel-clients.ts";
 import { EBADFD, EIO, OsError } from "./errno.ts";
 import { icmpEcho } from "../../test/support/icmp.ts";
 import { Captures } from "./capture.ts";
-import { EventLoop } from "./event-loop.ts";
+import { EventLoop, type BatchedUdp } from "./event-loop.ts";
+import { checksumsValid, superPacket, tcpPacket } from "../ip/fixtures/offload-packets.ts";
+import { VNET_HDR_LEN } from "../ip/vnet-header.ts";
 import type { TunDevice } from "./tun.ts";
 import type { TunReader } from "./tun-reader.ts";
 import type { UdpSockets } from "./udp.ts";
@@ -237,4 +239,76 @@ test("a turn hands whole batches to the flush functions: five pings in, one TUN 
   expect(tunBatches).toEqual([[29, 29, 29, 29, 29]]);
   expect(udpBatches).toEqual([{ count: 5, to: Array(5).fill(`${a.addr.address}:${a.addr.port}`) }]);
   expect(loop.stats).toMatchObject({ udpIn: 5, tunIn: 5, maxUdpBatch: 5, maxTunBatch: 5 });
+});
+
+test("offload mode with a batched socket: datagrams drained from its ring reach the TUN behind a vnet header; a TUN super-packet leaves as one encrypted datagram per segment in one sendBatch", async () => {
+  const sim = new TunnelClients();
+  const a = sim.client();
+  sim.gw.upsertPeer({ publicKey: a.local.publicKey, allowedIPs: [parseCidr(`${a.ip}/32`)] });
+  sim.ping(a);
+  sim.ping(a, 2); // the client's second packet confirms the session, so the gateway may send
+  const writes: Uint8Array[] = [];
+  const tun = { name: "ggtest0", vnetHeader: true, writeAt: (b: Uint8Array, off: number, len: number) => void writes.push(b.slice(off, off + len)) } as unknown as TunDevice;
+  const loop = new EventLoop({ tunnel: sim.gw, tun, clock: () => sim.now, onEvent: () => undefined, onBatchErrors: (e) => { throw e[0]; } });
+  // The batched socket: datagrams wait in a "ring" (one buffer, at offsets) until the loop drains them.
+  const ring = new Uint8Array(8 * 2048);
+  const waiting: { at: number; len: number }[] = [];
+  const batches: number[] = [];
+  const sentOut: Uint8Array[] = [];
+  const udp: BatchedUdp = {
+    send: () => undefined,
+    sendBatch: (b) => {
+      batches.push(b.count);
+      for (let i = 0; i < b.count; i++) sentOut.push(b.data.slice(b.offset(i), b.offset(i) + b.lengths[i]!));
+      return b.count;
+    },
+    drain: (budget, fn) => {
+      let n = 0;
+      for (; n < budget && waiting.length > 0; n++) {
+        const d = waiting.shift()!;
+        fn(ring, d.at, d.len, a.addr);
+      }
+      return n;
+    },
+    get pending() {
+      return waiting.length;
+    },
+    sleep: () => waiting.length === 0,
+  };
+  // One read from an offload TUN: a 6-byte lead, then vnet header + a TCP super-packet of 8 segments to the client.
+  const sp = superPacket(tcpPacket({ src: [10, 50, 0, 9], dst: [...parseCidr(`${a.ip}/32`).bytes], seq: 1000, payload: new Uint8Array(8 * 1200).fill(5) }), 1200);
+  const slot = new Uint8Array(6 + sp.length);
+  slot.set(sp, 6);
+  let tunReads = 1;
+  const reader = {
+    ring: {
+      drain: (_: number, fn: (d: Uint8Array, o: number, l: number) => void) => (tunReads-- > 0 ? (fn(slot, 6, sp.length), 1) : 0),
+      get pending() {
+        return tunReads > 0 ? 1 : 0;
+      },
+      sleep: () => true,
+    },
+  } as unknown as TunReader;
+
+  a.peer.send(icmpEcho({ src: a.ip, dst: "10.50.0.9", type: 8, id: 1, seq: 3, payload: Uint8Array.of(3) }), sim.now);
+  const t = a.peer.pollTransmit()!;
+  ring.set(t.data, 2048 * 3);
+  waiting.push({ at: 2048 * 3, len: t.data.length });
+  loop.attach(udp, reader);
+  await hops();
+
+  // The ping: one write, a zero vnet header in front of the IPv4 packet.
+  expect(writes).toHaveLength(1);
+  expect([...writes[0]!.subarray(0, VNET_HDR_LEN)]).toEqual(Array<number>(VNET_HDR_LEN).fill(0));
+  expect(writes[0]![VNET_HDR_LEN]! >> 4).toBe(4);
+  // The super-packet: 8 datagrams in one batch, each a valid segment for the client.
+  expect(batches).toEqual([8]);
+  expect(loop.stats).toMatchObject({ tunSuperPackets: 1, tunSegments: 8 });
+  const got: Uint8Array[] = [];
+  for (const d of sentOut) a.peer.handleInput(d, GATEWAY, sim.now);
+  for (let e = a.peer.pollEvent(); e; e = a.peer.pollEvent()) if (e.type === "data") got.push(e.packet);
+  expect(got).toHaveLength(8);
+  expect(got.map((p) => p.length)).toEqual(Array<number>(8).fill(20 + 20 + 1200));
+  expect(got.every((p) => checksumsValid(p))).toBe(true);
+  loop.stop();
 });

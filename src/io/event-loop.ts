@@ -7,6 +7,8 @@
 // escaping a setImmediate callback and the process dying with every client left waiting out
 // its timeouts (Firezone #10401).
 import type { GatewayCore, GatewayEvent } from "../gateway/index.ts";
+import { TcpCoalescer } from "../ip/tcp-coalesce.ts";
+import { TcpSegmenter } from "../ip/tcp-segment.ts";
 import { DatagramBatch, GatewayNode, TunBatch, isGatewayEvent, isIceEvent, type CaptureTap, type IceNodeEvent } from "../node/index.ts";
 import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import type { Endpoint } from "../wire/index.ts";
@@ -31,6 +33,27 @@ export interface LoopStats {
   /** Failed TUN reads (reported by the reader worker) and writes. */
   tunReadErrors: number;
   tunWriteErrors: number;
+  /** Offload mode: TUN reads that held more than one segment, and the segments all reads made. */
+  tunSuperPackets: number;
+  tunSegments: number;
+  /** Offload mode: TUN writes that carried merged segments, and how many segments they carried. */
+  tunCoalescedWrites: number;
+  tunCoalescedSegments: number;
+}
+
+/**
+ * A UDP socket that receives in batches into its own ring (io/udp-socket.ts's GatewayUdp): the loop
+ * drains it each turn, straight into the node, instead of queueing one callback per datagram.
+ */
+export interface BatchedUdp {
+  send(data: Uint8Array, to: Endpoint): void;
+  /** Sends every slot of `batch` (sendmmsg, GSO runs); returns how many datagrams the kernel took. */
+  sendBatch(batch: DatagramBatch): number;
+  /** Hands up to `budget` received datagrams to `fn` (valid during the call only); returns how many. */
+  drain(budget: number, fn: (buf: Uint8Array, off: number, len: number, from: Endpoint) => void): number;
+  readonly pending: number;
+  /** The loop is going idle: false when datagrams arrived meanwhile (run another turn). */
+  sleep(): boolean;
 }
 
 /**
@@ -73,12 +96,17 @@ export interface EventLoopOptions {
 export class TunGoneError extends Error {}
 
 export class EventLoop {
-  readonly stats: LoopStats = { turns: 0, udpIn: 0, tunIn: 0, tunOut: 0, udpOut: 0, batchErrors: 0, maxUdpBatch: 0, maxTunBatch: 0, tunReadErrors: 0, tunWriteErrors: 0 };
+  readonly stats: LoopStats = {
+    turns: 0, udpIn: 0, tunIn: 0, tunOut: 0, udpOut: 0, batchErrors: 0, maxUdpBatch: 0, maxTunBatch: 0, tunReadErrors: 0, tunWriteErrors: 0,
+    tunSuperPackets: 0, tunSegments: 0, tunCoalescedWrites: 0, tunCoalescedSegments: 0,
+  };
   readonly node: GatewayNode;
   readonly #tun: TunDevice;
   readonly #clock: () => number;
   readonly #opts: EventLoopOptions;
-  #udp: UdpSockets | undefined;
+  #udp: UdpSockets | BatchedUdp | undefined;
+  /** Set when the socket receives in batches (GatewayUdp); else datagrams come through onDatagram. */
+  #batched: BatchedUdp | undefined;
   #reader: TunReader | undefined;
   // Datagrams from Bun's socket callback, until the batched UDP shell replaces it: a moving head,
   // no splice per turn.
@@ -94,6 +122,9 @@ export class EventLoop {
   readonly #udpOut = new DatagramBatch(BATCH);
   readonly #flushTun: FlushTun;
   readonly #flushUdp: FlushUdp;
+  /** The TUN was opened with offloads: reads carry a vnet header (segmented by the node), writes get one (coalesced). */
+  readonly #offload: boolean;
+  readonly #coalescer: TcpCoalescer;
   /** Per-packet errors of the running turn (the default flushes add theirs). */
   #errors: unknown[] = [];
   #now = 0;
@@ -104,12 +135,16 @@ export class EventLoop {
     this.node = opts.node ?? new GatewayNode({ tunnel: opts.tunnel!, gateway: opts.gateway, captures: opts.captures });
     this.#tun = opts.tun;
     this.#clock = opts.clock;
+    this.#offload = opts.tun.vnetHeader === true;
+    this.#coalescer = new TcpCoalescer(this.#offload);
+    if (this.#offload) this.node.segmenter ??= new TcpSegmenter();
     this.#flushTun = opts.flushTun ?? this.#writeEachToTun;
     this.#flushUdp = opts.flushUdp ?? this.#sendEach;
   }
 
-  attach(udp: UdpSockets, reader: TunReader): void {
+  attach(udp: UdpSockets | BatchedUdp, reader: TunReader): void {
     this.#udp = udp;
+    this.#batched = typeof (udp as BatchedUdp).drain === "function" ? (udp as BatchedUdp) : undefined;
     this.#reader = reader;
     this.wake();
   }
@@ -140,7 +175,7 @@ export class EventLoop {
 
   /** Queue depths, sampled for gauges. */
   depths(): { udp: number; tun: number } {
-    return { udp: this.#udpQueue.length - this.#udpHead, tun: this.#reader?.ring.pending ?? 0 };
+    return { udp: this.#batched ? this.#batched.pending : this.#udpQueue.length - this.#udpHead, tun: this.#reader?.ring.pending ?? 0 };
   }
 
   #turn = (): void => {
@@ -173,8 +208,9 @@ export class EventLoop {
     // 1. UDP → node → TunBatch → TUN
     const tunOut = this.#tunOut;
     const queue = this.#udpQueue;
-    const udpBatch = Math.min(queue.length - this.#udpHead, BATCH);
-    for (let i = 0; i < udpBatch; i++) {
+    const batched = this.#batched;
+    const udpBatch = batched ? batched.drain(BATCH, this.#fromUdp) : Math.min(queue.length - this.#udpHead, BATCH);
+    for (let i = 0; i < (batched ? 0 : udpBatch); i++) {
       const d = queue[this.#udpHead]!;
       queue[this.#udpHead++] = undefined as never;
       if (tunOut.full) this.#flushTunBatch();
@@ -226,23 +262,50 @@ export class EventLoop {
     }
 
     // More work waiting? Another turn right away (after other callbacks had their chance).
-    if (this.#udpQueue.length > this.#udpHead || (this.#reader && this.#reader.ring.pending > 0)) {
+    // Each ring is told we sleep (its producer then sends a wake-up); one that filled meanwhile says no.
+    if (this.#udpQueue.length > this.#udpHead || (batched && batched.pending > 0) || (this.#reader && this.#reader.ring.pending > 0)) {
       this.wake();
-    } else if (this.#reader && !this.#reader.ring.sleep()) {
+    } else if ((batched && !batched.sleep()) || (this.#reader && !this.#reader.ring.sleep())) {
       this.wake();
     }
     this.#armTimer();
   }
 
-  /** The ring's per-packet callback, made once (no closure per turn). */
-  readonly #fromTun = (data: Uint8Array, offset: number, length: number): void => {
-    if (this.#udpOut.full) this.#flushUdpBatch();
+  /** The batched socket's per-datagram callback, made once (no closure per turn). */
+  readonly #fromUdp = (buf: Uint8Array, off: number, len: number, from: Endpoint): void => {
+    if (this.#tunOut.full) this.#flushTunBatch();
     try {
-      this.node.handleTunInput(data, offset, length, this.#now, this.#udpOut);
+      this.node.handleNetworkInput(buf, off, len, from, this.#now, this.#tunOut);
     } catch (err) {
       this.#errors.push(err);
     }
   };
+
+  /** The ring's per-packet callback, made once (no closure per turn). */
+  readonly #fromTun = (data: Uint8Array, offset: number, length: number): void => {
+    if (this.#udpOut.full) this.#flushUdpBatch();
+    try {
+      if (this.#offload) this.#segmentTunRead(data, offset, length);
+      else this.node.handleTunInput(data, offset, length, this.#now, this.#udpOut);
+    } catch (err) {
+      this.#errors.push(err);
+    }
+  };
+
+  /** Offload mode: one read (vnet header + maybe a 64 KB super-packet) → segments → encrypted datagrams. */
+  #segmentTunRead(data: Uint8Array, offset: number, length: number): void {
+    const node = this.node;
+    const count = node.beginTunRead(data, offset, length);
+    if (count <= 0) return;
+    this.stats.tunSegments += count;
+    if (count > 1) this.stats.tunSuperPackets++;
+    const out = this.#udpOut;
+    for (let i = 0; ; ) {
+      i = node.encryptSegments(this.#now, out, i);
+      if (i >= count) break;
+      this.#flushUdpBatch(); // full: send what is there and go on with the rest of this read
+    }
+  }
 
   #flushTunBatch(): void {
     const b = this.#tunOut;
@@ -275,9 +338,17 @@ export class EventLoop {
    * fatal instead of a warning per turn.
    */
   readonly #writeEachToTun = (b: TunBatch): void => {
-    for (let i = 0; i < b.count; i++) {
+    // Offload mode: the segments of one TCP flow merge into super-packets, every write gets its vnet
+    // header; plain mode: one write per slot, as planned by the same coalescer.
+    const c = this.#coalescer;
+    const writes = c.coalesce(b);
+    if (this.#offload) {
+      this.stats.tunCoalescedWrites = c.mergedWrites;
+      this.stats.tunCoalescedSegments = c.mergedSegments;
+    }
+    for (let i = 0; i < writes; i++) {
       try {
-        this.#tun.writeAt(b.data, b.offset(i), b.lengths[i]!);
+        this.#tun.writeAt(c.writeBuffer(i), c.writeOffset(i), c.writeLength(i));
         this.stats.tunOut++;
       } catch (err) {
         this.stats.tunWriteErrors++;
@@ -288,8 +359,13 @@ export class EventLoop {
     }
   };
 
-  /** The default UDP flush: one send per slot; a failed send loses that datagram only. */
+  /** The default UDP flush: the batched socket's sendBatch, else one send per slot; a failed send loses that datagram only. */
   readonly #sendEach = (b: DatagramBatch): void => {
+    if (this.#batched) {
+      // sendmmsg + GSO: failures are counted by the socket (one datagram lost, never the batch).
+      this.stats.udpOut += this.#batched.sendBatch(b);
+      return;
+    }
     for (let i = 0; i < b.count; i++) {
       const at = b.offset(i);
       try {

@@ -7,7 +7,7 @@
 // back-off, so an error storm (POLLERR at once) cannot become a busy loop.
 import { ptr } from "bun:ffi";
 import { EAGAIN, EINTR } from "./errno.ts";
-import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE, type DatagramRingLayout } from "./udp-ring.ts";
+import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE, type DatagramRingLayout } from "./udp-ring.ts";
 import { CMSG_HDR, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_FLAGS, MH_IOV, MH_IOVLEN, MH_LEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, POLLIN, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GRO } from "./udp-sys.ts";
 
 declare const self: Worker;
@@ -93,6 +93,7 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
       out = (out + 1) | 0;
     }
     if (n > 0) {
+      Atomics.add(ctl, UCTL_RECV_CALLS, 1);
       Atomics.store(ctl, UCTL_WRITE, out);
       if (Atomics.compareExchange(ctl, UCTL_SLEEPING, 1, 0) === 1) self.postMessage(0);
     }

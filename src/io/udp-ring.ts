@@ -14,6 +14,8 @@ export const UCTL_TRUNCATED = 4;
 export const UCTL_ERRORS = 5;
 /** The worker sets it once its loop runs (tests wait for it). */
 export const UCTL_RUNNING = 6;
+/** recvmmsg calls that returned datagrams (received / this = datagrams per call). */
+export const UCTL_RECV_CALLS = 7;
 const CTL_WORDS = 8;
 
 /**

@@ -79,6 +79,9 @@ test("thousands of datagrams arrive intact and in order, both ways at once, from
   // One object for one source: the cores compare it, nobody allocates one per datagram.
   expect(b.got.every((d) => d.from === b.got[0]!.from)).toBe(true);
   expect(a.sock.dropped + a.sock.errors + b.sock.dropped + b.sock.errors).toBe(0);
+  // Counted for the metrics: at least one recvmmsg, never more calls than datagrams.
+  expect(b.sock.recvSyscalls).toBeGreaterThan(0);
+  expect(b.sock.recvSyscalls).toBeLessThanOrEqual(b.got.length);
 });
 
 test("a GSO send is one syscall and reaches a receiver without GRO as the separate datagrams", async () => {

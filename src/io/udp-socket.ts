@@ -15,7 +15,7 @@ import { errnoName, OsError } from "./errno.ts";
 import { procSysctls, resizeSocketBuffers, WANTED_SOCKET_BUFFER, type LimitOutcome, type SizedSocket, type SocketBuffers, type Sysctls } from "./udp.ts";
 import { SourceCache } from "./udp-endpoints.ts";
 import type { UdpWorkerInit } from "./udp-receiver.worker.ts";
-import { DatagramRing, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE } from "./udp-ring.ts";
+import { DatagramRing, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE } from "./udp-ring.ts";
 import { DatagramSender } from "./udp-sender.ts";
 import { AF_INET, AF_INET6, errno, IPPROTO_IPV6, IPV6_V6ONLY, libc, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO, UDP_SEGMENT } from "./udp-sys.ts";
 
@@ -146,6 +146,10 @@ export class GatewayUdp {
   /** send syscalls so far (datagrams per syscall = sent / this). */
   get sendSyscalls(): number {
     return this.#sender.syscalls;
+  }
+  /** recvmmsg calls that returned datagrams (ring slots filled / this = messages per call). */
+  get recvSyscalls(): number {
+    return Atomics.load(this.#ring.ctl, UCTL_RECV_CALLS);
   }
   /** Received datagrams waiting in the ring (GRO ones count once). */
   get pending(): number {

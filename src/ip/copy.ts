@@ -6,6 +6,11 @@
 // Word views are made once per underlying buffer (the last two are remembered), and words are
 // read in the host's order — little-endian on every platform this runs on (x86-64, arm64), which
 // the checksum below relies on: a ones-complement sum of byte-swapped words is the byte-swapped sum.
+//
+// Measured against `dst.set(src.subarray(s, s + n), d)` (1400 B copies, ring to scratch): 0.36–0.42
+// CPU-s/GB here vs 0.09–0.10 there — but that is one view allocated per copy, on the path that must
+// allocate nothing per packet, and only coalesced payloads and headers come through copyBytes (segment
+// payloads go through copyAndSum16, whose fused checksum `set` cannot do). The word loop stays.
 
 let viewBuf0: ArrayBufferLike | undefined;
 let view0: Uint32Array<ArrayBufferLike> = new Uint32Array(0);

@@ -14,6 +14,7 @@ import type { Explanation } from "../gateway/policy.ts";
 import { GatewayCore, type GatewayEvent } from "../gateway/core.ts";
 import type { PacketOwner, Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import { MAX_DATAGRAM_SIZE, type Endpoint, type Transmit } from "../wire/index.ts";
+import type { TcpSegmenter } from "../ip/tcp-segment.ts";
 import type { DatagramBatch, TunBatch } from "./batches.ts";
 import { bindingRoute } from "../ice/agent.ts";
 import { decodeBinding } from "../ice/agent-messages.ts";
@@ -23,6 +24,7 @@ import { looksLikeStun } from "../ice/stun.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
 import { IceConnections, type ClientSpec, type IceConnection, type IceNodeEvent } from "./ice-connections.ts";
 import { relayKey, type RelaySpec, type RelayView } from "./relays.ts";
+import { DatagramViews } from "./datagram-views.ts";
 
 /** What handleNetworkInput did with a datagram. */
 export const NET_DELIVERED = 1; // an inner packet was committed to the TunBatch (its last slot)
@@ -47,33 +49,6 @@ export { isIceEvent, type ClientSpec, type IceNodeEvent } from "./ice-connection
 export interface CaptureTap {
   readonly active: { readonly size: number };
   tap(cid: number, packet: Uint8Array, length: number, now: number): void;
-}
-
-/**
- * The seam for TUN super-packets (IFF_VNET_HDR + TSO): a TCP packet of up to 64 KB that must be
- * cut into MTU-sized segments before encryption. The segmenter (ip/tcp-segment.ts, helper
- * "offload") writes each segment into `scratch` and hands it to `each(off, len)`; the node
- * encrypts each into the DatagramBatch as it would a plain packet.
- */
-export interface TunSegmenter {
-  /**
-   * `gso`: what the shell read from the packet's virtio_net_hdr (0 = plain packet). Returns the
-   * number of segments emitted, or -1 when it cannot segment it (dropped as `segment`).
-   */
-  segment(buf: Uint8Array, off: number, len: number, gso: GsoInfo, scratch: Uint8Array, each: SegmentSink): number;
-}
-export interface GsoInfo {
-  /** VIRTIO_NET_HDR_GSO_* (0 none, 1 TCPv4, 4 TCPv6). */
-  gsoType: number;
-  /** Payload bytes per segment. */
-  gsoSize: number;
-  hdrLen: number;
-  csumStart: number;
-  csumOffset: number;
-  needsCsum: boolean;
-}
-export interface SegmentSink {
-  segment(buf: Uint8Array, off: number, len: number): void;
 }
 
 export interface NodeCounters {
@@ -115,22 +90,22 @@ export class GatewayNode {
   #at = { address: "0.0.0.0", port: 0 };
   #at6 = { address: "::", port: 0 };
   captures: CaptureTap | undefined;
-  segmenter: TunSegmenter | undefined;
+  /**
+   * Cuts what a TUN with offloads reads (vnet header + up to 64 KB, ip/tcp-segment.ts) into the
+   * MSS-sized packets a peer expects; set by the shell when the device took offloads.
+   */
+  segmenter: TcpSegmenter | undefined;
   /** Whose packet the tunnel just handled (its explicit output, reused). */
   readonly #owner: PacketOwner = { conn: undefined };
   /** Control-path datagrams the node made itself (ICMP denials), before the tunnel's own. */
   #outbox: Transmit[] = [];
   readonly #replyWire = new Uint8Array(MAX_DATAGRAM_SIZE + 64);
-  // Segments of a super-packet: one scratch buffer and one sink object, made once.
+  /** Datagram views for the wire parsers, remembered per place in the shell's ring. */
+  readonly datagramViews = new DatagramViews();
+  // Segments of a super-packet are built here one at a time, then encrypted like a plain packet.
   readonly #segmentScratch = new Uint8Array(65536 + 128);
-  #segOut: DatagramBatch | undefined;
-  #segNow = 0;
-  #segSent = 0;
-  readonly #sink: SegmentSink = {
-    segment: (buf, off, len) => {
-      if (this.#encryptOne(buf, off, len, this.#segOut!, this.#segNow) === TUN_SENT) this.#segSent++;
-    },
-  };
+  /** The read being segmented (beginTunRead .. encryptSegments): the shell's buffer, not a copy. */
+  #segBuf: Uint8Array = this.#segmentScratch;
 
   constructor(opts: GatewayNodeOptions) {
     this.tunnel = opts.tunnel;
@@ -148,9 +123,9 @@ export class GatewayNode {
   handleNetworkInput(buf: Uint8Array, off: number, len: number, from: Endpoint, now: number, out: TunBatch): number {
     const at = out.next();
     if (at < 0) throw new RangeError("handleNetworkInput: the TunBatch is full (flush it first)");
-    // The wire parsers read from index 0: a view only when the shell's datagram is not at 0 by
-    // itself (the batched UDP shell will hand whole slots; Bun's socket hands whole buffers).
-    const datagram = off === 0 && len === buf.length ? buf : buf.subarray(off, off + len);
+    // The wire parsers read from index 0: a view when the shell's datagram is not a buffer of its
+    // own (the batched UDP shell hands ring slots), remembered so steady traffic makes none.
+    const datagram = off === 0 && len === buf.length ? buf : this.datagramViews.get(buf, off, len);
     // The demux (snownet's order): transport data (type 4, the hot case) goes straight on; the
     // rest may be STUN, TURN or ChannelData once ICE is in use.
     if (this.#demuxing && buf[off] !== 4) {
@@ -247,21 +222,51 @@ export class GatewayNode {
    * `out`'s next slot for its peer's endpoint. With `gso` (a super-packet), the segmenter cuts it
    * first and each segment takes a slot; `out` must have room for them (64 KB / MSS slots).
    */
-  handleTunInput(buf: Uint8Array, off: number, len: number, now: number, out: DatagramBatch, gso?: GsoInfo): number {
-    if (gso !== undefined && gso.gsoType !== 0) {
-      if (this.segmenter === undefined) throw new Error("handleTunInput: a GSO super-packet arrived but no segmenter is set");
-      this.#segOut = out;
-      this.#segNow = now;
-      this.#segSent = 0;
-      const segments = this.segmenter.segment(buf, off, len, gso, this.#segmentScratch, this.#sink);
-      this.#segOut = undefined;
-      if (segments < 0) {
-        this.counters.segmentFailures++;
-        return TUN_DROPPED;
-      }
-      return this.#segSent > 0 ? TUN_SENT : TUN_STAGED;
-    }
+  handleTunInput(buf: Uint8Array, off: number, len: number, now: number, out: DatagramBatch): number {
     return this.#encryptOne(buf, off, len, out, now);
+  }
+
+  /**
+   * A read from a TUN with offloads: buf[off, off+len) is a virtio_net_hdr and one IP packet, maybe
+   * a TCP/UDP super-packet. Checks it once and returns how many segments it makes, or -1 (refused:
+   * counted by reason in the segmenter and as `segmentFailures`). Then call encryptSegments until
+   * it returns that count; `buf` must stay untouched until then.
+   */
+  beginTunRead(buf: Uint8Array, off: number, len: number): number {
+    const seg = this.segmenter;
+    if (seg === undefined) throw new Error("beginTunRead: the TUN has offloads but the node has no segmenter");
+    const count = seg.begin(buf, off, len);
+    if (count < 0) {
+      this.counters.segmentFailures++;
+      return -1;
+    }
+    this.#segBuf = buf;
+    return count;
+  }
+
+  /**
+   * Encrypts segments `from`.. of the read given to beginTunRead into `out` until it is full or all
+   * are done; returns the index to continue from (the shell flushes `out` in between). A lone packet
+   * is encrypted in place; a segment is built in scratch memory first (reverse NAT and captures see
+   * a complete packet).
+   */
+  encryptSegments(now: number, out: DatagramBatch, from: number): number {
+    const seg = this.segmenter!;
+    const count = seg.count;
+    if (seg.single) {
+      if (from === 0 && !out.full) {
+        this.#encryptOne(this.#segBuf, seg.packetOffset, seg.packetLength, out, now);
+        return 1;
+      }
+      return from;
+    }
+    const scratch = this.#segmentScratch;
+    let i = from;
+    for (; i < count && !out.full; i++) {
+      const n = seg.writeSegment(i, scratch, 0);
+      this.#encryptOne(scratch, 0, n, out, now);
+    }
+    return i;
   }
 
   #encryptOne(buf: Uint8Array, off: number, len: number, out: DatagramBatch, now: number): number {

@@ -14,11 +14,8 @@ export {
   type IceNodeEvent,
   type CaptureTap,
   type GatewayNodeOptions,
-  type GsoInfo,
   type NodeCounters,
   type NodeEvent,
-  type SegmentSink,
-  type TunSegmenter,
 } from "./gateway-node.ts";
 export { IceConnections, ROLLOVER_DEBOUNCE_MS, type IceConnection } from "./ice-connections.ts";
 export { Relays, type RelaySpec, type RelayView } from "./relays.ts";

@@ -11,8 +11,10 @@ import { GatewayNode, logIceEvent, type IceNodeEvent } from "../node/index.ts";
 import { TunReader } from "../io/tun-reader.ts";
 import { errnoName } from "../io/errno.ts";
 import { Throttle } from "../telemetry/throttle.ts";
-import { TUN_TX_QUEUE_LEN, TunDevice } from "../io/tun.ts";
-import { reportSocketBuffers, UdpSockets, WANTED_SOCKET_BUFFER } from "../io/udp.ts";
+import { TUN_TX_QUEUE_LEN } from "../io/tun.ts";
+import { reportSocketBuffers, WANTED_SOCKET_BUFFER } from "../io/udp.ts";
+import { GatewayUdp } from "../io/udp-socket.ts";
+import { dataPlaneFields, openTun, openUdp, type DataPlaneChoices } from "./data-plane-io.ts";
 import { looseLogFields } from "../io/private-files.ts";
 import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
@@ -66,6 +68,8 @@ export interface StandaloneOptions {
   trustedProxies?: string[];
   dataDir: string;
   keepDefaultBuffers: boolean;
+  /** GLASSGATE_OFFLOAD / GLASSGATE_UDP_GSO (both default on): see data-plane-io.ts. */
+  dataPlane?: DataPlaneChoices;
   logger: Logger;
   /** Portal mode (portal-run.ts): what it adds to this composition. Absent: standalone. */
   portal?: PortalHooks;
@@ -279,7 +283,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
   resourceSync.apply(clock());
 
-  const tun = TunDevice.open(opts.interfaceName);
+  const dataPlane: DataPlaneChoices = opts.dataPlane ?? { offload: true, udpGso: true };
+  const tun = openTun(opts.interfaceName, dataPlane);
   // Host routes for the AllowedIPs of peers in the data plane (file peers, enabled store peers):
   // never one the host already has (io/route-plan.ts), and gone again when no peer needs it.
   const routes = new TunRoutes(tun.name, opts.logger.target("routes"));
@@ -362,8 +367,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       if (suppressed !== undefined) ioLog.error("TUN read failed", { interface: tun.name, errno: errnoName(f.errno), consecutive: f.consecutive, lost: f.lost, suppressed: suppressed || undefined });
     },
   });
-  const udp = await UdpSockets.open({
+  const iolog = opts.logger.target("io");
+  const udp = await openUdp({
     port: opts.listenPort,
+    udpGso: dataPlane.udpGso,
+    onReadable: loop.wake,
     onDatagram: loop.onDatagram,
     // Send errors can come per packet (a firewall's EPERM, an unreachable endpoint): throttled.
     onError: (err) => {
@@ -371,8 +379,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       if (suppressed !== undefined) ioLog.error("UDP socket error", { err, suppressed: suppressed || undefined });
     },
     keepDefaultBuffers: opts.keepDefaultBuffers,
+    log: iolog,
+  }).catch((err) => {
+    tun.close();
+    throw err;
   });
-  const iolog = opts.logger.target("io");
+  iolog.info("data plane", { interface: tun.name, ...dataPlaneFields(tun, udp, dataPlane) });
   reportSocketBuffers(udp, opts.keepDefaultBuffers ? undefined : { recv: WANTED_SOCKET_BUFFER, send: WANTED_SOCKET_BUFFER }, iolog);
   // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
   let dns: DnsService | undefined;
@@ -388,9 +400,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   if ([...cfg.resources, ...store.resources.list()].some((r) => r.type === "dns")) {
     await startDns(cfg.interface.addresses.map((a) => a.bytes), 53, cfg.interface.dns[0]);
   }
-  const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError });
+  const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError, vnetHeader: tun.vnetHeader });
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), clientId: opts.portal?.clientId, ice: () => node.iceMetrics(), ...metricsOpts, telemetry });
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), clientId: opts.portal?.clientId, ice: () => node.iceMetrics(), batchedUdp: udp instanceof GatewayUdp ? udp : undefined, tunOffload: tun.vnetHeader, ...metricsOpts, telemetry });
 
   const applyPeers = () => {
     const r = sync.apply(clock());

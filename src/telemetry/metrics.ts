@@ -9,8 +9,24 @@ import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
 import { Telemetry } from "./otel.ts";
 
 export interface LoopSource {
-  stats: { turns: number; batchErrors: number; maxUdpBatch: number; maxTunBatch: number; tunReadErrors: number; tunWriteErrors: number };
+  stats: {
+    turns: number; batchErrors: number; maxUdpBatch: number; maxTunBatch: number; tunReadErrors: number; tunWriteErrors: number;
+    udpIn?: number; udpOut?: number; tunIn?: number; tunOut?: number;
+    tunSuperPackets?: number; tunSegments?: number; tunCoalescedWrites?: number; tunCoalescedSegments?: number;
+  };
   depths(): { udp: number; tun: number };
+}
+
+/** The batched UDP socket (io/udp-socket.ts): what its syscalls carry and which offloads it has. */
+export interface BatchedUdpSource {
+  readonly sendSyscalls: number;
+  readonly recvSyscalls: number;
+  readonly received: number;
+  /** GRO super-datagrams split into segments. */
+  readonly coalesced: number;
+  readonly gso: boolean;
+  readonly gro: boolean;
+  readonly recvBatch: number;
 }
 
 export interface MetricsOptions {
@@ -39,6 +55,10 @@ export interface MetricsOptions {
   problems?: () => Iterable<readonly [string, number]>;
   /** Portal mode: ICE candidate pairs by state, bytes relayed through TURN, allocation failures by reason (GatewayNode.iceMetrics). */
   ice?: () => IceMetrics;
+  /** The batched UDP socket, when the gateway has one (not on the node:dgram fallback). */
+  batchedUdp?: BatchedUdpSource;
+  /** The TUN was opened with offloads (IFF_VNET_HDR + TSO). */
+  tunOffload?: boolean;
 }
 
 export interface IceMetrics {
@@ -106,6 +126,15 @@ export class GatewayMetrics {
       });
       gauge("glassgate.event_loop.max_batch.udp", "Largest UDP batch handled in one turn.", () => loop.stats.maxUdpBatch);
       gauge("glassgate.event_loop.max_batch.tun", "Largest TUN batch handled in one turn.", () => loop.stats.maxTunBatch);
+      // The batched data path: how much each syscall carries (datagrams / syscalls) and the offloads.
+      counter("glassgate.udp.datagrams.sent", "UDP datagrams handed to the kernel.", () => loop.stats.udpOut ?? 0);
+      counter("glassgate.udp.datagrams.received", "UDP datagrams received (GRO super-datagrams count per segment).", () => loop.stats.udpIn ?? 0);
+      counter("glassgate.tun.reads", "Reads from the TUN (offload mode: one may carry a super-packet).", () => loop.stats.tunIn ?? 0);
+      counter("glassgate.tun.writes", "Writes to the TUN (offload mode: one may carry coalesced segments).", () => loop.stats.tunOut ?? 0);
+      counter("glassgate.tun.super_packets", "TUN reads that held more than one segment (TSO/USO super-packets).", () => loop.stats.tunSuperPackets ?? 0);
+      counter("glassgate.tun.segments", "Packets cut from TUN reads in offload mode (a plain packet counts one).", () => loop.stats.tunSegments ?? 0);
+      counter("glassgate.tun.coalesced_writes", "TUN writes that carried merged TCP segments.", () => loop.stats.tunCoalescedWrites ?? 0);
+      counter("glassgate.tun.coalesced_segments", "Decrypted TCP segments merged into those writes.", () => loop.stats.tunCoalescedSegments ?? 0);
       this.#sampler = setInterval(() => (this.#depths = loop.depths()), 1000);
       this.#sampler.unref?.();
     }
@@ -118,6 +147,21 @@ export class GatewayMetrics {
           r.observe(b.send, { direction: "send" });
         });
     }
+    if (opts.batchedUdp) {
+      const u = opts.batchedUdp;
+      m.createObservableCounter("glassgate.udp.syscalls", { description: "Data-path UDP syscalls: sendmmsg/sendmsg (op=send), recvmmsg calls that returned datagrams (op=recv); datagrams / this = datagrams per call." })
+        .addCallback((r) => {
+          r.observe(u.sendSyscalls, { op: "send" });
+          r.observe(u.recvSyscalls, { op: "recv" });
+        });
+      counter("glassgate.udp.gro.super_datagrams", "Received GRO super-datagrams (each split into its segments).", () => u.coalesced);
+      gauge("glassgate.udp.recv_batch", "Messages per recvmmsg call.", () => u.recvBatch);
+    }
+    m.createObservableGauge("glassgate.offload.enabled", { description: "Data-path offloads in effect (1 on, 0 off): UDP GSO, UDP GRO, TUN TSO (vnet header)." }).addCallback((r) => {
+      r.observe(opts.batchedUdp?.gso ? 1 : 0, { offload: "udp_gso" });
+      r.observe(opts.batchedUdp?.gro ? 1 : 0, { offload: "udp_gro" });
+      r.observe(opts.tunOffload ? 1 : 0, { offload: "tun" });
+    });
     if (opts.dns) registerDnsMetrics(m, opts.dns, opts.clock);
     if (opts.connectionStates) {
       const read = opts.connectionStates;

@@ -542,9 +542,21 @@ export class WirePeer {
     return DECAP_NONE;
   }
 
+  // Jitter draws from random bytes taken 64 at a time: a request-response flow asks for one per
+  // packet (every send after a receive re-arms the new-handshake timer), and random(2) each time
+  // was the data path's one allocation per packet.
+  #jitterPool: Uint8Array = EMPTY_PACKET;
+  #jitterAt = 0;
+
   #jitter(max: number): number {
-    const b = this.#random(2);
-    return ((b[0]! << 8) | b[1]!) % max;
+    if (this.#jitterAt + 2 > this.#jitterPool.length) {
+      this.#jitterPool = this.#random(64);
+      this.#jitterAt = 0;
+    }
+    const b = this.#jitterPool;
+    const i = this.#jitterAt;
+    this.#jitterAt = i + 2;
+    return ((b[i]! << 8) | b[i + 1]!) % max;
   }
 }
 

@@ -2,6 +2,7 @@
 // and a lossless simulated link: for unit tests of what the gateway's composition (peer sync,
 // resource sync) does to connected clients. Deterministic for a given seed.
 import { nobleAead } from "../../src/crypto/aead-noble.ts";
+import type { Aead } from "../../src/crypto/aead.ts";
 import { generatePrivateKey } from "../../src/crypto/x25519.ts";
 import { Tunnel, controlEventOf } from "../../src/tunnel/index.ts";
 import { LocalIdentity, WirePeer, type Endpoint } from "../../src/wire/index.ts";
@@ -28,9 +29,10 @@ export class TunnelClients {
   now = 1_760_000_000_000;
   readonly #out = new Uint8Array(70000);
 
-  constructor(seed = 42) {
+  /** `aead`: the gateway's backend (noble by default; the allocation test needs libsodium, which allocates nothing per call). */
+  constructor(seed = 42, aead: Aead = nobleAead) {
     this.random = seededRandom(seed);
-    this.gw = new Tunnel({ aead: nobleAead, privateKey: generatePrivateKey(this.random), random: this.random });
+    this.gw = new Tunnel({ aead, privateKey: generatePrivateKey(this.random), random: this.random });
   }
 
   /** A client that knows the gateway (not yet configured on it: that is the test's job). */
