@@ -46,6 +46,7 @@ export type ClientEvent =
   | { type: "routes"; cidrs: string[] }
   | { type: "flow_created"; gatewayId: string; resourceId: string }
   | { type: "flow_failed"; resourceId: string; reason: string }
+  /** `relayed`: either end of the nominated pair is a TURN allocation (ours or the gateway's). */
   | { type: "connected"; gatewayId: string; pair: string; relayed: boolean }
   | { type: "handshake_completed"; gatewayId: string }
   /** The gateway said goodbye: the connection is gone, and said so here. */
@@ -514,7 +515,9 @@ export class HeadlessClient {
       c.peer.setEndpoint(route.to);
       const pair = `${e.pair.local.type} ${e.pair.local.address}:${e.pair.local.port} -> ${e.pair.remote.type} ${e.pair.remote.address}:${e.pair.remote.port}`;
       this.#phase = "connected";
-      this.#emit({ type: "connected", gatewayId: c.gatewayId, pair, relayed: route.relay !== undefined });
+      // Relayed when either end of the pair is a TURN allocation: ours (we send in ChannelData) or
+      // the gateway's (we send plain UDP to its relayed address, the relay forwards it).
+      this.#emit({ type: "connected", gatewayId: c.gatewayId, pair, relayed: route.relay !== undefined || e.pair.remote.type === "relay" });
       // We are the initiator: a handshake now (WirePeer skips it if one went out < 5 s ago).
       c.peer.connect(now);
     } else if (e.kind === "state" && e.state === "failed") {
