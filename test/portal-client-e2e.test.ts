@@ -117,8 +117,9 @@ describe.skipIf(SKIP !== undefined)("portal mode end to end: headless client, de
     expect(conns[0]!.portal).toMatchObject({ client_id: "client-1" });
     const cid = conns[0]!.cid;
     // The gateway's lines about this client carry its cid, the portal's client id and the resource.
-    expect(w.gateway.lines.find((l) => l.msg === "authorization granted")).toMatchObject({ cid, client_id: "client-1", rid: "res-lab", gid: expect.any(String) });
-    expect(w.gateway.lines.find((l) => l.target === "tunnel" && l.msg === "handshake completed")).toMatchObject({ cid, client_id: "client-1", gid: expect.any(String) });
+    // Awaited, not looked up: curl can succeed before the gateway's log lines have been read.
+    expect(await w.gateway.next((l) => l.msg === "authorization granted", "authorization granted")).toMatchObject({ cid, client_id: "client-1", rid: "res-lab", gid: expect.any(String) });
+    expect(await w.gateway.next((l) => l.target === "tunnel" && l.msg === "handshake completed", "handshake completed")).toMatchObject({ cid, client_id: "client-1", gid: expect.any(String) });
 
     // The operator moves the flow's end 2 s ahead: access_authorization_expiry_updated, then the
     // node's sweep ends it and the gateway says goodbye.
