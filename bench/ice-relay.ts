@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { skipReason } from "../test/support/netns.ts";
 import { adminConnections, RESOURCE_IP, world, type World } from "../test/support/portal-world.ts";
-import { cpuSeconds, iperf3, measuredPid, median, stopMeasurements } from "./support.ts";
+import { cpuSeconds, iperf3, measuredPid, median, stopMeasurements, threadCpuSeconds } from "./support.ts";
 
 const SECONDS = Number(process.env.BENCH_ICE_SECONDS ?? 5);
 const ROUNDS = Math.max(3, Number(process.env.BENCH_ICE_ROUNDS ?? 3));
@@ -53,18 +53,29 @@ interface Sample {
   /** Share of one core each used during the round. */
   gwCores: number;
   clCores: number;
+  /** The client's busiest thread, in cores: near 1 means that thread is its limit. */
+  clBusiest: number;
+}
+
+/** Cores used by `pid`'s busiest thread between two per-thread readings. */
+function busiest(before: Map<number, number>, after: Map<number, number>, secs: number): number {
+  let max = 0;
+  for (const [tid, s] of after) max = Math.max(max, (s - (before.get(tid) ?? 0)) / secs);
+  return max;
 }
 
 async function round(c: Case, streams: number): Promise<Sample> {
   const g0 = cpuSeconds(c.gatewayPid);
   const c0 = cpuSeconds(c.clientPid);
+  const ct0 = threadCpuSeconds(c.clientPid);
   const t0 = performance.now();
   const r = await iperf3(c.w.cl, c.w.res, RESOURCE_IP, SECONDS, streams);
   const secs = (performance.now() - t0) / 1000;
   const g = cpuSeconds(c.gatewayPid) - g0;
   const cl = cpuSeconds(c.clientPid) - c0;
+  const clBusiest = busiest(ct0, threadCpuSeconds(c.clientPid), secs);
   const gb = r.bytes / 1e9;
-  return { gbps: r.gbps, gwCpuPerGB: g / gb, clCpuPerGB: cl / gb, gwCores: g / secs, clCores: cl / secs };
+  return { gbps: r.gbps, gwCpuPerGB: g / gb, clCpuPerGB: cl / gb, gwCores: g / secs, clCores: cl / secs, clBusiest };
 }
 
 export async function runIceRelayBench(): Promise<void> {
@@ -91,13 +102,13 @@ export async function runIceRelayBench(): Promise<void> {
     console.log(`load average after: ${load()}`);
     const med = (xs: Sample[], f: (s: Sample) => number) => median(xs.map(f));
     console.log(`iperf3 TCP client → gateway → resource, ${SECONDS} s × ${ROUNDS} rounds alternating, medians [all rounds]:`);
-    console.log(`  case                 streams  Gbit/s                        gw CPU-s/GB  gw cores  client CPU-s/GB  client cores`);
+    console.log(`  case                 streams  Gbit/s                        gw CPU-s/GB  gw cores  client CPU-s/GB  client cores (busiest thread)`);
     for (const streams of STREAMS) {
       const byCase = cases.map((c) => samples.get(`${c.name}|${streams}`)!);
       cases.forEach((c, i) => {
         const xs = byCase[i]!;
         const all = xs.map((s) => s.gbps.toFixed(3)).join(", ");
-        console.log(`  ${c.name.padEnd(20)} ×${String(streams).padEnd(7)} ${med(xs, (s) => s.gbps).toFixed(3).padEnd(6)} [${all}]`.padEnd(62) + `  ${med(xs, (s) => s.gwCpuPerGB).toFixed(1).padStart(11)}  ${med(xs, (s) => s.gwCores).toFixed(2).padStart(8)}  ${med(xs, (s) => s.clCpuPerGB).toFixed(1).padStart(15)}  ${med(xs, (s) => s.clCores).toFixed(2).padStart(12)}`);
+        console.log(`  ${c.name.padEnd(20)} ×${String(streams).padEnd(7)} ${med(xs, (s) => s.gbps).toFixed(3).padEnd(6)} [${all}]`.padEnd(62) + `  ${med(xs, (s) => s.gwCpuPerGB).toFixed(1).padStart(11)}  ${med(xs, (s) => s.gwCores).toFixed(2).padStart(8)}  ${med(xs, (s) => s.clCpuPerGB).toFixed(1).padStart(15)}  ${med(xs, (s) => s.clCores).toFixed(2).padStart(12)} (${med(xs, (s) => s.clBusiest).toFixed(2)})`);
       });
       const ratio = med(byCase[1]!, (s) => s.gbps) / med(byCase[0]!, (s) => s.gbps);
       console.log(`  relay / direct       ×${String(streams).padEnd(7)} ${(ratio * 100).toFixed(0)} %`);
