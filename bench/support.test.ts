@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { spawn, type Subprocess } from "bun";
-import { cpuSeconds, measuredPid, parseCpuTicks, parsePing, quantile, spread } from "./support.ts";
+import { cpuSeconds, measuredPid, parseCpuTicks, parsePing, quantile, spread, threadCpuSeconds } from "./support.ts";
 
 describe("reading /proc/<pid>/stat", () => {
   test("utime+stime are found after the command name, even one with spaces and parentheses", () => {
@@ -20,6 +20,17 @@ describe("reading /proc/<pid>/stat", () => {
     expect(x).toBeGreaterThan(0);
     expect(cpuSeconds(process.pid)).toBeGreaterThanOrEqual(a);
     expect(a).toBeGreaterThan(0);
+  });
+
+  test("per-thread CPU time names our main thread (tid = pid) and never exceeds the process total", () => {
+    let x = 0;
+    for (let i = 0; i < 2e6; i++) x += i;
+    expect(x).toBeGreaterThan(0);
+    const threads = threadCpuSeconds(process.pid);
+    const sum = [...threads.values()].reduce((a, b) => a + b, 0);
+    expect(threads.get(process.pid)).toBeGreaterThan(0);
+    // Exited threads count in the process total only; the clock tick is the rounding.
+    expect(sum).toBeLessThanOrEqual(cpuSeconds(process.pid) + threads.size / 100);
   });
 });
 

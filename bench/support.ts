@@ -178,6 +178,22 @@ function childrenRunning(pid: number, expected: string): Map<number, string> {
   return out;
 }
 
+/**
+ * CPU seconds per live thread of `pid` (tid → seconds): where a process's time goes, e.g. whether
+ * its main thread is at a full core while the total says less. A thread may exit while we look.
+ */
+export function threadCpuSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(Number(tid), parseCpuTicks(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")) / CLOCK_TICKS);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 export function threadCount(pid: number): number {
   return readdirSync(`/proc/${pid}/task`).length;
 }

@@ -21,6 +21,7 @@ import { TunDevice } from "../../src/io/tun.ts";
 import { clientChannel, loginUrl, userAgent, type ClientEgress, type ClientIngress } from "../../src/portal/index.ts";
 import { Logger, parseLogFilter } from "../../src/telemetry/log.ts";
 import type { Endpoint } from "../../src/wire/index.ts";
+import { ByteViews } from "./byte-views.ts";
 import { HeadlessClient, type ClientEvent } from "./client-core.ts";
 
 const USAGE = "usage: bun tools/headless-client/main.ts --portal URL --token TOKEN --resource ID [--id ID] [--name NAME] [--tun NAME] [--port N] [--host IP]...";
@@ -66,6 +67,9 @@ let timer: ReturnType<typeof setTimeout> | undefined;
 const netOut = new Uint8Array(65536);
 const tunOut = new Uint8Array(65536);
 const netIn = new Uint8Array(65536);
+// The data path allocates no view per packet: one per length, reused (byte-views.ts).
+const netOutViews = new ByteViews(netOut);
+const netInViews = new ByteViews(netIn);
 
 const socket = await Bun.udpSocket({
   hostname: "0.0.0.0",
@@ -76,7 +80,7 @@ const socket = await Bun.udpSocket({
       const from: Endpoint = { address, port };
       // Bun hands a view into a pooled buffer; the STUN and WireGuard parsers read from offset 0.
       netIn.set(buf);
-      const n = core.fromNetwork(netIn, buf.length, from, tunOut, clock());
+      const n = core.fromNetwork(netInViews.of(buf.length), buf.length, from, tunOut, clock());
       if (n > 0 && tun) tun.write(tunOut, n);
       pump();
     },
@@ -134,7 +138,7 @@ function fromTun(): void {
     r.ring.drain(256, (data, off, len) => {
       const n = core!.fromTun(data, off, len, netOut, clock());
       if (log.enabled("trace")) log.trace("from tun", { len, sent: n, to: n > 0 ? `${core!.sendTo.address}:${core!.sendTo.port}` : undefined });
-      if (n > 0) send(netOut.subarray(0, n), core!.sendTo);
+      if (n > 0) send(netOutViews.of(n), core!.sendTo);
     });
     if (r.ring.sleep()) break;
   }
