@@ -28,8 +28,17 @@ export function sh(cmd: string[], opts: { allowFail?: boolean; stdin?: string } 
 }
 
 /** A unique short tag for interface and namespace names (IFNAMSIZ is 16 including NUL). */
+let tagCounter = Math.floor(Math.random() * 100);
+
+/**
+ * Seven digits (interface names leave little room; some tests derive subnets from the number): the
+ * process id's last three, a per-process counter (two tags of one test never clash, as two random
+ * digits did once in a hundred) and two random digits against other processes with the same ending.
+ */
 export function uniqueTag(): string {
-  return `${process.pid % 100000}${Math.floor(Math.random() * 100)}`.slice(0, 7);
+  tagCounter = (tagCounter + 1) % 100;
+  const pad = (n: number, w: number) => String(n).padStart(w, "0");
+  return `${pad(process.pid % 1000, 3)}${pad(tagCounter, 2)}${pad(Math.floor(Math.random() * 100), 2)}`;
 }
 
 export class Netns {
