@@ -5,13 +5,20 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { postgresSkipReason, TestPostgres } from "../../test/support/postgres.ts";
+import { encodeKey, generatePrivateKey, publicKeyOf } from "../crypto/x25519.ts";
 import type { AuditRepository } from "./audit.ts";
 import { PgAuditLog } from "./audit-pg.ts";
-import { Store } from "./index.ts";
+import { parsePeerInput, PeerValidationError, Store, type PeerInput } from "./index.ts";
+import type { PeerStore } from "./peers.ts";
+import { PgPeerRepository } from "./peers-pg.ts";
 import { openPostgres } from "./postgres.ts";
+
+const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
+const peerInput = (name: string, allowedIps: string, publicKey = key()) => parsePeerInput({ name, publicKey, allowedIps }) as PeerInput;
 
 interface Opened {
   audit: AuditRepository;
+  peers: PeerStore;
   close(): Promise<void>;
 }
 
@@ -33,7 +40,7 @@ const dialects: Dialect[] = [
     name: "sqlite",
     async open() {
       const s = Store.open(mkdtempSync(join(tmpdir(), "gg-repo-")));
-      return { audit: s.audit, close: async () => s.close() };
+      return { audit: s.audit, peers: s.peers, close: async () => s.close() };
     },
   },
   {
@@ -43,7 +50,7 @@ const dialects: Dialect[] = [
     teardown: () => pg?.stop(),
     async open() {
       const { client, db } = await openPostgres(pg!.createDatabase(`repo_${++dbSeq}`));
-      return { audit: new PgAuditLog(db), close: () => client.close() };
+      return { audit: new PgAuditLog(db), peers: new PgPeerRepository(db), close: () => client.close() };
     },
   },
 ];
@@ -87,6 +94,88 @@ describe.each(dialects)("$name store", (d) => {
       expect((await s.audit.query({})).rows.map((r) => r.ts)).toEqual([300]);
     } finally {
       await s.close();
+    }
+  });
+
+  test.skipIf(!!d.skip)("peer create/update/delete each leave one audit event with before/after and no secrets", async () => {
+    const s = await d.open();
+    try {
+      const priv = encodeKey(generatePrivateKey());
+      const psk = encodeKey(generatePrivateKey());
+      const p = await s.peers.create({ ...(parsePeerInput({ name: "laptop", publicKey: key(), presharedKey: psk, allowedIps: "10.99.0.2/32", persistentKeepalive: "25" }) as PeerInput), clientPrivateKey: priv }, "admin:alice");
+      expect(p).toMatchObject({ name: "laptop", enabled: true, persistentKeepalive: 25, expiresAt: null, clientPrivateKey: priv });
+      expect(typeof p.createdAt).toBe("number");
+      await s.peers.update(p.id, { name: "work laptop", enabled: false }, "admin:alice");
+      expect(await s.peers.get(p.id)).toMatchObject({ name: "work laptop", enabled: false, persistentKeepalive: 25 });
+      expect((await s.peers.byPublicKey(p.publicKey))?.id).toBe(p.id);
+      expect(await s.peers.delete(p.id, "token:ci")).toBe(true);
+      expect(await s.peers.delete(p.id, "token:ci")).toBe(false);
+      expect(await s.peers.list()).toHaveLength(0);
+      const { rows, total } = await s.audit.query({ subject: p.publicKey });
+      expect(total).toBe(3);
+      expect(rows.map((r) => r.action)).toEqual(["peer.deleted", "peer.updated", "peer.created"]);
+      expect(JSON.parse(rows[1]!.before!).name).toBe("laptop");
+      expect(JSON.parse(rows[1]!.after!)).toMatchObject({ name: "work laptop", enabled: false, presharedKey: "(set)" });
+      for (const r of rows) for (const secret of [priv, psk]) expect(`${r.before}${r.after}`).not.toContain(secret);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test.skipIf(!!d.skip)("a taken public key or overlapping AllowedIPs is refused naming the field, and nothing is written", async () => {
+    const s = await d.open();
+    try {
+      const a = await s.peers.create(peerInput("a", "10.99.0.0/24"), "x");
+      const refused = async (f: () => unknown) => {
+        try {
+          await f();
+        } catch (e) {
+          expect(e).toBeInstanceOf(PeerValidationError);
+          return Object.keys((e as PeerValidationError).fields);
+        }
+        throw new Error("accepted");
+      };
+      expect(await refused(() => s.peers.create(peerInput("dup", "10.98.0.1/32", a.publicKey), "x"))).toEqual(["publicKey"]);
+      expect(await refused(() => s.peers.create(peerInput("b", "10.99.0.7/24"), "x"))).toEqual(["allowedIps"]);
+      const b = await s.peers.create(peerInput("b", "10.98.0.1/32"), "x");
+      expect(await refused(() => s.peers.update(b.id, { allowedIps: "10.99.0.0/24" }, "x"))).toEqual(["allowedIps"]);
+      expect(await refused(() => s.peers.update(b.id, { publicKey: a.publicKey }, "x"))).toEqual(["publicKey"]);
+      expect(await refused(() => s.peers.update("nope", { name: "n" }, "x"))).toEqual(["id"]);
+      expect((await s.peers.list()).map((p) => p.name)).toEqual(["a", "b"]);
+      expect((await s.audit.query({ action: "peer.created" })).total).toBe(2);
+      expect((await s.audit.query({ action: "peer.updated" })).total).toBe(0);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe.skipIf(!!pgSkip)("PostgreSQL shared by several gateways", () => {
+  let shared: TestPostgres;
+  beforeAll(() => {
+    shared = TestPostgres.start();
+  });
+  afterAll(() => shared?.stop());
+
+  test("two gateways adding peers with the same AllowedIPs at the same moment: exactly one succeeds", async () => {
+    const url = shared.createDatabase("overlap");
+    const [g1, g2] = [await openPostgres(url), await openPostgres(url)];
+    try {
+      const [r1, r2] = [new PgPeerRepository(g1.db), new PgPeerRepository(g2.db)];
+      for (let round = 0; round < 10; round++) {
+        const results = await Promise.allSettled([
+          r1.create(peerInput(`one-${round}`, `10.${round}.0.0/16`), "admin:g1"),
+          r2.create(peerInput(`two-${round}`, `10.${round}.0.0/16`), "admin:g2"),
+        ]);
+        expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+        const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+        expect(failed.reason).toBeInstanceOf(PeerValidationError);
+      }
+      expect(await r1.list()).toHaveLength(10);
+      expect((await new PgAuditLog(g2.db).query({ action: "peer.created" })).total).toBe(10);
+    } finally {
+      await g1.client.close();
+      await g2.client.close();
     }
   });
 });
