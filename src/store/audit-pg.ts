@@ -7,10 +7,11 @@ import type { PgDb } from "./postgres.ts";
 import { auditEvents } from "./schema-pg.ts";
 
 export class PgAuditLog implements AuditRepository {
-  constructor(private readonly db: PgDb) {}
+  /** `gid`: this gateway's id, stamped on every row it records. */
+  constructor(private readonly db: PgDb, private readonly gid?: string) {}
 
   async record(e: AuditInput, ts = Date.now()): Promise<void> {
-    await this.db.insert(auditEvents).values(auditValues(e, ts));
+    await this.db.insert(auditEvents).values(auditValues({ gid: this.gid, ...e }, ts));
   }
 
   /** Newest first, paginated. */

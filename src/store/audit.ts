@@ -21,6 +21,8 @@ export interface AuditInput {
   before?: unknown;
   after?: unknown;
   reason?: string;
+  /** The gateway that writes the row; AuditLog fills in its own when left out. */
+  gid?: string;
 }
 
 export interface AuditRow {
@@ -33,6 +35,7 @@ export interface AuditRow {
   before: string | null;
   after: string | null;
   reason: string | null;
+  gid: string | null;
 }
 
 export interface AuditFilter {
@@ -44,6 +47,7 @@ export interface AuditFilter {
   /** The `?peer=` that gave `subjects` (kept for the page's links; the query uses `subjects`). */
   peer?: string;
   cid?: number;
+  gid?: string;
   since?: number;
   until?: number;
 }
@@ -72,6 +76,7 @@ export function auditValues(e: AuditInput, ts: number) {
     before: e.before === undefined ? null : JSON.stringify(e.before),
     after: e.after === undefined ? null : JSON.stringify(e.after),
     reason: e.reason ?? null,
+    gid: e.gid ?? null,
   };
 }
 
@@ -83,16 +88,18 @@ export function auditWhere(t: typeof auditEvents | typeof pgAuditEvents, f: Audi
   if (f.subject) c.push(eq(t.subject, f.subject));
   if (f.subjects) c.push(f.subjects.length ? inArray(t.subject, f.subjects) : eq(t.id, -1));
   if (f.cid !== undefined) c.push(eq(t.cid, f.cid));
+  if (f.gid !== undefined) c.push(eq(t.gid, f.gid));
   if (f.since !== undefined) c.push(gte(t.ts, f.since));
   if (f.until !== undefined) c.push(lte(t.ts, f.until));
   return c.length ? and(...c) : undefined;
 }
 
 export class AuditLog implements AuditRepository {
-  constructor(private readonly db: Db) {}
+  /** `gid`: this gateway's id, stamped on every row it records (a shared database tells gateways apart). */
+  constructor(private readonly db: Db, private readonly gid?: string) {}
 
   record(e: AuditInput, ts = Date.now()): void {
-    this.db.insert(auditEvents).values(auditValues(e, ts)).run();
+    this.db.insert(auditEvents).values(auditValues({ gid: this.gid, ...e }, ts)).run();
   }
 
   /** Newest first, paginated. */

@@ -27,7 +27,8 @@ async function rememberIdentity(tx: Tx, row: PeerRow, now: number): Promise<void
 }
 
 export class PgPeerRepository implements PeerStore {
-  constructor(private readonly db: PgDb) {}
+  /** `gid`: this gateway's id, stamped on the audit rows its changes write. */
+  constructor(private readonly db: PgDb, private readonly gid?: string) {}
 
   list(): Promise<PeerRow[]> {
     return this.db.select().from(peers).orderBy(peers.name);
@@ -50,7 +51,7 @@ export class PgPeerRepository implements PeerStore {
       assertFreeAddresses(input.name, input.allowedIps, stored, undefined, others);
       const [row] = await tx.insert(peers).values(newPeerValues(input)).returning();
       const now = Date.now();
-      await tx.insert(auditEvents).values(auditValues({ actor, action: "peer.created", subject: row!.publicKey, after: peerSnapshot(row) }, now));
+      await tx.insert(auditEvents).values(auditValues({ gid: this.gid, actor, action: "peer.created", subject: row!.publicKey, after: peerSnapshot(row) }, now));
       await rememberIdentity(tx, row!, now);
       return row!;
     });
@@ -69,7 +70,7 @@ export class PgPeerRepository implements PeerStore {
       }
       const now = Date.now();
       const [row] = await tx.update(peers).set(peerPatchSet(patch, now)).where(eq(peers.id, id)).returning();
-      await tx.insert(auditEvents).values(auditValues({ actor, action: "peer.updated", subject: row!.publicKey, before: peerSnapshot(before), after: peerSnapshot(row) }, now));
+      await tx.insert(auditEvents).values(auditValues({ gid: this.gid, actor, action: "peer.updated", subject: row!.publicKey, before: peerSnapshot(before), after: peerSnapshot(row) }, now));
       await rememberIdentity(tx, row!, now);
       return row!;
     });
@@ -81,7 +82,7 @@ export class PgPeerRepository implements PeerStore {
       // The row as deleted, not as read earlier: another gateway may have changed it meanwhile.
       const [before] = await tx.delete(peers).where(eq(peers.id, id)).returning();
       if (!before) return false;
-      await tx.insert(auditEvents).values(auditValues({ actor, action: "peer.deleted", subject: before.publicKey, before: peerSnapshot(before) }, Date.now()));
+      await tx.insert(auditEvents).values(auditValues({ gid: this.gid, actor, action: "peer.deleted", subject: before.publicKey, before: peerSnapshot(before) }, Date.now()));
       return true;
     });
   }

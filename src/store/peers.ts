@@ -217,7 +217,8 @@ export function peerPatchSet(patch: Partial<PeerInput>, now: number) {
 }
 
 export class PeerRepository implements PeerStore {
-  constructor(private readonly db: Db) {}
+  /** `gid`: this gateway's id, stamped on the audit rows its changes write. */
+  constructor(private readonly db: Db, private readonly gid?: string) {}
 
   list(): PeerRow[] {
     return this.db.select().from(peers).orderBy(peers.name).all();
@@ -237,7 +238,7 @@ export class PeerRepository implements PeerStore {
     assertFreeAddresses(input.name, input.allowedIps, this.list(), undefined, others);
     return this.db.transaction((tx) => {
       const row = tx.insert(peers).values(newPeerValues(input)).returning().get();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.created", subject: row.publicKey, after: peerSnapshot(row) });
+      new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: "peer.created", subject: row.publicKey, after: peerSnapshot(row) });
       rememberIdentities(tx as unknown as Db, [{ publicKey: row.publicKey, peerId: row.id, name: row.name, source: "store" }], Date.now());
       return row;
     });
@@ -253,7 +254,7 @@ export class PeerRepository implements PeerStore {
     }
     return this.db.transaction((tx) => {
       const row = tx.update(peers).set(peerPatchSet(patch, Date.now())).where(eq(peers.id, id)).returning().get();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.updated", subject: row.publicKey, before: peerSnapshot(before), after: peerSnapshot(row) });
+      new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: "peer.updated", subject: row.publicKey, before: peerSnapshot(before), after: peerSnapshot(row) });
       rememberIdentities(tx as unknown as Db, [{ publicKey: row.publicKey, peerId: row.id, name: row.name, source: "store" }], Date.now());
       return row;
     });
@@ -264,7 +265,7 @@ export class PeerRepository implements PeerStore {
     if (!before) return false;
     this.db.transaction((tx) => {
       tx.delete(peers).where(eq(peers.id, id)).run();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.deleted", subject: before.publicKey, before: peerSnapshot(before) });
+      new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: "peer.deleted", subject: before.publicKey, before: peerSnapshot(before) });
     });
     return true;
   }

@@ -9,6 +9,8 @@ import { encodeKey, generatePrivateKey, publicKeyOf } from "../crypto/x25519.ts"
 import type { AuditRepository } from "./audit.ts";
 import { PgAuditLog } from "./audit-pg.ts";
 import { parsePeerInput, PeerValidationError, Store, type PeerInput } from "./index.ts";
+import type { GatewayStore } from "./gateways.ts";
+import { PgGatewayRegistry } from "./gateways-pg.ts";
 import type { PeerStore } from "./peers.ts";
 import { PgPeerRepository } from "./peers-pg.ts";
 import { openPostgres } from "./postgres.ts";
@@ -19,6 +21,9 @@ const peerInput = (name: string, allowedIps: string, publicKey = key()) => parse
 interface Opened {
   audit: AuditRepository;
   peers: PeerStore;
+  gateways: GatewayStore;
+  /** The gid this store stamps on audit rows. */
+  gid: string;
   close(): Promise<void>;
 }
 
@@ -40,7 +45,7 @@ const dialects: Dialect[] = [
     name: "sqlite",
     async open() {
       const s = Store.open(mkdtempSync(join(tmpdir(), "gg-repo-")));
-      return { audit: s.audit, peers: s.peers, close: async () => s.close() };
+      return { audit: s.audit, peers: s.peers, gateways: s.gateways, gid: s.gid, close: async () => s.close() };
     },
   },
   {
@@ -50,7 +55,8 @@ const dialects: Dialect[] = [
     teardown: () => pg?.stop(),
     async open() {
       const { client, db } = await openPostgres(pg!.createDatabase(`repo_${++dbSeq}`));
-      return { audit: new PgAuditLog(db), peers: new PgPeerRepository(db), close: () => client.close() };
+      const gid = crypto.randomUUID();
+      return { audit: new PgAuditLog(db, gid), peers: new PgPeerRepository(db, gid), gateways: new PgGatewayRegistry(db), gid, close: () => client.close() };
     },
   },
 ];
@@ -117,6 +123,39 @@ describe.each(dialects)("$name store", (d) => {
       expect(JSON.parse(rows[1]!.before!).name).toBe("laptop");
       expect(JSON.parse(rows[1]!.after!)).toMatchObject({ name: "work laptop", enabled: false, presharedKey: "(set)" });
       for (const r of rows) for (const secret of [priv, psk]) expect(`${r.before}${r.after}`).not.toContain(secret);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test.skipIf(!!d.skip)("every audit row names the gateway that wrote it, and the trail filters by gateway", async () => {
+    const s = await d.open();
+    try {
+      await s.audit.record({ actor: "cli", action: "settings.updated" });
+      const p = await s.peers.create(peerInput("gw", "10.97.0.1/32"), "admin:alice");
+      await s.peers.delete(p.id, "admin:alice");
+      await s.audit.record({ actor: "cli", action: "settings.updated", gid: "other-gateway" });
+      const mine = await s.audit.query({ gid: s.gid });
+      expect(mine.rows.map((r) => r.action)).toEqual(["peer.deleted", "peer.created", "settings.updated"]);
+      expect(new Set(mine.rows.map((r) => r.gid))).toEqual(new Set([s.gid]));
+      expect((await s.audit.query({ gid: "other-gateway" })).total).toBe(1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test.skipIf(!!d.skip)("a gateway registers once per gid, a restart updates its row, and heartbeats move last seen", async () => {
+    const s = await d.open();
+    try {
+      await s.gateways.register({ gid: "g-1", name: "edge-b", publicKey: "pk1", version: "0.1.0" }, 1000);
+      await s.gateways.register({ gid: "g-2", name: "edge-a", publicKey: "pk2", endpoint: "203.0.113.7:51820", version: "0.1.0" }, 1500);
+      expect(await s.gateways.heartbeat("g-1", 2000)).toBe(true);
+      expect(await s.gateways.heartbeat("g-unknown", 2000)).toBe(false);
+      await s.gateways.register({ gid: "g-2", name: "edge-a", publicKey: "pk2", version: "0.2.0" }, 3000);
+      expect(await s.gateways.list()).toEqual([
+        { gid: "g-2", name: "edge-a", publicKey: "pk2", endpoint: null, version: "0.2.0", startedAt: 3000, lastSeen: 3000 },
+        { gid: "g-1", name: "edge-b", publicKey: "pk1", endpoint: null, version: "0.1.0", startedAt: 1000, lastSeen: 2000 },
+      ]);
     } finally {
       await s.close();
     }

@@ -46,6 +46,8 @@ export const auditEvents = pgTable(
     before: text("before"),
     after: text("after"),
     reason: text("reason"),
+    /** The gateway that wrote the row (store/gateway-id.ts); null on rows older than the column. */
+    gid: text("gid"),
   },
   (t) => [index("audit_ts").on(t.ts), index("audit_action").on(t.action)],
 );
@@ -145,3 +147,19 @@ export const logLines = pgTable(
   },
   (t) => [index("log_lines_ts").on(t.ts), index("log_lines_cid").on(t.cid), index("log_lines_key").on(t.publicKey)],
 );
+
+/**
+ * Every gateway that uses this database, one row each: registered (upserted) at start, `last_seen`
+ * moved by a heartbeat, so an admin page can tell a live gateway from one that stopped. `gid` is
+ * the gateway's own id from its data dir (store/gateway-id.ts).
+ */
+export const gateways = pgTable("gateways", {
+  gid: text("gid").primaryKey(),
+  name: text("name").notNull(),
+  publicKey: text("public_key").notNull(),
+  /** Where clients reach it (host:port) as the gateway knows it; null when it does not. */
+  endpoint: text("endpoint"),
+  version: text("version").notNull(),
+  startedAt: ms("started_at").notNull(),
+  lastSeen: ms("last_seen").notNull(),
+});
