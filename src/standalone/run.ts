@@ -417,8 +417,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   };
   // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
   const startedAt = Date.now();
-  // This gateway's row in the store's gateways table (its endpoint is not known here: left empty).
-  const registration = { gid, name: hostname(), publicKey: gatewayPublicKey, version: SERVICE_VERSION };
+  // This gateway's row in the store's gateways table; its endpoint only when GLASSGATE_ENDPOINT says it.
+  const registration = { gid, name: hostname(), publicKey: gatewayPublicKey, endpoint: opts.publicEndpoint, version: SERVICE_VERSION };
   store.gateways.register(registration, startedAt);
   const rates = new ThroughputRing(startedAt);
   const app = createAdminApp({
