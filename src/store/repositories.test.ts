@@ -10,9 +10,9 @@ import type { AuditRepository } from "./audit.ts";
 import { PgAuditLog } from "./audit-pg.ts";
 import { parsePeerInput, PeerValidationError, Store, type PeerInput } from "./index.ts";
 import type { GatewayStore } from "./gateways.ts";
-import { PgGatewayRegistry } from "./gateways-pg.ts";
 import type { PeerStore } from "./peers.ts";
 import { PgPeerRepository } from "./peers-pg.ts";
+import { PgStore } from "./pg-store.ts";
 import { openPostgres } from "./postgres.ts";
 
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
@@ -54,9 +54,8 @@ const dialects: Dialect[] = [
     setup: () => (pg = TestPostgres.start()),
     teardown: () => pg?.stop(),
     async open() {
-      const { client, db } = await openPostgres(pg!.createDatabase(`repo_${++dbSeq}`));
-      const gid = crypto.randomUUID();
-      return { audit: new PgAuditLog(db, gid), peers: new PgPeerRepository(db, gid), gateways: new PgGatewayRegistry(db), gid, close: () => client.close() };
+      const s = await PgStore.open(pg!.createDatabase(`repo_${++dbSeq}`), crypto.randomUUID());
+      return { audit: s.audit, peers: s.peers, gateways: s.gateways, gid: s.gid, close: () => s.close() };
     },
   },
 ];
