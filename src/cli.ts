@@ -11,6 +11,7 @@ import { LogRing, fanOut } from "./telemetry/log-ring.ts";
 import { PersistedLogs } from "./telemetry/persisted-logs.ts";
 import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
 import { DB_FILE, Store, storePeerOwner, UserExistsError } from "./store/index.ts";
+import { storeLocation } from "./store/database-url.ts";
 import { EnvError, envFlag } from "./config/env.ts";
 import { looseLogFields, PRIVATE_FILE_MODE, tightenPrivate, writePrivateFile, type OnLoose } from "./io/private-files.ts";
 
@@ -232,6 +233,16 @@ async function up(args: string[]): Promise<number> {
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_GROUP_READABLE");
   const adminSecureCookie = envFlag(env, "GLASSGATE_ADMIN_SECURE_COOKIE");
   const trustedProxies = parseTrustedProxies(env.GLASSGATE_TRUSTED_PROXY);
+  // A DATABASE_URL the gateway would silently not use is worse than a refusal: the PostgreSQL
+  // repositories exist (store/*-pg.ts) but the running gateway still reads and writes through the
+  // synchronous SQLite Store, so say so and stop before anything is written.
+  let location: ReturnType<typeof storeLocation>;
+  try {
+    location = storeLocation(env);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (location.kind === "postgres") throw new UsageError("DATABASE_URL: up does not run on PostgreSQL yet (the gateway's store is SQLite in --data); unset DATABASE_URL / DATABASE_URL_FILE");
   // Portal mode: no config file; the portal says who may connect (settings errors name the variable).
   let portal: import("./portal/index.ts").PortalSettings | undefined;
   if (values.portal) {

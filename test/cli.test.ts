@@ -80,6 +80,22 @@ test("a numeric environment variable that is not a sane number is a usage error 
   }
 });
 
+test("up with a DATABASE_URL it cannot use yet stops with exit 2 naming it, before anything is written", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-dburl-"));
+  const conf = join(dir, "gw.conf");
+  for (const [env, msg] of [
+    [{ DATABASE_URL: "postgres://gg:hunter2@db/gg" }, "DATABASE_URL: up does not run on PostgreSQL yet"],
+    [{ DATABASE_URL: "mysql://gg:hunter2@db/gg" }, 'DATABASE_URL: scheme "mysql" is not supported'],
+  ] as const) {
+    const r = spawnSync(["bun", "run", "src/cli.ts", "up", "--init", "--config", conf, "--data", join(dir, "data")], { cwd: ROOT, env: { ...process.env, ...env } });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr.toString()).toContain(msg);
+    expect(r.stderr.toString()).not.toContain("hunter2");
+  }
+  expect(existsSync(conf)).toBe(false);
+  expect(existsSync(join(dir, "data"))).toBe(false);
+});
+
 test("an unknown command is a usage error", () => {
   const r = glassgate(["frobnicate"]);
   expect(r.code).toBe(2);

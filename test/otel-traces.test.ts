@@ -1,8 +1,10 @@
 // A real gateway exporting traces: a wireguard-go client's handshake, an admin request and the
 // log lines written inside them, received by an OTLP/HTTP receiver in the gateway's namespace.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { SERVICE_VERSION } from "../src/telemetry/otel.ts";
 import { Topology } from "./support/topology.ts";
 import { sh, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
 
@@ -56,6 +58,16 @@ describe.skipIf(skip !== undefined)("a live gateway exports traces over OTLP/HTT
     const gid = readFileSync(join(topo.dir, "data", "gateway-id"), "utf8").trim();
     const logs = topo.gatewayLog.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logs.find((l) => l.msg === "gateway up")!.gid).toBe(gid);
+    // The same gid is the gateway's row in its store and stamps every audit row it wrote.
+    const db = new Database(join(topo.dir, "data", "glassgate.db"), { readonly: true });
+    try {
+      expect(db.query("SELECT gid, version FROM gateways").all()).toEqual([{ gid, version: SERVICE_VERSION }]);
+      const audit = db.query("SELECT count(*) AS n, sum(gid IS NOT ?) AS other FROM audit_events").get(gid) as { n: number; other: number };
+      expect(audit.n).toBeGreaterThan(0);
+      expect(audit.other).toBe(0);
+    } finally {
+      db.close();
+    }
     for (const r of requests) for (const rs of r.body.resourceSpans) {
       expect(attr(rs.resource.attributes, "service.name")).toBe("glassgate");
       expect(attr(rs.resource.attributes, "service.instance.id")).toBe(gid);

@@ -1,6 +1,7 @@
 // The standalone gateway, assembled: config → tunnel core → TUN + UDP + event loop → admin API.
 // This is the composition root `glassgate up` runs; each part it wires lives in its own folder.
 import { lookup } from "node:dns/promises";
+import { hostname } from "node:os";
 import { createAdminApp } from "../../admin/app.ts";
 import type { WireguardConfig } from "../config/index.ts";
 import { selectAead } from "../crypto/select.ts";
@@ -32,7 +33,7 @@ import type { LogRing } from "../telemetry/log-ring.ts";
 import type { SentryReporter } from "../telemetry/sentry.ts";
 import type { AdminGateway } from "../../admin/types.ts";
 import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
-import { filePeerId, gatewayId, Store } from "../store/index.ts";
+import { filePeerId, Store } from "../store/index.ts";
 import { ConnectionHistory } from "./peer-history.ts";
 import { PeerSync } from "./peer-sync.ts";
 import { testPolicy } from "./policy-test.ts";
@@ -185,6 +186,9 @@ export function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): voi
   }
 }
 
+/** How often a gateway moves its `last_seen`: a reader can tell a stopped gateway by a last_seen several beats old. */
+const GATEWAY_HEARTBEAT_MS = 10_000;
+
 /** Above this many config file peers, start logs one "peers configured" line instead of one per peer. */
 const PEER_LINES = 32;
 
@@ -193,7 +197,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const cfg = opts.config;
   const onLoose = (f: Parameters<typeof looseLogFields>[0]) => log.warn("secret file was readable by others", looseLogFields(f));
   const store = Store.open(opts.dataDir, { onLoosePermissions: onLoose });
-  const gid = gatewayId(opts.dataDir, onLoose);
+  const gid = store.gid;
   // The one OpenTelemetry SDK: metrics (Prometheus + OTLP) and, with an endpoint, traces.
   const { tracesUrl, ...metricsOpts } = opts.metrics ?? {};
   const telemetry = new Telemetry({ gid, otlpEndpoint: metricsOpts.otlpEndpoint, otlpIntervalMs: metricsOpts.otlpIntervalMs, tracesUrl });
@@ -425,6 +429,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   };
   // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
   const startedAt = Date.now();
+  // This gateway's row in the store's gateways table; its endpoint only when GLASSGATE_ENDPOINT says it.
+  const registration = { gid, name: hostname(), publicKey: gatewayPublicKey, endpoint: opts.publicEndpoint, version: SERVICE_VERSION };
+  store.gateways.register(registration, startedAt);
   const rates = new ThroughputRing(startedAt);
   const app = createAdminApp({
     envToken: opts.adminToken,
@@ -542,6 +549,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     }, ms);
   const retentionTimer = every("audit retention", 3600_000, prune);
   // Expiry is checked every 10 s; traffic history is sampled every trafficSampleSeconds.
+  // Last seen moves every GATEWAY_HEARTBEAT_MS; a row an operator deleted comes back.
+  const heartbeatTimer = every("gateway heartbeat", GATEWAY_HEARTBEAT_MS, () => {
+    const now = Date.now();
+    if (!store.gateways.heartbeat(gid, now)) store.gateways.register(registration, now);
+  });
   const expiryTimer = every("peer and resource sync", 10_000, () => {
     applyPeers();
     // (The NAT sweep and authorization expiry are the node's timers now: see GatewayNode.handleTimeout.)
@@ -602,6 +614,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const shutdown = (reason: string): Promise<void> =>
     (down ??= (async () => {
       log.info("shutting down", { reason });
+      clearInterval(heartbeatTimer);
       clearInterval(expiryTimer);
       clearInterval(trafficTimer);
       clearInterval(problemTimer);

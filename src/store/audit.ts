@@ -3,6 +3,7 @@
 import { and, count, desc, eq, gte, inArray, lt, lte, type SQL } from "drizzle-orm";
 import type { Db } from "./database.ts";
 import { auditEvents } from "./schema.ts";
+import type { auditEvents as pgAuditEvents } from "./schema-pg.ts";
 
 export type AuditAction =
   | "peer.created" | "peer.updated" | "peer.deleted"
@@ -20,6 +21,8 @@ export interface AuditInput {
   before?: unknown;
   after?: unknown;
   reason?: string;
+  /** The gateway that writes the row; AuditLog fills in its own when left out. */
+  gid?: string;
 }
 
 export interface AuditRow {
@@ -32,6 +35,7 @@ export interface AuditRow {
   before: string | null;
   after: string | null;
   reason: string | null;
+  gid: string | null;
 }
 
 export interface AuditFilter {
@@ -43,41 +47,64 @@ export interface AuditFilter {
   /** The `?peer=` that gave `subjects` (kept for the page's links; the query uses `subjects`). */
   peer?: string;
   cid?: number;
+  gid?: string;
   since?: number;
   until?: number;
 }
 
-export class AuditLog {
-  constructor(private readonly db: Db) {}
+type Awaitable<T> = T | Promise<T>;
+
+/**
+ * The audit trail as both stores offer it: SQLite's answers at once (bun:sqlite is synchronous),
+ * PostgreSQL's as promises (audit-pg.ts); code written against this interface awaits and works
+ * with either.
+ */
+export interface AuditRepository {
+  record(e: AuditInput, ts?: number): Awaitable<void>;
+  query(f: AuditFilter, page?: { limit: number; offset: number }): Awaitable<{ rows: AuditRow[]; total: number }>;
+  prune(before: number): Awaitable<number>;
+}
+
+/** The row an event is stored as, in either dialect. */
+export function auditValues(e: AuditInput, ts: number) {
+  return {
+    ts,
+    actor: e.actor,
+    action: e.action,
+    subject: e.subject ?? null,
+    cid: e.cid ?? null,
+    before: e.before === undefined ? null : JSON.stringify(e.before),
+    after: e.after === undefined ? null : JSON.stringify(e.after),
+    reason: e.reason ?? null,
+    gid: e.gid ?? null,
+  };
+}
+
+/** A filter as a WHERE clause over either dialect's audit table (same column names and meaning). */
+export function auditWhere(t: typeof auditEvents | typeof pgAuditEvents, f: AuditFilter): SQL | undefined {
+  const c: SQL[] = [];
+  if (f.action) c.push(eq(t.action, f.action));
+  if (f.actor) c.push(eq(t.actor, f.actor));
+  if (f.subject) c.push(eq(t.subject, f.subject));
+  if (f.subjects) c.push(f.subjects.length ? inArray(t.subject, f.subjects) : eq(t.id, -1));
+  if (f.cid !== undefined) c.push(eq(t.cid, f.cid));
+  if (f.gid !== undefined) c.push(eq(t.gid, f.gid));
+  if (f.since !== undefined) c.push(gte(t.ts, f.since));
+  if (f.until !== undefined) c.push(lte(t.ts, f.until));
+  return c.length ? and(...c) : undefined;
+}
+
+export class AuditLog implements AuditRepository {
+  /** `gid`: this gateway's id, stamped on every row it records (a shared database tells gateways apart). */
+  constructor(private readonly db: Db, private readonly gid?: string) {}
 
   record(e: AuditInput, ts = Date.now()): void {
-    this.db.insert(auditEvents).values({
-      ts,
-      actor: e.actor,
-      action: e.action,
-      subject: e.subject ?? null,
-      cid: e.cid ?? null,
-      before: e.before === undefined ? null : JSON.stringify(e.before),
-      after: e.after === undefined ? null : JSON.stringify(e.after),
-      reason: e.reason ?? null,
-    }).run();
-  }
-
-  #where(f: AuditFilter): SQL | undefined {
-    const c: SQL[] = [];
-    if (f.action) c.push(eq(auditEvents.action, f.action));
-    if (f.actor) c.push(eq(auditEvents.actor, f.actor));
-    if (f.subject) c.push(eq(auditEvents.subject, f.subject));
-    if (f.subjects) c.push(f.subjects.length ? inArray(auditEvents.subject, f.subjects) : eq(auditEvents.id, -1));
-    if (f.cid !== undefined) c.push(eq(auditEvents.cid, f.cid));
-    if (f.since !== undefined) c.push(gte(auditEvents.ts, f.since));
-    if (f.until !== undefined) c.push(lte(auditEvents.ts, f.until));
-    return c.length ? and(...c) : undefined;
+    this.db.insert(auditEvents).values(auditValues({ gid: this.gid, ...e }, ts)).run();
   }
 
   /** Newest first, paginated. */
   query(f: AuditFilter, page: { limit: number; offset: number } = { limit: 50, offset: 0 }): { rows: AuditRow[]; total: number } {
-    const where = this.#where(f);
+    const where = auditWhere(auditEvents, f);
     const rows = this.db.select().from(auditEvents).where(where).orderBy(desc(auditEvents.id)).limit(page.limit).offset(page.offset).all();
     const total = this.db.select({ n: count() }).from(auditEvents).where(where).get()?.n ?? 0;
     return { rows, total };

@@ -25,8 +25,8 @@ export interface Session {
 
 export class AdminAuth {
   readonly #audit: AuditLog;
-  constructor(private readonly db: Db) {
-    this.#audit = new AuditLog(db);
+  constructor(private readonly db: Db, private readonly gid?: string) {
+    this.#audit = new AuditLog(db, gid);
   }
 
   userCount(): number {
@@ -58,7 +58,7 @@ export class AdminAuth {
     return this.db.transaction((tx) => {
       tx.update(adminUsers).set({ passwordHash }).where(eq(adminUsers.id, user.id)).run();
       const ended = tx.delete(adminSessions).where(eq(adminSessions.userId, user.id)).returning({ id: adminSessions.id }).all().length;
-      new AuditLog(tx as unknown as Db).record({ actor, action: "admin.password_changed", subject: username, reason: `${ended} session(s) ended` });
+      new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: "admin.password_changed", subject: username, reason: `${ended} session(s) ended` });
       return ended;
     });
   }

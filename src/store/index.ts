@@ -3,6 +3,8 @@ import type { Database } from "bun:sqlite";
 import { AuditLog } from "./audit.ts";
 import { AdminAuth } from "./auth.ts";
 import { openDatabase, type Db, type OpenOptions } from "./database.ts";
+import { GatewayRegistry } from "./gateways.ts";
+import { gatewayId } from "./gateway-id.ts";
 import { PeerRepository } from "./peers.ts";
 import { TrafficHistory } from "./traffic.ts";
 import { PeerHistory } from "./identity.ts";
@@ -14,6 +16,7 @@ export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRow }
 export { AdminAuth, SESSION_TTL, UserExistsError, type Session } from "./auth.ts";
 export { DB_FILE, type Db, type OpenOptions } from "./database.ts";
 export { GATEWAY_ID_FILE, gatewayId } from "./gateway-id.ts";
+export { GatewayRegistry, type GatewayRow, type GatewayStart } from "./gateways.ts";
 export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, rowAllowedIps, storePeerOwner, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
 export { filePeerId, isFilePeerId, PeerHistory, type CidRow, type PeerIdentity, type PeerSource } from "./identity.ts";
@@ -30,21 +33,31 @@ export class Store {
   readonly resources: ResourceRepository;
   readonly history: PeerHistory;
   readonly logs: LogArchive;
+  readonly gateways: GatewayRegistry;
 
-  private constructor(readonly sqlite: Database, readonly db: Db) {
-    this.audit = new AuditLog(db);
-    this.peers = new PeerRepository(db);
-    this.auth = new AdminAuth(db);
+  /** `gid`: the data dir's gateway id, stamped on every audit row this store writes. */
+  private constructor(readonly sqlite: Database, readonly db: Db, readonly gid: string) {
+    this.audit = new AuditLog(db, gid);
+    this.peers = new PeerRepository(db, gid);
+    this.auth = new AdminAuth(db, gid);
     this.traffic = new TrafficHistory(db);
     this.proxyAssignments = new ProxyAssignments(db);
-    this.resources = new ResourceRepository(db);
+    this.resources = new ResourceRepository(db, gid);
+    this.gateways = new GatewayRegistry(db);
     this.history = new PeerHistory(db, sqlite);
     this.logs = new LogArchive(db);
   }
 
   static open(dataDir: string, opts: OpenOptions = {}): Store {
     const { sqlite, db } = openDatabase(dataDir, opts);
-    return new Store(sqlite, db);
+    let gid: string;
+    try {
+      gid = gatewayId(dataDir, opts.onLoosePermissions);
+    } catch (err) {
+      sqlite.close();
+      throw err;
+    }
+    return new Store(sqlite, db, gid);
   }
 
   close(): void {

@@ -147,20 +147,78 @@ function capEcho(message: string): string {
  * The repository's own guard, for callers that skipped parsePeerInput: a row the data plane
  * cannot use must never be written (peer sync would have to skip it on every load).
  */
-function assertUsableKey(publicKey: string): void {
+export function assertUsableKey(publicKey: string): void {
   const problem = publicKeyProblem(publicKey);
   if (problem) throw new PeerValidationError({ publicKey: problem });
 }
 
-function snapshot(p: PeerRow | undefined) {
+/** A peer as the audit trail shows it (either dialect). */
+export function peerSnapshot(p: PeerRow | undefined) {
   if (!p) return undefined;
   // Never put secrets into the audit trail.
   const { clientPrivateKey: _c, presharedKey, ...rest } = p;
   return { ...rest, presharedKey: presharedKey ? "(set)" : null };
 }
 
-export class PeerRepository {
-  constructor(private readonly db: Db) {}
+type Awaitable<T> = T | Promise<T>;
+
+/**
+ * Peers as both stores offer them: SQLite answers at once, PostgreSQL (peers-pg.ts) with promises;
+ * validation, the address-overlap rule, row values and audit snapshots are shared (below).
+ */
+export interface PeerStore {
+  list(): Awaitable<PeerRow[]>;
+  get(id: string): Awaitable<PeerRow | undefined>;
+  byPublicKey(key: string): Awaitable<PeerRow | undefined>;
+  create(input: PeerInput & { clientPrivateKey?: string }, actor: string, others?: readonly AddressOwner[]): Awaitable<PeerRow>;
+  update(id: string, patch: Partial<PeerInput>, actor: string, others?: readonly AddressOwner[]): Awaitable<PeerRow>;
+  delete(id: string, actor: string): Awaitable<boolean>;
+}
+
+/**
+ * Refuses AllowedIPs another peer already has: every other stored peer (enabled or not — it
+ * could be enabled later) and `others` (the config file's peers, which the store cannot see).
+ */
+export function assertFreeAddresses(name: string, allowedIps: string, stored: readonly PeerRow[], exceptId: string | undefined, others: readonly AddressOwner[]): void {
+  const owners = [...others, ...stored.filter((p) => p.id !== exceptId).map(storePeerOwner)];
+  const clash = clashWith({ label: `"${name}"`, allowedIPs: rowAllowedIps({ allowedIps }) }, owners);
+  if (clash) throw new PeerValidationError({ allowedIps: clashMessage(clash) });
+}
+
+/** The new row for validated input. */
+export function newPeerValues(input: PeerInput & { clientPrivateKey?: string }) {
+  return {
+    id: crypto.randomUUID(),
+    name: input.name,
+    publicKey: input.publicKey,
+    presharedKey: input.presharedKey ?? null,
+    clientPrivateKey: input.clientPrivateKey ?? null,
+    allowedIps: input.allowedIps,
+    endpoint: input.endpoint ?? null,
+    persistentKeepalive: input.persistentKeepalive,
+    enabled: input.enabled,
+    expiresAt: input.expiresAt ?? null,
+  };
+}
+
+/** The columns a partial update sets: only what the patch carries, and the update time. */
+export function peerPatchSet(patch: Partial<PeerInput>, now: number) {
+  return {
+    ...(patch.name !== undefined && { name: patch.name }),
+    ...(patch.publicKey !== undefined && { publicKey: patch.publicKey }),
+    ...("presharedKey" in patch && { presharedKey: patch.presharedKey ?? null }),
+    ...(patch.allowedIps !== undefined && { allowedIps: patch.allowedIps }),
+    ...("endpoint" in patch && { endpoint: patch.endpoint ?? null }),
+    ...(patch.persistentKeepalive !== undefined && { persistentKeepalive: patch.persistentKeepalive }),
+    ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+    ...("expiresAt" in patch && { expiresAt: patch.expiresAt ?? null }),
+    updatedAt: now,
+  };
+}
+
+export class PeerRepository implements PeerStore {
+  /** `gid`: this gateway's id, stamped on the audit rows its changes write. */
+  constructor(private readonly db: Db, private readonly gid?: string) {}
 
   list(): PeerRow[] {
     return this.db.select().from(peers).orderBy(peers.name).all();
@@ -174,34 +232,13 @@ export class PeerRepository {
     return this.db.select().from(peers).where(eq(peers.publicKey, key)).get();
   }
 
-  /**
-   * Refuses AllowedIPs another peer already has: every other stored peer (enabled or not — it
-   * could be enabled later) and `others` (the config file's peers, which the store cannot see).
-   */
-  #assertFreeAddresses(name: string, allowedIps: string, exceptId: string | undefined, others: readonly AddressOwner[]): void {
-    const owners = [...others, ...this.list().filter((p) => p.id !== exceptId).map(storePeerOwner)];
-    const clash = clashWith({ label: `"${name}"`, allowedIPs: rowAllowedIps({ allowedIps }) }, owners);
-    if (clash) throw new PeerValidationError({ allowedIps: clashMessage(clash) });
-  }
-
   create(input: PeerInput & { clientPrivateKey?: string }, actor: string, others: readonly AddressOwner[] = []): PeerRow {
     assertUsableKey(input.publicKey);
     if (this.byPublicKey(input.publicKey)) throw new PeerValidationError({ publicKey: `"${input.publicKey}" is already a peer` });
-    this.#assertFreeAddresses(input.name, input.allowedIps, undefined, others);
+    assertFreeAddresses(input.name, input.allowedIps, this.list(), undefined, others);
     return this.db.transaction((tx) => {
-      const row = tx.insert(peers).values({
-        id: crypto.randomUUID(),
-        name: input.name,
-        publicKey: input.publicKey,
-        presharedKey: input.presharedKey ?? null,
-        clientPrivateKey: input.clientPrivateKey ?? null,
-        allowedIps: input.allowedIps,
-        endpoint: input.endpoint ?? null,
-        persistentKeepalive: input.persistentKeepalive,
-        enabled: input.enabled,
-        expiresAt: input.expiresAt ?? null,
-      }).returning().get();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.created", subject: row.publicKey, after: snapshot(row) });
+      const row = tx.insert(peers).values(newPeerValues(input)).returning().get();
+      new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: "peer.created", subject: row.publicKey, after: peerSnapshot(row) });
       rememberIdentities(tx as unknown as Db, [{ publicKey: row.publicKey, peerId: row.id, name: row.name, source: "store" }], Date.now());
       return row;
     });
@@ -210,24 +247,14 @@ export class PeerRepository {
   update(id: string, patch: Partial<PeerInput>, actor: string, others: readonly AddressOwner[] = []): PeerRow {
     const before = this.get(id);
     if (!before) throw new PeerValidationError({ id: `"${id}" is not a peer` });
-    if (patch.allowedIps !== undefined) this.#assertFreeAddresses(patch.name ?? before.name, patch.allowedIps, id, others);
+    if (patch.allowedIps !== undefined) assertFreeAddresses(patch.name ?? before.name, patch.allowedIps, this.list(), id, others);
     if (patch.publicKey !== undefined) assertUsableKey(patch.publicKey);
     if (patch.publicKey && patch.publicKey !== before.publicKey && this.byPublicKey(patch.publicKey)) {
       throw new PeerValidationError({ publicKey: `"${patch.publicKey}" is already a peer` });
     }
     return this.db.transaction((tx) => {
-      const row = tx.update(peers).set({
-        ...(patch.name !== undefined && { name: patch.name }),
-        ...(patch.publicKey !== undefined && { publicKey: patch.publicKey }),
-        ...("presharedKey" in patch && { presharedKey: patch.presharedKey ?? null }),
-        ...(patch.allowedIps !== undefined && { allowedIps: patch.allowedIps }),
-        ...("endpoint" in patch && { endpoint: patch.endpoint ?? null }),
-        ...(patch.persistentKeepalive !== undefined && { persistentKeepalive: patch.persistentKeepalive }),
-        ...(patch.enabled !== undefined && { enabled: patch.enabled }),
-        ...("expiresAt" in patch && { expiresAt: patch.expiresAt ?? null }),
-        updatedAt: Date.now(),
-      }).where(eq(peers.id, id)).returning().get();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.updated", subject: row.publicKey, before: snapshot(before), after: snapshot(row) });
+      const row = tx.update(peers).set(peerPatchSet(patch, Date.now())).where(eq(peers.id, id)).returning().get();
+      new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: "peer.updated", subject: row.publicKey, before: peerSnapshot(before), after: peerSnapshot(row) });
       rememberIdentities(tx as unknown as Db, [{ publicKey: row.publicKey, peerId: row.id, name: row.name, source: "store" }], Date.now());
       return row;
     });
@@ -238,7 +265,7 @@ export class PeerRepository {
     if (!before) return false;
     this.db.transaction((tx) => {
       tx.delete(peers).where(eq(peers.id, id)).run();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "peer.deleted", subject: before.publicKey, before: snapshot(before) });
+      new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: "peer.deleted", subject: before.publicKey, before: peerSnapshot(before) });
     });
     return true;
   }

@@ -60,8 +60,8 @@ export interface SkippedResourceRow {
 
 export class ResourceRepository {
   readonly #audit: AuditLog;
-  constructor(private readonly db: Db) {
-    this.#audit = new AuditLog(db);
+  constructor(private readonly db: Db, private readonly gid?: string) {
+    this.#audit = new AuditLog(db, gid);
   }
 
   /** Parsed, ready for the policy. A stored row that no longer parses is skipped (see listChecked). */
@@ -125,7 +125,7 @@ export class ResourceRepository {
     const row = { id: r.id, name: r.name, type: r.type, address: typeof raw.address === "string" ? raw.address : null, filters: JSON.stringify(raw.filters ?? []) };
     this.db.transaction((tx) => {
       tx.insert(resources).values(row).onConflictDoUpdate({ target: resources.id, set: { ...row, updatedAt: Date.now() } }).run();
-      new AuditLog(tx as unknown as Db).record({ actor, action: before ? "resource.updated" : "resource.created", subject: r.id, before, after: row });
+      new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: before ? "resource.updated" : "resource.created", subject: r.id, before, after: row });
     });
     return r;
   }
@@ -148,7 +148,7 @@ export class ResourceRepository {
     if (!before) return false;
     this.db.transaction((tx) => {
       tx.delete(resources).where(eq(resources.id, id)).run();
-      new AuditLog(tx as unknown as Db).record({ actor, action: "resource.deleted", subject: id, before });
+      new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: "resource.deleted", subject: id, before });
     });
     return true;
   }

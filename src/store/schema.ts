@@ -48,6 +48,8 @@ export const auditEvents = sqliteTable(
     before: text("before"),
     after: text("after"),
     reason: text("reason"),
+    /** The gateway that wrote the row (store/gateway-id.ts); null on rows older than the column. */
+    gid: text("gid"),
   },
   (t) => [index("audit_ts").on(t.ts), index("audit_action").on(t.action)],
 );
@@ -170,3 +172,19 @@ export const logLines = sqliteTable(
   },
   (t) => [index("log_lines_ts").on(t.ts), index("log_lines_cid").on(t.cid), index("log_lines_key").on(t.publicKey)],
 );
+
+/**
+ * Every gateway that uses this database, one row each: registered (upserted) at start, `last_seen`
+ * moved by a heartbeat, so an admin page can tell a live gateway from one that stopped. `gid` is
+ * the gateway's own id from its data dir (store/gateway-id.ts).
+ */
+export const gateways = sqliteTable("gateways", {
+  gid: text("gid").primaryKey(),
+  name: text("name").notNull(),
+  publicKey: text("public_key").notNull(),
+  /** Where clients reach it (host:port) as the gateway knows it; null when it does not. */
+  endpoint: text("endpoint"),
+  version: text("version").notNull(),
+  startedAt: integer("started_at").notNull(),
+  lastSeen: integer("last_seen").notNull(),
+});

@@ -98,7 +98,7 @@ test("audit filters, paginates, prunes and exports CSV", () => {
 });
 
 test("audit CSV cells that a spreadsheet would run as a formula are written as text", () => {
-  const row = (subject: string) => ({ id: 1, ts: 0, actor: "anonymous@local", action: "admin.login_failed", subject, cid: null, before: null, after: null, reason: null });
+  const row = (subject: string) => ({ id: 1, ts: 0, actor: "anonymous@local", action: "admin.login_failed", subject, cid: null, before: null, after: null, reason: null, gid: null });
   const cell = (subject: string) => auditCsv([row(subject)]).split("\r\n")[1]!.split(",").slice(4).join(",").replace(/,+$/, "");
   expect(cell('=HYPERLINK("http://evil.example","x")')).toBe(`"'=HYPERLINK(""http://evil.example"",""x"")"`);
   expect(cell("+1+cmd|' /C calc'!A0")).toBe(`"'+1+cmd|' /C calc'!A0"`);

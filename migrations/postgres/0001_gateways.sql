@@ -1,0 +1,11 @@
+CREATE TABLE "gateways" (
+	"gid" text PRIMARY KEY NOT NULL,
+	"name" text NOT NULL,
+	"public_key" text NOT NULL,
+	"endpoint" text,
+	"version" text NOT NULL,
+	"started_at" bigint NOT NULL,
+	"last_seen" bigint NOT NULL
+);
+--> statement-breakpoint
+ALTER TABLE "audit_events" ADD COLUMN "gid" text;

@@ -1,0 +1,33 @@
+import { expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseUrlError, storeLocation } from "./database-url.ts";
+
+test("without DATABASE_URL the store is SQLite", () => {
+  expect(storeLocation({})).toEqual({ kind: "sqlite" });
+  expect(storeLocation({ DATABASE_URL: "  " })).toEqual({ kind: "sqlite" });
+});
+
+test("a postgres:// or postgresql:// URL selects PostgreSQL, directly or from a file", () => {
+  expect(storeLocation({ DATABASE_URL: "postgres://gg:pw@db:5432/gg" })).toEqual({ kind: "postgres", url: "postgres://gg:pw@db:5432/gg" });
+  const f = join(mkdtempSync(join(tmpdir(), "gg-dburl-")), "url");
+  writeFileSync(f, "postgresql://gg:pw@db/gg\n");
+  expect(storeLocation({ DATABASE_URL_FILE: f })).toEqual({ kind: "postgres", url: "postgresql://gg:pw@db/gg" });
+});
+
+test("a wrong scheme, a missing file or both variables are refused, and the password is never echoed", () => {
+  const msg = (env: Record<string, string>) => {
+    try {
+      storeLocation(env);
+    } catch (e) {
+      expect(e).toBeInstanceOf(DatabaseUrlError);
+      return (e as Error).message;
+    }
+    throw new Error("accepted");
+  };
+  expect(msg({ DATABASE_URL: "mysql://u:hunter2@h/db" })).toBe('DATABASE_URL: scheme "mysql" is not supported (expected postgres:// or postgresql://)');
+  expect(msg({ DATABASE_URL: "not a url hunter2" })).not.toContain("hunter2");
+  expect(msg({ DATABASE_URL_FILE: "/nonexistent/gg-url" })).toBe('DATABASE_URL_FILE: "/nonexistent/gg-url" does not exist');
+  expect(msg({ DATABASE_URL: "postgres://h/db", DATABASE_URL_FILE: "/x" })).toBe("DATABASE_URL and DATABASE_URL_FILE are both set: set one");
+});
