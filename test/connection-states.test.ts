@@ -46,7 +46,8 @@ describe.skipIf(skip !== undefined)("connection states with a wireguard-go clien
       const r = topo.api(`/connections/${conn.cid}/live`);
       return r.body.includes('data-state="expired"') && r;
     }, 40_000, 500);
-    const removed = topo.gatewayLog.split("\n").find((l) => l.includes("peer removed from the data plane") && l.includes('"reason":"expired"'))!;
+    // Waited for, not looked up: the page can say "expired" before the gateway's line has been read.
+    const removed = await waitFor("the removal log line", () => topo.gatewayLog.split("\n").find((l) => l.includes("peer removed from the data plane") && l.includes('"reason":"expired"')));
     const since = Date.parse(JSON.parse(removed).ts);
     expect(since).toBeGreaterThanOrEqual(expiresAt - 1000);
     expect(page.body).toContain(new Date(since).toISOString().slice(0, 16).replace("T", " "));
