@@ -10,77 +10,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { Netns, sh, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
+import { Netns, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
+import { link, watch } from "./support/process-lines.ts";
 
 const SKIP = skipReason(["ip", "curl", "iptables"]);
 const NO_COTURN = skipReason(["turnserver"]);
 const BUN = process.execPath;
 const ROOT = `${import.meta.dir}/..`;
-
-type Line = Record<string, unknown>;
-
-/** Collects a process's JSON stdout lines (others are kept as text) and its stderr. */
-function watch(p: Subprocess<"ignore", "pipe", "pipe">, name: string) {
-  const lines: Line[] = [];
-  const stderr: string[] = [];
-  const read = async (s: ReadableStream<Uint8Array>, on: (l: string) => void) => {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of s) {
-      buf += dec.decode(chunk);
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const l = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (l.trim()) on(l);
-      }
-    }
-  };
-  void read(p.stdout, (l) => {
-    try {
-      lines.push(JSON.parse(l) as Line);
-    } catch {
-      lines.push({ text: l });
-    }
-  });
-  /** stderr lines that are JSON log lines (the project's logger). */
-  const logs: Line[] = [];
-  void read(p.stderr, (l) => {
-    stderr.push(l);
-    if (l.startsWith("{")) {
-      try {
-        logs.push(JSON.parse(l) as Line);
-      } catch {}
-    }
-  });
-  const next = async (pred: (l: Line) => boolean, what: string, ms = 20_000) => {
-    try {
-      return await waitFor(`${what} from ${name}`, () => lines.find(pred), ms);
-    } catch (err) {
-      throw new Error(`${String(err)}; stdout: ${JSON.stringify(lines.slice(-12))}; stderr: ${stderr.slice(-12).join(" | ")}`);
-    }
-  };
-  const nextLog = async (pred: (l: Line) => boolean, what: string, ms = 20_000) => {
-    try {
-      return await waitFor(`${what} in the logs of ${name}`, () => logs.find(pred), ms);
-    } catch (err) {
-      throw new Error(`${String(err)}; stderr: ${stderr.slice(-12).join(" | ")}`);
-    }
-  };
-  return { lines, logs, stderr, next, nextLog };
-}
-
-function link(a: Netns, aIf: string, aAddr: string, b: Netns, bIf: string, bAddr: string) {
-  const tmpA = `ha${uniqueTag()}`;
-  const tmpB = `hb${uniqueTag()}`;
-  sh(["ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB]);
-  sh(["ip", "link", "set", tmpA, "netns", a.name, "name", aIf]);
-  sh(["ip", "link", "set", tmpB, "netns", b.name, "name", bIf]);
-  a.exec(["ip", "addr", "add", aAddr, "dev", aIf]);
-  b.exec(["ip", "addr", "add", bAddr, "dev", bIf]);
-  a.exec(["ip", "link", "set", aIf, "up"]);
-  b.exec(["ip", "link", "set", bIf, "up"]);
-}
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -156,15 +92,15 @@ async function world(opts: { gateway: "glassgate" | "double"; relay: boolean }):
   } else {
     gateway = watch(gw.start([BUN, `${ROOT}/src/cli.ts`, "up", "--portal", "--interface", gwTun, "--data", join(dir, "gw-data")], {
       FIREZONE_API_URL: "http://10.9.0.1:8081", FIREZONE_TOKEN: "gateway-token-1", FIREZONE_ID: "gw-1", FIREZONE_NAME: "edge-1", GLASSGATE_LOG: "info",
-    }), "glassgate");
-    await gateway.nextLog((l) => l.msg === "joined portal channel", "joined", 30_000);
+    }), "glassgate", "stderr"); // the gateway's JSON log lines are on stderr
+    await gateway.next((l) => l.msg === "joined portal channel", "joined", 30_000);
   }
 
   const clientProc = cl.start([BUN, `${ROOT}/tools/headless-client/main.ts`, "--portal", "http://10.9.0.1:8081", "--token", "client-token-1", "--resource", "res-lab", "--host", "10.9.0.2", "--tun", `gcl${tag}`.slice(0, 15)], { GLASSGATE_LOG: process.env.HEADLESS_LOG ?? "info" });
   const client = watch(clientProc, "client");
   const diagnose = () => {
-    writeFileSync(join(dir, "client.stderr"), client.stderr.join("\n"));
-    writeFileSync(join(dir, "gateway.log"), [...gateway.lines.map((l) => JSON.stringify(l)), ...gateway.stderr].join("\n"));
+    writeFileSync(join(dir, "client.stderr"), client.other.join("\n"));
+    writeFileSync(join(dir, "gateway.log"), [...gateway.lines.map((l) => JSON.stringify(l)), ...gateway.other].join("\n"));
     return `client: ${JSON.stringify(client.lines.slice(-15))}\nlogs in ${dir} (kept with HEADLESS_KEEP_LOGS=1)\nclient routes: ${cl.exec(["ip", "route"])}\ngateway routes: ${gw.exec(["ip", "route"])}\nportal: ${portalOut.lines.slice(-12).map((l) => JSON.stringify(l)).join(" ")}`;
   };
   return {
