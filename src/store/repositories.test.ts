@@ -152,8 +152,8 @@ describe.each(dialects)("$name store", (d) => {
       expect(await s.gateways.heartbeat("g-unknown", 2000)).toBe(false);
       await s.gateways.register({ gid: "g-2", name: "edge-a", publicKey: "pk2", version: "0.2.0" }, 3000);
       expect(await s.gateways.list()).toEqual([
-        { gid: "g-2", name: "edge-a", publicKey: "pk2", endpoint: null, version: "0.2.0", startedAt: 3000, lastSeen: 3000 },
-        { gid: "g-1", name: "edge-b", publicKey: "pk1", endpoint: null, version: "0.1.0", startedAt: 1000, lastSeen: 2000 },
+        { gid: "g-2", name: "edge-a", publicKey: "pk2", endpoint: null, version: "0.2.0", startedAt: 3000, lastSeen: 3000, connectedPeers: 0, live: null },
+        { gid: "g-1", name: "edge-b", publicKey: "pk1", endpoint: null, version: "0.1.0", startedAt: 1000, lastSeen: 2000, connectedPeers: 0, live: null },
       ]);
     } finally {
       await s.close();

@@ -4,7 +4,7 @@
 // Migrations in migrations/postgres/ are generated from this file with
 // `bunx drizzle-kit generate --config drizzle.postgres.config.ts`, and applied at start.
 import { sql } from "drizzle-orm";
-import { bigint, boolean, index, integer, pgTable, primaryKey, text } from "drizzle-orm/pg-core";
+import { bigint, boolean, index, integer, pgTable, primaryKey, text, uniqueIndex } from "drizzle-orm/pg-core";
 
 const now = sql`((extract(epoch from clock_timestamp()) * 1000)::bigint)`;
 const ms = (name: string) => bigint(name, { mode: "number" });
@@ -22,6 +22,8 @@ export const peers = pgTable("peers", {
   expiresAt: ms("expires_at"),
   createdAt: ms("created_at").notNull().default(now),
   updatedAt: ms("updated_at").notNull().default(now),
+  /** Which gateways serve the peer: comma-separated gids, null = every gateway (as in schema.ts). */
+  servedBy: text("served_by"),
 });
 
 export const resources = pgTable("resources", {
@@ -48,8 +50,14 @@ export const auditEvents = pgTable(
     reason: text("reason"),
     /** The gateway that wrote the row (store/gateway-id.ts); null on rows older than the column. */
     gid: text("gid"),
+    /**
+     * The row's id in the writing gateway's own SQLite audit log when it was copied from there
+     * (cluster/audit-shipper.ts); null for rows written here directly (peer changes). Unique per
+     * gid, so a copy repeated after a crash inserts nothing twice.
+     */
+    originId: bigint("origin_id", { mode: "number" }),
   },
-  (t) => [index("audit_ts").on(t.ts), index("audit_action").on(t.action)],
+  (t) => [index("audit_ts").on(t.ts), index("audit_action").on(t.action), uniqueIndex("audit_origin").on(t.gid, t.originId), index("audit_gid").on(t.gid)],
 );
 
 export const trafficSamples = pgTable(
@@ -162,4 +170,8 @@ export const gateways = pgTable("gateways", {
   version: text("version").notNull(),
   startedAt: ms("started_at").notNull(),
   lastSeen: ms("last_seen").notNull(),
+  /** Live connections at the last heartbeat. */
+  connectedPeers: integer("connected_peers").notNull().default(0),
+  /** What the gateway published at its last heartbeat (JSON: connection summaries, problems); null before the first. */
+  live: text("live"),
 });

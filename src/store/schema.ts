@@ -21,6 +21,11 @@ export const peers = sqliteTable("peers", {
   expiresAt: integer("expires_at"),
   createdAt: integer("created_at").notNull().default(now),
   updatedAt: integer("updated_at").notNull().default(now),
+  /**
+   * Which gateways serve the peer when several share a PostgreSQL database: comma-separated gids,
+   * null = every gateway. A standalone gateway serves every peer whatever this says.
+   */
+  servedBy: text("served_by"),
 });
 
 export const resources = sqliteTable("resources", {
@@ -187,4 +192,18 @@ export const gateways = sqliteTable("gateways", {
   version: text("version").notNull(),
   startedAt: integer("started_at").notNull(),
   lastSeen: integer("last_seen").notNull(),
+  /** Live connections at the last heartbeat. */
+  connectedPeers: integer("connected_peers").notNull().default(0),
+  /** What the gateway published at its last heartbeat (JSON: connection summaries, problems); null before the first. */
+  live: text("live"),
+});
+
+/**
+ * How far each copy of local rows to PostgreSQL has got (`stream` = "audit"): the highest local id
+ * known to be committed there. Rows are copied in id order and the copy is idempotent on
+ * (gid, origin_id), so a crash between the copy and this mark only repeats work.
+ */
+export const shippingMarks = sqliteTable("shipping_marks", {
+  stream: text("stream").primaryKey(),
+  lastId: integer("last_id").notNull(),
 });
