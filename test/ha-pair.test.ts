@@ -6,13 +6,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { skipReason, uniqueTag, waitFor } from "./support/netns.ts";
 import { watch, type Watched } from "./support/process-lines.ts";
-import { FLOATING, GW_TUNNEL_IP, HaWorld, WG_PORT, outage, parsePingLine, type HaClient, type Reply } from "./support/ha-world.ts";
+import { CLIENT_PORT, FLOATING, GW_TUNNEL_IP, HaWorld, WG_PORT, outage, parsePingLine, type HaClient, type Reply } from "./support/ha-world.ts";
 
 const skip = skipReason(["ip", "wg", "wireguard-go", "ping"]);
 if (skip) console.warn(`skipping HA pair test: ${skip}`);
 
 /** A ping running for the whole test: 10 per second, each reply timestamped by ping itself (-D). */
-function pinger(c: HaClient): { replies: Reply[]; out: Watched } {
+function pinger(c: HaClient): { replies: Reply[]; out: Watched; stop: () => void } {
   const p = c.ns.start(["ping", "-D", "-n", "-i", "0.1", "-W", "1", GW_TUNNEL_IP]);
   const out = watch(p, "ping");
   const replies: Reply[] = [];
@@ -25,7 +25,7 @@ function pinger(c: HaClient): { replies: Reply[]; out: Watched } {
     }
   }, 20);
   void p.exited.then(() => clearInterval(timer));
-  return { replies, out };
+  return { replies, out, stop: () => p.kill("SIGTERM") };
 }
 
 function latestHandshake(c: HaClient): number {
@@ -34,15 +34,27 @@ function latestHandshake(c: HaClient): number {
 
 describe.skipIf(skip !== undefined)("HA pair: one key, one floating address, two gateways", () => {
   let world: HaWorld;
+  let config: string;
+  /** A file peer (in the shared config) that waits for its own timers. */
   let client: HaClient;
+  /** A store peer on both gateways, which the new master reaches out to in the second test. */
+  let hooked: HaClient;
+  const hookedIds: Record<"a" | "b", string> = { a: "", b: "" };
 
   beforeAll(async () => {
     world = new HaWorld(uniqueTag());
     client = await world.addClient(25);
-    const config = world.writeConfig([client]);
+    hooked = await world.addClient(25);
+    config = world.writeConfig([client]);
     world.takeOver("a");
     await world.start("a", config);
     await world.start("b", config);
+    // Without a shared database each gateway has its own store: the peer is created on both.
+    for (const side of ["a", "b"] as const) {
+      const r = world.request(side, "POST", "/api/peers", { name: "hooked", publicKey: hooked.publicKey, allowedIps: `${hooked.tunnelIp}/32` });
+      expect(r.status).toBe(201);
+      hookedIds[side] = JSON.parse(r.body).id;
+    }
   }, 90_000);
 
   afterAll(async () => {
@@ -50,7 +62,7 @@ describe.skipIf(skip !== undefined)("HA pair: one key, one floating address, two
   });
 
   test("a client of gw-a carries on through gw-b after gw-a crashes and the address moves", async () => {
-    const { replies } = pinger(client);
+    const { replies, stop } = pinger(client);
     await waitFor("replies through gw-a", () => replies.length >= 5, 15_000);
     // Replies leave from the floating address (the route's src), so the client stays pointed at it.
     expect(world.clientEndpoint(client)).toBe(`${FLOATING}:${WG_PORT}`);
@@ -76,5 +88,58 @@ describe.skipIf(skip !== undefined)("HA pair: one key, one floating address, two
     // And it keeps going through gw-b.
     const n = replies.length;
     await waitFor("more replies through gw-b", () => replies.length >= n + 5, 10_000);
+    stop();
   }, 90_000);
+
+  test("the new master can end the outage at once by starting the handshake itself (a takeover hook)", async () => {
+    // gw-b is master now; gw-a comes back as the standby. Both clients ping through gw-b.
+    await world.start("a", config);
+    const plain = pinger(client);
+    const fast = pinger(hooked);
+    // `hooked` last spoke (keepalives only) to gw-a before the first failover: its first pings
+    // wait out the same ~15 s re-handshake timer before gw-b answers.
+    await waitFor("replies through gw-b", () => plain.replies.length >= 5 && fast.replies.length >= 5, 40_000);
+
+    const failedAt = Date.now() / 1000;
+    await world.crash("b");
+    world.takeOver("a");
+    // What a keepalived notify_master hook can do through the admin API: give the peer the
+    // endpoint the old master last saw it at, with a keepalive. gw-a then initiates (the gateway
+    // side of WireGuard may, as any peer may); the client accepts — same static key, newer TAI64N
+    // timestamp — and its next packets use the new session.
+    const endpoint = `${hooked.segmentIp}:${CLIENT_PORT}`;
+    expect(world.request("a", "PATCH", `/api/peers/${hookedIds.a}`, { endpoint, persistentKeepalive: 25 }).status).toBe(200);
+    await waitFor("replies through gw-a", () => plain.replies.some((r) => r.at > failedAt) && fast.replies.some((r) => r.at > failedAt), 45_000, 100);
+    const o = outage(plain.replies, failedAt)!;
+    const f = outage(fast.replies, failedAt)!;
+    console.log(`HA failover b→a: client on its own timers: gap ${o.gapS.toFixed(2)} s (${o.lost} unanswered); client the new master reached out to: gap ${f.gapS.toFixed(2)} s (${f.lost} unanswered)`);
+    // Not a timing threshold: the reached-out client is back before the other one's timer fires.
+    expect(f.after.at).toBeLessThan(o.after.at);
+    expect(world.clientEndpoint(hooked)).toBe(`${FLOATING}:${WG_PORT}`);
+    plain.stop();
+    fast.stop();
+  }, 90_000);
+});
+
+// Why takeOver sets the route's src: glassgate sends from the source address the kernel picks (it
+// does not answer from the address a datagram arrived on, as kernel WireGuard does with
+// IP_PKTINFO), and a WireGuard client roams to wherever authenticated replies come from.
+describe.skipIf(skip !== undefined)("HA pair without the floating address as the route's source", () => {
+  let world: HaWorld;
+
+  afterAll(async () => {
+    await world?.destroy();
+  });
+
+  test("replies leave from the master's own address and the client follows them there, away from the floating address", async () => {
+    world = new HaWorld(uniqueTag());
+    const client = await world.addClient(25);
+    const config = world.writeConfig([client]);
+    world.takeOver("a", { srcRoute: false });
+    await world.start("a", config);
+    const { replies, stop } = pinger(client);
+    await waitFor("replies through gw-a", () => replies.length >= 3, 15_000);
+    stop();
+    expect(world.clientEndpoint(client)).toBe(`${world.gws.a.ownIp}:${WG_PORT}`);
+  }, 60_000);
 });

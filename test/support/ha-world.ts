@@ -37,6 +37,7 @@ export interface HaClient {
   privateKey: Uint8Array;
   publicKey: string;
   tunnelIp: string;
+  segmentIp: string;
 }
 
 export interface HaGateway {
@@ -93,7 +94,8 @@ export class HaWorld {
   async addClient(persistentKeepalive = 25): Promise<HaClient> {
     const i = this.#clientCount++;
     const ns = new Netns(`gg-hac${i}-${this.tag}`);
-    this.#plug(ns, `${SEGMENT}.${2 + i}/24`);
+    const segmentIp = `${SEGMENT}.${2 + i}`;
+    this.#plug(ns, `${segmentIp}/24`);
     // wireguard-go's UAPI socket path is not per namespace: the name must be unique machine-wide.
     const wgIf = `wgh${i}${this.tag}`;
     ns.start(["wireguard-go", "-f", wgIf], { LOG_LEVEL: "error" });
@@ -106,7 +108,7 @@ export class HaWorld {
       "endpoint", `${FLOATING}:${WG_PORT}`, "allowed-ips", `${TUNNEL}.0/24`, "persistent-keepalive", String(persistentKeepalive)]);
     ns.exec(["ip", "addr", "add", `${tunnelIp}/24`, "dev", wgIf]);
     ns.exec(["ip", "link", "set", wgIf, "mtu", "1420", "up"]);
-    const c = { ns, wgIf, privateKey, publicKey: encodeKey(publicKeyOf(privateKey)), tunnelIp };
+    const c = { ns, wgIf, privateKey, publicKey: encodeKey(publicKeyOf(privateKey)), tunnelIp, segmentIp };
     this.clients.push(c);
     return c;
   }
@@ -140,12 +142,12 @@ export class HaWorld {
    * gateway's own address and the client would roam there), and the segment told the new MAC
    * (keepalived sends gratuitous ARP; here the client's neighbour cache is flushed instead).
    */
-  takeOver(side: Side): void {
+  takeOver(side: Side, opts: { srcRoute?: boolean } = {}): void {
     const other = this.gws[side === "a" ? "b" : "a"];
     other.ns.exec(["ip", "addr", "del", `${FLOATING}/24`, "dev", UPLINK], { allowFail: true });
     const g = this.gws[side];
     g.ns.exec(["ip", "addr", "add", `${FLOATING}/24`, "dev", UPLINK]);
-    g.ns.exec(["ip", "route", "replace", `${SEGMENT}.0/24`, "dev", UPLINK, "proto", "kernel", "scope", "link", "src", FLOATING]);
+    if (opts.srcRoute !== false) g.ns.exec(["ip", "route", "replace", `${SEGMENT}.0/24`, "dev", UPLINK, "proto", "kernel", "scope", "link", "src", FLOATING]);
     for (const c of this.clients) c.ns.exec(["ip", "neigh", "flush", "dev", UPLINK]);
   }
 
