@@ -44,11 +44,66 @@ describe("docker-compose", () => {
     expect(r.stderr.toString()).toBe("");
     expect(r.exitCode).toBe(0);
     const cfg = Bun.YAML.parse(r.stdout.toString()) as { services: Record<string, Record<string, unknown>> };
-    expect(Object.keys(cfg.services).sort()).toEqual(["coturn", "gateway", "grafana", "otel-collector", "prometheus", "tempo", "tempo-init"]);
+    expect(Object.keys(cfg.services).sort()).toEqual(["coturn", "gateway", "gateway-a", "gateway-b", "grafana", "otel-collector", "postgres", "prometheus", "tempo", "tempo-init"]);
     expect(cfg.services.coturn!.profiles).toEqual(["portal"]);
+    // What `docker compose up -d` starts is unchanged: the profiles' services stay out.
+    expect(Object.entries(cfg.services).filter(([, s]) => !s.profiles).map(([n]) => n).sort()).toEqual(["gateway", "grafana", "otel-collector", "prometheus", "tempo", "tempo-init"]);
     expect(cfg.services.gateway!.cap_add).toEqual(["NET_ADMIN"]);
     expect(JSON.stringify(cfg.services.gateway!.ports)).toContain("127.0.0.1");
     expect(JSON.stringify(cfg.services.grafana!.environment)).toContain('"GF_AUTH_ANONYMOUS_ENABLED":"false"');
+  });
+
+  test.skipIf(!hasCompose)("the postgres profile: a pinned official PostgreSQL with a volume, a pg_isready healthcheck and its password from a secret file; two gateways that wait for it to be healthy", () => {
+    type Service = {
+      image?: string; profiles?: string[]; environment?: Record<string, string>; volumes?: string[]; ports?: string[];
+      secrets?: { source: string }[]; healthcheck?: { test: string[] }; depends_on?: Record<string, { condition: string }>;
+    };
+    type Config = { services: Record<string, Service>; secrets: Record<string, { file: string }>; volumes: Record<string, unknown> };
+    const dir = composeWorkdir(false);
+    // Debian's docker-compose 1.29 validates every profile's services either way; both must pass.
+    const without = spawnSync(["docker-compose", "config"], { cwd: dir });
+    const withPg = spawnSync(["docker-compose", "--profile", "postgres", "config"], { cwd: dir });
+    for (const r of [without, withPg]) {
+      expect(r.stderr.toString()).toBe("");
+      expect(r.exitCode).toBe(0);
+    }
+    const cfg = Bun.YAML.parse(withPg.stdout.toString()) as Config;
+    const pg = cfg.services.postgres!;
+    expect(pg.profiles).toEqual(["postgres"]);
+    expect(pg.image).toMatch(/^postgres:\d+$/); // the official image, pinned by major version (data dirs do not upgrade across majors)
+    expect(pg.environment!.POSTGRES_PASSWORD_FILE).toBe("/run/secrets/postgres_password");
+    expect(pg.environment!.POSTGRES_PASSWORD).toBeUndefined();
+    expect(pg.secrets!.map((x) => x.source)).toEqual(["postgres_password"]);
+    expect(cfg.secrets.postgres_password!.file).toBe(join(dir, "secrets/postgres_password"));
+    expect(pg.healthcheck!.test.slice(0, 2)).toEqual(["CMD", "pg_isready"]);
+    const pgVolume = pg.volumes!.find((v) => v.includes(":/var/lib/postgresql/data"))!;
+    expect(Object.keys(cfg.volumes)).toContain(pgVolume.split(":")[0]!);
+    const pgUser = pg.environment!.POSTGRES_USER;
+    expect(pg.healthcheck!.test.join(" ")).toContain(`-U ${pgUser}`);
+    const gateways = ["gateway-a", "gateway-b"].map((n) => cfg.services[n]!);
+    for (const gw of gateways) {
+      expect(gw.profiles).toEqual(["postgres"]);
+      expect(gw.image).toBe(cfg.services.gateway!.image!);
+      expect(gw.depends_on!.postgres).toEqual({ condition: "service_healthy" });
+      expect(gw.environment!.DATABASE_URL_FILE).toBe("/run/secrets/database_url");
+      expect(gw.environment!.DATABASE_URL).toBeUndefined();
+      expect(gw.volumes!.some((v) => v.endsWith(":/run/secrets:ro"))).toBe(true);
+    }
+    // Each gateway keeps its own SQLite (local state): separate data volumes.
+    const dataOf = (s: Service) => s.volumes!.find((v) => /:\/data(:rw)?$/.test(v))!.split(":")[0];
+    expect(new Set([cfg.services.gateway!, ...gateways].map(dataOf)).size).toBe(3);
+    // Every service can run at once: no host port is published twice. docker-compose prints a
+    // port as "ip:published:target/proto" or as an object.
+    const hostPorts = Object.values(cfg.services).flatMap((s) => (s.ports ?? []) as unknown[]).map((p) => {
+      if (typeof p === "string") {
+        const m = /^(?:(.+):)?(\d+):\d+(?:\/(\w+))?$/.exec(p)!;
+        return `${m[1] ?? ""}:${m[2]}/${m[3] ?? "tcp"}`;
+      }
+      const o = p as { published: number | string; protocol?: string; host_ip?: string };
+      return `${o.host_ip ?? ""}:${o.published}/${o.protocol ?? "tcp"}`;
+    });
+    expect(hostPorts.length).toBe(8);
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
   });
 
   test("no password, token or secret sits in .env.example or in a service's environment (they are files in secrets/)", () => {
