@@ -160,6 +160,25 @@ describe.each(dialects)("$name store", (d) => {
     }
   });
 
+  test.skipIf(!!d.skip)("a peer's serving gateways are kept, changed and cleared (cleared = every gateway); a bad gid is refused", async () => {
+    const s = await d.open();
+    try {
+      const [g1, g2] = [crypto.randomUUID(), crypto.randomUUID()];
+      const p = await s.peers.create(parsePeerInput({ name: "site", publicKey: key(), allowedIps: "10.96.0.2/32", servedBy: `${g1.toUpperCase()}, ${g2}` }) as PeerInput, "admin:alice");
+      expect(p.servedBy).toBe(`${g1},${g2}`);
+      await s.peers.update(p.id, parsePeerInput({ servedBy: [g2] }, true), "admin:alice");
+      expect((await s.peers.get(p.id))?.servedBy).toBe(g2);
+      await s.peers.update(p.id, parsePeerInput({ name: "renamed" }, true), "admin:alice");
+      expect((await s.peers.get(p.id))?.servedBy).toBe(g2);
+      await s.peers.update(p.id, parsePeerInput({ servedBy: "" }, true), "admin:alice");
+      expect((await s.peers.get(p.id))?.servedBy).toBeNull();
+      expect((await s.peers.create(peerInput("plain", "10.96.0.3/32"), "admin:alice")).servedBy).toBeNull();
+      expect(() => parsePeerInput({ servedBy: `${g1},edge-b` }, true)).toThrow('servedBy: "edge-b" is not a gateway id (a UUID)');
+    } finally {
+      await s.close();
+    }
+  });
+
   test.skipIf(!!d.skip)("a taken public key or overlapping AllowedIPs is refused naming the field, and nothing is written", async () => {
     const s = await d.open();
     try {
