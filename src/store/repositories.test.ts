@@ -11,9 +11,9 @@ import { PgAuditLog } from "./audit-pg.ts";
 import { parsePeerInput, PeerValidationError, Store, type PeerInput } from "./index.ts";
 import type { GatewayStore } from "./gateways.ts";
 import type { PeerStore } from "./peers.ts";
-import { PgPeerRepository } from "./peers-pg.ts";
+import { PEERS_CHANNEL, PgPeerRepository, type PeerNotice } from "./peers-pg.ts";
 import { PgStore } from "./pg-store.ts";
-import { openPostgres } from "./postgres.ts";
+import { openPostgres, type PgDb } from "./postgres.ts";
 
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
 const peerInput = (name: string, allowedIps: string, publicKey = key()) => parsePeerInput({ name, publicKey, allowedIps }) as PeerInput;
@@ -233,6 +233,37 @@ describe.skipIf(!!pgSkip)("PostgreSQL shared by several gateways", () => {
     } finally {
       await g1.client.close();
       await g2.client.close();
+    }
+  });
+
+  test("each committed peer change is announced once on glassgate_peers with its op, id and gid; a refused or rolled-back write announces nothing", async () => {
+    const url = shared.createDatabase("notices");
+    const store = await PgStore.open(url, crypto.randomUUID());
+    const notices: PeerNotice[] = [];
+    const sub = await store.client.listen(PEERS_CHANNEL, (payload) => notices.push(JSON.parse(payload)));
+    try {
+      const p = await store.peers.create(peerInput("n", "10.95.0.2/32"), "admin:alice");
+      await store.peers.update(p.id, { enabled: false }, "admin:alice");
+      await expect(store.peers.create(peerInput("clash", "10.95.0.2/32"), "admin:alice")).rejects.toBeInstanceOf(PeerValidationError);
+      // The write itself succeeded, but the transaction around it rolled back: nothing was announced.
+      await expect(store.db.transaction(async (tx) => {
+        await new PgPeerRepository(tx as unknown as PgDb, store.gid).create(peerInput("rolled", "10.95.0.3/32"), "admin:alice");
+        throw new Error("roll back");
+      })).rejects.toThrow("roll back");
+      expect(await store.peers.list()).toHaveLength(1);
+      await store.peers.delete(p.id, "admin:alice");
+      // A marker sent after the writes: once it is heard, every earlier notice has been too.
+      await store.client`select pg_notify(${PEERS_CHANNEL}, '{"op":"marker"}')`;
+      for (let i = 0; i < 200 && !notices.some((n) => (n.op as string) === "marker"); i++) await Bun.sleep(10);
+      expect(notices).toEqual([
+        { op: "create", id: p.id, gid: store.gid },
+        { op: "update", id: p.id, gid: store.gid },
+        { op: "delete", id: p.id, gid: store.gid },
+        { op: "marker" } as unknown as PeerNotice,
+      ]);
+    } finally {
+      await sub.unlisten();
+      await store.close();
     }
   });
 });
