@@ -2,6 +2,7 @@
 // protocol objects), the store, the log ring. Shared by app.ts and every file in routes/.
 import type { Tracer } from "@opentelemetry/api";
 import type { PeerRow, Store } from "../src/store/index.ts";
+import type { PeerStore } from "../src/store/peers.ts";
 import type { LogRing } from "../src/telemetry/log-ring.ts";
 import type { TargetLogger } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
@@ -130,9 +131,26 @@ export interface ResourceView {
   authorizations: { cid: number; public_key?: string; expires_at: string | null }[];
 }
 
+/**
+ * Cluster mode (several gateways on one PostgreSQL database): this gateway's id and the gateways
+ * there are, for choosing which serve a peer. Absent standalone.
+ */
+export interface AdminCluster {
+  gid: string;
+  /** Every registered gateway (PostgreSQL's gateways table). */
+  gateways(): Promise<{ gid: string; name: string }[]>;
+}
+
 export interface AdminOptions {
   gateway: AdminGateway;
   store?: Store;
+  /**
+   * Where peer pages and the peer API read and write peers (awaited): in cluster mode the shared
+   * peers (cluster/cluster-peers.ts: PostgreSQL, then the local mirror); absent, `store.peers`.
+   */
+  peers?: PeerStore;
+  /** Cluster mode: the peer form offers "Served by". */
+  cluster?: AdminCluster;
   logs?: LogRing;
   /** GLASSGATE_ADMIN_TOKEN: a bearer token for the JSON API and /metrics. */
   envToken?: string;

@@ -2,6 +2,7 @@
 // shapes read by both pages and API (parsed with admin/input.ts, so bad values are a 400).
 import type { Context } from "hono";
 import type { AuditFilter, Store } from "../../src/store/index.ts";
+import type { PeerStore } from "../../src/store/peers.ts";
 import type { LogQuery } from "../../src/telemetry/log-ring.ts";
 import { LEVELS } from "../../src/telemetry/log.ts";
 import type { AdminEnv, Principal } from "../middleware/auth.ts";
@@ -26,6 +27,11 @@ export function page(c: Context<AdminEnv>, title: string, body: Html, status: 20
 export function requireStore(opts: AdminOptions): Store {
   if (!opts.store) throw new Error("peers and resources need the data dir's database");
   return opts.store;
+}
+
+/** The peers pages and API manage: the cluster's shared peers when given, else the store's. */
+export function peerStore(opts: AdminOptions): PeerStore {
+  return opts.peers ?? requireStore(opts).peers;
 }
 
 /** A connection id: 24 bits (see DESIGN.md, session index). */
