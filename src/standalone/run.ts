@@ -34,6 +34,8 @@ import type { SentryReporter } from "../telemetry/sentry.ts";
 import type { AdminGateway } from "../../admin/types.ts";
 import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
 import { filePeerId, Store } from "../store/index.ts";
+import type { PgStore } from "../store/pg-store.ts";
+import type { ClusterPeers } from "../cluster/cluster-peers.ts";
 import { ConnectionHistory } from "./peer-history.ts";
 import { PeerSync } from "./peer-sync.ts";
 import { testPolicy } from "./policy-test.ts";
@@ -74,6 +76,12 @@ export interface StandaloneOptions {
   logger: Logger;
   /** Portal mode (portal-run.ts): what it adds to this composition. Absent: standalone. */
   portal?: PortalHooks;
+  /**
+   * DATABASE_URL: the PostgreSQL store several gateways share (opened by the CLI with this data
+   * dir's gid; closed here on shutdown). Peers then live there (cluster/cluster-peers.ts) and the
+   * SQLite peers table in --data is their mirror. Absent: SQLite alone.
+   */
+  pg?: PgStore;
 }
 
 /** What portal mode plugs into the standalone composition. */
@@ -198,6 +206,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const onLoose = (f: Parameters<typeof looseLogFields>[0]) => log.warn("secret file was readable by others", looseLogFields(f));
   const store = Store.open(opts.dataDir, { onLoosePermissions: onLoose });
   const gid = store.gid;
+  const pg = opts.pg;
+  if (pg && pg.gid !== gid) throw new Error(`the PostgreSQL store was opened for gateway ${pg.gid}, but ${opts.dataDir} is gateway ${gid}`);
+  log.info("store", pg ? { dialect: "postgresql", server: pg.server, mirror: opts.dataDir } : { dialect: "sqlite", data: opts.dataDir });
+  // Shared peers: loaded into the mirror before the first peer sync reads it. A change heard later
+  // re-applies peers once the data plane exists (peersChangedHook is set below; until then the first
+  // sync reads the mirror anyway).
+  let peersChangedHook = (): void => undefined;
+  // Loaded only with a database: the PostgreSQL schema and client are no cost for a SQLite gateway.
+  const clusterPeers: ClusterPeers | undefined = pg ? await (await import("../cluster/cluster-peers.ts")).ClusterPeers.start({ pg, local: store, gid, onChange: () => peersChangedHook(), log: opts.logger.target("cluster") }) : undefined;
   // The one OpenTelemetry SDK: metrics (Prometheus + OTLP) and, with an endpoint, traces.
   const { tracesUrl, ...metricsOpts } = opts.metrics ?? {};
   const telemetry = new Telemetry({ gid, otlpEndpoint: metricsOpts.otlpEndpoint, otlpIntervalMs: metricsOpts.otlpIntervalMs, tracesUrl });
@@ -274,6 +291,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // A store peer's Endpoint hostname resolves off the data path; when it does, peers apply again.
   let reapply = (): void => undefined;
   const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("peers"), {
+    // Several gateways: only the peers served by this one (served_by).
+    gid: pg ? gid : undefined,
     fileOwners: cfg.peers.map(filePeerOwner),
     resolveHost: async (host) => (await lookup(host)).address,
     onResolved: () => reapply(),
@@ -427,6 +446,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       log.error("peer sync failed", { err });
     }
   };
+  peersChangedHook = reapply;
   // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
   const startedAt = Date.now();
   // This gateway's row in the store's gateways table; its endpoint only when GLASSGATE_ENDPOINT says it.
@@ -441,6 +461,17 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     trustedProxies: opts.trustedProxies,
     store,
     logs: opts.logs,
+    ...(clusterPeers && pg && {
+      peers: clusterPeers,
+      cluster: {
+        gid,
+        // Every gateway PostgreSQL knows, and this one even before it registered there.
+        gateways: async () => {
+          const rows = (await pg.gateways.list()).map((g) => ({ gid: g.gid, name: g.name }));
+          return rows.some((g) => g.gid === gid) ? rows : [{ gid, name: registration.name }, ...rows];
+        },
+      },
+    }),
     gateway: {
       gid,
       connections: () => {
@@ -662,7 +693,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       });
       await bounded("flushing Sentry", SENTRY_FLUSH_MS, async () => opts.sentry?.close(SENTRY_FLUSH_MS));
       await step("writing kept log lines", () => opts.logs.persisted?.close());
+      await step("stopping peer notifications", () => clusterPeers?.close());
       await step("closing the store", () => store.close());
+      await step("closing PostgreSQL", () => pg?.close());
       log.info("gateway down", { goodbyes_sent: told, unfinished: unfinished.length ? unfinished : undefined });
     })());
 
