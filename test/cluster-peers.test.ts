@@ -16,6 +16,8 @@ import type { PgDb } from "../src/store/postgres.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../src/telemetry/log.ts";
 import { postgresSkipReason, TestPostgres } from "./support/postgres.ts";
 import { TunnelClients } from "./support/tunnel-clients.ts";
+import { skipReason, uniqueTag, waitFor } from "./support/netns.ts";
+import { Topology } from "./support/topology.ts";
 
 const skip = postgresSkipReason();
 if (skip) console.log(`skipping cluster peer tests: ${skip}`);
@@ -171,4 +173,64 @@ describe.skipIf(!!skip)("peers across gateways on one PostgreSQL", () => {
     sync.apply(sim.now);
     expect([...sync.applied().keys()].sort()).toEqual([all.publicKey, onlyA.publicKey, both.publicKey].sort());
   });
+});
+
+// Two real `glassgate up` processes, each in its own namespace with its own data dir, on one
+// PostgreSQL (its unix socket is a file, reachable from any namespace).
+const upSkip = skip ?? skipReason(["ip"]);
+if (upSkip && !skip) console.log(`skipping the two-gateway process test: ${upSkip}`);
+
+describe.skipIf(!!upSkip)("two glassgate up processes on one PostgreSQL", () => {
+  let cluster: TestPostgres;
+  const topos: Topology[] = [];
+  beforeAll(() => {
+    cluster = TestPostgres.start();
+  });
+  afterAll(async () => {
+    for (const t of topos) {
+      if (t.gateway && t.gateway.exitCode !== null && t.gateway.exitCode !== 0) console.error(`glassgate exited ${t.gateway.exitCode}; its log:\n${t.gatewayLog}`);
+      await t.destroy();
+    }
+    cluster?.stop();
+  });
+
+  test("a peer added through gateway A's admin API is in gateway B's /api/peers and applied by B", async () => {
+    const env = { DATABASE_URL: cluster.createDatabase("up_pair") };
+    const [a, b] = [new Topology(uniqueTag(), 0), new Topology(uniqueTag(), 0)];
+    topos.push(a, b);
+    await a.startGateway(env, 0);
+    await b.startGateway(env, 0);
+    for (const t of [a, b]) {
+      const store = t.gatewayLog.split("\n").filter((l) => l.includes('"msg":"store"')).map((l) => JSON.parse(l));
+      expect(store).toHaveLength(1);
+      expect(store[0]).toMatchObject({ dialect: "postgresql" });
+      expect(store[0].server).toContain(cluster.socketDir);
+    }
+    const key = encodeKey(publicKeyOf(generatePrivateKey()));
+    const created = a.request("POST", "/api/peers", { name: "roaming-laptop", publicKey: key, allowedIps: "10.99.77.2/32" });
+    expect(created.status).toBe(201);
+    const id = JSON.parse(created.body).id as string;
+    const applied = (t: Topology) => t.gatewayLog.split("\n").find((l) => l.includes('"msg":"peer applied"') && l.includes(key));
+    const lineB = await waitFor("B's peer applied line", () => applied(b), 20_000);
+    const lineA = applied(a)!;
+    expect(lineA).toBeDefined();
+    const listed = JSON.parse(b.api("/api/peers").body).peers as { id: string; publicKey: string; name: string }[];
+    expect(listed.find((p) => p.id === id)).toMatchObject({ publicKey: key, name: "roaming-laptop" });
+    console.log(`peer added on A applied by B ${Date.parse(JSON.parse(lineB).ts) - Date.parse(JSON.parse(lineA).ts)} ms after A applied it (log timestamps)`);
+
+    // Deleted on B: gone from A's data plane (audited once, in PostgreSQL).
+    expect(b.request("DELETE", `/api/peers/${id}`).status).toBe(204);
+    await waitFor("A removing the peer", () => a.gatewayLog.split("\n").some((l) => l.includes('"msg":"peer removed from the data plane"') && l.includes(key)), 20_000);
+    const pg = await PgStore.open(env.DATABASE_URL, crypto.randomUUID());
+    try {
+      expect((await pg.audit.query({ subject: key })).rows.map((r) => r.action)).toEqual(["peer.deleted", "peer.created"]);
+    } finally {
+      await pg.close();
+    }
+    // Both stop cleanly: the listener and the database are closed in order, nothing logged as an error.
+    for (const t of [a, b]) {
+      expect((await t.stopGateway()).code).toBe(0);
+      expect(t.gatewayLog.split("\n").filter((l) => l.includes('"level":"error"'))).toEqual([]);
+    }
+  }, 120_000);
 });
