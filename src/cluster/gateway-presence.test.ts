@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import type { ConnectionView } from "../telemetry/view.ts";
 import type { ProblemView } from "../telemetry/problems.ts";
-import { gatewayLive, isUnreadable, MAX_LIVE_CONNECTIONS, MAX_LIVE_PROBLEMS, readGatewayLive } from "./gateway-presence.ts";
+import { gatewayHealth, gatewayLive, isUnreadable, MAX_LIVE_CONNECTIONS, MAX_LIVE_PROBLEMS, readGatewayLive } from "./gateway-presence.ts";
 
 function conn(cid: number, lastHandshake: string | null, extra: Partial<ConnectionView & { peer_name: string | null }> = {}): ConnectionView & { peer_name?: string | null } {
   return {
@@ -54,4 +54,11 @@ test("a publish that is not JSON, not the shape, or too long is unreadable as a 
   // Beyond the bounds, rows are cut, not rejected.
   const rows = Array.from({ length: 600 }, (_, i) => ({ cid: i, peer: "p", endpoint: null, rx_bytes: 0, tx_bytes: 0, last_handshake: null }));
   expect(readGatewayLive(JSON.stringify({ connections: rows, problems: [] })).connections.length).toBe(MAX_LIVE_CONNECTIONS);
+});
+
+test("a gateway is up while its last seen is within 3 heartbeats, then stale since that last seen", () => {
+  const seen = Date.parse("2026-11-29T10:00:00.000Z");
+  expect(gatewayHealth(seen, seen + 15_000, 5000)).toEqual({ health: "up", stale_since: null });
+  expect(gatewayHealth(seen, seen + 15_001, 5000)).toEqual({ health: "stale", stale_since: "2026-11-29T10:00:00.000Z" });
+  expect(gatewayHealth(seen, seen + 25_000, 10_000).health).toBe("up");
 });

@@ -127,3 +127,20 @@ export function readGatewayLive(text: string | null): ReadLive {
 export function isUnreadable(row: object): row is Unreadable {
   return "unreadable" in row;
 }
+
+/** How often a gateway publishes when clustered (the standalone gateway's SQLite heartbeat stays 10 s). */
+export const CLUSTER_HEARTBEAT_MS = 5000;
+/** The standalone gateway's heartbeat (standalone/run.ts). */
+export const STANDALONE_HEARTBEAT_MS = 10_000;
+/** A gateway is "up" while its last_seen is at most this many heartbeats old. */
+export const HEALTHY_BEATS = 3;
+
+export type GatewayHealth = { health: "up"; stale_since: null } | { health: "stale"; stale_since: string };
+
+/**
+ * Health from the row alone: up while `last_seen` is within HEALTHY_BEATS heartbeats of `now`,
+ * else stale since its last_seen (the last moment it was known to run) — nothing guessed beyond it.
+ */
+export function gatewayHealth(lastSeen: number, now: number, heartbeatMs: number): GatewayHealth {
+  return now - lastSeen <= HEALTHY_BEATS * heartbeatMs ? { health: "up", stale_since: null } : { health: "stale", stale_since: new Date(lastSeen).toISOString() };
+}
