@@ -35,7 +35,7 @@ ${gateways.length === 0
     ? html`<p class="empty" data-testid="gateways-empty">No gateway has registered yet.</p>`
     : html`<table id="gateways"><thead><tr><th>gateway</th><th>health</th><th>version</th><th>endpoint</th><th>last seen</th><th>connected peers</th><th>gid</th><th></th></tr></thead><tbody>
 ${gateways.map((g) => html`<tr id="${anchor(g.gid)}" data-gid="${g.gid}" data-health="${g.health}"><td><b>${g.name}</b>${g.self ? html` <span class="muted small">(this one)</span>` : ""}</td><td>${health(g)}</td><td>${g.version}</td>
-<td class="mono">${g.endpoint ?? "—"}</td><td>${utcTime(g.last_seen)} <span class="muted small">${ago(g.last_seen, now)}</span></td><td data-testid="connected-peers">${g.connected_peers}</td><td class="mono small">${g.gid}</td>
+<td class="mono">${g.endpoint ?? "—"}</td><td>${utcTime(g.last_seen)} <span class="muted small">${ago(g.last_seen, now)}</span></td><td data-testid="connected-peers">${g.connected_peers}</td><td class="mono small" title="${g.gid}">${g.gid.slice(0, 8)}…</td>
 <td><a href="/problems?gid=${encodeURIComponent(g.gid)}">problems</a> · <a href="/audit?gid=${encodeURIComponent(g.gid)}">audit</a>${g.unreadable ? html`<br><span class="err small" data-testid="unreadable">${g.unreadable}</span>` : ""}</td></tr>`)}</tbody></table>`}
 <h2>Connections across gateways</h2>
 ${connections.length === 0
