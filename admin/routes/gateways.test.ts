@@ -82,7 +82,7 @@ test("cluster: the Audit page and API read the shared audit, and the gateway sel
   const { app, store, shared } = cluster();
   store.audit.record({ actor: "admin:local", action: "settings.updated", subject: "only-local" });
   shared.audit.record({ actor: "gateway", action: "connection.established", subject: "on-self", gid: "gw-self" });
-  shared.audit.record({ actor: "gateway", action: "connection.established", subject: "on-other", gid: "gw-other" });
+  shared.audit.record({ actor: "gateway", action: "connection.established", subject: "on-other", cid: 4242, gid: "gw-other" });
   const all = (await (await app.request("/api/audit", { headers: bearer })).json()) as { rows: { subject: string }[]; total: number };
   expect(all.rows.map((r) => r.subject)).toEqual(["on-other", "on-self"]);
   const one = (await (await app.request("/api/audit?gid=gw-other", { headers: bearer })).json()) as { rows: { subject: string }[]; total: number };
@@ -94,6 +94,9 @@ test("cluster: the Audit page and API read the shared audit, and the gateway sel
   expect(page).toContain("on-other");
   expect(page).not.toContain("on-self");
   expect(page).toContain('<a href="/gateways#gw-gw-other">edge-b</a>');
+  // Its cid is that gateway's: not linked to this gateway's connection page.
+  expect(page).toContain("<td>4242</td>");
+  expect(page).not.toContain('href="/connections/4242"');
   const csv = await (await app.request("/audit.csv?gid=gw-self", { headers: { cookie: auth.cookie } })).text();
   expect(csv).toContain("on-self");
   expect(csv).not.toContain("on-other");

@@ -12,7 +12,7 @@ import * as logv from "../views/logs.ts";
 import * as ov from "../views/overview.ts";
 import { problemBanners } from "../views/problems.ts";
 import { auditFilter, auditRepository, CID, logQuery, page } from "./common.ts";
-import { knownGateways } from "./gateways.ts";
+import { knownGateways, ownGid } from "./gateways.ts";
 import { capturePanelFor } from "./tools.ts";
 import { historyLink, oldConnectionPage, peerSubjects } from "./history.ts";
 
@@ -136,7 +136,7 @@ export function pageRoutes(opts: AdminOptions) {
       const pageNo = intParam(q, "page", { min: 1, max: 1_000_000 }) ?? 1;
       const r = (await auditRepository(opts)?.query(filter, { limit: size, offset: (pageNo - 1) * size })) ?? { rows: [], total: 0 };
       const keep = Object.fromEntries(Object.entries(filter).filter(([k]) => k !== "subjects").map(([k, val]) => [k, String(val)]));
-      return page(c, "Audit", audit.auditPage(r.rows, r.total, pageNo, size, keep, await knownGateways(opts)));
+      return page(c, "Audit", audit.auditPage(r.rows, r.total, pageNo, size, keep, await knownGateways(opts), ownGid(opts)));
     })
     .get("/audit.csv", async (c) => {
       const rows = (await auditRepository(opts)?.query(auditFilter(c.req.query(), (p) => peerSubjects(opts, p)), { limit: 100_000, offset: 0 }))?.rows ?? [];

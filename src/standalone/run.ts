@@ -454,6 +454,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // PostgreSQL when clustered); a row an operator deleted comes back.
   const localPresence = new PresencePublisher({ store: store.gateways, registration, snapshot: presence, where: "sqlite", log });
   const pgPresence = opts.pg ? new PresencePublisher({ store: opts.pg.gateways, registration, snapshot: presence, where: "postgres", log: clog }) : undefined;
+  // At once, not a beat later: the row's count and live state are still the last run's.
+  await localPresence.publishOnce(startedAt);
   await pgPresence?.publishOnce(startedAt);
   const shipper = opts.pg ? new AuditShipper({ local: store, pg: opts.pg, gid, log: clog }) : undefined;
   const rates = new ThroughputRing(startedAt);
