@@ -1,7 +1,7 @@
 // What the admin server reads and writes: the gateway through `AdminGateway` (snapshots, never
 // protocol objects), the store, the log ring. Shared by app.ts and every file in routes/.
 import type { Tracer } from "@opentelemetry/api";
-import type { PeerRow, Store } from "../src/store/index.ts";
+import type { AuditRepository, GatewayRow, PeerRow, Store } from "../src/store/index.ts";
 import type { PeerStore } from "../src/store/peers.ts";
 import type { LogRing } from "../src/telemetry/log-ring.ts";
 import type { TargetLogger } from "../src/telemetry/log.ts";
@@ -132,13 +132,18 @@ export interface ResourceView {
 }
 
 /**
- * Cluster mode (several gateways on one PostgreSQL database): this gateway's id and the gateways
- * there are, for choosing which serve a peer. Absent standalone.
+ * Cluster mode (DATABASE_URL): the gateways, audit and peers every gateway of the deployment shares,
+ * in PostgreSQL. Absent standalone: the admin then reads its own data dir's store.
  */
-export interface AdminCluster {
+export interface ClusterAdmin {
+  /** This gateway's id: its own row's connections and problems are read live, not from its publish. */
   gid: string;
-  /** Every registered gateway (PostgreSQL's gateways table). */
-  gateways(): Promise<{ gid: string; name: string }[]>;
+  /** Every gateway's row (gateways table): the Gateways page, and the peer form's "Served by". */
+  gateways(): Promise<GatewayRow[]>;
+  /** The shared audit trail: the Audit page and /api/audit read this instead of the local copy. */
+  audit: AuditRepository;
+  /** How often gateways publish (cluster/gateway-presence.ts CLUSTER_HEARTBEAT_MS when left out). */
+  heartbeatMs?: number;
 }
 
 export interface AdminOptions {
@@ -150,7 +155,7 @@ export interface AdminOptions {
    */
   peers?: PeerStore;
   /** Cluster mode: the peer form offers "Served by". */
-  cluster?: AdminCluster;
+  cluster?: ClusterAdmin;
   logs?: LogRing;
   /** GLASSGATE_ADMIN_TOKEN: a bearer token for the JSON API and /metrics. */
   envToken?: string;

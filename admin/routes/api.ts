@@ -6,7 +6,7 @@ import { parseExpiresAt, PeerInput, PeerValidationError, ResourceError, type Pee
 import type { AdminEnv } from "../middleware/auth.ts";
 import { capFields, echo, InputError, intParam, jsonObject, knownFields, parseStrict, textParam } from "../input.ts";
 import type { AdminOptions } from "../types.ts";
-import { auditFilter, logQuery, peerStore, principal, requireStore } from "./common.ts";
+import { auditFilter, auditRepository, logQuery, peerStore, principal, requireStore } from "./common.ts";
 import { PeerNotFound, peerCreator, peerUpdater } from "./peers.ts";
 import { otherPeers, reservedIds } from "./resources.ts";
 import { peerSubjects } from "./history.ts";
@@ -37,12 +37,12 @@ export function apiRoutes(opts: AdminOptions) {
     .get("/api/overview", (c) => c.json(overviewJson(overviewDataOf(opts, Date.now()))))
     .get("/api/sessions", (c) => c.json({ sessions: gateway.connections().flatMap((x) => x.sessions.map((session) => ({ cid: x.cid, session, public_key: x.public_key }))) }))
     .get("/api/logs", (c) => c.json({ logs: logs?.query(logQuery(c.req.query())) ?? [] }))
-    .get("/api/audit", (c) => {
+    .get("/api/audit", async (c) => {
       const q = c.req.query();
       const filter = auditFilter(q, (p) => peerSubjects(opts, p));
       const limit = intParam(q, "limit", { min: 1, max: 1000 }) ?? 50;
       const offset = intParam(q, "offset", { min: 0, max: 1_000_000_000 }) ?? 0;
-      return c.json(store?.audit.query(filter, { limit, offset }) ?? { rows: [], total: 0 });
+      return c.json((await auditRepository(opts)?.query(filter, { limit, offset })) ?? { rows: [], total: 0 });
     })
     // Every peer, config file ones included (read-only: `source: "file"`, a stable `file-…` id, their [Peer] line).
     .get("/api/peers", async (c) => c.json({

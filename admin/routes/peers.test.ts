@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/config/index.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../../src/crypto/x25519.ts";
 import type { FilePeerView } from "../types.ts";
-import { filePeerId } from "../../src/store/index.ts";
+import { filePeerId, type GatewayRow } from "../../src/store/index.ts";
 import { BASE, ENV_TOKEN, login, setup, type App } from "../testing.ts";
 
 const json = { authorization: `Bearer ${ENV_TOKEN}`, "content-type": "application/json" };
@@ -184,6 +184,7 @@ describe("client config page", () => {
 describe("cluster mode (several gateways on one database)", () => {
   const SELF = "11111111-1111-4111-8111-111111111111";
   const OTHER = "22222222-2222-4222-8222-222222222222";
+  const gatewayRow = (gid: string, name: string): GatewayRow => ({ gid, name, publicKey: "pk", endpoint: null, version: "0", startedAt: 0, lastSeen: 0, connectedPeers: 0, live: null });
   /** The shared peers as ClusterPeers offers them: every answer a promise, every call counted. */
   function clusterSetup() {
     const calls: string[] = [];
@@ -196,7 +197,7 @@ describe("cluster mode (several gateways on one database)", () => {
         update: async (id, patch, actor, others) => (calls.push("update"), store.peers.update(id, patch, actor, others)),
         delete: async (id, actor) => (calls.push("delete"), store.peers.delete(id, actor)),
       },
-      cluster: { gid: SELF, gateways: async () => [{ gid: SELF, name: "edge-a" }, { gid: OTHER, name: "edge-b" }] },
+      cluster: { gid: SELF, gateways: async () => [gatewayRow(SELF, "edge-a"), gatewayRow(OTHER, "edge-b")], audit: store.audit },
     }));
     return { ...ctx, calls };
   }

@@ -179,6 +179,20 @@ describe.each(dialects)("$name store", (d) => {
     }
   });
 
+  test.skipIf(!!d.skip)("a publish moves last seen and stores the connection count and live state; a gone row says so", async () => {
+    const s = await d.open();
+    try {
+      await s.gateways.register({ gid: "g-1", name: "edge", publicKey: "pk1", version: "0.1.0" }, 1000);
+      expect(await s.gateways.publish("g-1", 2000, 3, '{"connections":[],"problems":[]}')).toBe(true);
+      expect(await s.gateways.publish("g-unknown", 2000, 1, "{}")).toBe(false);
+      expect(await s.gateways.list()).toEqual([
+        { gid: "g-1", name: "edge", publicKey: "pk1", endpoint: null, version: "0.1.0", startedAt: 1000, lastSeen: 2000, connectedPeers: 3, live: '{"connections":[],"problems":[]}' },
+      ]);
+    } finally {
+      await s.close();
+    }
+  });
+
   test.skipIf(!!d.skip)("a taken public key or overlapping AllowedIPs is refused naming the field, and nothing is written", async () => {
     const s = await d.open();
     try {
