@@ -16,6 +16,7 @@ import { requestSpans } from "./middleware/tracing.ts";
 import { apiRoutes } from "./routes/api.ts";
 import { loginRoutes, logoutRoutes } from "./routes/login.ts";
 import { historyRoutes } from "./routes/history.ts";
+import { gatewayRoutes } from "./routes/gateways.ts";
 import { pageRoutes } from "./routes/pages.ts";
 import { problemRoutes } from "./routes/problems.ts";
 import { relayRoutes } from "./routes/relays.ts";
@@ -59,6 +60,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.route("/", settingsRoutes(opts));
   app.route("/", toolRoutes(opts));
   app.route("/", historyRoutes(opts));
+  app.route("/", gatewayRoutes(opts));
 
   app.notFound((c) => c.json({ error: "not_found", path: c.req.path.slice(0, ECHO_MAX) }, 404));
   // Bad input is the caller's 4xx naming the field; anything else is our bug: logged in full,

@@ -10,10 +10,12 @@ import { LogRing } from "../src/telemetry/log-ring.ts";
 import { Logger, parseLogFilter } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
 import { createAdminApp, type AdminGateway } from "./app.ts";
+import type { AdminOptions } from "./types.ts";
 
 export const ENV_TOKEN = "env-token-xyz";
 
-export function setup(override: Partial<AdminGateway> = {}) {
+/** `extra`: more admin options (cluster mode's `cluster`, `peers`, …), or a function of the store giving them. */
+export function setup(override: Partial<AdminGateway> = {}, extra: Partial<AdminOptions> | ((store: Store) => Partial<AdminOptions>) = {}) {
   const store = Store.open(mkdtempSync(join(tmpdir(), "gg-admin-")));
   const logs = new LogRing(100);
   const log = new Logger(parseLogFilter("trace"), logs.sink);
@@ -37,7 +39,7 @@ export function setup(override: Partial<AdminGateway> = {}) {
     ...override,
   };
   const clock = { now: Date.parse("2026-11-29T10:00:00Z") };
-  const app = createAdminApp({ gateway, store, logs, envToken: ENV_TOKEN, clock: () => clock.now, log: log.target("admin") });
+  const app = createAdminApp({ gateway, store, logs, envToken: ENV_TOKEN, clock: () => clock.now, log: log.target("admin"), ...(typeof extra === "function" ? extra(store) : extra) });
   return { app, store, logs, log, conns, clock, applied: () => applied, resourcesApplied: () => resourcesApplied };
 }
 

@@ -1,7 +1,8 @@
 // What the admin server reads and writes: the gateway through `AdminGateway` (snapshots, never
 // protocol objects), the store, the log ring. Shared by app.ts and every file in routes/.
 import type { Tracer } from "@opentelemetry/api";
-import type { PeerRow, Store } from "../src/store/index.ts";
+import type { AuditRepository, GatewayRow, PeerRow, Store } from "../src/store/index.ts";
+import type { PeerStore } from "../src/store/peers.ts";
 import type { LogRing } from "../src/telemetry/log-ring.ts";
 import type { TargetLogger } from "../src/telemetry/log.ts";
 import type { ConnectionView } from "../src/telemetry/view.ts";
@@ -130,9 +131,31 @@ export interface ResourceView {
   authorizations: { cid: number; public_key?: string; expires_at: string | null }[];
 }
 
+/**
+ * Cluster mode (DATABASE_URL): the gateways, audit and peers every gateway of the deployment shares,
+ * in PostgreSQL. Absent standalone: the admin then reads its own data dir's store.
+ */
+export interface ClusterAdmin {
+  /** This gateway's id: its own row's connections and problems are read live, not from its publish. */
+  gid: string;
+  /** Every gateway's row (gateways table): the Gateways page, and the peer form's "Served by". */
+  gateways(): Promise<GatewayRow[]>;
+  /** The shared audit trail: the Audit page and /api/audit read this instead of the local copy. */
+  audit: AuditRepository;
+  /** How often gateways publish (cluster/gateway-presence.ts CLUSTER_HEARTBEAT_MS when left out). */
+  heartbeatMs?: number;
+}
+
 export interface AdminOptions {
   gateway: AdminGateway;
   store?: Store;
+  /**
+   * Where peer pages and the peer API read and write peers (awaited): in cluster mode the shared
+   * peers (cluster/cluster-peers.ts: PostgreSQL, then the local mirror); absent, `store.peers`.
+   */
+  peers?: PeerStore;
+  /** Cluster mode: the peer form offers "Served by". */
+  cluster?: ClusterAdmin;
   logs?: LogRing;
   /** GLASSGATE_ADMIN_TOKEN: a bearer token for the JSON API and /metrics. */
   envToken?: string;

@@ -10,10 +10,10 @@ import { Logger, errorChain, parseLogFilter, stderrSink } from "./telemetry/log.
 import { LogRing, fanOut } from "./telemetry/log-ring.ts";
 import { PersistedLogs } from "./telemetry/persisted-logs.ts";
 import { reportingSink, SentryReporter } from "./telemetry/sentry.ts";
-import { DB_FILE, Store, storePeerOwner, UserExistsError } from "./store/index.ts";
-import { storeLocation } from "./store/database-url.ts";
+import { DB_FILE, GATEWAY_ID_FILE, gatewayId, Store, storePeerOwner, UserExistsError } from "./store/index.ts";
+import { databaseServer, storeLocation } from "./store/database-url.ts";
 import { EnvError, envFlag } from "./config/env.ts";
-import { looseLogFields, PRIVATE_FILE_MODE, tightenPrivate, writePrivateFile, type OnLoose } from "./io/private-files.ts";
+import { ensurePrivateDir, looseLogFields, PRIVATE_FILE_MODE, tightenPrivate, writePrivateFile, type OnLoose } from "./io/private-files.ts";
 
 /** Outside `up` (no logger yet): a loose secret file is reported on stderr. */
 const warnLooseOnStderr: OnLoose = (f) =>
@@ -233,16 +233,16 @@ async function up(args: string[]): Promise<number> {
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_GROUP_READABLE");
   const adminSecureCookie = envFlag(env, "GLASSGATE_ADMIN_SECURE_COOKIE");
   const trustedProxies = parseTrustedProxies(env.GLASSGATE_TRUSTED_PROXY);
-  // A DATABASE_URL the gateway would silently not use is worse than a refusal: the PostgreSQL
-  // repositories exist (store/*-pg.ts) but the running gateway still reads and writes through the
-  // synchronous SQLite Store, so say so and stop before anything is written.
+  // DATABASE_URL: several gateways share peers, audit and gateways through PostgreSQL; each keeps
+  // its SQLite store in --data for its local state and as a mirror of the shared peers.
   let location: ReturnType<typeof storeLocation>;
   try {
     location = storeLocation(env);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  if (location.kind === "postgres") throw new UsageError("DATABASE_URL: up does not run on PostgreSQL yet (the gateway's store is SQLite in --data); unset DATABASE_URL / DATABASE_URL_FILE");
+  // Portal mode's peers come from the portal: a shared database would have nothing to share.
+  if (location.kind === "postgres" && values.portal) throw new UsageError("DATABASE_URL: up --portal keeps its state in --data (the portal says who connects); unset DATABASE_URL / DATABASE_URL_FILE");
   // Portal mode: no config file; the portal says who may connect (settings errors name the variable).
   let portal: import("./portal/index.ts").PortalSettings | undefined;
   if (values.portal) {
@@ -292,6 +292,8 @@ async function up(args: string[]): Promise<number> {
   // pubkey, peers and check-config have no use for.
   const { runStandalone, SHUTDOWN_DEADLINE_MS } = await import("./standalone/run.ts");
   const { tracesUrlFromEnv } = await import("./telemetry/otel.ts");
+  const dataDir = values.data ?? env.GLASSGATE_DATA_DIR ?? "./data";
+  const pg = location.kind === "postgres" ? await openSharedStore(location.url, dataDir, onLoose) : undefined;
   const common = {
     interfaceName,
     listenPort: portText !== undefined ? parsePort("--listen-port", portText) : (config?.interface.listenPort ?? DEFAULT_LISTEN_PORT),
@@ -299,7 +301,7 @@ async function up(args: string[]): Promise<number> {
     adminToken: env.GLASSGATE_ADMIN_TOKEN || adminTokenFromFile(env, onLoose),
     adminSecureCookie,
     trustedProxies,
-    dataDir: values.data ?? env.GLASSGATE_DATA_DIR ?? "./data",
+    dataDir,
     keepDefaultBuffers,
     dataPlane,
     logger,
@@ -324,7 +326,14 @@ async function up(args: string[]): Promise<number> {
     const pg = await runPortal({ ...common, settings: portal, dnsPort: envInt(env, "GLASSGATE_PORTAL_DNS_PORT", 1, 65535) });
     portalFailed = pg.portalFailed;
     gw = pg;
-  } else gw = await runStandalone({ ...common, config: config! });
+  } else {
+    try {
+      gw = await runStandalone({ ...common, config: config!, pg });
+    } catch (err) {
+      await pg?.close().catch(() => undefined);
+      throw err;
+    }
+  }
 
   return await new Promise<number>((resolve) => {
     const stop = (signal: string) => {
@@ -468,3 +477,18 @@ function storePeerOwners(dataDir: string): AddressOwner[] {
 }
 
 if (import.meta.main) process.exit(await main(process.argv.slice(2)));
+
+/**
+ * The PostgreSQL store for DATABASE_URL, stamping this gateway's id (kept in --data, which is made
+ * here when new). Errors say where the database is, never the URL itself: it may hold a password.
+ */
+async function openSharedStore(url: string, dataDir: string, onLoose: OnLoose): Promise<import("./store/pg-store.ts").PgStore> {
+  const { PgStore } = await import("./store/pg-store.ts");
+  ensurePrivateDir(dataDir, onLoose, (name) => name.startsWith(DB_FILE) || name === GATEWAY_ID_FILE);
+  const gid = gatewayId(dataDir, onLoose);
+  try {
+    return await PgStore.open(url, gid);
+  } catch (err) {
+    throw new Error(`DATABASE_URL: cannot use PostgreSQL at ${databaseServer(url)}`, { cause: err });
+  }
+}

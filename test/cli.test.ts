@@ -80,20 +80,31 @@ test("a numeric environment variable that is not a sane number is a usage error 
   }
 });
 
-test("up with a DATABASE_URL it cannot use yet stops with exit 2 naming it, before anything is written", () => {
+test("up with a DATABASE_URL it cannot use stops with exit 2 naming it, before anything is written", () => {
   const dir = mkdtempSync(join(tmpdir(), "gg-dburl-"));
   const conf = join(dir, "gw.conf");
-  for (const [env, msg] of [
-    [{ DATABASE_URL: "postgres://gg:hunter2@db/gg" }, "DATABASE_URL: up does not run on PostgreSQL yet"],
-    [{ DATABASE_URL: "mysql://gg:hunter2@db/gg" }, 'DATABASE_URL: scheme "mysql" is not supported'],
+  for (const [args, env, msg] of [
+    [["--init", "--config", conf], { DATABASE_URL: "mysql://gg:hunter2@db/gg" }, 'DATABASE_URL: scheme "mysql" is not supported'],
+    [["--portal"], { DATABASE_URL: "postgres://gg:hunter2@db/gg" }, "DATABASE_URL: up --portal keeps its state in --data"],
   ] as const) {
-    const r = spawnSync(["bun", "run", "src/cli.ts", "up", "--init", "--config", conf, "--data", join(dir, "data")], { cwd: ROOT, env: { ...process.env, ...env } });
+    const r = spawnSync(["bun", "run", "src/cli.ts", "up", ...args, "--data", join(dir, "data")], { cwd: ROOT, env: { ...process.env, ...env } });
     expect(r.exitCode).toBe(2);
     expect(r.stderr.toString()).toContain(msg);
     expect(r.stderr.toString()).not.toContain("hunter2");
   }
   expect(existsSync(conf)).toBe(false);
   expect(existsSync(join(dir, "data"))).toBe(false);
+});
+
+test("up with a PostgreSQL it cannot reach exits 1 saying where the database is, never the password", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gg-dburl-"));
+  const conf = join(dir, "gw.conf");
+  // A unix socket directory that does not exist: refused at once, no network involved.
+  const url = `postgres://gg:hunter2@localhost:5432/gg?host=${encodeURIComponent(join(dir, "no-socket"))}`;
+  const r = spawnSync(["bun", "run", "src/cli.ts", "up", "--init", "--config", conf, "--data", join(dir, "data"), "--interface", "ggnever0"], { cwd: ROOT, env: { ...process.env, DATABASE_URL: url } });
+  expect(r.exitCode).toBe(1);
+  expect(r.stderr.toString()).toContain(`DATABASE_URL: cannot use PostgreSQL at gg@${join(dir, "no-socket")}:5432/gg`);
+  expect(r.stderr.toString()).not.toContain("hunter2");
 });
 
 test("an unknown command is a usage error", () => {

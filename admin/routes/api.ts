@@ -6,7 +6,7 @@ import { parseExpiresAt, PeerInput, PeerValidationError, ResourceError, type Pee
 import type { AdminEnv } from "../middleware/auth.ts";
 import { capFields, echo, InputError, intParam, jsonObject, knownFields, parseStrict, textParam } from "../input.ts";
 import type { AdminOptions } from "../types.ts";
-import { auditFilter, logQuery, principal, requireStore } from "./common.ts";
+import { auditFilter, auditRepository, logQuery, peerStore, principal, requireStore } from "./common.ts";
 import { PeerNotFound, peerCreator, peerUpdater } from "./peers.ts";
 import { otherPeers, reservedIds } from "./resources.ts";
 import { peerSubjects } from "./history.ts";
@@ -37,17 +37,17 @@ export function apiRoutes(opts: AdminOptions) {
     .get("/api/overview", (c) => c.json(overviewJson(overviewDataOf(opts, Date.now()))))
     .get("/api/sessions", (c) => c.json({ sessions: gateway.connections().flatMap((x) => x.sessions.map((session) => ({ cid: x.cid, session, public_key: x.public_key }))) }))
     .get("/api/logs", (c) => c.json({ logs: logs?.query(logQuery(c.req.query())) ?? [] }))
-    .get("/api/audit", (c) => {
+    .get("/api/audit", async (c) => {
       const q = c.req.query();
       const filter = auditFilter(q, (p) => peerSubjects(opts, p));
       const limit = intParam(q, "limit", { min: 1, max: 1000 }) ?? 50;
       const offset = intParam(q, "offset", { min: 0, max: 1_000_000_000 }) ?? 0;
-      return c.json(store?.audit.query(filter, { limit, offset }) ?? { rows: [], total: 0 });
+      return c.json((await auditRepository(opts)?.query(filter, { limit, offset })) ?? { rows: [], total: 0 });
     })
     // Every peer, config file ones included (read-only: `source: "file"`, a stable `file-…` id, their [Peer] line).
-    .get("/api/peers", (c) => c.json({
+    .get("/api/peers", async (c) => c.json({
       peers: [
-        ...(store?.peers.list() ?? []).map(peerJson),
+        ...(opts.peers || store ? await peerStore(opts).list() : []).map(peerJson),
         ...(gateway.filePeers?.() ?? []).map((f) => ({
           id: f.id, name: null, line: f.line, publicKey: f.public_key, allowedIps: f.allowed_ips.join(", "), endpoint: f.endpoint,
           persistentKeepalive: f.persistent_keepalive, presharedKey: f.preshared_key ? "(set)" : null, enabled: true, expiresAt: null, source: "file" as const,
@@ -59,7 +59,7 @@ export function apiRoutes(opts: AdminOptions) {
     .post("/api/peers", async (c) => {
       const body = parseStrict(PEER_FIELDS, await jsonObject(c));
       try {
-        const { row, clientConfig } = createPeer(body, principal(c).actor, { form: false, requestHost: new URL(c.req.url).hostname });
+        const { row, clientConfig } = await createPeer(body, principal(c).actor, { form: false, requestHost: new URL(c.req.url).hostname });
         return c.json({ id: row.id, public_key: row.publicKey, allowed_ips: row.allowedIps, enabled: row.enabled, ...(clientConfig && { client_config: clientConfig }) }, 201);
       } catch (err) {
         if (err instanceof PeerValidationError) return invalid(c, err);
@@ -71,15 +71,15 @@ export function apiRoutes(opts: AdminOptions) {
       const body = parseStrict(PEER_FIELDS, await jsonObject(c));
       if (Object.keys(body).length === 0) throw new InputError("body", "names no field to change");
       try {
-        return c.json({ peer: peerJson(updatePeer(c.req.param("id"), body, principal(c).actor, true)) }, 200);
+        return c.json({ peer: peerJson(await updatePeer(c.req.param("id"), body, principal(c).actor, true)) }, 200);
       } catch (err) {
         if (err instanceof PeerNotFound) return c.json({ error: "not_found" }, 404);
         if (err instanceof PeerValidationError) return invalid(c, err);
         throw err;
       }
     })
-    .delete("/api/peers/:id", (c) => {
-      const ok = requireStore(opts).peers.delete(c.req.param("id"), principal(c).actor);
+    .delete("/api/peers/:id", async (c) => {
+      const ok = await peerStore(opts).delete(c.req.param("id"), principal(c).actor);
       if (ok) gateway.peersChanged();
       return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
     })

@@ -1,7 +1,8 @@
 // Helpers every page group shares: who is asking, the page frame, the store, and the query
 // shapes read by both pages and API (parsed with admin/input.ts, so bad values are a 400).
 import type { Context } from "hono";
-import type { AuditFilter, Store } from "../../src/store/index.ts";
+import type { AuditFilter, AuditRepository, Store } from "../../src/store/index.ts";
+import type { PeerStore } from "../../src/store/peers.ts";
 import type { LogQuery } from "../../src/telemetry/log-ring.ts";
 import { LEVELS } from "../../src/telemetry/log.ts";
 import type { AdminEnv, Principal } from "../middleware/auth.ts";
@@ -26,6 +27,16 @@ export function page(c: Context<AdminEnv>, title: string, body: Html, status: 20
 export function requireStore(opts: AdminOptions): Store {
   if (!opts.store) throw new Error("peers and resources need the data dir's database");
   return opts.store;
+}
+
+/** The peers pages and API manage: the cluster's shared peers when given, else the store's. */
+export function peerStore(opts: AdminOptions): PeerStore {
+  return opts.peers ?? requireStore(opts).peers;
+}
+
+/** The audit trail the admin shows: the shared one in cluster mode (every gateway's), else the data dir's. */
+export function auditRepository(opts: AdminOptions): AuditRepository | undefined {
+  return opts.cluster?.audit ?? opts.store?.audit;
 }
 
 /** A connection id: 24 bits (see DESIGN.md, session index). */
@@ -65,6 +76,8 @@ export function auditFilter(q: Record<string, string | undefined>, peerKeys?: (p
   if (subject) f.subject = subject;
   const cid = intParam(q, "cid", CID);
   if (cid !== undefined) f.cid = cid;
+  const gid = textParam(q, "gid");
+  if (gid) f.gid = gid;
   return f;
 }
 

@@ -11,7 +11,8 @@ import * as conns from "../views/connections.ts";
 import * as logv from "../views/logs.ts";
 import * as ov from "../views/overview.ts";
 import { problemBanners } from "../views/problems.ts";
-import { auditFilter, CID, logQuery, page } from "./common.ts";
+import { auditFilter, auditRepository, CID, logQuery, page } from "./common.ts";
+import { knownGateways, ownGid } from "./gateways.ts";
 import { capturePanelFor } from "./tools.ts";
 import { historyLink, oldConnectionPage, peerSubjects } from "./history.ts";
 
@@ -128,17 +129,17 @@ export function pageRoutes(opts: AdminOptions) {
       return c.html(logv.logRows(logs?.query(logQuery(q)) ?? [], logv.logsEmpty(q)));
     })
     .get("/errors", (c) => page(c, "Errors", logv.errorsPage(logs?.query({ level: "warn", limit: 200 }) ?? [])))
-    .get("/audit", (c) => {
+    .get("/audit", async (c) => {
       const q = c.req.query();
       const size = 50;
       const filter = auditFilter(q, (p) => peerSubjects(opts, p));
       const pageNo = intParam(q, "page", { min: 1, max: 1_000_000 }) ?? 1;
-      const r = store?.audit.query(filter, { limit: size, offset: (pageNo - 1) * size }) ?? { rows: [], total: 0 };
+      const r = (await auditRepository(opts)?.query(filter, { limit: size, offset: (pageNo - 1) * size })) ?? { rows: [], total: 0 };
       const keep = Object.fromEntries(Object.entries(filter).filter(([k]) => k !== "subjects").map(([k, val]) => [k, String(val)]));
-      return page(c, "Audit", audit.auditPage(r.rows, r.total, pageNo, size, keep));
+      return page(c, "Audit", audit.auditPage(r.rows, r.total, pageNo, size, keep, await knownGateways(opts), ownGid(opts)));
     })
-    .get("/audit.csv", (c) => {
-      const rows = store?.audit.query(auditFilter(c.req.query(), (p) => peerSubjects(opts, p)), { limit: 100_000, offset: 0 }).rows ?? [];
+    .get("/audit.csv", async (c) => {
+      const rows = (await auditRepository(opts)?.query(auditFilter(c.req.query(), (p) => peerSubjects(opts, p)), { limit: 100_000, offset: 0 }))?.rows ?? [];
       return c.body(auditCsv(rows), 200, { "content-type": "text/csv; charset=utf-8", "content-disposition": 'attachment; filename="glassgate-audit.csv"' });
     });
 }

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/config/index.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../../src/crypto/x25519.ts";
 import type { FilePeerView } from "../types.ts";
-import { filePeerId } from "../../src/store/index.ts";
+import { filePeerId, type GatewayRow } from "../../src/store/index.ts";
 import { BASE, ENV_TOKEN, login, setup, type App } from "../testing.ts";
 
 const json = { authorization: `Bearer ${ENV_TOKEN}`, "content-type": "application/json" };
@@ -178,5 +178,73 @@ describe("client config page", () => {
 
   test("a config with a reachable endpoint carries no warning", async () => {
     for (const endpoint of ["203.0.113.10:52625", "vpn.example.com:52625", "[2001:db8::1]:52625"]) expect(await open(endpoint)).not.toContain('id="endpoint-warning"');
+  });
+});
+
+describe("cluster mode (several gateways on one database)", () => {
+  const SELF = "11111111-1111-4111-8111-111111111111";
+  const OTHER = "22222222-2222-4222-8222-222222222222";
+  const gatewayRow = (gid: string, name: string): GatewayRow => ({ gid, name, publicKey: "pk", endpoint: null, version: "0", startedAt: 0, lastSeen: 0, connectedPeers: 0, live: null });
+  /** The shared peers as ClusterPeers offers them: every answer a promise, every call counted. */
+  function clusterSetup() {
+    const calls: string[] = [];
+    const ctx = setup({}, (store) => ({
+      peers: {
+        list: async () => (calls.push("list"), store.peers.list()),
+        get: async (id) => (calls.push("get"), store.peers.get(id)),
+        byPublicKey: async (k) => store.peers.byPublicKey(k),
+        create: async (input, actor, others) => (calls.push("create"), store.peers.create(input, actor, others)),
+        update: async (id, patch, actor, others) => (calls.push("update"), store.peers.update(id, patch, actor, others)),
+        delete: async (id, actor) => (calls.push("delete"), store.peers.delete(id, actor)),
+      },
+      cluster: { gid: SELF, gateways: async () => [gatewayRow(SELF, "edge-a"), gatewayRow(OTHER, "edge-b")], audit: store.audit },
+    }));
+    return { ...ctx, calls };
+  }
+
+  test("the API's peer endpoints go through the shared peer store and await it", async () => {
+    const ctx = clusterSetup();
+    const r = await send(ctx.app, "POST", "/api/peers", { name: "phone", servedBy: [OTHER] });
+    expect(r.status).toBe(201);
+    const id = String(((await r.json()) as { id: string }).id);
+    expect(ctx.store.peers.get(id)?.servedBy).toBe(OTHER);
+    const listed = (await (await ctx.app.request("/api/peers", { headers: json })).json()) as { peers: { id: string; servedBy: string | null }[] };
+    expect(listed.peers.find((p) => p.id === id)?.servedBy).toBe(OTHER);
+    const patched = await send(ctx.app, "PATCH", `/api/peers/${id}`, { servedBy: "" });
+    expect(((await patched.json()) as { peer: { servedBy: string | null } }).peer.servedBy).toBeNull();
+    expect((await ctx.app.request(`/api/peers/${id}`, { method: "DELETE", headers: json })).status).toBe(204);
+    expect(ctx.calls).toEqual(["create", "list", "get", "update", "delete"]);
+    expect(ctx.store.peers.list()).toHaveLength(0);
+  });
+
+  test("the form offers Served by (one box per gateway, none = every gateway); the list and the peer page say who serves it", async () => {
+    const ctx = clusterSetup();
+    const auth = await login(ctx.app, ctx.store);
+    const page = await (await ctx.app.request("/peers", { headers: { cookie: auth.cookie } })).text();
+    expect(page).toContain('name="servedBy" value="' + OTHER + '"');
+    expect(page).toContain("edge-a (this gateway)");
+    const body = new URLSearchParams({ _csrf: auth.csrf, name: "site-b", publicKey: newKey(), allowedIps: "10.99.0.8/32", enabled: "on", servedBy: "" });
+    body.append("servedBy", OTHER);
+    body.append("servedBy", SELF);
+    const r = await ctx.app.request("/peers", { method: "POST", headers: { cookie: auth.cookie, origin: BASE }, body });
+    expect(r.status).toBe(302);
+    const row = ctx.store.peers.list()[0]!;
+    expect(row.servedBy).toBe(`${OTHER},${SELF}`);
+    const list = await (await ctx.app.request("/peers", { headers: { cookie: auth.cookie } })).text();
+    expect(list).toContain("edge-b, edge-a (this gateway)");
+    const edit = await (await ctx.app.request(`/peers/${row.id}`, { headers: { cookie: auth.cookie } })).text();
+    expect(edit).toContain('id="served-by"');
+    expect(edit).toMatch(new RegExp(`value="${OTHER}" checked`));
+    // Saving with every box unchecked: every gateway.
+    const save = new URLSearchParams({ _csrf: auth.csrf, name: "site-b", publicKey: row.publicKey, allowedIps: "10.99.0.8/32", enabled: "on", servedBy: "" });
+    expect((await ctx.app.request(`/peers/${row.id}`, { method: "POST", headers: { cookie: auth.cookie, origin: BASE }, body: save })).status).toBe(302);
+    expect(ctx.store.peers.get(row.id)?.servedBy).toBeNull();
+    expect(await (await ctx.app.request(`/peers/${row.id}`, { headers: { cookie: auth.cookie } })).text()).toContain("every gateway");
+  });
+
+  test("standalone, the form has no Served by", async () => {
+    const ctx = setup();
+    const auth = await login(ctx.app, ctx.store);
+    expect(await (await ctx.app.request("/peers", { headers: { cookie: auth.cookie } })).text()).not.toContain("servedBy");
   });
 });

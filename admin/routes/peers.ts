@@ -7,13 +7,14 @@ import { Hono, type Context } from "hono";
 import QRCode from "qrcode";
 import { filePeerLabel, type AddressOwner } from "../../src/config/index.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../../src/crypto/x25519.ts";
+import { parseServedBy } from "../../src/cluster/served-by.ts";
 import { parseCidr } from "../../src/ip/address.ts";
 import { parsePeerInput, PeerValidationError, type PeerInput, type PeerRow } from "../../src/store/index.ts";
 import type { AdminEnv } from "../middleware/auth.ts";
 import { capFields, listQuery } from "../input.ts";
 import type { AdminOptions, FilePeerView } from "../types.ts";
 import * as v from "../views/peers.ts";
-import { page, principal, requireStore, session } from "./common.ts";
+import { page, peerStore, principal, session } from "./common.ts";
 import { historyLink } from "./history.ts";
 
 /** The config file's peers as the overlap check sees them (their addresses come first). */
@@ -39,8 +40,8 @@ export interface CreatedPeer {
  * in JSON absent means the default, enabled, and absent AllowedIPs get the next free address.
  */
 export function peerCreator(opts: AdminOptions) {
-  return (raw: Record<string, unknown>, actor: string, how: { form: boolean; requestHost?: string }): CreatedPeer => {
-    const s = requireStore(opts);
+  return async (raw: Record<string, unknown>, actor: string, how: { form: boolean; requestHost?: string }): Promise<CreatedPeer> => {
+    const peers = peerStore(opts);
     let clientPrivateKey: string | undefined;
     const input = { ...raw } as Record<string, unknown>;
     if (how.form) input.enabled = raw.enabled ?? "off";
@@ -59,7 +60,7 @@ export function peerCreator(opts: AdminOptions) {
     }
     const parsed = parsePeerInput(input) as PeerInput;
     assertNotFileKey(opts, parsed.publicKey);
-    const row = s.peers.create({ ...parsed, clientPrivateKey }, actor, fileOwners(opts));
+    const row = await peers.create({ ...parsed, clientPrivateKey }, actor, fileOwners(opts));
     opts.gateway.peersChanged();
     const clientConfig = clientPrivateKey ? opts.gateway.clientConfig(row, how.requestHost ?? "localhost") : undefined;
     return { row, clientConfig };
@@ -68,12 +69,12 @@ export function peerCreator(opts: AdminOptions) {
 
 /** Applies a (partial) update; throws PeerValidationError naming the field, InputError for an unknown id. */
 export function peerUpdater(opts: AdminOptions) {
-  return (id: string, raw: Record<string, unknown>, actor: string, partial: boolean): PeerRow => {
-    const s = requireStore(opts);
-    if (!s.peers.get(id)) throw new PeerNotFound(id);
+  return async (id: string, raw: Record<string, unknown>, actor: string, partial: boolean): Promise<PeerRow> => {
+    const peers = peerStore(opts);
+    if (!(await peers.get(id))) throw new PeerNotFound(id);
     const patch = parsePeerInput(raw, partial);
     assertNotFileKey(opts, patch.publicKey);
-    const row = s.peers.update(id, patch, actor, fileOwners(opts));
+    const row = await peers.update(id, patch, actor, fileOwners(opts));
     opts.gateway.peersChanged();
     return row;
   };
@@ -105,11 +106,19 @@ export function peerRoutes(opts: AdminOptions) {
   const formValues = (f: Record<string, unknown>): v.PeerFormValues => ({
     name: String(f.name ?? ""), publicKey: String(f.publicKey ?? ""), allowedIps: String(f.allowedIps ?? ""), endpoint: String(f.endpoint ?? ""),
     persistentKeepalive: String(f.persistentKeepalive ?? "0"), expiresAt: String(f.expiresAt ?? ""), enabled: f.enabled === "on",
+    servedBy: [f.servedBy ?? []].flat().map(String).filter(Boolean),
   });
-  const peersView = (c: Context<AdminEnv>, values: v.PeerFormValues, errors: Record<string, string>, status: 200 | 400) => {
+  /** Cluster mode: the gateways a peer may be served by (with this one marked); undefined standalone. */
+  const gatewayChoices = async (): Promise<v.GatewayChoice[] | undefined> => {
+    if (!opts.cluster) return undefined;
+    const gws = await opts.cluster.gateways();
+    return gws.map((g) => ({ ...g, self: g.gid === opts.cluster!.gid }));
+  };
+  const peersView = async (c: Context<AdminEnv>, values: v.PeerFormValues, errors: Record<string, string>, status: 200 | 400) => {
     const query = peerListQuery(c.req.query());
     const handshakes = new Map(gateway.connections().map((x) => [x.public_key, x.last_handshake]));
-    const all = requireStore(opts).peers.list();
+    const all = await peerStore(opts).list();
+    const gateways = await gatewayChoices();
     const peers = sortPeers(all.filter((p) => matches(query.q, p.name, p.publicKey, p.allowedIps, p.endpoint))
       .map((p) => ({ ...p, lastHandshake: handshakes.get(p.publicKey) ?? null })), query);
     const files: FilePeerView[] = gateway.filePeers?.() ?? [];
@@ -119,12 +128,12 @@ export function peerRoutes(opts: AdminOptions) {
       .sort((a, b) => (query.sort === "handshake" ? (query.dir === "asc" ? 1 : -1) * cmpTime(a.lastHandshake, b.lastHandshake) || a.line - b.line : a.line - b.line));
     const csrf = session(c)?.csrfToken ?? "";
     return page(c, "Peers", v.peersPage({
-      peers, total: all.length, filePeers, fileTotal: files.length, query, csrf, now: Date.now(),
-      form: v.peerForm({ action: "/peers", csrf, values, errors, submit: "Add peer", keyHint: "empty: generate keys" }),
+      peers, total: all.length, filePeers, fileTotal: files.length, query, csrf, now: Date.now(), gateways,
+      form: v.peerForm({ action: "/peers", csrf, values, errors, submit: "Add peer", keyHint: "empty: generate keys", gateways }),
     }), status);
   };
-  const configFor = (c: Context<AdminEnv>) => {
-    const p = requireStore(opts).peers.get(c.req.param("id") ?? "");
+  const configFor = async (c: Context<AdminEnv>) => {
+    const p = await peerStore(opts).get(c.req.param("id") ?? "");
     const text = p && gateway.clientConfig(p, new URL(c.req.url).hostname);
     return p && text ? { p, text } : undefined;
   };
@@ -139,49 +148,51 @@ export function peerRoutes(opts: AdminOptions) {
   return new Hono<AdminEnv>()
     .get("/peers", (c) => peersView(c, { allowedIps: nextAddress(), enabled: true }, {}, 200))
     .post("/peers", async (c) => {
-      const form = await c.req.parseBody();
+      // `all`: the "Served by" checkboxes send one value each.
+      const form = await c.req.parseBody({ all: true });
       try {
-        const { row } = createPeer(form, principal(c).actor, { form: true });
+        const { row } = await createPeer(form, principal(c).actor, { form: true });
         return c.redirect(row.clientPrivateKey ? `/peers/${encodeURIComponent(row.id)}/config` : "/peers");
       } catch (err) {
         if (err instanceof PeerValidationError) return peersView(c, formValues(form), capFields(err.fields), 400);
         throw err;
       }
     })
-    .get("/peers/:id", (c) => {
-      const p = requireStore(opts).peers.get(c.req.param("id"));
+    .get("/peers/:id", async (c) => {
+      const p = await peerStore(opts).get(c.req.param("id"));
       if (!p) return c.text("no such peer", 404);
       const values: v.PeerFormValues = { name: p.name, publicKey: p.publicKey, allowedIps: p.allowedIps, endpoint: p.endpoint ?? "", persistentKeepalive: String(p.persistentKeepalive),
-        expiresAt: p.expiresAt ? new Date(p.expiresAt).toISOString().slice(0, 10) : "", enabled: p.enabled };
-      return page(c, `Peer ${p.name}`, html`${historyLink(opts, p.publicKey)}${v.peerForm({ action: `/peers/${encodeURIComponent(p.id)}`, csrf: session(c)?.csrfToken ?? "", values, errors: {}, submit: "Save" })}`);
+        expiresAt: p.expiresAt ? new Date(p.expiresAt).toISOString().slice(0, 10) : "", enabled: p.enabled, servedBy: parseServedBy(p.servedBy) ?? [] };
+      const gateways = await gatewayChoices();
+      return page(c, `Peer ${p.name}`, html`${historyLink(opts, p.publicKey)}${gateways ? v.servedBySummary(p.servedBy, gateways) : ""}${v.peerForm({ action: `/peers/${encodeURIComponent(p.id)}`, csrf: session(c)?.csrfToken ?? "", values, errors: {}, submit: "Save", gateways })}`);
     })
     .post("/peers/:id", async (c) => {
       const id = c.req.param("id");
-      const form = await c.req.parseBody();
+      const form = await c.req.parseBody({ all: true });
       try {
-        updatePeer(id, { ...form, enabled: form.enabled ?? "off" }, principal(c).actor, false);
+        await updatePeer(id, { ...form, enabled: form.enabled ?? "off" }, principal(c).actor, false);
         return c.redirect("/peers");
       } catch (err) {
         if (err instanceof PeerNotFound) return c.text("no such peer", 404);
         if (err instanceof PeerValidationError) {
-          return page(c, "Edit peer", v.peerForm({ action: `/peers/${encodeURIComponent(id)}`, csrf: session(c)?.csrfToken ?? "", values: formValues(form), errors: capFields(err.fields), submit: "Save" }), 400);
+          return page(c, "Edit peer", v.peerForm({ action: `/peers/${encodeURIComponent(id)}`, csrf: session(c)?.csrfToken ?? "", values: formValues(form), errors: capFields(err.fields), submit: "Save", gateways: await gatewayChoices() }), 400);
         }
         throw err;
       }
     })
-    .post("/peers/:id/delete", (c) => {
-      requireStore(opts).peers.delete(c.req.param("id"), principal(c).actor);
+    .post("/peers/:id/delete", async (c) => {
+      await peerStore(opts).delete(c.req.param("id"), principal(c).actor);
       gateway.peersChanged();
       return c.redirect("/peers");
     })
     .get("/peers/:id/config", async (c) => {
-      const r = configFor(c);
+      const r = await configFor(c);
       if (!r) return c.text("no client config for this peer (its keys were not generated here)", 404);
       const svg = await QRCode.toString(r.text, { type: "svg", errorCorrectionLevel: "M", margin: 1, width: 280 });
       return page(c, `Config ${r.p.name}`, v.clientConfigPage(r.p.name, r.text, svg));
     })
-    .get("/peers/:id/wg.conf", (c) => {
-      const r = configFor(c);
+    .get("/peers/:id/wg.conf", async (c) => {
+      const r = await configFor(c);
       if (!r) return c.text("no client config for this peer", 404);
       return c.body(r.text, 200, { "content-type": "text/plain; charset=utf-8", "content-disposition": `attachment; filename="${r.p.name.replace(/[^A-Za-z0-9_-]/g, "_")}.conf"` });
     });

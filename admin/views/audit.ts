@@ -69,17 +69,25 @@ function changeCell(r: AuditRow): Html {
 ${r.before !== null ? html`<div class="muted small">before</div><pre>${pretty(r.before)}</pre>` : ""}${r.after !== null ? html`<div class="muted small">after</div><pre>${pretty(r.after)}</pre>` : ""}</details>`;
 }
 
-export function auditPage(rows: AuditRow[], total: number, page: number, pageSize: number, q: Record<string, string>): Html {
+/**
+ * `gateways`: the known gateways (their gid select; with more than one, a gateway column says
+ * whose each row is, by name). `self`: this gateway's gid — another gateway's cid is not linked,
+ * since /connections/:cid would look it up among this gateway's.
+ */
+export function auditPage(rows: AuditRow[], total: number, page: number, pageSize: number, q: Record<string, string>, gateways: { gid: string; name: string }[] = [], self?: string): Html {
   const qs = (extra: Record<string, string>) => new URLSearchParams({ ...q, ...extra }).toString();
   const pages = Math.max(1, Math.ceil(total / pageSize));
   const filtered = Object.keys(q).some((k) => k !== "page" && q[k]);
+  const names = new Map(gateways.map((g) => [g.gid, g.name]));
+  const several = gateways.length > 1;
   return html`<h1>Audit</h1><form method="get" action="/audit" class="search">action <input name="action" size="14" value="${q.action ?? ""}"> actor <input name="actor" size="14" value="${q.actor ?? ""}">
 subject <input name="subject" size="20" value="${q.subject ?? ""}"> cid <input name="cid" size="8" value="${q.cid ?? ""}">
+${gateways.length ? html`gateway <select name="gid"><option value="">every gateway</option>${gateways.map((g) => html`<option value="${g.gid}"${g.gid === q.gid ? html` selected` : ""}>${g.name} (${g.gid.slice(0, 8)})</option>`)}${q.gid && !names.has(q.gid) ? html`<option value="${q.gid}" selected>${q.gid}</option>` : ""}</select>` : ""}
 <button>Filter</button>${filtered ? html` <a href="/audit">clear</a>` : ""} · <a href="/audit.csv?${qs({})}">Export CSV</a></form>
 ${rows.length === 0
     ? html`<p class="empty" data-testid="audit-empty">${filtered ? "No audit event matches this filter." : "No audit events yet: logins, peer and resource changes and connections are recorded here."}</p>`
-    : html`<table class="audit"><thead><tr><th class="col-time">time</th><th class="col-actor">actor</th><th class="col-action">action</th><th class="col-subject">subject</th><th class="col-cid">cid</th><th class="col-change">change</th><th>reason</th></tr></thead><tbody>
-${rows.map((r) => html`<tr data-action="${r.action}"><td>${utcTime(r.ts)}</td><td>${r.actor}</td><td>${r.action}</td><td class="mono subject">${subjectCell(r)}</td>
-<td>${r.cid !== null ? cidLink(r.cid) : ""}</td><td class="change">${changeCell(r)}</td><td>${r.reason ?? ""}</td></tr>`)}</tbody></table>`}
+    : html`<table class="audit"><thead><tr><th class="col-time">time</th><th class="col-actor">actor</th><th class="col-action">action</th><th class="col-subject">subject</th><th class="col-cid">cid</th><th class="col-change">change</th><th>reason</th>${several ? html`<th>gateway</th>` : ""}</tr></thead><tbody>
+${rows.map((r) => html`<tr data-action="${r.action}" data-gid="${r.gid ?? ""}"><td>${utcTime(r.ts)}</td><td>${r.actor}</td><td>${r.action}</td><td class="mono subject">${subjectCell(r)}</td>
+<td>${r.cid === null ? "" : self && r.gid && r.gid !== self ? String(r.cid) : cidLink(r.cid)}</td><td class="change">${changeCell(r)}</td><td>${r.reason ?? ""}</td>${several ? html`<td><a href="/gateways#gw-${r.gid ?? ""}">${r.gid ? (names.get(r.gid) ?? r.gid.slice(0, 8)) : ""}</a></td>` : ""}</tr>`)}</tbody></table>`}
 <p>Page ${page} of ${pages} (${total} events) ${page > 1 ? html`<a href="/audit?${qs({ page: String(page - 1) })}">previous</a>` : ""} ${page < pages ? html`<a href="/audit?${qs({ page: String(page + 1) })}">next</a>` : ""}</p>`;
 }

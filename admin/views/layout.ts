@@ -6,7 +6,7 @@ import type { HtmlEscapedString } from "hono/utils/html";
 
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
-const NAV = [["/", "Overview"], ["/connections", "Connections"], ["/peers", "Peers"], ["/resources", "Resources"], ["/logs", "Logs"], ["/errors", "Errors"], ["/audit", "Audit"], ["/relays", "Relays"], ["/tools/policy", "Policy tester"]] as const;
+const NAV = [["/", "Overview"], ["/connections", "Connections"], ["/peers", "Peers"], ["/resources", "Resources"], ["/logs", "Logs"], ["/errors", "Errors"], ["/audit", "Audit"], ["/gateways", "Gateways"], ["/problems", "Problems"], ["/relays", "Relays"], ["/tools/policy", "Policy tester"]] as const;
 
 export function layout(opts: { title: string; path: string; user?: string; csrf?: string }, body: Html): Html {
   return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${opts.title} · glassgate</title>

@@ -1,6 +1,7 @@
 // The Peers pages: the list (admin peers, searchable and sortable without JS, then the config
 // file's peers read-only), the add/edit form, and the client config.
 import { html, raw } from "hono/html";
+import { parseServedBy } from "../../src/cluster/served-by.ts";
 import type { PeerRow } from "../../src/store/index.ts";
 import type { FilePeerView } from "../types.ts";
 import { ago, type Html } from "./layout.ts";
@@ -31,9 +32,44 @@ export interface PeerFormValues {
   persistentKeepalive?: string;
   expiresAt?: string;
   enabled?: boolean;
+  /** Cluster mode: gids checked under "Served by" (none = every gateway). */
+  servedBy?: string[];
 }
 
-export function peerForm(opts: { action: string; csrf: string; values: PeerFormValues; errors: Record<string, string>; submit: string; keyHint?: string }): Html {
+/** A gateway a peer can be served by (cluster mode), `self` for the one showing the page. */
+export interface GatewayChoice {
+  gid: string;
+  name: string;
+  self?: boolean;
+}
+
+function gatewayLabel(gid: string, gateways: readonly GatewayChoice[]): string {
+  const g = gateways.find((x) => x.gid === gid);
+  return g ? `${g.name}${g.self ? " (this gateway)" : ""}` : `${gid.slice(0, 8)}… (not registered)`;
+}
+
+/** Who serves a peer, in words: "every gateway" or the gateways' names. */
+export function servedByText(servedBy: string | null, gateways: readonly GatewayChoice[]): string {
+  const gids = parseServedBy(servedBy);
+  return gids === null ? "every gateway" : gids.length === 0 ? "no gateway (unreadable list)" : gids.map((g) => gatewayLabel(g, gateways)).join(", ");
+}
+
+export function servedBySummary(servedBy: string | null, gateways: readonly GatewayChoice[]): Html {
+  return html`<p id="served-by">Served by: <b>${servedByText(servedBy, gateways)}</b></p>`;
+}
+
+/**
+ * "Served by" for the form: one checkbox per gateway, plus any gid the row names that is no longer
+ * registered (kept checked, so saving does not drop it silently). The hidden empty value makes an
+ * all-unchecked form say "every gateway" rather than "unchanged".
+ */
+function servedByField(gateways: readonly GatewayChoice[], checked: readonly string[], error: Html | string): Html {
+  const all = [...gateways, ...checked.filter((g) => !gateways.some((x) => x.gid === g)).map((gid) => ({ gid, name: gid }))];
+  return html`<fieldset id="served-by-field"><legend>Served by</legend><input type="hidden" name="servedBy" value="">
+${all.map((g) => html`<label class="inline"><input type="checkbox" name="servedBy" value="${g.gid}"${checked.includes(g.gid) ? raw(" checked") : ""}> ${gatewayLabel(g.gid, gateways)}</label> `)}
+<p class="muted small">None checked: every gateway serves the peer, including gateways added later.</p>${error}</fieldset>`;
+}
+export function peerForm(opts: { action: string; csrf: string; values: PeerFormValues; errors: Record<string, string>; submit: string; keyHint?: string; gateways?: readonly GatewayChoice[] }): Html {
   const v = opts.values;
   const err = (f: string) => (opts.errors[f] ? html`<span class="field-error" data-field="${f}">${f}: ${opts.errors[f]}</span>` : "");
   return html`<form method="post" action="${opts.action}" id="peer-form"><input type="hidden" name="_csrf" value="${opts.csrf}">
@@ -46,6 +82,7 @@ ${opts.errors.form ? html`<p class="err" role="alert">${opts.errors.form}</p>` :
 <p class="muted small">With an endpoint and a keepalive, the gateway dials the peer itself (a hostname is resolved when saved).</p>
 <label>Expires <input name="expiresAt" type="date" value="${v.expiresAt ?? ""}"> ${err("expiresAt")}</label>
 <label><input type="checkbox" name="enabled" value="on"${v.enabled === false ? "" : raw(" checked")}> Enabled</label>
+${opts.gateways ? servedByField(opts.gateways, v.servedBy ?? [], err("servedBy")) : ""}
 <button type="submit">${opts.submit}</button></form>`;
 }
 
@@ -60,15 +97,16 @@ function sortHeader(q: PeerListQuery, key: PeerSort): Html {
   return html`<th${on ? raw(` aria-sort="${q.dir === "asc" ? "ascending" : "descending"}"`) : ""}><a href="/peers?${qs}" data-sort="${key}">${LABELS[key]}${arrow}</a></th>`;
 }
 
-export function peersPage(opts: { peers: PeerListItem[]; total: number; filePeers: FilePeerItem[]; fileTotal: number; query: PeerListQuery; csrf: string; form: Html; now: number }): Html {
+export function peersPage(opts: { peers: PeerListItem[]; total: number; filePeers: FilePeerItem[]; fileTotal: number; query: PeerListQuery; csrf: string; form: Html; now: number; gateways?: readonly GatewayChoice[] }): Html {
+  const gws = opts.gateways;
   const { query: q, csrf, now } = opts;
   const searching = q.q !== "";
   const storeTable = opts.total === 0
     ? html`<p class="empty" data-testid="peers-empty">No peers yet — add one below.</p>`
     : opts.peers.length === 0
       ? html`<p class="empty" data-testid="peers-no-match">No peer matches “${q.q}”. <a href="/peers">Show all ${opts.total}</a></p>`
-      : html`<table id="peer-rows"><thead><tr>${sortHeader(q, "name")}<th>public key</th><th>allowed IPs</th><th>endpoint</th><th>enabled</th><th>expires</th>${sortHeader(q, "created")}${sortHeader(q, "handshake")}<th></th></tr></thead><tbody>
-${opts.peers.map((p) => html`<tr data-peer="${p.name}"><td>${p.name}</td><td class="mono">${p.publicKey}</td><td class="mono">${p.allowedIps}</td><td class="mono">${p.endpoint ?? "—"}</td><td>${p.enabled ? "yes" : "no"}</td>
+      : html`<table id="peer-rows"><thead><tr>${sortHeader(q, "name")}<th>public key</th><th>allowed IPs</th><th>endpoint</th><th>enabled</th>${gws ? html`<th>served by</th>` : ""}<th>expires</th>${sortHeader(q, "created")}${sortHeader(q, "handshake")}<th></th></tr></thead><tbody>
+${opts.peers.map((p) => html`<tr data-peer="${p.name}"><td>${p.name}</td><td class="mono">${p.publicKey}</td><td class="mono">${p.allowedIps}</td><td class="mono">${p.endpoint ?? "—"}</td><td>${p.enabled ? "yes" : "no"}</td>${gws ? html`<td data-served-by>${servedByText(p.servedBy, gws)}</td>` : ""}
 <td>${p.expiresAt ? new Date(p.expiresAt).toISOString().slice(0, 10) : "never"}</td><td>${new Date(p.createdAt).toISOString().slice(0, 10)}</td><td>${ago(p.lastHandshake, now)}</td>
 <td><a href="/peers/${encodeURIComponent(p.id)}">edit</a> · <a href="/history/${encodeURIComponent(p.id)}" title="${p.id}">history</a>${p.clientPrivateKey ? html` · <a href="/peers/${encodeURIComponent(p.id)}/config">config</a>` : ""}
 <form class="inline" method="post" action="/peers/${encodeURIComponent(p.id)}/delete"><input type="hidden" name="_csrf" value="${csrf}"><button>delete</button></form></td></tr>`)}

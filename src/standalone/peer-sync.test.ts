@@ -255,3 +255,29 @@ test("a sync with nothing changed upserts nothing; an edited row, or a peer gone
   expect(upserts).toEqual([keyA, keyA]);
   expect(w.inTunnel()).toContain(keyA);
 });
+
+test("with a gateway id, only the peers served by that gateway enter its data plane; a peer moved elsewhere leaves it as not_served", () => {
+  const store = Store.open(mkdtempSync(join(tmpdir(), "gg-psync-")));
+  const sim = new TunnelClients();
+  const lines: LogLine[] = [];
+  const removed: string[] = [];
+  const [me, other] = [crypto.randomUUID(), crypto.randomUUID()];
+  const log = new Logger(parseLogFilter("info"), memorySink(lines)).target("peers");
+  const sync = new PeerSync(sim.gw, store, new Set(), log, { gid: me, onRemoved: (_cid, _key, why) => removed.push(why) });
+  const standalone = new PeerSync(new TunnelClients().gw, store, new Set(), log);
+  const [a, b, c] = [sim.client(), sim.client(), sim.client()];
+  const add = (name: string, key: Uint8Array, ip: string, servedBy: string | null) =>
+    store.peers.create({ name, publicKey: encodeKey(key), allowedIps: ip, persistentKeepalive: 0, enabled: true, servedBy } as PeerInput, "test");
+  add("everywhere", a.local.publicKey, "10.99.0.2/32", null);
+  const mine = add("mine", b.local.publicKey, "10.99.0.3/32", `${other},${me}`);
+  add("theirs", c.local.publicKey, "10.99.0.4/32", other);
+  expect(sync.apply(sim.now)).toMatchObject({ upserted: 2, removed: 0, skipped: 0 });
+  expect([...sim.gw.connections()].map((x) => x.publicKey).sort()).toEqual([encodeKey(a.local.publicKey), encodeKey(b.local.publicKey)].sort());
+  expect(standalone.apply(sim.now)).toMatchObject({ upserted: 3 });
+
+  store.peers.update(mine.id, { servedBy: other }, "test");
+  expect(sync.apply(sim.now)).toMatchObject({ upserted: 1, removed: 1 });
+  expect([...sim.gw.connections()].map((x) => x.publicKey)).toEqual([encodeKey(a.local.publicKey)]);
+  expect(removed).toEqual(["not_served"]);
+  expect(lines.find((l) => l.msg === "peer removed from the data plane")).toMatchObject({ reason: "not_served" });
+});

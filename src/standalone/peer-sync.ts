@@ -16,7 +16,9 @@
 import { AddressIndex, clashMessage, type AddressClash, type AddressOwner } from "../config/overlap.ts";
 import { decodeKey, encodeKey } from "../crypto/x25519.ts";
 import { formatIp, parseCidr, parseIp, type Cidr } from "../ip/address.ts";
+import { servesPeer } from "../cluster/served-by.ts";
 import type { PeerRow, Store } from "../store/index.ts";
+import type { RemovalReason } from "../telemetry/connection-state.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
 import { PeerSpecError, type PeerSpec, type Tunnel } from "../tunnel/index.ts";
 import type { Endpoint } from "../wire/index.ts";
@@ -48,7 +50,12 @@ export interface PeerSyncOptions {
   /** Called when a hostname resolved: apply again to hand the endpoint to the tunnel. */
   onResolved?: () => void;
   /** A peer left the data plane, and why (connection states and problems follow it). */
-  onRemoved?: (cid: number, publicKey: string, reason: "deleted" | "disabled" | "expired" | "address_clash", now: number) => void;
+  onRemoved?: (cid: number, publicKey: string, reason: RemovalReason, now: number) => void;
+  /**
+   * Cluster mode (several gateways on one database): this gateway's id; rows whose `served_by`
+   * names other gateways only stay out of its data plane. Absent (standalone): every row is served.
+   */
+  gid?: string;
 }
 
 /** "host:port" or "[v6]:port" as the store keeps it. */
@@ -156,6 +163,7 @@ export class PeerSync {
         continue;
       }
       if (!p.enabled || (p.expiresAt !== null && p.expiresAt <= now)) continue;
+      if (this.#opts.gid !== undefined && !servesPeer(p, this.#opts.gid)) continue;
       // Unchanged since the last apply and still in the tunnel: nothing to decode, upsert or
       // re-route. The sync runs every 10 s; with 10 000 rows the full path cost ~1 CPU-s each time.
       const version = rowVersion(p);
@@ -214,7 +222,8 @@ export class PeerSync {
     for (const key of [...this.#applied.keys()]) {
       if (wanted.has(key) || kept.has(key)) continue;
       const row = this.store.peers.byPublicKey(key);
-      const why = !row ? "deleted" : !row.enabled ? "disabled" : row.expiresAt !== null && row.expiresAt <= now ? "expired" : "address_clash";
+      const why: RemovalReason = !row ? "deleted" : !row.enabled ? "disabled" : row.expiresAt !== null && row.expiresAt <= now ? "expired"
+        : this.#opts.gid !== undefined && !servesPeer(row, this.#opts.gid) ? "not_served" : "address_clash";
       const conn = [...this.tunnel.connections()].find((c) => c.publicKey === key);
       // Tell a connected client first (Firezone's goodbye) so it fails over now, not at a timeout.
       const told = conn ? this.tunnel.goodbyeTo(conn.cid, now) : false;

@@ -34,6 +34,11 @@ import type { SentryReporter } from "../telemetry/sentry.ts";
 import type { AdminGateway } from "../../admin/types.ts";
 import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
 import { filePeerId, Store } from "../store/index.ts";
+import type { PgStore } from "../store/pg-store.ts";
+import type { ClusterPeers } from "../cluster/cluster-peers.ts";
+import { AuditShipper } from "../cluster/audit-shipper.ts";
+import { CLUSTER_HEARTBEAT_MS, gatewayLive, STANDALONE_HEARTBEAT_MS } from "../cluster/gateway-presence.ts";
+import { PresencePublisher, type PresenceSnapshot } from "../cluster/presence-publisher.ts";
 import { ConnectionHistory } from "./peer-history.ts";
 import { PeerSync } from "./peer-sync.ts";
 import { testPolicy } from "./policy-test.ts";
@@ -74,6 +79,14 @@ export interface StandaloneOptions {
   logger: Logger;
   /** Portal mode (portal-run.ts): what it adds to this composition. Absent: standalone. */
   portal?: PortalHooks;
+  /**
+ * DATABASE_URL: the PostgreSQL store several gateways share (opened by the CLI with this data
+   * dir's gid; closed here on shutdown). Peers then live there (cluster/cluster-peers.ts) and the
+   * SQLite peers table in --data is their mirror; this gateway publishes its presence there each
+   * CLUSTER_HEARTBEAT_MS, copies its SQLite audit rows there (cluster/audit-shipper.ts), and its
+   * admin shows every gateway, the shared audit and the shared peers. Absent: SQLite alone.
+   */
+  pg?: PgStore;
 }
 
 /** What portal mode plugs into the standalone composition. */
@@ -186,8 +199,10 @@ export function logEvent(log: TargetLogger, e: TunnelEvent, tunnel: Tunnel): voi
   }
 }
 
-/** How often a gateway moves its `last_seen`: a reader can tell a stopped gateway by a last_seen several beats old. */
-const GATEWAY_HEARTBEAT_MS = 10_000;
+/** How often the audit shipper copies new local rows to PostgreSQL. */
+const AUDIT_SHIP_MS = 1000;
+/** What stopping may spend on the last audit copy: rows it does not get to are shipped at the next start. */
+const AUDIT_SHIP_FLUSH_MS = 500;
 
 /** Above this many config file peers, start logs one "peers configured" line instead of one per peer. */
 const PEER_LINES = 32;
@@ -198,6 +213,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const onLoose = (f: Parameters<typeof looseLogFields>[0]) => log.warn("secret file was readable by others", looseLogFields(f));
   const store = Store.open(opts.dataDir, { onLoosePermissions: onLoose });
   const gid = store.gid;
+  const pg = opts.pg;
+  if (pg && pg.gid !== gid) throw new Error(`the PostgreSQL store was opened for gateway ${pg.gid}, but ${opts.dataDir} is gateway ${gid}`);
+  log.info("store", pg ? { dialect: "postgresql", server: pg.server, mirror: opts.dataDir } : { dialect: "sqlite", data: opts.dataDir });
+  // Shared peers: loaded into the mirror before the first peer sync reads it. A change heard later
+  // re-applies peers once the data plane exists (peersChangedHook is set below; until then the first
+  // sync reads the mirror anyway).
+  let peersChangedHook = (): void => undefined;
+  // Loaded only with a database: the PostgreSQL schema and client are no cost for a SQLite gateway.
+  const clusterPeers: ClusterPeers | undefined = pg ? await (await import("../cluster/cluster-peers.ts")).ClusterPeers.start({ pg, local: store, gid, onChange: () => peersChangedHook(), log: opts.logger.target("cluster") }) : undefined;
   // The one OpenTelemetry SDK: metrics (Prometheus + OTLP) and, with an endpoint, traces.
   const { tracesUrl, ...metricsOpts } = opts.metrics ?? {};
   const telemetry = new Telemetry({ gid, otlpEndpoint: metricsOpts.otlpEndpoint, otlpIntervalMs: metricsOpts.otlpIntervalMs, tracesUrl });
@@ -274,6 +298,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // A store peer's Endpoint hostname resolves off the data path; when it does, peers apply again.
   let reapply = (): void => undefined;
   const sync = new PeerSync(tunnel, store, filePeers, opts.logger.target("peers"), {
+    // Several gateways: only the peers served by this one (served_by).
+    gid: pg ? gid : undefined,
     fileOwners: cfg.peers.map(filePeerOwner),
     resolveHost: async (host) => (await lookup(host)).address,
     onResolved: () => reapply(),
@@ -427,11 +453,26 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       log.error("peer sync failed", { err });
     }
   };
+  peersChangedHook = reapply;
   // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
   const startedAt = Date.now();
   // This gateway's row in the store's gateways table; its endpoint only when GLASSGATE_ENDPOINT says it.
   const registration = { gid, name: hostname(), publicKey: gatewayPublicKey, endpoint: opts.publicEndpoint, version: SERVICE_VERSION };
   store.gateways.register(registration, startedAt);
+  // What this gateway publishes on each heartbeat: its connections and problems, bounded.
+  const presence = (): PresenceSnapshot => {
+    const views = history.withPeers(connectionViews(tunnel, clock(), states, (cid) => node.pathOf(cid)));
+    return { connectedPeers: views.filter((v) => v.state === "connected").length, live: gatewayLive(views, problems.problems().map(problemView)) };
+  };
+  const clog = opts.logger.target("cluster");
+  // Last seen moves every STANDALONE_HEARTBEAT_MS in SQLite (and every CLUSTER_HEARTBEAT_MS in
+  // PostgreSQL when clustered); a row an operator deleted comes back.
+  const localPresence = new PresencePublisher({ store: store.gateways, registration, snapshot: presence, where: "sqlite", log });
+  const pgPresence = opts.pg ? new PresencePublisher({ store: opts.pg.gateways, registration, snapshot: presence, where: "postgres", log: clog }) : undefined;
+  // At once, not a beat later: the row's count and live state are still the last run's.
+  await localPresence.publishOnce(startedAt);
+  await pgPresence?.publishOnce(startedAt);
+  const shipper = opts.pg ? new AuditShipper({ local: store, pg: opts.pg, gid, log: clog }) : undefined;
   const rates = new ThroughputRing(startedAt);
   const app = createAdminApp({
     envToken: opts.adminToken,
@@ -441,6 +482,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     trustedProxies: opts.trustedProxies,
     store,
     logs: opts.logs,
+    ...(clusterPeers && pg ? { peers: clusterPeers, cluster: { gid, gateways: () => pg.gateways.list(), audit: pg.audit, heartbeatMs: CLUSTER_HEARTBEAT_MS } } : {}),
     gateway: {
       gid,
       connections: () => {
@@ -549,11 +591,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     }, ms);
   const retentionTimer = every("audit retention", 3600_000, prune);
   // Expiry is checked every 10 s; traffic history is sampled every trafficSampleSeconds.
-  // Last seen moves every GATEWAY_HEARTBEAT_MS; a row an operator deleted comes back.
-  const heartbeatTimer = every("gateway heartbeat", GATEWAY_HEARTBEAT_MS, () => {
-    const now = Date.now();
-    if (!store.gateways.heartbeat(gid, now)) store.gateways.register(registration, now);
-  });
+  localPresence.start(STANDALONE_HEARTBEAT_MS);
+  pgPresence?.start(CLUSTER_HEARTBEAT_MS);
+  shipper?.start(AUDIT_SHIP_MS);
   const expiryTimer = every("peer and resource sync", 10_000, () => {
     applyPeers();
     // (The NAT sweep and authorization expiry are the node's timers now: see GatewayNode.handleTimeout.)
@@ -614,7 +654,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const shutdown = (reason: string): Promise<void> =>
     (down ??= (async () => {
       log.info("shutting down", { reason });
-      clearInterval(heartbeatTimer);
+      localPresence.stop();
+      pgPresence?.stop();
       clearInterval(expiryTimer);
       clearInterval(trafficTimer);
       clearInterval(problemTimer);
@@ -631,6 +672,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
           log.error(`shutdown: ${what} failed`, { err });
         }
       };
+      // Steps that wait on other hosts (PostgreSQL, a collector, Sentry) each get a bounded share
+      // of the deadline, and say when they ran out rather than keeping the process past it.
+      const unfinished: string[] = [];
+      const bounded = (what: string, ms: number, f: () => Promise<unknown>) =>
+        step(what, async () => {
+          let done = false;
+          await Promise.race([f().finally(() => (done = true)), Bun.sleep(ms)]);
+          if (!done) unfinished.push(what);
+        });
       // The records first, before any step that waits on something else: the CLI leaves after
       // SHUTDOWN_DEADLINE_MS whatever is still running, and a slow step (a Sentry delivery in flight)
       // used to take the connection.closed rows and "gateway down" with it.
@@ -639,6 +689,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       // The traffic since the last periodic sample (up to a minute of it) would be lost otherwise.
       await step("sampling traffic", () => store.traffic.sample(Date.now(), connectionViews(tunnel, clock(), states).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes }))));
       await step("ending packet captures", () => captures.shutdown());
+      // Then the audit rows written so far (connection.closed above) go to PostgreSQL, within a
+      // bound: what does not make it stays in SQLite and is shipped at the next start.
+      if (shipper) await bounded("shipping the audit to PostgreSQL", AUDIT_SHIP_FLUSH_MS, () => shipper.stop());
       await Bun.sleep(50); // let the goodbye sends complete before the sockets close
       tunnel.zeroize();
       await step("closing DNS", () => dns?.close());
@@ -647,22 +700,15 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       await step("closing the TUN", () => tun.close());
       await step("stopping the admin server", () => server.stop(true));
       handshakeSpans.close(clock());
-      // Exporters wait on other hosts (a collector, Sentry): each gets a bounded share of the
-      // deadline, and says when it ran out rather than keeping the process past it.
-      const unfinished: string[] = [];
-      const bounded = (what: string, ms: number, f: () => Promise<unknown>) =>
-        step(what, async () => {
-          let done = false;
-          await Promise.race([f().finally(() => (done = true)), Bun.sleep(ms)]);
-          if (!done) unfinished.push(what);
-        });
       await bounded("flushing metrics and traces", EXPORT_FLUSH_MS, async () => {
         await metrics?.shutdown();
         await telemetry.shutdown();
       });
       await bounded("flushing Sentry", SENTRY_FLUSH_MS, async () => opts.sentry?.close(SENTRY_FLUSH_MS));
       await step("writing kept log lines", () => opts.logs.persisted?.close());
+      await step("stopping peer notifications", () => clusterPeers?.close());
       await step("closing the store", () => store.close());
+      await step("closing PostgreSQL", () => pg?.close());
       log.info("gateway down", { goodbyes_sent: told, unfinished: unfinished.length ? unfinished : undefined });
     })());
 

@@ -32,3 +32,20 @@ export function storeLocation(env: Record<string, string | undefined>): StoreLoc
   }
   return { kind: "postgres", url };
 }
+
+/**
+ * Where a PostgreSQL URL points, for logs and errors: user, host (or the unix socket directory of
+ * libpq's `?host=/dir`), port and database — never the password or other parameters.
+ */
+export function databaseServer(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return "(unparsable URL)";
+  }
+  const socket = u.searchParams.get("host");
+  const host = socket && socket.startsWith("/") ? socket : u.hostname || "localhost";
+  const user = u.username ? `${decodeURIComponent(u.username)}@` : "";
+  return `${user}${host}:${u.port || "5432"}/${decodeURIComponent(u.pathname.replace(/^\//, "")) || "(default database)"}`;
+}

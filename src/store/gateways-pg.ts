@@ -16,6 +16,10 @@ export class PgGatewayRegistry implements GatewayStore {
     return (await this.db.update(gateways).set({ lastSeen: now }).where(eq(gateways.gid, gid)).returning({ gid: gateways.gid })).length > 0;
   }
 
+  async publish(gid: string, now: number, connectedPeers: number, live: string): Promise<boolean> {
+    return (await this.db.update(gateways).set({ lastSeen: now, connectedPeers, live }).where(eq(gateways.gid, gid)).returning({ gid: gateways.gid })).length > 0;
+  }
+
   list(): Promise<GatewayRow[]> {
     return this.db.select().from(gateways).orderBy(asc(gateways.name), asc(gateways.gid));
   }

@@ -23,6 +23,11 @@ export interface GatewayStore {
   register(g: GatewayStart, now: number): Awaitable<void>;
   /** Moves `last_seen`; false when the row is gone (deleted by an operator): register again. */
   heartbeat(gid: string, now: number): Awaitable<boolean>;
+  /**
+   * A heartbeat that also says what the gateway serves now: its connection count and `live`
+   * (cluster/gateway-presence.ts's JSON). False when the row is gone: register again.
+   */
+  publish(gid: string, now: number, connectedPeers: number, live: string): Awaitable<boolean>;
   list(): Awaitable<GatewayRow[]>;
 }
 
@@ -43,6 +48,10 @@ export class GatewayRegistry implements GatewayStore {
 
   heartbeat(gid: string, now: number): boolean {
     return this.db.update(gateways).set({ lastSeen: now }).where(eq(gateways.gid, gid)).returning({ gid: gateways.gid }).all().length > 0;
+  }
+
+  publish(gid: string, now: number, connectedPeers: number, live: string): boolean {
+    return this.db.update(gateways).set({ lastSeen: now, connectedPeers, live }).where(eq(gateways.gid, gid)).returning({ gid: gateways.gid }).all().length > 0;
   }
 
   list(): GatewayRow[] {

@@ -12,11 +12,11 @@ import { LogArchive } from "./logs.ts";
 import { ProxyAssignments } from "./proxy-assignments.ts";
 import { ResourceRepository } from "./resources.ts";
 
-export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRow } from "./audit.ts";
+export { auditCsv, AuditLog, type AuditAction, type AuditFilter, type AuditRepository, type AuditRow } from "./audit.ts";
 export { AdminAuth, SESSION_TTL, UserExistsError, type Session } from "./auth.ts";
 export { DB_FILE, type Db, type OpenOptions } from "./database.ts";
 export { GATEWAY_ID_FILE, gatewayId } from "./gateway-id.ts";
-export { GatewayRegistry, type GatewayRow, type GatewayStart } from "./gateways.ts";
+export { GatewayRegistry, type GatewayRow, type GatewayStart, type GatewayStore } from "./gateways.ts";
 export { PeerInput, PeerRepository, PeerValidationError, parsePeerInput, rowAllowedIps, storePeerOwner, type PeerRow } from "./peers.ts";
 export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
 export { filePeerId, isFilePeerId, PeerHistory, type CidRow, type PeerIdentity, type PeerSource } from "./identity.ts";

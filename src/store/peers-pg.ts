@@ -10,10 +10,29 @@ import { assertFreeAddresses, assertUsableKey, newPeerValues, peerPatchSet, peer
 import type { PgDb } from "./postgres.ts";
 import { auditEvents, peerIdentities, peers } from "./schema-pg.ts";
 
+/**
+ * The NOTIFY channel announcing peer changes to every gateway on the database (cluster/cluster-peers.ts
+ * listens). Sent with pg_notify inside the write's transaction, so PostgreSQL delivers it only if the
+ * transaction commits: a rolled-back write announces nothing.
+ */
+export const PEERS_CHANNEL = "glassgate_peers";
+
+/** What a notification on PEERS_CHANNEL carries: which row changed and who changed it (not the row: listeners read it). */
+export interface PeerNotice {
+  op: "create" | "update" | "delete";
+  id: string;
+  /** The gateway that wrote it (null when the repository has no gid). */
+  gid: string | null;
+}
+
 /** The advisory-lock key serialising peer writes; distinct from the migration lock. */
 export const PEER_WRITE_LOCK_KEY = 0x676c61737370n;
 
 type Tx = Parameters<Parameters<PgDb["transaction"]>[0]>[0];
+
+async function announce(tx: Tx, notice: PeerNotice): Promise<void> {
+  await tx.execute(sql`select pg_notify(${PEERS_CHANNEL}, ${JSON.stringify(notice)})`);
+}
 
 async function lockPeers(tx: Tx): Promise<void> {
   await tx.execute(sql`select pg_advisory_xact_lock(${PEER_WRITE_LOCK_KEY.toString()}::bigint)`);
@@ -53,6 +72,7 @@ export class PgPeerRepository implements PeerStore {
       const now = Date.now();
       await tx.insert(auditEvents).values(auditValues({ gid: this.gid, actor, action: "peer.created", subject: row!.publicKey, after: peerSnapshot(row) }, now));
       await rememberIdentity(tx, row!, now);
+      await announce(tx, { op: "create", id: row!.id, gid: this.gid ?? null });
       return row!;
     });
   }
@@ -72,6 +92,7 @@ export class PgPeerRepository implements PeerStore {
       const [row] = await tx.update(peers).set(peerPatchSet(patch, now)).where(eq(peers.id, id)).returning();
       await tx.insert(auditEvents).values(auditValues({ gid: this.gid, actor, action: "peer.updated", subject: row!.publicKey, before: peerSnapshot(before), after: peerSnapshot(row) }, now));
       await rememberIdentity(tx, row!, now);
+      await announce(tx, { op: "update", id: row!.id, gid: this.gid ?? null });
       return row!;
     });
   }
@@ -83,6 +104,7 @@ export class PgPeerRepository implements PeerStore {
       const [before] = await tx.delete(peers).where(eq(peers.id, id)).returning();
       if (!before) return false;
       await tx.insert(auditEvents).values(auditValues({ gid: this.gid, actor, action: "peer.deleted", subject: before.publicKey, before: peerSnapshot(before) }, Date.now()));
+      await announce(tx, { op: "delete", id: before.id, gid: this.gid ?? null });
       return true;
     });
   }

@@ -8,6 +8,7 @@ import { clashMessage, clashWith, type AddressOwner } from "../config/overlap.ts
 import { AuditLog } from "./audit.ts";
 import { rememberIdentities } from "./identity.ts";
 import { MAX_EXPIRES_AT } from "./resources.ts";
+import { formatServedBy, isGid } from "../cluster/served-by.ts";
 import type { Db } from "./database.ts";
 import { peers } from "./schema.ts";
 
@@ -111,6 +112,19 @@ export const PeerInput = z.object({
     }
     return t;
   }).optional(),
+  /**
+   * The gateways that serve the peer (several gateways on one database): gids, comma-separated
+   * text or a list (a form's checkboxes); empty = every gateway (stored as null).
+   */
+  servedBy: z.union([z.string(), z.array(z.string())]).nullable().transform((v, ctx) => {
+    const items = (v === null ? [] : typeof v === "string" ? v.split(",") : v).map((s) => s.trim().toLowerCase()).filter(Boolean);
+    const bad = items.find((g) => !isGid(g));
+    if (bad !== undefined) {
+      ctx.addIssue({ code: "custom", message: `"${bad.slice(0, 64)}" is not a gateway id (a UUID)` });
+      return z.NEVER;
+    }
+    return formatServedBy(items);
+  }).optional(),
 });
 export type PeerInput = z.output<typeof PeerInput>;
 
@@ -198,6 +212,7 @@ export function newPeerValues(input: PeerInput & { clientPrivateKey?: string }) 
     persistentKeepalive: input.persistentKeepalive,
     enabled: input.enabled,
     expiresAt: input.expiresAt ?? null,
+    servedBy: input.servedBy ?? null,
   };
 }
 
@@ -212,6 +227,7 @@ export function peerPatchSet(patch: Partial<PeerInput>, now: number) {
     ...(patch.persistentKeepalive !== undefined && { persistentKeepalive: patch.persistentKeepalive }),
     ...(patch.enabled !== undefined && { enabled: patch.enabled }),
     ...("expiresAt" in patch && { expiresAt: patch.expiresAt ?? null }),
+    ...("servedBy" in patch && { servedBy: patch.servedBy ?? null }),
     updatedAt: now,
   };
 }

@@ -4,6 +4,7 @@
 // gateway reads the synchronous SQLite Store (see the refusal in cli.ts).
 import type { SQL } from "bun";
 import { PgAuditLog } from "./audit-pg.ts";
+import { databaseServer } from "./database-url.ts";
 import { PgGatewayRegistry } from "./gateways-pg.ts";
 import { PgPeerRepository } from "./peers-pg.ts";
 import { openPostgres, type PgDb } from "./postgres.ts";
@@ -13,7 +14,8 @@ export class PgStore {
   readonly peers: PgPeerRepository;
   readonly gateways: PgGatewayRegistry;
 
-  private constructor(readonly client: SQL, readonly db: PgDb, readonly gid: string) {
+  /** `server`: where it is, for logs (user@host:port/database, never the password). */
+  private constructor(readonly client: SQL, readonly db: PgDb, readonly gid: string, readonly server: string) {
     this.audit = new PgAuditLog(db, gid);
     this.peers = new PgPeerRepository(db, gid);
     this.gateways = new PgGatewayRegistry(db);
@@ -22,7 +24,7 @@ export class PgStore {
   /** Connects, applies pending migrations under the migration lock, and returns the store. */
   static async open(url: string, gid: string): Promise<PgStore> {
     const { client, db } = await openPostgres(url);
-    return new PgStore(client, db, gid);
+    return new PgStore(client, db, gid, databaseServer(url));
   }
 
   close(): Promise<void> {

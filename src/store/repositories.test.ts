@@ -11,9 +11,9 @@ import { PgAuditLog } from "./audit-pg.ts";
 import { parsePeerInput, PeerValidationError, Store, type PeerInput } from "./index.ts";
 import type { GatewayStore } from "./gateways.ts";
 import type { PeerStore } from "./peers.ts";
-import { PgPeerRepository } from "./peers-pg.ts";
+import { PEERS_CHANNEL, PgPeerRepository, type PeerNotice } from "./peers-pg.ts";
 import { PgStore } from "./pg-store.ts";
-import { openPostgres } from "./postgres.ts";
+import { openPostgres, type PgDb } from "./postgres.ts";
 
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
 const peerInput = (name: string, allowedIps: string, publicKey = key()) => parsePeerInput({ name, publicKey, allowedIps }) as PeerInput;
@@ -160,6 +160,39 @@ describe.each(dialects)("$name store", (d) => {
     }
   });
 
+  test.skipIf(!!d.skip)("a peer's serving gateways are kept, changed and cleared (cleared = every gateway); a bad gid is refused", async () => {
+    const s = await d.open();
+    try {
+      const [g1, g2] = [crypto.randomUUID(), crypto.randomUUID()];
+      const p = await s.peers.create(parsePeerInput({ name: "site", publicKey: key(), allowedIps: "10.96.0.2/32", servedBy: `${g1.toUpperCase()}, ${g2}` }) as PeerInput, "admin:alice");
+      expect(p.servedBy).toBe(`${g1},${g2}`);
+      await s.peers.update(p.id, parsePeerInput({ servedBy: [g2] }, true), "admin:alice");
+      expect((await s.peers.get(p.id))?.servedBy).toBe(g2);
+      await s.peers.update(p.id, parsePeerInput({ name: "renamed" }, true), "admin:alice");
+      expect((await s.peers.get(p.id))?.servedBy).toBe(g2);
+      await s.peers.update(p.id, parsePeerInput({ servedBy: "" }, true), "admin:alice");
+      expect((await s.peers.get(p.id))?.servedBy).toBeNull();
+      expect((await s.peers.create(peerInput("plain", "10.96.0.3/32"), "admin:alice")).servedBy).toBeNull();
+      expect(() => parsePeerInput({ servedBy: `${g1},edge-b` }, true)).toThrow('servedBy: "edge-b" is not a gateway id (a UUID)');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test.skipIf(!!d.skip)("a publish moves last seen and stores the connection count and live state; a gone row says so", async () => {
+    const s = await d.open();
+    try {
+      await s.gateways.register({ gid: "g-1", name: "edge", publicKey: "pk1", version: "0.1.0" }, 1000);
+      expect(await s.gateways.publish("g-1", 2000, 3, '{"connections":[],"problems":[]}')).toBe(true);
+      expect(await s.gateways.publish("g-unknown", 2000, 1, "{}")).toBe(false);
+      expect(await s.gateways.list()).toEqual([
+        { gid: "g-1", name: "edge", publicKey: "pk1", endpoint: null, version: "0.1.0", startedAt: 1000, lastSeen: 2000, connectedPeers: 3, live: '{"connections":[],"problems":[]}' },
+      ]);
+    } finally {
+      await s.close();
+    }
+  });
+
   test.skipIf(!!d.skip)("a taken public key or overlapping AllowedIPs is refused naming the field, and nothing is written", async () => {
     const s = await d.open();
     try {
@@ -214,6 +247,37 @@ describe.skipIf(!!pgSkip)("PostgreSQL shared by several gateways", () => {
     } finally {
       await g1.client.close();
       await g2.client.close();
+    }
+  });
+
+  test("each committed peer change is announced once on glassgate_peers with its op, id and gid; a refused or rolled-back write announces nothing", async () => {
+    const url = shared.createDatabase("notices");
+    const store = await PgStore.open(url, crypto.randomUUID());
+    const notices: PeerNotice[] = [];
+    const sub = await store.client.listen(PEERS_CHANNEL, (payload) => notices.push(JSON.parse(payload)));
+    try {
+      const p = await store.peers.create(peerInput("n", "10.95.0.2/32"), "admin:alice");
+      await store.peers.update(p.id, { enabled: false }, "admin:alice");
+      await expect(store.peers.create(peerInput("clash", "10.95.0.2/32"), "admin:alice")).rejects.toBeInstanceOf(PeerValidationError);
+      // The write itself succeeded, but the transaction around it rolled back: nothing was announced.
+      await expect(store.db.transaction(async (tx) => {
+        await new PgPeerRepository(tx as unknown as PgDb, store.gid).create(peerInput("rolled", "10.95.0.3/32"), "admin:alice");
+        throw new Error("roll back");
+      })).rejects.toThrow("roll back");
+      expect(await store.peers.list()).toHaveLength(1);
+      await store.peers.delete(p.id, "admin:alice");
+      // A marker sent after the writes: once it is heard, every earlier notice has been too.
+      await store.client`select pg_notify(${PEERS_CHANNEL}, '{"op":"marker"}')`;
+      for (let i = 0; i < 200 && !notices.some((n) => (n.op as string) === "marker"); i++) await Bun.sleep(10);
+      expect(notices).toEqual([
+        { op: "create", id: p.id, gid: store.gid },
+        { op: "update", id: p.id, gid: store.gid },
+        { op: "delete", id: p.id, gid: store.gid },
+        { op: "marker" } as unknown as PeerNotice,
+      ]);
+    } finally {
+      await sub.unlisten();
+      await store.close();
     }
   });
 });

@@ -22,7 +22,7 @@ export const CONNECTION_STATES = [
 export type ConnectionState = (typeof CONNECTION_STATES)[number];
 
 /** Why the peer sync took a peer out of the data plane (peer-sync.ts). */
-export type RemovalReason = "expired" | "disabled" | "deleted" | "address_clash";
+export type RemovalReason = "expired" | "disabled" | "deleted" | "address_clash" | "not_served";
 
 export interface StateEntry {
   state: ConnectionState;

@@ -86,13 +86,27 @@ export class TestPostgres {
     const pg = new TestPostgres(dir, bin, port);
     try {
       run([join(bin, "initdb"), "-D", pg.dataDir, "-U", OS_USER, "--auth=trust", "-E", "UTF8", "--no-sync"]);
-      const opts = `-c listen_addresses='' -c unix_socket_directories='${dir}' -p ${port} -c fsync=off`;
-      run([join(bin, "pg_ctl"), "-D", pg.dataDir, "-l", join(dir, "server.log"), "-o", opts, "-w", "-t", "60", "start"]);
+      pg.#start();
     } catch (err) {
       pg.#remove();
       throw new Error("starting a test PostgreSQL", { cause: err });
     }
     return pg;
+  }
+
+  #start(): void {
+    const opts = `-c listen_addresses='' -c unix_socket_directories='${this.dir}' -p ${this.port} -c fsync=off`;
+    run([join(this.bin, "pg_ctl"), "-D", this.dataDir, "-l", join(this.dir, "server.log"), "-o", opts, "-w", "-t", "60", "start"]);
+  }
+
+  /** An outage: the server stops (immediate, as a crash would) and keeps its data for `resume()`. */
+  pause(): void {
+    run([join(this.bin, "pg_ctl"), "-D", this.dataDir, "-m", "immediate", "-w", "stop"]);
+  }
+
+  /** Starts the server again after `pause()`, on the same socket and data. */
+  resume(): void {
+    this.#start();
   }
 
   stop(): void {
