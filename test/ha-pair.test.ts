@@ -162,7 +162,7 @@ describe.skipIf(pgSkip !== undefined)("HA pair on one PostgreSQL", () => {
     const url = pg.createDatabase("ha_pair");
     world = new HaWorld(uniqueTag());
     client = await world.addClient(25);
-    added = await world.addClient(25);
+    added = await world.addClient(0); // no keepalive: it sends nothing before its first ping, so it never spoke to gw-a
     const config = world.writeConfig([client]);
     world.takeOver("a");
     await world.start("a", config, { DATABASE_URL: url });
@@ -183,6 +183,13 @@ describe.skipIf(pgSkip !== undefined)("HA pair on one PostgreSQL", () => {
 
     const plain = pinger(client);
     await waitFor("replies through gw-a", () => plain.replies.length >= 5, 15_000);
+    // What a new master would need to reach out by itself (README): gw-a publishes its connections,
+    // with the endpoints they were last seen at, through PostgreSQL (each heartbeat), and gw-b reads them.
+    const published = await waitFor("gw-a's connection to show on gw-b's Gateways API", () => {
+      const gws = JSON.parse(world.request("b", "GET", "/api/gateways").body).gateways as { self: boolean; connections?: { peer: string; endpoint: string | null }[] }[];
+      return gws.find((g) => !g.self)?.connections?.find((c) => c.peer === client.publicKey && c.endpoint !== null);
+    }, 20_000, 500);
+    expect(published.endpoint).toBe(`${client.segmentIp}:${CLIENT_PORT}`);
     const failedAt = Date.now() / 1000;
     await world.crash("a");
     world.takeOver("b");
