@@ -508,7 +508,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         traffic_sample_seconds: opts.trafficSampleSeconds ?? 60, throughput: rates.points(),
       }),
       metrics: () => metrics!.prometheusText(),
-      peersChanged: () => void applyPeers(),
+      // In cluster mode the shared peer store's own write already re-applied the mirror (onChange):
+      // a second pass here would cost a full apply (~55 ms at 1 000 peers) per admin change for nothing.
+      peersChanged: () => {
+        if (!clusterPeers) applyPeers();
+      },
       setSocketBuffers: (wanted) => {
         const was = udp.buffers;
         const now = udp.resize(wanted);
