@@ -7,7 +7,8 @@
 // back-off, so an error storm (POLLERR at once) cannot become a busy loop.
 import { ptr } from "bun:ffi";
 import { EAGAIN, EINTR } from "./errno.ts";
-import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE, type DatagramRingLayout } from "./udp-ring.ts";
+import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_PRODUCER_WAITING, UCTL_WRITE, type DatagramRingLayout } from "./udp-ring.ts";
+import { waitForRoom } from "./tun-ring.ts";
 import { CMSG_HDR, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_FLAGS, MH_IOV, MH_IOVLEN, MH_LEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, POLLIN, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GRO } from "./udp-sys.ts";
 
 declare const self: Worker;
@@ -115,10 +116,11 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
 
   for (;;) {
     if (Atomics.load(ctl, UCTL_STOP) === 1) break;
-    if (((Atomics.load(ctl, UCTL_WRITE) - Atomics.load(ctl, UCTL_READ)) | 0) >= slots) {
+    const w = Atomics.load(ctl, UCTL_WRITE);
+    if (((w - Atomics.load(ctl, UCTL_READ)) | 0) >= slots) {
       // Full: the consumer is behind. Wait for it; the kernel's socket buffer takes the burst (and
       // drops past it, counted by the kernel), while the ring's slots stay intact.
-      Atomics.wait(ctl, UCTL_READ, Atomics.load(ctl, UCTL_READ), POLL_TIMEOUT_MS);
+      waitForRoom(ctl, UCTL_READ, UCTL_PRODUCER_WAITING, w, slots, POLL_TIMEOUT_MS);
       continue;
     }
     let got = 0;
