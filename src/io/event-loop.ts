@@ -348,7 +348,9 @@ export class EventLoop {
     }
     for (let i = 0; i < writes; i++) {
       try {
-        this.#tun.writeAt(c.writeBuffer(i), c.writeOffset(i), c.writeLength(i));
+        // A merged super-packet is gathered from its slots by one writev (no copy into one buffer).
+        if (c.writeParts(i) > 1) this.#tun.writeParts(c.data, c.partOffsets, c.partLengths, c.writeFirstPart(i), c.writeParts(i));
+        else this.#tun.writeAt(c.writeBuffer(i), c.writeOffset(i), c.writeLength(i));
         this.stats.tunOut++;
       } catch (err) {
         this.stats.tunWriteErrors++;

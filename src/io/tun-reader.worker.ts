@@ -9,7 +9,7 @@
 // without a single success `lostAfter.failures` times over at least `lostAfter.spanMs`.
 import { dlopen, FFIType, ptr, read as readMemory } from "bun:ffi";
 import { DEVICE_GONE, EAGAIN, EINTR } from "./errno.ts";
-import { CTL_READ, CTL_SLEEPING, CTL_STOP, CTL_WRITE, PacketRing, type RingLayout } from "./tun-ring.ts";
+import { CTL_PRODUCER_WAITING, CTL_READ, CTL_SLEEPING, CTL_STOP, CTL_WRITE, PacketRing, waitForRoom, type RingLayout } from "./tun-ring.ts";
 import type { TunReadFailure, TunWorkerInit } from "./tun-reader.ts";
 
 declare const self: Worker;
@@ -45,7 +45,7 @@ self.onmessage = (ev: MessageEvent<TunWorkerInit>) => {
     const w = Atomics.load(ring.ctl, CTL_WRITE);
     if (((w - Atomics.load(ring.ctl, CTL_READ)) | 0) >= layout.slots) {
       // Full: the consumer is behind. Wait for it instead of dropping at the device.
-      Atomics.wait(ring.ctl, CTL_READ, Atomics.load(ring.ctl, CTL_READ), POLL_TIMEOUT_MS);
+      waitForRoom(ring.ctl, CTL_READ, CTL_PRODUCER_WAITING, w, layout.slots, POLL_TIMEOUT_MS);
       continue;
     }
     const lead = layout.lead ?? 0;

@@ -7,7 +7,8 @@
 // back-off, so an error storm (POLLERR at once) cannot become a busy loop.
 import { ptr } from "bun:ffi";
 import { EAGAIN, EINTR } from "./errno.ts";
-import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE, type DatagramRingLayout } from "./udp-ring.ts";
+import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_PRODUCER_WAITING, UCTL_WRITE, type DatagramRingLayout } from "./udp-ring.ts";
+import { waitForRoom } from "./tun-ring.ts";
 import { CMSG_HDR, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_FLAGS, MH_IOV, MH_IOVLEN, MH_LEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, POLLIN, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GRO } from "./udp-sys.ts";
 
 declare const self: Worker;
@@ -54,15 +55,19 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
   const meta32 = ring.meta32;
   const ctl = ring.ctl;
   let failures = 0;
+  /** Messages the last receive() asked for: fewer arriving means the socket was drained. */
+  let asked = 0;
   Atomics.store(ctl, UCTL_RUNNING, 1);
 
   /** One recvmmsg on `fd` into the free slots after `w`; returns how many arrived (published). */
   function receive(fd: number): number {
     const w = Atomics.load(ctl, UCTL_WRITE);
     const free = slots - ((w - Atomics.load(ctl, UCTL_READ)) | 0);
+    asked = 0;
     if (free <= 0) return 0;
     const first = w % slots;
     const k = Math.min(batch, free, slots - first);
+    asked = k;
     for (let i = first; i < first + k; i++) {
       const m = i * MMSGHDR_SIZE;
       mm32[(m + MH_NAMELEN) >>> 2] = SOCKADDR_ROOM;
@@ -113,22 +118,28 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
     return 0;
   }
 
+  // poll says which sockets are readable; each is then received from until a call returns fewer
+  // messages than it asked for (drained: back to poll, which returns at once if more came) or the
+  // ring fills. Receiving blindly on every socket instead cost an EAGAIN recvmmsg (plus an errno
+  // FFI call) on the idle one (IPv6, mostly) and on the drained one per wake-up.
   for (;;) {
     if (Atomics.load(ctl, UCTL_STOP) === 1) break;
-    if (((Atomics.load(ctl, UCTL_WRITE) - Atomics.load(ctl, UCTL_READ)) | 0) >= slots) {
+    const w = Atomics.load(ctl, UCTL_WRITE);
+    if (((w - Atomics.load(ctl, UCTL_READ)) | 0) >= slots) {
       // Full: the consumer is behind. Wait for it; the kernel's socket buffer takes the burst (and
       // drops past it, counted by the kernel), while the ring's slots stay intact.
-      Atomics.wait(ctl, UCTL_READ, Atomics.load(ctl, UCTL_READ), POLL_TIMEOUT_MS);
+      waitForRoom(ctl, UCTL_READ, UCTL_PRODUCER_WAITING, w, slots, POLL_TIMEOUT_MS);
       continue;
     }
-    let got = 0;
-    for (let i = 0; i < fds.length; i++) got += receive(fds[i]!);
-    if (got > 0) continue;
     if (failures > 0) {
       Atomics.wait(ctl, UCTL_STOP, 0, Math.min(100, 2 ** Math.min(failures - 1, 7)));
-      continue;
     }
-    libc.poll(pfd, fds.length, POLL_TIMEOUT_MS);
+    if (libc.poll(pfd, fds.length, POLL_TIMEOUT_MS) <= 0) continue;
+    for (let i = 0; i < fds.length; i++) {
+      if (pv.getInt16(8 * i + 6, true) === 0) continue; // revents: nothing on this socket
+      // Readable (or an error to collect): receive until drained, the ring is full, or a call fails.
+      while (receive(fds[i]!) === asked && asked > 0);
+    }
   }
   self.postMessage(-1);
 };

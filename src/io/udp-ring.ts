@@ -3,6 +3,7 @@
 // PacketRing (tun-ring.ts: Atomics counters, a wake-up message only to a consumer that said it
 // sleeps), plus per-slot metadata the kernel fills in place: the source sockaddr and the control
 // messages (UDP_GRO's segment size), so nothing is copied between the kernel and the consumer.
+import { wakeProducer } from "./tun-ring.ts";
 
 export const UCTL_WRITE = 0;
 export const UCTL_READ = 1;
@@ -16,7 +17,10 @@ export const UCTL_ERRORS = 5;
 export const UCTL_RUNNING = 6;
 /** recvmmsg calls that returned datagrams (received / this = datagrams per call). */
 export const UCTL_RECV_CALLS = 7;
-const CTL_WORDS = 8;
+/** The worker waits on a full ring (tun-ring.ts waitForRoom): only then does release() notify. */
+export const UCTL_PRODUCER_WAITING = 8;
+/** 64 bytes: slot metadata and data stay cache-line aligned. */
+const CTL_WORDS = 16;
 
 /**
  * Per-slot metadata, in bytes: 0 length (i32; the worker writes it), 4 GRO segment size (i32, 0 when
@@ -59,7 +63,7 @@ export class DatagramRing {
   /** Consumer: publishes that slots up to sequence `r` (exclusive) are free, waking a producer waiting on a full ring. */
   release(r: number): void {
     Atomics.store(this.ctl, UCTL_READ, r);
-    Atomics.notify(this.ctl, UCTL_READ);
+    wakeProducer(this.ctl, UCTL_READ, UCTL_PRODUCER_WAITING);
   }
 
   /**

@@ -2,7 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { DatagramBatch } from "../node/batches.ts";
 import type { Endpoint } from "../wire/index.ts";
 import type { Sysctls } from "./udp.ts";
-import { GatewayUdp, type GatewayUdpOptions } from "./udp-socket.ts";
+import { GatewayUdp, GRO_SLOT, type GatewayUdpOptions } from "./udp-socket.ts";
 
 // Limits high enough that nothing is written to /proc: the sizing logic has its own tests (udp.test.ts).
 const sysctls: Sysctls = { read: () => String(1 << 30), write: () => {} };
@@ -183,4 +183,11 @@ test("the shell's buffer report reads the new socket as it reads the old one", a
   reportSocketBuffers(sock, { recv: 8 << 20, send: 8 << 20 }, log as never);
   expect(lines.slice(0, 2)).toEqual(["socket buffer limit", "socket buffer limit"]);
   expect(sock.buffers.recv).toBeGreaterThan(0);
+});
+
+test("GRO ring slots hold a 64 KiB super-datagram, stay cache-line aligned, and do not start a power of two apart", () => {
+  expect(GRO_SLOT).toBeGreaterThanOrEqual(65536);
+  expect(GRO_SLOT % 64).toBe(0);
+  // Lines per slot not a multiple of 64 (a 32 KiB 8-way L1 has 64 sets): slot starts spread over the sets.
+  expect((GRO_SLOT / 64) % 64).not.toBe(0);
 });

@@ -9,8 +9,10 @@
 //
 // Measured against `dst.set(src.subarray(s, s + n), d)` (1400 B copies, ring to scratch): 0.36–0.42
 // CPU-s/GB here vs 0.09–0.10 there — but that is one view allocated per copy, on the path that must
-// allocate nothing per packet, and only coalesced payloads and headers come through copyBytes (segment
-// payloads go through copyAndSum16, whose fused checksum `set` cannot do). The word loop stays.
+// allocate nothing per packet, and little comes through copyBytes now: the gateway gathers merged TUN
+// writes with writev instead of copying their payloads (tcp-coalesce.ts; assembling one contiguously
+// is left to callers without writev), and segment payloads go through copyAndSum16, whose fused
+// checksum `set` cannot do. The word loop stays.
 
 let viewBuf0: ArrayBufferLike | undefined;
 let view0: Uint32Array<ArrayBufferLike> = new Uint32Array(0);

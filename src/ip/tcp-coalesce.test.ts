@@ -131,6 +131,32 @@ describe("what is not merged", () => {
     expect(resegment(writesOf(c))).toEqual(pkts);
   });
 
+  test("a merged write is planned as parts in the batch itself (no copy): head slot whole, then each payload", () => {
+    const segs = flow(3, 1000, {}, 400);
+    const batch = batchOf(segs);
+    const c = new TcpCoalescer(true);
+    expect(c.coalesce(batch)).toBe(1);
+    expect(c.writeParts(0)).toBe(3);
+    const first = c.writeFirstPart(0);
+    const parts = [0, 1, 2].map((k) => [c.partOffsets[first + k]!, c.partLengths[first + k]!]);
+    expect(parts).toEqual([
+      [batch.offset(0) - VNET_HDR_LEN, VNET_HDR_LEN + 1040],
+      [batch.offset(1) + 40, 1000],
+      [batch.offset(2) + 40, 400],
+    ]);
+    expect(c.data).toBe(batch.data);
+    // Gathered, the parts are exactly the contiguous write (what writev hands the kernel).
+    const gathered = new Uint8Array(c.writeLength(0));
+    let at = 0;
+    for (const [o, n] of parts) {
+      gathered.set(batch.data.subarray(o!, o! + n!), at);
+      at += n!;
+    }
+    expect(at).toBe(c.writeLength(0));
+    expect(Array.from(gathered)).toEqual(Array.from(writesOf(c)[0]!));
+    expect(resegment([gathered])).toEqual(segs);
+  });
+
   test("a lone packet is written from its slot with a zero header in the headroom (no copy)", () => {
     const u = udpPacket({ payload: bytes(100) });
     const batch = batchOf([u]);

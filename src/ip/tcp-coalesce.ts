@@ -12,6 +12,13 @@
 // NEEDS_CSUM at the TCP checksum) and, as the kernel expects for CHECKSUM_PARTIAL, only the
 // pseudo-header sum in the TCP checksum field; the IPv4 header checksum is complete (ip_rcv checks
 // it). A lone packet gets a zero header written into its slot's headroom: no copy.
+//
+// Nor is a merged write copied: its head packet's headers are rewritten in place (lengths, IPv4
+// checksum, PSH, pseudo-header sum; the vnet header goes into the head slot's headroom), and the
+// write is planned as parts — the head slot whole, then each further segment's payload where it
+// lies — for one writev (the TUN shell). Copying every payload byte into a contiguous super-packet
+// was 0.36–0.42 CPU-s/GB on its own; the kernel copies from the parts just the same.
+// writeBuffer/writeOffset still give a contiguous write (assembled on demand) to callers without writev.
 import { pseudoHeaderSumAt, writeIpv4HeaderChecksum } from "./checksum.ts";
 import { copyBytes } from "./copy.ts";
 import { PROTO_TCP } from "./packet.ts";
@@ -44,11 +51,16 @@ export class TcpCoalescer {
   mergedSegments = 0;
   loneWrites = 0;
 
-  // The planned writes of the last `coalesce()`: buffer (batch data or the arena), offset, length.
-  #writeInArena = new Uint8Array(0);
-  #writeOffset = new Int32Array(0);
+  // The planned writes of the last `coalesce()`: parts [first, first+count) of the part arrays
+  // (offsets and lengths in the batch's data), total length.
+  #writeFirstPart = new Int32Array(0);
+  #writeParts = new Int32Array(0);
   #writeLength = new Int32Array(0);
   #writes = 0;
+  /** Parts of all planned writes: each a range of the batch's data. */
+  #partOffset = new Int32Array(0);
+  #partLength = new Int32Array(0);
+  #parts = 0;
   #data: Uint8Array = new Uint8Array(0);
   #arena = new Uint8Array(0);
 
@@ -81,23 +93,67 @@ export class TcpCoalescer {
   get writeCount(): number {
     return this.#writes;
   }
-  /** Buffer of write i: the batch's data (lone packets) or the coalescer's own arena (merged ones). */
-  writeBuffer(i: number): Uint8Array {
-    return this.#writeInArena[i] ? this.#arena : this.#data;
-  }
-  writeOffset(i: number): number {
-    return this.#writeOffset[i]!;
-  }
+  /** Total bytes of write i (vnet header included). */
   writeLength(i: number): number {
     return this.#writeLength[i]!;
+  }
+  /** Parts of write i (1: one contiguous range; more: a merged write to gather). */
+  writeParts(i: number): number {
+    return this.#writeParts[i]!;
+  }
+  /** Index of write i's first part in partOffsets/partLengths. */
+  writeFirstPart(i: number): number {
+    return this.#writeFirstPart[i]!;
+  }
+  /** Every part's offset and length in the batch's data (valid until the next coalesce()). */
+  get partOffsets(): Int32Array {
+    return this.#partOffset;
+  }
+  get partLengths(): Int32Array {
+    return this.#partLength;
+  }
+  /** The data the parts point into: the batch last coalesced. */
+  get data(): Uint8Array {
+    return this.#data;
+  }
+
+  /**
+   * Buffer of write i as one contiguous range: the batch's data for a one-part write; a merged one
+   * is assembled into the coalescer's arena first (a copy: for callers that cannot gather).
+   * Call writeOffset(i) after this.
+   */
+  writeBuffer(i: number): Uint8Array {
+    if (this.#writeParts[i] === 1) return this.#data;
+    this.#assemble(i);
+    return this.#arena;
+  }
+  /** Offset of write i in writeBuffer(i). */
+  writeOffset(i: number): number {
+    if (this.#writeParts[i] === 1) return this.#partOffset[this.#writeFirstPart[i]!]!;
+    this.#assemble(i);
+    return 0;
+  }
+
+  #assembled = -1;
+  #assemble(i: number): void {
+    if (this.#assembled === i) return;
+    let at = 0;
+    const first = this.#writeFirstPart[i]!;
+    for (let k = first; k < first + this.#writeParts[i]!; k++) {
+      copyBytes(this.#data, this.#partOffset[k]!, this.#arena, at, this.#partLength[k]!);
+      at += this.#partLength[k]!;
+    }
+    this.#assembled = i;
   }
 
   #ensure(batch: PacketSlots): void {
     const cap = batch.capacity;
     if (this.#gHead.length < cap) {
-      this.#writeInArena = new Uint8Array(cap);
-      this.#writeOffset = new Int32Array(cap);
+      this.#writeFirstPart = new Int32Array(cap);
+      this.#writeParts = new Int32Array(cap);
       this.#writeLength = new Int32Array(cap);
+      this.#partOffset = new Int32Array(cap);
+      this.#partLength = new Int32Array(cap);
       this.#gHead = new Int32Array(cap);
       this.#gTail = new Int32Array(cap);
       this.#gCount = new Int32Array(cap);
@@ -112,9 +168,8 @@ export class TcpCoalescer {
       this.#tStamp = new Int32Array(t);
       this.#tHash = new Int32Array(t);
     }
-    // Merged output is never longer than its input plus one header per write.
-    const arena = cap * batch.slotSize + cap * (VNET_HDR_LEN + 3);
-    if (this.#arena.length < arena) this.#arena = new Uint8Array(arena);
+    // Room for one assembled write (writeBuffer without writev): up to 64 KB plus its header.
+    if (this.#arena.length < MAX_SUPER_PACKET + VNET_HDR_LEN) this.#arena = new Uint8Array(MAX_SUPER_PACKET + VNET_HDR_LEN);
   }
 
   /**
@@ -125,9 +180,11 @@ export class TcpCoalescer {
   coalesce(batch: PacketSlots): number {
     this.#data = batch.data;
     this.#writes = 0;
+    this.#parts = 0;
+    this.#assembled = -1;
     if (!this.vnetHeader) {
       this.#ensure(batch);
-      for (let i = 0; i < batch.count; i++) this.#addWrite(0, batch.offset(i), batch.lengths[i]!);
+      for (let i = 0; i < batch.count; i++) this.#addWrite(batch.offset(i), batch.lengths[i]!);
       this.loneWrites += batch.count;
       return this.#writes;
     }
@@ -160,20 +217,15 @@ export class TcpCoalescer {
       if (this.#kind === TCP_MERGEABLE) this.#gNextSeq[ng] = (readU32(d, at + this.#ipHl + 4) + this.#payload) >>> 0;
       this.#remember(slot, h, ng);
     }
-    let arenaAt = 0;
     for (let g = 0; g < this.#groups; g++) {
       const head = this.#gHead[g]!;
       if (this.#gCount[g] === 1) {
         const at = batch.offset(head) - VNET_HDR_LEN;
         writeZeroVnetHeader(d, at);
-        this.#addWrite(0, at, batch.lengths[head]! + VNET_HDR_LEN);
+        this.#addWrite(at, batch.lengths[head]! + VNET_HDR_LEN);
         this.loneWrites++;
       } else {
-        // Start the packet (behind its 10-byte header) on a 4-byte boundary: payloads then copy word-wise.
-        arenaAt += (2 - arenaAt) & 3;
-        const len = this.#build(batch, g, arenaAt);
-        this.#addWrite(1, arenaAt, len);
-        arenaAt += len;
+        this.#build(batch, g);
         this.mergedWrites++;
         this.mergedSegments += this.#gCount[g]!;
       }
@@ -181,11 +233,19 @@ export class TcpCoalescer {
     return this.#writes;
   }
 
-  #addWrite(inArena: number, at: number, len: number): void {
+  /** A write of one contiguous range of the batch's data. */
+  #addWrite(at: number, len: number): void {
     const w = this.#writes++;
-    this.#writeInArena[w] = inArena;
-    this.#writeOffset[w] = at;
+    this.#writeFirstPart[w] = this.#parts;
+    this.#writeParts[w] = 1;
     this.#writeLength[w] = len;
+    this.#addPart(at, len);
+  }
+
+  #addPart(at: number, len: number): void {
+    const k = this.#parts++;
+    this.#partOffset[k] = at;
+    this.#partLength[k] = len;
   }
 
   #newGroup(slot: number, segSize: number, open: boolean): number {
@@ -294,43 +354,46 @@ export class TcpCoalescer {
     if (this.#payload < this.#gSegSize[g]! || d[at + this.#ipHl + 13]! & TCP_PSH) this.#gOpen[g] = 0;
   }
 
-  /** Writes group g as vnet header + super-packet at arena[w, …); returns its length. */
-  #build(batch: PacketSlots, g: number, w: number): number {
+  /**
+   * Plans group g as one gathered write: the head packet's headers are made the super-packet's
+   * (in place, vnet header in its headroom), then each further segment contributes its payload.
+   */
+  #build(batch: PacketSlots, g: number): void {
     const d = batch.data;
-    const a = this.#arena;
     const headSlot = this.#gHead[g]!;
-    const head = batch.offset(headSlot);
-    const v6 = d[head]! >> 4 === 6;
+    const p = batch.offset(headSlot);
+    const v6 = d[p]! >> 4 === 6;
     const ipHl = v6 ? 40 : 20;
-    const hdrLen = ipHl + (d[head + ipHl + 12]! >> 4) * 4;
-    const p = w + VNET_HDR_LEN;
-    copyBytes(d, head, a, p, hdrLen);
-    let end = p + hdrLen;
-    let lastFlags = 0;
-    for (let s = headSlot; s >= 0; s = this.#slotNext[s]!) {
+    const hdrLen = ipHl + (d[p + ipHl + 12]! >> 4) * 4;
+    const w = this.#writes++;
+    this.#writeFirstPart[w] = this.#parts;
+    this.#addPart(p - VNET_HDR_LEN, VNET_HDR_LEN + batch.lengths[headSlot]!);
+    let total = batch.lengths[headSlot]!;
+    let lastFlags = d[p + ipHl + 13]!;
+    for (let s = this.#slotNext[headSlot]!; s >= 0; s = this.#slotNext[s]!) {
       const at = batch.offset(s);
       const n = batch.lengths[s]!;
-      copyBytes(d, at + hdrLen, a, end, n - hdrLen);
-      end += n - hdrLen;
+      this.#addPart(at + hdrLen, n - hdrLen);
+      total += n - hdrLen;
       lastFlags = d[at + ipHl + 13]!;
     }
-    const total = end - p;
-    a[p + ipHl + 13] = a[p + ipHl + 13]! | (lastFlags & TCP_PSH);
+    this.#writeParts[w] = this.#parts - this.#writeFirstPart[w]!;
+    this.#writeLength[w] = total + VNET_HDR_LEN;
+    d[p + ipHl + 13] = d[p + ipHl + 13]! | (lastFlags & TCP_PSH);
     let pseudo: number;
     if (v6) {
-      a[p + 4] = (total - 40) >> 8;
-      a[p + 5] = (total - 40) & 0xff;
-      pseudo = pseudoHeaderSumAt(a, p + 8, p + 24, 16, PROTO_TCP, total - 40);
+      d[p + 4] = (total - 40) >> 8;
+      d[p + 5] = (total - 40) & 0xff;
+      pseudo = pseudoHeaderSumAt(d, p + 8, p + 24, 16, PROTO_TCP, total - 40);
     } else {
-      a[p + 2] = total >> 8;
-      a[p + 3] = total & 0xff;
-      writeIpv4HeaderChecksum(a, p);
-      pseudo = pseudoHeaderSumAt(a, p + 12, p + 16, 4, PROTO_TCP, total - 20);
+      d[p + 2] = total >> 8;
+      d[p + 3] = total & 0xff;
+      writeIpv4HeaderChecksum(d, p);
+      pseudo = pseudoHeaderSumAt(d, p + 12, p + 16, 4, PROTO_TCP, total - 20);
     }
-    a[p + ipHl + 16] = pseudo >> 8;
-    a[p + ipHl + 17] = pseudo & 0xff;
-    writeVnetHeader(a, w, VNET_F_NEEDS_CSUM, v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4, hdrLen, this.#gSegSize[g]!, ipHl, 16);
-    return total + VNET_HDR_LEN;
+    d[p + ipHl + 16] = pseudo >> 8;
+    d[p + ipHl + 17] = pseudo & 0xff;
+    writeVnetHeader(d, p - VNET_HDR_LEN, VNET_F_NEEDS_CSUM, v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4, hdrLen, this.#gSegSize[g]!, ipHl, 16);
   }
 }
 

@@ -72,7 +72,9 @@ class Direction {
     const n = coal.coalesce(batch);
     for (let i = 0; i < n; i++) {
       try {
-        to.writeAt(coal.writeBuffer(i), coal.writeOffset(i), coal.writeLength(i));
+        // As the gateway writes: a merged super-packet gathered from its slots (writev), no copy.
+        if (coal.writeParts(i) > 1) to.writeParts(coal.data, coal.partOffsets, coal.partLengths, coal.writeFirstPart(i), coal.writeParts(i));
+        else to.writeAt(coal.writeBuffer(i), coal.writeOffset(i), coal.writeLength(i));
         stats.writes++;
         stats.writeBytes += coal.writeLength(i);
       } catch {
