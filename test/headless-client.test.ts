@@ -10,8 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { Netns, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
-import { link, watch } from "./support/process-lines.ts";
+import { link, Netns, skipReason, uniqueTag, waitFor } from "./support/netns.ts";
+import { watch } from "./support/process-lines.ts";
 
 const SKIP = skipReason(["ip", "curl", "iptables"]);
 const NO_COTURN = skipReason(["turnserver"]);

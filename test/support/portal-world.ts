@@ -8,8 +8,8 @@ import type { Subprocess } from "bun";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Netns, uniqueTag, waitFor } from "./netns.ts";
-import { link, watch, type Watched } from "./process-lines.ts";
+import { link, Netns, uniqueTag, waitFor } from "./netns.ts";
+import { watch, type Watched } from "./process-lines.ts";
 
 const BUN = process.execPath;
 const ROOT = `${import.meta.dir}/../..`;

@@ -1,7 +1,7 @@
 // Reading a test's child processes line by line: JSON lines parsed (others kept as `{text}`), stderr
 // kept apart, and a `next` that waits for a line and says what the process printed when it did not come.
 import type { Subprocess } from "bun";
-import { Netns, sh, uniqueTag, waitFor } from "./netns.ts";
+import { waitFor } from "./netns.ts";
 
 export type Line = Record<string, unknown>;
 
@@ -47,17 +47,4 @@ export function watch(p: Subprocess<"ignore", "pipe", "pipe">, name: string, jso
     }
   };
   return { lines, other, next };
-}
-
-/** A veth pair between two namespaces, with an address on each end. */
-export function link(a: Netns, aIf: string, aAddr: string, b: Netns, bIf: string, bAddr: string): void {
-  const tmpA = `la${uniqueTag()}`;
-  const tmpB = `lb${uniqueTag()}`;
-  sh(["ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB]);
-  sh(["ip", "link", "set", tmpA, "netns", a.name, "name", aIf]);
-  sh(["ip", "link", "set", tmpB, "netns", b.name, "name", bIf]);
-  a.exec(["ip", "addr", "add", aAddr, "dev", aIf]);
-  b.exec(["ip", "addr", "add", bAddr, "dev", bIf]);
-  a.exec(["ip", "link", "set", aIf, "up"]);
-  b.exec(["ip", "link", "set", bIf, "up"]);
 }
