@@ -15,6 +15,7 @@ import { nobleAead } from "../../src/crypto/aead-noble.ts";
 import { decodeKey, encodeKey, generatePrivateKey } from "../../src/crypto/x25519.ts";
 import { LocalIdentity, WirePeer } from "../../src/wire/index.ts";
 import { icmpEcho } from "./icmp.ts";
+import { linesOf } from "./lines.ts";
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
 
@@ -82,43 +83,35 @@ conn.stateChanged.subscribe((state) => out({ kind: "state", state }));
 await conn.gatherCandidates();
 out({ kind: "hello", ufrag: conn.localUsername, pwd: conn.localPassword, candidates: conn.localCandidates.map((c) => "candidate:" + c.toSdp()), publicKey: identity ? encodeKey(identity.publicKey) : undefined });
 
-const decoder = new TextDecoder();
-let pending = "";
-for await (const chunk of Bun.stdin.stream()) {
-  pending += decoder.decode(chunk);
-  let nl: number;
-  while ((nl = pending.indexOf("\n")) >= 0) {
-    const line = pending.slice(0, nl);
-    pending = pending.slice(nl + 1);
-    const msg = JSON.parse(line) as { kind: string; ufrag?: string; pwd?: string; candidates?: string[]; text?: string; gatewayPublicKey?: string; count?: number; dst?: string };
-    if (msg.kind === "remote") {
-      const started = performance.now();
-      if (identity && msg.gatewayPublicKey) {
-        peer = new WirePeer({ aead: nobleAead, local: identity, remoteStatic: decodeKey(msg.gatewayPublicKey), connectionId: 77, endpoint: { address: "0.0.0.0", port: 1 }, random });
-      }
-      conn.setRemoteParams({ iceLite: false, usernameFragment: msg.ufrag!, password: msg.pwd! });
-      for (const c of msg.candidates!) await conn.addRemoteCandidate(Candidate.fromSdp(c.replace(/^candidate:/, "")));
-      await conn.addRemoteCandidate(undefined);
-      conn
-        .connect()
-        .then(() => {
-          const p = conn.nominated!;
-          out({ kind: "connected", ms: performance.now() - started, local: `${p.localCandidate.type} ${p.localCandidate.host}:${p.localCandidate.port}`, remote: `${p.remoteCandidate.type} ${p.remoteCandidate.host}:${p.remoteCandidate.port}` });
-        })
-        .catch((err: unknown) => out({ kind: "failed", err: String(err) }));
-    } else if (msg.kind === "ping") {
-      for (let i = 0; i < (msg.count ?? 1); i++) peer?.send(icmpEcho({ src: clientIp, dst: msg.dst ?? "10.99.0.1", type: 8, id: 9, seq: i + 1, payload: new Uint8Array(32).fill(i) }), performance.now());
-      flushWg();
-    } else if (msg.kind === "flood") {
-      const m = msg as unknown as { ms: number; size: number; window: number };
-      const now = performance.now();
-      flood = { until: now + m.ms, size: m.size, window: m.window, outstanding: 0, sent: 0, replies: 0, bytes: 0, started: now };
-      floodMore();
-    } else if (msg.kind === "send") {
-      await conn.send(Buffer.from(msg.text!));
-    } else if (msg.kind === "close") {
-      await conn.close();
-      process.exit(0);
+for await (const line of linesOf(Bun.stdin.stream())) {
+  const msg = JSON.parse(line) as { kind: string; ufrag?: string; pwd?: string; candidates?: string[]; text?: string; gatewayPublicKey?: string; count?: number; dst?: string };
+  if (msg.kind === "remote") {
+    const started = performance.now();
+    if (identity && msg.gatewayPublicKey) {
+      peer = new WirePeer({ aead: nobleAead, local: identity, remoteStatic: decodeKey(msg.gatewayPublicKey), connectionId: 77, endpoint: { address: "0.0.0.0", port: 1 }, random });
     }
+    conn.setRemoteParams({ iceLite: false, usernameFragment: msg.ufrag!, password: msg.pwd! });
+    for (const c of msg.candidates!) await conn.addRemoteCandidate(Candidate.fromSdp(c.replace(/^candidate:/, "")));
+    await conn.addRemoteCandidate(undefined);
+    conn
+      .connect()
+      .then(() => {
+        const p = conn.nominated!;
+        out({ kind: "connected", ms: performance.now() - started, local: `${p.localCandidate.type} ${p.localCandidate.host}:${p.localCandidate.port}`, remote: `${p.remoteCandidate.type} ${p.remoteCandidate.host}:${p.remoteCandidate.port}` });
+      })
+      .catch((err: unknown) => out({ kind: "failed", err: String(err) }));
+  } else if (msg.kind === "ping") {
+    for (let i = 0; i < (msg.count ?? 1); i++) peer?.send(icmpEcho({ src: clientIp, dst: msg.dst ?? "10.99.0.1", type: 8, id: 9, seq: i + 1, payload: new Uint8Array(32).fill(i) }), performance.now());
+    flushWg();
+  } else if (msg.kind === "flood") {
+    const m = msg as unknown as { ms: number; size: number; window: number };
+    const now = performance.now();
+    flood = { until: now + m.ms, size: m.size, window: m.window, outstanding: 0, sent: 0, replies: 0, bytes: 0, started: now };
+    floodMore();
+  } else if (msg.kind === "send") {
+    await conn.send(Buffer.from(msg.text!));
+  } else if (msg.kind === "close") {
+    await conn.close();
+    process.exit(0);
   }
 }
