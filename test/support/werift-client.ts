@@ -16,6 +16,15 @@ import { decodeKey, encodeKey, generatePrivateKey } from "../../src/crypto/x2551
 import { LocalIdentity, WirePeer } from "../../src/wire/index.ts";
 import { icmpEcho } from "./icmp.ts";
 import { linesOf } from "./lines.ts";
+import { createRequire } from "node:module";
+
+// werift retransmits a STUN request 50 ms after the first send, doubling: a connectivity check gets
+// 5 sends over 1.55 s. Its regular nomination is ONE such request, and when it goes unanswered
+// werift marks the pair failed and never nominates again (`nominating` stays set): with the NAT
+// test's single working pair the client then never connects. A gateway process paused 1.5 s on a
+// loaded CI host (or, before nat-topology.ts blackholed the internet, answers lost after ICMP errors)
+// was enough. RFC 8489 §6.2.1 and RFC 8445 §14.3 put the RTO at 500 ms at least: 15.5 s for a check.
+createRequire(import.meta.url)("werift-ice/lib/ice-server/src/stun/const.js").RETRY_RTO = 500;
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
 
