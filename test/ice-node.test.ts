@@ -7,7 +7,8 @@
 //   (a) host candidates on loopback; (b) both sides behind MASQUERADE NATs, srflx from the relay's
 //   binding answers; (c) direct UDP blocked, only the relay through coturn works.
 import { afterAll, describe, expect, test } from "bun:test";
-import { Netns, sh, skipReason, uniqueTag } from "./support/netns.ts";
+import { Netns, skipReason, uniqueTag } from "./support/netns.ts";
+import { natTopology } from "./support/nat-topology.ts";
 import { JsonPeer, type Line } from "./support/json-peer.ts";
 import { coturn } from "./support/coturn-netns.ts";
 
@@ -56,19 +57,6 @@ async function waitCount(p: JsonPeer, pred: (l: Line) => boolean, n: number, ms:
   }
 }
 
-/** A veth pair between two namespaces, named inside each (werift ignores interfaces named veth*). */
-function link(a: Netns, aIf: string, aAddr: string, b: Netns, bIf: string, bAddr: string) {
-  const tmpA = `ia${uniqueTag()}`;
-  const tmpB = `ib${uniqueTag()}`;
-  sh(["ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB]);
-  sh(["ip", "link", "set", tmpA, "netns", a.name, "name", aIf]);
-  sh(["ip", "link", "set", tmpB, "netns", b.name, "name", bIf]);
-  a.exec(["ip", "addr", "add", aAddr, "dev", aIf]);
-  b.exec(["ip", "addr", "add", bAddr, "dev", bIf]);
-  a.exec(["ip", "link", "set", aIf, "up"]);
-  b.exec(["ip", "link", "set", bIf, "up"]);
-}
-
 const timings: string[] = [];
 afterAll(() => {
   if (timings.length) console.log(`time to a nominated pair (werift connected / gateway nominated):\n  ${timings.join("\n  ")}`);
@@ -94,26 +82,7 @@ describe.skipIf(SKIP !== undefined)("ICE through the gateway's data path (werift
   test("both sides behind MASQUERADE NATs: srflx (learnt from the relay's binding answers) is the path", async () => {
     // The relay refuses the gateway's credentials: its binding answers still give the srflx
     // candidate (as a Firezone gateway learns it), and no relayed pair can win the race.
-    const tag = uniqueTag();
-    const cl = new Netns(`icncl${tag}`);
-    const clnat = new Netns(`icncn${tag}`);
-    const inet = new Netns(`icnin${tag}`);
-    const gwnat = new Netns(`icngn${tag}`);
-    const gw = new Netns(`icngw${tag}`);
-    cleanups.push(() => cl.destroy(), () => clnat.destroy(), () => inet.destroy(), () => gwnat.destroy(), () => gw.destroy());
-    link(cl, "lan0", "192.168.7.2/24", clnat, "lan0", "192.168.7.1/24");
-    link(clnat, "wan0", "203.0.113.1/24", inet, "a0", "203.0.113.254/24");
-    link(gwnat, "wan0", "198.51.100.1/24", inet, "b0", "198.51.100.254/24");
-    link(gw, "lan0", "10.7.0.2/24", gwnat, "lan0", "10.7.0.1/24");
-    cl.exec(["ip", "route", "add", "default", "via", "192.168.7.1"]);
-    gw.exec(["ip", "route", "add", "default", "via", "10.7.0.1"]);
-    clnat.exec(["ip", "route", "add", "default", "via", "203.0.113.254"]);
-    gwnat.exec(["ip", "route", "add", "default", "via", "198.51.100.254"]);
-    for (const ns of [clnat, inet, gwnat]) ns.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    for (const nat of [clnat, gwnat]) {
-      nat.exec(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE"]);
-      nat.exec(["iptables", "-A", "INPUT", "-i", "wan0", "-p", "udp", "-j", "DROP"]); // see ice-werift.test.ts
-    }
+    const { cl, inet, gw } = natTopology("icn", cleanups);
     const turn = await coturn(inet, "203.0.113.254", cleanups);
     const gateway = new JsonPeer(gw, "gateway", "ice-node-shell.ts", { HOST_ADDRESSES: "10.7.0.2", PORT: "51820", TURN_SERVER: turn.server, TURN_USER: "gw", TURN_PASSWORD: "not-the-password" });
     const client = new JsonPeer(cl, "werift", "werift-client.ts", { STUN_SERVER: "203.0.113.254:3478", WG: "1" });

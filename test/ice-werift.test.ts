@@ -3,7 +3,8 @@
 // and roles swapped: our controlling agent (a client's) against werift-ice controlled. Each
 // side runs in a namespace the test creates; after nomination datagrams flow both ways over the pair.
 import { afterAll, describe, expect, test } from "bun:test";
-import { Netns, sh, skipReason, uniqueTag } from "./support/netns.ts";
+import { Netns, skipReason, uniqueTag } from "./support/netns.ts";
+import { natTopology } from "./support/nat-topology.ts";
 import { JsonPeer, type Line } from "./support/json-peer.ts";
 
 const SKIP = skipReason(["ip", "iptables"]);
@@ -44,19 +45,6 @@ async function exchange(gateway: JsonPeer, client: JsonPeer) {
   }
 }
 
-/** A veth pair between two namespaces, named inside each (werift ignores interfaces named veth*). */
-function link(a: Netns, aIf: string, aAddr: string, b: Netns, bIf: string, bAddr: string) {
-  const tmpA = `ia${uniqueTag()}`;
-  const tmpB = `ib${uniqueTag()}`;
-  sh(["ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB]);
-  sh(["ip", "link", "set", tmpA, "netns", a.name, "name", aIf]);
-  sh(["ip", "link", "set", tmpB, "netns", b.name, "name", bIf]);
-  a.exec(["ip", "addr", "add", aAddr, "dev", aIf]);
-  b.exec(["ip", "addr", "add", bAddr, "dev", bIf]);
-  a.exec(["ip", "link", "set", aIf, "up"]);
-  b.exec(["ip", "link", "set", bIf, "up"]);
-}
-
 describe.skipIf(SKIP !== undefined)("ICE interop with werift-ice (controlling client)", () => {
   if (SKIP) console.warn(`skipping ICE interop tests: ${SKIP}`);
 
@@ -95,32 +83,7 @@ describe.skipIf(SKIP !== undefined)("ICE interop with werift-ice (controlling cl
   }, 60_000);
 
   test("both sides behind MASQUERADE NATs: only the srflx path works, and it is nominated", async () => {
-    const tag = uniqueTag();
-    const cl = new Netns(`icecl${tag}`);
-    const clnat = new Netns(`icecn${tag}`);
-    const inet = new Netns(`icein${tag}`);
-    const gwnat = new Netns(`icegn${tag}`);
-    const gw = new Netns(`icegw${tag}`);
-    cleanups.push(() => cl.destroy(), () => clnat.destroy(), () => inet.destroy(), () => gwnat.destroy(), () => gw.destroy());
-
-    // client 192.168.7.2 → NAT 203.0.113.1 → "internet" (STUN at 203.0.113.254) ← NAT 198.51.100.1 ← gateway 10.7.0.2
-    link(cl, "lan0", "192.168.7.2/24", clnat, "lan0", "192.168.7.1/24");
-    link(clnat, "wan0", "203.0.113.1/24", inet, "a0", "203.0.113.254/24");
-    link(gwnat, "wan0", "198.51.100.1/24", inet, "b0", "198.51.100.254/24");
-    link(gw, "lan0", "10.7.0.2/24", gwnat, "lan0", "10.7.0.1/24");
-    cl.exec(["ip", "route", "add", "default", "via", "192.168.7.1"]);
-    gw.exec(["ip", "route", "add", "default", "via", "10.7.0.1"]);
-    clnat.exec(["ip", "route", "add", "default", "via", "203.0.113.254"]);
-    gwnat.exec(["ip", "route", "add", "default", "via", "198.51.100.254"]);
-    for (const ns of [clnat, inet, gwnat]) ns.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    for (const nat of [clnat, gwnat]) {
-      nat.exec(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE"]);
-      // Unsolicited datagrams die silently, as at a home router. Without this, the first check that
-      // reaches a NAT before its own side punched the hole leaves a conntrack entry for that 4-tuple
-      // (and draws an ICMP error); the NAT then maps the outgoing hole to another port, and both NATs
-      // end up behaving as symmetric ones. Dropped in INPUT, the entry is never confirmed.
-      nat.exec(["iptables", "-A", "INPUT", "-i", "wan0", "-p", "udp", "-j", "DROP"]);
-    }
+    const { cl, inet, gw } = natTopology("ice", cleanups);
 
     const stunServer = new JsonPeer(inet, "stun", "stun-responder.ts", { PORT: "3478", HOST: "203.0.113.254" });
     cleanups.push(() => stunServer.stop());

@@ -39,7 +39,7 @@ describe.skipIf(SKIP !== undefined)("portal mode end to end: headless client, de
 
     // The operator moves the flow's end 2 s ahead: access_authorization_expiry_updated, then the
     // node's sweep ends it and the gateway says goodbye.
-    w.gw.exec(["curl", "-s", "-o", "/dev/null", "-X", "POST", "-d", "client=client-1&resource=res-lab&expires_in=2", "http://10.9.0.1:8081/flows/expiry"]);
+    w.operator("/flows/expiry", "client=client-1&resource=res-lab&expires_in=2");
     await w.gateway.next((l) => l.msg === "authorization expired" && l.client_id === "client-1", "the expiry", 10_000);
     await w.gateway.next((l) => l.msg === "goodbye sent: no resources left" && l.cid === cid, "goodbye");
     await a.out.next((l) => l.event === "goodbye", "goodbye");
@@ -51,7 +51,7 @@ describe.skipIf(SKIP !== undefined)("portal mode end to end: headless client, de
     const b = w.startClient();
     await b.out.next((l) => l.event === "handshake_completed", "handshake", 30_000);
     expect(w.curl()).toBe("hello from the resource\n");
-    w.gw.exec(["curl", "-s", "-o", "/dev/null", "-X", "POST", "-d", "client=client-1&resource=res-lab", "http://10.9.0.1:8081/policies/revoke"]);
+    w.operator("/policies/revoke", "client=client-1&resource=res-lab");
     await w.gateway.next((l) => l.msg === "authorization revoked by the portal", "reject_access");
     await b.out.next((l) => l.event === "goodbye", "goodbye");
     expect(w.curl()).toBe("");

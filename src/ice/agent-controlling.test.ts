@@ -3,7 +3,7 @@
 // and role conflicts settled by the tie-breaker.
 import { describe, expect, test } from "bun:test";
 import { IcePairWorld } from "../../test/support/ice-pair-world.ts";
-import { seededFloats, type LinkConditions } from "../../test/support/ice-world.ts";
+import { seededFloats, type LinkConditions } from "../../test/support/sim-link.ts";
 import { IceAgent } from "./agent.ts";
 import { decodeBinding, encodeBindingRequest } from "./agent-messages.ts";
 import type { IceRole } from "./agent-role.ts";

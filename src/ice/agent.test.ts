@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { ControllingDouble, IceWorld, seededFloats, type LinkConditions } from "../../test/support/ice-world.ts";
+import { ControllingDouble, IceWorld } from "../../test/support/ice-world.ts";
+import { seededFloats, type LinkConditions } from "../../test/support/sim-link.ts";
 import { Logger, memorySink, parseLogFilter, type LogLine } from "../telemetry/log.ts";
 import { IceAgent, bindingRoute } from "./agent.ts";
 import { decodeBinding, encodeBindingRequest, encodeBindingSuccess } from "./agent-messages.ts";

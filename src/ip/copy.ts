@@ -89,32 +89,10 @@ export function copyAndSum16(src: Uint8Array, s: number, dst: Uint8Array, d: num
   let i = 0;
   const sa = src.byteOffset + s;
   const da = dst.byteOffset + d;
-  if (n >= 32 && ((sa ^ da) & 3) === 0 && (sa & 1) === 0) {
-    if ((sa & 3) === 2) {
-      const a = src[s]!;
-      const b = src[s + 1]!;
-      dst[d] = a;
-      dst[d + 1] = b;
-      sum += (a << 8) | b;
-      i = 2;
-    }
-    const sw = words(src.buffer);
-    const dw = words(dst.buffer);
-    const si = (sa + i) >>> 2;
-    const di = (da + i) >>> 2;
-    const nw = (n - i) >>> 2;
-    let le = 0; // sum of little-endian 16-bit halves
-    for (let k = 0; k < nw; k++) {
-      const w = sw[si + k]!;
-      dw[di + k] = w;
-      le += (w & 0xffff) + (w >>> 16);
-      if ((k & 0x3fff) === 0x3fff) le = (le & 0xffff) + (le >>> 16); // stays an int
-    }
-    while (le > 0xffff) le = (le & 0xffff) + (le >>> 16);
-    sum += ((le & 0xff) << 8) | (le >>> 8);
-    i += nw << 2;
-  } else if (n >= 32 && ((sa ^ da) & 3) === 2 && (sa & 1) === 0) {
-    // Off by two, as in copyBytes; the sum is taken over the recombined words as written.
+  const skew = (sa ^ da) & 3;
+  // Aligned alike, or off by two as in copyBytes (the sum is then taken over the recombined words).
+  if (n >= 32 && (skew === 0 || skew === 2) && (sa & 1) === 0) {
+    // Two bytes first where dst sits mid-word (with no skew, src does too): the words start on dst's.
     if ((da & 3) === 2) {
       const a = src[s]!;
       const b = src[s + 1]!;
@@ -125,21 +103,12 @@ export function copyAndSum16(src: Uint8Array, s: number, dst: Uint8Array, d: num
     }
     const sw = words(src.buffer);
     const dw = words(dst.buffer);
-    const j = (sa + i - 2) >>> 2;
     const di = (da + i) >>> 2;
-    const nw = shiftedWords(sw, j, n - i);
-    let le = 0;
-    let prev = sw[j]!;
-    for (let k = 0; k < nw; k++) {
-      const next = sw[j + 1 + k]!;
-      const w = ((prev >>> 16) | (next << 16)) >>> 0;
-      dw[di + k] = w;
-      prev = next;
-      le += (w & 0xffff) + (w >>> 16);
-      if ((k & 0x3fff) === 0x3fff) le = (le & 0xffff) + (le >>> 16);
-    }
+    const j = (sa + i - skew) >>> 2;
+    const nw = skew === 0 ? (n - i) >>> 2 : shiftedWords(sw, j, n - i);
+    let le = skew === 0 ? copyWordsSum(sw, j, dw, di, nw) : copyShiftedWordsSum(sw, j, dw, di, nw);
     while (le > 0xffff) le = (le & 0xffff) + (le >>> 16);
-    sum += ((le & 0xff) << 8) | (le >>> 8);
+    sum += ((le & 0xff) << 8) | (le >>> 8); // the little-endian halves' sum, byte-swapped
     i += nw << 2;
   }
   for (; i + 1 < n; i += 2) {
@@ -157,4 +126,34 @@ export function copyAndSum16(src: Uint8Array, s: number, dst: Uint8Array, d: num
   }
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return sum;
+}
+
+/**
+ * Copies sw[j, j+nw) to dw[di, …) and returns the sum of the words' little-endian 16-bit halves,
+ * folded now and then so it stays an int.
+ */
+function copyWordsSum(sw: Uint32Array, j: number, dw: Uint32Array, di: number, nw: number): number {
+  let le = 0;
+  for (let k = 0; k < nw; k++) {
+    const w = sw[j + k]!;
+    dw[di + k] = w;
+    le += (w & 0xffff) + (w >>> 16);
+    if ((k & 0x3fff) === 0x3fff) le = (le & 0xffff) + (le >>> 16);
+  }
+  return le;
+}
+
+/** As copyWordsSum for a source two bytes into sw[j]: each word written is recombined from two halves. */
+function copyShiftedWordsSum(sw: Uint32Array, j: number, dw: Uint32Array, di: number, nw: number): number {
+  let le = 0;
+  let prev = sw[j]!;
+  for (let k = 0; k < nw; k++) {
+    const next = sw[j + 1 + k]!;
+    const w = ((prev >>> 16) | (next << 16)) >>> 0;
+    dw[di + k] = w;
+    prev = next;
+    le += (w & 0xffff) + (w >>> 16);
+    if ((k & 0x3fff) === 0x3fff) le = (le & 0xffff) + (le >>> 16);
+  }
+  return le;
 }

@@ -11,7 +11,8 @@ import type { Tunnel } from "../tunnel/index.ts";
 import { dnsCounters, DnsService } from "./dns-service.ts";
 import { parseResource } from "../gateway/resources.ts";
 import { GatewayMetrics } from "../telemetry/metrics.ts";
-import { DnsUpstream } from "./dns-upstream.ts";
+import { DnsUpstream, type QueryTimer } from "./dns-upstream.ts";
+import type { Tracer } from "@opentelemetry/api";
 import { buildTcp, TCP_SYN } from "../ip/build.ts";
 import { PacketView } from "../ip/packet.ts";
 import { RESOLVE_TTL } from "../gateway/dns-nat.ts";
@@ -35,33 +36,81 @@ async function udp(): Promise<dgram.Socket> {
   return s;
 }
 
-/** A resolver on 127.0.0.1 that hands each query to `behaviour`; `seen` records what arrived. */
+/**
+ * A resolver on 127.0.0.1 that hands each query to `behaviour`; `seen` records what arrived and
+ * `saw(n)` resolves once n queries have.
+ */
 async function fakeUpstream(behaviour: Behaviour) {
   const sock = await udp();
   const other = await udp(); // a second socket: the same host, another port
   const seen: Seen[] = [];
+  const waiting = new Map<number, () => void>();
   sock.on("message", (msg, rinfo) => {
     const bytes = new Uint8Array(msg);
     const q = parseQuery(bytes);
     if (typeof q === "string") return;
     const s = { id: q.id, port: rinfo.port, q, msg: bytes };
     seen.push(s);
+    waiting.get(seen.length)?.();
     const to = (via: dgram.Socket) => (b: Uint8Array) => new Promise<void>((r) => via.send(b, rinfo.port, rinfo.address, () => r()));
     void behaviour(s, to(sock), to(other));
   });
-  return { port: sock.address().port, seen };
+  const saw = (n: number) => (seen.length >= n ? Promise.resolve() : new Promise<void>((r) => waiting.set(n, r)));
+  return { port: sock.address().port, seen, saw };
+}
+
+/**
+ * Upstream query timeouts that run out only when the test says so. With setTimeout, a test process
+ * paused past the timeout (a loaded CI host) finds the upstream's reply and the expired timer ready
+ * together, and timers run first: the answer was lost and the test failed now and then.
+ */
+function heldTimeouts() {
+  const armed = new Set<() => void>();
+  const waiting: { n: number; resolve: () => void }[] = [];
+  const timer: QueryTimer = (onTimeout) => {
+    armed.add(onTimeout);
+    for (const w of waiting.filter((w) => armed.size >= w.n)) {
+      waiting.splice(waiting.indexOf(w), 1);
+      w.resolve();
+    }
+    return () => void armed.delete(onTimeout);
+  };
+  return {
+    timer,
+    /** Resolves once `n` upstream queries are waiting for an answer. */
+    armed: (n: number) => (armed.size >= n ? Promise.resolve() : new Promise<void>((resolve) => waiting.push({ n, resolve }))),
+    /** Every query still waiting times out now. */
+    runOut: () => [...armed].forEach((onTimeout) => onTimeout()),
+  };
 }
 
 const answer = (s: Seen, ip: string, patch?: (q: DnsQuestion) => DnsQuestion) => buildAnswer(s.msg, patch ? patch(s.q) : s.q, [parseIp(ip)!], 60);
 
-async function service(upstreamPort: number, lines: LogLine[] = [], upstreamTimeoutMs = 2_000, clock = () => 0, nat = new DnsNat(new ProxyIpAllocator())) {
-  const log = new Logger(parseLogFilter("debug"), memorySink(lines)).target("dns");
+interface ServiceSetup {
+  lines?: LogLine[];
+  /** The log filter ("debug" unless set). */
+  level?: string;
+  clock?: () => number;
+  nat?: DnsNat;
+  responder?: DnsResponder;
+  tunnel?: Tunnel;
+  /** Held (they never run out unless the test says so) unless set; "wall clock": setTimeout after `timeoutMs`. */
+  timeouts?: ReturnType<typeof heldTimeouts> | { wallClockMs: number };
+  tracer?: Tracer;
+}
+
+/** The DNS service on 127.0.0.1 forwarding to the fake upstream at `upstreamPort`. */
+async function service(upstreamPort: number, o: ServiceSetup = {}) {
+  const nat = o.nat ?? new DnsNat(new ProxyIpAllocator());
+  const timeouts = o.timeouts ?? heldTimeouts();
   const svc = await DnsService.start({
-    listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort, upstreamTimeoutMs,
-    responder: new DnsResponder(new AccessPolicy(), nat), nat,
+    listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort,
+    ...("wallClockMs" in timeouts ? { upstreamTimeoutMs: timeouts.wallClockMs } : { upstreamTimer: timeouts.timer }),
+    responder: o.responder ?? new DnsResponder(new AccessPolicy(), nat), nat,
     // Every query here comes from "a tunnel client" (cid 1) unless the test says otherwise.
-    tunnel: { connectionFor: (ip: Uint8Array) => (formatIp(ip) === "127.0.0.1" ? { cid: 1 } : undefined) } as unknown as Tunnel,
-    clock, log, wake: () => woke.shift()?.(),
+    tunnel: o.tunnel ?? ({ connectionFor: (ip: Uint8Array) => (formatIp(ip) === "127.0.0.1" ? { cid: 1 } : undefined) } as unknown as Tunnel),
+    clock: o.clock ?? (() => 0), log: new Logger(parseLogFilter(o.level ?? "debug"), memorySink(o.lines ?? [])).target("dns"),
+    wake: () => woke.shift()?.(), tracer: o.tracer,
   });
   open.push(svc);
   return svc;
@@ -88,7 +137,7 @@ describe("DNS forwarding to the upstream resolver", () => {
       await reply(answer(s, "192.0.2.53"));
     });
     const lines: LogLine[] = [];
-    const svc = await service(up.port, lines);
+    const svc = await service(up.port, { lines });
     const r = await ask(svc, 0x1234, "Plain.Example.org");
     expect(answerAddresses(r).addresses.map(formatIp)).toEqual(["192.0.2.53"]);
     expect((r[0]! << 8) | r[1]!).toBe(0x1234); // the client's own id comes back
@@ -131,7 +180,8 @@ describe("DNS forwarding to the upstream resolver", () => {
     let now = 0;
     const nat = new DnsNat(new ProxyIpAllocator());
     const lines: LogLine[] = [];
-    await service(up.port, lines, 100, () => now, nat);
+    const timeouts = heldTimeouts();
+    await service(up.port, { lines, clock: () => now, nat, timeouts });
     const proxy = formatIp(nat.proxies.assign("app.example.org").v4[0]!);
     const send = (port: number) => {
       const v = new PacketView();
@@ -145,6 +195,8 @@ describe("DNS forwarding to the upstream resolver", () => {
     now += RESOLVE_TTL + 1; // the answer ages out; the next lookup meets a silent upstream
     woken = nextWake();
     expect(send(3)).toBe("192.0.2.10");
+    await timeouts.armed(2); // the new lookup's A and AAAA wait at the now silent upstream
+    timeouts.runOut();
     await woken;
     expect(lines.find((l) => l.msg === "DNS resource lookup failed")).toMatchObject({ domain: "app.example.org", kept_last_answer: true });
     expect(send(4)).toBe("192.0.2.10");
@@ -152,13 +204,7 @@ describe("DNS forwarding to the upstream resolver", () => {
 
   test("a query from outside the tunnel is refused and nothing is sent upstream (not an open resolver)", async () => {
     const up = await fakeUpstream(async (s, reply) => reply(answer(s, "192.0.2.1")));
-    const svc = await DnsService.start({
-      listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort: up.port,
-      responder: new DnsResponder(new AccessPolicy(), new DnsNat(new ProxyIpAllocator())), nat: new DnsNat(new ProxyIpAllocator()),
-      tunnel: { connectionFor: () => undefined } as unknown as Tunnel,
-      clock: () => 0, log: new Logger(parseLogFilter("off"), () => {}).target("dns"), wake: () => {},
-    });
-    open.push(svc);
+    const svc = await service(up.port, { tunnel: { connectionFor: () => undefined } as unknown as Tunnel });
     const r = await ask(svc, 99, "open.example.org");
     expect(r[3]! & 0xf).toBe(5); // REFUSED
     expect(up.seen).toEqual([]);
@@ -176,12 +222,7 @@ describe("DNS forwarding to the upstream resolver", () => {
       return real(...args);
     };
     const lines: LogLine[] = [];
-    const svc = await DnsService.start({
-      listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort: up.port, responder, nat,
-      tunnel: { connectionFor: () => ({ cid: 1 }) } as unknown as Tunnel,
-      clock: () => 0, log: new Logger(parseLogFilter("info"), memorySink(lines)).target("dns"), wake: () => {},
-    });
-    open.push(svc);
+    const svc = await service(up.port, { lines, nat, responder });
     expect((await ask(svc, 1, "a.example.org"))[3]! & 0xf).toBe(2); // SERVFAIL
     expect(lines.find((l) => l.msg === "DNS query failed")?.err).toContain("range exhausted");
     expect(answerAddresses(await ask(svc, 2, "b.example.org")).addresses.map(formatIp)).toEqual(["192.0.2.1"]);
@@ -203,7 +244,7 @@ describe("DNS forwarding to the upstream resolver", () => {
 
   test("a silent upstream times out: nothing is answered and the query's socket is closed", async () => {
     const up = await fakeUpstream(async () => {});
-    const svc = await service(up.port, [], 100);
+    const svc = await service(up.port, { timeouts: { wallClockMs: 100 } }); // the real timer, once
     const q = buildQuery(7, "slow.example.org", TYPE_A);
     expect(await svc.upstream.exchange(q, parseQuery(q) as DnsQuestion)).toBeUndefined();
     expect(svc.upstream.stats.timedOut).toBe(1);
@@ -233,12 +274,8 @@ describe("DNS limits and counters", () => {
     policy.authorize(1, "corp", null);
     const nat = new DnsNat(new ProxyIpAllocator({ total: 100, perClient: 2 }));
     const lines: LogLine[] = [];
-    const svc = await DnsService.start({
-      listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort: up.port, responder: new DnsResponder(policy, nat), nat,
-      tunnel: { connectionFor: () => ({ cid: 1 }) } as unknown as Tunnel,
-      clock: () => 0, log: new Logger(parseLogFilter("info"), memorySink(lines)).target("dns"), wake: () => {},
-    });
-    open.push(svc);
+    // At info: the repeats this test asks for are logged at debug, with the same message.
+    const svc = await service(up.port, { lines, level: "info", nat, responder: new DnsResponder(policy, nat) });
     for (const n of ["a", "b"]) expect(answerAddresses(await ask(svc, 1, `${n}.corp.example.com`)).addresses.length).toBe(4); // the 4 IPv4 proxies
     for (const n of ["c", "d", "e"]) expect((await ask(svc, 2, `${n}.corp.example.com`))[3]! & 0xf).toBe(2); // SERVFAIL
     // Asking again and again for a name it has is answered, and logged at info only the first time.
@@ -273,17 +310,22 @@ describe("DNS resource lookups", () => {
     let now = 0;
     const nat = new DnsNat(new ProxyIpAllocator());
     const lines: LogLine[] = [];
-    await service(up.port, lines, 50, () => now, nat);
+    const timeouts = heldTimeouts();
+    await service(up.port, { lines, clock: () => now, nat, timeouts });
     const send = (name: string) => {
       const v = new PacketView();
       v.parse(buildTcp({ src: "10.99.0.2", dst: formatIp(nat.proxies.assign(name).v4[0]!), srcPort: 1, dstPort: 443, flags: TCP_SYN }));
       return nat.outbound(v, now);
     };
     for (let round = 0; round < 4; round++) {
-      const woken = [nextWake(), nextWake()];
+      const goneDone = nextWake();
+      const deadDone = nextWake();
       expect(send("gone.example.org")).toBe("unresolved");
       expect(send("dead.example.org")).toBe("unresolved");
-      await Promise.all(woken);
+      await goneDone; // the first wake is "gone"'s: "dead" waits on timeouts only the test runs out
+      await timeouts.armed(2);
+      timeouts.runOut();
+      await deadDone;
       now += RESOLVE_TTL + 1; // both due again (failures retry sooner, answers after the TTL)
     }
     expect(nat.failureStreak("dead.example.org")).toBe(4);
@@ -311,7 +353,7 @@ describe("upstream fairness", () => {
     expect(upstream.stats.busy).toBe(1);
     pending.push(upstream.lookup("resource.example.org")); // A + AAAA: the two kept slots
     expect(upstream.inFlight).toBe(8);
-    await waitUntil(() => up.seen.length === 8);
+    await up.saw(8);
     expect(up.seen.filter((s) => s.q.name.startsWith("c1-")).length).toBe(3);
     expect(up.seen.filter((s) => s.q.name === "resource.example.org").length).toBe(2);
     upstream.close();
@@ -324,11 +366,6 @@ describe("upstream fairness", () => {
   });
 });
 
-async function waitUntil(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await Bun.sleep(10);
-  expect(cond()).toBe(true);
-}
-
 describe("DNS-resource lookups in traces", () => {
   test("a DNS resource's lookup is a span (domain, result, address count) and the line it logs carries its trace_id", async () => {
     type Traces = { resourceSpans: { scopeSpans: { spans: { name: string; traceId: string; spanId: string; attributes: { key: string; value: { stringValue?: string; intValue?: string | number } }[] }[] }[] }[] };
@@ -339,12 +376,7 @@ describe("DNS-resource lookups in traces", () => {
     const up = await fakeUpstream(async (s, reply) => reply(s.q.qtype === TYPE_A ? answer(s, "192.0.2.10") : buildAnswer(s.msg, s.q, [], 60)));
     const nat = new DnsNat(new ProxyIpAllocator());
     const lines: LogLine[] = [];
-    const svc = await DnsService.start({
-      listen: ["127.0.0.1"], listenPort: 0, upstream: "127.0.0.1", upstreamPort: up.port,
-      responder: new DnsResponder(new AccessPolicy(), nat), nat, tunnel: {} as Tunnel, clock: () => 0,
-      log: new Logger(parseLogFilter("info"), memorySink(lines)).target("dns"), wake: () => woke.shift()?.(), tracer: telemetry.tracer,
-    });
-    open.push(svc);
+    await service(up.port, { lines, level: "info", nat, tracer: telemetry.tracer });
     const proxy = formatIp(nat.proxies.assign("app.example.org").v4[0]!);
     const v = new PacketView();
     v.parse(buildTcp({ src: "10.99.0.2", dst: proxy, srcPort: 1, dstPort: 443, flags: TCP_SYN }));

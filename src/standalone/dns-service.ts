@@ -11,7 +11,7 @@ import type { DnsCounters } from "../telemetry/metrics.ts";
 import { inSpan } from "../telemetry/tracing.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 import { RCODE_SERVFAIL } from "../gateway/dns-message.ts";
-import { DnsUpstream, UPSTREAM_DROP_REASONS } from "./dns-upstream.ts";
+import { DnsUpstream, UPSTREAM_DROP_REASONS, type QueryTimer } from "./dns-upstream.ts";
 
 /** The first `nameserver` of /etc/resolv.conf: the host's own resolver. */
 export function systemResolver(): string | undefined {
@@ -34,6 +34,8 @@ export interface DnsServiceOptions {
   upstreamPort?: number;
   /** How long an upstream query may take (default UPSTREAM_TIMEOUT_MS). */
   upstreamTimeoutMs?: number;
+  /** How an upstream query's timeout is armed (setTimeout unless set: tests). */
+  upstreamTimer?: QueryTimer;
   responder: DnsResponder;
   nat: DnsNat;
   tunnel: Tunnel;
@@ -54,7 +56,7 @@ export class DnsService {
   stats = { answered: 0, forwarded: 0, refused: 0, limited: 0, resolved: 0, noAddresses: 0, resolveErrors: 0, errors: 0 };
 
   private constructor(private readonly opts: DnsServiceOptions) {
-    this.upstream = new DnsUpstream({ address: opts.upstream, port: opts.upstreamPort, timeoutMs: opts.upstreamTimeoutMs, log: opts.log });
+    this.upstream = new DnsUpstream({ address: opts.upstream, port: opts.upstreamPort, timeoutMs: opts.upstreamTimeoutMs, timer: opts.upstreamTimer, log: opts.log });
   }
 
   static async start(opts: DnsServiceOptions): Promise<DnsService> {

@@ -38,10 +38,24 @@ export type LookupResult =
   | { kind: "none"; rcode: number }
   | { kind: "failed"; reason: string };
 
+/** Arms a query's timeout and returns what disarms it. */
+export type QueryTimer = (onTimeout: () => void, ms: number) => () => void;
+
+const wallClockTimer: QueryTimer = (onTimeout, ms) => {
+  const t = setTimeout(onTimeout, ms);
+  return () => clearTimeout(t);
+};
+
 export interface DnsUpstreamOptions {
   address: string;
   port?: number;
   timeoutMs?: number;
+  /**
+   * setTimeout unless set. Tests that need an answer AND a timeout run the timeouts out themselves:
+   * with a wall-clock timer a process paused longer than the timeout (a loaded CI host) finds the
+   * reply and the expired timer ready together, and timers run first — the answer is lost.
+   */
+  timer?: QueryTimer;
   maxInFlight?: number;
   maxInFlightPerClient?: number;
   reservedForLookups?: number;
@@ -64,6 +78,7 @@ export class DnsUpstream {
   readonly #from: string;
   readonly #port: number;
   readonly #timeoutMs: number;
+  readonly #timer: QueryTimer;
   readonly #maxInFlight: number;
   readonly #log: TargetLogger;
 
@@ -74,6 +89,7 @@ export class DnsUpstream {
     this.#from = formatIp(ip);
     this.#port = opts.port ?? 53;
     this.#timeoutMs = opts.timeoutMs ?? UPSTREAM_TIMEOUT_MS;
+    this.#timer = opts.timer ?? wallClockTimer;
     this.#maxInFlight = opts.maxInFlight ?? MAX_QUERIES_IN_FLIGHT;
     this.#maxPerClient = opts.maxInFlightPerClient ?? MAX_QUERIES_IN_FLIGHT_PER_CLIENT;
     this.#reserved = opts.reservedForLookups ?? RESERVED_FOR_LOOKUPS;
@@ -116,7 +132,7 @@ export class DnsUpstream {
       const finish = (reply: Uint8Array | undefined) => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        disarm();
         this.#sockets.delete(sock);
         if (client !== undefined) {
           this.#relayed--;
@@ -132,7 +148,7 @@ export class DnsUpstream {
         resolve(reply);
       };
       this.#sockets.set(sock, finish);
-      const timer = setTimeout(() => {
+      const disarm = this.#timer(() => {
         this.stats.timedOut++;
         finish(undefined);
       }, this.#timeoutMs);

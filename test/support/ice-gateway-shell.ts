@@ -11,6 +11,7 @@ import { IceAgent } from "../../src/ice/agent.ts";
 import { localCandidate } from "../../src/ice/candidate.ts";
 import { StunClass, StunMessage, StunMethod, StunWriter, looksLikeStun, parseStun } from "../../src/ice/stun.ts";
 import { Logger, parseLogFilter } from "../../src/telemetry/log.ts";
+import { linesOf } from "./lines.ts";
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
 const now = () => performance.now();
@@ -113,32 +114,24 @@ if (stun) {
 out({ kind: "hello", ufrag: agent.local.ufrag, pwd: agent.local.pwd, candidates: agent.signalledCandidates(), port: socket.port });
 drain();
 
-const decoder = new TextDecoder();
-let pending = "";
-for await (const chunk of Bun.stdin.stream()) {
-  pending += decoder.decode(chunk);
-  let nl: number;
-  while ((nl = pending.indexOf("\n")) >= 0) {
-    const line = pending.slice(0, nl);
-    pending = pending.slice(nl + 1);
-    const msg = JSON.parse(line) as { kind: string; ufrag?: string; pwd?: string; candidates?: string[]; text?: string };
-    if (msg.kind === "remote") {
-      remoteAt = now();
-      agent.setRemoteCredentials({ ufrag: msg.ufrag!, pwd: msg.pwd! });
-      for (const c of msg.candidates!) agent.addRemoteCandidateText(c, now());
-      agent.handleTimeout(now());
-    } else if (msg.kind === "send") {
-      const route = agent.route;
-      if (route) {
-        agent.noteTraffic(now());
-        send(new TextEncoder().encode(msg.text!), route.to);
-      } else out({ kind: "warning", text: "send without a selected pair" });
-    } else if (msg.kind === "close") {
-      socket.close();
-      process.exit(0);
-    }
-    drain();
+for await (const line of linesOf(Bun.stdin.stream())) {
+  const msg = JSON.parse(line) as { kind: string; ufrag?: string; pwd?: string; candidates?: string[]; text?: string };
+  if (msg.kind === "remote") {
+    remoteAt = now();
+    agent.setRemoteCredentials({ ufrag: msg.ufrag!, pwd: msg.pwd! });
+    for (const c of msg.candidates!) agent.addRemoteCandidateText(c, now());
+    agent.handleTimeout(now());
+  } else if (msg.kind === "send") {
+    const route = agent.route;
+    if (route) {
+      agent.noteTraffic(now());
+      send(new TextEncoder().encode(msg.text!), route.to);
+    } else out({ kind: "warning", text: "send without a selected pair" });
+  } else if (msg.kind === "close") {
+    socket.close();
+    process.exit(0);
   }
+  drain();
 }
 
 function randomText(n: number): string {

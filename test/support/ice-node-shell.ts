@@ -21,6 +21,7 @@ import { parseCidr } from "../../src/ip/address.ts";
 import { GatewayNode } from "../../src/node/index.ts";
 import { Logger, parseLogFilter } from "../../src/telemetry/log.ts";
 import { Tunnel } from "../../src/tunnel/index.ts";
+import { linesOf } from "./lines.ts";
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
 const clock = () => performance.now();
@@ -77,28 +78,20 @@ if (turn) {
 if (process.env.DEBUG_STATS) setInterval(() => process.stderr.write(JSON.stringify({ c: node.counters, loop: loop.stats, pairs: node.ice.pairsByState(), drops: [...node.ice.all()].map((i) => i.agent.drops) }) + "\n"), 1000);
 out({ kind: "hello", ufrag: ice.ufrag, pwd: ice.pwd, publicKey: encodeKey(tunnel.identity.publicKey), port: udp.port });
 
-const decoder = new TextDecoder();
-let pending = "";
-for await (const chunk of Bun.stdin.stream()) {
-  pending += decoder.decode(chunk);
-  let nl: number;
-  while ((nl = pending.indexOf("\n")) >= 0) {
-    const line = pending.slice(0, nl);
-    pending = pending.slice(nl + 1);
-    const msg = JSON.parse(line) as { kind: string; ufrag?: string; pwd?: string; publicKey?: string; candidates?: string[] };
-    if (msg.kind === "client") {
-      clientAt = clock();
-      const publicKey = decodeKey(msg.publicKey!);
-      node.upsertClient({ clientId: "client-1", publicKey, localIce: ice, remoteIce: { ufrag: msg.ufrag!, pwd: msg.pwd! }, allowedIPs: [parseCidr(`${process.env.CLIENT_IP ?? "10.99.0.2"}/32`)] }, clock());
-      node.addRemoteCandidates("client-1", msg.candidates!, clock());
-      loop.wake();
-    } else if (msg.kind === "stats") {
-      const cid = node.ice.byClient("client-1")?.cid;
-      out({ kind: "stats", counters: node.counters, relayBytes: node.ice.relays.bytes(), relays: node.ice.relays.views(clock()), path: cid === undefined ? undefined : node.pathOf(cid), pairs: node.ice.pairsByState() });
-    } else if (msg.kind === "close") {
-      loop.stop();
-      process.exit(0);
-    }
+for await (const line of linesOf(Bun.stdin.stream())) {
+  const msg = JSON.parse(line) as { kind: string; ufrag?: string; pwd?: string; publicKey?: string; candidates?: string[] };
+  if (msg.kind === "client") {
+    clientAt = clock();
+    const publicKey = decodeKey(msg.publicKey!);
+    node.upsertClient({ clientId: "client-1", publicKey, localIce: ice, remoteIce: { ufrag: msg.ufrag!, pwd: msg.pwd! }, allowedIPs: [parseCidr(`${process.env.CLIENT_IP ?? "10.99.0.2"}/32`)] }, clock());
+    node.addRemoteCandidates("client-1", msg.candidates!, clock());
+    loop.wake();
+  } else if (msg.kind === "stats") {
+    const cid = node.ice.byClient("client-1")?.cid;
+    out({ kind: "stats", counters: node.counters, relayBytes: node.ice.relays.bytes(), relays: node.ice.relays.views(clock()), path: cid === undefined ? undefined : node.pathOf(cid), pairs: node.ice.pairsByState() });
+  } else if (msg.kind === "close") {
+    loop.stop();
+    process.exit(0);
   }
 }
 

@@ -3,51 +3,31 @@
 // a local candidate at the destination; `blackholed` addresses swallow everything.
 import type { IceAgent, IceEvent } from "../../src/ice/agent.ts";
 import type { Endpoint } from "../../src/wire/cookie.ts";
-import { seededFloats, type LinkConditions } from "./ice-world.ts";
-
-const key = (e: Endpoint) => `${e.address}:${e.port}`;
-
-interface InFlight {
-  at: number;
-  seq: number;
-  to: Endpoint;
-  from: Endpoint;
-  data: Uint8Array;
-}
+import { SimulatedLink, type LinkConditions } from "./sim-link.ts";
 
 export class IcePairWorld {
   now = 0;
   readonly events: { at: number; side: "a" | "b"; event: IceEvent }[] = [];
   readonly sends: { at: number; side: "a" | "b"; to: Endpoint; data: Uint8Array }[] = [];
-  readonly blackholed = new Set<string>();
-  #inFlight: InFlight[] = [];
-  #seq = 0;
-  #random: () => number;
+  readonly blackholed: Set<string>;
+  readonly #link: SimulatedLink;
 
   constructor(
     readonly a: IceAgent,
     readonly b: IceAgent,
-    readonly link: LinkConditions = {},
+    link: LinkConditions = {},
     seed = 1,
   ) {
-    this.#random = seededFloats(seed);
-  }
-
-  #deliverLater(from: Endpoint, to: Endpoint, data: Uint8Array): void {
-    if (this.blackholed.has(key(to)) || this.blackholed.has(to.address) || this.blackholed.has(from.address)) return;
-    if (this.link.loss && this.#random() < this.link.loss) return;
-    const copies = this.link.duplicate && this.#random() < this.link.duplicate ? 2 : 1;
-    for (let i = 0; i < copies; i++) {
-      const at = this.now + (this.link.delayMs ?? 5) + (this.link.jitterMs ? this.#random() * this.link.jitterMs : 0);
-      this.#inFlight.push({ at, seq: this.#seq++, to, from, data });
-    }
+    this.#link = new SimulatedLink(link, seed);
+    this.blackholed = this.#link.blackholed;
   }
 
   #drain(): void {
     for (const [side, agent] of [["a", this.a], ["b", this.b]] as const) {
       for (let t = agent.pollTransmit(); t; t = agent.pollTransmit()) {
         this.sends.push({ at: this.now, side, to: t.to, data: t.data });
-        this.#deliverLater(t.from, t.to, t.data);
+        // A blackholed sender is cut off both ways.
+        if (!this.blackholed.has(t.from.address)) this.#link.send(t.from, t.to, t.data, this.now);
       }
       for (let e = agent.pollEvent(); e; e = agent.pollEvent()) this.events.push({ at: this.now, side, event: e });
     }
@@ -64,13 +44,12 @@ export class IcePairWorld {
     for (;;) {
       const aAt = this.a.pollTimeout() ?? Infinity;
       const bAt = this.b.pollTimeout() ?? Infinity;
-      let next: InFlight | undefined;
-      for (const f of this.#inFlight) if (!next || f.at < next.at || (f.at === next.at && f.seq < next.seq)) next = f;
+      const next = this.#link.peek();
       const at = Math.min(aAt, bAt, next?.at ?? Infinity);
       if (at > until) break;
       this.now = Math.max(this.now, at);
       if (next && next.at === at) {
-        this.#inFlight.splice(this.#inFlight.indexOf(next), 1);
+        this.#link.arrive(next);
         this.#owner(next.to)?.handleInput(next.data, next.from, next.to, this.now);
       } else if (aAt === at) this.a.handleTimeout(this.now);
       else this.b.handleTimeout(this.now);

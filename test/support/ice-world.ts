@@ -5,21 +5,7 @@
 import { IceAgent, type IceEvent, type IceTransmit } from "../../src/ice/agent.ts";
 import { decodeBinding, encodeBindingRequest, encodeBindingSuccess } from "../../src/ice/agent-messages.ts";
 import type { Endpoint } from "../../src/wire/cookie.ts";
-
-const key = (e: Endpoint) => `${e.address}:${e.port}`;
-
-/** xorshift32 as [0,1) floats. */
-export function seededFloats(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
+import { endpointKey as key, SimulatedLink, seededFloats, type LinkConditions } from "./sim-link.ts";
 
 interface DoublePair {
   local: Endpoint;
@@ -138,22 +124,6 @@ export class ControllingDouble {
   }
 }
 
-export interface LinkConditions {
-  loss?: number;
-  duplicate?: number;
-  /** Extra random delay up to this many ms: reorders datagrams. */
-  jitterMs?: number;
-  delayMs?: number;
-}
-
-interface InFlight {
-  at: number;
-  seq: number;
-  to: Endpoint;
-  from: Endpoint;
-  data: Uint8Array;
-}
-
 /**
  * Routes datagrams between the agent's local bases and the double's sockets. `blackholed` addresses
  * swallow everything; `agentSends` records what the agent transmitted, with the time.
@@ -162,37 +132,26 @@ export class IceWorld {
   now = 0;
   readonly events: { at: number; event: IceEvent }[] = [];
   readonly agentSends: { at: number; t: IceTransmit }[] = [];
-  readonly blackholed = new Set<string>();
-  #inFlight: InFlight[] = [];
-  #seq = 0;
-  #random: () => number;
+  readonly blackholed: Set<string>;
+  readonly #link: SimulatedLink;
 
   constructor(
     readonly agent: IceAgent,
     readonly peer: ControllingDouble,
-    readonly link: LinkConditions = {},
+    link: LinkConditions = {},
     seed = 1,
   ) {
-    this.#random = seededFloats(seed);
-  }
-
-  #deliverLater(from: Endpoint, to: Endpoint, data: Uint8Array): void {
-    if (this.blackholed.has(key(to)) || this.blackholed.has(to.address)) return;
-    if (this.link.loss && this.#random() < this.link.loss) return;
-    const copies = this.link.duplicate && this.#random() < this.link.duplicate ? 2 : 1;
-    for (let i = 0; i < copies; i++) {
-      const at = this.now + (this.link.delayMs ?? 5) + (this.link.jitterMs ? this.#random() * this.link.jitterMs : 0);
-      this.#inFlight.push({ at, seq: this.#seq++, to, from, data });
-    }
+    this.#link = new SimulatedLink(link, seed);
+    this.blackholed = this.#link.blackholed;
   }
 
   #drain(): void {
     for (let t = this.agent.pollTransmit(); t; t = this.agent.pollTransmit()) {
       this.agentSends.push({ at: this.now, t });
-      this.#deliverLater(t.from, t.to, t.data);
+      this.#link.send(t.from, t.to, t.data, this.now);
     }
     for (let e = this.agent.pollEvent(); e; e = this.agent.pollEvent()) this.events.push({ at: this.now, event: e });
-    for (const o of this.peer.out.splice(0)) this.#deliverLater(o.from, o.to, o.data);
+    for (const o of this.peer.out.splice(0)) this.#link.send(o.from, o.to, o.data, this.now);
   }
 
   /** Runs until `until` (absolute ms), processing every timer and datagram in time order. */
@@ -201,13 +160,12 @@ export class IceWorld {
     for (;;) {
       const agentAt = this.agent.pollTimeout() ?? Infinity;
       const peerAt = this.peer.nextTimeout();
-      let next: InFlight | undefined;
-      for (const f of this.#inFlight) if (!next || f.at < next.at || (f.at === next.at && f.seq < next.seq)) next = f;
+      const next = this.#link.peek();
       const at = Math.min(agentAt, peerAt, next?.at ?? Infinity);
       if (at > until) break;
       this.now = Math.max(this.now, at);
       if (next && next.at === at) {
-        this.#inFlight.splice(this.#inFlight.indexOf(next), 1);
+        this.#link.arrive(next);
         const local = this.agent.localCandidates().find((c) => c.address === next.to.address && c.port === next.to.port);
         // Relay candidates in this world use the default relay id: their relayed address.
         if (local) this.agent.handleInput(next.data, next.from, next.to, this.now, local.type === "relay" ? key(next.to) : undefined);

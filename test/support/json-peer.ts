@@ -1,6 +1,7 @@
 // A helper process speaking JSON lines (the ICE interop tests' gateway and client shells), started
 // in a namespace and ended by its own PID.
 import { spawn, type Subprocess } from "bun";
+import { eachLine } from "./lines.ts";
 import { type Netns, waitFor } from "./netns.ts";
 
 const BUN = process.execPath;
@@ -21,22 +22,8 @@ export class JsonPeer {
     env: Record<string, string>,
   ) {
     this.proc = spawn(["ip", "netns", "exec", ns.name, BUN, `${SUPPORT}/${script}`], { env: { ...process.env, ...env }, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-    void this.#read(this.proc.stdout, (l) => this.lines.push(JSON.parse(l) as Line));
-    void this.#read(this.proc.stderr, (l) => this.stderr.push(l));
-  }
-
-  async #read(stream: ReadableStream<Uint8Array>, onLine: (l: string) => void): Promise<void> {
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of stream) {
-      pending += decoder.decode(chunk);
-      let nl: number;
-      while ((nl = pending.indexOf("\n")) >= 0) {
-        const l = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (l.trim()) onLine(l);
-      }
-    }
+    void eachLine(this.proc.stdout, (l) => this.lines.push(JSON.parse(l) as Line));
+    void eachLine(this.proc.stderr, (l) => this.stderr.push(l));
   }
 
   send(o: unknown): void {

@@ -74,6 +74,19 @@ export class Netns {
   }
 }
 
+/** A veth pair between two namespaces, with an address on each end, named inside each (werift ignores interfaces named veth*). */
+export function link(a: Netns, aIf: string, aAddr: string, b: Netns, bIf: string, bAddr: string): void {
+  const tmpA = `la${uniqueTag()}`;
+  const tmpB = `lb${uniqueTag()}`;
+  sh(["ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB]);
+  sh(["ip", "link", "set", tmpA, "netns", a.name, "name", aIf]);
+  sh(["ip", "link", "set", tmpB, "netns", b.name, "name", bIf]);
+  a.exec(["ip", "addr", "add", aAddr, "dev", aIf]);
+  b.exec(["ip", "addr", "add", bAddr, "dev", bIf]);
+  a.exec(["ip", "link", "set", aIf, "up"]);
+  b.exec(["ip", "link", "set", bIf, "up"]);
+}
+
 /**
  * A veth pair from the host namespace into `ns`, with a /30 of 10.213.0.0/16: the host side gets
  * .1 and the namespace side .2. Traffic on it only ever reaches the namespace we created.

@@ -1,15 +1,16 @@
-// The portal-mode world of the e2e test and the relay bench, in namespaces it creates: the headless
-// client's namespace, the gateway's (`glassgate up --portal`, the dev portal, coturn when relayed)
-// and a resource server's. Relayed: the gateway's WireGuard port is closed to the client, so ICE can
-// only settle on the TURN relay the portal hands out.
+// The portal-mode world of the e2e tests and the relay bench, in namespaces it creates: the headless
+// client's namespace, the gateway's (`glassgate up --portal` or the gateway double of
+// test/support/headless-gateway.ts, the dev portal, coturn when relayed) and a resource server's.
+// Relayed: the gateway's WireGuard port is closed to the client, so ICE can only settle on the TURN
+// relay the portal hands out — either end's allocation, or with `onlyClientRelay` the client's own.
 //
 //   client 10.9.0.2 -- 10.9.0.1 gateway + dev portal (+ coturn) 10.77.0.1 -- 10.77.0.5 resource
 import type { Subprocess } from "bun";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Netns, uniqueTag, waitFor } from "./netns.ts";
-import { link, watch, type Watched } from "./process-lines.ts";
+import { link, Netns, uniqueTag, waitFor } from "./netns.ts";
+import { watch, type Watched } from "./process-lines.ts";
 
 const BUN = process.execPath;
 const ROOT = `${import.meta.dir}/../..`;
@@ -21,18 +22,35 @@ export const RESOURCE_IP = "10.77.0.5";
 
 export interface World {
   res: Netns;
-  /** The `glassgate up --portal` process (the bench reads its CPU time). */
+  /** The gateway's process (the bench reads its CPU time). */
   gatewayProc: Subprocess<"ignore", "pipe", "pipe">;
   cl: Netns;
   gw: Netns;
   dir: string;
+  /** The gateway's JSON lines (glassgate: its log on stderr; the double: stdout). */
   gateway: Watched;
+  portal: Watched;
   startClient(): { proc: ReturnType<Netns["start"]>; out: Watched };
   curl(): string;
+  /** A form post to the dev portal's page (what an operator's click does). */
+  operator(path: string, form: string): void;
+  /** What each side said, for a failure report; the logs are written to `dir`. */
+  diagnose(client: Watched): string;
 }
 
-/** `cleanups` gets the namespaces' removal (which ends every process started in them). */
-export async function world(opts: { relay: boolean }, cleanups: (() => Promise<void> | void)[]): Promise<World> {
+export interface WorldOptions {
+  relay: boolean;
+  /** Relayed, and the client may reach the gateway's host only at coturn: the client's own allocation carries it. */
+  onlyClientRelay?: boolean;
+  /** `glassgate up --portal` (default), or the gateway double (GatewayNode + a controlled IceAgent). */
+  gateway?: "glassgate" | "double";
+}
+
+/**
+ * `cleanups` gets the namespaces' removal (which ends every process started in them) and, last,
+ * the files' (E2E_KEEP_LOGS=1 keeps them).
+ */
+export async function world(opts: WorldOptions, cleanups: (() => Promise<void> | void)[]): Promise<World> {
   const tag = uniqueTag();
   const cl = new Netns(`pcl${tag}`);
   const gw = new Netns(`pgw${tag}`);
@@ -45,6 +63,7 @@ export async function world(opts: { relay: boolean }, cleanups: (() => Promise<v
   gw.exec(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"]);
 
   const dir = mkdtempSync(join(tmpdir(), "portal-e2e-"));
+  if (!process.env.E2E_KEEP_LOGS) cleanups.unshift(() => rmSync(dir, { recursive: true, force: true })); // last: after the processes
   const seedPath = join(dir, "seed.json");
   writeFileSync(seedPath, JSON.stringify({
     gateways: [{ id: "gw-1", name: "edge-1", token: "gateway-token-1", ipv4: "100.64.0.1", ipv6: "fd00:2021:1111::1" }],
@@ -66,20 +85,36 @@ export async function world(opts: { relay: boolean }, cleanups: (() => Promise<v
     ].join("\n") + "\n");
     gw.start(["turnserver", "-c", join(dir, "turnserver.conf"), "--no-cli"]);
     await waitFor("coturn listening", () => gw.exec(["ss", "-uln"], { allowFail: true }).includes("10.9.0.1:3478"), 10_000);
-    // No direct path: the client's datagrams to the gateway's WireGuard port are dropped, so only
-    // pairs through the relay can succeed.
-    gw.exec(["iptables", "-A", "INPUT", "-p", "udp", "-s", "10.9.0.2", "-d", "10.9.0.1", "--dport", "52625", "-j", "DROP"]);
+    if (opts.onlyClientRelay) {
+      // Between the client's host and the gateway's only coturn's port: the gateway's host and
+      // relayed addresses are out of reach, so only the client's own allocation works.
+      cl.exec(["iptables", "-A", "OUTPUT", "-p", "udp", "-d", "10.9.0.1", "!", "--dport", "3478", "-j", "DROP"]);
+      cl.exec(["iptables", "-A", "INPUT", "-p", "udp", "-s", "10.9.0.1", "!", "--sport", "3478", "-j", "DROP"]);
+    } else {
+      // No direct path: the client's datagrams to the gateway's WireGuard port are dropped, so only
+      // pairs through the relay can succeed.
+      gw.exec(["iptables", "-A", "INPUT", "-p", "udp", "-s", "10.9.0.2", "-d", "10.9.0.1", "--dport", "52625", "-j", "DROP"]);
+    }
   }
 
-  const gatewayProc = gw.start([BUN, `${ROOT}/src/cli.ts`, "up", "--portal", "--interface", `pgt${tag}`.slice(0, 15), "--admin", "10.9.0.1:8080", "--data", join(dir, "data")], {
-    FIREZONE_API_URL: "http://10.9.0.1:8081",
-    FIREZONE_TOKEN: "gateway-token-1",
-    FIREZONE_ID: "gw-1",
-    GLASSGATE_ADMIN_TOKEN: ADMIN_TOKEN,
-    GLASSGATE_LOG: process.env.PORTAL_E2E_LOG ?? "info",
-  });
-  const gateway = watch(gatewayProc, "gateway", "stderr");
-  await gateway.next((l) => l.msg === "TUN configured from the portal", "its TUN from init");
+  const gwTun = `pgt${tag}`.slice(0, 15);
+  let gatewayProc: Subprocess<"ignore", "pipe", "pipe">;
+  let gateway: Watched;
+  if (opts.gateway === "double") {
+    gatewayProc = gw.start([BUN, `${ROOT}/test/support/headless-gateway.ts`], { PORTAL_URL: "http://10.9.0.1:8081", TOKEN: "gateway-token-1", HOST_ADDRESS: "10.9.0.1", TUN_NAME: gwTun });
+    gateway = watch(gatewayProc, "gateway double");
+    await gateway.next((l) => l.kind === "joined", "joined");
+  } else {
+    gatewayProc = gw.start([BUN, `${ROOT}/src/cli.ts`, "up", "--portal", "--interface", gwTun, "--admin", "10.9.0.1:8080", "--data", join(dir, "data")], {
+      FIREZONE_API_URL: "http://10.9.0.1:8081",
+      FIREZONE_TOKEN: "gateway-token-1",
+      FIREZONE_ID: "gw-1",
+      GLASSGATE_ADMIN_TOKEN: ADMIN_TOKEN,
+      GLASSGATE_LOG: process.env.PORTAL_E2E_LOG ?? "info",
+    });
+    gateway = watch(gatewayProc, "gateway", "stderr"); // the gateway's JSON log lines are on stderr
+    await gateway.next((l) => l.msg === "TUN configured from the portal", "its TUN from init", 30_000);
+  }
 
   let clients = 0;
   return {
@@ -89,11 +124,18 @@ export async function world(opts: { relay: boolean }, cleanups: (() => Promise<v
     gatewayProc,
     dir,
     gateway,
+    portal,
     startClient() {
-      const proc = cl.start([BUN, `${ROOT}/tools/headless-client/main.ts`, "--portal", "http://10.9.0.1:8081", "--token", "client-token-1", "--resource", "res-lab", "--host", "10.9.0.2", "--tun", `pc${clients++}${tag}`.slice(0, 15)], { GLASSGATE_LOG: "info" });
+      const proc = cl.start([BUN, `${ROOT}/tools/headless-client/main.ts`, "--portal", "http://10.9.0.1:8081", "--token", "client-token-1", "--resource", "res-lab", "--host", "10.9.0.2", "--tun", `pc${clients++}${tag}`.slice(0, 15)], { GLASSGATE_LOG: process.env.HEADLESS_LOG ?? "info" });
       return { proc, out: watch(proc, "client") };
     },
     curl: () => cl.exec(["curl", "-s", "--max-time", "5", "http://10.77.0.5/"], { allowFail: true }),
+    operator: (path, form) => void gw.exec(["curl", "-s", "-o", "/dev/null", "-X", "POST", "-d", form, `http://10.9.0.1:8081${path}`]),
+    diagnose(client) {
+      writeFileSync(join(dir, "client.stderr"), client.other.join("\n"));
+      writeFileSync(join(dir, "gateway.log"), [...gateway.lines.map((l) => JSON.stringify(l)), ...gateway.other].join("\n"));
+      return `client: ${JSON.stringify(client.lines.slice(-15))}\nlogs in ${dir} (kept with E2E_KEEP_LOGS=1)\nclient routes: ${cl.exec(["ip", "route"])}\ngateway routes: ${gw.exec(["ip", "route"])}\nportal: ${portal.lines.slice(-12).map((l) => JSON.stringify(l)).join(" ")}`;
+    },
   };
 }
 

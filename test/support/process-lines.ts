@@ -1,7 +1,8 @@
 // Reading a test's child processes line by line: JSON lines parsed (others kept as `{text}`), stderr
 // kept apart, and a `next` that waits for a line and says what the process printed when it did not come.
 import type { Subprocess } from "bun";
-import { Netns, sh, uniqueTag, waitFor } from "./netns.ts";
+import { eachLine } from "./lines.ts";
+import { waitFor } from "./netns.ts";
 
 export type Line = Record<string, unknown>;
 
@@ -17,19 +18,6 @@ export interface Watched {
 export function watch(p: Subprocess<"ignore", "pipe", "pipe">, name: string, json: "stdout" | "stderr" = "stdout"): Watched {
   const lines: Line[] = [];
   const other: string[] = [];
-  const read = async (s: ReadableStream<Uint8Array>, on: (l: string) => void) => {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of s) {
-      buf += dec.decode(chunk);
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const l = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (l.trim()) on(l);
-      }
-    }
-  };
   const parse = (l: string) => {
     try {
       lines.push(JSON.parse(l) as Line);
@@ -37,8 +25,8 @@ export function watch(p: Subprocess<"ignore", "pipe", "pipe">, name: string, jso
       lines.push({ text: l });
     }
   };
-  void read(json === "stdout" ? p.stdout : p.stderr, parse);
-  void read(json === "stdout" ? p.stderr : p.stdout, (l) => other.push(l));
+  void eachLine(json === "stdout" ? p.stdout : p.stderr, parse);
+  void eachLine(json === "stdout" ? p.stderr : p.stdout, (l) => other.push(l));
   const next = async (pred: (l: Line) => boolean, what: string, ms = 20_000) => {
     try {
       return await waitFor(`${what} from ${name}`, () => lines.find(pred), ms);
@@ -47,17 +35,4 @@ export function watch(p: Subprocess<"ignore", "pipe", "pipe">, name: string, jso
     }
   };
   return { lines, other, next };
-}
-
-/** A veth pair between two namespaces, with an address on each end. */
-export function link(a: Netns, aIf: string, aAddr: string, b: Netns, bIf: string, bAddr: string): void {
-  const tmpA = `la${uniqueTag()}`;
-  const tmpB = `lb${uniqueTag()}`;
-  sh(["ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB]);
-  sh(["ip", "link", "set", tmpA, "netns", a.name, "name", aIf]);
-  sh(["ip", "link", "set", tmpB, "netns", b.name, "name", bIf]);
-  a.exec(["ip", "addr", "add", aAddr, "dev", aIf]);
-  b.exec(["ip", "addr", "add", bAddr, "dev", bIf]);
-  a.exec(["ip", "link", "set", aIf, "up"]);
-  b.exec(["ip", "link", "set", bIf, "up"]);
 }

@@ -15,6 +15,16 @@ import { nobleAead } from "../../src/crypto/aead-noble.ts";
 import { decodeKey, encodeKey, generatePrivateKey } from "../../src/crypto/x25519.ts";
 import { LocalIdentity, WirePeer } from "../../src/wire/index.ts";
 import { icmpEcho } from "./icmp.ts";
+import { linesOf } from "./lines.ts";
+import { createRequire } from "node:module";
+
+// werift retransmits a STUN request 50 ms after the first send, doubling: a connectivity check gets
+// 5 sends over 1.55 s. Its regular nomination is ONE such request, and when it goes unanswered
+// werift marks the pair failed and never nominates again (`nominating` stays set): with the NAT
+// test's single working pair the client then never connects. A gateway process paused 1.5 s on a
+// loaded CI host (or, before nat-topology.ts blackholed the internet, answers lost after ICMP errors)
+// was enough. RFC 8489 §6.2.1 and RFC 8445 §14.3 put the RTO at 500 ms at least: 15.5 s for a check.
+createRequire(import.meta.url)("werift-ice/lib/ice-server/src/stun/const.js").RETRY_RTO = 500;
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + "\n");
 
@@ -82,43 +92,35 @@ conn.stateChanged.subscribe((state) => out({ kind: "state", state }));
 await conn.gatherCandidates();
 out({ kind: "hello", ufrag: conn.localUsername, pwd: conn.localPassword, candidates: conn.localCandidates.map((c) => "candidate:" + c.toSdp()), publicKey: identity ? encodeKey(identity.publicKey) : undefined });
 
-const decoder = new TextDecoder();
-let pending = "";
-for await (const chunk of Bun.stdin.stream()) {
-  pending += decoder.decode(chunk);
-  let nl: number;
-  while ((nl = pending.indexOf("\n")) >= 0) {
-    const line = pending.slice(0, nl);
-    pending = pending.slice(nl + 1);
-    const msg = JSON.parse(line) as { kind: string; ufrag?: string; pwd?: string; candidates?: string[]; text?: string; gatewayPublicKey?: string; count?: number; dst?: string };
-    if (msg.kind === "remote") {
-      const started = performance.now();
-      if (identity && msg.gatewayPublicKey) {
-        peer = new WirePeer({ aead: nobleAead, local: identity, remoteStatic: decodeKey(msg.gatewayPublicKey), connectionId: 77, endpoint: { address: "0.0.0.0", port: 1 }, random });
-      }
-      conn.setRemoteParams({ iceLite: false, usernameFragment: msg.ufrag!, password: msg.pwd! });
-      for (const c of msg.candidates!) await conn.addRemoteCandidate(Candidate.fromSdp(c.replace(/^candidate:/, "")));
-      await conn.addRemoteCandidate(undefined);
-      conn
-        .connect()
-        .then(() => {
-          const p = conn.nominated!;
-          out({ kind: "connected", ms: performance.now() - started, local: `${p.localCandidate.type} ${p.localCandidate.host}:${p.localCandidate.port}`, remote: `${p.remoteCandidate.type} ${p.remoteCandidate.host}:${p.remoteCandidate.port}` });
-        })
-        .catch((err: unknown) => out({ kind: "failed", err: String(err) }));
-    } else if (msg.kind === "ping") {
-      for (let i = 0; i < (msg.count ?? 1); i++) peer?.send(icmpEcho({ src: clientIp, dst: msg.dst ?? "10.99.0.1", type: 8, id: 9, seq: i + 1, payload: new Uint8Array(32).fill(i) }), performance.now());
-      flushWg();
-    } else if (msg.kind === "flood") {
-      const m = msg as unknown as { ms: number; size: number; window: number };
-      const now = performance.now();
-      flood = { until: now + m.ms, size: m.size, window: m.window, outstanding: 0, sent: 0, replies: 0, bytes: 0, started: now };
-      floodMore();
-    } else if (msg.kind === "send") {
-      await conn.send(Buffer.from(msg.text!));
-    } else if (msg.kind === "close") {
-      await conn.close();
-      process.exit(0);
+for await (const line of linesOf(Bun.stdin.stream())) {
+  const msg = JSON.parse(line) as { kind: string; ufrag?: string; pwd?: string; candidates?: string[]; text?: string; gatewayPublicKey?: string; count?: number; dst?: string };
+  if (msg.kind === "remote") {
+    const started = performance.now();
+    if (identity && msg.gatewayPublicKey) {
+      peer = new WirePeer({ aead: nobleAead, local: identity, remoteStatic: decodeKey(msg.gatewayPublicKey), connectionId: 77, endpoint: { address: "0.0.0.0", port: 1 }, random });
     }
+    conn.setRemoteParams({ iceLite: false, usernameFragment: msg.ufrag!, password: msg.pwd! });
+    for (const c of msg.candidates!) await conn.addRemoteCandidate(Candidate.fromSdp(c.replace(/^candidate:/, "")));
+    await conn.addRemoteCandidate(undefined);
+    conn
+      .connect()
+      .then(() => {
+        const p = conn.nominated!;
+        out({ kind: "connected", ms: performance.now() - started, local: `${p.localCandidate.type} ${p.localCandidate.host}:${p.localCandidate.port}`, remote: `${p.remoteCandidate.type} ${p.remoteCandidate.host}:${p.remoteCandidate.port}` });
+      })
+      .catch((err: unknown) => out({ kind: "failed", err: String(err) }));
+  } else if (msg.kind === "ping") {
+    for (let i = 0; i < (msg.count ?? 1); i++) peer?.send(icmpEcho({ src: clientIp, dst: msg.dst ?? "10.99.0.1", type: 8, id: 9, seq: i + 1, payload: new Uint8Array(32).fill(i) }), performance.now());
+    flushWg();
+  } else if (msg.kind === "flood") {
+    const m = msg as unknown as { ms: number; size: number; window: number };
+    const now = performance.now();
+    flood = { until: now + m.ms, size: m.size, window: m.window, outstanding: 0, sent: 0, replies: 0, bytes: 0, started: now };
+    floodMore();
+  } else if (msg.kind === "send") {
+    await conn.send(Buffer.from(msg.text!));
+  } else if (msg.kind === "close") {
+    await conn.close();
+    process.exit(0);
   }
 }
