@@ -3,7 +3,8 @@
 // ones' last_seen once a minute and at shutdown. Also names a cid's peer for persisted log lines.
 import type { PeerConfig } from "../config/index.ts";
 import { encodeKey } from "../crypto/x25519.ts";
-import { filePeerId, type Store } from "../store/index.ts";
+import { filePeerId, type PeerRow, type Store } from "../store/index.ts";
+import type { TouchedSince } from "../telemetry/touched.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 
 /** How often last_seen of the live connections moves (a restart loses at most this much of it). */
@@ -17,13 +18,13 @@ export class ConnectionHistory {
   constructor(private readonly store: Store, private readonly tunnel: Tunnel, readonly gid: string) {}
 
   /** Identities of the config file's peers and of store peers made before identities were kept. */
-  start(filePeers: readonly PeerConfig[], now: number): void {
+  start(filePeers: readonly PeerConfig[], now: number, storeRows: readonly PeerRow[] = this.store.peers.list()): void {
     this.store.history.remember([
       ...filePeers.map((p) => {
         const key = encodeKey(p.publicKey);
         return { publicKey: key, peerId: filePeerId(key), name: null, source: "file" as const };
       }),
-      ...this.store.peers.list().map((p) => ({ publicKey: p.publicKey, peerId: p.id, name: p.name, source: "store" as const })),
+      ...storeRows.map((p) => ({ publicKey: p.publicKey, peerId: p.id, name: p.name, source: "store" as const })),
     ], now);
     this.observe(now);
   }
@@ -40,6 +41,19 @@ export class ConnectionHistory {
     }
     for (const c of live) this.#cidKeys.set(c.cid, c.publicKey);
     this.store.history.observe(this.gid, live, now, touch);
+  }
+
+  /**
+   * The periodic tick when no peer changed (no new cid to record): moves last_seen, every
+   * TOUCH_EVERY_MS, of the connections with activity since the last move — an idle connection's
+   * last_seen moves at shutdown (observe with `force`), not 10 000 rows a minute.
+   */
+  observeTouched(now: number, touched: TouchedSince): void {
+    if (now - this.#lastTouch < TOUCH_EVERY_MS) return;
+    this.#lastTouch = now;
+    const live = touched.take().live.map((c) => ({ cid: c.cid, publicKey: c.publicKey }));
+    for (const c of live) this.#cidKeys.set(c.cid, c.publicKey);
+    this.store.history.observe(this.gid, live, now, true);
   }
 
   /**
