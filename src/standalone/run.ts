@@ -293,16 +293,22 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // Host routes for the AllowedIPs of peers in the data plane (file peers, enabled store peers):
   // never one the host already has (io/route-plan.ts), and gone again when no peer needs it.
   const routes = new TunRoutes(tun.name, opts.logger.target("routes"));
-  const routeTunnel = (storeRows: readonly PeerRow[]) => {
+  const wantedRoutes = (storeRows: readonly PeerRow[]) => {
     const names = new Map(storeRows.map((p) => [p.publicKey, p.name]));
-    routes.sync([...tunnel.connections()].flatMap((c) =>
-      c.allowedIPs.map((prefix) => ({ prefix, peer: { cid: c.cid, publicKey: c.publicKey, name: names.get(c.publicKey) } }))));
+    return [...tunnel.connections()].flatMap((c) =>
+      c.allowedIPs.map((prefix) => ({ prefix, peer: { cid: c.cid, publicKey: c.publicKey, name: names.get(c.publicKey) } })));
   };
+  const routeTunnel = (storeRows: readonly PeerRow[]) => void routes.sync(wantedRoutes(storeRows));
+  /** The start's routes: `ip` adds them (10 000: ~0.5 s of kernel work) while the start goes on; awaited before "gateway up". */
+  let routesAdded: Promise<unknown> = Promise.resolve();
   try {
     // The tunnel subnet gets a connected route on the TUN.
     addTunAddresses(tun.name, cfg.interface.addresses, log);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
-    routeTunnel(sync.rows);
+    const adding = routes.syncInBackground(wantedRoutes(sync.rows)).then(() => undefined, (err: unknown) => err);
+    routesAdded = adding.then((err) => {
+      if (err !== undefined) throw new Error(`configuring ${tun.name}`, { cause: err });
+    });
     try {
       // A longer queue absorbs bursts towards the TUN instead of dropping them (Firezone #10231).
       ip(["link", "set", "dev", tun.name, "txqueuelen", String(TUN_TX_QUEUE_LEN)]);
@@ -549,6 +555,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     store.logs.prune(cutoff);
     if (n > 0) log.info("audit retention applied", { deleted: n, retention_days: opts.retentionDays ?? 90 });
   };
+  await routesAdded;
   prune();
   // Housekeeping that fails (a busy or full disk) is an error to see, not a reason to stop
   // moving packets: only what escapes everything is fatal (cli.ts).
