@@ -3,7 +3,7 @@
 // ones' last_seen once a minute and at shutdown. Also names a cid's peer for persisted log lines.
 import type { PeerConfig } from "../config/index.ts";
 import { encodeKey } from "../crypto/x25519.ts";
-import { filePeerId, type PeerRow, type Store } from "../store/index.ts";
+import { filePeerId, type Store } from "../store/index.ts";
 import type { TouchedSince } from "../telemetry/touched.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 
@@ -18,14 +18,13 @@ export class ConnectionHistory {
   constructor(private readonly store: Store, private readonly tunnel: Tunnel, readonly gid: string) {}
 
   /** Identities of the config file's peers and of store peers made before identities were kept. */
-  start(filePeers: readonly PeerConfig[], now: number, storeRows: readonly PeerRow[] = this.store.peers.list()): void {
-    this.store.history.remember([
-      ...filePeers.map((p) => {
-        const key = encodeKey(p.publicKey);
-        return { publicKey: key, peerId: filePeerId(key), name: null, source: "file" as const };
-      }),
-      ...storeRows.map((p) => ({ publicKey: p.publicKey, peerId: p.id, name: p.name, source: "store" as const })),
-    ], now);
+  start(filePeers: readonly PeerConfig[], now: number): void {
+    this.store.history.remember(filePeers.map((p) => {
+      const key = encodeKey(p.publicKey);
+      return { publicKey: key, peerId: filePeerId(key), name: null, source: "file" as const };
+    }), now);
+    // After the file's: a key in both is named as the store has it (as when both went in one list).
+    this.store.history.rememberStorePeers(now);
     this.observe(now);
   }
 

@@ -323,7 +323,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const audit = new ConnectionAudit(store, tunnel);
   // Old cids resolve to their peer after a restart; kept log lines name their cid's peer.
   const history = new ConnectionHistory(store, tunnel, gid);
-  history.start(cfg.peers, Date.now(), sync.rows);
+  history.start(cfg.peers, Date.now());
   opts.logs.persisted?.attach(store.logs, (cid) => history.keyOf(cid));
   // Errors that can repeat per packet or per turn: a few lines per 10 s each, then a count.
   const ioLog = opts.logger.target("io");

@@ -102,6 +102,18 @@ export class PeerHistory {
   }
 
   /**
+   * `remember` for every row of the peers table (source "store"), done inside SQLite in one
+   * statement: 10 000 rows handed over one by one cost ~0.13 s of every start.
+   */
+  rememberStorePeers(now: number): void {
+    (this.#storePeersStatement ??= this.sqlite.prepare(
+      "INSERT INTO peer_identities (public_key, peer_id, name, source, first_seen, last_seen) SELECT public_key, id, name, 'store', ?1, ?1 FROM peers WHERE true " +
+      "ON CONFLICT (public_key) DO UPDATE SET peer_id = excluded.peer_id, name = excluded.name, source = excluded.source, last_seen = excluded.last_seen")).run(now);
+  }
+
+  #storePeersStatement: Statement | undefined;
+
+  /**
    * Records the live connections of gateway `gid`. New (cid, key) pairs are inserted at once (an
    * old cid must resolve from its first log line on); `touch` also moves last_seen of the ones
    * already known (done periodically and at shutdown, not on every call). One transaction.
