@@ -70,9 +70,12 @@ export function rememberIdentities(db: Db, ids: readonly Omit<PeerIdentity, "fir
   }
 }
 
+/** From this many rows on, observe() inserts them in one statement (see there). */
+const MANY_CIDS = 64;
+
 export class PeerHistory {
   /** (gid|cid|key) already written this run: only new ones are inserted on each observation. */
-  readonly #known = new Set<string>();
+  readonly #known = new Map<string, Map<number, string>>();
 
   constructor(private readonly db: Db, private readonly sqlite: Database) {}
 
@@ -119,15 +122,28 @@ export class PeerHistory {
    * already known (done periodically and at shutdown, not on every call). One transaction.
    */
   observe(gid: string, live: readonly { cid: number; publicKey: string }[], now: number, touch = false): number {
-    const fresh = live.filter((c) => !this.#known.has(`${gid}|${c.cid}|${c.publicKey}`));
+    let known = this.#known.get(gid);
+    if (!known) this.#known.set(gid, (known = new Map()));
+    const fresh = live.filter((c) => known.get(c.cid) !== c.publicKey);
     if (fresh.length === 0 && !touch) return 0;
-    const { cid } = this.#prepared();
-    this.sqlite.transaction(() => {
-      for (const c of touch ? live : fresh) cid.run(gid, c.cid, c.publicKey, now, now);
-    })();
-    for (const c of fresh) this.#known.add(`${gid}|${c.cid}|${c.publicKey}`);
+    const rows = touch ? live : fresh;
+    if (rows.length >= MANY_CIDS) {
+      // Thousands at once (a start, the minute's touch): handed over as one JSON text and
+      // inserted inside SQLite, ~4× cheaper than a statement run per row.
+      (this.#cidsFromJson ??= this.sqlite.prepare(
+        "INSERT INTO connection_ids (gid, cid, public_key, first_seen, last_seen) SELECT ?1, value ->> 0, value ->> 1, ?2, ?2 FROM json_each(?3) WHERE true " +
+        "ON CONFLICT (gid, cid, public_key) DO UPDATE SET last_seen = excluded.last_seen")).run(gid, now, JSON.stringify(rows.map((c) => [c.cid, c.publicKey])));
+    } else {
+      const { cid } = this.#prepared();
+      this.sqlite.transaction(() => {
+        for (const c of rows) cid.run(gid, c.cid, c.publicKey, now, now);
+      })();
+    }
+    for (const c of fresh) known.set(c.cid, c.publicKey);
     return fresh.length;
   }
+
+  #cidsFromJson: Statement | undefined;
 
   /** Whom `cid` named, newest first (a cid can recur across runs, rarely: 24 random bits). */
   byCid(cid: number): CidRow[] {
