@@ -17,6 +17,7 @@ const PEERS = Number(process.env.BENCH_SCALE_PEERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_TUNNEL_SECONDS ?? 10);
 /** How long idle CPU is measured (the issue asks for 10 s). */
 const IDLE_SECONDS = Number(process.env.BENCH_SCALE_IDLE_SECONDS ?? 10);
+const SETTLE_SECONDS = Number(process.env.BENCH_SCALE_SETTLE_SECONDS ?? 5);
 
 /**
  * The n-th idle peer: a random 32-byte public key (idle peers never handshake, so no private key
@@ -67,8 +68,12 @@ function gatewayConf(key: Uint8Array, peers: string): string {
 /** Ready means the "gateway up" line: the admin answers /healthz from then on (an info line). */
 const READY = { readyLine: '"msg":"gateway up"', readyTimeoutMs: 180_000, env: { GLASSGATE_LOG: "info", GLASSGATE_ADMIN_TOKEN: "bench-token" } };
 
-/** CPU share of one core the gateway used over `seconds` (all threads). */
+/**
+ * CPU share of one core the gateway used over `seconds` (all threads), after SETTLE_SECONDS: the
+ * start's tail (garbage collection of what it allocated, the first writes) is not idle cost.
+ */
 async function cpuPercent(pid: number, seconds: number): Promise<number> {
+  await Bun.sleep(SETTLE_SECONDS * 1000);
   const c0 = cpuSeconds(pid);
   await Bun.sleep(seconds * 1000);
   return ((cpuSeconds(pid) - c0) / seconds) * 100;
@@ -160,7 +165,7 @@ export async function runPeersAtScaleBench(): Promise<void> {
 }
 
 async function startupRows(): Promise<void> {
-  console.log(`\nPeers at scale: start to "gateway up", RSS once up, CPU while idle ${IDLE_SECONDS} s (goal: ${PEERS} peers ready < 2 s, RSS < 300 MB)`);
+  console.log(`\nPeers at scale: start to "gateway up", RSS once up, CPU while idle ${IDLE_SECONDS} s after ${SETTLE_SECONDS} s settling (goal: ${PEERS} peers ready < 2 s, RSS < 300 MB)`);
   for (const [label, file, store] of [["1 peer (file)", 1, 0], [`${PEERS} peers (file)`, PEERS, 0], [`${PEERS} peers (store)`, 0, PEERS], [`${PEERS} + ${PEERS} (file + store)`, PEERS, PEERS]] as const) {
     const r = await measureStartup(label, file, store);
     console.log(`${r.label.padEnd(32)} ready ${(r.readyMs / 1000).toFixed(2).padStart(6)} s (${r.readyCpu.toFixed(2).padStart(5)} CPU-s)  RSS ${r.rssMb.toFixed(0).padStart(4)} MB  idle CPU ${r.idleCpuPercent.toFixed(1).padStart(5)} %  (load ${r.load})`);
