@@ -70,7 +70,7 @@ export function rememberIdentities(db: Db, ids: readonly Omit<PeerIdentity, "fir
   }
 }
 
-/** From this many rows on, observe() inserts them in one statement (see there). */
+/** From this many rows on, observe() and remember() write them in one statement (see there). */
 const MANY_CIDS = 64;
 
 export class PeerHistory {
@@ -98,6 +98,17 @@ export class PeerHistory {
 
   remember(ids: readonly Omit<PeerIdentity, "firstSeen" | "lastSeen">[], now: number): void {
     if (ids.length === 0) return;
+    if (ids.length >= MANY_CIDS) {
+      // Thousands (a start with a big config file): one statement over JSON, as observe() does;
+      // one row per key, the last one given winning as it would row by row.
+      const latest = new Map<string, Omit<PeerIdentity, "firstSeen" | "lastSeen">>();
+      for (const p of ids) latest.set(p.publicKey, p);
+      (this.#identitiesFromJson ??= this.sqlite.prepare(
+        "INSERT INTO peer_identities (public_key, peer_id, name, source, first_seen, last_seen) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?1, ?1 FROM json_each(?2) WHERE true " +
+        "ON CONFLICT (public_key) DO UPDATE SET peer_id = excluded.peer_id, name = excluded.name, source = excluded.source, last_seen = excluded.last_seen"))
+        .run(now, JSON.stringify([...latest.values()].map((p) => [p.publicKey, p.peerId, p.name, p.source])));
+      return;
+    }
     const { identity } = this.#prepared();
     this.sqlite.transaction(() => {
       for (const p of ids) identity.run(p.publicKey, p.peerId, p.name, p.source, now, now);
@@ -115,6 +126,7 @@ export class PeerHistory {
   }
 
   #storePeersStatement: Statement | undefined;
+  #identitiesFromJson: Statement | undefined;
 
   /**
    * Records the live connections of gateway `gid`. New (cid, key) pairs are inserted at once (an
