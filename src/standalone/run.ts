@@ -285,6 +285,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   });
   const storePeers = sync.apply(clock());
   trackPeers(clock(), sync.rows);
+  // Adding the peers touched every connection: no activity for the samplers (they start from
+  // zero counters, and trackPeers entered them in the state machine and the detector).
+  tunnel.takeTouched();
   const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
   resourceSync.apply(clock());
 
