@@ -19,7 +19,8 @@ import { peers as pgPeers } from "../src/store/schema-pg.ts";
 import { Netns, skipReason, uniqueTag, vethInto, waitFor } from "../test/support/netns.ts";
 import { postgresSkipReason, TestPostgres } from "../test/support/postgres.ts";
 import { watch, type Line, type Watched } from "../test/support/process-lines.ts";
-import { cpuSeconds, idlePeer, seedStorePeers } from "./peers-at-scale.ts";
+import { idlePeer, seedStorePeers } from "./peers-at-scale.ts";
+import { cpuSeconds } from "./support.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const GATEWAYS = Number(process.env.BENCH_CLUSTER_GATEWAYS ?? 3);

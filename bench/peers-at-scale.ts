@@ -1,20 +1,23 @@
 // Peers at scale (issue 11 item 4): how long `glassgate up` takes to be ready, and how big it is,
 // with 1 and with 10 000 configured peers (in the config file, in the store); and what 10 000 idle
-// peers cost the data path: throughput and gateway CPU-seconds per GB for one busy wireguard-go
-// client, alone vs among 10 000 idle peers. Needs root, wireguard-go, wg and iperf3; everything it
-// creates is removed at the end. `BENCH_SCALE_PEERS` changes the 10 000.
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+// peers cost: the gateway's CPU over 10 s while they (and one connected client) sit idle, and
+// throughput and gateway CPU-seconds per GB for that client, alone vs among them. Processes,
+// namespaces, CPU and RSS readings come from bench/support.ts. Needs root, wireguard-go, wg and
+// iperf3; everything it creates is removed at the end. `BENCH_SCALE_PEERS` changes the 10 000.
+import { mkdtempSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawn, type Subprocess } from "bun";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
 import { Store } from "../src/store/index.ts";
 import { peers as peersTable } from "../src/store/schema.ts";
-import { Netns, sh, skipReason, uniqueTag, waitFor } from "../test/support/netns.ts";
+import { Netns, skipReason, uniqueTag, waitFor } from "../test/support/netns.ts";
+import { cpuSeconds, iperf3, rssMb, startGlassgate, startWireguardGo, underlay, UNDERLAY_B, WG_PORT } from "./support.ts";
 
-const ROOT = join(import.meta.dir, "..");
 const PEERS = Number(process.env.BENCH_SCALE_PEERS ?? 10_000);
 const SECONDS = Number(process.env.BENCH_TUNNEL_SECONDS ?? 10);
+/** How long idle CPU is measured (the issue asks for 10 s). */
+const IDLE_SECONDS = Number(process.env.BENCH_SCALE_IDLE_SECONDS ?? 10);
+const SETTLE_SECONDS = Number(process.env.BENCH_SCALE_SETTLE_SECONDS ?? 5);
 
 /**
  * The n-th idle peer: a random 32-byte public key (idle peers never handshake, so no private key
@@ -57,65 +60,27 @@ export function seedStorePeers(dataDir: string, count: number, offset = 50_000):
   }
 }
 
-export interface StartedGateway {
-  process: Subprocess<"ignore", "pipe", "pipe">;
-  /** Milliseconds from spawn to the "gateway up" log line. */
-  readyMs: number;
-  log: () => string;
-  stop: () => Promise<number | null>;
+/** The gateway's config: tunnel 10.100.0.1/16, the given [Peer] sections. */
+function gatewayConf(key: Uint8Array, peers: string): string {
+  return `[Interface]\nPrivateKey = ${encodeKey(key)}\nAddress = 10.100.0.1/16\nListenPort = ${WG_PORT}\n\n${peers}`;
 }
 
-/** Starts `glassgate up` in `ns` and waits for "gateway up" (the admin answers /healthz from then on). */
-export async function startGateway(ns: Netns, conf: string, dataDir: string, ifname: string, adminPort: number, env: Record<string, string> = {}, bunFlags: string[] = []): Promise<StartedGateway> {
-  const t0 = performance.now();
-  const p: Subprocess<"ignore", "pipe", "pipe"> = spawn(
-    ["ip", "netns", "exec", ns.name, "bun", ...bunFlags, "run", join(ROOT, "src/cli.ts"), "up", "--config", conf, "--interface", ifname, "--admin", `127.0.0.1:${adminPort}`, "--data", dataDir],
-    { cwd: ROOT, env: { ...process.env, GLASSGATE_LOG: "info", GLASSGATE_ADMIN_TOKEN: "bench-token", ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
-  );
-  let log = "";
-  let readyAt = 0;
-  void (async () => {
-    for await (const chunk of p.stderr) {
-      log += new TextDecoder().decode(chunk);
-      if (!readyAt && log.includes('"msg":"gateway up"')) readyAt = performance.now();
-    }
-  })();
-  await waitFor("glassgate to be up", () => {
-    if (p.exitCode !== null) throw new Error(`glassgate exited ${p.exitCode}: ${log.slice(-2000)}`);
-    return readyAt > 0;
-  }, 120_000, 10);
-  return {
-    process: p,
-    readyMs: readyAt - t0,
-    log: () => log,
-    stop: async () => {
-      if (p.exitCode !== null) return p.exitCode;
-      p.kill("SIGTERM");
-      const code = await Promise.race([p.exited, Bun.sleep(10_000).then(() => null)]);
-      if (code === null) p.kill("SIGKILL");
-      return code;
-    },
-  };
+/** Ready means the "gateway up" line: the admin answers /healthz from then on (an info line). */
+const READY = { readyLine: '"msg":"gateway up"', readyTimeoutMs: 180_000, env: { GLASSGATE_LOG: "info", GLASSGATE_ADMIN_TOKEN: "bench-token" } };
+
+/**
+ * CPU share of one core the gateway used over `seconds` (all threads), after SETTLE_SECONDS: the
+ * start's tail (garbage collection of what it allocated, the first writes) is not idle cost.
+ */
+async function cpuPercent(pid: number, seconds: number): Promise<number> {
+  await Bun.sleep(SETTLE_SECONDS * 1000);
+  const c0 = cpuSeconds(pid);
+  await Bun.sleep(seconds * 1000);
+  return ((cpuSeconds(pid) - c0) / seconds) * 100;
 }
 
-/** Resident set size in MB (VmRSS), and user+system CPU seconds of every thread, from /proc. */
-export function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-export function cpuSeconds(pid: number): number {
-  // Fields after the parenthesised command name: utime is the 14th field, stime the 15th (proc(5)).
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
-}
-
-function gatewayConf(dir: string, key: Uint8Array, extraPeers: string): string {
-  const conf = join(dir, "gw.conf");
-  writeFileSync(conf, `[Interface]\nPrivateKey = ${encodeKey(key)}\nAddress = 10.100.0.1/16\nListenPort = 51820\n\n${extraPeers}`, { mode: 0o600 });
-  return conf;
-}
+/** The 1-minute load average: the machine is shared, so every figure says how busy it was. */
+const load = (): string => loadavg()[0]!.toFixed(2);
 
 interface StartupRow {
   label: string;
@@ -123,27 +88,26 @@ interface StartupRow {
   /** CPU-seconds the gateway had used when it said "gateway up": the start's cost even on a busy host. */
   readyCpu: number;
   rssMb: number;
-  idleCpuPerSec: number;
+  idleCpuPercent: number;
+  load: string;
 }
 
-/** One gateway start in a fresh namespace: ready time, RSS once up, and CPU per second while idle. */
+/** One gateway start in a fresh namespace: ready time, RSS once up, and CPU while idle. */
 async function measureStartup(label: string, filePeers: number, storePeers: number): Promise<StartupRow> {
   const tag = uniqueTag();
   const ns = new Netns(`gg-sc-${tag}`);
   const dir = mkdtempSync(join(tmpdir(), "gg-scale-"));
   try {
-    const data = join(dir, "data");
-    if (storePeers) seedStorePeers(data, storePeers);
-    const conf = gatewayConf(dir, generatePrivateKey(), idlePeerSections(filePeers));
-    const gw = await startGateway(ns, conf, data, `gsc${tag}`, 18090);
+    const dataDir = join(dir, "data");
+    if (storePeers) seedStorePeers(dataDir, storePeers);
+    const gw = await startGlassgate(ns, { config: gatewayConf(generatePrivateKey(), idlePeerSections(filePeers)), ifname: `gsc${tag}`, admin: "127.0.0.1:18090", dataDir, ...READY });
     try {
-      const readyCpu = cpuSeconds(gw.process.pid);
-      const rss = rssMb(gw.process.pid);
-      // Idle cost: the periodic timers (peer re-apply, samples) with nothing happening.
-      const c0 = cpuSeconds(gw.process.pid);
-      await Bun.sleep(12_000);
-      const idle = (cpuSeconds(gw.process.pid) - c0) / 12;
-      return { label, readyMs: gw.readyMs, readyCpu, rssMb: Math.max(rss, rssMb(gw.process.pid)), idleCpuPerSec: idle };
+      const l = load();
+      const readyCpu = cpuSeconds(gw.pid);
+      const rss = rssMb(gw.pid);
+      // Idle cost: the periodic timers (peer sync, samplers) with nothing happening.
+      const idle = await cpuPercent(gw.pid, IDLE_SECONDS);
+      return { label, readyMs: gw.readyMs, readyCpu, rssMb: Math.max(rss, rssMb(gw.pid)), idleCpuPercent: idle, load: l };
     } finally {
       await gw.stop();
     }
@@ -152,47 +116,36 @@ async function measureStartup(label: string, filePeers: number, storePeers: numb
   }
 }
 
-/** One busy wireguard-go client + iperf3 to the gateway's tunnel address; the gateway's CPU per GB. */
-async function measureBusy(label: string, idle: number): Promise<{ label: string; gbits: number; cpuPerGb: number }> {
+/**
+ * One wireguard-go client beside `idle` idle peers: the gateway's CPU while the client is
+ * connected and quiet (what the idle peers cost per second), then iperf3 TCP through it (Gbit/s,
+ * gateway CPU-seconds per GB).
+ */
+async function measureBusy(label: string, idle: number): Promise<{ label: string; idleCpuPercent: number; gbits: number; cpuPerGb: number; load: string }> {
   const tag = uniqueTag();
-  const a = new Netns(`gg-sa-${tag}`);
-  const b = new Netns(`gg-sb-${tag}`);
-  const dir = mkdtempSync(join(tmpdir(), "gg-scale-"));
+  const { a, b } = underlay(tag);
   try {
-    sh(["ip", "link", "add", `sva${tag}`, "type", "veth", "peer", "name", `svb${tag}`]);
-    sh(["ip", "link", "set", `sva${tag}`, "netns", a.name]);
-    sh(["ip", "link", "set", `svb${tag}`, "netns", b.name]);
-    a.exec(["ip", "addr", "add", "10.203.0.1/24", "dev", `sva${tag}`]);
-    b.exec(["ip", "addr", "add", "10.203.0.2/24", "dev", `svb${tag}`]);
-    a.exec(["ip", "link", "set", `sva${tag}`, "up"]);
-    b.exec(["ip", "link", "set", `svb${tag}`, "up"]);
     const ka = generatePrivateKey();
     const kb = generatePrivateKey();
     const wgIf = `wsa${tag}`;
-    a.start(["wireguard-go", "-f", wgIf], { LOG_LEVEL: "error" });
-    await waitFor(wgIf, () => a.exec(["ip", "link", "show", wgIf], { allowFail: true }).includes(wgIf));
-    writeFileSync(join(dir, "key"), encodeKey(ka));
-    a.exec(["wg", "set", wgIf, "private-key", join(dir, "key"), "listen-port", "51820", "peer", encodeKey(publicKeyOf(kb)), "allowed-ips", "10.100.0.0/16", "endpoint", "10.203.0.2:51820"]);
-    a.exec(["ip", "addr", "add", "10.99.0.2/32", "dev", wgIf]);
-    a.exec(["ip", "link", "set", wgIf, "mtu", "1420", "up"]);
-    a.exec(["ip", "route", "add", "10.100.0.0/16", "dev", wgIf]);
-    const busy = `[Peer]\nPublicKey = ${encodeKey(publicKeyOf(ka))}\nAllowedIPs = 10.99.0.2/32\n\n`;
-    const conf = gatewayConf(dir, kb, busy + idlePeerSections(idle));
-    // Info level: "gateway up" is an info line (and nothing logs per packet at info).
-    const gw = await startGateway(b, conf, join(dir, "data"), `gsb${tag}`, 18091);
+    const wg = await startWireguardGo(a, wgIf, ka, { publicKey: publicKeyOf(kb), allowedIps: "10.100.0.0/16", endpoint: `${UNDERLAY_B}:${WG_PORT}` }, "10.99.0.2");
     try {
-      await waitFor("path up", () => a.exec(["ping", "-c", "1", "-W", "1", "10.100.0.1"], { allowFail: true }).includes("1 received"), 20_000, 200);
-      const server = b.start(["iperf3", "-s", "-1", "-B", "10.100.0.1"]);
-      await Bun.sleep(300);
-      const c0 = cpuSeconds(gw.process.pid);
-      const out = a.exec(["iperf3", "-c", "10.100.0.1", "-t", String(SECONDS), "-J"], { allowFail: true });
-      const cpu = cpuSeconds(gw.process.pid) - c0;
-      await Promise.race([server.exited, Bun.sleep(2000)]);
-      const end = JSON.parse(out).end;
-      const bytes: number = end.sum_received.bytes;
-      return { label, gbits: end.sum_received.bits_per_second / 1e9, cpuPerGb: cpu / (bytes / 1e9) };
+      a.exec(["ip", "route", "add", "10.100.0.0/16", "dev", wgIf]);
+      const busy = `[Peer]\nPublicKey = ${encodeKey(publicKeyOf(ka))}\nAllowedIPs = 10.99.0.2/32\n\n`;
+      const gw = await startGlassgate(b, { config: gatewayConf(kb, busy + idlePeerSections(idle)), ifname: `gsb${tag}`, admin: "127.0.0.1:18091", ...READY });
+      try {
+        await waitFor("path up", () => a.exec(["ping", "-c", "1", "-W", "1", "10.100.0.1"], { allowFail: true }).includes("1 received"), 20_000, 200);
+        const l = load();
+        const idleCpu = await cpuPercent(gw.pid, IDLE_SECONDS);
+        const c0 = cpuSeconds(gw.pid);
+        const r = await iperf3(a, b, "10.100.0.1", SECONDS, 1);
+        const cpu = cpuSeconds(gw.pid) - c0;
+        return { label, idleCpuPercent: idleCpu, gbits: r.gbps, cpuPerGb: cpu / (r.bytes / 1e9), load: l };
+      } finally {
+        await gw.stop();
+      }
     } finally {
-      await gw.stop();
+      wg.kill();
     }
   } finally {
     await a.destroy();
@@ -212,21 +165,22 @@ export async function runPeersAtScaleBench(): Promise<void> {
 }
 
 async function startupRows(): Promise<void> {
-  console.log(`\nPeers at scale: start to "gateway up", RSS once up, CPU while idle (goal: ${PEERS} peers ready < 2 s, RSS < 300 MB)`);
+  console.log(`\nPeers at scale: start to "gateway up", RSS once up, CPU while idle ${IDLE_SECONDS} s after ${SETTLE_SECONDS} s settling (goal: ${PEERS} peers ready < 2 s, RSS < 300 MB)`);
   for (const [label, file, store] of [["1 peer (file)", 1, 0], [`${PEERS} peers (file)`, PEERS, 0], [`${PEERS} peers (store)`, 0, PEERS], [`${PEERS} + ${PEERS} (file + store)`, PEERS, PEERS]] as const) {
     const r = await measureStartup(label, file, store);
-    console.log(`${r.label.padEnd(32)} ready ${(r.readyMs / 1000).toFixed(2).padStart(6)} s (${r.readyCpu.toFixed(2).padStart(5)} CPU-s)  RSS ${r.rssMb.toFixed(0).padStart(4)} MB  idle CPU ${(r.idleCpuPerSec * 100).toFixed(1).padStart(5)} %`);
+    console.log(`${r.label.padEnd(32)} ready ${(r.readyMs / 1000).toFixed(2).padStart(6)} s (${r.readyCpu.toFixed(2).padStart(5)} CPU-s)  RSS ${r.rssMb.toFixed(0).padStart(4)} MB  idle CPU ${r.idleCpuPercent.toFixed(1).padStart(5)} %  (load ${r.load})`);
   }
 }
 
 async function busyRows(): Promise<void> {
-  console.log(`\nOne busy wireguard-go client (iperf3 TCP ${SECONDS}s), alone vs among ${PEERS} idle peers`);
+  console.log(`\nOne wireguard-go client, alone vs among ${PEERS} idle peers: gateway CPU over ${IDLE_SECONDS} s while it is connected and quiet, then iperf3 TCP ${SECONDS} s`);
   const rows = [];
   for (const [label, idle] of [["1 peer", 0], [`1 busy + ${PEERS} idle`, PEERS]] as const) {
     const r = await measureBusy(label, idle);
     rows.push(r);
-    console.log(`${r.label.padEnd(32)} ${r.gbits.toFixed(3).padStart(7)} Gbit/s  gateway ${r.cpuPerGb.toFixed(2).padStart(6)} CPU-s/GB`);
+    console.log(`${r.label.padEnd(32)} idle CPU ${r.idleCpuPercent.toFixed(1).padStart(5)} %  ${r.gbits.toFixed(3).padStart(7)} Gbit/s  gateway ${r.cpuPerGb.toFixed(2).padStart(6)} CPU-s/GB  (load ${r.load})`);
   }
+  console.log(`idle CPU with ${PEERS} idle peers vs alone: +${(rows[1]!.idleCpuPercent - rows[0]!.idleCpuPercent).toFixed(1)} % of a core (goal: ~0)`);
   console.log(`ratio CPU-s/GB with ${PEERS} idle vs alone: ${(rows[1]!.cpuPerGb / rows[0]!.cpuPerGb).toFixed(2)}× (goal: ~1.00×)`);
 }
 

@@ -63,6 +63,8 @@ export interface Glassgate {
   /** The PID to measure: the process that runs the event loop and its Workers. */
   pid: number;
   dir: string;
+  /** Milliseconds from spawn to ready: the `readyLine` seen on stderr, else the TUN up. */
+  readyMs: number;
   /** stderr so far, for error messages. */
   log: () => string;
   stop: () => Promise<void>;
@@ -71,24 +73,31 @@ export interface Glassgate {
 /**
  * `glassgate up` inside `ns` with the given wg-quick config text. The environment is passed
  * through (plus `env`), so GLASSGATE_* switches set for the bench reach the gateway. Resolves once
- * the TUN is up.
+ * the TUN is up, or with `readyLine` once stderr has that text (e.g. the "gateway up" log line,
+ * which needs GLASSGATE_LOG=info). `dataDir`: a data dir prepared beforehand (a seeded store).
  */
 export async function startGlassgate(
   ns: Netns,
-  opts: { config: string; ifname: string; admin?: string; env?: Record<string, string> },
+  opts: { config: string; ifname: string; admin?: string; env?: Record<string, string>; dataDir?: string; readyLine?: string; readyTimeoutMs?: number; bunFlags?: string[] },
 ): Promise<Glassgate> {
   const dir = mkdtempSync(join(tmpdir(), "gg-bench-"));
   const conf = join(dir, "gg.conf");
   writeFileSync(conf, opts.config, { mode: 0o600 });
+  const t0 = performance.now();
   const p = spawn(
-    ["ip", "netns", "exec", ns.name, "bun", "run", join(ROOT, "src/cli.ts"), "up", "--config", conf, "--interface", opts.ifname,
-      "--admin", opts.admin ?? "127.0.0.1:18080", "--data", join(dir, "data")],
+    ["ip", "netns", "exec", ns.name, "bun", ...(opts.bunFlags ?? []), "run", join(ROOT, "src/cli.ts"), "up", "--config", conf, "--interface", opts.ifname,
+      "--admin", opts.admin ?? "127.0.0.1:18080", "--data", opts.dataDir ?? join(dir, "data")],
     { cwd: ROOT, env: { ...process.env, GLASSGATE_LOG: "warn", ...opts.env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );
   // Drained so a chatty gateway never blocks on a full pipe; kept for error messages.
   let log = "";
+  let readyAt = 0;
   void (async () => {
-    for await (const chunk of p.stderr) log = (log + new TextDecoder().decode(chunk)).slice(-8000);
+    for await (const chunk of p.stderr) {
+      log += new TextDecoder().decode(chunk);
+      if (opts.readyLine && !readyAt && log.includes(opts.readyLine)) readyAt = performance.now();
+      log = log.slice(-8000);
+    }
   })();
   void new Response(p.stdout).text();
   const stop = async () => {
@@ -100,10 +109,13 @@ export async function startGlassgate(
   try {
     await waitFor(`glassgate TUN ${opts.ifname}`, () => {
       if (p.exitCode !== null) throw new Error(`glassgate exited ${p.exitCode}: ${log}`);
-      return ns.exec(["ip", "link", "show", opts.ifname], { allowFail: true }).includes("UP");
-    }, 20_000);
+      if (opts.readyLine) return readyAt > 0;
+      const up = ns.exec(["ip", "link", "show", opts.ifname], { allowFail: true }).includes("UP");
+      if (up) readyAt = performance.now();
+      return up;
+    }, opts.readyTimeoutMs ?? 20_000, opts.readyLine ? 10 : 20);
     const pid = await measuredPid(p.pid, "bun");
-    return { process: p, pid, dir, log: () => log, stop };
+    return { process: p, pid, dir, readyMs: readyAt - t0, log: () => log, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -192,6 +204,12 @@ export function threadCpuSeconds(pid: number): Map<number, number> {
     }
   }
   return out;
+}
+
+/** Resident set size in MB (VmRSS of /proc/<pid>/status). */
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 export function threadCount(pid: number): number {

@@ -4,7 +4,8 @@
 // bench/peers-at-scale.ts reports them properly.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { cpuSeconds, idlePeerSections, rssMb, seedStorePeers } from "../bench/peers-at-scale.ts";
+import { idlePeerSections, seedStorePeers } from "../bench/peers-at-scale.ts";
+import { cpuSeconds, rssMb } from "../bench/support.ts";
 import { sh, skipReason, uniqueTag } from "./support/netns.ts";
 import { Topology } from "./support/topology.ts";
 

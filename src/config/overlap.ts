@@ -30,7 +30,13 @@ export interface AddressClash<T extends AddressOwner = AddressOwner> {
  * family, prefix length and the network bytes, without formatting or parsing text (this runs for
  * every prefix of every peer at start — 10 000 peers — and at every peer sync).
  */
-function prefixKey(c: Cidr): string {
+function prefixKey(c: Cidr): string | number {
+  if (c.family === 4) {
+    // IPv4 as a number, prefix length above the 32 address bits (exact in a double): no string.
+    const b = c.bytes;
+    const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
+    return c.prefix * 0x1_0000_0000 + ((((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) & mask) >>> 0);
+  }
   let key = `${c.family}/${c.prefix}:`;
   for (let i = 0; i < c.bytes.length; i++) {
     const keep = Math.max(0, Math.min(8, c.prefix - i * 8));
@@ -49,7 +55,7 @@ function normal(c: Cidr): Cidr {
  * instead of comparing against every earlier owner (quadratic: minutes for 10 000 peers).
  */
 export class AddressIndex<T extends AddressOwner> {
-  readonly #byPrefix = new Map<string, T[]>();
+  readonly #byPrefix = new Map<string | number, T[]>();
   readonly #order = new Map<T, number>();
 
   constructor(owners: Iterable<T> = []) {

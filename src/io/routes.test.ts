@@ -83,3 +83,14 @@ test("one `ip -batch` run: each failed command gets its own error, the others co
   // ip could not run at all: nothing was done.
   expect(batchErrors(cmds, "ip: command not found", 127).size).toBe(5);
 });
+
+test("the start's routes go in beside the caller; a sync asked for meanwhile runs right after, never beside it", async () => {
+  const { routes, host } = setup();
+  const started = routes.syncInBackground(want("10.60.0.0/16", "10.61.0.0/16"));
+  // A peer change before the batch is done: nothing runs now, and it is not lost.
+  expect(routes.sync(want("10.60.0.0/16"))).toBeUndefined();
+  const plan = await started;
+  expect(plan!.add.map((w) => w.prefix.prefix)).toEqual([16, 16]);
+  expect(host.routes.filter((r) => r.dev === "gg0").map((r) => r.dst)).toEqual(["10.60.0.0/16"]);
+  expect([...routes.installed]).toEqual(["10.60.0.0/16"]);
+});

@@ -30,6 +30,16 @@ export const runIpBatch: IpBatch = (commands) => {
   return batchErrors(commands, r.stderr.toString(), r.exitCode);
 };
 
+/** `runIpBatch` without blocking: the start goes on while ip adds 10 000 routes. */
+export type IpBatchAsync = (commands: string[][]) => Promise<Map<number, string>>;
+
+export const runIpBatchAsync: IpBatchAsync = async (commands) => {
+  if (commands.length === 0) return new Map();
+  const p = Bun.spawn(["ip", "-force", "-batch", "-"], { stdin: new TextEncoder().encode(commands.map((c) => c.join(" ")).join("\n") + "\n"), stdout: "ignore", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  return batchErrors(commands, stderr, code);
+};
+
 /** The failed commands of an `ip -force -batch` run, from its stderr: each error, by command index. */
 export function batchErrors(commands: string[][], stderr: string, exitCode: number): Map<number, string> {
   const failed = new Map<number, string>();
@@ -117,6 +127,7 @@ export class TunRoutes {
     private readonly log: TargetLogger,
     private readonly ip: IpCommand = runIp,
     private readonly batch: IpBatch = ip === runIp ? runIpBatch : batchOf(ip),
+    private readonly batchAsync: IpBatchAsync = ip === runIp ? runIpBatchAsync : async (commands) => batchOf(ip)(commands),
   ) {}
 
   /** Prefixes currently routed into the TUN by us. */
@@ -126,6 +137,49 @@ export class TunRoutes {
 
   /** Brings the TUN's routes in line with `wanted` (the AllowedIPs of peers in the data plane). */
   sync(wanted: WantedRoute[]): RoutePlan | undefined {
+    if (this.#inBackground) {
+      // A change while the start's batch runs: applied right after it (the last one wins).
+      this.#afterBackground = wanted;
+      return undefined;
+    }
+    const planned = this.#plan(wanted);
+    if (!planned) return undefined;
+    const { plan, fingerprint } = planned;
+    const removed = this.batch(plan.remove.map((c) => ["route", "del", formatCidr(c), "dev", this.dev]));
+    // `add`, never `replace`: if a route appeared since we read the table, we fail rather than take it over.
+    const failed = this.batch(plan.add.map((w) => ["route", "add", formatCidr(w.prefix), "dev", this.dev]));
+    return this.#applied(plan, fingerprint, removed, failed);
+  }
+
+  /**
+   * `sync` with `ip` running beside the caller: the start goes on (history, sockets, admin) while
+   * the kernel takes thousands of routes, and awaits this before saying "gateway up". No other
+   * sync may run until it settles.
+   */
+  async syncInBackground(wanted: WantedRoute[]): Promise<RoutePlan | undefined> {
+    const planned = this.#plan(wanted);
+    if (!planned) return undefined;
+    const { plan, fingerprint } = planned;
+    this.#inBackground = true;
+    let done: RoutePlan;
+    try {
+      const removed = await this.batchAsync(plan.remove.map((c) => ["route", "del", formatCidr(c), "dev", this.dev]));
+      const failed = await this.batchAsync(plan.add.map((w) => ["route", "add", formatCidr(w.prefix), "dev", this.dev]));
+      done = this.#applied(plan, fingerprint, removed, failed);
+    } finally {
+      this.#inBackground = false;
+    }
+    const later = this.#afterBackground;
+    this.#afterBackground = undefined;
+    if (later) this.sync(later);
+    return done;
+  }
+
+  #inBackground = false;
+  #afterBackground: WantedRoute[] | undefined;
+
+  /** The plan against the host's table now, its refusals logged; undefined when nothing changed or the table is unreadable. */
+  #plan(wanted: WantedRoute[]): { plan: RoutePlan; fingerprint: string } | undefined {
     const fingerprint = wanted.map((w) => `${formatCidr(w.prefix)} ${w.peer.publicKey}`).sort().join(",");
     if (fingerprint === this.#lastWanted) return undefined;
     let host: HostRoute[];
@@ -147,7 +201,11 @@ export class TunRoutes {
       });
     }
     this.#reported = stillRefused;
-    const removed = this.batch(plan.remove.map((c) => ["route", "del", formatCidr(c), "dev", this.dev]));
+    return { plan, fingerprint };
+  }
+
+  /** Records and logs what the batches did. */
+  #applied(plan: RoutePlan, fingerprint: string, removed: Map<number, string>, failed: Map<number, string>): RoutePlan {
     plan.remove.forEach((c, i) => {
       const text = formatCidr(c);
       // Already gone (someone removed it by hand): nothing left to undo.
@@ -156,8 +214,6 @@ export class TunRoutes {
       this.#installed.delete(text);
     });
     if (plan.remove.length > ROUTE_LINES) this.log.info("routes removed: no peer needs them", { count: plan.remove.length - removed.size, interface: this.dev });
-    // `add`, never `replace`: if a route appeared since we read the table, we fail rather than take it over.
-    const failed = this.batch(plan.add.map((w) => ["route", "add", formatCidr(w.prefix), "dev", this.dev]));
     plan.add.forEach((w, i) => {
       const text = formatCidr(w.prefix);
       const err = failed.get(i);

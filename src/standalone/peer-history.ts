@@ -4,6 +4,7 @@
 import type { PeerConfig } from "../config/index.ts";
 import { encodeKey } from "../crypto/x25519.ts";
 import { filePeerId, type Store } from "../store/index.ts";
+import type { TouchedSince } from "../telemetry/touched.ts";
 import type { Tunnel } from "../tunnel/index.ts";
 
 /** How often last_seen of the live connections moves (a restart loses at most this much of it). */
@@ -18,13 +19,12 @@ export class ConnectionHistory {
 
   /** Identities of the config file's peers and of store peers made before identities were kept. */
   start(filePeers: readonly PeerConfig[], now: number): void {
-    this.store.history.remember([
-      ...filePeers.map((p) => {
-        const key = encodeKey(p.publicKey);
-        return { publicKey: key, peerId: filePeerId(key), name: null, source: "file" as const };
-      }),
-      ...this.store.peers.list().map((p) => ({ publicKey: p.publicKey, peerId: p.id, name: p.name, source: "store" as const })),
-    ], now);
+    this.store.history.remember(filePeers.map((p) => {
+      const key = encodeKey(p.publicKey);
+      return { publicKey: key, peerId: filePeerId(key), name: null, source: "file" as const };
+    }), now);
+    // After the file's: a key in both is named as the store has it (as when both went in one list).
+    this.store.history.rememberStorePeers(now);
     this.observe(now);
   }
 
@@ -40,6 +40,19 @@ export class ConnectionHistory {
     }
     for (const c of live) this.#cidKeys.set(c.cid, c.publicKey);
     this.store.history.observe(this.gid, live, now, touch);
+  }
+
+  /**
+   * The periodic tick when no peer changed (no new cid to record): moves last_seen, every
+   * TOUCH_EVERY_MS, of the connections with activity since the last move — an idle connection's
+   * last_seen moves at shutdown (observe with `force`), not 10 000 rows a minute.
+   */
+  observeTouched(now: number, touched: TouchedSince): void {
+    if (now - this.#lastTouch < TOUCH_EVERY_MS) return;
+    this.#lastTouch = now;
+    const live = touched.take().live.map((c) => ({ cid: c.cid, publicKey: c.publicKey }));
+    for (const c of live) this.#cidKeys.set(c.cid, c.publicKey);
+    this.store.history.observe(this.gid, live, now, true);
   }
 
   /**

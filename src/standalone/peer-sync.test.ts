@@ -1,4 +1,5 @@
-import { expect, test } from "bun:test";
+import { expect, spyOn, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -280,4 +281,33 @@ test("with a gateway id, only the peers served by that gateway enter its data pl
   expect([...sim.gw.connections()].map((x) => x.publicKey)).toEqual([encodeKey(a.local.publicKey)]);
   expect(removed).toEqual(["not_served"]);
   expect(lines.find((l) => l.msg === "peer removed from the data plane")).toMatchObject({ reason: "not_served" });
+});
+
+test("the periodic sync skips its full pass while the store is unchanged, and still applies a change, a hand edit and an expiry when they come", () => {
+  const w = world();
+  const a = w.sim.client();
+  const b = w.sim.client();
+  const rowA = w.add("alice", encodeKey(a.local.publicKey), "10.99.0.2/32");
+  expect(w.sync.apply(w.sim.now, { unlessUnchanged: true })).toMatchObject({ upserted: 1 });
+  const reads = () => listCalls.mock.calls.length;
+  const listCalls = spyOn(w.store.peers, "list");
+  expect(w.sync.apply(w.sim.now, { unlessUnchanged: true })).toEqual({ upserted: 1, removed: 0, skipped: 0, unchanged: true });
+  expect(reads()).toBe(0);
+  // An admin change (a new row), then a write by another process that keeps updated_at.
+  w.add("bob", encodeKey(b.local.publicKey), "10.99.0.3/32");
+  const before = reads();
+  expect(w.sync.apply(w.sim.now, { unlessUnchanged: true })).toMatchObject({ upserted: 2, removed: 0 });
+  expect(reads() - before).toBe(1);
+  const other = new Database(w.store.sqlite.filename);
+  other.run("UPDATE peers SET allowed_ips = '10.99.0.9/32' WHERE id = ?", [rowA.id]);
+  other.close();
+  w.sync.apply(w.sim.now, { unlessUnchanged: true });
+  expect(w.sim.gw.connectionFor(parseCidr("10.99.0.9/32").bytes)?.publicKey).toBe(encodeKey(a.local.publicKey));
+  // An expiry set ahead: nothing changes in the store when it passes, the sync still takes the peer out.
+  w.store.peers.update(rowA.id, { expiresAt: w.sim.now + 60_000 }, "test");
+  w.sync.apply(w.sim.now, { unlessUnchanged: true });
+  expect(w.sync.apply(w.sim.now + 30_000, { unlessUnchanged: true }).unchanged).toBe(true);
+  expect(w.sync.apply(w.sim.now + 60_000, { unlessUnchanged: true })).toMatchObject({ removed: 1 });
+  expect(w.inTunnel()).toEqual([encodeKey(b.local.publicKey)]);
+  listCalls.mockRestore();
 });

@@ -21,6 +21,7 @@ import { hostConflict, readHostRoutes, runIp, TunRoutes } from "../io/routes.ts"
 import { GatewayMetrics } from "../telemetry/metrics.ts";
 import { SERVICE_VERSION, Telemetry } from "../telemetry/otel.ts";
 import { ThroughputRing } from "../telemetry/throughput.ts";
+import { TouchedSince, touchedFeed } from "../telemetry/touched.ts";
 import { HandshakeSpans, traceStoreWrites, withSpan } from "../telemetry/tracing.ts";
 import { DnsResponder, filterText, GatewayCore } from "../gateway/index.ts";
 import { dnsCounters, DnsService, systemResolver } from "./dns-service.ts";
@@ -33,7 +34,7 @@ import type { LogRing } from "../telemetry/log-ring.ts";
 import type { SentryReporter } from "../telemetry/sentry.ts";
 import type { AdminGateway } from "../../admin/types.ts";
 import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
-import { filePeerId, Store } from "../store/index.ts";
+import { filePeerId, Store, type PeerRow } from "../store/index.ts";
 import type { PgStore } from "../store/pg-store.ts";
 import type { ClusterPeers } from "../cluster/cluster-peers.ts";
 import { AuditShipper } from "../cluster/audit-shipper.ts";
@@ -282,8 +283,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     }
   };
   /** New connections enter the state machine and the detector (created: the store row's time, else start). */
-  const trackPeers = (now: number) => {
-    const rows = new Map(store.peers.list().map((p) => [p.publicKey, p]));
+  const trackPeers = (now: number, storeRows: readonly PeerRow[]) => {
+    const rows = new Map(storeRows.map((p) => [p.publicKey, p]));
     for (const c of tunnel.connections()) {
       const row = rows.get(c.publicKey);
       const endpoint = row ? row.endpoint !== null && row.endpoint !== "" : fileEndpoints.has(c.publicKey);
@@ -309,7 +310,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     },
   });
   const storePeers = sync.apply(clock());
-  trackPeers(clock());
+  trackPeers(clock(), sync.rows);
+  // Adding the peers touched every connection: no activity for the samplers (they start from
+  // zero counters, and trackPeers entered them in the state machine and the detector).
+  tunnel.takeTouched();
   const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
   resourceSync.apply(clock());
 
@@ -318,16 +322,22 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // Host routes for the AllowedIPs of peers in the data plane (file peers, enabled store peers):
   // never one the host already has (io/route-plan.ts), and gone again when no peer needs it.
   const routes = new TunRoutes(tun.name, opts.logger.target("routes"));
-  const routeTunnel = () => {
-    const names = new Map(store.peers.list().map((p) => [p.publicKey, p.name]));
-    routes.sync([...tunnel.connections()].flatMap((c) =>
-      c.allowedIPs.map((prefix) => ({ prefix, peer: { cid: c.cid, publicKey: c.publicKey, name: names.get(c.publicKey) } }))));
+  const wantedRoutes = (storeRows: readonly PeerRow[]) => {
+    const names = new Map(storeRows.map((p) => [p.publicKey, p.name]));
+    return [...tunnel.connections()].flatMap((c) =>
+      c.allowedIPs.map((prefix) => ({ prefix, peer: { cid: c.cid, publicKey: c.publicKey, name: names.get(c.publicKey) } })));
   };
+  const routeTunnel = (storeRows: readonly PeerRow[]) => void routes.sync(wantedRoutes(storeRows));
+  /** The start's routes: `ip` adds them (10 000: ~0.5 s of kernel work) while the start goes on; awaited before "gateway up". */
+  let routesAdded: Promise<unknown> = Promise.resolve();
   try {
     // The tunnel subnet gets a connected route on the TUN.
     addTunAddresses(tun.name, cfg.interface.addresses, log);
     ip(["link", "set", "dev", tun.name, "mtu", String(cfg.interface.mtu), "up"]);
-    routeTunnel();
+    const adding = routes.syncInBackground(wantedRoutes(sync.rows)).then(() => undefined, (err: unknown) => err);
+    routesAdded = adding.then((err) => {
+      if (err !== undefined) throw new Error(`configuring ${tun.name}`, { cause: err });
+    });
     try {
       // A longer queue absorbs bursts towards the TUN instead of dropping them (Firezone #10231).
       ip(["link", "set", "dev", tun.name, "txqueuelen", String(TUN_TX_QUEUE_LEN)]);
@@ -434,14 +444,21 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   loop.attach(udp, reader);
   metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), clientId: opts.portal?.clientId, ice: () => node.iceMetrics(), batchedUdp: udp instanceof GatewayUdp ? udp : undefined, tunOffload: tun.vnetHeader, ...metricsOpts, telemetry });
 
-  const applyPeers = () => {
-    const r = sync.apply(clock());
-    trackPeers(clock());
-    resourceSync.apply(clock());
-    routeTunnel();
-    audit.sweep();
-    history.observe(Date.now());
-    captures.sweep();
+  // `periodic`: the 10 s tick, which skips everything below when the store has nothing new
+  // (PeerSync.apply's mark): the rest walks every connection, O(configured peers) per tick.
+  const applyPeers = (periodic = false) => {
+    const r = sync.apply(clock(), { unlessUnchanged: periodic });
+    if (!r.unchanged) {
+      trackPeers(clock(), sync.rows);
+      resourceSync.apply(clock());
+      routeTunnel(sync.rows);
+      audit.sweep();
+      history.observe(Date.now());
+      captures.sweep();
+    } else {
+      feedTouched();
+      history.observeTouched(Date.now(), touchedForHistory);
+    }
     loop.wake();
     return r;
   };
@@ -474,6 +491,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   await pgPresence?.publishOnce(startedAt);
   const shipper = opts.pg ? new AuditShipper({ local: store, pg: opts.pg, gid, log: clog }) : undefined;
   const rates = new ThroughputRing(startedAt);
+  const touchedForProblems = new TouchedSince();
+  const touchedForRates = new TouchedSince();
+  const touchedForTraffic = new TouchedSince();
+  const touchedForHistory = new TouchedSince();
+  const feedTouched = touchedFeed(() => tunnel.takeTouched(), [touchedForProblems, touchedForRates, touchedForTraffic, touchedForHistory]);
   const app = createAdminApp({
     envToken: opts.adminToken,
     log: opts.logger.target("admin"),
@@ -582,6 +604,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     store.logs.prune(cutoff);
     if (n > 0) log.info("audit retention applied", { deleted: n, retention_days: opts.retentionDays ?? 90 });
   };
+  await routesAdded;
   prune();
   // Housekeeping that fails (a busy or full disk) is an error to see, not a reason to stop
   // moving packets: only what escapes everything is fatal (cli.ts).
@@ -599,7 +622,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   pgPresence?.start(CLUSTER_HEARTBEAT_MS);
   shipper?.start(AUDIT_SHIP_MS);
   const expiryTimer = every("peer and resource sync", 10_000, () => {
-    applyPeers();
+    applyPeers(true);
     // (The NAT sweep and authorization expiry are the node's timers now: see GatewayNode.handleTimeout.)
     // Proxy names unused for a day (and without live NAT sessions) give back their addresses and row.
     const reclaimed = dnsResponder.reclaimIdle(clock());
@@ -610,17 +633,25 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   });
   // Per-packet evidence (drops by source, sources outside AllowedIPs) is read from counters the
   // data path keeps, once a second; so are "stale" and "never connected", which no event announces.
+  // Each sampler visits the connections touched since its last run (telemetry/touched.ts), not
+  // every configured peer: 10 000 idle peers cost these timers nothing.
   const problemTimer = every("problem detection", 1000, () => {
     const now = clock();
-    problems.sample(tunnel, now);
-    for (const c of tunnel.connections()) states.sample(c.cid, c.peer.stats.rxPackets, now);
+    feedTouched();
+    const touched = touchedForProblems.take().live;
+    problems.sample(tunnel, now, touched);
+    states.sampleTouched(touched, now);
     drainProblems();
   });
   const trafficTimer = every("traffic sampling", (opts.trafficSampleSeconds ?? 60) * 1000, () => {
-    store.traffic.sample(Date.now(), connectionViews(tunnel, clock(), states).map((c) => ({ publicKey: c.public_key, rxBytes: c.rx_bytes, txBytes: c.tx_bytes })));
+    feedTouched();
+    const t = touchedForTraffic.take();
+    store.traffic.sample(Date.now(), t.live.map((c) => ({ publicKey: c.publicKey, rxBytes: c.peer.stats.rxBytes, txBytes: c.peer.stats.txBytes })), { forget: t.removed.map((c) => c.publicKey) });
   });
   const rateTimer = every("throughput sampling", RATE_SAMPLE_MS, () => {
-    rates.sample(Date.now(), [...tunnel.connections()].map((c) => ({ cid: c.cid, rxBytes: c.peer.stats.rxBytes, txBytes: c.peer.stats.txBytes, handshakesCompleted: c.peer.stats.handshakesCompleted, handshakesFailed: c.peer.stats.handshakesFailed })));
+    feedTouched();
+    const t = touchedForRates.take();
+    rates.sampleChanged(Date.now(), t.live.map((c) => ({ cid: c.cid, rxBytes: c.peer.stats.rxBytes, txBytes: c.peer.stats.txBytes, handshakesCompleted: c.peer.stats.handshakesCompleted, handshakesFailed: c.peer.stats.handshakesFailed })), t.removed.map((c) => c.cid));
   });
   // The app limits bodies per route (admin/middleware/limits.ts); this is Bun's outer bound.
   const server = Bun.serve({ hostname: opts.admin.hostname, port: opts.admin.port, maxRequestBodySize: 1024 * 1024, fetch: (req, srv) => app.fetch(req, srv) });

@@ -120,3 +120,25 @@ test("1 200 identities and cids (more than one multi-row insert) are all kept: n
   expect(s.history.byCid(1150)).toEqual([{ gid: GID, cid: 1150, publicKey: keys[1149]!, firstSeen: 1000, lastSeen: 9000 }]);
   s.close();
 });
+
+test("remembering every store peer inside SQLite writes what remembering them one by one writes", () => {
+  const a = Store.open(dir());
+  const b = Store.open(dir());
+  for (const s of [a, b]) {
+    s.peers.create(parsePeerInput({ name: "laptop", publicKey: key(), allowedIps: "10.99.0.2/32" }) as PeerInput, "test");
+  }
+  // Same rows in both stores, then each way of remembering them at 5000.
+  const row = a.peers.list()[0]!;
+  b.sqlite.run("DELETE FROM peers");
+  b.sqlite.run("DELETE FROM peer_identities");
+  b.sqlite.run("INSERT INTO peers (id, name, public_key, allowed_ips, persistent_keepalive, enabled) VALUES (?, ?, ?, ?, 0, 1)", [row.id, row.name, row.publicKey, row.allowedIps]);
+  a.sqlite.run("UPDATE peer_identities SET name = 'old name', first_seen = 1000");
+  b.sqlite.run("INSERT INTO peer_identities (public_key, peer_id, name, source, first_seen, last_seen) VALUES (?, ?, 'old name', 'store', 1000, 1000)", [row.publicKey, row.id]);
+  a.history.remember(a.peers.list().map((p) => ({ publicKey: p.publicKey, peerId: p.id, name: p.name, source: "store" as const })), 5000);
+  b.history.rememberStorePeers(5000);
+  const ids = (s: Store) => s.sqlite.query("SELECT public_key, peer_id, name, source, first_seen, last_seen FROM peer_identities ORDER BY public_key").all();
+  expect(ids(b)).toEqual(ids(a));
+  expect(ids(a)).toEqual([{ public_key: row.publicKey, peer_id: row.id, name: "laptop", source: "store", first_seen: 1000, last_seen: 5000 }]);
+  a.close();
+  b.close();
+});

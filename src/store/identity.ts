@@ -70,9 +70,12 @@ export function rememberIdentities(db: Db, ids: readonly Omit<PeerIdentity, "fir
   }
 }
 
+/** From this many rows on, observe() and remember() write them in one statement (see there). */
+const MANY_CIDS = 64;
+
 export class PeerHistory {
   /** (gid|cid|key) already written this run: only new ones are inserted on each observation. */
-  readonly #known = new Set<string>();
+  readonly #known = new Map<string, Map<number, string>>();
 
   constructor(private readonly db: Db, private readonly sqlite: Database) {}
 
@@ -95,6 +98,17 @@ export class PeerHistory {
 
   remember(ids: readonly Omit<PeerIdentity, "firstSeen" | "lastSeen">[], now: number): void {
     if (ids.length === 0) return;
+    if (ids.length >= MANY_CIDS) {
+      // Thousands (a start with a big config file): one statement over JSON, as observe() does;
+      // one row per key, the last one given winning as it would row by row.
+      const latest = new Map<string, Omit<PeerIdentity, "firstSeen" | "lastSeen">>();
+      for (const p of ids) latest.set(p.publicKey, p);
+      (this.#identitiesFromJson ??= this.sqlite.prepare(
+        "INSERT INTO peer_identities (public_key, peer_id, name, source, first_seen, last_seen) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?1, ?1 FROM json_each(?2) WHERE true " +
+        "ON CONFLICT (public_key) DO UPDATE SET peer_id = excluded.peer_id, name = excluded.name, source = excluded.source, last_seen = excluded.last_seen"))
+        .run(now, JSON.stringify([...latest.values()].map((p) => [p.publicKey, p.peerId, p.name, p.source])));
+      return;
+    }
     const { identity } = this.#prepared();
     this.sqlite.transaction(() => {
       for (const p of ids) identity.run(p.publicKey, p.peerId, p.name, p.source, now, now);
@@ -102,20 +116,46 @@ export class PeerHistory {
   }
 
   /**
+   * `remember` for every row of the peers table (source "store"), done inside SQLite in one
+   * statement: 10 000 rows handed over one by one cost ~0.13 s of every start.
+   */
+  rememberStorePeers(now: number): void {
+    (this.#storePeersStatement ??= this.sqlite.prepare(
+      "INSERT INTO peer_identities (public_key, peer_id, name, source, first_seen, last_seen) SELECT public_key, id, name, 'store', ?1, ?1 FROM peers WHERE true " +
+      "ON CONFLICT (public_key) DO UPDATE SET peer_id = excluded.peer_id, name = excluded.name, source = excluded.source, last_seen = excluded.last_seen")).run(now);
+  }
+
+  #storePeersStatement: Statement | undefined;
+  #identitiesFromJson: Statement | undefined;
+
+  /**
    * Records the live connections of gateway `gid`. New (cid, key) pairs are inserted at once (an
    * old cid must resolve from its first log line on); `touch` also moves last_seen of the ones
    * already known (done periodically and at shutdown, not on every call). One transaction.
    */
   observe(gid: string, live: readonly { cid: number; publicKey: string }[], now: number, touch = false): number {
-    const fresh = live.filter((c) => !this.#known.has(`${gid}|${c.cid}|${c.publicKey}`));
+    let known = this.#known.get(gid);
+    if (!known) this.#known.set(gid, (known = new Map()));
+    const fresh = live.filter((c) => known.get(c.cid) !== c.publicKey);
     if (fresh.length === 0 && !touch) return 0;
-    const { cid } = this.#prepared();
-    this.sqlite.transaction(() => {
-      for (const c of touch ? live : fresh) cid.run(gid, c.cid, c.publicKey, now, now);
-    })();
-    for (const c of fresh) this.#known.add(`${gid}|${c.cid}|${c.publicKey}`);
+    const rows = touch ? live : fresh;
+    if (rows.length >= MANY_CIDS) {
+      // Thousands at once (a start, the minute's touch): handed over as one JSON text and
+      // inserted inside SQLite, ~4× cheaper than a statement run per row.
+      (this.#cidsFromJson ??= this.sqlite.prepare(
+        "INSERT INTO connection_ids (gid, cid, public_key, first_seen, last_seen) SELECT ?1, value ->> 0, value ->> 1, ?2, ?2 FROM json_each(?3) WHERE true " +
+        "ON CONFLICT (gid, cid, public_key) DO UPDATE SET last_seen = excluded.last_seen")).run(gid, now, JSON.stringify(rows.map((c) => [c.cid, c.publicKey])));
+    } else {
+      const { cid } = this.#prepared();
+      this.sqlite.transaction(() => {
+        for (const c of rows) cid.run(gid, c.cid, c.publicKey, now, now);
+      })();
+    }
+    for (const c of fresh) known.set(c.cid, c.publicKey);
     return fresh.length;
   }
+
+  #cidsFromJson: Statement | undefined;
 
   /** Whom `cid` named, newest first (a cid can recur across runs, rarely: 24 random bits). */
   byCid(cid: number): CidRow[] {

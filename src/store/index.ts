@@ -38,7 +38,7 @@ export class Store {
   /** `gid`: the data dir's gateway id, stamped on every audit row this store writes. */
   private constructor(readonly sqlite: Database, readonly db: Db, readonly gid: string) {
     this.audit = new AuditLog(db, gid);
-    this.peers = new PeerRepository(db, gid);
+    this.peers = new PeerRepository(db, gid, sqlite);
     this.auth = new AdminAuth(db, gid);
     this.traffic = new TrafficHistory(db);
     this.proxyAssignments = new ProxyAssignments(db);
@@ -59,6 +59,26 @@ export class Store {
     }
     return new Store(sqlite, db, gid);
   }
+
+  /**
+   * A fingerprint of what the data plane takes from the store (peers, resources, grants): equal
+   * marks mean nothing a sync applies has changed, so the 10 s sync can skip its full pass.
+   * PRAGMA data_version moves whenever another connection (the CLI, a hand edit, a restore)
+   * commits; this connection's own writes (the admin) move the counts or updated_at columns, and
+   * the admin applies them at once anyway. Costs a few index lookups, not a row per peer.
+   */
+  dataPlaneMark(): string {
+    const st = (this.#markStatement ??= this.sqlite.prepare(
+      "SELECT (SELECT count(*) FROM peers) || '|' || (SELECT ifnull(max(updated_at), 0) FROM peers) || '|' || (SELECT total(enabled) FROM peers) || '|' || " +
+      "(SELECT count(*) FROM resources) || '|' || (SELECT ifnull(max(updated_at), 0) FROM resources) || '|' || " +
+      "(SELECT count(*) FROM authorizations) || '|' || (SELECT ifnull(max(created_at), 0) FROM authorizations) || '|' || (SELECT total(ifnull(expires_at, 0)) FROM authorizations) AS mark"));
+    const version = (this.#versionStatement ??= this.sqlite.prepare("PRAGMA data_version"));
+    const v = version.values()[0]?.[0];
+    return `${String(v)}|${(st.get() as { mark: string }).mark}`;
+  }
+
+  #markStatement: ReturnType<Database["prepare"]> | undefined;
+  #versionStatement: ReturnType<Database["prepare"]> | undefined;
 
   close(): void {
     this.sqlite.close();

@@ -1,5 +1,6 @@
 // Peers managed from the admin UI and API: validated input (each error names its field), and
 // every change written together with its audit event in one transaction.
+import type { Database, Statement } from "bun:sqlite";
 import { eq } from "drizzle-orm";
 import { z } from "zod";
 import { decodeKey, isUsablePublicKey, publicKeyProblem } from "../crypto/x25519.ts";
@@ -176,6 +177,12 @@ export function peerSnapshot(p: PeerRow | undefined) {
 
 type Awaitable<T> = T | Promise<T>;
 
+/** The peers table as PeerRow (drizzle's names for its columns), ordered as list() promises. */
+const LIST_SQL =
+  "SELECT id, name, public_key AS publicKey, preshared_key AS presharedKey, client_private_key AS clientPrivateKey, allowed_ips AS allowedIps, " +
+  "endpoint, persistent_keepalive AS persistentKeepalive, enabled, expires_at AS expiresAt, created_at AS createdAt, updated_at AS updatedAt, " +
+  "served_by AS servedBy FROM peers ORDER BY name";
+
 /**
  * Peers as both stores offer them: SQLite answers at once, PostgreSQL (peers-pg.ts) with promises;
  * validation, the address-overlap rule, row values and audit snapshots are shared (below).
@@ -234,11 +241,20 @@ export function peerPatchSet(patch: Partial<PeerInput>, now: number) {
 
 export class PeerRepository implements PeerStore {
   /** `gid`: this gateway's id, stamped on the audit rows its changes write. */
-  constructor(private readonly db: Db, private readonly gid?: string) {}
+  constructor(private readonly db: Db, private readonly gid?: string, private readonly sqlite?: Database) {}
 
+  /**
+   * Every row, by name. Read on bun:sqlite directly when it is at hand: drizzle maps each row
+   * column by column (~40 µs a row), which made every full peer sync of 10 000 rows cost ~0.4 s.
+   */
   list(): PeerRow[] {
-    return this.db.select().from(peers).orderBy(peers.name).all();
+    if (!this.sqlite) return this.db.select().from(peers).orderBy(peers.name).all();
+    const rows = (this.#listStatement ??= this.sqlite.prepare(LIST_SQL)).all() as (Omit<PeerRow, "enabled"> & { enabled: number | boolean })[];
+    for (const r of rows) r.enabled = r.enabled !== 0 && r.enabled !== false;
+    return rows as PeerRow[];
   }
+
+  #listStatement: Statement | undefined;
 
   get(id: string): PeerRow | undefined {
     return this.db.select().from(peers).where(eq(peers.id, id)).get();

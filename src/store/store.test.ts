@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../crypto/x25519.ts";
 import { LOW_ORDER_KEYS } from "../../test/support/low-order-keys.ts";
-import { auditCsv, parsePeerInput, PeerValidationError, Store, type PeerInput } from "./index.ts";
+import { Database } from "bun:sqlite";
+import { auditCsv, parsePeerInput, PeerRepository, PeerValidationError, Store, type PeerInput } from "./index.ts";
 
 const dir = () => mkdtempSync(join(tmpdir(), "gg-store-"));
 const key = () => encodeKey(publicKeyOf(generatePrivateKey()));
@@ -195,4 +196,24 @@ test("a peer name with a control or bidi-override character is refused naming it
     err = e;
   }
   expect((err as PeerValidationError).message.length).toBeLessThan(700);
+});
+
+test("peers.list() read on bun:sqlite is row for row what drizzle reads, and the data-plane mark moves with every change", () => {
+  const s = Store.open(dir());
+  const a = s.peers.create(parsePeerInput({ name: "b-phone", publicKey: key(), presharedKey: encodeKey(generatePrivateKey()), allowedIps: "10.99.0.3/32", endpoint: "198.51.100.4:51820", persistentKeepalive: "25" }) as PeerInput, "admin:alice");
+  s.peers.create(parsePeerInput({ name: "a-laptop", publicKey: key(), allowedIps: "10.99.0.2/32, fd00::2/128" }) as PeerInput, "admin:alice");
+  const m0 = s.dataPlaneMark();
+  expect(s.dataPlaneMark()).toBe(m0);
+  s.peers.update(a.id, { enabled: false }, "admin:alice");
+  const m1 = s.dataPlaneMark();
+  expect(m1).not.toBe(m0);
+  const viaDrizzle = new PeerRepository(s.db).list();
+  expect(s.peers.list()).toEqual(viaDrizzle);
+  expect(viaDrizzle.map((p) => [p.name, p.enabled])).toEqual([["a-laptop", true], ["b-phone", false]]);
+  // Another connection's write (the CLI, a hand edit) moves it too, even one that keeps updated_at.
+  const other = new Database(join(s.sqlite.filename));
+  other.run("UPDATE peers SET allowed_ips = ? WHERE id = ?", ["10.99.0.9/32", a.id]);
+  other.close();
+  expect(s.dataPlaneMark()).not.toBe(m1);
+  s.close();
 });

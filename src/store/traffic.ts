@@ -22,7 +22,7 @@ export class TrafficHistory {
    * that went down (a reconnect reset it) counts from zero. Only the peers passed are remembered:
    * a deleted peer's last counters are forgotten (they were kept forever).
    */
-  sample(ts: number, counters: { publicKey: string; rxBytes: number; txBytes: number }[]): number {
+  sample(ts: number, counters: { publicKey: string; rxBytes: number; txBytes: number }[], changedOnly?: { forget: Iterable<string> }): number {
     const rows: (typeof trafficSamples.$inferInsert)[] = [];
     const seen = new Set<string>();
     for (const c of counters) {
@@ -33,7 +33,11 @@ export class TrafficHistory {
       this.#last.set(c.publicKey, { rx: c.rxBytes, tx: c.txBytes });
       if (rx > 0 || tx > 0) rows.push({ ts, publicKey: c.publicKey, rxBytes: rx, txBytes: tx });
     }
-    for (const k of this.#last.keys()) if (!seen.has(k)) this.#last.delete(k);
+    // `changedOnly`: the counters passed are those that can have moved (telemetry/touched.ts), and
+    // the peers gone are named; an idle peer is neither listed nor forgotten.
+    if (changedOnly) {
+      for (const k of changedOnly.forget) if (!seen.has(k)) this.#last.delete(k);
+    } else for (const k of this.#last.keys()) if (!seen.has(k)) this.#last.delete(k);
     // SQLite caps the variables in one statement (Bun's build: under 280 000; stock SQLite 32 766):
     // ~62 000 busy peers in one INSERT failed the whole sample. Chunks, in one transaction.
     if (rows.length) {

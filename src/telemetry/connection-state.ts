@@ -41,6 +41,11 @@ const REMEMBER_REMOVED = 1024;
 export class ConnectionStates {
   readonly #live = new Map<number, StateEntry>();
   readonly #removed = new Map<number, StateEntry>();
+  /**
+   * Live connections in `connected`: the only state time alone changes (to `stale`), so a
+   * periodic sample looks at these and at the connections with traffic, never at every idle one.
+   */
+  readonly #connected = new Map<number, StateEntry>();
   readonly #staleAfter: number;
 
   constructor(opts: { staleAfterMs?: number } = {}) {
@@ -63,10 +68,12 @@ export class ConnectionStates {
     return e;
   }
 
-  #move(e: StateEntry, to: ConnectionState, now: number): void {
+  #move(e: StateEntry, to: ConnectionState, now: number, cid: number): void {
     if (e.state === to) return;
     e.state = to;
     e.since = now;
+    if (to === "connected") this.#connected.set(cid, e);
+    else this.#connected.delete(cid);
   }
 
   /** A connection exists (peer added): idle until something happens. */
@@ -79,31 +86,31 @@ export class ConnectionStates {
     switch (ev.type) {
       case "handshake_initiated":
         // A rekey of a working session is no change of state; anything else now waits on us.
-        if (e.state !== "connected") this.#move(e, "handshaking", now);
+        if (e.state !== "connected") this.#move(e, "handshaking", now, ev.cid);
         break;
       case "handshake_completed":
         if (ev.role === "initiator") {
           // The initiator consumed the response: both sides hold the keys (the response proves it).
           e.lastRxAt = now;
           e.confirmed++;
-          this.#move(e, "connected", now);
+          this.#move(e, "connected", now, ev.cid);
         } else if (e.state !== "connected") {
-          this.#move(e, "awaiting_confirmation", now);
+          this.#move(e, "awaiting_confirmation", now, ev.cid);
         }
         break;
       case "session_confirmed":
         e.lastRxAt = now;
         e.confirmed++;
-        this.#move(e, "connected", now);
+        this.#move(e, "connected", now, ev.cid);
         break;
       case "handshake_failed":
-        this.#move(e, "failed", now);
+        this.#move(e, "failed", now, ev.cid);
         break;
       case "keys_zeroed":
-        if (e.state === "connected" || e.state === "awaiting_confirmation") this.#move(e, "stale", now);
+        if (e.state === "connected" || e.state === "awaiting_confirmation") this.#move(e, "stale", now, ev.cid);
         break;
       case "goodbye_received":
-        this.#move(e, "idle", now);
+        this.#move(e, "idle", now, ev.cid);
         break;
       default:
         break;
@@ -119,19 +126,32 @@ export class ConnectionStates {
     if (rxPackets !== e.rxPackets) {
       e.rxPackets = rxPackets;
       e.lastRxAt = now;
-      if (e.state === "stale") this.#move(e, "connected", now);
+      if (e.state === "stale") this.#move(e, "connected", now, cid);
     } else if (e.state === "connected" && now - e.lastRxAt > this.#staleAfter) {
-      this.#move(e, "stale", now);
+      this.#move(e, "stale", now, cid);
     }
+  }
+
+  /**
+   * The periodic sample at scale: `touched` are the connections the tunnel listed since the last
+   * call (Tunnel.takeTouched; removed ones are skipped), the only ones whose received-packet count
+   * can have grown; connected ones not among them are checked for going stale. Same outcome as
+   * sampling every live connection, at the cost of the active ones.
+   */
+  sampleTouched(touched: Iterable<{ cid: number; removed: boolean; peer: { stats: { rxPackets: number } } }>, now: number): void {
+    for (const c of touched) if (!c.removed) this.sample(c.cid, c.peer.stats.rxPackets, now);
+    for (const [cid, e] of this.#connected) if (now - e.lastRxAt > this.#staleAfter) this.#move(e, "stale", now, cid);
   }
 
   /** The peer sync took the peer out: expired and disabled stay visible; deleted ones are forgotten. */
   removed(cid: number, reason: RemovalReason, now: number): void {
     const e = this.#live.get(cid);
     this.#live.delete(cid);
+    this.#connected.delete(cid);
     if (reason !== "expired" && reason !== "disabled") return;
     const kept = e ?? { state: "idle" as ConnectionState, since: now, lastRxAt: 0, rxPackets: 0, confirmed: 0 };
-    this.#move(kept, reason, now);
+    this.#move(kept, reason, now, cid);
+    this.#connected.delete(cid);
     this.#removed.set(cid, kept);
     if (this.#removed.size > REMEMBER_REMOVED) this.#removed.delete(this.#removed.keys().next().value!);
   }
@@ -145,6 +165,11 @@ export class ConnectionStates {
 
   /** Live cids the tunnel no longer has (removed without a reason we were told): forgotten. */
   retain(isLive: (cid: number) => boolean): void {
-    for (const cid of this.#live.keys()) if (!isLive(cid)) this.#live.delete(cid);
+    for (const cid of this.#live.keys()) {
+      if (!isLive(cid)) {
+        this.#live.delete(cid);
+        this.#connected.delete(cid);
+      }
+    }
   }
 }

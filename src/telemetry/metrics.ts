@@ -84,11 +84,12 @@ export class GatewayMetrics {
     const m = this.#telemetry.meter;
 
     // One pass over the connections per collection feeds every aggregate instrument.
-    let snap = this.#snapshot();
+    // Taken at the first collection, not here: at start it walked 10 000 peers for nothing.
+    let snap: MetricsSnapshot | undefined;
     let snapAt = -1;
     const fresh = () => {
       const now = opts.clock();
-      if (now !== snapAt) {
+      if (!snap || now !== snapAt) {
         snap = this.#snapshot();
         snapAt = now;
       }
@@ -242,7 +243,7 @@ export class GatewayMetrics {
     if (this.#ownsTelemetry) await this.#telemetry.shutdown();
   }
 
-  #snapshot() {
+  #snapshot(): MetricsSnapshot {
     const { tunnel, clock } = this.opts;
     const now = clock();
     const s = { peers: 0, connections: 0, sessions: 0, rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0, hsInitiated: 0, hsCompleted: 0, hsFailed: 0, drops: new Map<string, number>(), perPeer: [] as PeerCounters[] };
@@ -266,6 +267,21 @@ export class GatewayMetrics {
     }
     return s;
   }
+}
+
+interface MetricsSnapshot {
+  peers: number;
+  connections: number;
+  sessions: number;
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+  hsInitiated: number;
+  hsCompleted: number;
+  hsFailed: number;
+  drops: Map<string, number>;
+  perPeer: PeerCounters[];
 }
 
 interface PeerCounters {

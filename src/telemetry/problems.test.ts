@@ -82,8 +82,10 @@ function world(opts: { neverConnectedMs?: number } = {}) {
       }
       gw.handleTimeout(now);
       pump();
-      detector.sample(gw, now);
-      for (const c of gw.connections()) states.sample(c.cid, c.peer.stats.rxPackets, now);
+      // As the gateway samples: only the connections the tunnel touched since the last turn.
+      const touched = gw.takeTouched();
+      detector.sample(gw, now, touched);
+      states.sampleTouched(touched, now);
       for (let ch = detector.pollChange(); ch; ch = detector.pollChange()) changes.push(ch);
     }
   };

@@ -10,7 +10,7 @@
 // one Sentry event each, however many packets showed it.
 import { encodeKey } from "../crypto/x25519.ts";
 import { formatCidr, formatIp } from "../ip/address.ts";
-import type { Tunnel, TunnelEvent } from "../tunnel/index.ts";
+import { MinHeap, type Connection, type Tunnel, type TunnelEvent } from "../tunnel/index.ts";
 import { formatEndpoint } from "../wire/index.ts";
 import { Throttle } from "./throttle.ts";
 
@@ -109,6 +109,12 @@ export class ProblemDetector {
   readonly #opts: Required<ProblemOptions>;
   readonly #problems = new Map<string, Problem>();
   readonly #peers = new Map<number, PeerWatch>();
+  /**
+   * When each peer's "never connected" falls due (createdAt + neverConnectedMs), by cid: a sample
+   * looks at the peers due, not at every configured one every second. Entries of peers gone or
+   * confirmed meanwhile are dropped when they surface.
+   */
+  readonly #neverConnectedDue = new MinHeap<number>();
   #changes: ProblemChange[] = [];
   #dropSeq = 0;
   readonly #newSources: Throttle;
@@ -135,7 +141,10 @@ export class ProblemDetector {
   peerAdded(cid: number, publicKey: string, createdAt: number, configuredEndpoint = false): void {
     const known = this.#peers.get(cid);
     if (known) known.configuredEndpoint = configuredEndpoint;
-    else this.#peers.set(cid, { publicKey, createdAt, confirmed: false, unconfirmed: 0, unanswered: 0, configuredEndpoint, rejected: 0 });
+    else {
+      this.#peers.set(cid, { publicKey, createdAt, confirmed: false, unconfirmed: 0, unanswered: 0, configuredEndpoint, rejected: 0 });
+      this.#neverConnectedDue.push(createdAt + this.#opts.neverConnectedMs, cid);
+    }
   }
 
   /** The peer left the data plane: its problems go with it. */
@@ -206,9 +215,11 @@ export class ProblemDetector {
 
   /**
    * Reads what the data path counted since the last sample (drops by source, inner sources outside
-   * AllowedIPs) and checks the time-based problems. Call it once per turn or per second.
+   * AllowedIPs) and checks the time-based problems. Call it once per turn or per second, with
+   * `touched` the connections the tunnel listed since the last call (Tunnel.takeTouched): the
+   * others have no new evidence. Without it, every connection is looked at.
    */
-  sample(tunnel: Tunnel, now: number): void {
+  sample(tunnel: Tunnel, now: number, touched?: Iterable<Connection>): void {
     for (const d of tunnel.handshakeDropsSince(this.#dropSeq)) {
       this.#dropSeq = d.seq;
       if (d.reason === "mac1") {
@@ -231,8 +242,9 @@ export class ProblemDetector {
         }));
       }
     }
-    for (const c of tunnel.connections()) {
-      const w = this.#peers.get(c.cid);
+    // Sources outside AllowedIPs are counted on the data path, which lists the connection as touched.
+    for (const c of touched ?? tunnel.connections()) {
+      const w = c.removed ? undefined : this.#peers.get(c.cid);
       if (!w) continue;
       const r = c.rejectedSources;
       if (r.count !== w.rejected) {
@@ -250,25 +262,43 @@ export class ProblemDetector {
           fix: `Set the client's Address inside ${allowed}, or add ${source} to this peer's AllowedIPs if it should send from there.`,
         }), { source });
       }
-      if (!w.confirmed && now - w.createdAt >= this.#opts.neverConnectedMs && !this.#problems.has(`never_connected|${c.cid}`) &&
-        !EXPLAINS_NEVER_CONNECTED.some((k) => this.#problems.has(`${k}|${c.cid}`))) {
-        const s = Math.floor((now - w.createdAt) / 1000);
-        const age = s < 120 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h`;
-        this.#raise(`never_connected|${c.cid}`, now, 1, () => ({
-          kind: "never_connected",
-          cid: c.cid,
-          public_key: w.publicKey,
-          title: "Never connected since it was created",
-          likely_cause: `No session with this peer was ever confirmed, ${age} after it was created: the client config was never installed or started, or the client cannot reach the gateway's UDP port.`,
-          fix: "Install the peer's client config and start the tunnel; check the client reaches the gateway's public endpoint and that the UDP port is open (firewall, NAT port forward).",
-        }));
-      }
     }
+    this.#neverConnected(now);
     // Evidence that only ever arrives (no event says it stopped): quiet long enough means gone.
     for (const [id, p] of this.#problems) {
       if ((p.kind === "wrong_gateway_key" || p.kind === "unknown_key" || p.kind === "allowed_ips") && now - p.last_seen > this.#opts.quietMs) this.#clear(id, now);
     }
   }
+
+  /** Peers whose "never connected" deadline passed: raised unless confirmed, gone, or explained. */
+  #neverConnected(now: number): void {
+    const due = this.#neverConnectedDue;
+    while (due.size > 0 && due.peekAt() <= now) {
+      const cid = due.pop()!;
+      const w = this.#peers.get(cid);
+      // Gone, confirmed, or a cid reused by a younger peer (whose own entry is still ahead).
+      if (!w || w.confirmed || now - w.createdAt < this.#opts.neverConnectedMs || this.#problems.has(`never_connected|${cid}`)) continue;
+      if (EXPLAINS_NEVER_CONNECTED.some((k) => this.#problems.has(`${k}|${cid}`))) {
+        // Explained for now; asked again next second, as long as the explanation stands.
+        this.#laterNeverConnected.push(cid);
+        continue;
+      }
+      const s = Math.floor((now - w.createdAt) / 1000);
+      const age = s < 120 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h`;
+      this.#raise(`never_connected|${cid}`, now, 1, () => ({
+        kind: "never_connected",
+        cid,
+        public_key: w.publicKey,
+        title: "Never connected since it was created",
+        likely_cause: `No session with this peer was ever confirmed, ${age} after it was created: the client config was never installed or started, or the client cannot reach the gateway's UDP port.`,
+        fix: "Install the peer's client config and start the tunnel; check the client reaches the gateway's public endpoint and that the UDP port is open (firewall, NAT port forward).",
+      }));
+    }
+    for (const cid of this.#laterNeverConnected) due.push(now + 1000, cid);
+    this.#laterNeverConnected.length = 0;
+  }
+
+  readonly #laterNeverConnected: number[] = [];
 
   /** Store peers kept out because their tunnel address is taken (peer-sync), replacing the last set. */
   setAddressClashes(clashes: { peer: string; publicKey: string; address: string; other: string }[], now: number): void {

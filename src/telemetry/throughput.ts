@@ -41,6 +41,20 @@ export class ThroughputRing {
    * peer was re-added) counts from zero.
    */
   sample(now: number, counters: Iterable<ConnectionCounters>): void {
+    this.#add(now, counters, undefined);
+  }
+
+  /**
+   * The same from the connections whose counters can have moved since the last call (the tunnel's
+   * touched ones, telemetry/touched.ts), and the cids removed meanwhile: every other connection
+   * adds nothing, so it need not be listed. Equal to sample() over every connection.
+   */
+  sampleChanged(now: number, changed: Iterable<ConnectionCounters>, removed: Iterable<number>): void {
+    for (const cid of removed) this.#last.delete(cid);
+    this.#add(now, changed, "changed");
+  }
+
+  #add(now: number, counters: Iterable<ConnectionCounters>, only: "changed" | undefined): void {
     const seconds = (now - this.#at) / 1000;
     if (seconds <= 0) return;
     let rx = 0, tx = 0, hs = 0, hf = 0;
@@ -55,7 +69,7 @@ export class ThroughputRing {
       hf += delta(c.handshakesFailed, p.hf);
       this.#last.set(c.cid, { rx: c.rxBytes, tx: c.txBytes, hs: c.handshakesCompleted, hf: c.handshakesFailed });
     }
-    for (const cid of this.#last.keys()) if (!seen.has(cid)) this.#last.delete(cid);
+    if (only !== "changed") for (const cid of this.#last.keys()) if (!seen.has(cid)) this.#last.delete(cid);
     this.#points.push({ ts: now, interval_s: seconds, rx_bytes_per_s: rx / seconds, tx_bytes_per_s: tx / seconds, handshakes: hs, handshake_failures: hf });
     if (this.#points.length > this.capacity) this.#points.shift();
     this.#at = now;

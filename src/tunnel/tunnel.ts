@@ -58,6 +58,8 @@ export interface Connection {
   eventQueued: boolean;
   /** Removed from the tunnel: its heap and queue entries are skipped when they surface. */
   removed: boolean;
+  /** The activity round it was last listed in (see Tunnel.takeTouched). */
+  touchedRound: number;
 }
 
 /**
@@ -69,6 +71,8 @@ export interface TunnelWork {
   timerVisits: number;
   /** Connections looked at by pollTransmit / pollEvent. */
   queueVisits: number;
+  /** Connections handed to periodic samplers by takeTouched (telemetry's share of the work). */
+  touchedVisits: number;
 }
 
 /** Written on the data path without allocating (a copy into bytes this connection owns). */
@@ -145,12 +149,18 @@ export class Tunnel {
   readonly #sampleAddress: string[] = new Array(SAMPLE_RING).fill("");
   readonly #samplePort = new Int32Array(SAMPLE_RING);
   readonly #sampleKey = new Uint8Array(SAMPLE_RING * 32);
-  readonly work: TunnelWork = { timerVisits: 0, queueVisits: 0 };
+  readonly work: TunnelWork = { timerVisits: 0, queueVisits: 0, touchedVisits: 0 };
   /** Every connection's next deadline (lazily: see #touch). */
   readonly #timers = new MinHeap<Connection>();
   readonly #txReady = new ReadyQueue<Connection>();
   readonly #eventReady = new ReadyQueue<Connection>();
   readonly #dueScratch: Connection[] = [];
+  // Connections touched since the last takeTouched(), each once: what periodic samplers (problems,
+  // connection states, rates, traffic history) read instead of walking every configured peer. Two
+  // arrays swapped per round, so listing a connection allocates nothing once they have grown.
+  #touched: Connection[] = [];
+  #touchedSpare: Connection[] = [];
+  #touchedRound = 1;
 
   constructor(opts: TunnelOptions) {
     this.#aead = opts.aead;
@@ -209,7 +219,7 @@ export class Tunnel {
     if (existing) this.removePeer(spec.publicKey);
     const conn: Connection = {
       cid, publicKey: key, peer, allowedIPs: spec.allowedIPs, rejectedSources: { count: 0, last: new Uint8Array(16), family: 0 },
-      timerAt: Infinity, txQueued: false, eventQueued: false, removed: false,
+      timerAt: Infinity, txQueued: false, eventQueued: false, removed: false, touchedRound: 0,
     };
     this.#byCid.set(cid, conn);
     this.#byKey.set(key, conn);
@@ -237,6 +247,8 @@ export class Tunnel {
     // Its heap and queue entries go stale; they are dropped when they surface.
     conn.removed = true;
     conn.timerAt = Infinity;
+    // Samplers learn of the removal the way they learn of traffic: it is listed as touched.
+    if (conn.touchedRound !== this.#touchedRound) this.#listTouched(conn);
     return true;
   }
 
@@ -247,6 +259,7 @@ export class Tunnel {
    * surfaces), and pending output puts it in the ready queues once. O(1) per packet, no allocation.
    */
   #touch(conn: Connection): void {
+    if (conn.touchedRound !== this.#touchedRound) this.#listTouched(conn);
     const peer = conn.peer;
     const t = peer.pollTimeout();
     if (t !== undefined && t < conn.timerAt) {
@@ -261,6 +274,27 @@ export class Tunnel {
       conn.eventQueued = true;
       this.#eventReady.push(conn);
     }
+  }
+
+  #listTouched(conn: Connection): void {
+    conn.touchedRound = this.#touchedRound;
+    this.#touched.push(conn);
+  }
+
+  /**
+   * The connections touched since the previous call — by a packet either way, a timer, an event,
+   * a peer call or their removal (then `removed` is set) — each listed once. Every counter a
+   * sampler reads (stats, rejectedSources, keypairs) only changes on those paths, so a connection
+   * not listed has nothing new to say. The array is valid until the next call.
+   */
+  takeTouched(): readonly Connection[] {
+    const out = this.#touched;
+    this.#touched = this.#touchedSpare;
+    this.#touched.length = 0;
+    this.#touchedSpare = out;
+    this.#touchedRound++;
+    this.work.touchedVisits += out.length;
+    return out;
   }
 
   /** A caller drove a connection's peer directly (connect, send): schedule what it produced. */
