@@ -199,11 +199,12 @@ describe.skipIf(pgSkip !== undefined)("HA pair on one PostgreSQL", () => {
     expect(t.status).toBe(200);
     const took = JSON.parse(t.body) as { reached: { peer: string; endpoint: string; seen_by: string }[]; skipped: { peer: string; reason: string }[] };
     expect(took.reached.map((r) => [r.peer, r.endpoint])).toContainEqual([client.publicKey, `${client.segmentIp}:${CLIENT_PORT}`]);
+    const hookDoneS = Date.now() / 1000 - failedAt;
     // `added` has never had a session: its first packet starts a handshake, which gw-b answers.
     const fresh = pinger(added);
     await waitFor("replies through gw-b for both clients", () => fresh.replies.length >= 3 && plain.replies.some((x) => x.at > failedAt), 45_000, 100);
     const o = outage(plain.replies, failedAt)!;
-    console.log(`HA failover on PostgreSQL with POST /api/takeover: gap ${o.gapS.toFixed(2)} s (${o.lost} unanswered) for gw-a's client; the peer added on gw-a answered ${(fresh.replies[0]!.at - failedAt).toFixed(2)} s after the crash`);
+    console.log(`HA failover on PostgreSQL with POST /api/takeover: gap ${o.gapS.toFixed(2)} s (${o.lost} unanswered) for gw-a's client; the peer added on gw-a answered ${(fresh.replies[0]!.at - failedAt).toFixed(2)} s after the crash; the takeover call (a bun process in gw-b's namespace) returned ${hookDoneS.toFixed(2)} s after the crash`);
     // Not a timing threshold: gw-b started the client's new session (it initiated, and it was
     // answered), instead of answering the client's own re-handshake 15 s later.
     const back = world.connections("b").find((x) => x.public_key === client.publicKey);
