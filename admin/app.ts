@@ -23,6 +23,7 @@ import { relayRoutes } from "./routes/relays.ts";
 import { peerRoutes } from "./routes/peers.ts";
 import { RESOURCE_STATUS, resourceRoutes } from "./routes/resources.ts";
 import { settingsRoutes } from "./routes/settings.ts";
+import { takeoverRoutes } from "./routes/takeover.ts";
 import { toolRoutes } from "./routes/tools.ts";
 import type { AdminOptions } from "./types.ts";
 
@@ -61,6 +62,7 @@ export function createAdminApp(opts: AdminOptions): Hono<AdminEnv> {
   app.route("/", toolRoutes(opts));
   app.route("/", historyRoutes(opts));
   app.route("/", gatewayRoutes(opts));
+  app.route("/", takeoverRoutes(opts));
 
   app.notFound((c) => c.json({ error: "not_found", path: c.req.path.slice(0, ECHO_MAX) }, 404));
   // Bad input is the caller's 4xx naming the field; anything else is our bug: logged in full,

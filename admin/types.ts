@@ -53,6 +53,12 @@ export interface AdminGateway {
   portal?(): PortalView;
   /** Portal mode: who the portal says a connection is, and each portal message that touched it. */
   connectionPortal?(cid: number): ConnectionPortalView | undefined;
+  /**
+   * A takeover (routes/takeover.ts): start a handshake with a configured peer at `endpoint` for
+   * this attempt only — the peer's stored and applied endpoint stay as they were. `unknown_peer`:
+   * not in this gateway's data plane (not served here).
+   */
+  reachOut?(publicKey: string, endpoint: { address: string; port: number }): "initiated" | "live_session" | "rate_limited" | "unknown_peer";
   /** Portal mode: the TURN relays (allocations, channels, lifetimes); absent in standalone mode. */
   relays?(): RelayView[];
 }

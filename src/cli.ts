@@ -36,6 +36,10 @@ const USAGE = `usage: glassgate <command>
   peers add --config FILE --endpoint HOST[:PORT] [--name NAME] [--address IP] [--dns IP] [--out FILE] [--data DIR]
                          add a peer to the gateway config and print its client config (the address
                          is one no file peer and no admin UI peer in DIR's database uses)
+  takeover [--admin HOST:PORT]
+                         (cluster mode) start a handshake with the clients the other gateways last
+                         saw: run from keepalived's notify_master; calls this gateway's admin API
+                         (POST /api/takeover) with GLASSGATE_ADMIN_TOKEN or _FILE
   keygen                 print a new private key (like \`wg genkey\`)
   pubkey                 read a private key on stdin, print its public key (like \`wg pubkey\`)
   check-config FILE      validate a wg-quick style config and summarise it
@@ -72,6 +76,8 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       case "peers":
         if (rest[0] !== "add") throw new UsageError(`peers: unknown subcommand "${rest[0] ?? ""}" (try: peers add)`);
         return await peersAdd(rest.slice(1), out);
+      case "takeover":
+        return await takeover(rest, out);
       case "check-config": {
         const file = rest[0];
         if (!file) throw new UsageError("check-config: missing FILE");
@@ -210,6 +216,32 @@ function readSecretFile(name: string, file: string | undefined): string | undefi
   if (!file) return undefined;
   if (!existsSync(file)) throw new UsageError(`${name}: "${file}" does not exist`);
   return readFileSync(file, "utf8").trim() || undefined;
+}
+
+/**
+ * `glassgate takeover`: POST /api/takeover on the local admin (admin/routes/takeover.ts) and print
+ * its answer. Exit 1 when the gateway refuses (standalone: 409) or cannot be reached, so
+ * keepalived logs the failure.
+ */
+async function takeover(args: string[], out: (s: string) => void): Promise<number> {
+  const values = flags("takeover", args, { admin: { type: "string" } });
+  const env = process.env;
+  const admin = parseHostPort("--admin", values.admin ?? env.GLASSGATE_ADMIN ?? "127.0.0.1:8080");
+  const token = env.GLASSGATE_ADMIN_TOKEN || readSecretFile("GLASSGATE_ADMIN_TOKEN_FILE", env.GLASSGATE_ADMIN_TOKEN_FILE);
+  if (!token) throw new UsageError("takeover: needs GLASSGATE_ADMIN_TOKEN or GLASSGATE_ADMIN_TOKEN_FILE (the admin API's bearer token)");
+  // An admin listening on every address is reached on loopback.
+  const host = admin.hostname === "0.0.0.0" ? "127.0.0.1" : admin.hostname === "::" ? "::1" : admin.hostname;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${admin.port}/api/takeover`;
+  let r: Response;
+  try {
+    r = await fetch(url, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+  } catch (err) {
+    throw new Error(`takeover: POST ${url}`, { cause: err });
+  }
+  const body = await r.text();
+  if (!r.ok) throw new Error(`takeover: POST ${url}: ${r.status} ${body.slice(0, 500)}`);
+  out(body.endsWith("\n") ? body : `${body}\n`);
+  return 0;
 }
 
 /** `glassgate up`: flags beat environment, which beats the config file, which beats defaults. */

@@ -271,3 +271,36 @@ test("up --portal: a missing or conflicting portal setting is a usage error nami
   expect(neither.code).toBe(2);
   expect(neither.stderr).toContain("or --portal");
 });
+
+test("takeover posts to the local admin API with the token and prints its answer; a refusal exits 1 with it", async () => {
+  const seen: { method: string; path: string; auth: string | null }[] = [];
+  let answer = { status: 200, body: JSON.stringify({ reached: [{ peer: "K=", endpoint: "192.0.2.1:51820", seen_by: "gw-a" }], skipped: [] }) };
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: (req) => {
+      seen.push({ method: req.method, path: new URL(req.url).pathname, auth: req.headers.get("authorization") });
+      return new Response(answer.body, { status: answer.status, headers: { "content-type": "application/json" } });
+    },
+  });
+  const run = async (env: Record<string, string>) => {
+    const p = Bun.spawn(["bun", "run", "src/cli.ts", "takeover", "--admin", `127.0.0.1:${server.port}`], { cwd: ROOT, env: { ...process.env, GLASSGATE_ADMIN_TOKEN: "", ...env }, stdout: "pipe", stderr: "pipe" });
+    return { code: await p.exited, stdout: await new Response(p.stdout).text(), stderr: await new Response(p.stderr).text() };
+  };
+  try {
+    const ok = await run({ GLASSGATE_ADMIN_TOKEN: "tok-1" });
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).reached[0].peer).toBe("K=");
+    expect(seen).toEqual([{ method: "POST", path: "/api/takeover", auth: "Bearer tok-1" }]);
+    answer = { status: 409, body: JSON.stringify({ error: "not_clustered", message: "standalone" }) };
+    const refused = await run({ GLASSGATE_ADMIN_TOKEN: "tok-1" });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("409");
+    expect(refused.stderr).toContain("not_clustered");
+    const noToken = await run({});
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toContain("GLASSGATE_ADMIN_TOKEN");
+  } finally {
+    server.stop(true);
+  }
+});

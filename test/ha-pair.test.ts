@@ -149,8 +149,9 @@ describe.skipIf(skip !== undefined)("HA pair without the floating address as the
 
 // The pair as issue 14 means it: one key and one PostgreSQL. A peer added through gw-a's admin API
 // is in gw-b's data plane before anything fails (NOTIFY → gw-b's mirror); after the failover its
-// client, which never spoke to gw-a, connects through gw-b at once, and gw-a's client comes back
-// after its re-handshake as on SQLite.
+// client, which never spoke to gw-a, connects through gw-b at once. gw-a's client comes back at
+// once too: gw-b, as keepalived's notify_master would have it, calls POST /api/takeover, which
+// starts a handshake to where gw-a last saw that client (gw-a's publish in PostgreSQL).
 describe.skipIf(pgSkip !== undefined)("HA pair on one PostgreSQL", () => {
   let pg: TestPostgres;
   let world: HaWorld;
@@ -174,7 +175,7 @@ describe.skipIf(pgSkip !== undefined)("HA pair on one PostgreSQL", () => {
     pg?.stop();
   });
 
-  test("a peer added through gw-a's API is live on gw-b; after gw-a crashes its client connects through gw-b", async () => {
+  test("a peer added through gw-a's API is live on gw-b; after gw-a crashes, gw-b's takeover brings gw-a's client back at once", async () => {
     const r = world.request("a", "POST", "/api/peers", { name: "added-on-a", publicKey: added.publicKey, allowedIps: `${added.tunnelIp}/32` });
     expect(r.status).toBe(201);
     // gw-b applies it from PostgreSQL: its own data-plane line for that peer.
@@ -183,8 +184,8 @@ describe.skipIf(pgSkip !== undefined)("HA pair on one PostgreSQL", () => {
 
     const plain = pinger(client);
     await waitFor("replies through gw-a", () => plain.replies.length >= 5, 15_000);
-    // What a new master would need to reach out by itself (README): gw-a publishes its connections,
-    // with the endpoints they were last seen at, through PostgreSQL (each heartbeat), and gw-b reads them.
+    // What the takeover reads: gw-a publishes its connections, with the endpoints they were last
+    // seen at, through PostgreSQL (each heartbeat), and gw-b reads them.
     const published = await waitFor("gw-a's connection to show on gw-b's Gateways API", () => {
       const gws = JSON.parse(world.request("b", "GET", "/api/gateways").body).gateways as { self: boolean; connections?: { peer: string; endpoint: string | null }[] }[];
       return gws.find((g) => !g.self)?.connections?.find((c) => c.peer === client.publicKey && c.endpoint !== null);
@@ -193,11 +194,25 @@ describe.skipIf(pgSkip !== undefined)("HA pair on one PostgreSQL", () => {
     const failedAt = Date.now() / 1000;
     await world.crash("a");
     world.takeOver("b");
+    // keepalived's notify_master on gw-b: it reaches out to gw-a's clients (this gateway only).
+    const t = world.request("b", "POST", "/api/takeover");
+    expect(t.status).toBe(200);
+    const took = JSON.parse(t.body) as { reached: { peer: string; endpoint: string; seen_by: string }[]; skipped: { peer: string; reason: string }[] };
+    expect(took.reached.map((r) => [r.peer, r.endpoint])).toContainEqual([client.publicKey, `${client.segmentIp}:${CLIENT_PORT}`]);
+    const hookDoneS = Date.now() / 1000 - failedAt;
     // `added` has never had a session: its first packet starts a handshake, which gw-b answers.
     const fresh = pinger(added);
     await waitFor("replies through gw-b for both clients", () => fresh.replies.length >= 3 && plain.replies.some((x) => x.at > failedAt), 45_000, 100);
     const o = outage(plain.replies, failedAt)!;
-    console.log(`HA failover on PostgreSQL: gap ${o.gapS.toFixed(2)} s (${o.lost} unanswered) for gw-a's client; the peer added on gw-a answered ${(fresh.replies[0]!.at - failedAt).toFixed(2)} s after the crash`);
+    console.log(`HA failover on PostgreSQL with POST /api/takeover: gap ${o.gapS.toFixed(2)} s (${o.lost} unanswered) for gw-a's client; the peer added on gw-a answered ${(fresh.replies[0]!.at - failedAt).toFixed(2)} s after the crash; the takeover call (a bun process in gw-b's namespace) returned ${hookDoneS.toFixed(2)} s after the crash`);
+    // Not a timing threshold: gw-b started the client's new session (it initiated, and it was
+    // answered), instead of answering the client's own re-handshake 15 s later.
+    const back = world.connections("b").find((x) => x.public_key === client.publicKey);
+    expect(back?.handshakes.initiated).toBeGreaterThanOrEqual(1);
+    expect(back?.handshakes.completed).toBeGreaterThanOrEqual(1);
+    expect(world.clientEndpoint(client)).toBe(`${FLOATING}:${WG_PORT}`);
+    // One takeover row in the shared audit (shipped from gw-b's own log).
+    await waitFor("the takeover in the shared audit", () => JSON.parse(world.request("b", "GET", "/api/audit?action=gateway.takeover").body).total === 1, 20_000, 500);
     const onB = world.connections("b").find((x) => x.public_key === added.publicKey);
     expect(onB?.handshakes.completed).toBeGreaterThanOrEqual(1);
     plain.stop();

@@ -17,7 +17,7 @@ function problem(i: number): ProblemView {
 test("a publish names peers by name when known, else by key, newest handshake first, never-connected last", () => {
   const live = gatewayLive([conn(1, "2026-01-01T00:00:01.000Z"), conn(2, null), conn(3, "2026-01-01T00:00:03.000Z", { peer_name: "laptop", path: "relay via 198.51.100.1:3478" })], [problem(1)]);
   expect(live.connections.map((c) => [c.cid, c.peer])).toEqual([[3, "laptop"], [1, "key-1"], [2, "key-2"]]);
-  expect(live.connections[0]).toEqual({ cid: 3, peer: "laptop", endpoint: "192.0.2.1:51820", path: "relay via 198.51.100.1:3478", rx_bytes: 10, tx_bytes: 20, last_handshake: "2026-01-01T00:00:03.000Z", state: "connected" });
+  expect(live.connections[0]).toEqual({ cid: 3, peer: "laptop", public_key: "key-3", endpoint: "192.0.2.1:51820", path: "relay via 198.51.100.1:3478", rx_bytes: 10, tx_bytes: 20, last_handshake: "2026-01-01T00:00:03.000Z", state: "connected" });
   expect(live.problems).toEqual([{ kind: "endpoint_unreachable", title: "problem 1", since: "2026-01-01T00:00:01.000Z", count: 1, cid: 1 }]);
   // What is published reads back as it was.
   expect(readGatewayLive(JSON.stringify(live))).toEqual({ ...live, unreadable: null });

@@ -18,6 +18,11 @@ export interface LiveConnection {
   cid: number;
   /** The peer's name when the store has one, else its public key (base64). */
   peer: string;
+  /**
+   * The peer's public key (base64): how another gateway's takeover finds the peer (a name is not
+   * unique). Optional: a gateway of an older version publishes `peer` only.
+   */
+  public_key?: string;
   endpoint: string | null;
   /** ICE clients only: the data path (direct host, srflx, relay via …). */
   path?: string;
@@ -61,6 +66,7 @@ const iso = z.string().max(40);
 const liveConnection = z.object({
   cid: count,
   peer: z.string().min(1).max(256),
+  public_key: z.string().max(64).optional(),
   endpoint: z.string().max(128).nullable(),
   path: z.string().max(256).optional(),
   rx_bytes: count,
@@ -84,7 +90,7 @@ export function gatewayLive(connections: (ConnectionView & { peer_name?: string 
   const sorted = [...connections].sort((a, b) => (b.last_handshake ?? "").localeCompare(a.last_handshake ?? "") || b.cid - a.cid);
   return {
     connections: sorted.slice(0, MAX_LIVE_CONNECTIONS).map((c) => {
-      const row: LiveConnection = { cid: c.cid, peer: c.peer_name || c.public_key, endpoint: c.endpoint, rx_bytes: c.rx_bytes, tx_bytes: c.tx_bytes, last_handshake: c.last_handshake, state: c.state };
+      const row: LiveConnection = { cid: c.cid, peer: c.peer_name || c.public_key, public_key: c.public_key, endpoint: c.endpoint, rx_bytes: c.rx_bytes, tx_bytes: c.tx_bytes, last_handshake: c.last_handshake, state: c.state };
       if (c.path !== undefined) row.path = c.path;
       return row;
     }),

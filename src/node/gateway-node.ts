@@ -13,7 +13,7 @@
 import type { Explanation } from "../gateway/policy.ts";
 import { GatewayCore, type GatewayEvent } from "../gateway/core.ts";
 import type { PacketOwner, Tunnel, TunnelEvent } from "../tunnel/index.ts";
-import { MAX_DATAGRAM_SIZE, type Endpoint, type Transmit } from "../wire/index.ts";
+import { MAX_DATAGRAM_SIZE, type Endpoint, type ReachOutResult, type Transmit } from "../wire/index.ts";
 import type { TcpSegmenter } from "../ip/tcp-segment.ts";
 import type { DatagramBatch, TunBatch } from "./batches.ts";
 import { bindingRoute } from "../ice/agent.ts";
@@ -452,6 +452,15 @@ export class GatewayNode {
   /** The policy tester: what handleNetworkInput would decide for this packet from `cid` now. */
   explain(cid: number, packet: Uint8Array, now: number): Explanation {
     return this.gateway.explain(cid, packet, now);
+  }
+
+  /**
+   * A takeover (admin POST /api/takeover): start a handshake with a configured peer at the
+   * endpoint another gateway last saw it at, for this attempt only (Tunnel.reachOut). The
+   * initiation comes out of pollTransmit like any other.
+   */
+  reachOut(publicKey: string, to: Endpoint, now: number): ReachOutResult | "unknown_peer" {
+    return this.tunnel.reachOut(publicKey, to, now);
   }
 
   /** Shutdown: a goodbye queued (pollTransmit) to every peer with a live session; how many. */

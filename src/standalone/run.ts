@@ -535,6 +535,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       peersChanged: () => {
         if (!clusterPeers) applyPeers();
       },
+      // POST /api/takeover: the initiation leaves through the loop's next turn.
+      reachOut: (publicKey, to) => {
+        const r = node.reachOut(publicKey, to, clock());
+        loop.wake();
+        return r;
+      },
       setSocketBuffers: (wanted) => {
         const was = udp.buffers;
         const now = udp.resize(wanted);

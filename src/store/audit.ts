@@ -11,7 +11,8 @@ export type AuditAction =
   | "connection.established" | "connection.closed"
   | "admin.login" | "admin.login_failed" | "admin.login_throttled" | "admin.created" | "admin.password_changed" | "token.created"
   | "settings.updated"
-  | "capture.started" | "capture.stopped";
+  | "capture.started" | "capture.stopped"
+  | "gateway.takeover";
 
 export interface AuditInput {
   actor: string;

@@ -23,6 +23,7 @@ import {
   screenHandshake,
   wipeConsumedInitiation,
   type Endpoint,
+  type ReachOutResult,
   type Transmit,
   type WireEvent,
 } from "../wire/index.ts";
@@ -295,6 +296,19 @@ export class Tunnel {
     this.#touchedRound++;
     this.work.touchedVisits += out.length;
     return out;
+  }
+
+  /**
+   * Starts a handshake with a configured peer at `to` for this attempt only (WirePeer.reachOut):
+   * the peer's endpoint and everything its PeerSpec said stay as they were. `unknown_peer`: this
+   * tunnel has no such peer (not configured here, or not served by this gateway).
+   */
+  reachOut(publicKey: string, to: Endpoint, now: number): ReachOutResult | "unknown_peer" {
+    const conn = this.#byKey.get(publicKey);
+    if (!conn) return "unknown_peer";
+    const r = conn.peer.reachOut(to, now);
+    this.#touch(conn);
+    return r;
   }
 
   /** A caller drove a connection's peer directly (connect, send): schedule what it produced. */

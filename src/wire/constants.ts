@@ -42,6 +42,12 @@ export const KEEPALIVE_TIMEOUT = 10_000;
 export const COOKIE_REFRESH_TIME = 120_000;
 /** Attempts before giving up: REKEY_ATTEMPT_TIME / REKEY_TIMEOUT. */
 export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIMEOUT;
+/**
+ * glassgate's own: a peer is reached out to (WirePeer.reachOut, a takeover) at most once per this
+ * interval — REKEY_TIMEOUT, the spacing WireGuard itself keeps between a peer's initiations, so a
+ * takeover run twice in a row (or in a loop) adds nothing a retransmission would not.
+ */
+export const REACH_OUT_INTERVAL = REKEY_TIMEOUT;
 /** A responder accepts at most one initiation per peer per this interval (wireguard-go HandshakeInitationRate). */
 export const HANDSHAKE_INITIATION_RATE = 20;
 /** TAI64N timestamps are truncated to this many nanoseconds (2^24 ns) so they do not leak fine timing. */

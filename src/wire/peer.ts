@@ -19,6 +19,7 @@ import {
   MESSAGE_INITIATION,
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
+  REACH_OUT_INTERVAL,
   REJECT_AFTER_TIME,
   REKEY_AFTER_TIME,
   REKEY_TIMEOUT,
@@ -101,6 +102,12 @@ export interface PeerStats {
   lastHandshakeAt: number;
 }
 
+/**
+ * What reachOut did: started a handshake, or why not (the peer has a live session with us; it was
+ * reached out to less than REACH_OUT_INTERVAL ago).
+ */
+export type ReachOutResult = "initiated" | "live_session" | "rate_limited";
+
 /** decapsulate() results below zero: nothing for the caller to deliver. */
 export const DECAP_NONE = -1;
 
@@ -135,6 +142,15 @@ export class WirePeer {
   readonly #mtu: number;
   readonly #rekeyAfterTime: number;
   #endpoint: Endpoint | undefined;
+  /**
+   * Where the pending handshake attempt goes when it is not `#endpoint` (reachOut): its
+   * initiation and retransmissions only. The answer roams `#endpoint` as any authenticated packet
+   * does; a completed or abandoned attempt forgets it.
+   */
+  #attemptTo: Endpoint | undefined;
+  #lastReachOutAt = -Infinity;
+  /** The last authenticated packet from the peer (transport, initiation or response), Unix ms. */
+  #lastAuthenticatedRxAt = -Infinity;
 
   readonly keypairs = new Keypairs();
   #handshake: (InitiatorState & { sentAt: number }) | undefined;
@@ -208,6 +224,35 @@ export class WirePeer {
 
   pollTransmit(): Transmit | undefined {
     return this.#transmits.shift();
+  }
+
+  /**
+   * Starts a handshake to `to` without making it this peer's endpoint (a gateway taking over from
+   * one that crashed initiates to where the other gateway last saw the client, so the client need
+   * not wait out its own 15 s re-handshake timer). Only the attempt goes there — its initiation
+   * and WireGuard's own retransmissions until REKEY_ATTEMPT_TIME; the peer's endpoint moves only
+   * when the answer comes (as any authenticated packet roams it). At most one per
+   * REACH_OUT_INTERVAL; never over a live session (the client is talking to us already).
+   */
+  reachOut(to: Endpoint, now: number): ReachOutResult {
+    if (this.hasLiveSession(now)) return "live_session";
+    if (now - this.#lastReachOutAt < REACH_OUT_INTERVAL) return "rate_limited";
+    this.#lastReachOutAt = now;
+    this.#attemptTo = { address: to.address, port: to.port };
+    // A handshake sent to the old place in the last REKEY_TIMEOUT does not hold this one back:
+    // that limit is per destination's worth of retries, and this is a new destination.
+    this.#lastSentInitiationAt = -Infinity;
+    this.#sendInitiation(now, false);
+    return "initiated";
+  }
+
+  /**
+   * A session that can send and heard from the peer within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT: past
+   * that, a client that sends would already be starting a new handshake itself.
+   */
+  hasLiveSession(now: number): boolean {
+    const kp = this.keypairs.current;
+    return kp !== undefined && kp.canSend(now) && now - this.#lastAuthenticatedRxAt <= KEEPALIVE_TIMEOUT + REKEY_TIMEOUT;
   }
 
   /** Outputs waiting for pollTransmit / pollEvent: how a tunnel knows to queue this peer. */
@@ -351,6 +396,7 @@ export class WirePeer {
     this.stats.rxBytes += len;
     this.#timers.anyAuthenticatedPacketReceived();
     this.#timers.anyAuthenticatedPacketTraversal(now);
+    this.#lastAuthenticatedRxAt = now;
     if (kp === this.keypairs.current && kp.isInitiator && !this.#sentLastMinuteHandshake &&
         now - kp.createdAt > REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
       // Our session is about to be rejected and the peer (responder) cannot rekey it: do it now.
@@ -405,6 +451,7 @@ export class WirePeer {
     this.stats.handshakesCompleted++;
     this.stats.lastHandshakeAt = now;
     this.#events.push({ type: "handshake_completed", session: localIndex, role: "responder", remote: this.#endpoint! });
+    this.#lastAuthenticatedRxAt = now;
     this.#timers.anyAuthenticatedPacketReceived();
     this.#timers.anyAuthenticatedPacketTraversal(now);
     this.#timers.sessionDerived(now);
@@ -425,6 +472,7 @@ export class WirePeer {
     this.stats.lastHandshakeAt = now;
     this.#sentLastMinuteHandshake = false;
     this.#events.push({ type: "handshake_completed", session: hs.localIndex, role: "initiator", remote: from, rttMs: now - hs.sentAt });
+    this.#lastAuthenticatedRxAt = now;
     this.#timers.anyAuthenticatedPacketReceived();
     this.#timers.anyAuthenticatedPacketTraversal(now);
     this.#timers.sessionDerived(now);
@@ -464,7 +512,8 @@ export class WirePeer {
   #sendInitiation(now: number, isRetry: boolean): void {
     if (!isRetry) this.#timers.handshakeAttempts = 0;
     if (now - this.#lastSentInitiationAt < REKEY_TIMEOUT) return;
-    if (this.#endpoint === undefined) return void this.#drop("no_endpoint");
+    const to = this.#attemptTo ?? this.#endpoint;
+    if (to === undefined) return void this.#drop("no_endpoint");
     const localIndex = this.#slots.next();
     this.#staticShared ??= staticSharedSecret(this.#local, this.remoteStatic);
     if (this.#staticShared === undefined) return void this.#drop("handshake_decrypt");
@@ -476,8 +525,8 @@ export class WirePeer {
     this.#handshake = { ...built.state, sentAt: now };
     this.#lastSentInitiationAt = now;
     this.stats.handshakesInitiated++;
-    this.#transmits.push({ data: built.message, to: this.#endpoint });
-    this.#events.push({ type: "handshake_initiated", session: localIndex, attempt: this.#timers.handshakeAttempts + 1, to: this.#endpoint });
+    this.#transmits.push({ data: built.message, to });
+    this.#events.push({ type: "handshake_initiated", session: localIndex, attempt: this.#timers.handshakeAttempts + 1, to });
     this.#timers.handshakeInitiated(now);
     this.#timers.anyAuthenticatedPacketTraversal(now);
     this.#timers.anyAuthenticatedPacketSent();
@@ -526,6 +575,8 @@ export class WirePeer {
 
   #roam(to: Endpoint): void {
     const from = this.#endpoint;
+    // The peer spoke from somewhere: a reach-out attempt elsewhere has nothing more to find.
+    this.#attemptTo = undefined;
     this.#endpoint = { address: to.address, port: to.port };
     this.#events.push({ type: "endpoint_changed", from, to: this.#endpoint });
   }
@@ -534,6 +585,7 @@ export class WirePeer {
   #clearHandshake(): void {
     if (this.#handshake) wipeInitiatorState(this.#handshake);
     this.#handshake = undefined;
+    this.#attemptTo = undefined;
     this.#timers.handshakeCleared();
   }
 

@@ -167,7 +167,7 @@ export class HaWorld {
     return JSON.parse(this.gws[side].ns.exec(["bun", "-e", script]));
   }
 
-  connections(side: Side): { public_key: string; endpoint: string | null; handshakes: { completed: number } }[] {
+  connections(side: Side): { public_key: string; endpoint: string | null; handshakes: { initiated: number; completed: number } }[] {
     const r = this.request(side, "GET", "/api/connections");
     if (r.status !== 200) throw new Error(`gw-${side} /api/connections: ${r.status} ${r.body}`);
     return JSON.parse(r.body).connections;
