@@ -3,22 +3,42 @@
 // shell hands them the same object for the same source every time.
 import { formatIp, parseIp } from "../ip/address.ts";
 import type { Endpoint } from "../wire/index.ts";
+import { LOCAL_WORDS } from "./udp-pktinfo.ts";
 import { AF_INET, AF_INET6, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM } from "./udp-sys.ts";
 
 const WAYS = 4;
 const KEY_WORDS = 5; // family<<16|port, then the address as four words (IPv4: one, rest 0)
 
 /**
+ * The local address each cached endpoint last reached us on, for the sender (udp-sender.ts): it
+ * answers from there (IP_PKTINFO). Entries are LOCAL_WORDS words in `local` (udp-pktinfo.ts).
+ */
+export interface StickySources {
+  /** Entry holding `to`'s local address, or -1 when none is known (not from a datagram, not sticky). */
+  localEntry(to: Endpoint): number;
+  readonly local: Int32Array;
+  /** Forgets an entry's local address (the kernel refused it as a source: it went away). */
+  clearLocal(entry: number): void;
+}
+
+/**
  * sockaddr_in / sockaddr_in6 bytes → a shared Endpoint. A set-associative table (`sets` × 4 ways,
  * round-robin replacement) keeps it bounded: a scan from a million sources costs misses, not memory.
+ * Each entry also keeps the local address its datagrams last arrived on (StickySources).
  */
-export class SourceCache {
+export class SourceCache implements StickySources {
   readonly #keys: Uint32Array;
   readonly #endpoints: (Endpoint | undefined)[];
   readonly #mask: number;
   #victim = 0;
   /** Sources seen that were not cached (an Endpoint was made). */
   misses = 0;
+  /** Per entry, LOCAL_WORDS words: the local address (family 0 when none). */
+  readonly local: Int32Array;
+  /** Entry of each cached Endpoint (set on a miss, so a hit costs nothing). */
+  readonly #entryOf = new Map<Endpoint, number>();
+  /** Entry of the last lookup() that returned an Endpoint. */
+  lastEntry = -1;
 
   /** `sets` is rounded up to a power of two. */
   constructor(sets = 1024) {
@@ -26,6 +46,29 @@ export class SourceCache {
     this.#mask = n - 1;
     this.#keys = new Uint32Array(n * WAYS * KEY_WORDS);
     this.#endpoints = new Array<Endpoint | undefined>(n * WAYS).fill(undefined);
+    this.local = new Int32Array(n * WAYS * LOCAL_WORDS);
+  }
+
+  /**
+   * Records that the last looked-up source arrived on the local address at src32[w, w+6) (a ring
+   * slot's META_LOCAL); a record without an address leaves the known one alone.
+   */
+  noteLocal(src32: Int32Array, w: number): void {
+    const family = src32[w]!;
+    if (family === 0 || this.lastEntry < 0) return;
+    const l = this.local;
+    const o = this.lastEntry * LOCAL_WORDS;
+    if (l[o] === family && l[o + 2] === src32[w + 2] && l[o + 3] === src32[w + 3] && l[o + 4] === src32[w + 4] && l[o + 5] === src32[w + 5] && l[o + 1] === src32[w + 1]) return;
+    for (let i = 0; i < LOCAL_WORDS; i++) l[o + i] = src32[w + i]!;
+  }
+
+  localEntry(to: Endpoint): number {
+    const e = this.#entryOf.get(to);
+    return e !== undefined && this.local[e * LOCAL_WORDS] !== 0 ? e : -1;
+  }
+
+  clearLocal(entry: number): void {
+    this.local[entry * LOCAL_WORDS] = 0;
   }
 
   /** The Endpoint for the sockaddr at `buf[at]`, or undefined when it is neither IPv4 nor IPv6. */
@@ -40,7 +83,10 @@ export class SourceCache {
       a1 = word(buf, at + 12);
       a2 = word(buf, at + 16);
       a3 = word(buf, at + 20);
-    } else return undefined;
+    } else {
+      this.lastEntry = -1;
+      return undefined;
+    }
     const tag = ((family << 16) | port) >>> 0;
     let h = Math.imul(tag ^ a0, 0x9e3779b1);
     h = Math.imul(h ^ a1 ^ (h >>> 15), 0x85ebca6b);
@@ -49,7 +95,10 @@ export class SourceCache {
     const k = this.#keys;
     for (let w = 0; w < WAYS; w++) {
       const o = (set + w) * KEY_WORDS;
-      if (k[o] === tag && k[o + 1] === a0 && k[o + 2] === a1 && k[o + 3] === a2 && k[o + 4] === a3) return this.#endpoints[set + w];
+      if (k[o] === tag && k[o + 1] === a0 && k[o + 2] === a1 && k[o + 3] === a2 && k[o + 4] === a3) {
+        this.lastEntry = set + w;
+        return this.#endpoints[set + w];
+      }
     }
     this.misses++;
     const e = set + (this.#victim++ & (WAYS - 1));
@@ -61,7 +110,12 @@ export class SourceCache {
     k[o + 4] = a3;
     const bytes = family === AF_INET ? buf.slice(at + 4, at + 8) : buf.slice(at + 8, at + 24);
     const endpoint: Endpoint = { address: formatIp(bytes), port };
+    const evicted = this.#endpoints[e];
+    if (evicted !== undefined) this.#entryOf.delete(evicted);
     this.#endpoints[e] = endpoint;
+    this.#entryOf.set(endpoint, e);
+    this.local[e * LOCAL_WORDS] = 0;
+    this.lastEntry = e;
     return endpoint;
   }
 }
