@@ -9,13 +9,13 @@
 //
 // Sticky source: when `sticky` knows the local address an endpoint last reached us on, its messages
 // carry an IP_PKTINFO / IPV6_PKTINFO cmsg naming it (after the UDP_SEGMENT one, in the same control
-// buffer), so replies leave from the address the peer dialled. EINVAL / EADDRNOTAVAIL for such a
-// message means the address went away (a floating address moved): forget it for that endpoint and
+// buffer), so replies leave from the address the peer dialled. A refusal of such a message (see
+// SOURCE_REFUSED) means the address went away (a floating address moved): forget it for that endpoint and
 // resend without, counted and said once.
 import { ptr } from "bun:ffi";
 import type { DatagramBatch } from "../node/batches.ts";
 import type { Endpoint } from "../wire/index.ts";
-import { EADDRNOTAVAIL, EAGAIN, EINTR, EINVAL, EIO } from "./errno.ts";
+import { EADDRNOTAVAIL, EAGAIN, EINTR, EINVAL, EIO, ENETUNREACH } from "./errno.ts";
 import { DestinationCache, type StickySources } from "./udp-endpoints.ts";
 import { LOCAL_WORDS, writePktinfo } from "./udp-pktinfo.ts";
 import { CMSG_SPACE_INT, CMSG_SPACE_PKTINFO6, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_IOV, MH_IOVLEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, POLLOUT, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GSO_MAX_BYTES, UDP_MAX_SEGMENTS, UDP_SEGMENT } from "./udp-sys.ts";
@@ -39,6 +39,13 @@ export interface SendCalls {
   sendmmsg(fd: number, mmsghdrs: number, count: number, flags: number): number;
   errno(): number;
 }
+
+/**
+ * What the kernel answers a send whose pktinfo source is no local address (any more): the route
+ * lookup fails with ENETUNREACH on current kernels (6.x: the source matches no device), EINVAL or
+ * EADDRNOTAVAIL on others. A genuinely unreachable destination costs one resend without the source.
+ */
+const SOURCE_REFUSED: ReadonlySet<number> = new Set([EINVAL, EADDRNOTAVAIL, ENETUNREACH]);
 
 /** Control buffer per message: UDP_SEGMENT's cmsg, then room for the larger pktinfo one. */
 const CTL_ROOM = CMSG_SPACE_INT + CMSG_SPACE_PKTINFO6;
@@ -227,7 +234,7 @@ export class DatagramSender {
       if (this.calls.sendmmsg(fd, ptr(this.#one), 1, 0) === 1) return true;
       const e = this.calls.errno();
       if (e === EINTR) continue;
-      if (e === EINVAL || e === EADDRNOTAVAIL) this.#refuse(src, e, to);
+      if (SOURCE_REFUSED.has(e)) this.#refuse(src, e, to);
       return false;
     }
   }
@@ -277,7 +284,7 @@ export class DatagramSender {
         return this.#msgFirst[done]!;
       }
       const src = this.#msgSrc[done]!;
-      if ((e === EINVAL || e === EADDRNOTAVAIL) && src >= 0) {
+      if (src >= 0 && SOURCE_REFUSED.has(e)) {
         // The local source is gone: forget it and resend this message (and later ones naming it) without.
         this.#refuse(src, e, this.#lastTo(done));
         for (let x = done; x < m; x++) if (this.#msgSrc[x] === src) this.#dropSource(x);
