@@ -14,8 +14,11 @@ const KEY_WORDS = 5; // family<<16|port, then the address as four words (IPv4: o
  * answers from there (IP_PKTINFO). Entries are LOCAL_WORDS words in `local` (udp-pktinfo.ts).
  */
 export interface StickySources {
-  /** Entry holding `to`'s local address, or -1 when none is known (not from a datagram, not sticky). */
-  localEntry(to: Endpoint): number;
+  /**
+   * Entry holding the local address of the peer at the sockaddr `buf[at]` (by value: the cores copy
+   * endpoints), or -1 when none is known (no datagram from it cached, or not a sticky socket).
+   */
+  localAt(buf: Uint8Array, at: number): number;
   readonly local: Int32Array;
   /** Forgets an entry's local address (the kernel refused it as a source: it went away). */
   clearLocal(entry: number): void;
@@ -35,8 +38,6 @@ export class SourceCache implements StickySources {
   misses = 0;
   /** Per entry, LOCAL_WORDS words: the local address (family 0 when none). */
   readonly local: Int32Array;
-  /** Entry of each cached Endpoint (set on a miss, so a hit costs nothing). */
-  readonly #entryOf = new Map<Endpoint, number>();
   /** Entry of the last lookup() that returned an Endpoint. */
   lastEntry = -1;
 
@@ -62,9 +63,28 @@ export class SourceCache implements StickySources {
     for (let i = 0; i < LOCAL_WORDS; i++) l[o + i] = src32[w + i]!;
   }
 
-  localEntry(to: Endpoint): number {
-    const e = this.#entryOf.get(to);
-    return e !== undefined && this.local[e * LOCAL_WORDS] !== 0 ? e : -1;
+  localAt(buf: Uint8Array, at: number): number {
+    const family = buf[at]! | (buf[at + 1]! << 8);
+    const port = (buf[at + 2]! << 8) | buf[at + 3]!;
+    let a0: number, a1 = 0, a2 = 0, a3 = 0;
+    if (family === AF_INET) {
+      a0 = word(buf, at + 4);
+    } else if (family === AF_INET6) {
+      a0 = word(buf, at + 8);
+      a1 = word(buf, at + 12);
+      a2 = word(buf, at + 16);
+      a3 = word(buf, at + 20);
+    } else return -1;
+    const tag = ((family << 16) | port) >>> 0;
+    const set = setOf(tag, a0, a1, a2, a3, this.#mask);
+    const k = this.#keys;
+    for (let w = 0; w < WAYS; w++) {
+      const o = (set + w) * KEY_WORDS;
+      if (k[o] === tag && k[o + 1] === a0 && k[o + 2] === a1 && k[o + 3] === a2 && k[o + 4] === a3) {
+        return this.local[(set + w) * LOCAL_WORDS] !== 0 ? set + w : -1;
+      }
+    }
+    return -1;
   }
 
   clearLocal(entry: number): void {
@@ -88,10 +108,7 @@ export class SourceCache implements StickySources {
       return undefined;
     }
     const tag = ((family << 16) | port) >>> 0;
-    let h = Math.imul(tag ^ a0, 0x9e3779b1);
-    h = Math.imul(h ^ a1 ^ (h >>> 15), 0x85ebca6b);
-    h = Math.imul(h ^ a2 ^ a3 ^ (h >>> 13), 0xc2b2ae35);
-    const set = ((h ^ (h >>> 16)) & this.#mask) * WAYS;
+    const set = setOf(tag, a0, a1, a2, a3, this.#mask);
     const k = this.#keys;
     for (let w = 0; w < WAYS; w++) {
       const o = (set + w) * KEY_WORDS;
@@ -110,14 +127,19 @@ export class SourceCache implements StickySources {
     k[o + 4] = a3;
     const bytes = family === AF_INET ? buf.slice(at + 4, at + 8) : buf.slice(at + 8, at + 24);
     const endpoint: Endpoint = { address: formatIp(bytes), port };
-    const evicted = this.#endpoints[e];
-    if (evicted !== undefined) this.#entryOf.delete(evicted);
     this.#endpoints[e] = endpoint;
-    this.#entryOf.set(endpoint, e);
     this.local[e * LOCAL_WORDS] = 0;
     this.lastEntry = e;
     return endpoint;
   }
+}
+
+/** First entry of the set a source key hashes to. */
+function setOf(tag: number, a0: number, a1: number, a2: number, a3: number, mask: number): number {
+  let h = Math.imul(tag ^ a0, 0x9e3779b1);
+  h = Math.imul(h ^ a1 ^ (h >>> 15), 0x85ebca6b);
+  h = Math.imul(h ^ a2 ^ a3 ^ (h >>> 13), 0xc2b2ae35);
+  return ((h ^ (h >>> 16)) & mask) * WAYS;
 }
 
 function word(b: Uint8Array, at: number): number {

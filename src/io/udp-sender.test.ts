@@ -137,7 +137,7 @@ test("a sticky source the kernel refuses (the address went away) is forgotten on
   gone[0] = AF_INET;
   new Uint8Array(gone.buffer).set([192, 0, 2, 1], 8);
   sources.noteLocal(gone, 0);
-  expect(sources.localEntry(to)).toBeGreaterThanOrEqual(0);
+  expect(sources.localAt(sa, 0)).toBeGreaterThanOrEqual(0);
   const refused: number[] = [];
   const sender = new DatagramSender({ v4: tx.fd, v6: -1 }, true);
   sender.sticky = sources;
@@ -145,7 +145,7 @@ test("a sticky source the kernel refuses (the address went away) is forgotten on
   const batch = new DatagramBatch(16, 2048);
   for (const len of [1000, 1000, 1000, 300, 1200]) batch.commit(len, to); // a GSO run, then a message of its own
   expect(sender.sendBatch(batch)).toBe(5);
-  expect([sender.sourceRetries, refused.length, sources.localEntry(to)]).toEqual([1, 1, -1]);
+  expect([sender.sourceRetries, refused.length, sources.localAt(sa, 0)]).toEqual([1, 1, -1]);
   expect([EINVAL, EADDRNOTAVAIL, ENETUNREACH]).toContain(refused[0]!);
   expect(sender.send(new Uint8Array(10), to)).toBe(true); // the control path: no source left to refuse
   sources.noteLocal(gone, 0); // it reached us on the gone address again: one more refusal, on send()

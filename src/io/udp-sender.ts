@@ -150,7 +150,7 @@ export class DatagramSender {
         mm32[(o + MH_NAMELEN) >>> 2] = this.#dest.nameLength(d);
         setPtr(mm32, o + MH_IOV, this.#iovBase + j * IOVEC_SIZE);
         mm32[(o + MH_IOVLEN) >>> 2] = k;
-        const src = sticky === undefined ? -1 : sticky.localEntry(to!);
+        const src = sticky === undefined ? -1 : sticky.localAt(this.#dest.mem, d * SOCKADDR_ROOM);
         const srcSpace = src < 0 ? 0 : writePktinfo(this.#ctl32, m * CTL_ROOM + CMSG_SPACE_INT, sticky!.local, src * LOCAL_WORDS);
         if (k > 1) {
           this.#ctl16[(m * CTL_ROOM + 16) >>> 1] = len;
@@ -194,7 +194,7 @@ export class DatagramSender {
       return false;
     }
     const sticky = this.sticky;
-    const src = sticky === undefined ? -1 : sticky.localEntry(to);
+    const src = sticky === undefined ? -1 : sticky.localAt(this.#dest.mem, d * SOCKADDR_ROOM);
     if (src >= 0 && this.#sendFrom(fd, data, d, src, to)) return true;
     for (let attempt = 0; ; attempt++) {
       this.syscalls++;

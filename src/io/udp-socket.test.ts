@@ -193,7 +193,8 @@ async function stickyEcho(opts: Partial<GatewayUdpOptions>, via: "send" | "batch
   let sock!: GatewayUdp;
   const opened = await open({
     bindV4: "0.0.0.0",
-    onDatagram: (buf, off, len, from) => {
+    onDatagram: (buf, off, len, received) => {
+      const from = { address: received.address, port: received.port }; // the cores copy endpoints: by value must do
       if (via === "send") sock.send(buf.slice(off, off + len), from);
       else {
         for (const l of lengths) {
