@@ -13,6 +13,8 @@ if (skip) console.warn(`skipping sticky source tests: ${skip}`);
 
 /** A third address on the gateway, dialled by one client and then removed under it. */
 const GOING = `${SEGMENT}.101`;
+/** IPv6 on the segment: two gateway addresses in one /64 (the kernel prefers one; the client dials the other). */
+const V6 = { addrs: ["fd00:77::11", "fd00:77::100"], client: "fd00:77::2" };
 
 function ping(c: HaClient, target = GW_TUNNEL_IP): boolean {
   return sh(["ip", "netns", "exec", c.ns.name, "ping", "-c", "3", "-i", "0.2", "-W", "2", target], { allowFail: true }).includes("3 received");
@@ -23,18 +25,25 @@ describe.skipIf(skip !== undefined)("replies leave from the address the client d
   let second: HaClient;
   let own: HaClient;
   let going: HaClient;
+  let v6: HaClient;
+  let v6Dialled = "";
 
   beforeAll(async () => {
     world = new HaWorld(uniqueTag());
     second = await world.addClient(0);
     own = await world.addClient(0);
     going = await world.addClient(0);
+    v6 = await world.addClient(0);
     const gw = world.gws.a;
     world.takeOver("a"); // FLOATING as a secondary address of gw-a's uplink
     gw.ns.exec(["ip", "addr", "add", `${GOING}/24`, "dev", UPLINK]);
     own.ns.exec(["wg", "set", own.wgIf, "peer", world.gwPublicKey, "endpoint", `${gw.ownIp}:${WG_PORT}`]);
     going.ns.exec(["wg", "set", going.wgIf, "peer", world.gwPublicKey, "endpoint", `${GOING}:${WG_PORT}`]);
-    await world.start("a", world.writeConfig([second, own, going]));
+    for (const a of V6.addrs) gw.ns.exec(["ip", "addr", "add", `${a}/64`, "dev", UPLINK, "nodad"]);
+    v6.ns.exec(["ip", "addr", "add", `${V6.client}/64`, "dev", UPLINK, "nodad"]);
+    v6Dialled = V6.addrs.find((a) => a !== world.routeSource("a", V6.client))!;
+    v6.ns.exec(["wg", "set", v6.wgIf, "peer", world.gwPublicKey, "endpoint", `[${v6Dialled}]:${WG_PORT}`]);
+    await world.start("a", world.writeConfig([second, own, going, v6]));
   }, 60_000);
 
   afterAll(async () => {
@@ -48,6 +57,13 @@ describe.skipIf(skip !== undefined)("replies leave from the address the client d
     expect(ping(own)).toBe(true);
     expect(world.clientEndpoint(second)).toBe(`${FLOATING}:${WG_PORT}`);
     expect(world.clientEndpoint(own)).toBe(`${world.gws.a.ownIp}:${WG_PORT}`);
+  }, 30_000);
+
+  test("IPv6: a client that dialled the non-preferred address stays on it", () => {
+    expect(V6.addrs).toContain(world.routeSource("a", V6.client));
+    expect(world.routeSource("a", V6.client)).not.toBe(v6Dialled);
+    expect(ping(v6)).toBe(true);
+    expect(world.clientEndpoint(v6)).toBe(`[${v6Dialled}]:${WG_PORT}`);
   }, 30_000);
 
   test("when the dialled address goes away, the gateway says so once and reaches the client from an address it still has", async () => {
