@@ -76,6 +76,8 @@ describe.skipIf(skip !== undefined)("replies leave from the address the client d
     expect(out).toContain("3 received");
     await gw.log!.next((l) => String(l.msg ?? "").startsWith("a local address the gateway answered from went away"), "the refused-source warning", 5_000);
     expect(gw.log!.lines.filter((l) => String(l.msg ?? "").startsWith("a local address the gateway answered from went away"))).toHaveLength(1);
+    const metrics = world.request("a", "GET", "/metrics").body;
+    expect(Number(/^glassgate_udp_sticky_source_refused_total(?:\{[^}]*\})? (\S+)/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(1);
     await waitFor("the client to follow the gateway's remaining address", () => world.clientEndpoint(going) === `${gw.ownIp}:${WG_PORT}`, 5_000);
   }, 30_000);
 });

@@ -229,13 +229,14 @@ export class DatagramSender {
     mm32[MH_IOVLEN >>> 2] = 1;
     setPtr(mm32, MH_CONTROL, ptr(this.#oneCtl));
     mm32[MH_CONTROLLEN >>> 2] = space;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       this.syscalls++;
       if (this.calls.sendmmsg(fd, ptr(this.#one), 1, 0) === 1) return true;
       const e = this.calls.errno();
       if (e === EINTR) continue;
+      if (e === EAGAIN && attempt === 0 && this.#waitWritable(fd)) continue;
       if (SOURCE_REFUSED.has(e)) this.#refuse(src, e, to);
-      return false;
+      return false; // the plain path tries once more and counts what fails
     }
   }
 
