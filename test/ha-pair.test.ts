@@ -124,26 +124,28 @@ describe.skipIf(skip !== undefined)("HA pair: one key, one floating address, two
   }, 90_000);
 });
 
-// Why takeOver sets the route's src: glassgate sends from the source address the kernel picks (it
-// does not answer from the address a datagram arrived on, as kernel WireGuard does with
-// IP_PKTINFO), and a WireGuard client roams to wherever authenticated replies come from.
-describe.skipIf(skip !== undefined)("HA pair without the floating address as the route's source", () => {
+// The failure mode keepalived users once had to work around with a `src` route: the floating address
+// is a secondary one, so the kernel's route prefers the master's own address as the source. glassgate
+// answers from the address a datagram arrived on (IP_PKTINFO), so the client stays on the floating
+// address; before, it roamed to the master's own address and never followed a failover.
+describe.skipIf(skip !== undefined)("HA pair with the master's own address as the route's source", () => {
   let world: HaWorld;
 
   afterAll(async () => {
     await world?.destroy();
   });
 
-  test("replies leave from the master's own address and the client follows them there, away from the floating address", async () => {
+  test("replies leave from the floating address the client dialled, and the client stays there", async () => {
     world = new HaWorld(uniqueTag());
     const client = await world.addClient(25);
     const config = world.writeConfig([client]);
-    world.takeOver("a", { srcRoute: false });
+    world.takeOver("a");
+    expect(world.routeSource("a", client.segmentIp)).toBe(world.gws.a.ownIp); // the route would pick the other address
     await world.start("a", config);
     const { replies, stop } = pinger(client);
     await waitFor("replies through gw-a", () => replies.length >= 3, 15_000);
     stop();
-    expect(world.clientEndpoint(client)).toBe(`${world.gws.a.ownIp}:${WG_PORT}`);
+    expect(world.clientEndpoint(client)).toBe(`${FLOATING}:${WG_PORT}`);
   }, 60_000);
 });
 

@@ -43,6 +43,7 @@ describe.skipIf(skip !== undefined).each(MODES)("standalone gateway with wiregua
     expect(lines).toHaveLength(1);
     const line = JSON.parse(lines[0]!);
     expect(line.udp).toBe("recvmmsg/sendmmsg");
+    expect(line.udp_sticky_source).toBe("on"); // wildcard-bound: replies leave from the address a datagram arrived on
     if (offload) {
       expect(line.tun_offload).toMatch(/^tcp/);
       expect(line.udp_gro).toBe("on");

@@ -8,12 +8,15 @@ export const EIO = 5;
 export const EBADF = 9;
 export const EAGAIN = 11;
 export const EACCES = 13;
+export const EINVAL = 22;
 export const ENODEV = 19;
 export const EBADFD = 77;
+export const EADDRNOTAVAIL = 99;
+export const ENETUNREACH = 101;
 
 const NAMES: Record<number, string> = {
   1: "EPERM", 4: "EINTR", 5: "EIO", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT",
-  19: "ENODEV", 21: "EISDIR", 22: "EINVAL", 28: "ENOSPC", 77: "EBADFD", 90: "EMSGSIZE", 100: "ENETDOWN",
+  19: "ENODEV", 21: "EISDIR", 22: "EINVAL", 28: "ENOSPC", 77: "EBADFD", 90: "EMSGSIZE", 99: "EADDRNOTAVAIL", 100: "ENETDOWN", 101: "ENETUNREACH",
   105: "ENOBUFS",
 };
 

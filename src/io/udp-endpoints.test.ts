@@ -49,3 +49,28 @@ test("destinations: one entry per endpoint object, rejected text answered with -
   expect(d.lookup(c)).toBe(0); // full: forgotten and re-encoded
   expect(new SourceCache().lookup(d.mem, 0)).toEqual(c);
 });
+
+test("each source keeps the local address it last arrived on, until its entry is reused or the address refused", () => {
+  const c = new SourceCache(1); // one set of four ways: the fifth source evicts the first
+  const local = (last: number) => Int32Array.of(2 /* AF_INET */, 1, new Int32Array(Uint8Array.of(10, 0, 0, last).buffer)[0]!, 0, 0, 0);
+  c.lookup(sockaddr("192.0.2.1", 1), 0);
+  c.noteLocal(local(5), 0);
+  const at = sockaddr("192.0.2.1", 1);
+  const e = c.localAt(at, 0);
+  expect(e).toBeGreaterThanOrEqual(0);
+  expect(new Uint8Array(c.local.buffer, (e * 6 + 2) * 4, 4)).toEqual(Uint8Array.of(10, 0, 0, 5));
+  c.lookup(sockaddr("192.0.2.1", 1), 0);
+  c.noteLocal(local(6), 0); // it moved to the other address: the last one wins
+  expect(new Uint8Array(c.local.buffer, (e * 6 + 2) * 4, 4)).toEqual(Uint8Array.of(10, 0, 0, 6));
+  c.lookup(sockaddr("192.0.2.1", 1), 0);
+  c.noteLocal(new Int32Array(6), 0); // a datagram without pktinfo changes nothing
+  expect(c.localAt(at, 0)).toBe(e);
+  expect(c.localAt(sockaddr("192.0.2.1", 2), 0)).toBe(-1); // another port: another peer, never seen
+  c.clearLocal(e);
+  expect(c.localAt(at, 0)).toBe(-1);
+  c.lookup(sockaddr("192.0.2.1", 1), 0);
+  c.noteLocal(local(5), 0);
+  for (let i = 2; i <= 5; i++) c.lookup(sockaddr("192.0.2.1", i), 0);
+  expect(c.localAt(at, 0)).toBe(-1); // evicted: the entry now belongs to another source, which has no local address
+  expect(c.local[e * 6]).toBe(0);
+});

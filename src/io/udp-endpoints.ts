@@ -3,22 +3,43 @@
 // shell hands them the same object for the same source every time.
 import { formatIp, parseIp } from "../ip/address.ts";
 import type { Endpoint } from "../wire/index.ts";
+import { LOCAL_WORDS } from "./udp-pktinfo.ts";
 import { AF_INET, AF_INET6, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM } from "./udp-sys.ts";
 
 const WAYS = 4;
 const KEY_WORDS = 5; // family<<16|port, then the address as four words (IPv4: one, rest 0)
 
 /**
+ * The local address each cached endpoint last reached us on, for the sender (udp-sender.ts): it
+ * answers from there (IP_PKTINFO). Entries are LOCAL_WORDS words in `local` (udp-pktinfo.ts).
+ */
+export interface StickySources {
+  /**
+   * Entry holding the local address of the peer at the sockaddr `buf[at]` (by value: the cores copy
+   * endpoints), or -1 when none is known (no datagram from it cached, or not a sticky socket).
+   */
+  localAt(buf: Uint8Array, at: number): number;
+  readonly local: Int32Array;
+  /** Forgets an entry's local address (the kernel refused it as a source: it went away). */
+  clearLocal(entry: number): void;
+}
+
+/**
  * sockaddr_in / sockaddr_in6 bytes → a shared Endpoint. A set-associative table (`sets` × 4 ways,
  * round-robin replacement) keeps it bounded: a scan from a million sources costs misses, not memory.
+ * Each entry also keeps the local address its datagrams last arrived on (StickySources).
  */
-export class SourceCache {
+export class SourceCache implements StickySources {
   readonly #keys: Uint32Array;
   readonly #endpoints: (Endpoint | undefined)[];
   readonly #mask: number;
   #victim = 0;
   /** Sources seen that were not cached (an Endpoint was made). */
   misses = 0;
+  /** Per entry, LOCAL_WORDS words: the local address (family 0 when none). */
+  readonly local: Int32Array;
+  /** Entry of the last lookup() that returned an Endpoint. */
+  lastEntry = -1;
 
   /** `sets` is rounded up to a power of two. */
   constructor(sets = 1024) {
@@ -26,6 +47,48 @@ export class SourceCache {
     this.#mask = n - 1;
     this.#keys = new Uint32Array(n * WAYS * KEY_WORDS);
     this.#endpoints = new Array<Endpoint | undefined>(n * WAYS).fill(undefined);
+    this.local = new Int32Array(n * WAYS * LOCAL_WORDS);
+  }
+
+  /**
+   * Records that the last looked-up source arrived on the local address at src32[w, w+6) (a ring
+   * slot's META_LOCAL); a record without an address leaves the known one alone.
+   */
+  noteLocal(src32: Int32Array, w: number): void {
+    const family = src32[w]!;
+    if (family === 0 || this.lastEntry < 0) return;
+    const l = this.local;
+    const o = this.lastEntry * LOCAL_WORDS;
+    if (l[o] === family && l[o + 2] === src32[w + 2] && l[o + 3] === src32[w + 3] && l[o + 4] === src32[w + 4] && l[o + 5] === src32[w + 5] && l[o + 1] === src32[w + 1]) return;
+    for (let i = 0; i < LOCAL_WORDS; i++) l[o + i] = src32[w + i]!;
+  }
+
+  localAt(buf: Uint8Array, at: number): number {
+    const family = buf[at]! | (buf[at + 1]! << 8);
+    const port = (buf[at + 2]! << 8) | buf[at + 3]!;
+    let a0: number, a1 = 0, a2 = 0, a3 = 0;
+    if (family === AF_INET) {
+      a0 = word(buf, at + 4);
+    } else if (family === AF_INET6) {
+      a0 = word(buf, at + 8);
+      a1 = word(buf, at + 12);
+      a2 = word(buf, at + 16);
+      a3 = word(buf, at + 20);
+    } else return -1;
+    const tag = ((family << 16) | port) >>> 0;
+    const set = setOf(tag, a0, a1, a2, a3, this.#mask);
+    const k = this.#keys;
+    for (let w = 0; w < WAYS; w++) {
+      const o = (set + w) * KEY_WORDS;
+      if (k[o] === tag && k[o + 1] === a0 && k[o + 2] === a1 && k[o + 3] === a2 && k[o + 4] === a3) {
+        return this.local[(set + w) * LOCAL_WORDS] !== 0 ? set + w : -1;
+      }
+    }
+    return -1;
+  }
+
+  clearLocal(entry: number): void {
+    this.local[entry * LOCAL_WORDS] = 0;
   }
 
   /** The Endpoint for the sockaddr at `buf[at]`, or undefined when it is neither IPv4 nor IPv6. */
@@ -40,16 +103,19 @@ export class SourceCache {
       a1 = word(buf, at + 12);
       a2 = word(buf, at + 16);
       a3 = word(buf, at + 20);
-    } else return undefined;
+    } else {
+      this.lastEntry = -1;
+      return undefined;
+    }
     const tag = ((family << 16) | port) >>> 0;
-    let h = Math.imul(tag ^ a0, 0x9e3779b1);
-    h = Math.imul(h ^ a1 ^ (h >>> 15), 0x85ebca6b);
-    h = Math.imul(h ^ a2 ^ a3 ^ (h >>> 13), 0xc2b2ae35);
-    const set = ((h ^ (h >>> 16)) & this.#mask) * WAYS;
+    const set = setOf(tag, a0, a1, a2, a3, this.#mask);
     const k = this.#keys;
     for (let w = 0; w < WAYS; w++) {
       const o = (set + w) * KEY_WORDS;
-      if (k[o] === tag && k[o + 1] === a0 && k[o + 2] === a1 && k[o + 3] === a2 && k[o + 4] === a3) return this.#endpoints[set + w];
+      if (k[o] === tag && k[o + 1] === a0 && k[o + 2] === a1 && k[o + 3] === a2 && k[o + 4] === a3) {
+        this.lastEntry = set + w;
+        return this.#endpoints[set + w];
+      }
     }
     this.misses++;
     const e = set + (this.#victim++ & (WAYS - 1));
@@ -62,8 +128,18 @@ export class SourceCache {
     const bytes = family === AF_INET ? buf.slice(at + 4, at + 8) : buf.slice(at + 8, at + 24);
     const endpoint: Endpoint = { address: formatIp(bytes), port };
     this.#endpoints[e] = endpoint;
+    this.local[e * LOCAL_WORDS] = 0;
+    this.lastEntry = e;
     return endpoint;
   }
+}
+
+/** First entry of the set a source key hashes to. */
+function setOf(tag: number, a0: number, a1: number, a2: number, a3: number, mask: number): number {
+  let h = Math.imul(tag ^ a0, 0x9e3779b1);
+  h = Math.imul(h ^ a1 ^ (h >>> 15), 0x85ebca6b);
+  h = Math.imul(h ^ a2 ^ a3 ^ (h >>> 13), 0xc2b2ae35);
+  return ((h ^ (h >>> 16)) & mask) * WAYS;
 }
 
 function word(b: Uint8Array, at: number): number {

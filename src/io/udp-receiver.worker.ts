@@ -7,8 +7,9 @@
 // back-off, so an error storm (POLLERR at once) cannot become a busy loop.
 import { ptr } from "bun:ffi";
 import { EAGAIN, EINTR } from "./errno.ts";
-import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_PRODUCER_WAITING, UCTL_WRITE, type DatagramRingLayout } from "./udp-ring.ts";
+import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_PRODUCER_WAITING, UCTL_WRITE, META_LOCAL, type DatagramRingLayout } from "./udp-ring.ts";
 import { waitForRoom } from "./tun-ring.ts";
+import { readLocalAddress } from "./udp-pktinfo.ts";
 import { CMSG_HDR, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_FLAGS, MH_IOV, MH_IOVLEN, MH_LEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, POLLIN, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GRO } from "./udp-sys.ts";
 
 declare const self: Worker;
@@ -95,6 +96,8 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
         meta32[(i * META_SIZE + META_LEN) >>> 2] = len;
       }
       meta32[(i * META_SIZE + META_SEGMENT) >>> 2] = groSegment(i * META_SIZE + META_CONTROL, mm32[(m + MH_CONTROLLEN) >>> 2]!);
+      // The local address it arrived on (wildcard sockets with IP_PKTINFO), so the reply can leave from it.
+      readLocalAddress(meta32, i * META_SIZE + META_CONTROL, mm32[(m + MH_CONTROLLEN) >>> 2]!, meta32, (i * META_SIZE + META_LOCAL) >>> 2);
       out = (out + 1) | 0;
     }
     if (n > 0) {

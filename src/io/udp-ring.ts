@@ -32,6 +32,12 @@ export const META_SEGMENT = 4;
 export const META_NAME = 8;
 export const META_CONTROL = 40;
 export const META_CONTROL_ROOM = 64;
+/**
+ * The local address the datagram arrived on (IP_PKTINFO / IPV6_PKTINFO, wildcard sockets only), as
+ * the worker parsed it from the control messages: 104 family (i32: 0 none, AF_INET, AF_INET6),
+ * 108 ifindex (i32), 112 the address (4 or 16 bytes, network order). Fits the slot's last 24 bytes.
+ */
+export const META_LOCAL = 104;
 
 export interface DatagramRingLayout {
   slots: number;

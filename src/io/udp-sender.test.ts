@@ -1,7 +1,9 @@
 import { read } from "bun:ffi";
 import { afterEach, expect, test } from "bun:test";
 import { DatagramBatch } from "../node/batches.ts";
-import { EAGAIN, EIO } from "./errno.ts";
+import { EADDRNOTAVAIL, EAGAIN, EINVAL, EIO, ENETUNREACH } from "./errno.ts";
+import { SourceCache } from "./udp-endpoints.ts";
+import { LOCAL_WORDS } from "./udp-pktinfo.ts";
 import { DatagramSender, type SendCalls } from "./udp-sender.ts";
 import { GatewayUdp, openUdpSocket } from "./udp-socket.ts";
 import { AF_INET, errno, libc, MH_CONTROLLEN } from "./udp-sys.ts";
@@ -118,4 +120,37 @@ test("a full send buffer: the batch waits for room and goes out; one that stays 
   expect([sender.dropped, sender.errors]).toEqual([10, 0]);
   for (let i = 0; i < 1000 && got.length < 10; i++) await Bun.sleep(5);
   expect(got).toEqual(Array.from({ length: 10 }, (_, i) => i));
+});
+
+test("a sticky source the kernel refuses (the address went away) is forgotten once and the datagrams go out without it", async () => {
+  const froms: string[] = [];
+  const rx = await GatewayUdp.open({ port: 0, bindV4: "127.0.0.1", ipv6: false, sysctls, gro: false, onDatagram: (_b, _o, _l, from) => froms.push(from.address) });
+  closers.push(() => rx.close());
+  const tx = openUdpSocket(AF_INET, "0.0.0.0", 0);
+  closers.push(() => libc.close(tx.fd));
+  // The receive side learnt that rx's socket reached us on 192.0.2.1, an address this host does not have (any more).
+  const sources = new SourceCache(16);
+  const sa = new Uint8Array(32);
+  sa.set([AF_INET, 0, rx.port >> 8, rx.port & 0xff, 127, 0, 0, 1]);
+  const to = sources.lookup(sa, 0)!;
+  const gone = new Int32Array(LOCAL_WORDS);
+  gone[0] = AF_INET;
+  new Uint8Array(gone.buffer).set([192, 0, 2, 1], 8);
+  sources.noteLocal(gone, 0);
+  expect(sources.localAt(sa, 0)).toBeGreaterThanOrEqual(0);
+  const refused: number[] = [];
+  const sender = new DatagramSender({ v4: tx.fd, v6: -1 }, true);
+  sender.sticky = sources;
+  sender.onSourceRefused = (e) => refused.push(e);
+  const batch = new DatagramBatch(16, 2048);
+  for (const len of [1000, 1000, 1000, 300, 1200]) batch.commit(len, to); // a GSO run, then a message of its own
+  expect(sender.sendBatch(batch)).toBe(5);
+  expect([sender.sourceRetries, refused.length, sources.localAt(sa, 0)]).toEqual([1, 1, -1]);
+  expect([EINVAL, EADDRNOTAVAIL, ENETUNREACH]).toContain(refused[0]!);
+  expect(sender.send(new Uint8Array(10), to)).toBe(true); // the control path: no source left to refuse
+  sources.noteLocal(gone, 0); // it reached us on the gone address again: one more refusal, on send()
+  expect(sender.send(new Uint8Array(10), to)).toBe(true);
+  expect([sender.sourceRetries, sender.errors, sender.dropped]).toEqual([2, 0, 0]);
+  for (let i = 0; i < 1000 && froms.length < 7; i++) await Bun.sleep(5);
+  expect(froms).toEqual(Array(7).fill("127.0.0.1"));
 });

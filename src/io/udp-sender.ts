@@ -6,12 +6,19 @@
 //
 // EIO from a GSO send means the path cannot segment (seen with some NICs/drivers); wireguard-go and
 // Firezone then turn GSO off for good and resend plainly — so do we, and say so once.
+//
+// Sticky source: when `sticky` knows the local address an endpoint last reached us on, its messages
+// carry an IP_PKTINFO / IPV6_PKTINFO cmsg naming it (after the UDP_SEGMENT one, in the same control
+// buffer), so replies leave from the address the peer dialled. A refusal of such a message (see
+// SOURCE_REFUSED) means the address went away (a floating address moved): forget it for that endpoint and
+// resend without, counted and said once.
 import { ptr } from "bun:ffi";
 import type { DatagramBatch } from "../node/batches.ts";
 import type { Endpoint } from "../wire/index.ts";
-import { EAGAIN, EINTR, EIO } from "./errno.ts";
-import { DestinationCache } from "./udp-endpoints.ts";
-import { CMSG_SPACE_INT, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_IOV, MH_IOVLEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, POLLOUT, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GSO_MAX_BYTES, UDP_MAX_SEGMENTS, UDP_SEGMENT } from "./udp-sys.ts";
+import { EADDRNOTAVAIL, EAGAIN, EINTR, EINVAL, EIO, ENETUNREACH } from "./errno.ts";
+import { DestinationCache, type StickySources } from "./udp-endpoints.ts";
+import { LOCAL_WORDS, writePktinfo } from "./udp-pktinfo.ts";
+import { CMSG_SPACE_INT, CMSG_SPACE_PKTINFO6, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_IOV, MH_IOVLEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, POLLOUT, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GSO_MAX_BYTES, UDP_MAX_SEGMENTS, UDP_SEGMENT } from "./udp-sys.ts";
 
 /** How long one wait for room in a full send buffer may take before the rest of the batch is dropped. */
 const SEND_WAIT_MS = 20;
@@ -33,6 +40,16 @@ export interface SendCalls {
   errno(): number;
 }
 
+/**
+ * What the kernel answers a send whose pktinfo source is no local address (any more): the route
+ * lookup fails with ENETUNREACH on current kernels (6.x: the source matches no device), EINVAL or
+ * EADDRNOTAVAIL on others. A genuinely unreachable destination costs one resend without the source.
+ */
+const SOURCE_REFUSED: ReadonlySet<number> = new Set([EINVAL, EADDRNOTAVAIL, ENETUNREACH]);
+
+/** Control buffer per message: UDP_SEGMENT's cmsg, then room for the larger pktinfo one. */
+const CTL_ROOM = CMSG_SPACE_INT + CMSG_SPACE_PKTINFO6;
+
 const LIBC_SEND: SendCalls = { sendmmsg: (fd, mm, n, flags) => libc.sendmmsg(fd, mm, n, flags), errno };
 
 export class DatagramSender {
@@ -46,6 +63,12 @@ export class DatagramSender {
   eioRetries = 0;
   /** sendmmsg/sendto calls made (for benchmarks: datagrams per syscall). */
   syscalls = 0;
+  /** Where endpoints' local addresses are known (the receive side's SourceCache); none: the route picks. */
+  sticky: StickySources | undefined;
+  /** Called for each local address the kernel refused as a source (the shell logs the first). */
+  onSourceRefused: ((errno: number, to: Endpoint) => void) | undefined;
+  /** Sends retried without their local source after the kernel refused it. */
+  sourceRetries = 0;
 
   readonly #dest = new DestinationCache();
   readonly #destBase: number;
@@ -61,7 +84,14 @@ export class DatagramSender {
   #ctl16 = new Uint16Array(0);
   #msgFirst = new Int32Array(0);
   #msgSegs = new Int32Array(0);
+  /** Per message: the sticky entry whose local address it names, or -1. */
+  #msgSrc = new Int32Array(0);
+  readonly #one = new Uint8Array(MMSGHDR_SIZE);
+  readonly #one32 = new Uint32Array(this.#one.buffer);
+  readonly #oneIov = new Uint32Array(IOVEC_SIZE / 4);
+  readonly #oneCtl = new Uint32Array(CTL_ROOM / 4);
   #data: Uint8Array | undefined;
+  #batchTo: readonly (Endpoint | undefined)[] | undefined;
 
   constructor(readonly sockets: SenderSockets, gso: boolean, readonly onGsoDisabled?: (errno: number) => void, readonly calls: SendCalls = LIBC_SEND) {
     this.gso = gso;
@@ -77,8 +107,10 @@ export class DatagramSender {
     this.#dest.reserve(n);
     const lengths = batch.lengths;
     const tos = batch.to;
+    this.#batchTo = tos;
     const iov32 = this.#iov32;
     const mm32 = this.#mm32;
+    const sticky = this.sticky;
     let sent = 0;
     let i = 0;
     while (i < n) {
@@ -118,16 +150,22 @@ export class DatagramSender {
         mm32[(o + MH_NAMELEN) >>> 2] = this.#dest.nameLength(d);
         setPtr(mm32, o + MH_IOV, this.#iovBase + j * IOVEC_SIZE);
         mm32[(o + MH_IOVLEN) >>> 2] = k;
+        const src = sticky === undefined ? -1 : sticky.localAt(this.#dest.mem, d * SOCKADDR_ROOM);
+        const srcSpace = src < 0 ? 0 : writePktinfo(this.#ctl32, m * CTL_ROOM + CMSG_SPACE_INT, sticky!.local, src * LOCAL_WORDS);
         if (k > 1) {
-          this.#ctl16[(m * CMSG_SPACE_INT + 16) >>> 1] = len;
-          setPtr(mm32, o + MH_CONTROL, this.#ctlBase + m * CMSG_SPACE_INT);
-          mm32[(o + MH_CONTROLLEN) >>> 2] = CMSG_SPACE_INT;
+          this.#ctl16[(m * CTL_ROOM + 16) >>> 1] = len;
+          setPtr(mm32, o + MH_CONTROL, this.#ctlBase + m * CTL_ROOM);
+          mm32[(o + MH_CONTROLLEN) >>> 2] = CMSG_SPACE_INT + srcSpace;
+        } else if (srcSpace > 0) {
+          setPtr(mm32, o + MH_CONTROL, this.#ctlBase + m * CTL_ROOM + CMSG_SPACE_INT);
+          mm32[(o + MH_CONTROLLEN) >>> 2] = srcSpace;
         } else {
           setPtr(mm32, o + MH_CONTROL, 0);
           mm32[(o + MH_CONTROLLEN) >>> 2] = 0;
         }
         this.#msgFirst[m] = j;
         this.#msgSegs[m] = k;
+        this.#msgSrc[m] = srcSpace > 0 ? src : -1;
         m++;
         j += k;
       }
@@ -155,6 +193,9 @@ export class DatagramSender {
       this.dropped++;
       return false;
     }
+    const sticky = this.sticky;
+    const src = sticky === undefined ? -1 : sticky.localAt(this.#dest.mem, d * SOCKADDR_ROOM);
+    if (src >= 0 && this.#sendFrom(fd, data, d, src, to)) return true;
     for (let attempt = 0; ; attempt++) {
       this.syscalls++;
       if (Number(libc.sendto(fd, ptr(data), data.length, 0, this.#destBase + d * SOCKADDR_ROOM, this.#dest.nameLength(d))) >= 0) return true;
@@ -170,6 +211,39 @@ export class DatagramSender {
       this.dropped++;
       return false;
     }
+  }
+
+  /**
+   * One datagram from the sticky entry's local address (sendmmsg of one message: bun:ffi has no
+   * sendmsg here and needs none). False when it was not sent: the caller sends it plainly.
+   */
+  #sendFrom(fd: number, data: Uint8Array, d: number, src: number, to: Endpoint): boolean {
+    const space = writePktinfo(this.#oneCtl, 0, this.sticky!.local, src * LOCAL_WORDS);
+    setPtr(this.#oneIov, 0, ptr(data));
+    this.#oneIov[2] = data.length;
+    this.#oneIov[3] = 0;
+    const mm32 = this.#one32;
+    setPtr(mm32, MH_NAME, this.#destBase + d * SOCKADDR_ROOM);
+    mm32[MH_NAMELEN >>> 2] = this.#dest.nameLength(d);
+    setPtr(mm32, MH_IOV, ptr(this.#oneIov));
+    mm32[MH_IOVLEN >>> 2] = 1;
+    setPtr(mm32, MH_CONTROL, ptr(this.#oneCtl));
+    mm32[MH_CONTROLLEN >>> 2] = space;
+    for (let attempt = 0; ; attempt++) {
+      this.syscalls++;
+      if (this.calls.sendmmsg(fd, ptr(this.#one), 1, 0) === 1) return true;
+      const e = this.calls.errno();
+      if (e === EINTR) continue;
+      if (e === EAGAIN && attempt === 0 && this.#waitWritable(fd)) continue;
+      if (SOURCE_REFUSED.has(e)) this.#refuse(src, e, to);
+      return false; // the plain path tries once more and counts what fails
+    }
+  }
+
+  #refuse(src: number, e: number, to: Endpoint): void {
+    this.sticky!.clearLocal(src);
+    this.sourceRetries++;
+    this.onSourceRefused?.(e, to);
   }
 
   #sentNow = 0;
@@ -210,12 +284,36 @@ export class DatagramSender {
         this.onGsoDisabled?.(e);
         return this.#msgFirst[done]!;
       }
+      const src = this.#msgSrc[done]!;
+      if (src >= 0 && SOURCE_REFUSED.has(e)) {
+        // The local source is gone: forget it and resend this message (and later ones naming it) without.
+        this.#refuse(src, e, this.#lastTo(done));
+        for (let x = done; x < m; x++) if (this.#msgSrc[x] === src) this.#dropSource(x);
+        continue;
+      }
       // This message failed (EMSGSIZE, ENETUNREACH, EPERM from a firewall…): skip it, keep the rest.
       this.errors++;
       this.dropped += segs[done]!;
       done++;
     }
     return -1;
+  }
+
+  /** The endpoint message `x` goes to (for the refusal callback; not on the hot path). */
+  #lastTo(x: number): Endpoint {
+    return this.#batchTo![this.#msgFirst[x]!]!;
+  }
+
+  /** Message `x` without its pktinfo cmsg: UDP_SEGMENT's alone when it has one, else no control. */
+  #dropSource(x: number): void {
+    this.#msgSrc[x] = -1;
+    const o = x * MMSGHDR_SIZE;
+    if (this.#msgSegs[x]! > 1) {
+      this.#mm32[(o + MH_CONTROLLEN) >>> 2] = CMSG_SPACE_INT;
+    } else {
+      setPtr(this.#mm32, o + MH_CONTROL, 0);
+      this.#mm32[(o + MH_CONTROLLEN) >>> 2] = 0;
+    }
   }
 
   #waitWritable(fd: number): boolean {
@@ -237,17 +335,18 @@ export class DatagramSender {
     this.#mm32 = new Uint32Array(this.#mm.buffer);
     this.#iov = new Uint8Array(capacity * IOVEC_SIZE);
     this.#iov32 = new Uint32Array(this.#iov.buffer);
-    this.#ctl = new Uint8Array(capacity * CMSG_SPACE_INT);
+    this.#ctl = new Uint8Array(capacity * CTL_ROOM);
     this.#ctl32 = new Uint32Array(this.#ctl.buffer);
     this.#ctl16 = new Uint16Array(this.#ctl.buffer);
     for (let m = 0; m < capacity; m++) {
-      const o = m * CMSG_SPACE_INT;
+      const o = m * CTL_ROOM;
       this.#ctl32[o >>> 2] = 16 + 2; // CMSG_LEN(sizeof(u16))
       this.#ctl32[(o + 8) >>> 2] = SOL_UDP;
       this.#ctl32[(o + 12) >>> 2] = UDP_SEGMENT;
     }
     this.#msgFirst = new Int32Array(capacity);
     this.#msgSegs = new Int32Array(capacity);
+    this.#msgSrc = new Int32Array(capacity);
     this.#mmBase = ptr(this.#mm);
     this.#iovBase = ptr(this.#iov);
     this.#ctlBase = ptr(this.#ctl);

@@ -191,3 +191,57 @@ test("GRO ring slots hold a 64 KiB super-datagram, stay cache-line aligned, and 
   // Lines per slot not a multiple of 64 (a 32 KiB 8-way L1 has 64 sets): slot starts spread over the sets.
   expect((GRO_SLOT / 64) % 64).not.toBe(0);
 });
+
+// Sticky source on loopback: a datagram to 127.0.0.2 is answered from 127.0.0.2, although the route
+// back to 127.0.0.1 prefers 127.0.0.1 as source (what a floating address looks like to the kernel).
+async function stickyEcho(opts: Partial<GatewayUdpOptions>, via: "send" | "batch", lengths = [100]): Promise<{ sock: GatewayUdp; sources: string[] }> {
+  const dgram = await import("node:dgram");
+  const batch = new DatagramBatch(64, 2048);
+  let sock!: GatewayUdp;
+  const opened = await open({
+    bindV4: "0.0.0.0",
+    onDatagram: (buf, off, len, received) => {
+      const from = { address: received.address, port: received.port }; // the cores copy endpoints: by value must do
+      if (via === "send") sock.send(buf.slice(off, off + len), from);
+      else {
+        for (const l of lengths) {
+          batch.data.set(buf.subarray(off, off + Math.min(len, l)), batch.next());
+          batch.commit(l, from);
+        }
+        sock.sendBatch(batch);
+        batch.clear();
+      }
+    },
+    ...opts,
+  });
+  sock = opened.sock;
+  const client = dgram.createSocket("udp4");
+  await new Promise<void>((resolve) => client.bind(0, "127.0.0.1", resolve));
+  const sources: string[] = [];
+  client.on("message", (_m, rinfo) => sources.push(`${rinfo.address}:${rinfo.port}`));
+  client.send(new Uint8Array(100), sock.port, "127.0.0.2");
+  for (let i = 0; i < 400 && sources.length < lengths.length; i++) await Bun.sleep(5);
+  client.close();
+  return { sock, sources };
+}
+
+test("a reply leaves from the address the datagram arrived on, not the route's preferred source", async () => {
+  const one = await stickyEcho({}, "send");
+  expect(one.sock.sticky).toBe(true);
+  expect(one.sources).toEqual([`127.0.0.2:${one.sock.port}`]);
+  const batch = await stickyEcho({ gro: false }, "batch", [100, 100]);
+  expect(batch.sources).toEqual([`127.0.0.2:${batch.sock.port}`, `127.0.0.2:${batch.sock.port}`]);
+});
+
+test("a GSO run carries the sticky source beside its segment size: every segment leaves from the arrival address", async () => {
+  const { sock, sources } = await stickyEcho({}, "batch", [1000, 1000, 1000, 400]);
+  if (!sock.gso) return void console.warn("no UDP GSO on this kernel: the combined cmsg is not exercised");
+  expect(sources).toEqual(Array(4).fill(`127.0.0.2:${sock.port}`));
+  expect(sock.sendSyscalls).toBe(1);
+});
+
+test("a socket bound to one address is not made sticky and answers from it as before", async () => {
+  const { sock, sources } = await stickyEcho({ bindV4: "127.0.0.2" }, "send");
+  expect(sock.sticky).toBe(false);
+  expect(sources).toEqual([`127.0.0.2:${sock.port}`]);
+});

@@ -5,6 +5,8 @@
 //            ones split into their segments) with a cached, shared Endpoint per source.
 //   send:    `sendBatch()` — GSO runs + one sendmmsg per batch (udp-sender.ts); `send()` for one.
 // Offloads are probed at open and exposed (`gso`, `gro`, `recvBatch`) for the shell to log once.
+// Wildcard-bound sockets are sticky (`sticky`): each datagram's arrival address is remembered per
+// source endpoint and replies leave from it (udp-pktinfo.ts says why).
 // Same public surface as UdpSockets (udp.ts) where it overlaps, so the shell can swap it in.
 import { ptr } from "bun:ffi";
 import { parseIp } from "../ip/address.ts";
@@ -15,9 +17,11 @@ import { errnoName, OsError } from "./errno.ts";
 import { procSysctls, resizeSocketBuffers, WANTED_SOCKET_BUFFER, type LimitOutcome, type SizedSocket, type SocketBuffers, type Sysctls } from "./udp.ts";
 import { SourceCache } from "./udp-endpoints.ts";
 import type { UdpWorkerInit } from "./udp-receiver.worker.ts";
+import { META_LOCAL } from "./udp-ring.ts";
 import { DatagramRing, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE } from "./udp-ring.ts";
 import { DatagramSender } from "./udp-sender.ts";
 import { AF_INET, AF_INET6, errno, IPPROTO_IPV6, IPV6_V6ONLY, libc, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO, UDP_SEGMENT } from "./udp-sys.ts";
+import { IP_PKTINFO, IPV6_RECVPKTINFO, SOL_IP, SOL_IPV6 } from "./udp-sys.ts";
 
 /** Called per received datagram; `buf[off, off+len)` is valid only during the call. */
 export type DatagramHandler = (buf: Uint8Array, off: number, len: number, from: Endpoint) => void;
@@ -72,6 +76,8 @@ export class GatewayUdp {
   received = 0;
   /** Received GRO super-datagrams that were split into segments (0 without GRO). */
   coalesced = 0;
+  /** Replies leave from the address the peer's datagram arrived on (a wildcard-bound socket took IP_PKTINFO). */
+  sticky = false;
 
   readonly #fds: number[] = [];
   #v6 = -1;
@@ -110,6 +116,13 @@ export class GatewayUdp {
     s.#sender = new DatagramSender({ v4: v4.fd, v6: s.#v6 }, gso, (e) => {
       opts.log?.warn("UDP GSO disabled: a segmented send failed, sending datagrams one by one from now on", { err: errnoName(e) });
     });
+    s.sticky = s.#stick(opts);
+    if (s.sticky) s.#sender.sticky = s.#sources;
+    s.#sender.onSourceRefused = (e, to) => {
+      if (s.#sender.sourceRetries === 1) {
+        opts.log?.warn("a local address the gateway answered from went away (moved?): sending from the route's source for that peer until it reaches us again", { err: errnoName(e), remote: `${to.address}:${to.port}` });
+      }
+    };
     s.#sysctls = opts.sysctls ?? procSysctls();
     s.#keepLimits = opts.keepDefaultBuffers ?? false;
     if (s.#keepLimits) s.#readBack();
@@ -140,6 +153,10 @@ export class GatewayUdp {
   }
   get eioRetries(): number {
     return this.#sender.eioRetries;
+  }
+  /** Sends resent without their sticky source because the kernel refused it (the address went away). */
+  get sourceRetries(): number {
+    return this.#sender.sourceRetries;
   }
   /** Datagrams lost here: not sent (full buffer, failed send) or cut on receive (larger than a slot). */
   get dropped(): number {
@@ -196,6 +213,7 @@ export class GatewayUdp {
         r = (r + 1) | 0; // consumed even if the handler throws: a bad datagram must not wedge the ring
         taken++;
         if (from === undefined) continue;
+        this.#sources.noteLocal(meta32, (mb + META_LOCAL) >>> 2);
         const off = slot * slotSize;
         if (seg > 0 && len > seg) {
           this.coalesced++;
@@ -225,6 +243,19 @@ export class GatewayUdp {
   #pump(): void {
     do this.drain();
     while (!this.#ring.sleep());
+  }
+
+  /**
+   * Asks wildcard-bound sockets for each datagram's arrival address. A socket bound to one address
+   * already answers from it; a kernel that refuses leaves the route to pick, as before. True when
+   * a socket took it (only its sources get a local address, so a mix is fine).
+   */
+  #stick(opts: GatewayUdpOptions): boolean {
+    const one = Int32Array.of(1);
+    let took = false;
+    if (isWildcard(opts.bindV4 ?? "0.0.0.0")) took = libc.setsockopt(this.#fds[0]!, SOL_IP, IP_PKTINFO, ptr(one), 4) === 0;
+    if (this.#v6 >= 0 && isWildcard(opts.bindV6 ?? "::")) took = libc.setsockopt(this.#v6, SOL_IPV6, IPV6_RECVPKTINFO, ptr(one), 4) === 0 || took;
+    return took;
   }
 
   /** Asks for these buffer sizes on both sockets; returns what is in effect afterwards. */
@@ -287,6 +318,11 @@ export function openUdpSocket(family: typeof AF_INET | typeof AF_INET6, address:
     libc.close(fd);
     throw err;
   }
+}
+
+function isWildcard(address: string): boolean {
+  const b = parseIp(address);
+  return b !== undefined && b !== null && b.every((x) => x === 0);
 }
 
 function getInt(fd: number, level: number, name: number): number | undefined {

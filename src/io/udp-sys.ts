@@ -62,6 +62,22 @@ export const SOCKADDR_IN6_SIZE = 28;
 /** Room for either sockaddr, 8-aligned. */
 export const SOCKADDR_ROOM = 32;
 
+// Sticky source ("answer from the address the datagram arrived on", as kernel WireGuard does):
+// linux/in.h IP_PKTINFO (SOL_IP = 0): on receive a cmsg per datagram, on send the source to use.
+//   struct in_pktinfo  { int ipi_ifindex; struct in_addr ipi_spec_dst; struct in_addr ipi_addr; }  12 B
+// linux/in6.h IPV6_RECVPKTINFO asks for it on receive, IPV6_PKTINFO (SOL_IPV6 = 41) is the cmsg type.
+//   struct in6_pktinfo { struct in6_addr ipi6_addr; int ipi6_ifindex; }                           20 B
+export const SOL_IP = 0;
+export const IP_PKTINFO = 8;
+export const SOL_IPV6 = 41;
+export const IPV6_RECVPKTINFO = 49;
+export const IPV6_PKTINFO = 50;
+/** CMSG_LEN / CMSG_SPACE of in_pktinfo and in6_pktinfo. */
+export const CMSG_LEN_PKTINFO4 = CMSG_HDR + 12;
+export const CMSG_SPACE_PKTINFO4 = 32;
+export const CMSG_LEN_PKTINFO6 = CMSG_HDR + 20;
+export const CMSG_SPACE_PKTINFO6 = 40;
+
 export const libc = dlopen("libc.so.6", {
   socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },

@@ -63,7 +63,9 @@ export function dataPlaneFields(tun: TunDevice, udp: GatewayUdp | UdpSockets, ch
       udp_gso: udp.gso ? "on" : choices.udpGso ? "off (kernel)" : "off (GLASSGATE_UDP_GSO=0)",
       udp_gro: udp.gro ? "on" : choices.udpGso ? "off (kernel)" : "off (GLASSGATE_UDP_GSO=0)",
       udp_recv_batch: udp.recvBatch,
+      // Replies from the address each peer's datagrams arrive on (IP_PKTINFO); off: the route picks.
+      udp_sticky_source: udp.sticky ? "on" : "off",
     };
   }
-  return { tun_offload: tunOffload, udp: "node:dgram (fallback)", udp_gso: "off", udp_gro: "off", udp_recv_batch: 1 };
+  return { tun_offload: tunOffload, udp: "node:dgram (fallback)", udp_gso: "off", udp_gro: "off", udp_recv_batch: 1, udp_sticky_source: "off" };
 }

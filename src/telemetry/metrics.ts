@@ -27,6 +27,8 @@ export interface BatchedUdpSource {
   readonly gso: boolean;
   readonly gro: boolean;
   readonly recvBatch: number;
+  /** Sends resent from the route's source because the address the peer reached us on went away. */
+  readonly sourceRetries?: number;
 }
 
 export interface MetricsOptions {
@@ -157,6 +159,7 @@ export class GatewayMetrics {
         });
       counter("glassgate.udp.gro.super_datagrams", "Received GRO super-datagrams (each split into its segments).", () => u.coalesced);
       gauge("glassgate.udp.recv_batch", "Messages per recvmmsg call.", () => u.recvBatch);
+      counter("glassgate.udp.sticky_source.refused", "Sends whose source (the address the peer's datagrams arrived on) the kernel refused, as when a floating address moved away; resent from the route's source.", () => u.sourceRetries ?? 0);
     }
     m.createObservableGauge("glassgate.offload.enabled", { description: "Data-path offloads in effect (1 on, 0 off): UDP GSO, UDP GRO, TUN TSO (vnet header)." }).addCallback((r) => {
       r.observe(opts.batchedUdp?.gso ? 1 : 0, { offload: "udp_gso" });

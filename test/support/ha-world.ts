@@ -7,8 +7,9 @@
 // gw-a is 10.77.0.11 and gw-b 10.77.0.12 (their own addresses); the floating address 10.77.0.100
 // is on whichever is master. Both run `glassgate up` from the same config file content (one
 // WireGuard private key, one tunnel address) with their own --data. The client's Endpoint is the
-// floating address. `takeOver` does what keepalived does on a master change: the address (and the
-// route that makes replies leave from it) moves, and the segment learns the new MAC.
+// floating address. `takeOver` does what keepalived does on a master change: the address moves, and
+// the segment learns the new MAC. No `src` route: the gateway's own address stays the route's
+// preferred source, and glassgate answers from the floating address because datagrams arrive there.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,7 +28,7 @@ export const CLIENT_PORT = 51820;
 export const TUNNEL = "10.98.0";
 export const GW_TUNNEL_IP = `${TUNNEL}.1`;
 /** The interface name on the segment, in every namespace (names are per namespace). */
-const UPLINK = "seg0";
+export const UPLINK = "seg0";
 
 export type Side = "a" | "b";
 
@@ -136,18 +137,15 @@ export class HaWorld {
   }
 
   /**
-   * What keepalived does when `side` becomes master: the floating address on its uplink, the
-   * segment's route with `src` the floating address (keepalived's virtual_routes — glassgate
-   * answers from whatever source the kernel picks, so without it replies would leave from the
-   * gateway's own address and the client would roam there), and the segment told the new MAC
-   * (keepalived sends gratuitous ARP; here the client's neighbour cache is flushed instead).
+   * What keepalived does when `side` becomes master: the floating address on its uplink (as a
+   * secondary address: the gateway's own stays the route's preferred source), and the segment told
+   * the new MAC (keepalived sends gratuitous ARP; here the client's neighbour cache is flushed instead).
    */
-  takeOver(side: Side, opts: { srcRoute?: boolean } = {}): void {
+  takeOver(side: Side): void {
     const other = this.gws[side === "a" ? "b" : "a"];
     other.ns.exec(["ip", "addr", "del", `${FLOATING}/24`, "dev", UPLINK], { allowFail: true });
     const g = this.gws[side];
     g.ns.exec(["ip", "addr", "add", `${FLOATING}/24`, "dev", UPLINK]);
-    if (opts.srcRoute !== false) g.ns.exec(["ip", "route", "replace", `${SEGMENT}.0/24`, "dev", UPLINK, "proto", "kernel", "scope", "link", "src", FLOATING]);
     for (const c of this.clients) c.ns.exec(["ip", "neigh", "flush", "dev", UPLINK]);
   }
 
@@ -171,6 +169,11 @@ export class HaWorld {
     const r = this.request(side, "GET", "/api/connections");
     if (r.status !== 200) throw new Error(`gw-${side} /api/connections: ${r.status} ${r.body}`);
     return JSON.parse(r.body).connections;
+  }
+
+  /** The source address `side`'s kernel prefers for a packet to `to` (its route's `src`). */
+  routeSource(side: Side, to: string): string {
+    return / src (\S+)/.exec(this.gws[side].ns.exec(["ip", "-o", "route", "get", to]))?.[1] ?? "";
   }
 
   /** The endpoint the client's wireguard-go has for the gateway now (it roams to where replies come from). */
