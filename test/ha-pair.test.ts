@@ -168,8 +168,11 @@ describe.skipIf(pgSkip !== undefined)("HA pair on one PostgreSQL", () => {
     added = await world.addClient(0); // no keepalive: it sends nothing before its first ping, so it never spoke to gw-a
     const config = world.writeConfig([client]);
     world.takeOver("a");
-    await world.start("a", config, { DATABASE_URL: url });
-    await world.start("b", config, { DATABASE_URL: url });
+    // Both advertise the floating address (as an HA pair's client configs do): gw-b's takeover
+    // handshakes leave from it, not from gw-b's own address.
+    const env = { DATABASE_URL: url, GLASSGATE_ENDPOINT: `${FLOATING}:${WG_PORT}` };
+    await world.start("a", config, env);
+    await world.start("b", config, env);
   }, 90_000);
 
   afterAll(async () => {

@@ -74,3 +74,25 @@ test("each source keeps the local address it last arrived on, until its entry is
   expect(c.localAt(at, 0)).toBe(-1); // evicted: the entry now belongs to another source, which has no local address
   expect(c.local[e * 6]).toBe(0);
 });
+
+test("a pinned local address is what the sender answers that endpoint from, until the endpoint's own datagrams say otherwise", () => {
+  const c = new SourceCache(16);
+  const to = { address: "198.51.100.9", port: 40000 };
+  const raw = sockaddr(to.address, to.port);
+  expect(c.localAt(raw, 0)).toBe(-1);
+  expect(c.pin(to, new Uint8Array([203, 0, 113, 10]))).toBe(true);
+  const e = c.localAt(raw, 0);
+  expect(e).toBeGreaterThanOrEqual(0);
+  const bytes = new Uint8Array(c.local.buffer, c.local.byteOffset + e * 24 + 8, 4);
+  expect([...bytes]).toEqual([203, 0, 113, 10]);
+  // A family that does not match the endpoint's is refused and changes nothing.
+  expect(c.pin(to, new Uint8Array(16))).toBe(false);
+  expect([...new Uint8Array(c.local.buffer, c.local.byteOffset + c.localAt(raw, 0) * 24 + 8, 4)]).toEqual([203, 0, 113, 10]);
+  // The endpoint's next datagram arrives on another local address: that one wins.
+  expect(c.lookup(raw, 0)).toEqual(to);
+  const arrived = new Int32Array(6);
+  arrived[0] = 2; // AF_INET
+  new Uint8Array(arrived.buffer).set([192, 0, 2, 1], 8);
+  c.noteLocal(arrived, 0);
+  expect([...new Uint8Array(c.local.buffer, c.local.byteOffset + c.localAt(raw, 0) * 24 + 8, 4)]).toEqual([192, 0, 2, 1]);
+});

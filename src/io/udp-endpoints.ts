@@ -91,6 +91,30 @@ export class SourceCache implements StickySources {
     this.local[entry * LOCAL_WORDS] = 0;
   }
 
+  /**
+   * Answers `to` from the local address `local` (4 or 16 bytes) until a datagram from `to` says
+   * otherwise. For a conversation this gateway starts (a takeover after a failover): there is no
+   * arrival address to copy yet, and the kernel's preferred source would pull the client away from
+   * the floating address it dialled. False when the families differ or `to` is not an address.
+   */
+  pin(to: Endpoint, local: Uint8Array): boolean {
+    const addr = parseIp(to.address);
+    if (!addr || addr.length !== local.length || !Number.isInteger(to.port) || to.port < 0 || to.port > 65535) return false;
+    const v4 = addr.length === 4;
+    const sa = new Uint8Array(SOCKADDR_ROOM);
+    sa[0] = v4 ? AF_INET : AF_INET6;
+    sa[2] = to.port >> 8;
+    sa[3] = to.port & 0xff;
+    sa.set(addr, v4 ? 4 : 8);
+    if (!this.lookup(sa, 0)) return false;
+    const bytes = new Uint8Array(LOCAL_WORDS * 4);
+    const words = new Int32Array(bytes.buffer);
+    words[0] = v4 ? AF_INET : AF_INET6;
+    bytes.set(local, 8); // ifindex 0: the route picks the interface
+    this.noteLocal(words, 0);
+    return true;
+  }
+
   /** The Endpoint for the sockaddr at `buf[at]`, or undefined when it is neither IPv4 nor IPv6. */
   lookup(buf: Uint8Array, at: number): Endpoint | undefined {
     const family = buf[at]! | (buf[at + 1]! << 8);

@@ -245,3 +245,24 @@ test("a socket bound to one address is not made sticky and answers from it as be
   expect(sock.sticky).toBe(false);
   expect(sources).toEqual([`127.0.0.2:${sock.port}`]);
 });
+
+test("answerFrom: a conversation this gateway starts leaves from the given local address, not the route's preferred source", async () => {
+  const dgram = await import("node:dgram");
+  const { sock } = await open({ bindV4: "0.0.0.0" });
+  const client = dgram.createSocket("udp4");
+  await new Promise<void>((resolve) => client.bind(0, "127.0.0.1", resolve));
+  const sources: string[] = [];
+  client.on("message", (_m, rinfo) => sources.push(rinfo.address));
+  const to = { address: "127.0.0.1", port: client.address().port };
+  try {
+    expect(sock.sticky).toBe(true);
+    sock.send(new Uint8Array(8), to); // never heard from: the kernel picks the source
+    expect(sock.answerFrom(to, "127.0.0.2")).toBe(true);
+    sock.send(new Uint8Array(8), to);
+    for (let i = 0; i < 400 && sources.length < 2; i++) await Bun.sleep(5);
+    expect(sources).toEqual(["127.0.0.1", "127.0.0.2"]);
+    expect(sock.answerFrom(to, "not-an-address")).toBe(false);
+  } finally {
+    client.close();
+  }
+});

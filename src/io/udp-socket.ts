@@ -17,11 +17,9 @@ import { errnoName, OsError } from "./errno.ts";
 import { procSysctls, resizeSocketBuffers, WANTED_SOCKET_BUFFER, type LimitOutcome, type SizedSocket, type SocketBuffers, type Sysctls } from "./udp.ts";
 import { SourceCache } from "./udp-endpoints.ts";
 import type { UdpWorkerInit } from "./udp-receiver.worker.ts";
-import { META_LOCAL } from "./udp-ring.ts";
-import { DatagramRing, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE } from "./udp-ring.ts";
+import { DatagramRing, META_LEN, META_LOCAL, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE } from "./udp-ring.ts";
 import { DatagramSender } from "./udp-sender.ts";
-import { AF_INET, AF_INET6, errno, IPPROTO_IPV6, IPV6_V6ONLY, libc, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO, UDP_SEGMENT } from "./udp-sys.ts";
-import { IP_PKTINFO, IPV6_RECVPKTINFO, SOL_IP, SOL_IPV6 } from "./udp-sys.ts";
+import { AF_INET, AF_INET6, errno, IPPROTO_IPV6, IPV6_V6ONLY, libc, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO, UDP_SEGMENT, IP_PKTINFO, IPV6_RECVPKTINFO, SOL_IP, SOL_IPV6 } from "./udp-sys.ts";
 
 /** Called per received datagram; `buf[off, off+len)` is valid only during the call. */
 export type DatagramHandler = (buf: Uint8Array, off: number, len: number, from: Endpoint) => void;
@@ -154,6 +152,15 @@ export class GatewayUdp {
   get eioRetries(): number {
     return this.#sender.eioRetries;
   }
+  /**
+   * Sends to `to` from the local address `local` (an IP literal) until `to`'s own datagrams say
+   * otherwise (SourceCache.pin). False when this socket is not sticky or the address does not fit.
+   */
+  answerFrom(to: Endpoint, local: string): boolean {
+    const bytes = parseIp(local);
+    return this.sticky && bytes !== undefined && this.#sources.pin(to, bytes);
+  }
+
   /** Sends resent without their sticky source because the kernel refused it (the address went away). */
   get sourceRetries(): number {
     return this.#sender.sourceRetries;

@@ -14,3 +14,11 @@ test("handshake lines give rtt_ms to 0.1 ms, not a long float", () => {
   logEvent(log, { type: "session_confirmed", cid: 7, session, rttMs: 12.3456 }, tunnel);
   expect(lines[2]!.rtt_ms).toBe(12.3);
 });
+
+test("a takeover's source is GLASSGATE_ENDPOINT's address when it is one (IPv4 or [IPv6]), never a name", async () => {
+  const { publicEndpointAddress } = await import("./run.ts");
+  expect(publicEndpointAddress("203.0.113.10:52625")).toBe("203.0.113.10");
+  expect(publicEndpointAddress("[2001:db8::10]:52625")).toBe("2001:db8::10");
+  expect(publicEndpointAddress("vpn.example.com:52625")).toBeUndefined();
+  expect(publicEndpointAddress(undefined)).toBeUndefined();
+});

@@ -35,6 +35,7 @@ import type { SentryReporter } from "../telemetry/sentry.ts";
 import type { AdminGateway } from "../../admin/types.ts";
 import { clientConfigText, filePeerOwner, nextFreeAddress } from "../config/index.ts";
 import { filePeerId, Store, type PeerRow } from "../store/index.ts";
+import { parseIp } from "../ip/address.ts";
 import type { PgStore } from "../store/pg-store.ts";
 import type { ClusterPeers } from "../cluster/cluster-peers.ts";
 import { AuditShipper } from "../cluster/audit-shipper.ts";
@@ -474,6 +475,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
   const startedAt = Date.now();
   // This gateway's row in the store's gateways table; its endpoint only when GLASSGATE_ENDPOINT says it.
+  // A takeover's handshakes leave from GLASSGATE_ENDPOINT's address when it is an IP address.
+  const takeoverSource = publicEndpointAddress(opts.publicEndpoint);
   const registration = { gid, name: hostname(), publicKey: gatewayPublicKey, endpoint: opts.publicEndpoint, version: SERVICE_VERSION };
   store.gateways.register(registration, startedAt);
   // What this gateway publishes on each heartbeat: its connections and problems, bounded.
@@ -536,7 +539,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
         if (!clusterPeers) applyPeers();
       },
       // POST /api/takeover: the initiation leaves through the loop's next turn.
+      // The initiation must leave from the address clients dialled (the floating one, which HA pairs
+      // set as GLASSGATE_ENDPOINT) — not the kernel's preferred source, which would pull the client
+      // to this node's own address and away from the one that moves on the next failover.
       reachOut: (publicKey, to) => {
+        if (takeoverSource !== undefined && "answerFrom" in udp) udp.answerFrom(to, takeoverSource);
         const r = node.reachOut(publicKey, to, clock());
         loop.wake();
         return r;
@@ -767,4 +774,12 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
 
   const parts: GatewayParts = { node, tunnel, core: gatewayCore, tunName: tun.name, gid, wake: () => loop.wake(), startDns };
   return { publicKey, udpPort: udp.port, adminUrl, shutdown, failed, fail: (err) => onFatal(err), parts };
+}
+
+/** The IP address in a "host:port" / "[v6]:port" endpoint, or undefined (unset, or a name). */
+export function publicEndpointAddress(endpoint: string | undefined): string | undefined {
+  if (!endpoint) return undefined;
+  const m = /^\[([^\]]+)\]:\d+$/.exec(endpoint) ?? /^([^:]+):\d+$/.exec(endpoint);
+  const host = m?.[1];
+  return host !== undefined && parseIp(host) !== undefined ? host : undefined;
 }
