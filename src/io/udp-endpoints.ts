@@ -7,6 +7,8 @@ import { LOCAL_WORDS } from "./udp-pktinfo.ts";
 import { AF_INET, AF_INET6, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM } from "./udp-sys.ts";
 
 const WAYS = 4;
+const NOT_IP = -1;
+const MISSING = -2;
 const KEY_WORDS = 5; // family<<16|port, then the address as four words (IPv4: one, rest 0)
 
 /**
@@ -33,6 +35,9 @@ export class SourceCache implements StickySources {
   readonly #keys: Uint32Array;
   readonly #endpoints: (Endpoint | undefined)[];
   readonly #mask: number;
+  /** The last #find's key (family<<16|port, address words) and set: no allocation per lookup. */
+  readonly #key = new Uint32Array(KEY_WORDS);
+  #set = 0;
   #victim = 0;
   /** Sources seen that were not cached (an Endpoint was made). */
   misses = 0;
@@ -64,27 +69,35 @@ export class SourceCache implements StickySources {
   }
 
   localAt(buf: Uint8Array, at: number): number {
+    const e = this.#find(buf, at);
+    return e >= 0 && this.local[e * LOCAL_WORDS] !== 0 ? e : -1;
+  }
+
+  /**
+   * The entry caching the sockaddr at `buf[at]`; NOT_IP when it is neither IPv4 nor IPv6, MISSING
+   * when it is not cached — then #key holds its key and #set the first entry of its set.
+   */
+  #find(buf: Uint8Array, at: number): number {
     const family = buf[at]! | (buf[at + 1]! << 8);
-    const port = (buf[at + 2]! << 8) | buf[at + 3]!;
-    let a0: number, a1 = 0, a2 = 0, a3 = 0;
+    const key = this.#key;
     if (family === AF_INET) {
-      a0 = word(buf, at + 4);
+      key[1] = word(buf, at + 4);
+      key[2] = key[3] = key[4] = 0;
     } else if (family === AF_INET6) {
-      a0 = word(buf, at + 8);
-      a1 = word(buf, at + 12);
-      a2 = word(buf, at + 16);
-      a3 = word(buf, at + 20);
-    } else return -1;
-    const tag = ((family << 16) | port) >>> 0;
-    const set = setOf(tag, a0, a1, a2, a3, this.#mask);
+      key[1] = word(buf, at + 8);
+      key[2] = word(buf, at + 12);
+      key[3] = word(buf, at + 16);
+      key[4] = word(buf, at + 20);
+    } else return NOT_IP;
+    key[0] = (family << 16) | (buf[at + 2]! << 8) | buf[at + 3]!;
+    const set = setOf(key[0]!, key[1]!, key[2]!, key[3]!, key[4]!, this.#mask);
+    this.#set = set;
     const k = this.#keys;
     for (let w = 0; w < WAYS; w++) {
       const o = (set + w) * KEY_WORDS;
-      if (k[o] === tag && k[o + 1] === a0 && k[o + 2] === a1 && k[o + 3] === a2 && k[o + 4] === a3) {
-        return this.local[(set + w) * LOCAL_WORDS] !== 0 ? set + w : -1;
-      }
+      if (k[o] === key[0] && k[o + 1] === key[1] && k[o + 2] === key[2] && k[o + 3] === key[3] && k[o + 4] === key[4]) return set + w;
     }
-    return -1;
+    return MISSING;
   }
 
   clearLocal(entry: number): void {
@@ -117,40 +130,21 @@ export class SourceCache implements StickySources {
 
   /** The Endpoint for the sockaddr at `buf[at]`, or undefined when it is neither IPv4 nor IPv6. */
   lookup(buf: Uint8Array, at: number): Endpoint | undefined {
-    const family = buf[at]! | (buf[at + 1]! << 8);
-    const port = (buf[at + 2]! << 8) | buf[at + 3]!;
-    let a0: number, a1 = 0, a2 = 0, a3 = 0;
-    if (family === AF_INET) {
-      a0 = word(buf, at + 4);
-    } else if (family === AF_INET6) {
-      a0 = word(buf, at + 8);
-      a1 = word(buf, at + 12);
-      a2 = word(buf, at + 16);
-      a3 = word(buf, at + 20);
-    } else {
+    const found = this.#find(buf, at);
+    if (found >= 0) {
+      this.lastEntry = found;
+      return this.#endpoints[found];
+    }
+    if (found === NOT_IP) {
       this.lastEntry = -1;
       return undefined;
     }
-    const tag = ((family << 16) | port) >>> 0;
-    const set = setOf(tag, a0, a1, a2, a3, this.#mask);
-    const k = this.#keys;
-    for (let w = 0; w < WAYS; w++) {
-      const o = (set + w) * KEY_WORDS;
-      if (k[o] === tag && k[o + 1] === a0 && k[o + 2] === a1 && k[o + 3] === a2 && k[o + 4] === a3) {
-        this.lastEntry = set + w;
-        return this.#endpoints[set + w];
-      }
-    }
     this.misses++;
-    const e = set + (this.#victim++ & (WAYS - 1));
-    const o = e * KEY_WORDS;
-    k[o] = tag;
-    k[o + 1] = a0;
-    k[o + 2] = a1;
-    k[o + 3] = a2;
-    k[o + 4] = a3;
-    const bytes = family === AF_INET ? buf.slice(at + 4, at + 8) : buf.slice(at + 8, at + 24);
-    const endpoint: Endpoint = { address: formatIp(bytes), port };
+    const e = this.#set + (this.#victim++ & (WAYS - 1));
+    this.#keys.set(this.#key, e * KEY_WORDS);
+    const v4 = buf[at] === AF_INET && buf[at + 1] === 0;
+    const bytes = v4 ? buf.slice(at + 4, at + 8) : buf.slice(at + 8, at + 24);
+    const endpoint: Endpoint = { address: formatIp(bytes), port: (buf[at + 2]! << 8) | buf[at + 3]! };
     this.#endpoints[e] = endpoint;
     this.local[e * LOCAL_WORDS] = 0;
     this.lastEntry = e;
