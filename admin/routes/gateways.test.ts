@@ -123,6 +123,10 @@ test("Problems: every gateway's by default, one gateway's with ?gid= (this one's
   expect(other).not.toContain('data-kind="allowed_ips"');
   expect(other).toContain('<option value="gw-other" selected>');
   expect(await get("?gid=gw-gone")).toContain("No problem on this gateway.");
+  // "*" on the page means every gateway too (as in the API), not a gateway called "*".
+  const star = await get("?gid=*");
+  expect(star).toContain('<tr data-gid="gw-self" data-kind="allowed_ips">');
+  expect(star).toContain('<tr data-gid="gw-other" data-kind="psk_mismatch">');
   const api = (await (await app.request("/api/problems?gid=*", { headers: bearer })).json()) as { problems: { gid: string; kind: string }[] };
   expect(api.problems.map((p) => [p.gid, p.kind])).toEqual([["gw-self", "allowed_ips"], ["gw-other", "psk_mismatch"]]);
   // Without gid: this gateway's, as before.

@@ -37,7 +37,9 @@ export function problemRoutes(opts: AdminOptions) {
   const now = () => opts.clock?.() ?? Date.now();
   return new Hono<AdminEnv>()
     .get("/problems", async (c) => {
-      const gid = textParam(c.req.query(), "gid");
+      // "*" is every gateway, as in the API; the page's own select sends "" for it.
+      const asked = textParam(c.req.query(), "gid");
+      const gid = asked === "*" ? undefined : asked;
       return page(c, "Problems", gv.problemsPage(await problemsAcross(opts, now(), gid), await knownGateways(opts), gid));
     })
     // This gateway's problems (`?cid=` narrows to one of its connections), or with `?gid=` one
