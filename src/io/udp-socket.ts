@@ -42,6 +42,8 @@ export interface GatewayUdpOptions {
   /** Use UDP GSO / GRO when the kernel offers them (default true); false forces the plain path. */
   gso?: boolean;
   gro?: boolean;
+  /** Answer each source from the address its datagrams arrive on (default true; see #stick). */
+  stickySource?: boolean;
   /** Messages per recvmmsg (default 64). */
   recvBatch?: number;
   /** Ring slots (default 1024 without GRO, 128 with: each GRO slot takes 64 KiB). */
@@ -258,6 +260,7 @@ export class GatewayUdp {
    * a socket took it (only its sources get a local address, so a mix is fine).
    */
   #stick(opts: GatewayUdpOptions): boolean {
+    if (opts.stickySource === false) return false;
     const one = Int32Array.of(1);
     let took = false;
     if (isWildcard(opts.bindV4 ?? "0.0.0.0")) took = libc.setsockopt(this.#fds[0]!, SOL_IP, IP_PKTINFO, ptr(one), 4) === 0;

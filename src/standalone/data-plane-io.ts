@@ -14,6 +14,8 @@ export interface DataPlaneChoices {
   offload: boolean;
   /** GLASSGATE_UDP_GSO (default on): UDP GSO for sends, GRO for receives, where the kernel has them. */
   udpGso: boolean;
+  /** False in portal mode (run.ts): the sticky source stays off, and the data plane line says why. */
+  stickySource?: boolean;
 }
 
 export function openTun(name: string, choices: DataPlaneChoices): TunDevice {
@@ -24,6 +26,8 @@ export interface UdpOpenOptions {
   port: number;
   keepDefaultBuffers: boolean;
   udpGso: boolean;
+  /** Answer each peer from the address its datagrams arrive on (GatewayUdp's sticky source). */
+  stickySource: boolean;
   /** Batched socket: datagrams wait in its ring; the event loop drains them (wake it). */
   onReadable: () => void;
   /** node:dgram fallback: one callback per datagram, and its socket errors. */
@@ -40,6 +44,7 @@ export async function openUdp(o: UdpOpenOptions): Promise<GatewayUdp | UdpSocket
       keepDefaultBuffers: o.keepDefaultBuffers,
       gso: o.udpGso,
       gro: o.udpGso,
+      stickySource: o.stickySource,
       // The loop drains with its own handler; this one is never called while it is attached.
       onDatagram: () => undefined,
       onReadable: o.onReadable,
@@ -64,7 +69,7 @@ export function dataPlaneFields(tun: TunDevice, udp: GatewayUdp | UdpSockets, ch
       udp_gro: udp.gro ? "on" : choices.udpGso ? "off (kernel)" : "off (GLASSGATE_UDP_GSO=0)",
       udp_recv_batch: udp.recvBatch,
       // Replies from the address each peer's datagrams arrive on (IP_PKTINFO); off: the route picks.
-      udp_sticky_source: udp.sticky ? "on" : "off",
+      udp_sticky_source: udp.sticky ? "on" : choices.stickySource === false ? "off (portal mode: ICE picks its own addresses)" : "off",
     };
   }
   return { tun_offload: tunOffload, udp: "node:dgram (fallback)", udp_gso: "off", udp_gro: "off", udp_recv_batch: 1, udp_sticky_source: "off" };

@@ -412,6 +412,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const udp = await openUdp({
     port: opts.listenPort,
     udpGso: dataPlane.udpGso,
+    // Portal mode: ICE chooses and checks its own local candidates; answering from the arrival
+    // address under it broke the relayed path (test/portal-client-e2e.test.ts "relayed", 3 of 3
+    // runs) for a reason not yet found, so it stays off there until it is.
+    stickySource: !opts.portal,
     onReadable: loop.wake,
     onDatagram: loop.onDatagram,
     // Send errors can come per packet (a firewall's EPERM, an unreachable endpoint): throttled.
@@ -425,7 +429,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     tun.close();
     throw err;
   });
-  iolog.info("data plane", { interface: tun.name, ...dataPlaneFields(tun, udp, dataPlane) });
+  iolog.info("data plane", { interface: tun.name, ...dataPlaneFields(tun, udp, { ...dataPlane, stickySource: !opts.portal }) });
   reportSocketBuffers(udp, opts.keepDefaultBuffers ? undefined : { recv: WANTED_SOCKET_BUFFER, send: WANTED_SOCKET_BUFFER }, iolog);
   // DNS resources: clients use the gateway's tunnel address as their resolver (DNS = in their config).
   let dns: DnsService | undefined;
