@@ -82,7 +82,7 @@ export interface StandaloneOptions {
   /** Portal mode (portal-run.ts): what it adds to this composition. Absent: standalone. */
   portal?: PortalHooks;
   /**
- * DATABASE_URL: the PostgreSQL store several gateways share (opened by the CLI with this data
+   * DATABASE_URL: the PostgreSQL store several gateways share (opened by the CLI with this data
    * dir's gid; closed here on shutdown). Peers then live there (cluster/cluster-peers.ts) and the
    * SQLite peers table in --data is their mirror; this gateway publishes its presence there each
    * CLUSTER_HEARTBEAT_MS, copies its SQLite audit rows there (cluster/audit-shipper.ts), and its
@@ -478,9 +478,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   peersChangedHook = reapply;
   // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
   const startedAt = Date.now();
-  // This gateway's row in the store's gateways table; its endpoint only when GLASSGATE_ENDPOINT says it.
   // A takeover's handshakes leave from GLASSGATE_ENDPOINT's address when it is an IP address.
   const takeoverSource = publicEndpointAddress(opts.publicEndpoint);
+  // This gateway's row in the store's gateways table; its endpoint only when GLASSGATE_ENDPOINT says it.
   const registration = { gid, name: hostname(), publicKey: gatewayPublicKey, endpoint: opts.publicEndpoint, version: SERVICE_VERSION };
   store.gateways.register(registration, startedAt);
   // What this gateway publishes on each heartbeat: its connections and problems, bounded.
@@ -542,10 +542,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       peersChanged: () => {
         if (!clusterPeers) applyPeers();
       },
-      // POST /api/takeover: the initiation leaves through the loop's next turn.
-      // The initiation must leave from the address clients dialled (the floating one, which HA pairs
-      // set as GLASSGATE_ENDPOINT) — not the kernel's preferred source, which would pull the client
-      // to this node's own address and away from the one that moves on the next failover.
+      // POST /api/takeover: the initiation leaves through the loop's next turn, from the address
+      // clients dialled (the floating one, which HA pairs set as GLASSGATE_ENDPOINT) — not the
+      // kernel's preferred source, which would pull the client to this node's own address and away
+      // from the one that moves on the next failover.
       reachOut: (publicKey, to) => {
         if (takeoverSource !== undefined && "answerFrom" in udp) udp.answerFrom(to, takeoverSource);
         const r = node.reachOut(publicKey, to, clock());
