@@ -81,20 +81,23 @@ describe.skipIf(!!skip)("resources across gateways on one PostgreSQL", () => {
   test("a resource and an authorization created on gateway A reach gateway B's mirror by notification, audited once in PostgreSQL and never in either SQLite", async () => {
     const [a, b] = await pair();
     const key = await peer(a, "laptop", "10.90.0.2/32");
+    const delays: Record<string, number> = {};
+    const timed = async (op: string, write: () => Promise<unknown>, seen: () => boolean) => {
+      const t0 = performance.now();
+      await write();
+      await until(`${op} on B`, seen);
+      delays[op] = Math.round((performance.now() - t0) * 10) / 10;
+    };
     const before = b.changes;
-    await a.resources.create({ type: "cidr", id: "db", name: "database", address: "10.50.0.0/16", filters: [] }, "admin:alice");
+    await timed("create", () => a.resources.create({ type: "cidr", id: "db", name: "database", address: "10.50.0.0/16", filters: [] }, "admin:alice"), () => b.resources.list().some((r) => r.id === "db"));
     expect(a.resources.list().map((r) => r.id)).toEqual(["db"]);
-    await until("the resource on B", () => b.resources.list().some((r) => r.id === "db"));
-    await a.resources.authorize({ publicKey: key, resourceId: "db", expiresAt: null }, "admin:alice");
-    await until("the authorization on B", () => b.resources.authorizations().some((x) => x.publicKey === key && x.resourceId === "db"));
-    await a.resources.update("db", { type: "cidr", id: "db", name: "main database", address: "10.51.0.0/16", filters: [] }, "admin:alice");
-    await until("the update on B", () => b.resources.records().find((r) => r.id === "db")?.address === "10.51.0.0/16");
+    await timed("authorize", () => a.resources.authorize({ publicKey: key, resourceId: "db", expiresAt: null }, "admin:alice"), () => b.resources.authorizations().some((x) => x.publicKey === key && x.resourceId === "db"));
+    await timed("update", () => a.resources.update("db", { type: "cidr", id: "db", name: "main database", address: "10.51.0.0/16", filters: [] }, "admin:alice"), () => b.resources.records().find((r) => r.id === "db")?.address === "10.51.0.0/16");
     // The update kept the authorization (PostgreSQL's row, read back with its resource).
     expect(b.resources.authorizations()).toEqual([{ publicKey: key, resourceId: "db", expiresAt: null }]);
-    await a.resources.revoke(key, "db", "admin:alice");
-    await until("the revoke on B", () => b.resources.authorizations().length === 0);
-    await a.resources.delete("db", "admin:alice");
-    await until("the delete on B", () => b.resources.records().length === 0);
+    await timed("revoke", () => a.resources.revoke(key, "db", "admin:alice"), () => b.resources.authorizations().length === 0);
+    await timed("delete", () => a.resources.delete("db", "admin:alice"), () => b.resources.records().length === 0);
+    console.log(`resource propagation A→B by NOTIFY (ms, write start → B's mirror): ${JSON.stringify(delays)}`);
 
     expect(b.changes - before).toBe(5);
     expect(b.resources.stats()).toMatchObject({ appliedByNotice: 5, reconcileRepairs: 0, listening: true, resources: 0, authorizations: 0 });
