@@ -1,7 +1,7 @@
 // What the admin server reads and writes: the gateway through `AdminGateway` (snapshots, never
 // protocol objects), the store, the log ring. Shared by app.ts and every file in routes/.
 import type { Tracer } from "@opentelemetry/api";
-import type { AuditRepository, GatewayRow, PeerRow, Store } from "../src/store/index.ts";
+import type { AuditRepository, GatewayRow, PeerRow, ResourceStore, Store } from "../src/store/index.ts";
 import type { PeerStore } from "../src/store/peers.ts";
 import type { LogRing } from "../src/telemetry/log-ring.ts";
 import type { TargetLogger } from "../src/telemetry/log.ts";
@@ -160,7 +160,12 @@ export interface AdminOptions {
    * peers (cluster/cluster-peers.ts: PostgreSQL, then the local mirror); absent, `store.peers`.
    */
   peers?: PeerStore;
-  /** Cluster mode: the peer form offers "Served by". */
+  /**
+   * Where resource pages and the resource API read and write resources and authorizations (awaited):
+   * in cluster mode the shared ones (cluster/cluster-resources.ts); absent, `store.resources`.
+   */
+  resources?: ResourceStore;
+  /** Cluster mode: the peer and resource forms offer "Served by". */
   cluster?: ClusterAdmin;
   logs?: LogRing;
   /** GLASSGATE_ADMIN_TOKEN: a bearer token for the JSON API and /metrics. */

@@ -1,6 +1,7 @@
 // One gateway run on a private PostgreSQL (runStandalone with `pg`, in a namespace of its own):
-// it registers and publishes its presence there, its admin shows the gateways and the shared
-// audit, every local audit row is copied there within a beat, and stopping copies the last ones.
+// it registers and publishes its presence there, its admin shows the gateways, the shared
+// resources and the shared audit, every local audit row is copied there within a beat, and
+// stopping copies the last ones.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -67,6 +68,14 @@ describe.skipIf(!!skip)("a gateway on PostgreSQL", () => {
       const audit = api("GET", `/api/audit?gid=${gid}`) as { rows: { subject: string; gid: string }[] };
       expect(audit.rows.map((r) => r.gid)).toEqual(audit.rows.map(() => gid));
       expect((api("GET", "/api/audit?gid=gw-other") as { rows: { subject: string }[] }).rows.map((r) => r.subject)).toEqual(["from-another-gateway"]);
+
+      // Resources are shared too: one added through this admin is in PostgreSQL (audited there, by this
+      // gateway); one added by another gateway reaches this one's API through its mirror.
+      expect(api("POST", "/api/resources", { type: "cidr", id: "db", address: "10.50.0.0/16" })).toEqual({ id: "db" });
+      expect((await check.resources.records()).map((r) => r.id)).toEqual(["db"]);
+      expect((await check.audit.query({ subject: "db" })).rows.map((r) => [r.action, r.gid])).toEqual([["resource.created", gid]]);
+      await check.resources.create({ type: "cidr", id: "elsewhere", address: "10.51.0.0/16", served_by: "22222222-2222-4222-8222-222222222222" }, "admin:elsewhere");
+      await waitFor("the other gateway's resource in this admin", () => (api("GET", "/api/resources") as { resources: { id: string }[] }).resources.some((r) => r.id === "elsewhere") || undefined, 10_000, 50);
 
       // A change right before the stop is copied by the stop itself.
       api("DELETE", `/api/peers/${created.id}`);

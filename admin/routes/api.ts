@@ -6,7 +6,7 @@ import { parseExpiresAt, PeerInput, PeerValidationError, ResourceError, type Pee
 import type { AdminEnv } from "../middleware/auth.ts";
 import { capFields, echo, InputError, intParam, jsonObject, knownFields, parseStrict, textParam } from "../input.ts";
 import type { AdminOptions } from "../types.ts";
-import { auditFilter, auditRepository, logQuery, peerStore, principal, requireStore } from "./common.ts";
+import { auditFilter, auditRepository, logQuery, peerStore, principal, resourceStore } from "./common.ts";
 import { PeerNotFound, peerCreator, peerUpdater } from "./peers.ts";
 import { otherPeers, reservedIds } from "./resources.ts";
 import { peerSubjects } from "./history.ts";
@@ -15,7 +15,7 @@ import { overviewJson } from "../views/overview.ts";
 
 /** What a JSON body may contain (values are validated by the store's parsers). */
 const PEER_FIELDS = knownFields(Object.keys(PeerInput.shape));
-const RESOURCE_FIELDS = knownFields(["type", "id", "name", "address"]).extend({
+const RESOURCE_FIELDS = knownFields(["type", "id", "name", "address", "served_by"]).extend({
   filters: z.array(knownFields(["protocol", "port_range_start", "port_range_end"])).optional(),
 });
 const AUTHORIZATION_BODY = z.strictObject({
@@ -85,10 +85,10 @@ export function apiRoutes(opts: AdminOptions) {
     })
     // Resources and authorizations (Firezone's shapes: resources {type,id,name,address,filters};
     // authorizations {public_key, resource_id, expires_at (Unix seconds or ISO, null = never)}).
-    .get("/api/resources", (c) => c.json({ resources: store?.resources.list() ?? [] }))
+    .get("/api/resources", async (c) => c.json({ resources: opts.resources || store ? await resourceStore(opts).list() : [] }))
     .post("/api/resources", async (c) => {
       const body = parseStrict(RESOURCE_FIELDS, await jsonObject(c));
-      const r = requireStore(opts).resources.create(body, principal(c).actor, reservedIds(opts));
+      const r = await resourceStore(opts).create(body, principal(c).actor, reservedIds(opts));
       gateway.resourcesChanged?.();
       return c.json({ id: r.id }, 201);
     })
@@ -96,26 +96,26 @@ export function apiRoutes(opts: AdminOptions) {
       const id = c.req.param("id");
       if (reservedIds(opts).has(id)) throw new ResourceError("id", `${echo(id)} is a resource of the config file (read-only here)`, "conflict");
       const body = parseStrict(RESOURCE_FIELDS, await jsonObject(c));
-      const r = requireStore(opts).resources.update(id, { ...body, id: body.id ?? id }, principal(c).actor);
+      const r = await resourceStore(opts).update(id, { ...body, id: body.id ?? id }, principal(c).actor);
       gateway.resourcesChanged?.();
       return c.json({ id: r.id }, 200);
     })
-    .delete("/api/resources/:id", (c) => {
-      const ok = requireStore(opts).resources.delete(c.req.param("id"), principal(c).actor);
+    .delete("/api/resources/:id", async (c) => {
+      const ok = await resourceStore(opts).delete(c.req.param("id"), principal(c).actor);
       if (ok) gateway.resourcesChanged?.();
       return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
     })
-    .get("/api/authorizations", (c) => c.json({ authorizations: (store?.resources.authorizations() ?? []).map((a) => ({ public_key: a.publicKey, resource_id: a.resourceId, expires_at: a.expiresAt === null ? null : Math.floor(a.expiresAt / 1000) })) }))
+    .get("/api/authorizations", async (c) => c.json({ authorizations: (opts.resources || store ? await resourceStore(opts).authorizations() : []).map((a) => ({ public_key: a.publicKey, resource_id: a.resourceId, expires_at: a.expiresAt === null ? null : Math.floor(a.expiresAt / 1000) })) }))
     .post("/api/authorizations", async (c) => {
       const b = parseStrict(AUTHORIZATION_BODY, await jsonObject(c));
       const expiresAt = parseExpiresAt(b.expires_at);
-      requireStore(opts).resources.authorize({ publicKey: b.public_key, resourceId: b.resource_id, expiresAt }, principal(c).actor, otherPeers(opts));
+      await resourceStore(opts).authorize({ publicKey: b.public_key, resourceId: b.resource_id, expiresAt }, principal(c).actor, otherPeers(opts));
       gateway.resourcesChanged?.();
       return c.json({ ok: true }, 201);
     })
-    .delete("/api/authorizations", (c) => {
+    .delete("/api/authorizations", async (c) => {
       const q = c.req.query();
-      const ok = requireStore(opts).resources.revoke(textParam(q, "public_key") ?? "", textParam(q, "resource_id") ?? "", principal(c).actor);
+      const ok = await resourceStore(opts).revoke(textParam(q, "public_key") ?? "", textParam(q, "resource_id") ?? "", principal(c).actor);
       if (ok) gateway.resourcesChanged?.();
       return ok ? c.body(null, 204) : c.json({ error: "not_found" }, 404);
     })

@@ -1,7 +1,7 @@
 // Helpers every page group shares: who is asking, the page frame, the store, and the query
 // shapes read by both pages and API (parsed with admin/input.ts, so bad values are a 400).
 import type { Context } from "hono";
-import type { AuditFilter, AuditRepository, Store } from "../../src/store/index.ts";
+import type { AuditFilter, AuditRepository, ResourceStore, Store } from "../../src/store/index.ts";
 import type { PeerStore } from "../../src/store/peers.ts";
 import type { LogQuery } from "../../src/telemetry/log-ring.ts";
 import { LEVELS } from "../../src/telemetry/log.ts";
@@ -32,6 +32,11 @@ export function requireStore(opts: AdminOptions): Store {
 /** The peers pages and API manage: the cluster's shared peers when given, else the store's. */
 export function peerStore(opts: AdminOptions): PeerStore {
   return opts.peers ?? requireStore(opts).peers;
+}
+
+/** The resources pages and API manage: the cluster's shared ones when given, else the store's. */
+export function resourceStore(opts: AdminOptions): ResourceStore {
+  return opts.resources ?? requireStore(opts).resources;
 }
 
 /** The audit trail the admin shows: the shared one in cluster mode (every gateway's), else the data dir's. */

@@ -63,11 +63,11 @@ export function servedBySummary(servedBy: string | null, gateways: readonly Gate
  * registered (kept checked, so saving does not drop it silently). The hidden empty value makes an
  * all-unchecked form say "every gateway" rather than "unchanged".
  */
-function servedByField(gateways: readonly GatewayChoice[], checked: readonly string[], error: Html | string): Html {
+export function servedByField(gateways: readonly GatewayChoice[], checked: readonly string[], error: Html | string, what = "peer"): Html {
   const all = [...gateways, ...checked.filter((g) => !gateways.some((x) => x.gid === g)).map((gid) => ({ gid, name: gid }))];
   return html`<fieldset id="served-by-field"><legend>Served by</legend><input type="hidden" name="servedBy" value="">
 ${all.map((g) => html`<label class="inline"><input type="checkbox" name="servedBy" value="${g.gid}"${checked.includes(g.gid) ? raw(" checked") : ""}> ${gatewayLabel(g.gid, gateways)}</label> `)}
-<p class="muted small">None checked: every gateway serves the peer, including gateways added later.</p>${error}</fieldset>`;
+<p class="muted small">None checked: every gateway serves the ${what}, including gateways added later.</p>${error}</fieldset>`;
 }
 export function peerForm(opts: { action: string; csrf: string; values: PeerFormValues; errors: Record<string, string>; submit: string; keyHint?: string; gateways?: readonly GatewayChoice[] }): Html {
   const v = opts.values;

@@ -9,6 +9,9 @@
 // A stored resource row that does not parse (older version, hand-edited, restored backup) is
 // skipped with one error line per version of the row (Errors page, Sentry), as peer-sync.ts does
 // for peers; one that was applied before stays as it was rather than being taken away half-way.
+//
+// Several gateways on one database (`gid` given): only the resources this gateway serves
+// (served_by, as peers); one it stops serving is removed like a deleted one, with its grants.
 import type { AccessPolicy } from "../gateway/index.ts";
 import type { Store } from "../store/index.ts";
 import type { TargetLogger } from "../telemetry/log.ts";
@@ -27,6 +30,8 @@ export class ResourceSync {
     private readonly store: Store,
     fileResourceIds: string[],
     private readonly log: TargetLogger,
+    /** This gateway's id in cluster mode (serve only resources served by it); absent: every resource. */
+    private readonly gid?: string,
   ) {
     this.#fileResources = new Set(fileResourceIds);
   }
@@ -35,7 +40,7 @@ export class ResourceSync {
     // Who can reach something now: those left with nothing afterwards are told goodbye.
     const hadAccess = [...this.tunnel.connections()].filter((c) => this.policy.authorizations(c.cid).length > 0).map((c) => c.cid);
 
-    const { resources, skipped } = this.store.resources.listChecked();
+    const { resources, skipped } = this.store.resources.listChecked(this.gid);
     const wanted = resources.filter((r) => !this.#fileResources.has(r.id));
     for (const r of wanted) this.policy.upsertResource(r);
     const ids = new Set(wanted.map((r) => r.id));

@@ -38,6 +38,7 @@ import { filePeerId, Store, type PeerRow } from "../store/index.ts";
 import { parseIp } from "../ip/address.ts";
 import type { PgStore } from "../store/pg-store.ts";
 import type { ClusterPeers } from "../cluster/cluster-peers.ts";
+import type { ClusterResources } from "../cluster/cluster-resources.ts";
 import { AuditShipper } from "../cluster/audit-shipper.ts";
 import { CLUSTER_HEARTBEAT_MS, gatewayLive, STANDALONE_HEARTBEAT_MS } from "../cluster/gateway-presence.ts";
 import { PresencePublisher, type PresenceSnapshot } from "../cluster/presence-publisher.ts";
@@ -224,6 +225,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   let peersChangedHook = (): void => undefined;
   // Loaded only with a database: the PostgreSQL schema and client are no cost for a SQLite gateway.
   const clusterPeers: ClusterPeers | undefined = pg ? await (await import("../cluster/cluster-peers.ts")).ClusterPeers.start({ pg, local: store, gid, onChange: () => peersChangedHook(), log: opts.logger.target("cluster") }) : undefined;
+  // Shared resources and authorizations, the same way: mirrored before the first resource sync.
+  let resourcesChangedHook = (): void => undefined;
+  const clusterResources: ClusterResources | undefined = pg
+    ? await (await import("../cluster/cluster-resources.ts")).ClusterResources.start({ pg, local: store, gid, onChange: () => resourcesChangedHook(), log: opts.logger.target("cluster") })
+    : undefined;
   // The one OpenTelemetry SDK: metrics (Prometheus + OTLP) and, with an endpoint, traces.
   const { tracesUrl, ...metricsOpts } = opts.metrics ?? {};
   const telemetry = new Telemetry({ gid, otlpEndpoint: metricsOpts.otlpEndpoint, otlpIntervalMs: metricsOpts.otlpIntervalMs, tracesUrl });
@@ -315,7 +321,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // Adding the peers touched every connection: no activity for the samplers (they start from
   // zero counters, and trackPeers entered them in the state machine and the detector).
   tunnel.takeTouched();
-  const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"));
+  // Several gateways: only the resources served by this one (served_by).
+  const resourceSync = new ResourceSync(gatewayCore.policy, tunnel, store, cfg.resources.map((r) => r.id), opts.logger.target("gateway"), pg ? gid : undefined);
   resourceSync.apply(clock());
 
   const dataPlane: DataPlaneChoices = opts.dataPlane ?? { offload: true, udpGso: true };
@@ -476,6 +483,19 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     }
   };
   peersChangedHook = reapply;
+  // A resource or authorization changed (this admin, or another gateway's through the mirror).
+  const applyResources = (): void => {
+    resourceSync.apply(clock());
+    dnsResponder.restoreRoutes();
+    loop.wake();
+  };
+  resourcesChangedHook = () => {
+    try {
+      applyResources();
+    } catch (err) {
+      log.error("resource sync failed", { err });
+    }
+  };
   // The Overview's live charts: gateway-wide rates every few seconds, in memory (the store keeps per-peer history).
   const startedAt = Date.now();
   // A takeover's handshakes leave from GLASSGATE_ENDPOINT's address when it is an IP address.
@@ -511,7 +531,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
     trustedProxies: opts.trustedProxies,
     store,
     logs: opts.logs,
-    ...(clusterPeers && pg ? { peers: clusterPeers, cluster: { gid, gateways: () => pg.gateways.list(), audit: pg.audit, heartbeatMs: CLUSTER_HEARTBEAT_MS } } : {}),
+    ...(clusterPeers && clusterResources && pg ? { peers: clusterPeers, resources: clusterResources, cluster: { gid, gateways: () => pg.gateways.list(), audit: pg.audit, heartbeatMs: CLUSTER_HEARTBEAT_MS } } : {}),
     gateway: {
       gid,
       connections: () => {
@@ -580,10 +600,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
           authorizations: grants.get(r.id) ?? [],
         }));
       },
+      // In cluster mode the shared resource store's own write already re-applied (onChange).
       resourcesChanged: () => {
-        resourceSync.apply(clock());
-        dnsResponder.restoreRoutes();
-        loop.wake();
+        if (!clusterResources) applyResources();
       },
       capture: captures,
       ...opts.portal?.admin,
@@ -759,6 +778,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       await bounded("flushing Sentry", SENTRY_FLUSH_MS, async () => opts.sentry?.close(SENTRY_FLUSH_MS));
       await step("writing kept log lines", () => opts.logs.persisted?.close());
       await step("stopping peer notifications", () => clusterPeers?.close());
+      await step("stopping resource notifications", () => clusterResources?.close());
       await step("closing the store", () => store.close());
       await step("closing PostgreSQL", () => pg?.close());
       log.info("gateway down", { goodbyes_sent: told, unfinished: unfinished.length ? unfinished : undefined });

@@ -22,7 +22,7 @@ export { TrafficHistory, type TrafficPoint } from "./traffic.ts";
 export { filePeerId, isFilePeerId, PeerHistory, type CidRow, type PeerIdentity, type PeerSource } from "./identity.ts";
 export { DEFAULT_LOG_ROW_CAP, LogArchive, type ArchivedLine, type ArchiveQuery } from "./logs.ts";
 export { ProxyAssignments, type SavedAssignment } from "./proxy-assignments.ts";
-export { MAX_EXPIRES_AT, parseExpiresAt, ResourceError, ResourceRepository, type AuthorizationRow } from "./resources.ts";
+export { MAX_EXPIRES_AT, parseExpiresAt, ResourceError, ResourceRepository, type AuthorizationRow, type ResourceRecord, type ResourceStore } from "./resources.ts";
 
 export class Store {
   readonly audit: AuditLog;

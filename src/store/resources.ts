@@ -1,6 +1,7 @@
 // Resources and authorizations managed through the admin API (the config file's stay in the
 // file). Stored in Firezone's wire shape, validated by gateway/resources.ts, audited.
 import { and, eq } from "drizzle-orm";
+import { formatServedBy, isGid, servesPeer } from "../cluster/served-by.ts";
 import { decodeKey, encodeKey } from "../crypto/x25519.ts";
 import { parseResource, type Resource } from "../gateway/resources.ts";
 import { AuditLog } from "./audit.ts";
@@ -43,9 +44,126 @@ export function parseExpiresAt(raw: unknown, field = "expires_at"): number | nul
   return ms;
 }
 
-function checkExpiresAt(ms: number | null, field: string, shown: unknown = ms): void {
+export function checkExpiresAt(ms: number | null, field: string, shown: unknown = ms): void {
   if (ms === null) return;
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_EXPIRES_AT) throw new ResourceError(field, `${quote(shown)} is not a time between 1970 and 9999`);
+}
+
+type Awaitable<T> = T | Promise<T>;
+
+/** A resource row as both dialects store it (schema.ts / schema-pg.ts `resources`). */
+export interface ResourceRecord {
+  id: string;
+  name: string;
+  type: "cidr" | "dns" | "internet";
+  address: string | null;
+  filters: string;
+  createdAt: number;
+  updatedAt: number;
+  servedBy: string | null;
+}
+
+/**
+ * What the admin pages and the API use, in either dialect (ResourceRepository here, resources-pg.ts
+ * on PostgreSQL, cluster/cluster-resources.ts for several gateways); callers await every method.
+ */
+export interface ResourceStore {
+  list(): Awaitable<Resource[]>;
+  /** The stored rows as they are (the admin shows "Served by" from them). */
+  records(): Awaitable<ResourceRecord[]>;
+  create(raw: Record<string, unknown>, actor: string, reserved?: ReadonlySet<string>): Awaitable<Resource>;
+  update(id: string, raw: Record<string, unknown>, actor: string): Awaitable<Resource>;
+  delete(id: string, actor: string): Awaitable<boolean>;
+  authorizations(): Awaitable<AuthorizationRow[]>;
+  authorize(a: AuthorizationRow, actor: string, otherPeers?: ReadonlySet<string>): Awaitable<void>;
+  revoke(publicKey: string, resourceId: string, actor: string): Awaitable<boolean>;
+}
+
+/** `raw` in Firezone's shape, parsed; a refusal names the field at fault. */
+export function parseResourceInput(raw: Record<string, unknown>): Resource {
+  try {
+    return parseResource(raw);
+  } catch (err) {
+    const m = /^resource ([^:]+): (.*)$/s.exec((err as Error).message);
+    throw new ResourceError(m?.[1] ?? "resource", m?.[2] ?? (err as Error).message);
+  }
+}
+
+/**
+ * `served_by` from the API or the form (raw.served_by, or raw.servedBy): gids as comma-separated
+ * text or a list; empty or absent = every gateway (null). Anything but gids is refused.
+ */
+export function parseResourceServedBy(raw: Record<string, unknown>): string | null {
+  const v = raw.served_by ?? raw.servedBy ?? null;
+  if (v !== null && typeof v !== "string" && !(Array.isArray(v) && v.every((x) => typeof x === "string"))) {
+    throw new ResourceError("served_by", "must be gateway ids, comma-separated or a list");
+  }
+  const items = (v === null ? [] : typeof v === "string" ? v.split(",") : (v as string[])).map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const bad = items.find((g) => !isGid(g));
+  if (bad !== undefined) throw new ResourceError("served_by", `${quote(bad)} is not a gateway id (a UUID)`);
+  return formatServedBy(items);
+}
+
+/** The columns written for `raw` (already parsed as `r`). */
+export function resourceValues(r: Resource, raw: Record<string, unknown>) {
+  return { id: r.id, name: r.name, type: r.type, address: typeof raw.address === "string" ? raw.address : null, filters: JSON.stringify(raw.filters ?? []), servedBy: parseResourceServedBy(raw) };
+}
+
+/** A WireGuard key in its canonical text, or a refusal naming public_key. */
+export function authorizationKey(publicKey: string): string {
+  try {
+    return encodeKey(decodeKey(publicKey));
+  } catch {
+    throw new ResourceError("public_key", `${quote(publicKey)} is not a WireGuard key (44 base64 characters)`);
+  }
+}
+
+export function notAPeer(key: string): ResourceError {
+  return new ResourceError("public_key", `${quote(key)} is not a peer of this gateway (add it on the Peers page or in the config file first)`);
+}
+
+export function notAResource(id: string, field = "resource_id", kind: ResourceError["kind"] = "invalid"): ResourceError {
+  return new ResourceError(field, `${quote(id)} is not a resource managed here`, kind);
+}
+
+export function resourceExists(id: string): ResourceError {
+  return new ResourceError("id", `${quote(id)} already exists`, "conflict");
+}
+
+export function reservedResource(id: string): ResourceError {
+  return new ResourceError("id", `${quote(id)} is a resource of the config file`, "conflict");
+}
+
+export function otherResource(id: string, changed: string): ResourceError {
+  return new ResourceError("id", `${quote(id)} differs from the resource being changed (${quote(changed)})`);
+}
+
+/**
+ * Rows parsed for the policy, and the rows that do not parse (see ResourceRepository.listChecked).
+ * With `gid`, only the rows that gateway serves (cluster mode): the others are as if absent.
+ */
+export function checkResourceRows(rows: readonly ResourceRecord[], gid?: string): { resources: Resource[]; skipped: SkippedResourceRow[] } {
+  const out: Resource[] = [];
+  const skipped: SkippedResourceRow[] = [];
+  for (const r of rows) {
+    if (gid !== undefined && !servesPeer(r, gid)) continue;
+    const version = `${r.updatedAt}|${r.type}|${r.address}|${r.filters}`;
+    let filters: unknown;
+    try {
+      filters = JSON.parse(r.filters);
+    } catch (err) {
+      skipped.push({ id: r.id, name: r.name, version, field: "filters", err: new Error("not JSON", { cause: err }) });
+      continue;
+    }
+    try {
+      out.push(parseResource({ type: r.type, id: r.id, name: r.name, address: r.address ?? undefined, filters }));
+    } catch (err) {
+      // parseResource names the field first ("resource filters.0.protocol: …"): report its column.
+      const field = /^resource ([a-z_]+)/.exec((err as Error).message)?.[1];
+      skipped.push({ id: r.id, name: r.name, version, field, err });
+    }
+  }
+  return { resources: out, skipped };
 }
 
 /** A stored resource row the gateway cannot use, naming the column at fault when known. */
@@ -58,7 +176,7 @@ export interface SkippedResourceRow {
   err: unknown;
 }
 
-export class ResourceRepository {
+export class ResourceRepository implements ResourceStore {
   readonly #audit: AuditLog;
   constructor(private readonly db: Db, private readonly gid?: string) {
     this.#audit = new AuditLog(db, gid);
@@ -75,27 +193,12 @@ export class ResourceRepository {
    * restored from a backup gets there. The caller reports those (resource-sync.ts); one bad row
    * never hides the others.
    */
-  listChecked(): { resources: Resource[]; skipped: SkippedResourceRow[] } {
-    const out: Resource[] = [];
-    const skipped: SkippedResourceRow[] = [];
-    for (const r of this.db.select().from(resources).all()) {
-      const version = `${r.updatedAt}|${r.type}|${r.address}|${r.filters}`;
-      let filters: unknown;
-      try {
-        filters = JSON.parse(r.filters);
-      } catch (err) {
-        skipped.push({ id: r.id, name: r.name, version, field: "filters", err: new Error("not JSON", { cause: err }) });
-        continue;
-      }
-      try {
-        out.push(parseResource({ type: r.type, id: r.id, name: r.name, address: r.address ?? undefined, filters }));
-      } catch (err) {
-        // parseResource names the field first ("resource filters.0.protocol: …"): report its column.
-        const field = /^resource ([a-z_]+)/.exec((err as Error).message)?.[1];
-        skipped.push({ id: r.id, name: r.name, version, field, err });
-      }
-    }
-    return { resources: out, skipped };
+  listChecked(gid?: string): { resources: Resource[]; skipped: SkippedResourceRow[] } {
+    return checkResourceRows(this.records(), gid);
+  }
+
+  records(): ResourceRecord[] {
+    return this.db.select().from(resources).all();
   }
 
   /**
@@ -105,16 +208,16 @@ export class ResourceRepository {
    */
   create(raw: Record<string, unknown>, actor: string, reserved: ReadonlySet<string> = new Set()): Resource {
     const r = this.#parse(raw);
-    if (reserved.has(r.id)) throw new ResourceError("id", `${quote(r.id)} is a resource of the config file`, "conflict");
-    if (this.#row(r.id)) throw new ResourceError("id", `${quote(r.id)} already exists`, "conflict");
+    if (reserved.has(r.id)) throw reservedResource(r.id);
+    if (this.#row(r.id)) throw resourceExists(r.id);
     return this.upsert(raw, actor);
   }
 
   /** Replaces a stored resource (same id); its authorizations stay. */
   update(id: string, raw: Record<string, unknown>, actor: string): Resource {
     const r = this.#parse(raw);
-    if (r.id !== id) throw new ResourceError("id", `${quote(r.id)} differs from the resource being changed (${quote(id)})`);
-    if (!this.#row(id)) throw new ResourceError("id", `${quote(id)} is not a resource managed here`, "not_found");
+    if (r.id !== id) throw otherResource(r.id, id);
+    if (!this.#row(id)) throw notAResource(id, "id", "not_found");
     return this.upsert(raw, actor);
   }
 
@@ -122,7 +225,7 @@ export class ResourceRepository {
   upsert(raw: Record<string, unknown>, actor: string): Resource {
     const r = this.#parse(raw);
     const before = this.#row(r.id);
-    const row = { id: r.id, name: r.name, type: r.type, address: typeof raw.address === "string" ? raw.address : null, filters: JSON.stringify(raw.filters ?? []) };
+    const row = resourceValues(r, raw);
     this.db.transaction((tx) => {
       tx.insert(resources).values(row).onConflictDoUpdate({ target: resources.id, set: { ...row, updatedAt: Date.now() } }).run();
       new AuditLog(tx as unknown as Db, this.gid).record({ actor, action: before ? "resource.updated" : "resource.created", subject: r.id, before, after: row });
@@ -131,12 +234,7 @@ export class ResourceRepository {
   }
 
   #parse(raw: Record<string, unknown>): Resource {
-    try {
-      return parseResource(raw);
-    } catch (err) {
-      const m = /^resource ([^:]+): (.*)$/s.exec((err as Error).message);
-      throw new ResourceError(m?.[1] ?? "resource", m?.[2] ?? (err as Error).message);
-    }
+    return parseResourceInput(raw);
   }
 
   #row(id: string) {
@@ -162,16 +260,9 @@ export class ResourceRepository {
    * one in the store or one of `otherPeers` (the config file's); the expiry a real time or null.
    */
   authorize(a: AuthorizationRow, actor: string, otherPeers: ReadonlySet<string> = new Set()): void {
-    let key: string;
-    try {
-      key = encodeKey(decodeKey(a.publicKey));
-    } catch {
-      throw new ResourceError("public_key", `${quote(a.publicKey)} is not a WireGuard key (44 base64 characters)`);
-    }
-    if (!otherPeers.has(key) && !this.db.select({ id: peers.id }).from(peers).where(eq(peers.publicKey, key)).get()) {
-      throw new ResourceError("public_key", `${quote(key)} is not a peer of this gateway (add it on the Peers page or in the config file first)`);
-    }
-    if (!this.#row(a.resourceId)) throw new ResourceError("resource_id", `${quote(a.resourceId)} is not a resource managed here`);
+    const key = authorizationKey(a.publicKey);
+    if (!otherPeers.has(key) && !this.db.select({ id: peers.id }).from(peers).where(eq(peers.publicKey, key)).get()) throw notAPeer(key);
+    if (!this.#row(a.resourceId)) throw notAResource(a.resourceId);
     checkExpiresAt(a.expiresAt, "expires_at");
     const row = { publicKey: key, resourceId: a.resourceId, expiresAt: a.expiresAt };
     this.db.insert(authorizations).values(row).onConflictDoUpdate({ target: [authorizations.publicKey, authorizations.resourceId], set: { expiresAt: a.expiresAt } }).run();

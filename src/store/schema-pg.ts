@@ -34,6 +34,8 @@ export const resources = pgTable("resources", {
   filters: text("filters").notNull().default("[]"),
   createdAt: ms("created_at").notNull().default(now),
   updatedAt: ms("updated_at").notNull().default(now),
+  /** Which gateways serve the resource: comma-separated gids, null = every gateway (as in schema.ts). */
+  servedBy: text("served_by"),
 });
 
 export const auditEvents = pgTable(

@@ -37,6 +37,11 @@ export const resources = sqliteTable("resources", {
   filters: text("filters").notNull().default("[]"),
   createdAt: integer("created_at").notNull().default(now),
   updatedAt: integer("updated_at").notNull().default(now),
+  /**
+   * Which gateways serve the resource when several share a PostgreSQL database (as peers.served_by):
+   * comma-separated gids, null = every gateway. A standalone gateway serves every resource.
+   */
+  servedBy: text("served_by"),
 });
 
 export const auditEvents = sqliteTable(

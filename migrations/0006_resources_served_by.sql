@@ -1,0 +1,1 @@
+ALTER TABLE `resources` ADD `served_by` text;
