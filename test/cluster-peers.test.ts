@@ -7,6 +7,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ClusterPeers } from "../src/cluster/cluster-peers.ts";
+import { isMirror, markMirror, refuseStandaloneRows, StandaloneRowsError } from "../src/cluster/standalone-rows.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
 import { PeerSync } from "../src/standalone/peer-sync.ts";
 import { parsePeerInput, Store, type PeerInput } from "../src/store/index.ts";
@@ -74,6 +75,37 @@ describe.skipIf(!!skip)("peers across gateways on one PostgreSQL", () => {
     const url = cluster.createDatabase(`cp_${++seq}`);
     return [await gateway(url), await gateway(url)];
   }
+
+  test("a data dir that ran standalone is refused, naming its own peers, and nothing is written; a fresh one becomes a mirror and is not asked again", async () => {
+    const url = cluster.createDatabase(`cp_${++seq}`);
+    const dir = mkdtempSync(join(tmpdir(), "gg-cpeers-own-"));
+    const local = Store.open(dir);
+    const pg = await PgStore.open(url, local.gid);
+    try {
+      local.peers.create(input("laptop-of-record", "10.95.0.2/32"), "admin:alice");
+      let refused: unknown;
+      await refuseStandaloneRows(local, pg, dir).catch((e) => (refused = e));
+      expect(refused).toBeInstanceOf(StandaloneRowsError);
+      expect(String((refused as Error).message)).toContain('1 peer(s) and 0 resource(s) that PostgreSQL does not have (peer "laptop-of-record")');
+      expect(local.peers.list().map((p) => p.name)).toEqual(["laptop-of-record"]);
+      expect(isMirror(local)).toBe(false);
+      expect(await pg.peers.list()).toEqual([]);
+
+      // A fresh data dir: nothing of its own; once marked a mirror, rows PostgreSQL lacks are its copies.
+      const fresh = Store.open(mkdtempSync(join(tmpdir(), "gg-cpeers-fresh-")));
+      try {
+        await refuseStandaloneRows(fresh, pg, "fresh");
+        markMirror(fresh);
+        fresh.peers.create(input("stale-copy", "10.95.0.3/32"), "test");
+        await refuseStandaloneRows(fresh, pg, "fresh");
+      } finally {
+        fresh.close();
+      }
+    } finally {
+      await pg.close();
+      local.close();
+    }
+  });
 
   test("create, update, disable and delete on gateway A reach gateway B's mirror by notification, audited once in PostgreSQL and never in either SQLite", async () => {
     const [a, b] = await pair();

@@ -223,6 +223,16 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   // re-applies peers once the data plane exists (peersChangedHook is set below; until then the first
   // sync reads the mirror anyway).
   let peersChangedHook = (): void => undefined;
+  // A data dir that ran standalone would lose its own peers and resources to the mirror: refused.
+  const standaloneRows = pg ? await import("../cluster/standalone-rows.ts") : undefined;
+  if (pg && standaloneRows) {
+    try {
+      await standaloneRows.refuseStandaloneRows(store, pg, opts.dataDir);
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  }
   // Loaded only with a database: the PostgreSQL schema and client are no cost for a SQLite gateway.
   const clusterPeers: ClusterPeers | undefined = pg ? await (await import("../cluster/cluster-peers.ts")).ClusterPeers.start({ pg, local: store, gid, onChange: () => peersChangedHook(), log: opts.logger.target("cluster") }) : undefined;
   // Shared resources and authorizations, the same way: mirrored before the first resource sync.
@@ -230,6 +240,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const clusterResources: ClusterResources | undefined = pg
     ? await (await import("../cluster/cluster-resources.ts")).ClusterResources.start({ pg, local: store, gid, onChange: () => resourcesChangedHook(), log: opts.logger.target("cluster") })
     : undefined;
+  standaloneRows?.markMirror(store);
   // The one OpenTelemetry SDK: metrics (Prometheus + OTLP) and, with an endpoint, traces.
   const { tracesUrl, ...metricsOpts } = opts.metrics ?? {};
   const telemetry = new Telemetry({ gid, otlpEndpoint: metricsOpts.otlpEndpoint, otlpIntervalMs: metricsOpts.otlpIntervalMs, tracesUrl });
