@@ -106,6 +106,11 @@ describe.skipIf(skip !== undefined)("HA pair: one key, one floating address, two
     const failedAt = Date.now() / 1000;
     await world.crash("b");
     world.takeOver("a");
+    // gw-a starts this conversation with a client it never heard from: nothing to answer from, so
+    // the handshake leaves from the route's source — here the floating address, as an operator's
+    // `virtual_routes … src` sets it. (Cluster mode's takeover pins GLASSGATE_ENDPOINT's address
+    // instead; see the PostgreSQL case.) Without it the client may follow gw-a's own address.
+    world.preferFloating("a");
     // What a keepalived notify_master hook can do through the admin API: give the peer the
     // endpoint the old master last saw it at, with a keepalive. gw-a then initiates (the gateway
     // side of WireGuard may, as any peer may); the client accepts — same static key, newer TAI64N

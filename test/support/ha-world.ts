@@ -149,6 +149,15 @@ export class HaWorld {
     for (const c of this.clients) c.ns.exec(["ip", "neigh", "flush", "dev", UPLINK]);
   }
 
+  /**
+   * Makes the floating address the route's preferred source on `side` (keepalived's
+   * `virtual_routes … src`): for a conversation the gateway starts with a client it never heard
+   * from, where there is no arrival address to answer from.
+   */
+  preferFloating(side: Side): void {
+    this.gws[side].ns.exec(["ip", "route", "replace", `${SEGMENT}.0/24`, "dev", UPLINK, "src", FLOATING]);
+  }
+
   /** The gateway as a crash leaves it: SIGKILL, no goodbye, nothing flushed. */
   async crash(side: Side): Promise<void> {
     const p = this.gws[side].proc;
