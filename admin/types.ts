@@ -103,6 +103,12 @@ export interface GatewayFacts {
   udp_buffers: { recv: number; send: number };
   /** Packets waiting in the data-plane queues now. */
   queue_depths: { udp: number; tun: number };
+  /**
+   * The UDP receive queue (socket buffer + ring): whether CoDel manages it (GLASSGATE_AQM and kernel
+   * receive timestamps), and how long the oldest datagram of the last batch waited (0: idle in the
+   * last second). Absent on the node:dgram fallback, which cannot tell.
+   */
+  receive_queue?: { managed: boolean; delay_ms: number };
   /** Drops no connection can be blamed for (unknown sessions, junk, policy), by reason. */
   unattributed_drops: Record<string, number>;
   /** How often per-peer traffic is stored (GLASSGATE_TRAFFIC_SAMPLE_SECONDS): one connection chart point each. */

@@ -260,7 +260,7 @@ async function up(args: string[]): Promise<number> {
   const keepDefaultBuffers = envFlag(env, "FIREZONE_NO_INC_BUF");
   const perPeerMetrics = envFlag(env, "GLASSGATE_METRICS_PER_PEER");
   // Data-path offloads are on unless turned off (=0): unset means the fastest path the kernel allows.
-  const dataPlane = { offload: env.GLASSGATE_OFFLOAD === undefined || envFlag(env, "GLASSGATE_OFFLOAD"), udpGso: env.GLASSGATE_UDP_GSO === undefined || envFlag(env, "GLASSGATE_UDP_GSO") };
+  const dataPlane = { offload: env.GLASSGATE_OFFLOAD === undefined || envFlag(env, "GLASSGATE_OFFLOAD"), udpGso: env.GLASSGATE_UDP_GSO === undefined || envFlag(env, "GLASSGATE_UDP_GSO"), aqm: env.GLASSGATE_AQM === undefined || envFlag(env, "GLASSGATE_AQM") };
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_CREATE");
   envFlag(env, "GLASSGATE_ADMIN_TOKEN_GROUP_READABLE");
   const adminSecureCookie = envFlag(env, "GLASSGATE_ADMIN_SECURE_COOKIE");

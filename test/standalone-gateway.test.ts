@@ -44,6 +44,7 @@ describe.skipIf(skip !== undefined).each(MODES)("standalone gateway with wiregua
     const line = JSON.parse(lines[0]!);
     expect(line.udp).toBe("recvmmsg/sendmmsg");
     expect(line.udp_sticky_source).toBe("on"); // wildcard-bound: replies leave from the address a datagram arrived on
+    expect(line.udp_aqm).toBe("codel (target 5 ms, interval 100 ms)"); // the kernel gives receive timestamps
     if (offload) {
       expect(line.tun_offload).toMatch(/^tcp/);
       expect(line.udp_gro).toBe("on");

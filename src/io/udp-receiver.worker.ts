@@ -7,10 +7,10 @@
 // back-off, so an error storm (POLLERR at once) cannot become a busy loop.
 import { ptr } from "bun:ffi";
 import { EAGAIN, EINTR } from "./errno.ts";
-import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_PRODUCER_WAITING, UCTL_WRITE, META_LOCAL, type DatagramRingLayout } from "./udp-ring.ts";
+import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_RX_MS, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_PRODUCER_WAITING, UCTL_WRITE, META_LOCAL, type DatagramRingLayout } from "./udp-ring.ts";
 import { waitForRoom } from "./tun-ring.ts";
 import { readLocalAddress } from "./udp-pktinfo.ts";
-import { CMSG_HDR, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_FLAGS, MH_IOV, MH_IOVLEN, MH_LEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, POLLIN, setPtr, SOCKADDR_ROOM, SOL_UDP, UDP_GRO } from "./udp-sys.ts";
+import { CMSG_HDR, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_FLAGS, MH_IOV, MH_IOVLEN, MH_LEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, POLLIN, SCM_TIMESTAMPNS, setPtr, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO } from "./udp-sys.ts";
 
 declare const self: Worker;
 
@@ -54,6 +54,7 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
     pv.setInt16(8 * i + 4, POLLIN, true);
   });
   const meta32 = ring.meta32;
+  const meta64 = ring.meta64;
   const ctl = ring.ctl;
   let failures = 0;
   /** Messages the last receive() asked for: fewer arriving means the socket was drained. */
@@ -96,6 +97,7 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
         meta32[(i * META_SIZE + META_LEN) >>> 2] = len;
       }
       meta32[(i * META_SIZE + META_SEGMENT) >>> 2] = groSegment(i * META_SIZE + META_CONTROL, mm32[(m + MH_CONTROLLEN) >>> 2]!);
+      meta64[(i * META_SIZE + META_RX_MS) >>> 3] = receivedAt(i * META_SIZE + META_CONTROL, mm32[(m + MH_CONTROLLEN) >>> 2]!);
       // The local address it arrived on (wildcard sockets with IP_PKTINFO), so the reply can leave from it.
       readLocalAddress(meta32, i * META_SIZE + META_CONTROL, mm32[(m + MH_CONTROLLEN) >>> 2]!, meta32, (i * META_SIZE + META_LOCAL) >>> 2);
       out = (out + 1) | 0;
@@ -116,6 +118,22 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
       const clen = meta32[c >>> 2]!; // size_t, low word (control room is < 4 GiB)
       if (clen < CMSG_HDR) break;
       if (meta32[(c + 8) >>> 2] === SOL_UDP && meta32[(c + 12) >>> 2] === UDP_GRO) return meta32[(c + CMSG_HDR) >>> 2]!;
+      o += (clen + 7) & ~7;
+    }
+    return 0;
+  }
+
+  /** The SCM_TIMESTAMPNS cmsg's time as milliseconds since the epoch, or 0 when there is none. */
+  function receivedAt(at: number, len: number): number {
+    let o = 0;
+    while (o + CMSG_HDR <= len) {
+      const c = at + o;
+      const clen = meta32[c >>> 2]!;
+      if (clen < CMSG_HDR) break;
+      if (meta32[(c + 8) >>> 2] === SOL_SOCKET && meta32[(c + 12) >>> 2] === SCM_TIMESTAMPNS) {
+        const d = (c + CMSG_HDR) >>> 2; // tv_sec (i64, low word first), tv_nsec (i64, < 10^9)
+        return ((meta32[d]! >>> 0) + meta32[d + 1]! * 0x1_0000_0000) * 1000 + meta32[d + 2]! / 1e6;
+      }
       o += (clen + 7) & ~7;
     }
     return 0;

@@ -24,20 +24,27 @@ const CTL_WORDS = 16;
 
 /**
  * Per-slot metadata, in bytes: 0 length (i32; the worker writes it), 4 GRO segment size (i32, 0 when
- * none), 8 sockaddr (SOCKADDR_ROOM = 32, as recvmmsg wrote it), 40 control messages (64).
+ * none), 8 sockaddr (SOCKADDR_ROOM = 32, as recvmmsg wrote it), 40 control messages (112: UDP_GRO
+ * 24 + IPV6_PKTINFO 40 + SCM_TIMESTAMPNS 32, with room to spare).
  */
-export const META_SIZE = 128;
+export const META_SIZE = 192;
 export const META_LEN = 0;
 export const META_SEGMENT = 4;
 export const META_NAME = 8;
 export const META_CONTROL = 40;
-export const META_CONTROL_ROOM = 64;
+export const META_CONTROL_ROOM = 112;
 /**
  * The local address the datagram arrived on (IP_PKTINFO / IPV6_PKTINFO, wildcard sockets only), as
- * the worker parsed it from the control messages: 104 family (i32: 0 none, AF_INET, AF_INET6),
- * 108 ifindex (i32), 112 the address (4 or 16 bytes, network order). Fits the slot's last 24 bytes.
+ * the worker parsed it from the control messages: 152 family (i32: 0 none, AF_INET, AF_INET6),
+ * 156 ifindex (i32), 160 the address (4 or 16 bytes, network order).
  */
-export const META_LOCAL = 104;
+export const META_LOCAL = 152;
+/**
+ * 176: when the kernel received the datagram (SO_TIMESTAMPNS, CLOCK_REALTIME) as f64 milliseconds
+ * since the epoch, 0 when the socket gives no timestamps. The consumer's queue discipline (codel.ts)
+ * reads how long each datagram waited in the socket buffer and the ring from it.
+ */
+export const META_RX_MS = 176;
 
 export interface DatagramRingLayout {
   slots: number;
@@ -49,12 +56,14 @@ export class DatagramRing {
   readonly ctl: Int32Array;
   readonly meta: Uint8Array;
   readonly meta32: Int32Array;
+  readonly meta64: Float64Array;
   readonly data: Uint8Array;
 
   constructor(readonly sab: SharedArrayBuffer, readonly layout: DatagramRingLayout) {
     this.ctl = new Int32Array(sab, 0, CTL_WORDS);
     this.meta = new Uint8Array(sab, CTL_WORDS * 4, layout.slots * META_SIZE);
     this.meta32 = new Int32Array(sab, CTL_WORDS * 4, (layout.slots * META_SIZE) / 4);
+    this.meta64 = new Float64Array(sab, CTL_WORDS * 4, (layout.slots * META_SIZE) / 8);
     this.data = new Uint8Array(sab, CTL_WORDS * 4 + layout.slots * META_SIZE, layout.slots * layout.slotSize);
   }
 

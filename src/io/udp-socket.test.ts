@@ -266,3 +266,81 @@ test("answerFrom: a conversation this gateway starts leaves from the given local
     client.close();
   }
 });
+
+/** A WireGuard-shaped datagram: `type` in the first byte (4 = transport data), then its sequence number. */
+function typed(batch: DatagramBatch, type: number, seq: number, to: Endpoint): void {
+  const at = batch.next();
+  batch.data.fill(0, at, at + 64);
+  batch.data[at] = type;
+  new DataView(batch.data.buffer, batch.data.byteOffset + at + 4, 4).setUint32(0, seq);
+  batch.commit(64, to);
+}
+
+test("the kernel's receive time travels with each datagram: the queue delay is how long it really waited", async () => {
+  const rx = await open({ gro: false, onReadable: () => {} });
+  expect(rx.sock.aqm).toBe(true);
+  const tx = await open();
+  const b = new DatagramBatch(16, 2048);
+  for (let i = 0; i < 10; i++) typed(b, 1, i, { address: "127.0.0.1", port: rx.sock.port });
+  const sentAt = Date.now();
+  tx.sock.sendBatch(b);
+  await until(() => rx.sock.pending === 10);
+  await Bun.sleep(60);
+  expect(rx.sock.drain()).toBe(10);
+  // Measured from the kernel's timestamp, not from when the worker saw it: at least the 60 ms it
+  // sat, at most the time since it was sent (plus Date.now()'s truncation to the ms).
+  expect(rx.sock.queueDelayMs).toBeGreaterThanOrEqual(59);
+  expect(rx.sock.queueDelayMs).toBeLessThanOrEqual(Date.now() - sentAt + 1);
+  expect(rx.sock.aqmDropped).toBe(0); // one batch above target is not a standing queue
+});
+
+/**
+ * Keeps a standing queue of `backlog` ticks in front of the receiver for `ticks` ticks of 5 ms:
+ * each tick sends one handshake-type and three data datagrams and drains four. Returns what arrived.
+ */
+async function standingQueue(rx: GatewayUdp, tx: GatewayUdp, backlog: number, ticks: number): Promise<{ sent: number[]; got: number[] }> {
+  const to = { address: "127.0.0.1", port: rx.port };
+  const sent = [0, 0, 0, 0, 0];
+  const got = [0, 0, 0, 0, 0];
+  const b = new DatagramBatch(16, 2048);
+  const sendTick = () => {
+    typed(b, 1, sent[1]!++, to);
+    for (let i = 0; i < 3; i++) typed(b, 4, sent[4]!++, to);
+    tx.sendBatch(b);
+    b.clear();
+  };
+  const take = (budget: number) => rx.drain(budget, (buf, off) => void got[buf[off]!]!++);
+  for (let i = 0; i < backlog; i++) {
+    sendTick();
+    await Bun.sleep(5);
+  }
+  for (let i = 0; i < ticks; i++) {
+    sendTick();
+    take(4);
+    await Bun.sleep(5);
+  }
+  // The rest: until nothing more arrives (every datagram sent is in the ring or already taken).
+  for (let i = 0; i < 2000 && (take(1000) > 0 || rx.pending > 0 || got[1]! < sent[1]!); i++) await Bun.sleep(5);
+  return { sent, got };
+}
+
+test("a standing receive queue: CoDel drops data packets (never handshakes) until it drains, and says how many", async () => {
+  const rx = await open({ gro: false, onReadable: () => {} });
+  const tx = await open();
+  // 20 ticks of backlog (~100 ms of waiting, far above the 5 ms target) kept for 100 ticks (~500 ms).
+  const { sent, got } = await standingQueue(rx.sock, tx.sock, 20, 100);
+  expect(got[1]).toBe(sent[1]!); // every handshake-type datagram arrived
+  expect(rx.sock.aqmDropped).toBeGreaterThan(0);
+  expect(got[4]! + rx.sock.aqmDropped).toBe(sent[4]!); // each data datagram arrived or was counted as dropped
+});
+
+test("with the queue discipline off (GLASSGATE_AQM=0) the same standing queue loses nothing", async () => {
+  const rx = await open({ gro: false, aqm: false, onReadable: () => {} });
+  const tx = await open();
+  expect(rx.sock.aqm).toBe(false);
+  const { sent, got } = await standingQueue(rx.sock, tx.sock, 20, 100);
+  expect(got[1]).toBe(sent[1]!);
+  expect(got[4]).toBe(sent[4]!);
+  expect(rx.sock.aqmDropped).toBe(0);
+  expect(rx.sock.queueDelayMs).toBe(0); // not measured
+});

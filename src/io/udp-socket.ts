@@ -17,9 +17,10 @@ import { errnoName, OsError } from "./errno.ts";
 import { procSysctls, resizeSocketBuffers, WANTED_SOCKET_BUFFER, type LimitOutcome, type SizedSocket, type SocketBuffers, type Sysctls } from "./udp.ts";
 import { SourceCache } from "./udp-endpoints.ts";
 import type { UdpWorkerInit } from "./udp-receiver.worker.ts";
-import { DatagramRing, META_LEN, META_LOCAL, META_NAME, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE } from "./udp-ring.ts";
+import { CoDel } from "./codel.ts";
+import { DatagramRing, META_LEN, META_LOCAL, META_NAME, META_RX_MS, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE } from "./udp-ring.ts";
 import { DatagramSender } from "./udp-sender.ts";
-import { AF_INET, AF_INET6, errno, IPPROTO_IPV6, IPV6_V6ONLY, libc, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO, UDP_SEGMENT, IP_PKTINFO, IPV6_RECVPKTINFO, SOL_IP, SOL_IPV6 } from "./udp-sys.ts";
+import { AF_INET, AF_INET6, CLOCK_REALTIME, errno, SO_TIMESTAMPNS, IPPROTO_IPV6, IPV6_V6ONLY, libc, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO, UDP_SEGMENT, IP_PKTINFO, IPV6_RECVPKTINFO, SOL_IP, SOL_IPV6 } from "./udp-sys.ts";
 
 /** Called per received datagram; `buf[off, off+len)` is valid only during the call. */
 export type DatagramHandler = (buf: Uint8Array, off: number, len: number, from: Endpoint) => void;
@@ -44,6 +45,11 @@ export interface GatewayUdpOptions {
   gro?: boolean;
   /** Answer each source from the address its datagrams arrive on (default true; see #stick). */
   stickySource?: boolean;
+  /**
+   * Keep the receive queue short (default true): CoDel (codel.ts) on how long each WireGuard data
+   * packet waited since the kernel received it, where the kernel gives receive timestamps.
+   */
+  aqm?: boolean;
   /** Messages per recvmmsg (default 64). */
   recvBatch?: number;
   /** Ring slots (default 1024 without GRO, 128 with: each GRO slot takes 64 KiB). */
@@ -78,6 +84,8 @@ export class GatewayUdp {
   coalesced = 0;
   /** Replies leave from the address the peer's datagram arrived on (a wildcard-bound socket took IP_PKTINFO). */
   sticky = false;
+  /** The oldest datagram of the last non-empty drain: how long it waited (ms), and when that drain ran (epoch ms). */
+  #delay = { ms: 0, at: 0 };
 
   readonly #fds: number[] = [];
   #v6 = -1;
@@ -85,6 +93,8 @@ export class GatewayUdp {
   #ring!: DatagramRing;
   #worker: Worker | undefined;
   #sources = new SourceCache();
+  /** The receive queue's discipline; undefined when off or the kernel gives no receive timestamps. */
+  #codel: CoDel | undefined;
   #onDatagram: DatagramHandler;
   #keepLimits = false;
   #sysctls: Sysctls = procSysctls();
@@ -123,6 +133,8 @@ export class GatewayUdp {
         opts.log?.warn("a local address the gateway answered from went away (moved?): sending from the route's source for that peer until it reaches us again", { err: errnoName(e), remote: `${to.address}:${to.port}` });
       }
     };
+    // Receive timestamps for the queue discipline: every socket must give them, or none is managed.
+    if (opts.aqm !== false && s.#fds.every((fd) => libc.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, ptr(one), 4) === 0)) s.#codel = new CoDel();
     s.#sysctls = opts.sysctls ?? procSysctls();
     s.#keepLimits = opts.keepDefaultBuffers ?? false;
     if (s.#keepLimits) s.#readBack();
@@ -161,6 +173,23 @@ export class GatewayUdp {
   answerFrom(to: Endpoint, local: string): boolean {
     const bytes = parseIp(local);
     return this.sticky && bytes !== undefined && this.#sources.pin(to, bytes);
+  }
+
+  /** The receive queue is managed (CoDel on kernel receive timestamps). */
+  get aqm(): boolean {
+    return this.#codel !== undefined;
+  }
+  /**
+   * How long datagrams wait in the receive queue (socket buffer + ring) since the kernel received
+   * them, in ms: the oldest of the last batch, or 0 when nothing arrived in the last second (an idle
+   * queue has no delay; a stale figure would read as a live one). 0 without receive timestamps.
+   */
+  get queueDelayMs(): number {
+    return this.#delay.at > 0 && Date.now() - this.#delay.at < 1000 ? this.#delay.ms : 0;
+  }
+  /** WireGuard data packets dropped because the receive queue stood above CoDel's target. */
+  get aqmDropped(): number {
+    return this.#codel?.dropped ?? 0;
   }
 
   /** Sends resent without their sticky source because the kernel refused it (the address went away). */
@@ -207,11 +236,16 @@ export class GatewayUdp {
     const slots = ring.layout.slots;
     const slotSize = ring.layout.slotSize;
     const meta32 = ring.meta32;
+    const meta64 = ring.meta64;
     const data = ring.data;
     const w = Atomics.load(ctl, UCTL_WRITE);
     let r = Atomics.load(ctl, UCTL_READ);
     let n = 0;
     let taken = 0;
+    const codel = this.#codel;
+    // One clock read per drain: the kernel's receive time is CLOCK_REALTIME, so this must be too.
+    const now = codel !== undefined && r !== w ? realtimeMs() : 0;
+    let oldest = true;
     try {
       while (r !== w && taken < budget) {
         const slot = r % slots;
@@ -224,9 +258,30 @@ export class GatewayUdp {
         if (from === undefined) continue;
         this.#sources.noteLocal(meta32, (mb + META_LOCAL) >>> 2);
         const off = slot * slotSize;
+        // Queue discipline: only WireGuard data (type 4) is dropped, never a handshake, cookie or
+        // STUN/TURN message; of a GRO super-datagram, its first segment (CoDel drops one at a time).
+        let first = 0;
+        if (codel !== undefined) {
+          const rx = meta64[(mb + META_RX_MS) >>> 3]!;
+          if (rx > 0) {
+            const sojourn = now - rx;
+            if (oldest) {
+              this.#delay.ms = sojourn;
+              this.#delay.at = now;
+              oldest = false;
+            }
+            if (data[off] === 4 && codel.shouldDrop(sojourn, now)) {
+              if (seg <= 0 || len <= seg) {
+                Atomics.store(ctl, UCTL_READ, r);
+                continue;
+              }
+              first = seg;
+            }
+          }
+        }
         if (seg > 0 && len > seg) {
           this.coalesced++;
-          for (let o = 0; o < len; o += seg) {
+          for (let o = first; o < len; o += seg) {
             n++;
             onDatagram(data, off + o, Math.min(seg, len - o), from);
           }
@@ -301,6 +356,14 @@ export class GatewayUdp {
     })();
     return this.#closed;
   }
+}
+
+const timespec = new Int32Array(4);
+const timespecPtr = ptr(timespec);
+/** CLOCK_REALTIME in ms with the nanoseconds kept (Date.now() truncates to the ms: a 1 ms bias on a 5 ms target). */
+function realtimeMs(): number {
+  libc.clock_gettime(CLOCK_REALTIME, timespecPtr);
+  return ((timespec[0]! >>> 0) + timespec[1]! * 0x1_0000_0000) * 1000 + timespec[2]! / 1e6;
 }
 
 /** A bound non-blocking UDP socket (IPv6 ones IPv6-only): its fd and port. */

@@ -17,6 +17,15 @@ export const MSG_TRUNC = 0x20;
 export const SOL_SOCKET = 1;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
+/**
+ * SO_TIMESTAMPNS (the _OLD value, which is the 64-bit-time one on LP64): each received datagram
+ * carries an SCM_TIMESTAMPNS cmsg (same number) with the kernel's receive time, CLOCK_REALTIME:
+ *   struct timespec { i64 tv_sec; i64 tv_nsec; }  16 B  (CMSG_SPACE 32)
+ */
+export const SO_TIMESTAMPNS = 35;
+export const SCM_TIMESTAMPNS = 35;
+/** time.h CLOCK_REALTIME: the clock SO_TIMESTAMPNS stamps with. */
+export const CLOCK_REALTIME = 0;
 // netinet/in.h (IPPROTO_IPV6), linux/in6.h (IPV6_V6ONLY)
 export const IPPROTO_IPV6 = 41;
 export const IPV6_V6ONLY = 26;
@@ -89,6 +98,7 @@ export const libc = dlopen("libc.so.6", {
   recvmmsg: { args: [FFIType.i32, FFIType.ptr, FFIType.u32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   close: { args: [FFIType.i32], returns: FFIType.i32 },
+  clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
 }).symbols;
 

@@ -14,6 +14,8 @@ export interface DataPlaneChoices {
   offload: boolean;
   /** GLASSGATE_UDP_GSO (default on): UDP GSO for sends, GRO for receives, where the kernel has them. */
   udpGso: boolean;
+  /** GLASSGATE_AQM (default on): CoDel on the receive queue, where the kernel gives receive timestamps. */
+  aqm?: boolean;
   /** False in portal mode (run.ts): the sticky source stays off, and the data plane line says why. */
   stickySource?: boolean;
 }
@@ -26,6 +28,8 @@ export interface UdpOpenOptions {
   port: number;
   keepDefaultBuffers: boolean;
   udpGso: boolean;
+  /** CoDel on the receive queue (GatewayUdp's aqm). */
+  aqm: boolean;
   /** Answer each peer from the address its datagrams arrive on (GatewayUdp's sticky source). */
   stickySource: boolean;
   /** Batched socket: datagrams wait in its ring; the event loop drains them (wake it). */
@@ -45,6 +49,7 @@ export async function openUdp(o: UdpOpenOptions): Promise<GatewayUdp | UdpSocket
       gso: o.udpGso,
       gro: o.udpGso,
       stickySource: o.stickySource,
+      aqm: o.aqm,
       // The loop drains with its own handler; this one is never called while it is attached.
       onDatagram: () => undefined,
       onReadable: o.onReadable,
@@ -68,9 +73,11 @@ export function dataPlaneFields(tun: TunDevice, udp: GatewayUdp | UdpSockets, ch
       udp_gso: udp.gso ? "on" : choices.udpGso ? "off (kernel)" : "off (GLASSGATE_UDP_GSO=0)",
       udp_gro: udp.gro ? "on" : choices.udpGso ? "off (kernel)" : "off (GLASSGATE_UDP_GSO=0)",
       udp_recv_batch: udp.recvBatch,
+      // How long a datagram may wait before the receive queue sheds load (io/codel.ts).
+      udp_aqm: udp.aqm ? "codel (target 5 ms, interval 100 ms)" : choices.aqm === false ? "off (GLASSGATE_AQM=0)" : "off (kernel: no receive timestamps)",
       // Replies from the address each peer's datagrams arrive on (IP_PKTINFO); off: the route picks.
       udp_sticky_source: udp.sticky ? "on" : choices.stickySource === false ? "off (portal mode: ICE picks its own addresses)" : "off",
     };
   }
-  return { tun_offload: tunOffload, udp: "node:dgram (fallback)", udp_gso: "off", udp_gro: "off", udp_recv_batch: 1, udp_sticky_source: "off" };
+  return { tun_offload: tunOffload, udp: "node:dgram (fallback)", udp_gso: "off", udp_gro: "off", udp_recv_batch: 1, udp_aqm: "off", udp_sticky_source: "off" };
 }

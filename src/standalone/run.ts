@@ -430,6 +430,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   const udp = await openUdp({
     port: opts.listenPort,
     udpGso: dataPlane.udpGso,
+    aqm: dataPlane.aqm !== false,
     // Portal mode: ICE chooses and checks its own local candidates; answering from the arrival
     // address under it broke the relayed path (test/portal-client-e2e.test.ts "relayed", 3 of 3
     // runs) for a reason not yet found, so it stays off there until it is.
@@ -465,7 +466,11 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
   }
   const reader = new TunReader(tun.fd, cfg.interface.mtu, { onReadable: loop.wake, onReadError: loop.onTunReadError, vnetHeader: tun.vnetHeader });
   loop.attach(udp, reader);
-  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops: () => gatewayCore.drops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), clientId: opts.portal?.clientId, ice: () => node.iceMetrics(), batchedUdp: udp instanceof GatewayUdp ? udp : undefined, tunOffload: tun.vnetHeader, ...metricsOpts, telemetry });
+  // The gateway core's drops, plus the receive queue's CoDel drops (no connection is blamed: the
+  // queue is shared), so the Overview and glassgate_packets_dropped_total both show them.
+  const gatewayDrops = (): Iterable<[string, number]> =>
+    udp instanceof GatewayUdp && udp.aqmDropped > 0 ? [...gatewayCore.drops, ["queue_delay", udp.aqmDropped]] : gatewayCore.drops;
+  metrics = new GatewayMetrics({ tunnel, loop, clock, gatewayDrops, socketBuffers: () => udp.buffers, dns: () => dnsCounters(gatewayCore.nat, dns), connectionStates: () => states.counts(), problems: () => problems.counts(), clientId: opts.portal?.clientId, ice: () => node.iceMetrics(), batchedUdp: udp instanceof GatewayUdp ? udp : undefined, tunOffload: tun.vnetHeader, ...metricsOpts, telemetry });
 
   // `periodic`: the 10 s tick, which skips everything below when the store has nothing new
   // (PeerSync.apply's mark): the rest walks every connection, O(configured peers) per tick.
@@ -564,7 +569,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<RunningGat
       ...(opts.portal ? { relays: () => node.relayViews(clock()) } : {}),
       facts: () => ({
         public_key: gatewayPublicKey, udp_port: udp.port, version: SERVICE_VERSION, gid, started_at: new Date(startedAt).toISOString(), aead: aead.name,
-        udp_buffers: udp.buffers, queue_depths: loop.depths(), unattributed_drops: unattributedDrops(tunnel, gatewayCore.drops),
+        udp_buffers: udp.buffers, queue_depths: loop.depths(), unattributed_drops: unattributedDrops(tunnel, gatewayDrops()),
+        ...(udp instanceof GatewayUdp ? { receive_queue: { managed: udp.aqm, delay_ms: udp.queueDelayMs } } : {}),
         traffic_sample_seconds: opts.trafficSampleSeconds ?? 60, throughput: rates.points(),
       }),
       metrics: () => metrics!.prometheusText(),

@@ -29,6 +29,9 @@ export interface BatchedUdpSource {
   readonly recvBatch: number;
   /** Sends resent from the route's source because the address the peer reached us on went away. */
   readonly sourceRetries?: number;
+  /** WireGuard data packets the receive queue's CoDel dropped, and the last measured queue delay (ms). */
+  readonly aqmDropped?: number;
+  readonly queueDelayMs?: number;
 }
 
 export interface MetricsOptions {
@@ -159,6 +162,8 @@ export class GatewayMetrics {
         });
       counter("glassgate.udp.gro.super_datagrams", "Received GRO super-datagrams (each split into its segments).", () => u.coalesced);
       gauge("glassgate.udp.recv_batch", "Messages per recvmmsg call.", () => u.recvBatch);
+      counter("glassgate.udp.aqm.dropped", "WireGuard data packets dropped because the receive queue stood above CoDel's 5 ms target for 100 ms (the senders' TCP slows down; see GLASSGATE_AQM).", () => u.aqmDropped ?? 0);
+      gauge("glassgate.udp.queue_delay.ms", "How long the oldest datagram of the last receive batch waited since the kernel received it (socket buffer and ring), in ms, sampled.", () => u.queueDelayMs ?? 0);
       counter("glassgate.udp.sticky_source.refused", "Sends whose source (the address the peer's datagrams arrived on) the kernel refused, as when a floating address moved away; resent from the route's source.", () => u.sourceRetries ?? 0);
     }
     m.createObservableGauge("glassgate.offload.enabled", { description: "Data-path offloads in effect (1 on, 0 off): UDP GSO, UDP GRO, TUN TSO (vnet header)." }).addCallback((r) => {
