@@ -130,11 +130,20 @@ function gatewayCpu(t: Topology): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** A gateway that exited is the finding, not its missing /proc entry: say how it ended and what it wrote. */
+async function stillRunning(t: Topology): Promise<void> {
+  if (t.gateway.exitCode === null && t.gateway.signalCode === null) return;
+  const stderr = t.gateway.stderr instanceof ReadableStream ? await new Response(t.gateway.stderr).text() : "";
+  throw new Error(`the ${t.server} gateway exited (code ${t.gateway.exitCode}, signal ${t.gateway.signalCode}) during the flood bench: ${stderr.slice(-2000)}`);
+}
+
 /** iperf3 through the tunnel, and the gateway's CPU (cores) meanwhile. */
 async function measured(t: Topology): Promise<{ gbps: number; cpu: number }> {
+  await stillRunning(t);
   const c0 = gatewayCpu(t);
   const t0 = performance.now();
   const gbps = await iperf(t);
+  await stillRunning(t);
   return { gbps, cpu: (gatewayCpu(t) - c0) / ((performance.now() - t0) / 1000) };
 }
 

@@ -97,6 +97,10 @@ describe.skipIf(skip !== undefined).each(MODES)("standalone gateway with wiregua
     if (offload) expect(metric(topo, "glassgate_tun_coalesced_segments_total")).toBeGreaterThan(0);
     else expect(metric(topo, "glassgate_tun_coalesced_segments_total")).toBe(0);
     expect(metric(topo, "glassgate_udp_syscalls_total")).toBeGreaterThan(0);
+    // The receive queue is managed and says so (its drops, if any, were retransmitted: the bytes match).
+    const body = topo.api("/metrics").body;
+    expect(body).toMatch(/^glassgate_udp_aqm_dropped_total(\{[^}]*\})? \d+/m);
+    expect(body).toMatch(/^glassgate_udp_queue_delay_ms(\{[^}]*\})? [\d.e+-]+/m);
   }, 120_000);
 
   test("three clients at once, each with its own connection", async () => {

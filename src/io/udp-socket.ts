@@ -20,7 +20,7 @@ import type { UdpWorkerInit } from "./udp-receiver.worker.ts";
 import { CoDel } from "./codel.ts";
 import { DatagramRing, META_LEN, META_LOCAL, META_NAME, META_RX_MS, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_WRITE } from "./udp-ring.ts";
 import { DatagramSender } from "./udp-sender.ts";
-import { AF_INET, AF_INET6, CLOCK_REALTIME, errno, SO_TIMESTAMPNS, IPPROTO_IPV6, IPV6_V6ONLY, libc, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO, UDP_SEGMENT, IP_PKTINFO, IPV6_RECVPKTINFO, SOL_IP, SOL_IPV6 } from "./udp-sys.ts";
+import { AF_INET, AF_INET6, errno, realtimeMs, SO_TIMESTAMPNS, IPPROTO_IPV6, IPV6_V6ONLY, libc, SO_RCVBUF, SO_SNDBUF, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN6_SIZE, SOCKADDR_IN_SIZE, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO, UDP_SEGMENT, IP_PKTINFO, IPV6_RECVPKTINFO, SOL_IP, SOL_IPV6 } from "./udp-sys.ts";
 
 /** Called per received datagram; `buf[off, off+len)` is valid only during the call. */
 export type DatagramHandler = (buf: Uint8Array, off: number, len: number, from: Endpoint) => void;
@@ -356,14 +356,6 @@ export class GatewayUdp {
     })();
     return this.#closed;
   }
-}
-
-const timespec = new Int32Array(4);
-const timespecPtr = ptr(timespec);
-/** CLOCK_REALTIME in ms with the nanoseconds kept (Date.now() truncates to the ms: a 1 ms bias on a 5 ms target). */
-function realtimeMs(): number {
-  libc.clock_gettime(CLOCK_REALTIME, timespecPtr);
-  return ((timespec[0]! >>> 0) + timespec[1]! * 0x1_0000_0000) * 1000 + timespec[2]! / 1e6;
 }
 
 /** A bound non-blocking UDP socket (IPv6 ones IPv6-only): its fd and port. */

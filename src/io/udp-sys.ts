@@ -1,7 +1,7 @@
 // The Linux socket API the gateway's own UDP socket needs, through bun:ffi (glibc, x86-64/arm64 LP64):
 // the calls, the constants and the byte layouts of the structs we fill by hand. Shared by the main
 // thread (udp-socket.ts, udp-sender.ts) and the receive worker (udp-receiver.worker.ts).
-import { dlopen, FFIType, read as readMemory } from "bun:ffi";
+import { dlopen, FFIType, ptr, read as readMemory } from "bun:ffi";
 
 // bits/socket.h, bits/socket_type.h, asm-generic/fcntl.h
 export const AF_INET = 2;
@@ -113,4 +113,15 @@ export function setPtr(u32: Uint32Array, byteOffset: number, p: number): void {
   const i = byteOffset >>> 2;
   u32[i] = p >>> 0;
   u32[i + 1] = Math.floor(p / 0x1_0000_0000);
+}
+
+// Its own ArrayBuffer: a small typed array made with `new Int32Array(4)` keeps its bytes in the
+// garbage-collected heap, where they do not stay put; ptr() of it went stale and clock_gettime
+// then wrote into a live object (Bun aborted under the handshake-flood bench).
+const timespec = new Int32Array(new ArrayBuffer(16));
+const timespecPtr = ptr(timespec);
+/** CLOCK_REALTIME in ms with the nanoseconds kept (Date.now() truncates to the ms: a 1 ms bias on a 5 ms target). */
+export function realtimeMs(): number {
+  libc.clock_gettime(CLOCK_REALTIME, timespecPtr);
+  return ((timespec[0]! >>> 0) + timespec[1]! * 0x1_0000_0000) * 1000 + timespec[2]! / 1e6;
 }
