@@ -30,6 +30,18 @@ describe("overview", () => {
     expect(out).toContain('<time datetime="2026-11-29T08:55:00.000Z">2026-11-29 08:55:00 UTC</time>');
   });
 
+  test("the receive queue: how long datagrams wait and whether CoDel manages it; nothing claimed where it is not measured", async () => {
+    const busy = await render({ facts: facts({ receive_queue: { managed: true, delay_ms: 3.456 } }) });
+    expect(busy).toContain('data-fact="receive_queue_delay">3.5 ms (oldest of the last batch)<');
+    expect(busy).toContain("CoDel: drops data packets once they wait over 5 ms for 100 ms (reason queue_delay)");
+    expect(await render({ facts: facts({ receive_queue: { managed: true, delay_ms: 0 } }) })).toContain('data-fact="receive_queue_delay">idle<');
+    const off = await render({ facts: facts({ receive_queue: { managed: false, delay_ms: 0 } }) });
+    expect(off).toContain('data-fact="receive_queue_delay">not measured<');
+    expect(off).toContain("off: the socket buffer drops only when full");
+    // The node:dgram fallback cannot tell: no row at all.
+    expect(await render({ facts: facts() })).not.toContain("receive_queue");
+  });
+
   test("charts throughput in bit/s and handshakes from the live ring", async () => {
     const out = await render({ facts: facts() });
     expect(out).toContain('aria-label="Throughput (gateway-wide, WireGuard transport bytes)"');
