@@ -269,12 +269,13 @@ export interface IperfResult {
 
 /**
  * One iperf3 TCP run from `client` to a one-shot server on `target` in `server`. Async, so a ping
- * started beside it keeps being read.
+ * started beside it keeps being read. `bitrate` (iperf3's -b, e.g. "150M") paces it instead of
+ * letting TCP take all it can.
  */
-export async function iperf3(client: Netns, server: Netns, target: string, seconds: number, streams: number): Promise<IperfResult> {
+export async function iperf3(client: Netns, server: Netns, target: string, seconds: number, streams: number, bitrate?: string): Promise<IperfResult> {
   const srv = server.start(["iperf3", "-s", "-1", "-B", target]);
   await waitFor("iperf3 server", () => server.exec(["ss", "-Htln", `sport = :5201`], { allowFail: true }).includes("5201"), 5000, 20);
-  const r = await run(["ip", "netns", "exec", client.name, "iperf3", "-c", target, "-t", String(seconds), "-P", String(streams), "-J"]);
+  const r = await run(["ip", "netns", "exec", client.name, "iperf3", "-c", target, "-t", String(seconds), "-P", String(streams), ...(bitrate ? ["-b", bitrate] : []), "-J"]);
   await Promise.race([srv.exited, Bun.sleep(2000)]);
   if (srv.exitCode === null) srv.kill();
   try {

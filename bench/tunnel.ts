@@ -9,8 +9,10 @@
 // All setups stay up for the whole run and rounds alternate between them, so slow drift of a shared
 // machine hits every case alike; each figure is the median over BENCH_TUNNEL_ROUNDS rounds.
 // Per case and round: ping idle, then iperf3 TCP ×1 with `ping -i 0.01` beside it (RTT under load),
-// then TCP ×4. The gateway's CPU time (utime+stime, all threads, /proc/<pid>/stat) is read around
-// each iperf3 run and divided by the gigabytes the server received.
+// then TCP ×4, then TCP ×1 paced at BENCH_TUNNEL_PACED_MBIT (default 150) with a ping beside it:
+// latency and CPU per GB at the same load for every case. The gateway's CPU time (utime+stime, all
+// threads, /proc/<pid>/stat) is read around each iperf3 run and divided by the gigabytes the server
+// received.
 // GLASSGATE_* variables (e.g. GLASSGATE_OFFLOAD) pass through to both glassgate processes, so runs
 // with and without an option compare directly. BENCH_TUNNEL_CASES=a,c,… limits the cases (",noadmin" drops c+admin);
 // BENCH_TUNNEL_JSON=<file> also writes every sample.
@@ -29,6 +31,12 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_TUNNEL_ROUNDS ?? 3));
 /** Length of the idle ping per round; at 100 pings a second that is 200 samples. */
 const IDLE_PING_SECONDS = 2;
 const ADMIN_TOKEN = "bench-token";
+/**
+ * The paced run: TCP ×1 held to this rate (Mbit/s, below every tunnel's capacity here) with a ping
+ * beside it, so latency and CPU per GB compare at the same load. The unpaced ×1 run loads each
+ * case as far as it goes, and on 2 shared cores the faster tunnel also makes the busier machine.
+ */
+const PACED_MBIT = Number(process.env.BENCH_TUNNEL_PACED_MBIT ?? 150);
 
 type CaseKey = "a" | "b" | "c" | "c+admin" | "d";
 
@@ -142,10 +150,13 @@ interface Samples {
   clientCpu4: number[];
   idle: PingResult[];
   loaded: PingResult[];
+  /** The paced ×1 run (PACED_MBIT): its ping, and the gateway's CPU-seconds per GB. */
+  paced: PingResult[];
+  gwCpuPaced: number[];
 }
 
 function emptySamples(): Samples {
-  return { gbps1: [], gbps4: [], gwCpu1: [], gwCpu4: [], clientCpu1: [], clientCpu4: [], idle: [], loaded: [] };
+  return { gbps1: [], gbps4: [], gwCpu1: [], gwCpu4: [], clientCpu1: [], clientCpu4: [], idle: [], loaded: [], paced: [], gwCpuPaced: [] };
 }
 
 function cpuOf(pid: number | undefined): number {
@@ -153,10 +164,10 @@ function cpuOf(pid: number | undefined): number {
 }
 
 /** One iperf3 run with the CPU time of both ends' processes read around it, optionally with a ping beside it. */
-async function measuredRun(s: Setup, streams: number, withPing: boolean): Promise<{ gbps: number; gwCpuPerGb: number; clientCpuPerGb: number; ping?: PingResult }> {
+async function measuredRun(s: Setup, streams: number, withPing: boolean, bitrate?: string): Promise<{ gbps: number; gwCpuPerGb: number; clientCpuPerGb: number; ping?: PingResult }> {
   const gw0 = cpuOf(s.gatewayPid);
   const cl0 = cpuOf(s.clientPid);
-  const [r, p] = await Promise.all([iperf3(s.a, s.b, s.target, SECONDS, streams), withPing ? ping(s.a, s.target, SECONDS) : undefined]);
+  const [r, p] = await Promise.all([iperf3(s.a, s.b, s.target, SECONDS, streams, bitrate), withPing ? ping(s.a, s.target, SECONDS) : undefined]);
   const gb = r.bytes / 1e9;
   return { gbps: r.gbps, gwCpuPerGb: (cpuOf(s.gatewayPid) - gw0) / gb, clientCpuPerGb: (cpuOf(s.clientPid) - cl0) / gb, ping: p };
 }
@@ -172,6 +183,9 @@ async function measureRound(s: Setup, into: Samples): Promise<void> {
   into.gbps4.push(four.gbps);
   into.gwCpu4.push(four.gwCpuPerGb);
   into.clientCpu4.push(four.clientCpuPerGb);
+  const paced = await measuredRun(s, 1, true, `${PACED_MBIT}M`);
+  into.paced.push(paced.ping!);
+  into.gwCpuPaced.push(paced.gwCpuPerGb);
 }
 
 const LABELS: Record<CaseKey, string> = {
@@ -210,6 +224,8 @@ function printTable(cases: CaseKey[], r: Record<string, Samples>): void {
   row("ping idle p50/p99 ms", (s) => { const p = pooled(s.idle); return `${fmt(p.p50)} / ${fmt(p.p99)}`; });
   row("ping ×1 load p50/p99 ms", (s) => { const p = pooled(s.loaded); return `${fmt(p.p50)} / ${fmt(p.p99)}`; });
   row("ping ×1 load lost %", (s) => fmt(pooled(s.loaded).lossPct, 1));
+  row(`ping at ${PACED_MBIT} Mbit/s p50/p99`, (s) => { const p = pooled(s.paced); return `${fmt(p.p50)} / ${fmt(p.p99)}`; });
+  row(`gw CPU-s/GB at ${PACED_MBIT} Mbit/s`, (s) => fmt(median(s.gwCpuPaced), 2));
   row("TCP ×1 spread Gbit/s", (s) => fmtSpread(s.gbps1));
   row("TCP ×4 spread Gbit/s", (s) => fmtSpread(s.gbps4));
 
@@ -217,7 +233,8 @@ function printTable(cases: CaseKey[], r: Record<string, Samples>): void {
   if (b && c) {
     console.log(`\nc/b  Gbit/s: ×1 ${ratio(median(c.gbps1), median(b.gbps1))}, ×4 ${ratio(median(c.gbps4), median(b.gbps4))}`);
     console.log(`CPU-s/GB b/c (wireguard-go's ÷ glassgate's, goal ≥ 4.0): ×1 ${ratio(median(b.gwCpu1), median(c.gwCpu1))}, ×4 ${ratio(median(b.gwCpu4), median(c.gwCpu4))}`);
-    console.log(`ping p99 under load c vs b (goal: c ≤ b): ${fmt(pooled(c.loaded).p99)} vs ${fmt(pooled(b.loaded).p99)} ms`);
+    console.log(`ping p99 under load c vs b (goal: c ≤ b): ${fmt(pooled(c.loaded).p99)} vs ${fmt(pooled(b.loaded).p99)} ms (c carries ${ratio(median(c.gbps1), median(b.gbps1))} b's traffic there)`);
+    console.log(`ping p50/p99 at the same ${PACED_MBIT} Mbit/s, c vs b: ${fmt(pooled(c.paced).p50)}/${fmt(pooled(c.paced).p99)} vs ${fmt(pooled(b.paced).p50)}/${fmt(pooled(b.paced).p99)} ms; CPU-s/GB b/c there ${ratio(median(b.gwCpuPaced), median(c.gwCpuPaced))}`);
   }
   if (b && d) {
     console.log(`d/e  Gbit/s (goal ×1 ≥ 3.0): ×1 ${ratio(median(d.gbps1), median(b.gbps1))}, ×4 ${ratio(median(d.gbps4), median(b.gbps4))}`);

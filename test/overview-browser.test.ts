@@ -62,6 +62,9 @@ describe.skipIf(skip !== undefined)("Overview in a browser", () => {
     expect(await fact("aead")).toMatch(/^(libsodium|noble)/);
     expect(await fact("version")).toMatch(/^\d+\.\d+\.\d+/);
     expect(await fact("udp_buffers")).toMatch(/receive [\d.]+ (KiB|MiB), send [\d.]+ (KiB|MiB)/);
+    // The receive queue is measured (kernel timestamps) and managed; the pings are over, so it is idle.
+    expect(await fact("receive_queue_managed")).toStartWith("CoDel");
+    expect(await fact("receive_queue_delay")).toMatch(/^(idle|[\d.]+ ms \(oldest of the last batch\))$/);
     expect(await page.getByTestId("connected-count").textContent()).toBe("1");
 
     // Ten seconds of rates make a line; the fragment refresh brings it without a reload.
