@@ -33,7 +33,7 @@ describe("overview", () => {
   test("the receive queue: how long datagrams wait and whether CoDel manages it; nothing claimed where it is not measured", async () => {
     const busy = await render({ facts: facts({ receive_queue: { managed: true, delay_ms: 3.456 } }) });
     expect(busy).toContain('data-fact="receive_queue_delay">3.5 ms (oldest of the last batch)<');
-    expect(busy).toContain("CoDel: drops data packets once they wait over 5 ms for 100 ms (reason queue_delay)");
+    expect(busy).toContain('CoDel: data packets that wait over 5 ms for 100 ms are dropped (<span class="mono">queue_delay</span>)');
     expect(await render({ facts: facts({ receive_queue: { managed: true, delay_ms: 0 } }) })).toContain('data-fact="receive_queue_delay">idle<');
     const off = await render({ facts: facts({ receive_queue: { managed: false, delay_ms: 0 } }) });
     expect(off).toContain('data-fact="receive_queue_delay">not measured<');

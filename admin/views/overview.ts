@@ -78,8 +78,8 @@ function factsTable(f: GatewayFacts, now: number): Html {
 <tr><th>uptime</th><td data-fact="uptime">${fmtDuration(now - started)} (since ${utcTime(started)})</td><th>AEAD backend</th><td data-fact="aead">${f.aead}</td></tr>
 <tr><th>UDP buffers in effect</th><td data-fact="udp_buffers">receive ${fmtBytes(f.udp_buffers.recv)}, send ${fmtBytes(f.udp_buffers.send)}</td>
 <th>queue depths</th><td data-fact="queue_depths">UDP ${f.queue_depths.udp}, TUN ${f.queue_depths.tun} packets waiting</td></tr>${f.receive_queue ? html`
-<tr><th>receive queue delay</th><td data-fact="receive_queue_delay">${f.receive_queue.managed ? (f.receive_queue.delay_ms > 0 ? `${f.receive_queue.delay_ms.toFixed(1)} ms (oldest of the last batch)` : "idle") : "not measured"}</td>
-<th>queue management</th><td data-fact="receive_queue_managed">${f.receive_queue.managed ? "CoDel: drops data packets once they wait over 5 ms for 100 ms (reason queue_delay)" : "off: the socket buffer drops only when full"}</td></tr>` : ""}</tbody></table>`;
+<tr><th>receive queue delay</th><td class="prose" data-fact="receive_queue_delay">${f.receive_queue.managed ? (f.receive_queue.delay_ms > 0 ? `${f.receive_queue.delay_ms.toFixed(1)} ms (oldest of the last batch)` : "idle") : "not measured"}</td>
+<th>queue management</th><td class="prose" data-fact="receive_queue_managed">${f.receive_queue.managed ? html`CoDel: data packets that wait over 5 ms for 100 ms are dropped (<span class="mono">queue_delay</span>)` : "off: the socket buffer drops only when full"}</td></tr>` : ""}</tbody></table>`;
 }
 
 /** Portal mode: is the portal there, since when, how often it went away, and how fast it answers a join. */
