@@ -2,7 +2,7 @@
 // one gateway reaches another's local mirror through LISTEN/NOTIFY — the reconcile is set to an hour
 // here, so only a notification can deliver it in time — is audited once (in PostgreSQL, never in a
 // mirror), and a change missed while a listener was down arrives at its next reconcile.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +14,8 @@ import { parsePeerInput, Store, type PeerInput } from "../src/store/index.ts";
 import { PgPeerRepository } from "../src/store/peers-pg.ts";
 import { PgStore } from "../src/store/pg-store.ts";
 import type { PgDb } from "../src/store/postgres.ts";
-import { Logger, memorySink, parseLogFilter, type LogLine } from "../src/telemetry/log.ts";
+import { Logger, memorySink, parseLogFilter } from "../src/telemetry/log.ts";
+import { clusterGateways, propagationTimer, until } from "./support/cluster-pair.ts";
 import { postgresSkipReason, TestPostgres } from "./support/postgres.ts";
 import { TunnelClients } from "./support/tunnel-clients.ts";
 import { skipReason, uniqueTag, waitFor } from "./support/netns.ts";
@@ -23,61 +24,15 @@ import { Topology } from "./support/topology.ts";
 const skip = postgresSkipReason();
 if (skip) console.log(`skipping cluster peer tests: ${skip}`);
 
-const HOUR = 3_600_000;
 const input = (name: string, allowedIps: string, more: Record<string, unknown> = {}) =>
   parsePeerInput({ name, publicKey: encodeKey(publicKeyOf(generatePrivateKey())), allowedIps, ...more }) as PeerInput;
 
-/** Polls until `ok()`; the limit only bounds a broken run (never a speed claim). */
-async function until(what: string, ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (ok()) return;
-    await Bun.sleep(5);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-interface Gw {
-  local: Store;
-  pg: PgStore;
-  peers: ClusterPeers;
-  changes: number;
-  lines: LogLine[];
-}
-
 describe.skipIf(!!skip)("peers across gateways on one PostgreSQL", () => {
-  let cluster: TestPostgres;
-  let seq = 0;
-  const open: Gw[] = [];
-  beforeAll(() => {
-    cluster = TestPostgres.start();
-  });
-  // Each gateway holds a pool of connections: closed after every test, or the cluster runs out.
-  afterEach(async () => {
-    for (const g of open.splice(0)) {
-      await g.peers.close();
-      await g.pg.close();
-      g.local.close();
-    }
-  });
-  afterAll(() => cluster?.stop());
-
-  async function gateway(url: string): Promise<Gw> {
-    const local = Store.open(mkdtempSync(join(tmpdir(), "gg-cpeers-")));
-    const pg = await PgStore.open(url, local.gid);
-    const lines: LogLine[] = [];
-    const g = { local, pg, changes: 0, lines } as Gw;
-    g.peers = await ClusterPeers.start({ pg, local, gid: local.gid, reconcileMs: HOUR, onChange: () => g.changes++, log: new Logger(parseLogFilter("info"), memorySink(lines)).target("cluster") });
-    open.push(g);
-    return g;
-  }
-
-  async function pair(): Promise<[Gw, Gw]> {
-    const url = cluster.createDatabase(`cp_${++seq}`);
-    return [await gateway(url), await gateway(url)];
-  }
+  const gateways = clusterGateways("peers", (o) => ClusterPeers.start(o), { dir: "gg-cpeers-", db: "cp" });
+  const { pair } = gateways;
 
   test("a data dir that ran standalone is refused, naming its own peers, and nothing is written; a fresh one becomes a mirror and is not asked again", async () => {
-    const url = cluster.createDatabase(`cp_${++seq}`);
+    const url = gateways.database();
     const dir = mkdtempSync(join(tmpdir(), "gg-cpeers-own-"));
     const local = Store.open(dir);
     const pg = await PgStore.open(url, local.gid);
@@ -109,13 +64,7 @@ describe.skipIf(!!skip)("peers across gateways on one PostgreSQL", () => {
 
   test("create, update, disable and delete on gateway A reach gateway B's mirror by notification, audited once in PostgreSQL and never in either SQLite", async () => {
     const [a, b] = await pair();
-    const delays: Record<string, number> = {};
-    const timed = async (op: string, write: () => Promise<unknown>, seen: () => boolean) => {
-      const t0 = performance.now();
-      await write();
-      await until(`${op} on B`, seen);
-      delays[op] = Math.round((performance.now() - t0) * 10) / 10;
-    };
+    const { delays, timed } = propagationTimer();
     const before = b.changes;
     let id = "";
     await timed("create", async () => (id = (await a.peers.create(input("laptop", "10.80.0.2/32"), "admin:alice")).id), () => b.peers.get(id)?.name === "laptop");

@@ -3,74 +3,26 @@
 // gateway reaches another's local mirror through LISTEN/NOTIFY — the reconcile is set to an hour
 // here, so only a notification can deliver it in time — is audited once (in PostgreSQL, never in a
 // mirror), and a resource served only by one gateway stays out of the others' policy.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { ClusterResources } from "../src/cluster/cluster-resources.ts";
 import { nobleAead } from "../src/crypto/aead-noble.ts";
 import { encodeKey, generatePrivateKey, publicKeyOf } from "../src/crypto/x25519.ts";
 import { AccessPolicy } from "../src/gateway/index.ts";
 import { ResourceSync } from "../src/standalone/resource-sync.ts";
-import { parsePeerInput, ResourceError, Store, type PeerInput } from "../src/store/index.ts";
-import { PgStore } from "../src/store/pg-store.ts";
-import { Logger, memorySink, parseLogFilter, type LogLine } from "../src/telemetry/log.ts";
+import { parsePeerInput, ResourceError, type PeerInput } from "../src/store/index.ts";
+import { Logger, parseLogFilter } from "../src/telemetry/log.ts";
 import { Tunnel } from "../src/tunnel/index.ts";
-import { postgresSkipReason, TestPostgres } from "./support/postgres.ts";
+import { clusterGateways, propagationTimer, until, type ClusterGw } from "./support/cluster-pair.ts";
+import { postgresSkipReason } from "./support/postgres.ts";
 
 const skip = postgresSkipReason();
 if (skip) console.log(`skipping cluster resource tests: ${skip}`);
 
-const HOUR = 3_600_000;
-
-/** Polls until `ok()`; the limit only bounds a broken run (never a speed claim). */
-async function until(what: string, ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (ok()) return;
-    await Bun.sleep(5);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-interface Gw {
-  local: Store;
-  pg: PgStore;
-  resources: ClusterResources;
-  changes: number;
-  lines: LogLine[];
-}
+type Gw = ClusterGw<"resources", ClusterResources>;
 
 describe.skipIf(!!skip)("resources across gateways on one PostgreSQL", () => {
-  let cluster: TestPostgres;
-  let seq = 0;
-  const open: Gw[] = [];
-  beforeAll(() => {
-    cluster = TestPostgres.start();
-  });
-  // Each gateway holds a pool of connections: closed after every test, or the cluster runs out.
-  afterEach(async () => {
-    for (const g of open.splice(0)) {
-      await g.resources.close();
-      await g.pg.close();
-      g.local.close();
-    }
-  });
-  afterAll(() => cluster?.stop());
-
-  async function gateway(url: string): Promise<Gw> {
-    const local = Store.open(mkdtempSync(join(tmpdir(), "gg-cres-")));
-    const pg = await PgStore.open(url, local.gid);
-    const lines: LogLine[] = [];
-    const g = { local, pg, changes: 0, lines } as Gw;
-    g.resources = await ClusterResources.start({ pg, local, gid: local.gid, reconcileMs: HOUR, onChange: () => g.changes++, log: new Logger(parseLogFilter("info"), memorySink(lines)).target("cluster") });
-    open.push(g);
-    return g;
-  }
-
-  async function pair(): Promise<[Gw, Gw]> {
-    const url = cluster.createDatabase(`cr_${++seq}`);
-    return [await gateway(url), await gateway(url)];
-  }
+  const gateways = clusterGateways("resources", (o) => ClusterResources.start(o), { dir: "gg-cres-", db: "cr" });
+  const { pair } = gateways;
 
   /** A shared peer (PostgreSQL), as an admin would add it: authorizations must name one. */
   async function peer(g: Gw, name: string, allowedIps: string): Promise<string> {
@@ -81,13 +33,7 @@ describe.skipIf(!!skip)("resources across gateways on one PostgreSQL", () => {
   test("a resource and an authorization created on gateway A reach gateway B's mirror by notification, audited once in PostgreSQL and never in either SQLite", async () => {
     const [a, b] = await pair();
     const key = await peer(a, "laptop", "10.90.0.2/32");
-    const delays: Record<string, number> = {};
-    const timed = async (op: string, write: () => Promise<unknown>, seen: () => boolean) => {
-      const t0 = performance.now();
-      await write();
-      await until(`${op} on B`, seen);
-      delays[op] = Math.round((performance.now() - t0) * 10) / 10;
-    };
+    const { delays, timed } = propagationTimer();
     const before = b.changes;
     await timed("create", () => a.resources.create({ type: "cidr", id: "db", name: "database", address: "10.50.0.0/16", filters: [] }, "admin:alice"), () => b.resources.list().some((r) => r.id === "db"));
     expect(a.resources.list().map((r) => r.id)).toEqual(["db"]);
