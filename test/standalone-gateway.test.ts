@@ -100,7 +100,7 @@ describe.skipIf(skip !== undefined).each(MODES)("standalone gateway with wiregua
     // The receive queue is managed and says so (its drops, if any, were retransmitted: the bytes match).
     const body = topo.api("/metrics").body;
     expect(body).toMatch(/^glassgate_udp_aqm_dropped_total(\{[^}]*\})? \d+/m);
-    expect(body).toMatch(/^glassgate_udp_queue_delay_ms(\{[^}]*\})? [\d.e+-]+/m);
+    expect(body).toMatch(/^glassgate_udp_queue_delay_seconds(\{[^}]*\})? [\d.e+-]+/m);
   }, 120_000);
 
   test("three clients at once, each with its own connection", async () => {

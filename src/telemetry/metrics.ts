@@ -163,7 +163,7 @@ export class GatewayMetrics {
       counter("glassgate.udp.gro.super_datagrams", "Received GRO super-datagrams (each split into its segments).", () => u.coalesced);
       gauge("glassgate.udp.recv_batch", "Messages per recvmmsg call.", () => u.recvBatch);
       counter("glassgate.udp.aqm.dropped", "WireGuard data packets dropped because the receive queue stood above CoDel's 5 ms target for 100 ms (the senders' TCP slows down; see GLASSGATE_AQM).", () => u.aqmDropped ?? 0);
-      gauge("glassgate.udp.queue_delay.ms", "How long the oldest datagram of the last receive batch waited since the kernel received it (socket buffer and ring), in ms, sampled.", () => u.queueDelayMs ?? 0);
+      gauge("glassgate.udp.queue_delay.seconds", "How long the oldest datagram of the last receive batch waited since the kernel received it (socket buffer and ring), in seconds, sampled; 0 when idle for a second.", () => (u.queueDelayMs ?? 0) / 1000);
       counter("glassgate.udp.sticky_source.refused", "Sends whose source (the address the peer's datagrams arrived on) the kernel refused, as when a floating address moved away; resent from the route's source.", () => u.sourceRetries ?? 0);
     }
     m.createObservableGauge("glassgate.offload.enabled", { description: "Data-path offloads in effect (1 on, 0 off): UDP GSO, UDP GRO, TUN TSO (vnet header)." }).addCallback((r) => {
