@@ -96,10 +96,16 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
       } else {
         meta32[(i * META_SIZE + META_LEN) >>> 2] = len;
       }
-      meta32[(i * META_SIZE + META_SEGMENT) >>> 2] = groSegment(i * META_SIZE + META_CONTROL, mm32[(m + MH_CONTROLLEN) >>> 2]!);
-      meta64[(i * META_SIZE + META_RX_MS) >>> 3] = receivedAt(i * META_SIZE + META_CONTROL, mm32[(m + MH_CONTROLLEN) >>> 2]!);
+      const ctlAt = i * META_SIZE + META_CONTROL;
+      const ctlLen = mm32[(m + MH_CONTROLLEN) >>> 2]!;
+      // UDP_GRO's segment size (0: not coalesced).
+      const gro = cmsgData(ctlAt, ctlLen, SOL_UDP, UDP_GRO);
+      meta32[(i * META_SIZE + META_SEGMENT) >>> 2] = gro < 0 ? 0 : meta32[gro]!;
+      // The kernel's receive time (SCM_TIMESTAMPNS: i64 tv_sec low word first, i64 tv_nsec) in ms, 0 without.
+      const ts = cmsgData(ctlAt, ctlLen, SOL_SOCKET, SCM_TIMESTAMPNS);
+      meta64[(i * META_SIZE + META_RX_MS) >>> 3] = ts < 0 ? 0 : ((meta32[ts]! >>> 0) + meta32[ts + 1]! * 0x1_0000_0000) * 1000 + meta32[ts + 2]! / 1e6;
       // The local address it arrived on (wildcard sockets with IP_PKTINFO), so the reply can leave from it.
-      readLocalAddress(meta32, i * META_SIZE + META_CONTROL, mm32[(m + MH_CONTROLLEN) >>> 2]!, meta32, (i * META_SIZE + META_LOCAL) >>> 2);
+      readLocalAddress(meta32, ctlAt, ctlLen, meta32, (i * META_SIZE + META_LOCAL) >>> 2);
       out = (out + 1) | 0;
     }
     if (n > 0) {
@@ -110,33 +116,17 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
     return n;
   }
 
-  /** The UDP_GRO cmsg's segment size among the control messages at meta[at, at+len), or 0. */
-  function groSegment(at: number, len: number): number {
+  /** Where the data of the (level, type) control message among those at meta[at, at+len) starts, as an i32 index; -1 when absent. */
+  function cmsgData(at: number, len: number, level: number, type: number): number {
     let o = 0;
     while (o + CMSG_HDR <= len) {
       const c = at + o;
       const clen = meta32[c >>> 2]!; // size_t, low word (control room is < 4 GiB)
       if (clen < CMSG_HDR) break;
-      if (meta32[(c + 8) >>> 2] === SOL_UDP && meta32[(c + 12) >>> 2] === UDP_GRO) return meta32[(c + CMSG_HDR) >>> 2]!;
+      if (meta32[(c + 8) >>> 2] === level && meta32[(c + 12) >>> 2] === type) return (c + CMSG_HDR) >>> 2;
       o += (clen + 7) & ~7;
     }
-    return 0;
-  }
-
-  /** The SCM_TIMESTAMPNS cmsg's time as milliseconds since the epoch, or 0 when there is none. */
-  function receivedAt(at: number, len: number): number {
-    let o = 0;
-    while (o + CMSG_HDR <= len) {
-      const c = at + o;
-      const clen = meta32[c >>> 2]!;
-      if (clen < CMSG_HDR) break;
-      if (meta32[(c + 8) >>> 2] === SOL_SOCKET && meta32[(c + 12) >>> 2] === SCM_TIMESTAMPNS) {
-        const d = (c + CMSG_HDR) >>> 2; // tv_sec (i64, low word first), tv_nsec (i64, < 10^9)
-        return ((meta32[d]! >>> 0) + meta32[d + 1]! * 0x1_0000_0000) * 1000 + meta32[d + 2]! / 1e6;
-      }
-      o += (clen + 7) & ~7;
-    }
-    return 0;
+    return -1;
   }
 
   // poll says which sockets are readable; each is then received from until a call returns fewer
