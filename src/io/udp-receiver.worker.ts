@@ -10,7 +10,7 @@ import { EAGAIN, EINTR } from "./errno.ts";
 import { DatagramRing, META_CONTROL, META_CONTROL_ROOM, META_LEN, META_NAME, META_RX_MS, META_SEGMENT, META_SIZE, UCTL_ERRORS, UCTL_READ, UCTL_RECV_CALLS, UCTL_RUNNING, UCTL_SLEEPING, UCTL_STOP, UCTL_TRUNCATED, UCTL_PRODUCER_WAITING, UCTL_WRITE, META_LOCAL, type DatagramRingLayout } from "./udp-ring.ts";
 import { waitForRoom } from "./tun-ring.ts";
 import { readLocalAddress } from "./udp-pktinfo.ts";
-import { CMSG_HDR, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_FLAGS, MH_IOV, MH_IOVLEN, MH_LEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, POLLIN, SCM_TIMESTAMPNS, setPtr, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, UDP_GRO } from "./udp-sys.ts";
+import { CMSG_HDR, errno, IOVEC_SIZE, libc, MH_CONTROL, MH_CONTROLLEN, MH_FLAGS, MH_IOV, MH_IOVLEN, MH_LEN, MH_NAME, MH_NAMELEN, MMSGHDR_SIZE, MSG_DONTWAIT, MSG_TRUNC, POLLIN, SCM_TIMESTAMPNS, setPtr, SOCKADDR_ROOM, SOL_SOCKET, SOL_UDP, timespecMs, UDP_GRO } from "./udp-sys.ts";
 
 declare const self: Worker;
 
@@ -101,9 +101,9 @@ self.onmessage = (ev: MessageEvent<UdpWorkerInit>) => {
       // UDP_GRO's segment size (0: not coalesced).
       const gro = cmsgData(ctlAt, ctlLen, SOL_UDP, UDP_GRO);
       meta32[(i * META_SIZE + META_SEGMENT) >>> 2] = gro < 0 ? 0 : meta32[gro]!;
-      // The kernel's receive time (SCM_TIMESTAMPNS: i64 tv_sec low word first, i64 tv_nsec) in ms, 0 without.
+      // The kernel's receive time (SCM_TIMESTAMPNS, a timespec) in ms, 0 without.
       const ts = cmsgData(ctlAt, ctlLen, SOL_SOCKET, SCM_TIMESTAMPNS);
-      meta64[(i * META_SIZE + META_RX_MS) >>> 3] = ts < 0 ? 0 : ((meta32[ts]! >>> 0) + meta32[ts + 1]! * 0x1_0000_0000) * 1000 + meta32[ts + 2]! / 1e6;
+      meta64[(i * META_SIZE + META_RX_MS) >>> 3] = ts < 0 ? 0 : timespecMs(meta32, ts);
       // The local address it arrived on (wildcard sockets with IP_PKTINFO), so the reply can leave from it.
       readLocalAddress(meta32, ctlAt, ctlLen, meta32, (i * META_SIZE + META_LOCAL) >>> 2);
       out = (out + 1) | 0;

@@ -123,5 +123,10 @@ const timespecPtr = ptr(timespec);
 /** CLOCK_REALTIME in ms with the nanoseconds kept (Date.now() truncates to the ms: a 1 ms bias on a 5 ms target). */
 export function realtimeMs(): number {
   libc.clock_gettime(CLOCK_REALTIME, timespecPtr);
-  return ((timespec[0]! >>> 0) + timespec[1]! * 0x1_0000_0000) * 1000 + timespec[2]! / 1e6;
+  return timespecMs(timespec, 0);
+}
+
+/** A struct timespec at i32 index `i` (i64 tv_sec low word first, then i64 tv_nsec) as milliseconds. */
+export function timespecMs(i32: Int32Array, i: number): number {
+  return ((i32[i]! >>> 0) + i32[i + 1]! * 0x1_0000_0000) * 1000 + i32[i + 2]! / 1e6;
 }

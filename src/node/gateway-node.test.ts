@@ -152,9 +152,7 @@ function busyTurns(idle: number): number[] {
   const busy = sim.client();
   sim.gw.upsertPeer({ publicKey: busy.local.publicKey, allowedIPs: [parseCidr(`${busy.ip}/32`)] });
   // Idle peers: configured, never heard from — nothing to do during the turns below.
-  for (let i = 0; i < idle; i++) {
-    sim.gw.upsertPeer({ publicKey: sim.random(32), allowedIPs: [parseCidr(`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`)] });
-  }
+  sim.idlePeers(idle);
   const tunOut = new TunBatch(64);
   const udpOut = new DatagramBatch(64);
   const visits: number[] = [];
@@ -162,12 +160,7 @@ function busyTurns(idle: number): number[] {
     busy.peer.send(ping(busy, "10.50.0.9", seq), sim.now);
     const before = sim.gw.work.timerVisits + sim.gw.work.queueVisits;
     // One turn of the IO loop: network input, due timers, outputs.
-    for (let t = busy.peer.pollTransmit(); t; t = busy.peer.pollTransmit()) node.handleNetworkInput(t.data, 0, t.data.length, busy.addr, sim.now, tunOut);
-    const due = node.pollTimeout();
-    if (due !== undefined && due <= sim.now) node.handleTimeout(sim.now);
-    udpOut.clear();
-    node.drainTransmits(udpOut);
-    for (let i = 0; i < udpOut.count; i++) busy.peer.handleInput(udpOut.data.slice(udpOut.offset(i), udpOut.offset(i) + udpOut.lengths[i]!), GATEWAY, sim.now);
+    sim.turn(node, busy, tunOut, udpOut);
     while (node.pollEvent());
     tunOut.clear();
     visits.push(sim.gw.work.timerVisits + sim.gw.work.queueVisits - before);

@@ -3,7 +3,7 @@ import { encodeKey } from "../crypto/x25519.ts";
 import { parseCidr } from "../ip/address.ts";
 import { DatagramBatch, TunBatch } from "../node/batches.ts";
 import { GatewayNode, isGatewayEvent, isIceEvent } from "../node/gateway-node.ts";
-import { GATEWAY, TunnelClients, type SimClient } from "../../test/support/tunnel-clients.ts";
+import { TunnelClients, type SimClient } from "../../test/support/tunnel-clients.ts";
 import { icmpEcho } from "../../test/support/icmp.ts";
 import { ConnectionStates } from "./connection-state.ts";
 import { ProblemDetector } from "./problems.ts";
@@ -23,9 +23,7 @@ function samplerTicks(idle: number) {
   const node = new GatewayNode({ tunnel: sim.gw });
   const busy = sim.client();
   sim.gw.upsertPeer({ publicKey: busy.local.publicKey, allowedIPs: [parseCidr(`${busy.ip}/32`)] });
-  for (let i = 0; i < idle; i++) {
-    sim.gw.upsertPeer({ publicKey: sim.random(32), allowedIPs: [parseCidr(`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`)] });
-  }
+  sim.idlePeers(idle);
   const t0 = sim.now;
   const problems = new ProblemDetector({ gatewayPublicKey: encodeKey(sim.gw.identity.publicKey), neverConnectedMs: 3_600_000 });
   const states = new ConnectionStates();
@@ -48,12 +46,7 @@ function samplerTicks(idle: number) {
   const handed: number[] = [];
   for (let second = 1; second <= 40; second++) {
     busy.peer.send(ping(busy, second), sim.now);
-    for (let t = busy.peer.pollTransmit(); t; t = busy.peer.pollTransmit()) node.handleNetworkInput(t.data, 0, t.data.length, busy.addr, sim.now, tunOut);
-    const due = node.pollTimeout();
-    if (due !== undefined && due <= sim.now) node.handleTimeout(sim.now);
-    udpOut.clear();
-    node.drainTransmits(udpOut);
-    for (let i = 0; i < udpOut.count; i++) busy.peer.handleInput(udpOut.data.slice(udpOut.offset(i), udpOut.offset(i) + udpOut.lengths[i]!), GATEWAY, sim.now);
+    sim.turn(node, busy, tunOut, udpOut);
     for (let e = node.pollEvent(); e; e = node.pollEvent()) {
       if (isGatewayEvent(e) || isIceEvent(e)) continue;
       states.onEvent(e, sim.now);

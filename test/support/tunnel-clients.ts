@@ -4,6 +4,9 @@
 import { nobleAead } from "../../src/crypto/aead-noble.ts";
 import type { Aead } from "../../src/crypto/aead.ts";
 import { generatePrivateKey } from "../../src/crypto/x25519.ts";
+import { parseCidr } from "../../src/ip/address.ts";
+import type { DatagramBatch, TunBatch } from "../../src/node/batches.ts";
+import type { GatewayNode } from "../../src/node/gateway-node.ts";
 import { Tunnel, controlEventOf } from "../../src/tunnel/index.ts";
 import { LocalIdentity, WirePeer, type Endpoint } from "../../src/wire/index.ts";
 import { icmpEcho } from "./icmp.ts";
@@ -49,6 +52,30 @@ export class TunnelClients {
     };
     this.clients.push(c);
     return c;
+  }
+
+  /**
+   * Configures `n` peers on the gateway that never handshake (random keys, a /32 each in 10.100.0.0/14
+   * counting up): the idle crowd beside a busy client in the "cost does not grow with idle peers" tests.
+   */
+  idlePeers(n: number): void {
+    for (let i = 0; i < n; i++) {
+      this.gw.upsertPeer({ publicKey: this.random(32), allowedIPs: [parseCidr(`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`)] });
+    }
+  }
+
+  /**
+   * One turn of the IO loop with `node` (built on this gateway) for client `c`: the client's
+   * datagrams in, due timers, the node's datagrams back to the client. The node's events and
+   * `tunOut` are left to the caller.
+   */
+  turn(node: GatewayNode, c: SimClient, tunOut: TunBatch, udpOut: DatagramBatch): void {
+    for (let t = c.peer.pollTransmit(); t; t = c.peer.pollTransmit()) node.handleNetworkInput(t.data, 0, t.data.length, c.addr, this.now, tunOut);
+    const due = node.pollTimeout();
+    if (due !== undefined && due <= this.now) node.handleTimeout(this.now);
+    udpOut.clear();
+    node.drainTransmits(udpOut);
+    for (let i = 0; i < udpOut.count; i++) c.peer.handleInput(udpOut.data.slice(udpOut.offset(i), udpOut.offset(i) + udpOut.lengths[i]!), GATEWAY, this.now);
   }
 
   /** The client sends one ping through the gateway (handshaking first if it must). */
